@@ -1,0 +1,96 @@
+# Shared shell helpers for scripts/sandbox, scripts/test and bench/: install what
+# a fresh Debian machine lacks, and start throw-away PostgreSQL and moto servers on
+# loopback. Sourced, not run.
+
+# moto 5.2.x answers GetBucketVersioning with a root element AWS never sends
+# (GetBucketVersioningResponse), which the Rust SDK rightly rejects; 5.1.22 matches AWS.
+MOTO_VERSION=5.1.22
+
+pgdr_log() { printf '==> %s\n' "$*" >&2; }
+
+# Runs a command as root (directly, or through sudo when we are not root).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pg_bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+# Installs the PostgreSQL server, moto[server] and the aws CLI when missing.
+ensure_deps() {
+  export PATH="$HOME/.local/bin:$PATH"
+  local apt_pkgs=()
+  pg_bindir >/dev/null || apt_pkgs+=(postgresql)
+  command -v openssl >/dev/null || apt_pkgs+=(openssl)
+  command -v psql >/dev/null || apt_pkgs+=(postgresql-client)
+  python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
+  if [ ${#apt_pkgs[@]} -gt 0 ]; then
+    pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+  fi
+  if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null \
+     || [ "$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
+    pgdr_log "installing moto[server]==$MOTO_VERSION and awscli (pip)"
+    # Debian's own python refuses pip installs outside a venv (PEP 668); the
+    # packages are only test tools, so install them for this user anyway.
+    python3 -m pip install --quiet --user "moto[server]==$MOTO_VERSION" awscli 2>/dev/null \
+      || python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" awscli 2>/dev/null \
+      || python3 -m pip install --quiet --user --break-system-packages "moto[server]==$MOTO_VERSION" awscli
+    hash -r
+  fi
+  command -v moto_server >/dev/null || { echo "moto_server is still missing after install" >&2; return 1; }
+  pg_bindir >/dev/null || { echo "PostgreSQL server binaries are still missing after install" >&2; return 1; }
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# PostgreSQL refuses to run as root: run its tools as `postgres` then.
+pg_run() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_pg DIR PORT: a fresh cluster in DIR on 127.0.0.1:PORT, trust auth on loopback.
+start_pg() {
+  local dir=$1 port=$2 bin
+  bin=$(pg_bindir)
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  pg_run "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
+  pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+}
+
+stop_pg() {
+  local dir=$1
+  [ -f "$dir/data/postmaster.pid" ] && pg_run "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1
+  return 0
+}
+
+# start_moto PORT LOG: moto_server on 127.0.0.1:PORT, waits until it answers.
+start_moto() {
+  local port=$1 log=$2
+  moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "moto_server did not start; see $log" >&2
+  return 1
+}
+
+# Credentials for the emulator only; real AWS keys never go here.
+use_moto_env() {
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+}

@@ -1,0 +1,67 @@
+//! Command-line structure (clap). Parsing only: commands get settled arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgdr",
+    version,
+    about = "Keep PostgreSQL disaster recovery true to a written plan",
+    long_about = "pgdr reads a desired-state plan file (or a folder of them, a fleet), diffs it against live PostgreSQL and AWS, and plans or applies the changes idempotently.\n\nExit codes: 0 nothing to do; 1 could not do its job; 2 found something (changes or problems under --detailed-exitcode)."
+)]
+pub struct Cli {
+    /// When to colour output (NO_COLOR is respected under `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read live state and print the changes that would make it match the plan file(s).
+    Plan(PlanArgs),
+    /// Plan, ask for confirmation, make the changes and print what was done.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A plan file, or a folder of *.yaml / *.yml plan files (a fleet).
+    pub path: PathBuf,
+    /// Save the plan (with a digest of the live state) for `pgdr apply FILE.plan.json`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Exit 2 when there are changes or problems, 0 when there are none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan file, a folder of plan files, or a saved plan (*.json) from `pgdr plan --out`.
+    pub path: PathBuf,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Allow changes that weaken protection or remove what pgdr owns.
+    #[arg(long)]
+    pub allow_destructive: bool,
+}

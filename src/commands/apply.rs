@@ -1,0 +1,203 @@
+//! `pgdr apply PATH` and `pgdr apply FILE.plan.json`: make the changes.
+//!
+//! Order of safety checks, each before any write: every plan file valid; the
+//! cluster locks held; every cluster read; no destructive change unless
+//! `--allow-destructive`; a saved plan still matching live state; confirmation.
+
+use super::{load_all, plan_all, style, Exit};
+use crate::cli::{ApplyArgs, Color};
+use crate::execute::{apply_cluster, Applied};
+use crate::lock::ClusterLock;
+use crate::plan::saved::{SavedPlan, SAVED_PLAN_VERSION};
+use crate::plan::ClusterPlan;
+use crate::providers::aws::AwsClients;
+use crate::render::human::{render_plan, Style};
+use crate::spec::{self, Desired};
+use anyhow::{bail, Context};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+fn is_saved_plan(path: &Path) -> bool {
+    path.is_file() && path.extension().is_some_and(|e| e == "json")
+}
+
+pub async fn run(args: &ApplyArgs, color: Color) -> anyhow::Result<Exit> {
+    let style = style(color);
+    let aws = AwsClients::default();
+    let (desired, plans, _locks) = if is_saved_plan(&args.path) {
+        saved(&args.path, &aws).await?
+    } else {
+        let desired = load_all(&args.path)?;
+        let locks = lock_all(&desired)?;
+        let plans = plan_all(&desired, &aws).await;
+        (desired, plans, locks)
+    };
+
+    print!("{}", render_plan(&plans, style));
+    let failed: Vec<&ClusterPlan> = plans.iter().filter(|p| p.error.is_some()).collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} cluster{} could not be read; nothing was applied (fix the error above and run again)",
+            failed.len(),
+            if failed.len() == 1 { "" } else { "s" }
+        );
+    }
+
+    let destructive: Vec<&str> = plans
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter(|c| c.destructive && c.op.is_some())
+        .map(|c| c.address.as_str())
+        .collect();
+    if !destructive.is_empty() && !args.allow_destructive {
+        bail!(
+            "refusing {} destructive change{} ({}); nothing was applied\n  hint: check the plan above; if this is intended, run again with --allow-destructive",
+            destructive.len(),
+            if destructive.len() == 1 { "" } else { "s" },
+            destructive.join(", ")
+        );
+    }
+
+    let writes = plans
+        .iter()
+        .flat_map(|p| &p.changes)
+        .filter(|c| c.op.is_some())
+        .count();
+    if writes == 0 {
+        println!("Nothing to apply.");
+        return Ok(Exit::Clean);
+    }
+    // A saved plan was reviewed when it was made, as with `terraform apply PLANFILE`.
+    if !args.auto_approve && !is_saved_plan(&args.path) {
+        confirm(writes)?;
+    }
+
+    let results = futures_util::future::join_all(
+        desired
+            .iter()
+            .zip(&plans)
+            .map(|(d, p)| apply_cluster(d, p, &aws)),
+    )
+    .await;
+    Ok(report(&plans, &results, style))
+}
+
+fn lock_all(desired: &[Desired]) -> anyhow::Result<Vec<ClusterLock>> {
+    desired
+        .iter()
+        .map(|d| ClusterLock::acquire(d.cluster()).map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn confirm(writes: usize) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!("stdin is not a terminal, so pgdr cannot ask for confirmation; nothing was applied\n  hint: review `pgdr plan` and pass --auto-approve, or apply a saved plan");
+    }
+    eprint!("\npgdr will make {writes} change{}. Only 'yes' will be accepted to approve.\n  Enter a value: ", if writes == 1 { "" } else { "s" });
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        bail!("apply cancelled; nothing was applied");
+    }
+    Ok(())
+}
+
+/// Reads a saved plan and checks it still holds: the same plan files and the
+/// same live state as when it was made.
+async fn saved(
+    path: &Path,
+    aws: &AwsClients,
+) -> anyhow::Result<(Vec<Desired>, Vec<ClusterPlan>, Vec<ClusterLock>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let saved: SavedPlan = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a pgdr saved plan (make one with `pgdr plan PATH --out FILE`)",
+            path.display()
+        )
+    })?;
+    if saved.pgdr_saved_plan != SAVED_PLAN_VERSION {
+        bail!(
+            "{} is a saved plan of layout {}, this pgdr reads layout {SAVED_PLAN_VERSION}",
+            path.display(),
+            saved.pgdr_saved_plan
+        );
+    }
+    let mut desired = Vec::new();
+    for plan in &saved.clusters {
+        let d = spec::load_file(Path::new(&plan.file)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if d.text_sha256 != plan.file_sha256 {
+            bail!("{} changed since the plan was saved; nothing was applied\n  hint: run `pgdr plan --out` again", plan.file);
+        }
+        desired.push(d);
+    }
+    let locks = lock_all(&desired)?;
+    let now = super::plan_all(&desired, aws).await;
+    let mut stale = Vec::new();
+    for (then, now) in saved.clusters.iter().zip(&now) {
+        if let Some(error) = &now.error {
+            bail!(
+                "cluster `{}` could not be read; nothing was applied\n{error}",
+                now.cluster
+            );
+        }
+        if then.live_sha256 != now.live_sha256 {
+            stale.push(then.cluster.as_str());
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "the saved plan is stale: live state of cluster{} {} changed since it was made; nothing was applied\n  hint: run `pgdr plan --out` again and review the new plan",
+            if stale.len() == 1 { "" } else { "s" },
+            stale.join(", ")
+        );
+    }
+    Ok((desired, saved.clusters, locks))
+}
+
+fn report(plans: &[ClusterPlan], results: &[Applied], style: Style) -> Exit {
+    let mut done = 0;
+    let mut failures = 0;
+    println!();
+    for (plan, applied) in plans.iter().zip(results) {
+        for outcome in &applied.outcomes {
+            match &outcome.result {
+                Ok(()) => {
+                    done += 1;
+                    println!("{} {} {}", style.green("✓"), plan.cluster, outcome.address);
+                }
+                Err(e) => {
+                    failures += 1;
+                    println!(
+                        "{} {} {}: {}",
+                        style.red("✗"),
+                        plan.cluster,
+                        outcome.address,
+                        e.to_string().replace('\n', "\n    ")
+                    );
+                }
+            }
+        }
+        for (server, settings) in &applied.restart_needed {
+            println!(
+                "{} {server} needs a restart for: {}",
+                style.yellow("restart:"),
+                settings.join(", ")
+            );
+        }
+    }
+    println!(
+        "\nApply complete: {done} change{} made, {failures} failed.",
+        if done == 1 { "" } else { "s" }
+    );
+    if failures > 0 {
+        eprintln!(
+            "error: {failures} change{} failed; see above. Running apply again retries them.",
+            if failures == 1 { "" } else { "s" }
+        );
+        Exit::Failed
+    } else {
+        Exit::Clean
+    }
+}

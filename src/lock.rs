@@ -1,0 +1,55 @@
+//! A per-cluster apply lock, so two applies on one cluster cannot interleave.
+//!
+//! An advisory file lock (flock) in `$PGDR_LOCK_DIR` or the temp directory: it
+//! is released by the kernel when pgdr exits, even on a crash, so a stale lock
+//! never needs clearing by hand.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another pgdr apply is running for cluster `{cluster}` (lock {path}); wait for it to finish")]
+    Busy { cluster: String, path: PathBuf },
+    #[error("cannot open lock file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct ClusterLock {
+    _file: File,
+}
+
+pub fn lock_dir() -> PathBuf {
+    std::env::var_os("PGDR_LOCK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("pgdr-locks"))
+}
+
+impl ClusterLock {
+    pub fn acquire(cluster: &str) -> Result<Self, LockError> {
+        let dir = lock_dir();
+        let path = dir.join(format!("{cluster}.lock"));
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(ClusterLock { _file: file }),
+            Err(TryLockError::WouldBlock) => Err(LockError::Busy {
+                cluster: cluster.to_string(),
+                path,
+            }),
+            Err(TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
+}

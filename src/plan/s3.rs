@@ -1,0 +1,266 @@
+//! Planning for the S3 WAL archive: the bucket, its protections and pgdr's
+//! lifecycle rule for `<prefix>wal/`.
+//!
+//! Loosening protection (suspending versioning, shortening a lock or a retention,
+//! deleting an owned rule) is marked destructive; apply refuses it unless asked.
+//! A setting the plan file leaves out is not owned and never changed.
+
+use super::{Action, Change, ClusterPlan, LifecycleRule, Op};
+use crate::providers::s3::{owned_rule_ids, S3Live};
+use crate::spec::{Archive, LockMode};
+use serde_json::{json, Value};
+
+/// Multipart uploads abandoned this long are cleaned up with the WAL rule.
+const ABORT_MULTIPART_DAYS: i32 = 7;
+
+/// The rule pgdr wants for the cluster's WAL, if the plan asks for expiry.
+pub fn wal_rule(cluster: &str, archive: &Archive) -> Option<LifecycleRule> {
+    let days = archive.wal_retention?.whole_days()? as i32;
+    Some(LifecycleRule {
+        id: format!("pgdr-{cluster}-wal"),
+        prefix: archive.wal_prefix(),
+        expiration_days: days,
+        // In a versioned bucket an expired WAL file only becomes noncurrent; without
+        // this the bucket never frees space. Deleted or overwritten WAL stays
+        // recoverable for the same window as current WAL.
+        noncurrent_days: days,
+        abort_multipart_days: ABORT_MULTIPART_DAYS,
+    })
+}
+
+fn rule_json(rule: &LifecycleRule) -> Value {
+    json!({
+        "prefix": rule.prefix,
+        "expiration_days": rule.expiration_days,
+        "noncurrent_days": rule.noncurrent_days,
+        "abort_incomplete_multipart_days": rule.abort_multipart_days,
+    })
+}
+
+fn encryption_json(kms_key: Option<&str>, algorithm: &str) -> Value {
+    match kms_key {
+        Some(key) => json!({ "sse": algorithm, "kms_key": key }),
+        None => json!({ "sse": algorithm }),
+    }
+}
+
+pub fn plan_archive(
+    cluster: &str,
+    region: &str,
+    archive: &Archive,
+    live: &S3Live,
+    plan: &mut ClusterPlan,
+) {
+    let bucket = archive.bucket.as_str().to_string();
+    let base = format!("s3.{bucket}");
+    let mut push = |suffix: &str,
+                    action: Action,
+                    before: Value,
+                    after: Value,
+                    destructive: bool,
+                    reason: String,
+                    op: Op| {
+        plan.changes.push(Change {
+            cluster: cluster.to_string(),
+            address: if suffix.is_empty() {
+                base.clone()
+            } else {
+                format!("{base}.{suffix}")
+            },
+            action,
+            before,
+            after,
+            requires_restart: false,
+            destructive,
+            pending_restart: false,
+            reason,
+            op: Some(op),
+        })
+    };
+    let create_or_update = |before: &Value| {
+        if before.is_null() {
+            Action::Create
+        } else {
+            Action::Update
+        }
+    };
+
+    if !live.exists {
+        push(
+            "",
+            Action::Create,
+            json!(null),
+            json!({ "object_lock": archive.object_lock.is_some() }),
+            false,
+            "the archive bucket does not exist".into(),
+            Op::S3CreateBucket {
+                bucket: bucket.clone(),
+                region: region.to_string(),
+                object_lock: archive.object_lock.is_some(),
+            },
+        );
+    }
+
+    if let Some(want) = archive.versioning {
+        let have = live.versioning.as_deref();
+        let enabled = have == Some("Enabled");
+        if want != enabled && !(!want && have.is_none()) {
+            let before = have.map_or(json!(null), |h| json!(h));
+            push(
+                "versioning",
+                create_or_update(&before),
+                before,
+                json!(if want { "Enabled" } else { "Suspended" }),
+                !want,
+                if want {
+                    "versioning keeps overwritten or deleted WAL recoverable".into()
+                } else {
+                    "suspending versioning stops protecting overwritten or deleted WAL".into()
+                },
+                Op::S3PutVersioning {
+                    bucket: bucket.clone(),
+                    enabled: want,
+                },
+            );
+        }
+    }
+
+    if let Some(want) = &archive.object_lock {
+        if live.object_lock.as_ref() != Some(want) {
+            let before = live
+                .object_lock
+                .as_ref()
+                .map_or(json!(null), |l| json!({ "mode": l.mode, "days": l.days }));
+            let weaker = live.object_lock.as_ref().is_some_and(|have| {
+                want.days < have.days
+                    || (have.mode == LockMode::Compliance && want.mode == LockMode::Governance)
+            });
+            push(
+                "object_lock",
+                create_or_update(&before),
+                before,
+                json!({ "mode": want.mode, "days": want.days }),
+                weaker,
+                if weaker {
+                    "the new default retention is weaker than the current one".into()
+                } else {
+                    "object lock default retention differs".into()
+                },
+                Op::S3PutObjectLock {
+                    bucket: bucket.clone(),
+                    mode: want.mode,
+                    days: want.days,
+                },
+            );
+        }
+    }
+
+    if let Some(want) = &archive.encryption {
+        let (algorithm, key) = match (&want.kms_key, &want.sse) {
+            (Some(key), _) => ("aws:kms", Some(key.as_str())),
+            (None, Some(sse)) => (sse.as_str(), None),
+            (None, None) => ("AES256", None),
+        };
+        let matches = live
+            .encryption
+            .as_ref()
+            .is_some_and(|have| have.algorithm == algorithm && have.kms_key.as_deref() == key);
+        if !matches {
+            let before = live.encryption.as_ref().map_or(json!(null), |h| {
+                encryption_json(h.kms_key.as_deref(), &h.algorithm)
+            });
+            push(
+                "encryption",
+                create_or_update(&before),
+                before,
+                encryption_json(key, algorithm),
+                false,
+                "default encryption differs".into(),
+                Op::S3PutEncryption {
+                    bucket: bucket.clone(),
+                    encryption: want.clone(),
+                },
+            );
+        }
+    }
+
+    if let Some(want) = archive.block_public_access {
+        let matches = live
+            .public_access_block
+            .is_some_and(|flags| flags.iter().all(|f| *f == want))
+            || (!want && live.public_access_block.is_none());
+        if !matches {
+            let before = live.public_access_block.map_or(json!(null), |f| {
+                json!({ "block_public_acls": f[0], "ignore_public_acls": f[1], "block_public_policy": f[2], "restrict_public_buckets": f[3] })
+            });
+            push(
+                "public_access_block",
+                create_or_update(&before),
+                before,
+                json!({ "block_public_acls": want, "ignore_public_acls": want, "block_public_policy": want, "restrict_public_buckets": want }),
+                false,
+                if want {
+                    "the WAL archive must not be publicly reachable".into()
+                } else {
+                    "block_public_access is false in the plan file".into()
+                },
+                Op::S3PutPublicAccessBlock {
+                    bucket: bucket.clone(),
+                    block: want,
+                },
+            );
+        }
+    }
+
+    let wanted = wal_rule(cluster, archive);
+    for id in owned_rule_ids(cluster) {
+        let have = live.owned_rules.get(&id);
+        let want = wanted.as_ref().filter(|r| r.id == id);
+        let suffix = format!("lifecycle.{id}");
+        match (have, want) {
+            (None, None) => {}
+            (Some(have), Some(want)) if have.enabled && !have.extra && &have.rule == want => {}
+            (have, Some(want)) => {
+                let before = have.map_or(json!(null), |h| rule_json(&h.rule));
+                let shorter = have.is_some_and(|h| {
+                    h.enabled
+                        && (want.expiration_days < h.rule.expiration_days
+                            || want.noncurrent_days < h.rule.noncurrent_days
+                            || want.prefix != h.rule.prefix)
+                });
+                push(
+                    &suffix,
+                    create_or_update(&before),
+                    before,
+                    rule_json(want),
+                    shorter,
+                    if shorter {
+                        "WAL would expire sooner than the current rule allows".into()
+                    } else {
+                        format!(
+                            "WAL under {} expires after {} days",
+                            want.prefix, want.expiration_days
+                        )
+                    },
+                    Op::S3PutLifecycleRule {
+                        bucket: bucket.clone(),
+                        rule: want.clone(),
+                    },
+                );
+            }
+            (Some(have), None) => push(
+                &suffix,
+                Action::Delete,
+                rule_json(&have.rule),
+                json!(null),
+                true,
+                "archive.wal_retention is not set, so pgdr's WAL expiry rule would be removed"
+                    .into(),
+                Op::S3DeleteLifecycleRule {
+                    bucket: bucket.clone(),
+                    id: id.clone(),
+                },
+            ),
+        }
+    }
+}

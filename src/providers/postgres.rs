@@ -1,0 +1,497 @@
+//! Live PostgreSQL: connect the way libpq would, read settings, slots and the
+//! archiver, and make single repeat-safe writes (ALTER SYSTEM, slot creation).
+//!
+//! Never drops a slot and never runs anything but the statements named here.
+
+use super::tls::{self, Verify};
+use super::ProviderError;
+use crate::plan::guc::LiveSetting;
+use crate::spec::Conninfo;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_postgres::config::{SslMode, TargetSessionAttrs};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Used when neither the conninfo nor PGCONNECT_TIMEOUT sets one: an unreachable
+/// server must fail in seconds, not hang a CI job.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the planner compares against. Everything here is stable between two
+/// reads of an unchanged server, so it can be digested for saved plans.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PgLive {
+    /// `host:port`, for messages.
+    pub server: String,
+    pub version_num: i32,
+    pub in_recovery: bool,
+    /// Only the settings the plan file names.
+    pub settings: BTreeMap<String, LiveSetting>,
+    /// Slot name → slot type (physical, logical).
+    pub slots: BTreeMap<String, String>,
+    /// Counters that move on their own; not part of the digest.
+    #[serde(skip)]
+    pub health: PgHealth,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PgHealth {
+    pub archiver: Option<Archiver>,
+    pub slots: Vec<SlotHealth>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Archiver {
+    pub archive_mode: String,
+    pub failed_count: i64,
+    pub last_failed_wal: Option<String>,
+    pub last_failed_time: Option<String>,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<String>,
+    /// The last failure is newer than the last success.
+    pub failing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotHealth {
+    pub name: String,
+    pub slot_type: String,
+    pub active: bool,
+    /// WAL the slot keeps from being recycled, in bytes.
+    pub retained_bytes: Option<i64>,
+}
+
+fn system(role: &str, info: &Conninfo) -> String {
+    format!("postgres.{role} ({info})")
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+fn home() -> Option<PathBuf> {
+    env("HOME").map(PathBuf::from)
+}
+
+/// One line of a pgpass file matches when every field equals or is `*`.
+fn pgpass_lookup(text: &str, host: &str, port: &str, db: &str, user: &str) -> Option<String> {
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        if fields.len() != 5 {
+            continue;
+        }
+        let wanted = [host, port, db, user];
+        if fields[..4]
+            .iter()
+            .zip(wanted)
+            .all(|(f, w)| f == "*" || f == w)
+        {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+fn password_from_pgpass(
+    info: &Conninfo,
+    host: &str,
+    port: &str,
+    db: &str,
+    user: &str,
+) -> Option<String> {
+    let path = info
+        .get("passfile")
+        .map(PathBuf::from)
+        .or_else(|| env("PGPASSFILE").map(PathBuf::from))
+        .or_else(|| home().map(|h| h.join(".pgpass")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // libpq ignores a password file others can read; so do we, and say so.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                eprintln!(
+                    "warning: password file {} has group or world access; it is ignored (chmod 0600 it)",
+                    path.display()
+                );
+                return None;
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    // libpq matches a Unix-socket connection against "localhost".
+    let host = if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    };
+    pgpass_lookup(&text, host, port, db, user)
+}
+
+/// Builds the tokio-postgres configuration and TLS choice from a conninfo plus
+/// the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+/// PGPASSFILE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT).
+fn resolve(info: &Conninfo) -> Result<(Config, String, Verify, Duration), String> {
+    let get = |key: &str, var: &str| info.get(key).map(str::to_string).or_else(|| env(var));
+    let host = get("host", "PGHOST").unwrap_or_else(|| "localhost".into());
+    let port = get("port", "PGPORT").unwrap_or_else(|| "5432".into());
+    let user = get("user", "PGUSER")
+        .or_else(|| env("USER"))
+        .unwrap_or_else(|| "postgres".into());
+    let dbname = get("dbname", "PGDATABASE").unwrap_or_else(|| user.clone());
+    let sslmode = get("sslmode", "PGSSLMODE").unwrap_or_else(|| "prefer".into());
+    let timeout = get("connect_timeout", "PGCONNECT_TIMEOUT")
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| *t > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+
+    let mut config = Config::new();
+    config
+        .host(&host)
+        .port(
+            port.parse()
+                .map_err(|_| format!("port `{port}` is not a number"))?,
+        )
+        .user(&user)
+        .dbname(&dbname)
+        .application_name(info.get("application_name").unwrap_or("pgdr"))
+        .connect_timeout(timeout);
+    if let Some(addr) = info.get("hostaddr") {
+        config.hostaddr(
+            addr.parse()
+                .map_err(|_| format!("hostaddr `{addr}` is not an IP address"))?,
+        );
+    }
+    if let Some(options) = info.get("options") {
+        config.options(options);
+    }
+    if info.get("target_session_attrs") == Some("read-write") {
+        config.target_session_attrs(TargetSessionAttrs::ReadWrite);
+    }
+    if let Some(password) =
+        env("PGPASSWORD").or_else(|| password_from_pgpass(info, &host, &port, &dbname, &user))
+    {
+        config.password(password);
+    }
+
+    let root = get("sslrootcert", "PGSSLROOTCERT").or_else(|| {
+        let default = home()?.join(".postgresql/root.crt");
+        default.exists().then(|| default.display().to_string())
+    });
+    let verify = match sslmode.as_str() {
+        "verify-ca" | "verify-full" => {
+            let root = root.ok_or_else(|| format!("sslmode={sslmode} needs a root certificate: set sslrootcert in the conninfo, PGSSLROOTCERT, or create ~/.postgresql/root.crt"))?;
+            let roots = tls::load_roots(&root)?;
+            if sslmode == "verify-full" {
+                Verify::Full(roots)
+            } else {
+                Verify::Chain(roots)
+            }
+        }
+        // As in libpq: with a root certificate at hand, require checks the chain.
+        "require" => match root {
+            Some(root) => Verify::Chain(tls::load_roots(&root)?),
+            None => Verify::Nothing,
+        },
+        _ => Verify::Nothing,
+    };
+    config.ssl_mode(match sslmode.as_str() {
+        "disable" => SslMode::Disable,
+        "allow" | "prefer" => SslMode::Prefer,
+        _ => SslMode::Require,
+    });
+    Ok((config, sslmode, verify, timeout))
+}
+
+/// Connects, or fails within the connect timeout with a message naming the server.
+pub async fn connect(role: &str, info: &Conninfo) -> Result<Client, ProviderError> {
+    let sys = system(role, info);
+    let (config, sslmode, verify, timeout) =
+        resolve(info).map_err(|e| ProviderError::new(&sys, e))?;
+    let tls = match sslmode.as_str() {
+        "disable" => None,
+        _ => Some(tokio_postgres_rustls::MakeRustlsConnect::new(
+            tls::client_config(verify).map_err(|e| ProviderError::new(&sys, e))?,
+        )),
+    };
+    let attempt = async {
+        let client = match tls {
+            None => {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(connection);
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = config.connect(tls).await?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        Ok::<Client, tokio_postgres::Error>(client)
+    };
+    // connect_timeout bounds the TCP connect only; a server that accepts and then
+    // says nothing must not hang us either.
+    match tokio::time::timeout(timeout + Duration::from_secs(1), attempt).await {
+        Err(_) => Err(ProviderError::new(
+            &sys,
+            format!("no answer within {}s", timeout.as_secs() + 1),
+        )
+        .hint("check that the server is up and reachable from here, or raise connect_timeout in the conninfo")),
+        Ok(Err(e)) => Err(connect_error(&sys, &e)),
+        Ok(Ok(client)) => Ok(client),
+    }
+}
+
+fn connect_error(sys: &str, e: &tokio_postgres::Error) -> ProviderError {
+    let message = error_text(e);
+    let hint = if message.contains("password authentication failed")
+        || message.contains("password missing")
+    {
+        Some("supply the password with PGPASSWORD or a ~/.pgpass entry (never in the plan file)")
+    } else if message.contains("Connection refused") || message.contains("timed out") {
+        Some("check that the server is up and listening on that host and port")
+    } else if message.contains("certificate") || message.contains("UnknownIssuer") {
+        Some("check sslrootcert, or use sslmode=require to encrypt without verifying")
+    } else {
+        None
+    };
+    let err = ProviderError::new(sys, format!("cannot connect: {message}"));
+    match hint {
+        Some(h) => err.hint(h),
+        None => err,
+    }
+}
+
+/// A tokio-postgres error with its database message or cause, on one line.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn query_error(sys: &str, what: &str, e: &tokio_postgres::Error) -> ProviderError {
+    ProviderError::new(sys, format!("{what}: {}", error_text(e)))
+}
+
+/// Reads the named settings, every slot and the archiver of one server.
+pub async fn observe(
+    role: &str,
+    info: &Conninfo,
+    setting_names: &[String],
+) -> Result<PgLive, ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info).await?;
+    let names: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&setting_names];
+    let basics = client.query_one(
+        "SELECT current_setting('server_version_num')::int, pg_is_in_recovery()",
+        &[],
+    );
+    let settings = client.query(
+        "SELECT name, setting, unit, vartype, context, enumvals, min_val, max_val,
+                pending_restart, current_setting(name)
+           FROM pg_settings WHERE name = ANY($1)",
+        &names,
+    );
+    // The last line for a name in the config files is the value a restart or
+    // reload would make active. Only superusers (and pg_read_all_settings) may
+    // read it; without it, pending values are unknown and re-issued.
+    let files = client.query(
+        "SELECT name, setting FROM pg_file_settings
+          WHERE name = ANY($1) ORDER BY seqno",
+        &names,
+    );
+    let slots = client.query(
+        "SELECT slot_name::text, slot_type, active,
+                CASE WHEN restart_lsn IS NULL OR pg_is_in_recovery() THEN NULL
+                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END
+           FROM pg_replication_slots ORDER BY slot_name",
+        &[],
+    );
+    let archiver = client.query_one(
+        "SELECT current_setting('archive_mode'), failed_count, last_failed_wal,
+                to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+                last_archived_wal,
+                to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+                coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+           FROM pg_stat_archiver",
+        &[],
+    );
+    let (basics, settings, files, slots, archiver) =
+        tokio::join!(basics, settings, files, slots, archiver);
+    let basics = basics.map_err(|e| query_error(&sys, "reading the server version", &e))?;
+    let settings = settings.map_err(|e| query_error(&sys, "reading pg_settings", &e))?;
+    let slots = slots.map_err(|e| query_error(&sys, "reading pg_replication_slots", &e))?;
+    let archiver = archiver.map_err(|e| query_error(&sys, "reading pg_stat_archiver", &e))?;
+    let mut file_values: BTreeMap<String, String> = BTreeMap::new();
+    if let Ok(rows) = files {
+        for row in rows {
+            file_values.insert(row.get(0), row.get(1));
+        }
+    }
+
+    let mut live = PgLive {
+        server: info.to_string(),
+        version_num: basics.get(0),
+        in_recovery: basics.get(1),
+        settings: BTreeMap::new(),
+        slots: BTreeMap::new(),
+        health: PgHealth::default(),
+    };
+    for row in settings {
+        let name: String = row.get(0);
+        let pending_restart: bool = row.get(8);
+        live.settings.insert(
+            name.clone(),
+            LiveSetting {
+                // archive_command reads "(disabled)" while archive_mode is off; the
+                // configured value is what a restart with archiving on will use.
+                setting: match row.get::<_, String>(1) {
+                    s if s == "(disabled)" => file_values.get(&name).cloned().unwrap_or_default(),
+                    s => s,
+                },
+                unit: row.get(2),
+                vartype: row.get(3),
+                context: row.get(4),
+                enumvals: row.get(5),
+                min_val: row.get(6),
+                max_val: row.get(7),
+                pending_restart,
+                display: row.get(9),
+                file_value: if pending_restart {
+                    file_values.get(&name).cloned()
+                } else {
+                    None
+                },
+                name,
+            },
+        );
+    }
+    for row in slots {
+        let name: String = row.get(0);
+        let slot_type: String = row.get(1);
+        live.slots.insert(name.clone(), slot_type.clone());
+        live.health.slots.push(SlotHealth {
+            name,
+            slot_type,
+            active: row.get(2),
+            retained_bytes: row.get(3),
+        });
+    }
+    live.health.archiver = Some(Archiver {
+        archive_mode: archiver.get(0),
+        failed_count: archiver.get(1),
+        last_failed_wal: archiver.get(2),
+        last_failed_time: archiver.get(3),
+        last_archived_wal: archiver.get(4),
+        last_archived_time: archiver.get(5),
+        failing: archiver.get(6),
+    });
+    Ok(live)
+}
+
+/// `"name"` as an SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'value'` as an SQL string literal (standard_conforming_strings is on since 9.1).
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// An open session for applying several changes to one server.
+pub struct Session {
+    sys: String,
+    client: Client,
+}
+
+impl Session {
+    pub async fn open(role: &str, info: &Conninfo) -> Result<Self, ProviderError> {
+        Ok(Session {
+            sys: system(role, info),
+            client: connect(role, info).await?,
+        })
+    }
+
+    /// `ALTER SYSTEM SET`: writes postgresql.auto.conf; takes effect on reload or restart.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), ProviderError> {
+        let sql = format!(
+            "ALTER SYSTEM SET {} = {}",
+            quote_ident(name),
+            quote_literal(value)
+        );
+        self.client
+            .simple_query(&sql)
+            .await
+            .map(|_| ())
+            .map_err(|e| query_error(&self.sys, &format!("ALTER SYSTEM SET {name}"), &e))
+    }
+
+    pub async fn reload(&self) -> Result<(), ProviderError> {
+        self.client
+            .simple_query("SELECT pg_reload_conf()")
+            .await
+            .map(|_| ())
+            .map_err(|e| query_error(&self.sys, "pg_reload_conf()", &e))
+    }
+
+    /// Creates a physical slot that reserves WAL at once; an existing one is left as it is.
+    pub async fn create_slot(&self, slot: &str) -> Result<(), ProviderError> {
+        match self
+            .client
+            .execute(
+                "SELECT pg_create_physical_replication_slot($1, true)",
+                &[&slot],
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {
+                Ok(())
+            }
+            Err(e) => Err(query_error(&self.sys, &format!("creating slot {slot}"), &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pgpass_lookup;
+
+    #[test]
+    fn pgpass_matches_fields_wildcards_and_escapes() {
+        let text = "# comment\nother:5432:*:*:nope\nlocalhost:5433:*:dr_admin:s\\:cret\n*:*:*:*:fallback\n";
+        assert_eq!(
+            pgpass_lookup(text, "localhost", "5433", "postgres", "dr_admin").as_deref(),
+            Some("s:cret")
+        );
+        assert_eq!(
+            pgpass_lookup(text, "db", "5432", "postgres", "x").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(pgpass_lookup("a:b:c:d:e", "x", "b", "c", "d"), None);
+    }
+}

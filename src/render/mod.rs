@@ -1,0 +1,27 @@
+//! Turning plans into output: human (terminal), JSON (format_version 1) and
+//! markdown (pull-request comments). Renderers only format; they decide nothing.
+
+pub mod human;
+pub mod json;
+pub mod markdown;
+
+use serde_json::Value;
+
+/// A value as people read it: strings bare, absent as `(none)`, the rest compact.
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".into(),
+        Value::String(s) => s.clone(),
+        Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", value_text(v)))
+                .collect();
+            format!("{{ {} }}", parts.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Values this long are shown as a word diff rather than `before → after`.
+pub const LONG_VALUE: usize = 50;
