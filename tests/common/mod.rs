@@ -1,0 +1,252 @@
+//! Test harness: throw-away PostgreSQL clusters and moto servers on loopback,
+//! the pgdr binary, and independent clients (psql, the aws CLI) to check results.
+//!
+//! Servers are started through scripts/lib.sh, the same helpers the sandbox and
+//! CI use, and stopped when their handle drops.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn lib(script: &str) -> Output {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(". scripts/lib.sh && {script}"))
+        .current_dir(repo())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "`{script}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A PostgreSQL cluster made with initdb in a temp dir, on a free loopback port.
+pub struct Postgres {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// `conf` lines are appended to postgresql.conf before the first start.
+    pub fn start_with(conf: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("pgdr-test-pg").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let port = free_port();
+        let d = dir.path().display();
+        if conf.is_empty() {
+            lib(&format!("start_pg {d}/pg {port}"));
+        } else {
+            let conf_file = dir.path().join("extra.conf");
+            std::fs::write(&conf_file, conf).unwrap();
+            lib(&format!(
+                "bin=$(pg_bindir) && mkdir -p {d}/pg && {{ [ $(id -u) -ne 0 ] || chown postgres: {d}/pg; }} \
+                 && pg_run $bin/initdb -D {d}/pg/data -U postgres -A trust --no-sync >/dev/null \
+                 && cat {d}/extra.conf | pg_run tee -a {d}/pg/data/postgresql.conf >/dev/null \
+                 && pg_run $bin/pg_ctl -D {d}/pg/data -l {d}/pg/server.log -w \
+                    -o \"-p {port} -k {d}/pg -c listen_addresses=127.0.0.1 -c fsync=off\" start >/dev/null"
+            ));
+        }
+        Postgres { dir, port }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("pg/data")
+    }
+
+    pub fn conninfo(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable", self.port)
+    }
+
+    /// Runs SQL through psql, the independent client; returns trimmed unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-XAtc", sql])
+            .env_remove("PGPASSWORD")
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn restart(&self) {
+        let d = self.dir.path().display();
+        lib(&format!(
+            "pg_run $(pg_bindir)/pg_ctl -D {d}/pg/data -w -m fast restart \
+             -o \"-p {} -k {d}/pg -c listen_addresses=127.0.0.1 -c fsync=off\" >/dev/null",
+            self.port
+        ));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let d = self.dir.path().display().to_string();
+        let _ = Command::new("bash")
+            .arg("-c")
+            .arg(format!(". scripts/lib.sh && stop_pg {d}/pg"))
+            .current_dir(repo())
+            .output();
+    }
+}
+
+/// moto_server on a free loopback port; its request log lets tests count writes.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("moto.log");
+        let port = free_port();
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(format!("export PATH=\"$HOME/.local/bin:$PATH\"; exec moto_server -H 127.0.0.1 -p {port} >{} 2>&1", log.display()))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, port, log, _dir: dir }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request moto has served, one log line each.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("HTTP/1.1\""))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Requests that change state (PUT, POST, DELETE).
+    pub fn writes(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|l| l.contains("\"PUT ") || l.contains("\"POST ") || l.contains("\"DELETE "))
+            .count()
+    }
+
+    /// Runs the aws CLI against this emulator; returns stdout (JSON).
+    pub fn aws(&self, args: &[&str]) -> Result<serde_json::Value, String> {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("export PATH=\"$HOME/.local/bin:$PATH\"; exec aws \"$@\"")
+            .arg("aws")
+            .args(args)
+            .args(["--output", "json"])
+            .envs(self.env())
+            .output()
+            .expect("aws CLI runs");
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).to_string());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        Ok(serde_json::from_str(&text).expect("aws prints JSON"))
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // bash exec'd moto, so the pid is moto's own.
+    }
+}
+
+/// The result of one pgdr run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs the pgdr binary with the emulator's environment (if any) and a private lock dir.
+pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
+    let locks = std::env::temp_dir().join("pgdr-test-locks");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
+    cmd.args(args)
+        .env("PGDR_LOCK_DIR", locks)
+        .env("NO_COLOR", "1")
+        .env_remove("PGPASSWORD")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null());
+    match moto {
+        Some(m) => {
+            cmd.envs(m.env());
+        }
+        None => {
+            cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").env("AWS_EC2_METADATA_DISABLED", "true");
+        }
+    }
+    let out = cmd.output().expect("pgdr runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// Writes a plan file into `dir` and returns its path.
+pub fn write_plan(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Addresses of the changes in a JSON plan, in order.
+pub fn addresses(plan: &serde_json::Value) -> Vec<String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_string())
+        .collect()
+}
