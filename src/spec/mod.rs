@@ -84,11 +84,24 @@ macro_rules! validated_string {
         }
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                $name::parse(&text).map_err(de::Error::custom)
+                d.deserialize_str(StrVisitor($name::parse))
             }
         }
     };
+}
+
+/// Parses a string in the visitor, so that serde places an error at the value
+/// itself (line, column and key path) rather than at the enclosing mapping.
+struct StrVisitor<T>(fn(&str) -> Result<T, String>);
+
+impl<T> de::Visitor<'_> for StrVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
 }
 
 fn check_name(text: &str) -> Result<(), String> {
@@ -179,8 +192,7 @@ validated_string!(
 
 impl<'de> Deserialize<'de> for Conninfo {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Conninfo::parse(&text).map_err(de::Error::custom)
+        d.deserialize_str(StrVisitor(Conninfo::parse))
     }
 }
 
@@ -209,8 +221,7 @@ impl Cidr {
 
 impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Cidr::parse(&text).map_err(de::Error::custom)
+        d.deserialize_str(StrVisitor(Cidr::parse))
     }
 }
 
