@@ -201,33 +201,27 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
 /// Sections that are validated but whose live resources this version does not read.
 fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
     let p = &desired.plan;
-    let mut note = |address: &str, what: &str| {
+    let mut note = |address: &str, message: &str| {
         plan.notes.push(Note {
             cluster: plan.cluster.clone(),
             address: address.to_string(),
-            message: format!("{what} is validated but not reconciled yet: pgdr does not read or change it in this version"),
+            message: message.to_string(),
         })
     };
     if p.primary.rds.is_some() {
-        note("primary.rds", "the RDS primary");
+        note("primary.rds", "validated but not reconciled yet: this version does not read or change RDS");
     }
     if !p.standbys.is_empty() {
-        note(
-            "standbys",
-            "the standby servers (their slots on the primary are reconciled)",
-        );
+        note("standbys", "validated but not reconciled yet: this version creates each standby's slot on the primary but does not read or change the standbys themselves");
     }
     if p.endpoint.is_some() {
-        note("endpoint", "the DNS endpoint");
+        note("endpoint", "validated but not reconciled yet: this version does not read or change Route53");
     }
     if p.replication_network.is_some() {
-        note("replication_network", "the replication network");
+        note("replication_network", "validated but not reconciled yet: this version does not read or change EC2 security groups");
     }
     if p.primary.postgres.is_none() {
-        note(
-            "primary.postgres",
-            "without a conninfo, no PostgreSQL setting",
-        );
+        note("primary.postgres", "not given: server settings, slots and the archiver are not checked");
     }
 }
 

@@ -1,0 +1,280 @@
+//! The planner is a pure function of (plan file, live state): these tests build
+//! live state by hand, need no server, and snapshot every output format.
+
+use pgdr::observe::Live;
+use pgdr::plan::guc::LiveSetting;
+use pgdr::plan::{plan_cluster, Action, ClusterPlan, LifecycleRule};
+use pgdr::providers::postgres::{Archiver, PgHealth, PgLive, SlotHealth};
+use pgdr::providers::s3::{LiveEncryption, LiveRule, S3Live};
+use pgdr::render;
+use pgdr::spec::{self, Desired, LockMode, ObjectLock};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const PLAN: &str = r#"version: 1
+cluster: orders
+tier: saas
+objectives: { rpo: 5m, rto: 30m }
+aws: { region: us-east-1 }
+primary:
+  postgres: "host=primary-db.internal port=5432 user=dr_admin dbname=postgres"
+settings:
+  wal_level: replica
+  archive_timeout: 60s
+  max_wal_senders: 10
+  archive_command: "pgbackrest --stanza=orders --repo1-s3-bucket=pg-wal-archive archive-push %p"
+archive:
+  bucket: pg-wal-archive
+  prefix: orders/
+  versioning: true
+  object_lock: { mode: compliance, days: 35 }
+  encryption: { kms_key: alias/pg-wal }
+  block_public_access: true
+  wal_retention: 35d
+standbys:
+  - name: orders-b
+    postgres: "host=standby-b.internal port=5432 user=dr_admin dbname=postgres"
+    slot: orders_b
+"#;
+
+fn desired(text: &str) -> Desired {
+    spec::load_str(Path::new("plans/orders.yaml"), text).unwrap()
+}
+
+fn setting(name: &str, setting: &str, unit: Option<&str>, vartype: &str, context: &str, display: &str) -> LiveSetting {
+    LiveSetting {
+        name: name.into(),
+        setting: setting.into(),
+        unit: unit.map(str::to_string),
+        vartype: vartype.into(),
+        context: context.into(),
+        enumvals: (vartype == "enum").then(|| vec!["minimal".into(), "replica".into(), "logical".into()]),
+        min_val: (vartype == "integer").then(|| "0".into()),
+        max_val: (vartype == "integer").then(|| "1073741823".into()),
+        pending_restart: false,
+        display: display.into(),
+        file_value: None,
+    }
+}
+
+/// A server that drifted: archive_timeout 5min, old archive_command, max_wal_senders pending.
+fn drifted_postgres() -> PgLive {
+    let mut settings = BTreeMap::new();
+    for s in [
+        setting("wal_level", "replica", None, "enum", "postmaster", "replica"),
+        setting("archive_timeout", "300", Some("s"), "integer", "sighup", "5min"),
+        setting("archive_command", "pgbackrest --stanza=orders archive-push %p", None, "string", "sighup", "pgbackrest --stanza=orders archive-push %p"),
+        LiveSetting {
+            pending_restart: true,
+            file_value: Some("10".into()),
+            ..setting("max_wal_senders", "5", None, "integer", "postmaster", "5")
+        },
+    ] {
+        settings.insert(s.name.clone(), s);
+    }
+    PgLive {
+        server: "primary-db.internal:5432".into(),
+        version_num: 150018,
+        in_recovery: false,
+        settings,
+        slots: BTreeMap::from([("old_reporting".to_string(), "physical".to_string())]),
+        health: PgHealth {
+            archiver: Some(Archiver {
+                archive_mode: "on".into(),
+                failed_count: 12,
+                last_failed_wal: Some("000000010000000000000042".into()),
+                last_failed_time: Some("2026-11-23 10:02:00 UTC".into()),
+                last_archived_wal: Some("000000010000000000000041".into()),
+                last_archived_time: Some("2026-11-23 10:01:00 UTC".into()),
+                failing: true,
+            }),
+            slots: vec![SlotHealth {
+                name: "old_reporting".into(),
+                slot_type: "physical".into(),
+                active: false,
+                retained_bytes: Some(3 * 1024 * 1024 * 1024),
+            }],
+        },
+    }
+}
+
+fn drifted_bucket() -> S3Live {
+    S3Live {
+        bucket: "pg-wal-archive".into(),
+        exists: true,
+        versioning: Some("Suspended".into()),
+        object_lock_enabled: true,
+        object_lock: Some(ObjectLock { mode: LockMode::Compliance, days: 35 }),
+        encryption: Some(LiveEncryption { algorithm: "AES256".into(), kms_key: None }),
+        public_access_block: Some([true, true, true, true]),
+        owned_rules: BTreeMap::from([(
+            "pgdr-orders-wal".to_string(),
+            LiveRule {
+                rule: LifecycleRule {
+                    id: "pgdr-orders-wal".into(),
+                    prefix: "orders/wal/".into(),
+                    expiration_days: 40,
+                    noncurrent_days: 40,
+                    abort_multipart_days: 7,
+                },
+                enabled: true,
+                extra: false,
+            },
+        )]),
+        other_rules: vec!["logs-expiry".into()],
+    }
+}
+
+fn drifted_plan() -> ClusterPlan {
+    let live = Live { primary: Some(drifted_postgres()), archive: Some(drifted_bucket()) };
+    plan_cluster(&desired(PLAN), &live)
+}
+
+#[test]
+fn drift_is_planned_in_order_with_flags() {
+    let plan = drifted_plan();
+    let got: Vec<(&str, Action, bool, bool, bool)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action, c.requires_restart, c.pending_restart, c.destructive))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("postgres.primary.setting.archive_command", Action::Update, false, false, false),
+            ("postgres.primary.setting.archive_timeout", Action::Update, false, false, false),
+            ("postgres.primary.setting.max_wal_senders", Action::Update, true, true, false),
+            ("postgres.primary.slot.orders_b", Action::Create, false, false, false),
+            ("s3.pg-wal-archive.versioning", Action::Update, false, false, false),
+            ("s3.pg-wal-archive.encryption", Action::Update, false, false, false),
+            // 40 → 35 days expires WAL sooner: destructive.
+            ("s3.pg-wal-archive.lifecycle.pgdr-orders-wal", Action::Update, false, false, true),
+        ]
+    );
+    assert!(plan.changes[2].op.is_none(), "pending restart: nothing to issue");
+    let problems: Vec<&str> = plan.problems.iter().map(|p| p.address.as_str()).collect();
+    assert_eq!(problems, ["postgres.primary.archiver", "postgres.primary.slot.old_reporting"]);
+    assert!(plan.problems[1].message.contains("3.0 GB"));
+}
+
+#[test]
+fn live_state_matching_the_plan_gives_no_changes() {
+    let mut pg = drifted_postgres();
+    pg.settings.get_mut("archive_timeout").unwrap().setting = "60".into();
+    pg.settings.get_mut("archive_command").unwrap().setting =
+        "pgbackrest --stanza=orders --repo1-s3-bucket=pg-wal-archive archive-push %p".into();
+    let senders = pg.settings.get_mut("max_wal_senders").unwrap();
+    senders.setting = "10".into();
+    senders.pending_restart = false;
+    pg.slots.insert("orders_b".into(), "physical".into());
+    pg.health = PgHealth::default();
+    let mut s3 = drifted_bucket();
+    s3.versioning = Some("Enabled".into());
+    s3.encryption = Some(LiveEncryption { algorithm: "aws:kms".into(), kms_key: Some("alias/pg-wal".into()) });
+    let rule = s3.owned_rules.get_mut("pgdr-orders-wal").unwrap();
+    rule.rule.expiration_days = 35;
+    rule.rule.noncurrent_days = 35;
+    let plan = plan_cluster(&desired(PLAN), &Live { primary: Some(pg), archive: Some(s3) });
+    assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
+    assert!(plan.problems.is_empty());
+}
+
+#[test]
+fn a_missing_bucket_is_created_with_every_setting() {
+    let plan = plan_cluster(
+        &desired(PLAN),
+        &Live { primary: None, archive: Some(S3Live::absent("pg-wal-archive")) },
+    );
+    let got: Vec<(&str, Action)> = plan.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();
+    assert_eq!(
+        got,
+        [
+            ("s3.pg-wal-archive", Action::Create),
+            ("s3.pg-wal-archive.versioning", Action::Create),
+            ("s3.pg-wal-archive.object_lock", Action::Create),
+            ("s3.pg-wal-archive.encryption", Action::Create),
+            ("s3.pg-wal-archive.public_access_block", Action::Create),
+            ("s3.pg-wal-archive.lifecycle.pgdr-orders-wal", Action::Create),
+        ]
+    );
+    assert!(plan.changes.iter().all(|c| !c.destructive));
+}
+
+#[test]
+fn weakening_protection_is_destructive_and_unowned_settings_are_left_alone() {
+    let text = PLAN
+        .replace("versioning: true", "versioning: false")
+        .replace("  object_lock: { mode: compliance, days: 35 }\n", "")
+        .replace("  wal_retention: 35d\n", "");
+    let mut s3 = drifted_bucket();
+    s3.versioning = Some("Enabled".into());
+    let plan = plan_cluster(&desired(&text), &Live { primary: None, archive: Some(s3) });
+    let got: Vec<(&str, Action, bool)> =
+        plan.changes.iter().map(|c| (c.address.as_str(), c.action, c.destructive)).collect();
+    // object_lock is no longer named: not owned, not touched (no change at all).
+    assert_eq!(
+        got,
+        [
+            ("s3.pg-wal-archive.versioning", Action::Update, true),
+            ("s3.pg-wal-archive.encryption", Action::Update, false),
+            ("s3.pg-wal-archive.lifecycle.pgdr-orders-wal", Action::Delete, true),
+        ]
+    );
+}
+
+#[test]
+fn invalid_values_and_unknown_settings_are_problems_not_changes() {
+    let text = PLAN.replace("wal_level: replica", "wal_level: hot").replace("max_wal_senders: 10", "max_wal_sender: 10");
+    let plan = plan_cluster(&desired(&text), &Live { primary: Some(drifted_postgres()), archive: None });
+    let problems: Vec<(&str, &str)> = plan.problems.iter().map(|p| (p.address.as_str(), p.message.as_str())).collect();
+    assert!(problems.iter().any(|(a, m)| *a == "postgres.primary.setting.wal_level" && m.contains("minimal, replica, logical")), "{problems:?}");
+    assert!(problems.iter().any(|(a, m)| *a == "postgres.primary.setting.max_wal_sender" && m.contains("not a setting this server knows")), "{problems:?}");
+    assert!(plan.changes.iter().all(|c| !c.address.ends_with("wal_level") && !c.address.ends_with("max_wal_sender")));
+}
+
+#[test]
+fn a_primary_in_recovery_gets_no_slot() {
+    let mut pg = drifted_postgres();
+    pg.in_recovery = true;
+    let plan = plan_cluster(&desired(PLAN), &Live { primary: Some(pg), archive: None });
+    assert!(plan.changes.iter().all(|c| !c.address.contains(".slot.")));
+    assert!(plan.problems.iter().any(|p| p.address == "postgres.primary" && p.message.contains("in recovery")));
+}
+
+#[test]
+fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
+    let a = drifted_plan();
+    let b = drifted_plan();
+    assert_eq!(a.changes, b.changes);
+    assert_eq!(a.live_sha256, b.live_sha256);
+    let mut pg = drifted_postgres();
+    pg.health.slots[0].retained_bytes = Some(1);
+    let moved = Live { primary: Some(pg), archive: Some(drifted_bucket()) };
+    assert_eq!(moved.digest(), a.live_sha256, "counters are not state");
+    let mut pg = drifted_postgres();
+    pg.settings.get_mut("archive_timeout").unwrap().setting = "120".into();
+    let changed = Live { primary: Some(pg), archive: Some(drifted_bucket()) };
+    assert_ne!(changed.digest(), a.live_sha256);
+}
+
+#[test]
+fn snapshot_human() {
+    let text = render::human::render_plan(&[drifted_plan()], render::human::Style { color: false });
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn snapshot_human_colour() {
+    let text = render::human::render_plan(&[drifted_plan()], render::human::Style { color: true });
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn snapshot_json() {
+    insta::assert_snapshot!(render::json::render_plan(&[drifted_plan()]));
+}
+
+#[test]
+fn snapshot_markdown() {
+    insta::assert_snapshot!(render::markdown::render_plan(&[drifted_plan()]));
+}
