@@ -89,11 +89,17 @@ fn every_bad_file_is_refused_with_location_and_nothing_is_read() {
             && !run.stderr.contains("hunter2")
             && run.stderr.contains("nothing was read or changed");
         if !ok {
-            failures.push(format!("{what}: exit {}\n  want {expected_at} + {fragments:?}\n  got: {}", run.code, run.stderr));
+            failures.push(format!(
+                "{what}: exit {}\n  want {expected_at} + {fragments:?}\n  got: {}",
+                run.code, run.stderr
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(moto.requests().is_empty(), "a bad file must not cause a single AWS request");
+    assert!(
+        moto.requests().is_empty(),
+        "a bad file must not cause a single AWS request"
+    );
 }
 
 #[test]
@@ -101,12 +107,33 @@ fn a_bad_file_in_a_fleet_stops_the_whole_fleet() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     write_plan(dir.path(), "a.yaml", GOOD);
-    write_plan(dir.path(), "b.yaml", &GOOD.replace("cluster: orders", "cluster: billing").replace("rpo: 5m", "rpo: 5"));
-    write_plan(dir.path(), "c.yaml", &GOOD.replace("bucket: pg-wal-archive", "bucket: other-bucket"));
-    let run = pgdr(Some(&moto), &["apply", dir.path().to_str().unwrap(), "--auto-approve"]);
+    write_plan(
+        dir.path(),
+        "b.yaml",
+        &GOOD
+            .replace("cluster: orders", "cluster: billing")
+            .replace("rpo: 5m", "rpo: 5"),
+    );
+    write_plan(
+        dir.path(),
+        "c.yaml",
+        &GOOD.replace("bucket: pg-wal-archive", "bucket: other-bucket"),
+    );
+    let run = pgdr(
+        Some(&moto),
+        &["apply", dir.path().to_str().unwrap(), "--auto-approve"],
+    );
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("b.yaml:5:8: objectives.rpo"), "{}", run.stderr);
-    assert!(run.stderr.contains("c.yaml:2"), "duplicate cluster name reported: {}", run.stderr);
+    assert!(
+        run.stderr.contains("b.yaml:5:8: objectives.rpo"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("c.yaml:2"),
+        "duplicate cluster name reported: {}",
+        run.stderr
+    );
     assert!(run.stderr.contains("is also defined in"), "{}", run.stderr);
     assert!(moto.requests().is_empty());
 }
@@ -115,9 +142,17 @@ fn a_bad_file_in_a_fleet_stops_the_whole_fleet() {
 fn a_missing_path_is_named() {
     let run = pgdr(None, &["plan", "/nonexistent/plan.yaml"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("/nonexistent/plan.yaml"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent/plan.yaml"),
+        "{}",
+        run.stderr
+    );
     let empty = tempfile::tempdir().unwrap();
     let run = pgdr(None, &["plan", empty.path().to_str().unwrap()]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("holds no *.yaml or *.yml plan files"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds no *.yaml or *.yml plan files"),
+        "{}",
+        run.stderr
+    );
 }

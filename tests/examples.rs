@@ -19,5 +19,6 @@ fn the_sandbox_template_parses() {
         .unwrap()
         .replace("@PGPORT@", "5432")
         .replace("@ARCHIVE_DIR@", "/tmp/archive");
-    pgdr::spec::load_str(Path::new("examples/sandbox.yaml.in"), &text).unwrap_or_else(|e| panic!("{e}"));
+    pgdr::spec::load_str(Path::new("examples/sandbox.yaml.in"), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -41,14 +41,22 @@ fn desired(text: &str) -> Desired {
     spec::load_str(Path::new("plans/orders.yaml"), text).unwrap()
 }
 
-fn setting(name: &str, setting: &str, unit: Option<&str>, vartype: &str, context: &str, display: &str) -> LiveSetting {
+fn setting(
+    name: &str,
+    setting: &str,
+    unit: Option<&str>,
+    vartype: &str,
+    context: &str,
+    display: &str,
+) -> LiveSetting {
     LiveSetting {
         name: name.into(),
         setting: setting.into(),
         unit: unit.map(str::to_string),
         vartype: vartype.into(),
         context: context.into(),
-        enumvals: (vartype == "enum").then(|| vec!["minimal".into(), "replica".into(), "logical".into()]),
+        enumvals: (vartype == "enum")
+            .then(|| vec!["minimal".into(), "replica".into(), "logical".into()]),
         min_val: (vartype == "integer").then(|| "0".into()),
         max_val: (vartype == "integer").then(|| "1073741823".into()),
         pending_restart: false,
@@ -61,9 +69,30 @@ fn setting(name: &str, setting: &str, unit: Option<&str>, vartype: &str, context
 fn drifted_postgres() -> PgLive {
     let mut settings = BTreeMap::new();
     for s in [
-        setting("wal_level", "replica", None, "enum", "postmaster", "replica"),
-        setting("archive_timeout", "300", Some("s"), "integer", "sighup", "5min"),
-        setting("archive_command", "pgbackrest --stanza=orders archive-push %p", None, "string", "sighup", "pgbackrest --stanza=orders archive-push %p"),
+        setting(
+            "wal_level",
+            "replica",
+            None,
+            "enum",
+            "postmaster",
+            "replica",
+        ),
+        setting(
+            "archive_timeout",
+            "300",
+            Some("s"),
+            "integer",
+            "sighup",
+            "5min",
+        ),
+        setting(
+            "archive_command",
+            "pgbackrest --stanza=orders archive-push %p",
+            None,
+            "string",
+            "sighup",
+            "pgbackrest --stanza=orders archive-push %p",
+        ),
         LiveSetting {
             pending_restart: true,
             file_value: Some("10".into()),
@@ -104,8 +133,14 @@ fn drifted_bucket() -> S3Live {
         exists: true,
         versioning: Some("Suspended".into()),
         object_lock_enabled: true,
-        object_lock: Some(ObjectLock { mode: LockMode::Compliance, days: 35 }),
-        encryption: Some(LiveEncryption { algorithm: "AES256".into(), kms_key: None }),
+        object_lock: Some(ObjectLock {
+            mode: LockMode::Compliance,
+            days: 35,
+        }),
+        encryption: Some(LiveEncryption {
+            algorithm: "AES256".into(),
+            kms_key: None,
+        }),
         public_access_block: Some([true, true, true, true]),
         owned_rules: BTreeMap::from([(
             "pgdr-orders-wal".to_string(),
@@ -126,7 +161,10 @@ fn drifted_bucket() -> S3Live {
 }
 
 fn drifted_plan() -> ClusterPlan {
-    let live = Live { primary: Some(drifted_postgres()), archive: Some(drifted_bucket()) };
+    let live = Live {
+        primary: Some(drifted_postgres()),
+        archive: Some(drifted_bucket()),
+    };
     plan_cluster(&desired(PLAN), &live)
 }
 
@@ -136,24 +174,83 @@ fn drift_is_planned_in_order_with_flags() {
     let got: Vec<(&str, Action, bool, bool, bool)> = plan
         .changes
         .iter()
-        .map(|c| (c.address.as_str(), c.action, c.requires_restart, c.pending_restart, c.destructive))
+        .map(|c| {
+            (
+                c.address.as_str(),
+                c.action,
+                c.requires_restart,
+                c.pending_restart,
+                c.destructive,
+            )
+        })
         .collect();
     assert_eq!(
         got,
         [
-            ("postgres.primary.setting.archive_command", Action::Update, false, false, false),
-            ("postgres.primary.setting.archive_timeout", Action::Update, false, false, false),
-            ("postgres.primary.setting.max_wal_senders", Action::Update, true, true, false),
-            ("postgres.primary.slot.orders_b", Action::Create, false, false, false),
-            ("s3.pg-wal-archive.versioning", Action::Update, false, false, false),
-            ("s3.pg-wal-archive.encryption", Action::Update, false, false, false),
+            (
+                "postgres.primary.setting.archive_command",
+                Action::Update,
+                false,
+                false,
+                false
+            ),
+            (
+                "postgres.primary.setting.archive_timeout",
+                Action::Update,
+                false,
+                false,
+                false
+            ),
+            (
+                "postgres.primary.setting.max_wal_senders",
+                Action::Update,
+                true,
+                true,
+                false
+            ),
+            (
+                "postgres.primary.slot.orders_b",
+                Action::Create,
+                false,
+                false,
+                false
+            ),
+            (
+                "s3.pg-wal-archive.versioning",
+                Action::Update,
+                false,
+                false,
+                false
+            ),
+            (
+                "s3.pg-wal-archive.encryption",
+                Action::Update,
+                false,
+                false,
+                false
+            ),
             // 40 → 35 days expires WAL sooner: destructive.
-            ("s3.pg-wal-archive.lifecycle.pgdr-orders-wal", Action::Update, false, false, true),
+            (
+                "s3.pg-wal-archive.lifecycle.pgdr-orders-wal",
+                Action::Update,
+                false,
+                false,
+                true
+            ),
         ]
     );
-    assert!(plan.changes[2].op.is_none(), "pending restart: nothing to issue");
+    assert!(
+        plan.changes[2].op.is_none(),
+        "pending restart: nothing to issue"
+    );
     let problems: Vec<&str> = plan.problems.iter().map(|p| p.address.as_str()).collect();
-    assert_eq!(problems, ["postgres.primary.archiver", "postgres.primary.slot.old_reporting"]);
+    assert_eq!(
+        problems,
+        [
+            "postgres.primary.archiver",
+            "postgres.primary.slot.old_reporting"
+        ]
+    );
     assert!(plan.problems[1].message.contains("3.0 GB"));
 }
 
@@ -170,11 +267,20 @@ fn live_state_matching_the_plan_gives_no_changes() {
     pg.health = PgHealth::default();
     let mut s3 = drifted_bucket();
     s3.versioning = Some("Enabled".into());
-    s3.encryption = Some(LiveEncryption { algorithm: "aws:kms".into(), kms_key: Some("alias/pg-wal".into()) });
+    s3.encryption = Some(LiveEncryption {
+        algorithm: "aws:kms".into(),
+        kms_key: Some("alias/pg-wal".into()),
+    });
     let rule = s3.owned_rules.get_mut("pgdr-orders-wal").unwrap();
     rule.rule.expiration_days = 35;
     rule.rule.noncurrent_days = 35;
-    let plan = plan_cluster(&desired(PLAN), &Live { primary: Some(pg), archive: Some(s3) });
+    let plan = plan_cluster(
+        &desired(PLAN),
+        &Live {
+            primary: Some(pg),
+            archive: Some(s3),
+        },
+    );
     assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
     assert!(plan.problems.is_empty());
 }
@@ -183,9 +289,16 @@ fn live_state_matching_the_plan_gives_no_changes() {
 fn a_missing_bucket_is_created_with_every_setting() {
     let plan = plan_cluster(
         &desired(PLAN),
-        &Live { primary: None, archive: Some(S3Live::absent("pg-wal-archive")) },
+        &Live {
+            primary: None,
+            archive: Some(S3Live::absent("pg-wal-archive")),
+        },
     );
-    let got: Vec<(&str, Action)> = plan.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();
+    let got: Vec<(&str, Action)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action))
+        .collect();
     assert_eq!(
         got,
         [
@@ -194,7 +307,10 @@ fn a_missing_bucket_is_created_with_every_setting() {
             ("s3.pg-wal-archive.object_lock", Action::Create),
             ("s3.pg-wal-archive.encryption", Action::Create),
             ("s3.pg-wal-archive.public_access_block", Action::Create),
-            ("s3.pg-wal-archive.lifecycle.pgdr-orders-wal", Action::Create),
+            (
+                "s3.pg-wal-archive.lifecycle.pgdr-orders-wal",
+                Action::Create
+            ),
         ]
     );
     assert!(plan.changes.iter().all(|c| !c.destructive));
@@ -208,37 +324,86 @@ fn weakening_protection_is_destructive_and_unowned_settings_are_left_alone() {
         .replace("  wal_retention: 35d\n", "");
     let mut s3 = drifted_bucket();
     s3.versioning = Some("Enabled".into());
-    let plan = plan_cluster(&desired(&text), &Live { primary: None, archive: Some(s3) });
-    let got: Vec<(&str, Action, bool)> =
-        plan.changes.iter().map(|c| (c.address.as_str(), c.action, c.destructive)).collect();
+    let plan = plan_cluster(
+        &desired(&text),
+        &Live {
+            primary: None,
+            archive: Some(s3),
+        },
+    );
+    let got: Vec<(&str, Action, bool)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.address.as_str(), c.action, c.destructive))
+        .collect();
     // object_lock is no longer named: not owned, not touched (no change at all).
     assert_eq!(
         got,
         [
             ("s3.pg-wal-archive.versioning", Action::Update, true),
             ("s3.pg-wal-archive.encryption", Action::Update, false),
-            ("s3.pg-wal-archive.lifecycle.pgdr-orders-wal", Action::Delete, true),
+            (
+                "s3.pg-wal-archive.lifecycle.pgdr-orders-wal",
+                Action::Delete,
+                true
+            ),
         ]
     );
 }
 
 #[test]
 fn invalid_values_and_unknown_settings_are_problems_not_changes() {
-    let text = PLAN.replace("wal_level: replica", "wal_level: hot").replace("max_wal_senders: 10", "max_wal_sender: 10");
-    let plan = plan_cluster(&desired(&text), &Live { primary: Some(drifted_postgres()), archive: None });
-    let problems: Vec<(&str, &str)> = plan.problems.iter().map(|p| (p.address.as_str(), p.message.as_str())).collect();
-    assert!(problems.iter().any(|(a, m)| *a == "postgres.primary.setting.wal_level" && m.contains("minimal, replica, logical")), "{problems:?}");
-    assert!(problems.iter().any(|(a, m)| *a == "postgres.primary.setting.max_wal_sender" && m.contains("not a setting this server knows")), "{problems:?}");
-    assert!(plan.changes.iter().all(|c| !c.address.ends_with("wal_level") && !c.address.ends_with("max_wal_sender")));
+    let text = PLAN
+        .replace("wal_level: replica", "wal_level: hot")
+        .replace("max_wal_senders: 10", "max_wal_sender: 10");
+    let plan = plan_cluster(
+        &desired(&text),
+        &Live {
+            primary: Some(drifted_postgres()),
+            archive: None,
+        },
+    );
+    let problems: Vec<(&str, &str)> = plan
+        .problems
+        .iter()
+        .map(|p| (p.address.as_str(), p.message.as_str()))
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|(a, m)| *a == "postgres.primary.setting.wal_level"
+                && m.contains("minimal, replica, logical")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|(a, m)| *a == "postgres.primary.setting.max_wal_sender"
+                && m.contains("not a setting this server knows")),
+        "{problems:?}"
+    );
+    assert!(plan
+        .changes
+        .iter()
+        .all(|c| !c.address.ends_with("wal_level") && !c.address.ends_with("max_wal_sender")));
 }
 
 #[test]
 fn a_primary_in_recovery_gets_no_slot() {
     let mut pg = drifted_postgres();
     pg.in_recovery = true;
-    let plan = plan_cluster(&desired(PLAN), &Live { primary: Some(pg), archive: None });
+    let plan = plan_cluster(
+        &desired(PLAN),
+        &Live {
+            primary: Some(pg),
+            archive: None,
+        },
+    );
     assert!(plan.changes.iter().all(|c| !c.address.contains(".slot.")));
-    assert!(plan.problems.iter().any(|p| p.address == "postgres.primary" && p.message.contains("in recovery")));
+    assert!(plan
+        .problems
+        .iter()
+        .any(|p| p.address == "postgres.primary" && p.message.contains("in recovery")));
 }
 
 #[test]
@@ -249,11 +414,17 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
     assert_eq!(a.live_sha256, b.live_sha256);
     let mut pg = drifted_postgres();
     pg.health.slots[0].retained_bytes = Some(1);
-    let moved = Live { primary: Some(pg), archive: Some(drifted_bucket()) };
+    let moved = Live {
+        primary: Some(pg),
+        archive: Some(drifted_bucket()),
+    };
     assert_eq!(moved.digest(), a.live_sha256, "counters are not state");
     let mut pg = drifted_postgres();
     pg.settings.get_mut("archive_timeout").unwrap().setting = "120".into();
-    let changed = Live { primary: Some(pg), archive: Some(drifted_bucket()) };
+    let changed = Live {
+        primary: Some(pg),
+        archive: Some(drifted_bucket()),
+    };
     assert_ne!(changed.digest(), a.live_sha256);
 }
 

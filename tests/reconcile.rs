@@ -6,7 +6,13 @@ mod common;
 use common::{addresses, pgdr, write_plan, Moto, Postgres};
 use serde_json::json;
 
-fn plan_text(cluster: &str, pg: &Postgres, bucket: &str, extra_settings: &str, archive_extra: &str) -> String {
+fn plan_text(
+    cluster: &str,
+    pg: &Postgres,
+    bucket: &str,
+    extra_settings: &str,
+    archive_extra: &str,
+) -> String {
     format!(
         r#"version: 1
 cluster: {cluster}
@@ -47,11 +53,20 @@ fn drift_is_exact_apply_fixes_it_and_a_second_apply_writes_nothing() {
     let file = write_plan(
         dir.path(),
         "orders.yaml",
-        &plan_text("orders", &pg, "wal-orders", "", "  object_lock: { mode: governance, days: 7 }"),
+        &plan_text(
+            "orders",
+            &pg,
+            "wal-orders",
+            "",
+            "  object_lock: { mode: governance, days: 7 }",
+        ),
     );
     let file = file.to_str().unwrap();
 
-    let plan = pgdr(Some(&moto), &["plan", file, "--format", "json", "--detailed-exitcode"]);
+    let plan = pgdr(
+        Some(&moto),
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     let json = plan.json();
     // wal_level (replica) and max_wal_senders (10) are initdb's defaults: no change for them.
@@ -72,48 +87,100 @@ fn drift_is_exact_apply_fixes_it_and_a_second_apply_writes_nothing() {
     assert_eq!(json["changes"][0]["after"], json!("60s"));
     assert_eq!(json["changes"][0]["action"], json!("update"));
     assert_eq!(json["changes"][0]["cluster"], json!("orders"));
-    assert_eq!(json["summary"], json!({ "create": 7, "update": 1, "delete": 0 }));
+    assert_eq!(
+        json["summary"],
+        json!({ "create": 7, "update": 1, "delete": 0 })
+    );
     assert_eq!(json["format_version"], json!(1));
     assert_eq!(moto.writes(), 0, "plan must not write");
 
     let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
-    assert!(apply.stdout.contains("Apply complete: 8 changes made, 0 failed."), "{}", apply.stdout);
+    assert!(
+        apply
+            .stdout
+            .contains("Apply complete: 8 changes made, 0 failed."),
+        "{}",
+        apply.stdout
+    );
 
     // Independent checks.
     assert_eq!(pg.psql("SHOW archive_timeout"), "1min");
-    assert_eq!(pg.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'orders_b'"), "physical");
-    let versioning = moto.aws(&["s3api", "get-bucket-versioning", "--bucket", "wal-orders"]).unwrap();
-    assert_eq!(versioning["Status"], json!("Enabled"));
-    let lock = moto.aws(&["s3api", "get-object-lock-configuration", "--bucket", "wal-orders"]).unwrap();
-    let retention = &lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
-    assert_eq!((&retention["Mode"], &retention["Days"]), (&json!("GOVERNANCE"), &json!(7)));
-    let enc = moto.aws(&["s3api", "get-bucket-encryption", "--bucket", "wal-orders"]).unwrap();
     assert_eq!(
-        enc["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        pg.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'orders_b'"),
+        "physical"
+    );
+    let versioning = moto
+        .aws(&["s3api", "get-bucket-versioning", "--bucket", "wal-orders"])
+        .unwrap();
+    assert_eq!(versioning["Status"], json!("Enabled"));
+    let lock = moto
+        .aws(&[
+            "s3api",
+            "get-object-lock-configuration",
+            "--bucket",
+            "wal-orders",
+        ])
+        .unwrap();
+    let retention = &lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    assert_eq!(
+        (&retention["Mode"], &retention["Days"]),
+        (&json!("GOVERNANCE"), &json!(7))
+    );
+    let enc = moto
+        .aws(&["s3api", "get-bucket-encryption", "--bucket", "wal-orders"])
+        .unwrap();
+    assert_eq!(
+        enc["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
         json!("AES256")
     );
-    let pab = moto.aws(&["s3api", "get-public-access-block", "--bucket", "wal-orders"]).unwrap();
-    assert_eq!(pab["PublicAccessBlockConfiguration"]["BlockPublicPolicy"], json!(true));
-    let rules = moto.aws(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "wal-orders"]).unwrap();
+    let pab = moto
+        .aws(&["s3api", "get-public-access-block", "--bucket", "wal-orders"])
+        .unwrap();
+    assert_eq!(
+        pab["PublicAccessBlockConfiguration"]["BlockPublicPolicy"],
+        json!(true)
+    );
+    let rules = moto
+        .aws(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "wal-orders",
+        ])
+        .unwrap();
     let rule = &rules["Rules"][0];
     assert_eq!(rule["ID"], json!("pgdr-orders-wal"));
     assert_eq!(rule["Filter"]["Prefix"], json!("orders/wal/"));
     assert_eq!(rule["Expiration"]["Days"], json!(30));
-    assert_eq!(rule["NoncurrentVersionExpiration"]["NoncurrentDays"], json!(30));
+    assert_eq!(
+        rule["NoncurrentVersionExpiration"]["NoncurrentDays"],
+        json!(30)
+    );
 
     // Second apply: nothing to do, and not one write request reaches the emulator.
     let writes_before = moto.writes();
     let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(again.stdout.contains("Nothing to apply."), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("Nothing to apply."),
+        "{}",
+        again.stdout
+    );
     assert_eq!(moto.writes(), writes_before, "second apply wrote to S3");
     // The standby named in the file does not exist, so its new slot is an inactive
     // slot holding WAL: a problem (exit 2), but no change is left.
     let clean = pgdr(Some(&moto), &["plan", file, "--detailed-exitcode"]);
     assert_eq!(clean.code, 2, "{}", clean.stdout);
     assert!(clean.stdout.contains("no changes"), "{}", clean.stdout);
-    assert!(clean.stdout.contains("Plan: 0 to create, 0 to update, 0 to delete; 1 problem."), "{}", clean.stdout);
+    assert!(
+        clean
+            .stdout
+            .contains("Plan: 0 to create, 0 to update, 0 to delete; 1 problem."),
+        "{}",
+        clean.stdout
+    );
 }
 
 #[test]
@@ -132,7 +199,16 @@ fn equivalent_spellings_are_not_drift() {
             pg.conninfo()
         ),
     );
-    let run = pgdr(None, &["plan", file.to_str().unwrap(), "--detailed-exitcode", "--format", "json"]);
+    let run = pgdr(
+        None,
+        &[
+            "plan",
+            file.to_str().unwrap(),
+            "--detailed-exitcode",
+            "--format",
+            "json",
+        ],
+    );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.json()["changes"].as_array().unwrap().is_empty());
 }
@@ -152,21 +228,47 @@ fn restart_settings_are_flagged_then_pending_and_not_issued_again() {
     let file = file.to_str().unwrap();
     let plan = pgdr(None, &["plan", file, "--format", "json"]).json();
     let senders = &plan["changes"][1];
-    assert_eq!(senders["address"], json!("postgres.primary.setting.max_wal_senders"));
+    assert_eq!(
+        senders["address"],
+        json!("postgres.primary.setting.max_wal_senders")
+    );
     assert_eq!(senders["requires_restart"], json!(true));
     assert!(senders.get("pending_restart").is_none());
 
     let apply = pgdr(None, &["apply", file, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
-    assert!(apply.stdout.contains("needs a restart for: max_wal_senders"), "{}", apply.stdout);
-    assert_eq!(pg.psql("SHOW archive_timeout"), "5min", "reloadable setting is live at once");
-    assert_eq!(pg.psql("SHOW max_wal_senders"), "10", "restart setting waits");
-    assert_eq!(pg.psql("SELECT pending_restart FROM pg_settings WHERE name = 'max_wal_senders'"), "t");
+    assert!(
+        apply
+            .stdout
+            .contains("needs a restart for: max_wal_senders"),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!(
+        pg.psql("SHOW archive_timeout"),
+        "5min",
+        "reloadable setting is live at once"
+    );
+    assert_eq!(
+        pg.psql("SHOW max_wal_senders"),
+        "10",
+        "restart setting waits"
+    );
+    assert_eq!(
+        pg.psql("SELECT pending_restart FROM pg_settings WHERE name = 'max_wal_senders'"),
+        "t"
+    );
 
-    let pending = pgdr(None, &["plan", file, "--format", "json", "--detailed-exitcode"]);
+    let pending = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
     assert_eq!(pending.code, 2);
     let json = pending.json();
-    assert_eq!(addresses(&json), ["postgres.primary.setting.max_wal_senders"]);
+    assert_eq!(
+        addresses(&json),
+        ["postgres.primary.setting.max_wal_senders"]
+    );
     assert_eq!(json["changes"][0]["pending_restart"], json!(true));
     assert_eq!(json["changes"][0]["action"], json!("update"));
 
@@ -174,8 +276,16 @@ fn restart_settings_are_flagged_then_pending_and_not_issued_again() {
     let modified = std::fs::metadata(&auto_conf).unwrap().modified().unwrap();
     let again = pgdr(None, &["apply", file, "--auto-approve"]);
     assert_eq!(again.code, 0);
-    assert!(again.stdout.contains("Nothing to apply."), "{}", again.stdout);
-    assert_eq!(std::fs::metadata(&auto_conf).unwrap().modified().unwrap(), modified, "ALTER SYSTEM issued again");
+    assert!(
+        again.stdout.contains("Nothing to apply."),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        std::fs::metadata(&auto_conf).unwrap().modified().unwrap(),
+        modified,
+        "ALTER SYSTEM issued again"
+    );
 
     pg.restart();
     assert_eq!(pg.psql("SHOW max_wal_senders"), "12");
@@ -187,7 +297,11 @@ fn a_saved_plan_is_refused_once_live_state_moves() {
     let pg = Postgres::start();
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = write_plan(dir.path(), "p.yaml", &plan_text("saved", &pg, "wal-saved", "", ""));
+    let file = write_plan(
+        dir.path(),
+        "p.yaml",
+        &plan_text("saved", &pg, "wal-saved", "", ""),
+    );
     let file = file.to_str().unwrap();
     let saved = dir.path().join("p.plan.json");
     let saved = saved.to_str().unwrap();
@@ -199,20 +313,34 @@ fn a_saved_plan_is_refused_once_live_state_moves() {
     assert_eq!(stale.code, 1);
     assert!(stale.stderr.contains("stale"), "{}", stale.stderr);
     assert_eq!(pg.psql("SHOW archive_timeout"), "2min");
-    assert!(moto.aws(&["s3api", "head-bucket", "--bucket", "wal-saved"]).is_err(), "nothing applied");
+    assert!(
+        moto.aws(&["s3api", "head-bucket", "--bucket", "wal-saved"])
+            .is_err(),
+        "nothing applied"
+    );
 
     assert_eq!(pgdr(Some(&moto), &["plan", file, "--out", saved]).code, 0);
     let fresh = pgdr(Some(&moto), &["apply", saved]);
     assert_eq!(fresh.code, 0, "{}\n{}", fresh.stdout, fresh.stderr);
     assert_eq!(pg.psql("SHOW archive_timeout"), "1min");
-    assert!(moto.aws(&["s3api", "head-bucket", "--bucket", "wal-saved"]).is_ok());
+    assert!(moto
+        .aws(&["s3api", "head-bucket", "--bucket", "wal-saved"])
+        .is_ok());
 
     // The plan file changing also makes a saved plan stale.
     assert_eq!(pgdr(Some(&moto), &["plan", file, "--out", saved]).code, 0);
-    std::fs::write(file, std::fs::read_to_string(file).unwrap().replace("30d", "31d")).unwrap();
+    std::fs::write(
+        file,
+        std::fs::read_to_string(file).unwrap().replace("30d", "31d"),
+    )
+    .unwrap();
     let edited = pgdr(Some(&moto), &["apply", saved]);
     assert_eq!(edited.code, 1);
-    assert!(edited.stderr.contains("changed since the plan was saved"), "{}", edited.stderr);
+    assert!(
+        edited.stderr.contains("changed since the plan was saved"),
+        "{}",
+        edited.stderr
+    );
 }
 
 #[test]
@@ -220,30 +348,77 @@ fn destructive_changes_need_allow_destructive() {
     let pg = Postgres::start();
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let file = write_plan(dir.path(), "p.yaml", &plan_text("guard", &pg, "wal-guard", "", ""));
+    let file = write_plan(
+        dir.path(),
+        "p.yaml",
+        &plan_text("guard", &pg, "wal-guard", "", ""),
+    );
     let file = file.to_str().unwrap();
-    assert_eq!(pgdr(Some(&moto), &["apply", file, "--auto-approve"]).code, 0);
+    assert_eq!(
+        pgdr(Some(&moto), &["apply", file, "--auto-approve"]).code,
+        0
+    );
 
     // Shorter WAL retention and suspended versioning: both weaken protection.
     let text = std::fs::read_to_string(file).unwrap();
-    std::fs::write(file, text.replace("wal_retention: 30d", "wal_retention: 10d").replace("versioning: true", "versioning: false")).unwrap();
+    std::fs::write(
+        file,
+        text.replace("wal_retention: 30d", "wal_retention: 10d")
+            .replace("versioning: true", "versioning: false"),
+    )
+    .unwrap();
     let plan = pgdr(Some(&moto), &["plan", file, "--format", "json"]).json();
-    let destructive: Vec<_> = plan["changes"].as_array().unwrap().iter().filter(|c| c["destructive"] == json!(true)).map(|c| c["address"].as_str().unwrap()).collect();
-    assert_eq!(destructive, ["s3.wal-guard.versioning", "s3.wal-guard.lifecycle.pgdr-guard-wal"]);
+    let destructive: Vec<_> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["destructive"] == json!(true))
+        .map(|c| c["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        destructive,
+        [
+            "s3.wal-guard.versioning",
+            "s3.wal-guard.lifecycle.pgdr-guard-wal"
+        ]
+    );
 
     let writes = moto.writes();
     let refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("--allow-destructive"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("--allow-destructive"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(moto.writes(), writes, "a refused apply writes nothing");
-    let rules = moto.aws(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "wal-guard"]).unwrap();
+    let rules = moto
+        .aws(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "wal-guard",
+        ])
+        .unwrap();
     assert_eq!(rules["Rules"][0]["Expiration"]["Days"], json!(30));
 
-    let allowed = pgdr(Some(&moto), &["apply", file, "--auto-approve", "--allow-destructive"]);
+    let allowed = pgdr(
+        Some(&moto),
+        &["apply", file, "--auto-approve", "--allow-destructive"],
+    );
     assert_eq!(allowed.code, 0, "{}", allowed.stderr);
-    let rules = moto.aws(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "wal-guard"]).unwrap();
+    let rules = moto
+        .aws(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "wal-guard",
+        ])
+        .unwrap();
     assert_eq!(rules["Rules"][0]["Expiration"]["Days"], json!(10));
-    let versioning = moto.aws(&["s3api", "get-bucket-versioning", "--bucket", "wal-guard"]).unwrap();
+    let versioning = moto
+        .aws(&["s3api", "get-bucket-versioning", "--bucket", "wal-guard"])
+        .unwrap();
     assert_eq!(versioning["Status"], json!("Suspended"));
 }
 
@@ -251,31 +426,76 @@ fn destructive_changes_need_allow_destructive() {
 fn clusters_share_a_bucket_and_foreign_rules_survive() {
     let pg = Postgres::start();
     let moto = Moto::start();
-    moto.aws(&["s3api", "create-bucket", "--bucket", "wal-shared"]).unwrap();
+    moto.aws(&["s3api", "create-bucket", "--bucket", "wal-shared"])
+        .unwrap();
     let foreign = r#"{"Rules":[{"ID":"logs-to-glacier","Status":"Enabled","Filter":{"Prefix":"logs/"},"Transitions":[{"Days":30,"StorageClass":"GLACIER"}]}]}"#;
-    moto.aws(&["s3api", "put-bucket-lifecycle-configuration", "--bucket", "wal-shared", "--lifecycle-configuration", foreign]).unwrap();
+    moto.aws(&[
+        "s3api",
+        "put-bucket-lifecycle-configuration",
+        "--bucket",
+        "wal-shared",
+        "--lifecycle-configuration",
+        foreign,
+    ])
+    .unwrap();
 
     let fleet = tempfile::tempdir().unwrap();
-    write_plan(fleet.path(), "a.yaml", &plan_text("shop-a", &pg, "wal-shared", "", ""));
-    write_plan(fleet.path(), "b.yml", &plan_text("shop-b", &pg, "wal-shared", "", "").replace("wal_retention: 30d", "wal_retention: 14d"));
+    write_plan(
+        fleet.path(),
+        "a.yaml",
+        &plan_text("shop-a", &pg, "wal-shared", "", ""),
+    );
+    write_plan(
+        fleet.path(),
+        "b.yml",
+        &plan_text("shop-b", &pg, "wal-shared", "", "")
+            .replace("wal_retention: 30d", "wal_retention: 14d"),
+    );
     let folder = fleet.path().to_str().unwrap();
 
     let apply = pgdr(Some(&moto), &["apply", folder, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
-    let rules = moto.aws(&["s3api", "get-bucket-lifecycle-configuration", "--bucket", "wal-shared"]).unwrap();
-    let mut ids: Vec<_> = rules["Rules"].as_array().unwrap().iter().map(|r| r["ID"].as_str().unwrap().to_string()).collect();
+    let rules = moto
+        .aws(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "wal-shared",
+        ])
+        .unwrap();
+    let mut ids: Vec<_> = rules["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ID"].as_str().unwrap().to_string())
+        .collect();
     ids.sort();
-    assert_eq!(ids, ["logs-to-glacier", "pgdr-shop-a-wal", "pgdr-shop-b-wal"]);
-    let glacier = rules["Rules"].as_array().unwrap().iter().find(|r| r["ID"] == json!("logs-to-glacier")).unwrap();
+    assert_eq!(
+        ids,
+        ["logs-to-glacier", "pgdr-shop-a-wal", "pgdr-shop-b-wal"]
+    );
+    let glacier = rules["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ID"] == json!("logs-to-glacier"))
+        .unwrap();
     assert_eq!(glacier["Transitions"][0]["StorageClass"], json!("GLACIER"));
 
     // No flapping: both clusters are clean together and one by one.
     // (The standbys named here do not exist, so their new slots are inactive: problems, not changes.)
     let plan = pgdr(Some(&moto), &["plan", folder, "--format", "json"]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
-    assert!(plan.json()["changes"].as_array().unwrap().is_empty(), "{}", plan.stdout);
+    assert!(
+        plan.json()["changes"].as_array().unwrap().is_empty(),
+        "{}",
+        plan.stdout
+    );
     let writes = moto.writes();
-    assert_eq!(pgdr(Some(&moto), &["apply", folder, "--auto-approve"]).code, 0);
+    assert_eq!(
+        pgdr(Some(&moto), &["apply", folder, "--auto-approve"]).code,
+        0
+    );
     assert_eq!(moto.writes(), writes);
 }
 
@@ -284,8 +504,15 @@ fn one_unreachable_cluster_is_reported_without_hiding_the_others_and_nothing_is_
     let pg = Postgres::start();
     let moto = Moto::start();
     let fleet = tempfile::tempdir().unwrap();
-    write_plan(fleet.path(), "good.yaml", &plan_text("good", &pg, "wal-good", "", ""));
-    let dead = plan_text("dead", &pg, "wal-dead", "", "").replace(&format!("port={}", pg.port), &format!("port={}", common::free_port()));
+    write_plan(
+        fleet.path(),
+        "good.yaml",
+        &plan_text("good", &pg, "wal-good", "", ""),
+    );
+    let dead = plan_text("dead", &pg, "wal-dead", "", "").replace(
+        &format!("port={}", pg.port),
+        &format!("port={}", common::free_port()),
+    );
     write_plan(fleet.path(), "dead.yaml", &dead);
     let folder = fleet.path().to_str().unwrap();
 
@@ -294,16 +521,31 @@ fn one_unreachable_cluster_is_reported_without_hiding_the_others_and_nothing_is_
     let json = plan.json();
     assert!(addresses(&json).contains(&"s3.wal-good".to_string()));
     assert_eq!(json["errors"][0]["cluster"], json!("dead"));
-    assert!(json["errors"][0]["message"].as_str().unwrap().contains("cannot connect"));
+    assert!(json["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("cannot connect"));
 
-    let apply = pgdr(Some(&moto), &["apply", fleet.path().join("dead.yaml").to_str().unwrap(), "--auto-approve"]);
+    let apply = pgdr(
+        Some(&moto),
+        &[
+            "apply",
+            fleet.path().join("dead.yaml").to_str().unwrap(),
+            "--auto-approve",
+        ],
+    );
     assert_eq!(apply.code, 1);
-    assert!(moto.aws(&["s3api", "head-bucket", "--bucket", "wal-dead"]).is_err(), "S3 must not be touched when Postgres cannot be read");
+    assert!(
+        moto.aws(&["s3api", "head-bucket", "--bucket", "wal-dead"])
+            .is_err(),
+        "S3 must not be touched when Postgres cannot be read"
+    );
 }
 
 #[test]
 fn archiver_failures_and_inactive_slots_are_problems() {
-    let pg = Postgres::start_with("archive_mode = on\narchive_command = 'false'\nwal_level = replica\n");
+    let pg =
+        Postgres::start_with("archive_mode = on\narchive_command = 'false'\nwal_level = replica\n");
     pg.psql("SELECT pg_create_physical_replication_slot('forgotten', true)");
     pg.psql("SELECT pg_switch_wal() FROM (SELECT txid_current()) t");
     // Wait for the archiver to try (and fail) at least once.
@@ -319,17 +561,48 @@ fn archiver_failures_and_inactive_slots_are_problems() {
         "p.yaml",
         &format!("version: 1\ncluster: sick\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_mode: \"on\"\n", pg.conninfo()),
     );
-    let run = pgdr(None, &["plan", file.to_str().unwrap(), "--format", "json", "--detailed-exitcode"]);
-    assert_eq!(run.code, 2, "problems alone make --detailed-exitcode exit 2");
+    let run = pgdr(
+        None,
+        &[
+            "plan",
+            file.to_str().unwrap(),
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(
+        run.code, 2,
+        "problems alone make --detailed-exitcode exit 2"
+    );
     let json = run.json();
     assert!(json["changes"].as_array().unwrap().is_empty());
     let problems = json["problems"].as_array().unwrap();
-    let archiver = problems.iter().find(|p| p["address"] == json!("postgres.primary.archiver")).expect("archiver problem");
-    assert!(archiver["message"].as_str().unwrap().contains("archive_command has failed"), "{archiver}");
-    let slot = problems.iter().find(|p| p["address"] == json!("postgres.primary.slot.forgotten")).expect("slot problem");
-    assert!(slot["message"].as_str().unwrap().contains("holding back"), "{slot}");
+    let archiver = problems
+        .iter()
+        .find(|p| p["address"] == json!("postgres.primary.archiver"))
+        .expect("archiver problem");
+    assert!(
+        archiver["message"]
+            .as_str()
+            .unwrap()
+            .contains("archive_command has failed"),
+        "{archiver}"
+    );
+    let slot = problems
+        .iter()
+        .find(|p| p["address"] == json!("postgres.primary.slot.forgotten"))
+        .expect("slot problem");
+    assert!(
+        slot["message"].as_str().unwrap().contains("holding back"),
+        "{slot}"
+    );
     let human = pgdr(None, &["plan", file.to_str().unwrap()]);
-    assert!(human.stdout.contains("! postgres.primary.archiver"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("! postgres.primary.archiver"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
@@ -345,14 +618,30 @@ fn an_unreachable_server_fails_in_seconds_naming_it() {
     );
     let run = pgdr(None, &["plan", file.to_str().unwrap()]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.contains(&format!("127.0.0.1:{port}")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("no answer within 3s"), "{}", run.stdout);
 
     let refused_port = common::free_port();
-    std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replace(&port.to_string(), &refused_port.to_string())).unwrap();
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(&port.to_string(), &refused_port.to_string()),
+    )
+    .unwrap();
     let run = pgdr(None, &["plan", file.to_str().unwrap()]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.contains(&format!("postgres.primary (127.0.0.1:{refused_port}): cannot connect")), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!(
+            "postgres.primary (127.0.0.1:{refused_port}): cannot connect"
+        )),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("hint:"), "{}", run.stdout);
 }
 
@@ -367,14 +656,27 @@ fn concurrent_applies_on_one_cluster_cannot_interleave() {
     );
     let locks = std::env::temp_dir().join("pgdr-test-locks");
     std::fs::create_dir_all(&locks).unwrap();
-    let held = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(locks.join("locked.lock")).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(locks.join("locked.lock"))
+        .unwrap();
     held.lock().unwrap();
     let run = pgdr(None, &["apply", file.to_str().unwrap(), "--auto-approve"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("another pgdr apply is running for cluster `locked`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("another pgdr apply is running for cluster `locked`"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(pg.psql("SHOW archive_timeout"), "0");
     held.unlock().unwrap();
-    assert_eq!(pgdr(None, &["apply", file.to_str().unwrap(), "--auto-approve"]).code, 0);
+    assert_eq!(
+        pgdr(None, &["apply", file.to_str().unwrap(), "--auto-approve"]).code,
+        0
+    );
     assert_eq!(pg.psql("SHOW archive_timeout"), "90s");
 }
 
@@ -391,4 +693,55 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--auto-approve"), "{}", run.stderr);
     assert_eq!(pg.psql("SHOW archive_timeout"), "0");
+}
+
+/// Runs `pgdr apply FILE` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn apply_on_terminal(file: &str, answer: &str) -> std::process::Output {
+    let command = format!("{} apply {file}", env!("CARGO_BIN_EXE_pgdr"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env(
+            "PGDR_LOCK_DIR",
+            std::env::temp_dir().join("pgdr-test-locks"),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) runs");
+    use std::io::Write;
+    // Give pgdr time to plan and ask before typing, as a person would.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn apply_asks_on_a_terminal_and_only_yes_approves() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(
+        dir.path(),
+        "p.yaml",
+        &format!("version: 1\ncluster: prompt\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_timeout: 90s\n", pg.conninfo()),
+    );
+    let file = file.to_str().unwrap();
+    let no = apply_on_terminal(file, "y");
+    let text = String::from_utf8_lossy(&no.stdout);
+    assert!(text.contains("Only 'yes' will be accepted"), "{text}");
+    assert!(text.contains("apply cancelled"), "{text}");
+    assert_eq!(pg.psql("SHOW archive_timeout"), "0");
+
+    let yes = apply_on_terminal(file, "yes");
+    let text = String::from_utf8_lossy(&yes.stdout);
+    assert!(
+        text.contains("Apply complete: 1 change made, 0 failed."),
+        "{text}"
+    );
+    assert_eq!(pg.psql("SHOW archive_timeout"), "90s");
 }

@@ -8,8 +8,17 @@ use std::path::Path;
 use std::process::Command;
 
 fn sh(dir: &Path, script: &str) {
-    let out = Command::new("bash").arg("-c").arg(script).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A CA, a server certificate for `localhost` only (not 127.0.0.1), and an unrelated CA.
@@ -33,16 +42,25 @@ fn plan_with(dir: &Path, conninfo: &str) -> common::Run {
         "tls.yaml",
         &format!("version: 1\ncluster: tls\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{conninfo}\"\nsettings:\n  wal_level: replica\n"),
     );
-    pgdr(None, &["plan", file.to_str().unwrap(), "--detailed-exitcode"])
+    pgdr(
+        None,
+        &["plan", file.to_str().unwrap(), "--detailed-exitcode"],
+    )
 }
 
 #[test]
 fn sslmodes_behave_as_in_libpq() {
     let certs = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(certs.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        certs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     make_certs(certs.path());
     let d = certs.path().display();
-    let pg = Postgres::start_with(&format!("ssl = on\nssl_cert_file = '{d}/server.crt'\nssl_key_file = '{d}/server.key'\n"));
+    let pg = Postgres::start_with(&format!(
+        "ssl = on\nssl_cert_file = '{d}/server.crt'\nssl_key_file = '{d}/server.key'\n"
+    ));
     // Refuse every connection that is not TLS.
     let hba = pg.data_dir().join("pg_hba.conf");
     let text = std::fs::read_to_string(&hba).unwrap();
@@ -53,28 +71,69 @@ fn sslmodes_behave_as_in_libpq() {
     let base = format!("port={port} user=postgres dbname=postgres");
     let work = tempfile::tempdir().unwrap();
 
-    let require = plan_with(work.path(), &format!("host=127.0.0.1 {base} sslmode=require"));
-    assert_eq!(require.code, 0, "require: {}{}", require.stdout, require.stderr);
+    let require = plan_with(
+        work.path(),
+        &format!("host=127.0.0.1 {base} sslmode=require"),
+    );
+    assert_eq!(
+        require.code, 0,
+        "require: {}{}",
+        require.stdout, require.stderr
+    );
 
-    let disable = plan_with(work.path(), &format!("host=127.0.0.1 {base} sslmode=disable"));
+    let disable = plan_with(
+        work.path(),
+        &format!("host=127.0.0.1 {base} sslmode=disable"),
+    );
     assert_eq!(disable.code, 1);
-    assert!(disable.stdout.contains("no encryption") || disable.stdout.contains("pg_hba.conf"), "{}", disable.stdout);
+    assert!(
+        disable.stdout.contains("no encryption") || disable.stdout.contains("pg_hba.conf"),
+        "{}",
+        disable.stdout
+    );
 
-    let full = plan_with(work.path(), &format!("host=localhost {base} sslmode=verify-full sslrootcert={d}/ca.crt"));
+    let full = plan_with(
+        work.path(),
+        &format!("host=localhost {base} sslmode=verify-full sslrootcert={d}/ca.crt"),
+    );
     assert_eq!(full.code, 0, "verify-full: {}{}", full.stdout, full.stderr);
 
     // The certificate names localhost, not 127.0.0.1: verify-full refuses, verify-ca accepts.
-    let wrong_name = plan_with(work.path(), &format!("host=127.0.0.1 {base} sslmode=verify-full sslrootcert={d}/ca.crt"));
+    let wrong_name = plan_with(
+        work.path(),
+        &format!("host=127.0.0.1 {base} sslmode=verify-full sslrootcert={d}/ca.crt"),
+    );
     assert_eq!(wrong_name.code, 1);
-    assert!(wrong_name.stdout.contains("cannot connect"), "{}", wrong_name.stdout);
-    let ca_only = plan_with(work.path(), &format!("host=127.0.0.1 {base} sslmode=verify-ca sslrootcert={d}/ca.crt"));
-    assert_eq!(ca_only.code, 0, "verify-ca: {}{}", ca_only.stdout, ca_only.stderr);
+    assert!(
+        wrong_name.stdout.contains("cannot connect"),
+        "{}",
+        wrong_name.stdout
+    );
+    let ca_only = plan_with(
+        work.path(),
+        &format!("host=127.0.0.1 {base} sslmode=verify-ca sslrootcert={d}/ca.crt"),
+    );
+    assert_eq!(
+        ca_only.code, 0,
+        "verify-ca: {}{}",
+        ca_only.stdout, ca_only.stderr
+    );
 
-    let wrong_ca = plan_with(work.path(), &format!("host=localhost {base} sslmode=verify-ca sslrootcert={d}/other-ca.crt"));
+    let wrong_ca = plan_with(
+        work.path(),
+        &format!("host=localhost {base} sslmode=verify-ca sslrootcert={d}/other-ca.crt"),
+    );
     assert_eq!(wrong_ca.code, 1);
-    assert!(wrong_ca.stdout.contains("certificate") || wrong_ca.stdout.contains("UnknownIssuer"), "{}", wrong_ca.stdout);
+    assert!(
+        wrong_ca.stdout.contains("certificate") || wrong_ca.stdout.contains("UnknownIssuer"),
+        "{}",
+        wrong_ca.stdout
+    );
 
-    let no_root = plan_with(work.path(), &format!("host=localhost {base} sslmode=verify-full sslrootcert={d}/missing.crt"));
+    let no_root = plan_with(
+        work.path(),
+        &format!("host=localhost {base} sslmode=verify-full sslrootcert={d}/missing.crt"),
+    );
     assert_eq!(no_root.code, 1);
     assert!(no_root.stdout.contains("missing.crt"), "{}", no_root.stdout);
 }
@@ -88,7 +147,10 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
     std::fs::write(&hba, text.replace("host    all             all             127.0.0.1/32            trust", "host    all             dr_admin        127.0.0.1/32            scram-sha-256\nhost    all             all             127.0.0.1/32            trust")).unwrap();
     pg.psql("SELECT pg_reload_conf()");
     let work = tempfile::tempdir().unwrap();
-    let conninfo = format!("host=127.0.0.1 port={} user=dr_admin dbname=postgres sslmode=disable", pg.port);
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=dr_admin dbname=postgres sslmode=disable",
+        pg.port
+    );
     let file = write_plan(
         work.path(),
         "p.yaml",
@@ -98,7 +160,10 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
     let bin = env!("CARGO_BIN_EXE_pgdr");
     let run = |envs: &[(&str, &str)]| {
         let mut cmd = Command::new(bin);
-        cmd.args(["plan", file]).env_remove("PGPASSWORD").env("HOME", work.path()).env("PGDR_LOCK_DIR", work.path());
+        cmd.args(["plan", file])
+            .env_remove("PGPASSWORD")
+            .env("HOME", work.path())
+            .env("PGDR_LOCK_DIR", work.path());
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -112,15 +177,27 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
 
     let wrong = run(&[("PGPASSWORD", "nope-wrong")]);
     assert_eq!(wrong.status.code(), Some(1));
-    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("nope-wrong"), "password echoed");
+    assert!(
+        !String::from_utf8_lossy(&wrong.stdout).contains("nope-wrong"),
+        "password echoed"
+    );
 
     assert_eq!(run(&[("PGPASSWORD", "s3cret-pass")]).status.code(), Some(0));
 
     let pgpass = work.path().join(".pgpass");
-    std::fs::write(&pgpass, format!("127.0.0.1:{}:*:dr_admin:s3cret-pass\n", pg.port)).unwrap();
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{}:*:dr_admin:s3cret-pass\n", pg.port),
+    )
+    .unwrap();
     std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let from_file = run(&[]);
-    assert_eq!(from_file.status.code(), Some(0), "{}", String::from_utf8_lossy(&from_file.stdout));
+    assert_eq!(
+        from_file.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_file.stdout)
+    );
 
     std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let loose = run(&[]);

@@ -209,19 +209,28 @@ fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
         })
     };
     if p.primary.rds.is_some() {
-        note("primary.rds", "validated but not reconciled yet: this version does not read or change RDS");
+        note(
+            "primary.rds",
+            "validated but not reconciled yet: this version does not read or change RDS",
+        );
     }
     if !p.standbys.is_empty() {
         note("standbys", "validated but not reconciled yet: this version creates each standby's slot on the primary but does not read or change the standbys themselves");
     }
     if p.endpoint.is_some() {
-        note("endpoint", "validated but not reconciled yet: this version does not read or change Route53");
+        note(
+            "endpoint",
+            "validated but not reconciled yet: this version does not read or change Route53",
+        );
     }
     if p.replication_network.is_some() {
         note("replication_network", "validated but not reconciled yet: this version does not read or change EC2 security groups");
     }
     if p.primary.postgres.is_none() {
-        note("primary.postgres", "not given: server settings, slots and the archiver are not checked");
+        note(
+            "primary.postgres",
+            "not given: server settings, slots and the archiver are not checked",
+        );
     }
 }
 

@@ -104,7 +104,9 @@ pub fn plan_archive(
     if let Some(want) = archive.versioning {
         let have = live.versioning.as_deref();
         let enabled = have == Some("Enabled");
-        if want != enabled && !(!want && have.is_none()) {
+        // `versioning: false` on a bucket never versioned is already right.
+        let never_versioned = have.is_none();
+        if want != enabled && (want || !never_versioned) {
             let before = have.map_or(json!(null), |h| json!(h));
             push(
                 "versioning",

@@ -25,7 +25,7 @@ impl Duration {
     }
     /// Whole days, if the duration is a whole number of days.
     pub fn whole_days(self) -> Option<u64> {
-        (self.seconds % 86_400 == 0).then_some(self.seconds / 86_400)
+        self.seconds.is_multiple_of(86_400).then_some(self.seconds / 86_400)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -64,7 +64,7 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.seconds;
         for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if s != 0 && s % size == 0 {
+            if s != 0 && s.is_multiple_of(size) {
                 return write!(f, "{}{unit}", s / size);
             }
         }

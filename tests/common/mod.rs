@@ -15,7 +15,11 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn lib(script: &str) -> Output {
@@ -46,8 +50,15 @@ impl Postgres {
 
     /// `conf` lines are appended to postgresql.conf before the first start.
     pub fn start_with(conf: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("pgdr-test-pg").tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pgdr-test-pg")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
         let port = free_port();
         let d = dir.path().display();
         if conf.is_empty() {
@@ -71,17 +82,35 @@ impl Postgres {
     }
 
     pub fn conninfo(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable",
+            self.port
+        )
     }
 
     /// Runs SQL through psql, the independent client; returns trimmed unaligned output.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-XAtc", sql])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-XAtc",
+                sql,
+            ])
             .env_remove("PGPASSWORD")
             .output()
             .expect("psql runs");
-        assert!(out.status.success(), "psql `{sql}`: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql `{sql}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -127,10 +156,18 @@ impl Moto {
             .expect("moto_server starts");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, port, log, _dir: dir }
+        Moto {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
     }
 
     pub fn endpoint(&self) -> String {
@@ -204,7 +241,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 }
 
@@ -223,7 +261,8 @@ pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
             cmd.envs(m.env());
         }
         None => {
-            cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").env("AWS_EC2_METADATA_DISABLED", "true");
+            cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+                .env("AWS_EC2_METADATA_DISABLED", "true");
         }
     }
     let out = cmd.output().expect("pgdr runs");
