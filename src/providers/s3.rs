@@ -127,24 +127,22 @@ pub async fn observe(
     bucket: &str,
     cluster: &str,
 ) -> Result<S3Live, ProviderError> {
-    match client.head_bucket().bucket(bucket).send().await {
-        Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-            return Ok(S3Live::absent(bucket))
-        }
+    // GetBucketVersioning doubles as the existence check (NoSuchBucket), which
+    // saves a HeadBucket round trip per bucket.
+    let versioning = match client.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(out) => out,
+        Err(e) if is_code(&e, &["NoSuchBucket"]) => return Ok(S3Live::absent(bucket)),
         Err(e) => {
-            // HeadBucket has no body, so S3 answers 403 with no code.
             let forbidden = e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
             let err = sdk_error(bucket, "reading the bucket", &e);
-            return Err(if forbidden {
-                err.hint("403 Forbidden: the bucket belongs to another account, or the AWS identity in use may not read it")
+            return Err(if forbidden && err.hint.is_none() {
+                err.hint("the bucket belongs to another account, or the AWS identity in use may not read it")
             } else {
                 err
             });
         }
-    }
-    let (versioning, lock, encryption, pab, lifecycle) = tokio::join!(
-        client.get_bucket_versioning().bucket(bucket).send(),
+    };
+    let (lock, encryption, pab, lifecycle) = tokio::join!(
         client.get_object_lock_configuration().bucket(bucket).send(),
         client.get_bucket_encryption().bucket(bucket).send(),
         client.get_public_access_block().bucket(bucket).send(),
@@ -156,7 +154,6 @@ pub async fn observe(
     let mut live = S3Live::absent(bucket);
     live.exists = true;
 
-    let versioning = versioning.map_err(|e| sdk_error(bucket, "reading versioning", &e))?;
     live.versioning = versioning.status().map(|s| s.as_str().to_string());
 
     match lock {

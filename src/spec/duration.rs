@@ -25,7 +25,9 @@ impl Duration {
     }
     /// Whole days, if the duration is a whole number of days.
     pub fn whole_days(self) -> Option<u64> {
-        self.seconds.is_multiple_of(86_400).then_some(self.seconds / 86_400)
+        self.seconds
+            .is_multiple_of(86_400)
+            .then_some(self.seconds / 86_400)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
