@@ -745,3 +745,64 @@ fn apply_asks_on_a_terminal_and_only_yes_approves() {
     );
     assert_eq!(pg.psql("SHOW archive_timeout"), "90s");
 }
+
+#[test]
+fn apply_keeps_going_past_a_failed_change_and_reports_every_failure() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    // A role that may read settings but not ALTER SYSTEM: the PostgreSQL change fails.
+    pg.psql("CREATE ROLE limited LOGIN");
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        plan_text("partial", &pg, "wal-partial", "", "").replace("user=postgres", "user=limited");
+    let file = write_plan(dir.path(), "p.yaml", &text);
+    let file = file.to_str().unwrap();
+
+    let run = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("✗ partial postgres.primary.setting.archive_timeout"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("✗ partial postgres.primary.slot.partial_b"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("permission denied") || run.stdout.contains("must be superuser"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("✓ partial s3.wal-partial.lifecycle.pgdr-partial-wal"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("5 changes made, 2 failed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("2 changes failed"), "{}", run.stderr);
+    // The S3 side was applied despite the PostgreSQL failures.
+    let versioning = moto
+        .aws(&["s3api", "get-bucket-versioning", "--bucket", "wal-partial"])
+        .unwrap();
+    assert_eq!(versioning["Status"], json!("Enabled"));
+    assert_eq!(pg.psql("SHOW archive_timeout"), "0");
+
+    // Running again retries only what is still different.
+    let plan = pgdr(Some(&moto), &["plan", file, "--format", "json"]).json();
+    assert_eq!(
+        addresses(&plan),
+        [
+            "postgres.primary.setting.archive_timeout",
+            "postgres.primary.slot.partial_b"
+        ]
+    );
+}
