@@ -94,3 +94,15 @@ use_moto_env() {
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
   unset AWS_PROFILE AWS_SESSION_TOKEN
 }
+
+# start_standby PRIMARY_PORT DIR PORT SLOT: a streaming standby of the cluster on
+# PRIMARY_PORT, made with pg_basebackup -R (which also creates SLOT on the primary).
+start_standby() {
+  local pport=$1 dir=$2 port=$3 slot=$4 bin
+  bin=$(pg_bindir)
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  pg_run "$bin/pg_basebackup" -h 127.0.0.1 -p "$pport" -U postgres -D "$dir/data" -R -X stream -C -S "$slot" >/dev/null
+  pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+}

@@ -8,7 +8,8 @@ use crate::plan::{ClusterPlan, Op, Server};
 use crate::providers::aws::AwsClients;
 use crate::providers::postgres::Session;
 use crate::providers::{s3, ProviderError};
-use crate::spec::Desired;
+use crate::spec::{Conninfo, Desired};
+use std::collections::BTreeMap;
 
 /// What happened to one change.
 #[derive(Debug)]
@@ -39,72 +40,26 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, aws: &AwsClien
         .filter_map(|c| c.op.as_ref().map(|op| (c.address.as_str(), op)))
         .collect();
 
-    let pg_ops: Vec<_> = ops.iter().filter(|(_, op)| is_postgres(op)).collect();
-    let s3_ops: Vec<_> = ops.iter().filter(|(_, op)| !is_postgres(op)).collect();
+    // PostgreSQL ops grouped by server: one session each, servers in parallel.
+    let mut by_server: BTreeMap<Server, Vec<(&str, &Op)>> = BTreeMap::new();
+    for (address, op) in &ops {
+        if let Some(server) = postgres_server(op) {
+            by_server
+                .entry(server.clone())
+                .or_default()
+                .push((address, op));
+        }
+    }
+    let s3_ops: Vec<_> = ops
+        .iter()
+        .filter(|(_, op)| postgres_server(op).is_none())
+        .collect();
 
-    // PostgreSQL and S3 are independent systems: apply both at once.
-    let pg = async {
-        let mut outcomes = Vec::new();
-        let mut restart = Vec::new();
-        if pg_ops.is_empty() {
-            return (outcomes, restart);
-        }
-        let Some(info) = &desired.plan.primary.postgres else {
-            return (outcomes, restart);
-        };
-        let session = match Session::open("primary", info).await {
-            Ok(s) => s,
-            Err(e) => {
-                for (address, _) in &pg_ops {
-                    outcomes.push(Outcome {
-                        address: address.to_string(),
-                        result: Err(e.clone()),
-                    });
-                }
-                return (outcomes, restart);
-            }
-        };
-        let mut reload = false;
-        for (address, op) in &pg_ops {
-            let result = match op {
-                Op::PgSetSetting {
-                    server: Server::Primary,
-                    name,
-                    value,
-                    reload: reloadable,
-                } => {
-                    let r = session.set_setting(name, value).await;
-                    if r.is_ok() {
-                        if *reloadable {
-                            reload = true;
-                        } else {
-                            restart.push(name.clone());
-                        }
-                    }
-                    r
-                }
-                Op::PgCreateSlot {
-                    server: Server::Primary,
-                    slot,
-                } => session.create_slot(slot).await,
-                _ => unreachable!("filtered to PostgreSQL ops"),
-            };
-            outcomes.push(Outcome {
-                address: address.to_string(),
-                result,
-            });
-        }
-        if reload {
-            if let Err(e) = session.reload().await {
-                outcomes.push(Outcome {
-                    address: "postgres.primary".into(),
-                    result: Err(e),
-                });
-            }
-        }
-        (outcomes, restart)
-    };
-
+    let pg = futures_util::future::join_all(
+        by_server
+            .into_iter()
+            .map(|(server, ops)| apply_server(desired, server, ops)),
+    );
     let s3 = async {
         let mut outcomes = Vec::new();
         let Some(aws_section) = &desired.plan.aws else {
@@ -149,29 +104,129 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, aws: &AwsClien
         outcomes
     };
 
-    let ((pg_outcomes, restart), s3_outcomes) = tokio::join!(pg, s3);
-    applied.outcomes.extend(pg_outcomes);
+    let (pg_results, s3_outcomes) = tokio::join!(pg, s3);
+    let mut restart: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (outcomes, server, names) in pg_results {
+        applied.outcomes.extend(outcomes);
+        if !names.is_empty() {
+            restart.entry(server).or_default().extend(names);
+        }
+    }
     applied.outcomes.extend(s3_outcomes);
     // Settings already pending a restart still need one.
-    let mut restart = restart;
-    restart.extend(
-        plan.changes
-            .iter()
-            .filter(|c| c.pending_restart)
-            .filter_map(|c| c.address.rsplit('.').next().map(str::to_string)),
-    );
-    if !restart.is_empty() {
-        let server = desired
-            .plan
-            .primary
-            .postgres
-            .as_ref()
-            .map_or("primary".to_string(), |i| format!("postgres.primary ({i})"));
-        applied.restart_needed.push((server, restart));
+    for change in plan.changes.iter().filter(|c| c.pending_restart) {
+        if let Some((server, name)) = change.address.split_once(".setting.") {
+            restart
+                .entry(server_label(desired, server))
+                .or_default()
+                .push(name.to_string());
+        }
     }
+    applied.restart_needed = restart.into_iter().collect();
     applied
 }
 
-fn is_postgres(op: &Op) -> bool {
-    matches!(op, Op::PgSetSetting { .. } | Op::PgCreateSlot { .. })
+fn postgres_server(op: &Op) -> Option<&Server> {
+    match op {
+        Op::PgSetSetting { server, .. }
+        | Op::PgCreateSlot { server, .. }
+        | Op::PgSetApplicationName { server, .. } => Some(server),
+        _ => None,
+    }
+}
+
+fn conninfo<'a>(desired: &'a Desired, server: &Server) -> Option<&'a Conninfo> {
+    match server {
+        Server::Primary => desired.plan.primary.postgres.as_ref(),
+        Server::Standby(name) => desired
+            .plan
+            .standbys
+            .iter()
+            .find(|s| s.name.as_str() == name)
+            .and_then(|s| s.postgres.as_ref()),
+    }
+}
+
+/// `postgres.primary (host:port)` for the restart notice.
+fn server_label(desired: &Desired, address: &str) -> String {
+    let server = match address.strip_prefix("postgres.standby.") {
+        Some(name) => Server::Standby(name.to_string()),
+        None => Server::Primary,
+    };
+    match conninfo(desired, &server) {
+        Some(info) => format!("{address} ({info})"),
+        None => address.to_string(),
+    }
+}
+
+/// One server's ops in one session; a reload at the end if a reloadable setting changed.
+async fn apply_server(
+    desired: &Desired,
+    server: Server,
+    ops: Vec<(&str, &Op)>,
+) -> (Vec<Outcome>, String, Vec<String>) {
+    let address = server.address();
+    let label = server_label(desired, &address);
+    let mut outcomes = Vec::new();
+    let mut restart = Vec::new();
+    let Some(info) = conninfo(desired, &server) else {
+        return (outcomes, label, restart);
+    };
+    let role = address.trim_start_matches("postgres.").to_string();
+    let session = match Session::open(&role, info).await {
+        Ok(s) => s,
+        Err(e) => {
+            for (address, _) in &ops {
+                outcomes.push(Outcome {
+                    address: address.to_string(),
+                    result: Err(e.clone()),
+                });
+            }
+            return (outcomes, label, restart);
+        }
+    };
+    let mut reload = false;
+    for (change_address, op) in &ops {
+        let result = match op {
+            Op::PgSetSetting {
+                name,
+                value,
+                reload: reloadable,
+                ..
+            } => {
+                let r = session.set_setting(name, value).await;
+                if r.is_ok() {
+                    if *reloadable {
+                        reload = true;
+                    } else {
+                        restart.push(name.clone());
+                    }
+                }
+                r
+            }
+            Op::PgSetApplicationName {
+                application_name, ..
+            } => {
+                let r = session.set_application_name(application_name).await;
+                // primary_conninfo is reloadable since PostgreSQL 13.
+                reload |= r.is_ok();
+                r
+            }
+            Op::PgCreateSlot { slot, .. } => session.create_slot(slot).await,
+            _ => unreachable!("grouped PostgreSQL ops only"),
+        };
+        outcomes.push(Outcome {
+            address: change_address.to_string(),
+            result,
+        });
+    }
+    if reload {
+        if let Err(e) = session.reload().await {
+            outcomes.push(Outcome {
+                address,
+                result: Err(e),
+            });
+        }
+    }
+    (outcomes, label, restart)
 }

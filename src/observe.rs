@@ -3,17 +3,31 @@
 //! If any part cannot be read, the whole cluster fails: planning (and so
 //! applying) against half a picture could undo what the unread half holds.
 
+use crate::plan::postgres::synchronous_standby_names;
 use crate::providers::aws::AwsClients;
 use crate::providers::postgres::{self, PgLive};
 use crate::providers::s3::{self, S3Live};
 use crate::providers::ProviderError;
 use crate::spec::{sha256_hex, Desired};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Live {
     pub primary: Option<PgLive>,
+    /// Self-managed standbys by name.
+    pub standbys: BTreeMap<String, StandbyLive>,
     pub archive: Option<S3Live>,
+}
+
+/// A standby as observed. One that cannot be reached is a problem to report, not a
+/// reason to stop planning the cluster: a standby being down is what DR is for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StandbyLive {
+    pub live: Option<PgLive>,
+    /// Why it could not be read; not digested (messages vary between attempts).
+    #[serde(skip)]
+    pub error: Option<String>,
 }
 
 impl Live {
@@ -24,20 +38,47 @@ impl Live {
     }
 }
 
-/// The GUC names to read from a server: every setting the plan names.
-fn setting_names(desired: &Desired) -> Vec<String> {
-    desired.plan.settings.keys().cloned().collect()
+/// The GUC names to read from a server: every setting the plan names, plus
+/// the ones pgdr derives for the primary.
+fn setting_names(desired: &Desired, primary: bool) -> Vec<String> {
+    let mut names: Vec<String> = desired.plan.settings.keys().cloned().collect();
+    if primary && synchronous_standby_names(desired).is_some() {
+        names.push("synchronous_standby_names".into());
+    }
+    names
 }
 
 pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, ProviderError> {
     let plan = &desired.plan;
-    let names = setting_names(desired);
+    let primary_names = setting_names(desired, true);
+    let standby_names = setting_names(desired, false);
     let primary = async {
         match &plan.primary.postgres {
-            Some(info) => postgres::observe("primary", info, &names).await.map(Some),
+            Some(info) => postgres::observe("primary", info, &primary_names)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     };
+    let standbys = futures_util::future::join_all(plan.standbys.iter().filter_map(|s| {
+        let info = s.postgres.as_ref()?;
+        let role = format!("standby.{}", s.name);
+        let names = &standby_names;
+        Some(async move {
+            let observed = postgres::observe(&role, info, names).await;
+            let state = match observed {
+                Ok(live) => StandbyLive {
+                    live: Some(live),
+                    error: None,
+                },
+                Err(e) => StandbyLive {
+                    live: None,
+                    error: Some(e.to_string()),
+                },
+            };
+            (s.name.as_str().to_string(), state)
+        })
+    }));
     let archive = async {
         match (&plan.archive, &plan.aws) {
             (Some(archive), Some(aws_section)) => {
@@ -49,9 +90,10 @@ pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, Provid
             _ => Ok(None),
         }
     };
-    let (primary, archive) = tokio::join!(primary, archive);
+    let (primary, standbys, archive) = tokio::join!(primary, standbys, archive);
     Ok(Live {
         primary: primary?,
+        standbys: standbys.into_iter().collect(),
         archive: archive?,
     })
 }

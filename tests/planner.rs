@@ -2,9 +2,11 @@
 //! live state by hand, need no server, and snapshot every output format.
 
 use pgdr::observe::Live;
+use pgdr::observe::StandbyLive;
 use pgdr::plan::guc::LiveSetting;
+use pgdr::plan::postgres::Roles;
 use pgdr::plan::{plan_cluster, Action, ClusterPlan, LifecycleRule};
-use pgdr::providers::postgres::{Archiver, PgHealth, PgLive, SlotHealth};
+use pgdr::providers::postgres::{Archiver, PgHealth, PgLive, Replication, SlotHealth};
 use pgdr::providers::s3::{LiveEncryption, LiveRule, S3Live};
 use pgdr::render;
 use pgdr::spec::{self, Desired, LockMode, ObjectLock};
@@ -78,6 +80,14 @@ fn drifted_postgres() -> PgLive {
             "replica",
         ),
         setting(
+            "synchronous_standby_names",
+            "",
+            None,
+            "string",
+            "sighup",
+            "",
+        ),
+        setting(
             "archive_timeout",
             "300",
             Some("s"),
@@ -107,6 +117,7 @@ fn drifted_postgres() -> PgLive {
         in_recovery: false,
         settings,
         slots: BTreeMap::from([("old_reporting".to_string(), "physical".to_string())]),
+        primary_conninfo_app: None,
         health: PgHealth {
             archiver: Some(Archiver {
                 archive_mode: "on".into(),
@@ -123,6 +134,14 @@ fn drifted_postgres() -> PgLive {
                 active: false,
                 retained_bytes: Some(3 * 1024 * 1024 * 1024),
             }],
+            replication: vec![Replication {
+                application_name: "orders-b".into(),
+                state: "streaming".into(),
+                sync_state: "async".into(),
+                replay_lag_seconds: 0.5,
+                replay_lag_bytes: Some(4096),
+            }],
+            receiver: None,
         },
     }
 }
@@ -162,6 +181,7 @@ fn drifted_bucket() -> S3Live {
 
 fn drifted_plan() -> ClusterPlan {
     let live = Live {
+        standbys: Default::default(),
         primary: Some(drifted_postgres()),
         archive: Some(drifted_bucket()),
     };
@@ -264,7 +284,8 @@ fn live_state_matching_the_plan_gives_no_changes() {
     senders.setting = "10".into();
     senders.pending_restart = false;
     pg.slots.insert("orders_b".into(), "physical".into());
-    pg.health = PgHealth::default();
+    pg.health.archiver = None;
+    pg.health.slots.clear();
     let mut s3 = drifted_bucket();
     s3.versioning = Some("Enabled".into());
     s3.encryption = Some(LiveEncryption {
@@ -277,6 +298,7 @@ fn live_state_matching_the_plan_gives_no_changes() {
     let plan = plan_cluster(
         &desired(PLAN),
         &Live {
+            standbys: Default::default(),
             primary: Some(pg),
             archive: Some(s3),
         },
@@ -290,6 +312,7 @@ fn a_missing_bucket_is_created_with_every_setting() {
     let plan = plan_cluster(
         &desired(PLAN),
         &Live {
+            standbys: Default::default(),
             primary: None,
             archive: Some(S3Live::absent("pg-wal-archive")),
         },
@@ -327,6 +350,7 @@ fn weakening_protection_is_destructive_and_unowned_settings_are_left_alone() {
     let plan = plan_cluster(
         &desired(&text),
         &Live {
+            standbys: Default::default(),
             primary: None,
             archive: Some(s3),
         },
@@ -359,6 +383,7 @@ fn invalid_values_and_unknown_settings_are_problems_not_changes() {
     let plan = plan_cluster(
         &desired(&text),
         &Live {
+            standbys: Default::default(),
             primary: Some(drifted_postgres()),
             archive: None,
         },
@@ -395,6 +420,7 @@ fn a_primary_in_recovery_gets_no_slot() {
     let plan = plan_cluster(
         &desired(PLAN),
         &Live {
+            standbys: Default::default(),
             primary: Some(pg),
             archive: None,
         },
@@ -415,6 +441,7 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
     let mut pg = drifted_postgres();
     pg.health.slots[0].retained_bytes = Some(1);
     let moved = Live {
+        standbys: Default::default(),
         primary: Some(pg),
         archive: Some(drifted_bucket()),
     };
@@ -422,6 +449,7 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
     let mut pg = drifted_postgres();
     pg.settings.get_mut("archive_timeout").unwrap().setting = "120".into();
     let changed = Live {
+        standbys: Default::default(),
         primary: Some(pg),
         archive: Some(drifted_bucket()),
     };
@@ -448,4 +476,168 @@ fn snapshot_json() {
 #[test]
 fn snapshot_markdown() {
     insta::assert_snapshot!(render::markdown::render_plan(&[drifted_plan()]));
+}
+
+/// The drifted primary's twin as a healthy standby of it.
+fn standby(in_recovery: bool, app: Option<&str>) -> StandbyLive {
+    let mut pg = drifted_postgres();
+    pg.server = "standby-b.internal:5432".into();
+    pg.in_recovery = in_recovery;
+    pg.primary_conninfo_app = app.map(str::to_string);
+    pg.settings.get_mut("archive_timeout").unwrap().setting = "60".into();
+    pg.health = PgHealth::default();
+    StandbyLive {
+        live: Some(pg),
+        error: None,
+    }
+}
+
+fn with_standby(standby: StandbyLive) -> Live {
+    Live {
+        primary: Some(drifted_postgres()),
+        standbys: BTreeMap::from([("orders-b".to_string(), standby)]),
+        archive: None,
+    }
+}
+
+#[test]
+fn standby_settings_and_application_name_are_reconciled() {
+    let plan = plan_cluster(
+        &desired(PLAN),
+        &with_standby(standby(true, Some("walreceiver"))),
+    );
+    let standby_changes: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.address.starts_with("postgres.standby."))
+        .map(|c| c.address.as_str())
+        .collect();
+    assert_eq!(
+        standby_changes,
+        [
+            "postgres.standby.orders-b.setting.archive_command",
+            "postgres.standby.orders-b.setting.max_wal_senders",
+            "postgres.standby.orders-b.setting.primary_conninfo",
+        ]
+    );
+    let app = plan
+        .changes
+        .iter()
+        .find(|c| c.address.ends_with("primary_conninfo"))
+        .unwrap();
+    assert_eq!(
+        app.after,
+        serde_json::json!({ "application_name": "orders-b" })
+    );
+}
+
+#[test]
+fn a_failover_is_a_problem_and_role_dependent_changes_wait() {
+    let mut live = with_standby(standby(false, Some("orders-b")));
+    live.primary.as_mut().unwrap().in_recovery = true;
+    assert_eq!(
+        pgdr::plan::postgres::roles(&live),
+        Roles::FailedOver(vec!["standby orders-b".into()])
+    );
+    let plan = plan_cluster(&desired(PLAN), &live);
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.message.contains("a failover happened")),
+        "{:?}",
+        plan.problems
+    );
+    assert!(plan.changes.iter().all(
+        |c| !c.address.contains(".slot.") && !c.address.ends_with("synchronous_standby_names")
+    ));
+}
+
+#[test]
+fn a_split_brain_changes_nothing() {
+    let plan = plan_cluster(
+        &desired(PLAN),
+        &with_standby(standby(false, Some("orders-b"))),
+    );
+    assert!(plan
+        .problems
+        .iter()
+        .any(|p| p.address == "postgres" && p.message.contains("split brain")));
+    assert!(
+        plan.changes
+            .iter()
+            .all(|c| !c.address.starts_with("postgres.")),
+        "{:?}",
+        plan.changes
+    );
+}
+
+#[test]
+fn a_lagging_or_missing_standby_is_a_problem() {
+    let lag = PLAN.replace(
+        "    slot: orders_b\n",
+        "    slot: orders_b\n    max_lag: 30s\n",
+    );
+    let mut live = with_standby(standby(true, Some("orders-b")));
+    live.primary.as_mut().unwrap().health.replication[0].replay_lag_seconds = 95.0;
+    let plan = plan_cluster(&desired(&lag), &live);
+    let lagging = plan
+        .problems
+        .iter()
+        .find(|p| p.address == "postgres.standby.orders-b")
+        .expect("lag problem");
+    assert!(
+        lagging.message.contains("95.0s behind") && lagging.message.contains("max_lag of 30s"),
+        "{}",
+        lagging.message
+    );
+
+    live.primary.as_mut().unwrap().health.replication.clear();
+    let plan = plan_cluster(&desired(&lag), &live);
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.message.contains("is not streaming")),
+        "{:?}",
+        plan.problems
+    );
+
+    let down = Live {
+        standbys: BTreeMap::from([(
+            "orders-b".to_string(),
+            StandbyLive { live: None, error: Some("postgres.standby.orders-b (standby-b.internal:5432): cannot connect: Connection refused".into()) },
+        )]),
+        ..live
+    };
+    let plan = plan_cluster(&desired(&lag), &down);
+    assert!(
+        plan.problems
+            .iter()
+            .any(|p| p.message.contains("cannot be reached")),
+        "{:?}",
+        plan.problems
+    );
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.address == "postgres.primary.slot.orders_b"),
+        "the rest is still planned"
+    );
+}
+
+#[test]
+fn synchronous_standbys_are_named_on_the_primary() {
+    let sync = PLAN.replace(
+        "    slot: orders_b\n",
+        "    slot: orders_b\n    synchronous: true\n",
+    );
+    let plan = plan_cluster(
+        &desired(&sync),
+        &with_standby(standby(true, Some("orders-b"))),
+    );
+    let names = plan
+        .changes
+        .iter()
+        .find(|c| c.address == "postgres.primary.setting.synchronous_standby_names")
+        .expect("derived");
+    assert_eq!(names.after, serde_json::json!("ANY 1 (\"orders-b\")"));
 }

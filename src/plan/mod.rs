@@ -36,10 +36,22 @@ impl Action {
 }
 
 /// Which server an operation runs on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Server {
     Primary,
+    /// A standby, by its name in the plan file.
+    Standby(String),
+}
+
+impl Server {
+    /// The address prefix: `postgres.primary` or `postgres.standby.<name>`.
+    pub fn address(&self) -> String {
+        match self {
+            Server::Primary => "postgres.primary".into(),
+            Server::Standby(name) => format!("postgres.standby.{name}"),
+        }
+    }
 }
 
 /// A pgdr-owned S3 lifecycle rule, in the terms pgdr reconciles.
@@ -65,6 +77,11 @@ pub enum Op {
     PgCreateSlot {
         server: Server,
         slot: String,
+    },
+    /// Set `application_name` inside a standby's primary_conninfo (read and rewritten at apply time).
+    PgSetApplicationName {
+        server: Server,
+        application_name: String,
     },
     S3CreateBucket {
         bucket: String,
@@ -186,9 +203,7 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         live_sha256: live.digest(),
         file_sha256: desired.text_sha256.clone(),
     };
-    if let Some(pg) = &live.primary {
-        postgres::plan_primary(desired, pg, &mut plan);
-    }
+    postgres::plan_postgres(desired, live, &mut plan);
     if let (Some(archive), Some(aws), Some(s3)) =
         (&desired.plan.archive, &desired.plan.aws, &live.archive)
     {
@@ -214,8 +229,8 @@ fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
             "validated but not reconciled yet: this version does not read or change RDS",
         );
     }
-    if !p.standbys.is_empty() {
-        note("standbys", "validated but not reconciled yet: this version creates each standby's slot on the primary but does not read or change the standbys themselves");
+    if p.standbys.iter().any(|s| s.rds.is_some()) {
+        note("standbys", "RDS read replicas are validated but not reconciled yet: this version does not read or create them");
     }
     if p.endpoint.is_some() {
         note(

@@ -1,33 +1,180 @@
-//! Planning for PostgreSQL: settings on the primary, standbys' slots, and the
-//! problems a setting cannot fix (a failing archiver, slots holding WAL).
+//! Planning for PostgreSQL: settings on the primary and every standby, the
+//! standbys' slots and `synchronous_standby_names` on the primary, the
+//! standbys' `application_name`, and the problems no setting can fix (a failing
+//! archiver, slots holding WAL, a standby down or lagging, a failover or a
+//! split brain).
+//!
+//! Role-dependent changes (slots, synchronous_standby_names) are made only when
+//! the plan file's primary is the one writable server.
 
 use super::guc;
 use super::{Action, Change, ClusterPlan, Op, Problem, Server};
+use crate::observe::Live;
 use crate::providers::postgres::PgLive;
 use crate::spec::Desired;
 use serde_json::json;
 
-pub fn plan_primary(desired: &Desired, pg: &PgLive, plan: &mut ClusterPlan) {
-    let cluster = plan.cluster.clone();
-    let problem = |plan: &mut ClusterPlan, address: String, message: String| {
-        plan.problems.push(Problem {
-            cluster: cluster.clone(),
-            address,
-            message,
-        })
-    };
+/// Who accepts writes, as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roles {
+    /// The plan file's primary is the one writable server.
+    AsPlanned,
+    /// The primary is in recovery and these standbys are writable.
+    FailedOver(Vec<String>),
+    /// More than one server accepts writes.
+    SplitBrain(Vec<String>),
+    /// Nothing observed accepts writes (or the primary was not read).
+    NoWritable,
+}
 
-    if pg.in_recovery {
-        problem(
+pub fn roles(live: &Live) -> Roles {
+    let mut writable = Vec::new();
+    if live.primary.as_ref().is_some_and(|p| !p.in_recovery) {
+        writable.push("primary".to_string());
+    }
+    for (name, standby) in &live.standbys {
+        if standby.live.as_ref().is_some_and(|s| !s.in_recovery) {
+            writable.push(format!("standby {name}"));
+        }
+    }
+    match writable.len() {
+        0 => Roles::NoWritable,
+        1 if writable[0] == "primary" => Roles::AsPlanned,
+        1 => Roles::FailedOver(writable),
+        _ => Roles::SplitBrain(writable),
+    }
+}
+
+fn problem(plan: &mut ClusterPlan, address: impl Into<String>, message: String) {
+    plan.problems.push(Problem {
+        cluster: plan.cluster.clone(),
+        address: address.into(),
+        message,
+    });
+}
+
+/// The value pgdr derives for `synchronous_standby_names`, when it owns it: the
+/// plan lists standbys and does not set it under `settings`. Commits wait for any
+/// one synchronous standby, so one of several may be down without stopping writes.
+pub fn synchronous_standby_names(desired: &Desired) -> Option<String> {
+    let plan = &desired.plan;
+    if plan.standbys.is_empty() || plan.settings.contains_key("synchronous_standby_names") {
+        return None;
+    }
+    let names: Vec<String> = plan
+        .standbys
+        .iter()
+        .filter(|s| s.synchronous && s.postgres.is_some())
+        .map(|s| format!("\"{}\"", s.name))
+        .collect();
+    Some(if names.is_empty() {
+        String::new()
+    } else {
+        format!("ANY 1 ({})", names.join(", "))
+    })
+}
+
+pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
+    let roles = roles(live);
+    match &roles {
+        Roles::SplitBrain(servers) => {
+            problem(
+                plan,
+                "postgres",
+                format!("split brain: {} all accept writes; pgdr changes nothing in this cluster until all but one are fenced or demoted", servers.join(" and ")),
+            );
+            return;
+        }
+        Roles::FailedOver(servers) => problem(
             plan,
-            "postgres.primary".into(),
-            format!("the primary ({}) is in recovery: it is a standby now, so no slot is created on it; if a failover happened, update primary.postgres in the plan file", pg.server),
-        );
+            "postgres.primary",
+            format!("the primary is in recovery and {} accepts writes: a failover happened. Update the plan file (primary.postgres and standbys) to the new roles; until then pgdr changes nothing that depends on roles (slots, synchronous_standby_names)", servers.join(", ")),
+        ),
+        Roles::NoWritable if live.primary.is_some() => problem(
+            plan,
+            "postgres.primary",
+            "the primary is in recovery and no standby accepts writes; no slot or synchronous_standby_names is changed".into(),
+        ),
+        _ => {}
+    }
+    let as_planned = roles == Roles::AsPlanned;
+
+    if let Some(pg) = &live.primary {
+        let mut settings: Vec<(String, String)> = desired
+            .plan
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        if as_planned {
+            if let Some(names) = synchronous_standby_names(desired) {
+                settings.push(("synchronous_standby_names".into(), names));
+            }
+        }
+        plan_settings(plan, &Server::Primary, &settings, pg);
+        if as_planned {
+            plan_slots(desired, pg, plan);
+            plan_standby_health(desired, live, pg, plan);
+        }
+        plan_primary_health(pg, plan);
     }
 
-    for (name, value) in &desired.plan.settings {
-        let address = format!("postgres.primary.setting.{name}");
-        let desired_value = value.0.as_str();
+    let settings: Vec<(String, String)> = desired
+        .plan
+        .settings
+        .iter()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for standby in &desired.plan.standbys {
+        let Some(observed) = live.standbys.get(standby.name.as_str()) else {
+            continue;
+        };
+        let server = Server::Standby(standby.name.as_str().to_string());
+        let Some(pg) = &observed.live else {
+            problem(
+                plan,
+                server.address(),
+                format!(
+                    "standby `{}` cannot be reached, so it is not streaming and its settings are not checked: {}",
+                    standby.name,
+                    observed.error.as_deref().unwrap_or("unknown error")
+                ),
+            );
+            continue;
+        };
+        plan_settings(plan, &server, &settings, pg);
+        if pg.in_recovery && pg.primary_conninfo_app.as_deref() != Some(standby.name.as_str()) {
+            plan.changes.push(Change {
+                cluster: plan.cluster.clone(),
+                address: format!("{}.setting.primary_conninfo", server.address()),
+                action: Action::Update,
+                // Only the key pgdr changes is shown: the rest may hold a password.
+                before: json!({ "application_name": pg.primary_conninfo_app }),
+                after: json!({ "application_name": standby.name.as_str() }),
+                requires_restart: false,
+                destructive: false,
+                pending_restart: false,
+                reason: "the primary matches a standby to its plan-file entry by application_name"
+                    .into(),
+                op: Some(Op::PgSetApplicationName {
+                    server: server.clone(),
+                    application_name: standby.name.as_str().to_string(),
+                }),
+            });
+        }
+    }
+}
+
+/// One server's named settings.
+fn plan_settings(
+    plan: &mut ClusterPlan,
+    server: &Server,
+    settings: &[(String, String)],
+    pg: &PgLive,
+) {
+    for (name, desired_value) in settings {
+        let address = format!("{}.setting.{name}", server.address());
+        let desired_value = desired_value.as_str();
         let Some(live) = pg.settings.get(name) else {
             problem(
                 plan,
@@ -58,7 +205,7 @@ pub fn plan_primary(desired: &Desired, pg: &PgLive, plan: &mut ClusterPlan) {
             .as_deref()
             .map(|file| guc::same_value(desired_value, file, live));
         let change = |op: Option<Op>, pending: bool, reason: String| Change {
-            cluster: cluster.clone(),
+            cluster: plan.cluster.clone(),
             address: address.clone(),
             action: Action::Update,
             before: json!(live.display),
@@ -70,70 +217,140 @@ pub fn plan_primary(desired: &Desired, pg: &PgLive, plan: &mut ClusterPlan) {
             op,
         };
         let set = Some(Op::PgSetSetting {
-            server: Server::Primary,
+            server: server.clone(),
             name: name.clone(),
             value: desired_value.to_string(),
             reload: !requires_restart,
         });
-        if live.pending_restart {
+        let new = if live.pending_restart {
             if pending_ok == Some(true) {
                 // Already written and waiting for a restart: report it, do not issue it again.
-                plan.changes.push(change(
+                Some(change(
                     None,
                     true,
                     format!(
                         "{name} is set to {desired_value} and takes effect at the next restart"
                     ),
-                ));
+                ))
             } else {
                 // Another value waits for the restart and would win; or the file values
                 // cannot be read (no pg_read_all_settings), so writing again is the safe side.
-                plan.changes.push(change(
+                Some(change(
                     set,
                     false,
                     format!("{name} has another value waiting for a restart"),
-                ));
+                ))
             }
         } else if !active_ok {
-            plan.changes
-                .push(change(set, false, format!("{name} differs")));
+            Some(change(set, false, format!("{name} differs")))
+        } else {
+            None
+        };
+        plan.changes.extend(new);
+    }
+}
+
+/// A physical slot on the primary for each self-managed standby. Never dropped.
+fn plan_slots(desired: &Desired, pg: &PgLive, plan: &mut ClusterPlan) {
+    for standby in &desired.plan.standbys {
+        if standby.rds.is_some() {
+            // RDS replicas replicate through AWS, not through our slots.
+            continue;
+        }
+        let slot = standby.slot_name();
+        let address = format!("postgres.primary.slot.{slot}");
+        match pg.slots.get(&slot).map(String::as_str) {
+            Some("physical") => {}
+            Some(other) => problem(
+                plan,
+                address,
+                format!("slot `{slot}` exists but is a {other} slot; standby `{}` needs a physical one (rename the slot in the plan file)", standby.name),
+            ),
+            None => plan.changes.push(Change {
+                cluster: plan.cluster.clone(),
+                address,
+                action: Action::Create,
+                before: json!(null),
+                after: json!({ "type": "physical", "reserve_wal": true }),
+                requires_restart: false,
+                destructive: false,
+                pending_restart: false,
+                reason: format!("standby `{}` streams through this slot", standby.name),
+                op: Some(Op::PgCreateSlot {
+                    server: Server::Primary,
+                    slot,
+                }),
+            }),
         }
     }
+}
 
-    if !pg.in_recovery {
-        for standby in &desired.plan.standbys {
-            if standby.rds.is_some() {
-                // RDS replicas replicate through AWS, not through our slots.
-                continue;
-            }
-            let slot = standby.slot_name();
-            let address = format!("postgres.primary.slot.{slot}");
-            match pg.slots.get(&slot).map(String::as_str) {
-                Some("physical") => {}
-                Some(other) => problem(
+/// Is each self-managed standby streaming from the primary, and within max_lag?
+fn plan_standby_health(desired: &Desired, live: &Live, primary: &PgLive, plan: &mut ClusterPlan) {
+    for standby in &desired.plan.standbys {
+        if standby.postgres.is_none() {
+            continue;
+        }
+        let name = standby.name.as_str();
+        let address = format!("postgres.standby.{name}");
+        if live.standbys.get(name).is_some_and(|s| s.live.is_none()) {
+            continue; // already reported as unreachable
+        }
+        let Some(row) = primary
+            .health
+            .replication
+            .iter()
+            .find(|r| r.application_name == name)
+        else {
+            let named = live
+                .standbys
+                .get(name)
+                .and_then(|s| s.live.as_ref())
+                .and_then(|s| s.primary_conninfo_app.clone());
+            let why = match named {
+                Some(app) if app != name => format!(
+                    " (it connects as application_name `{app}`; the change above corrects that)"
+                ),
+                _ => String::new(),
+            };
+            problem(
+                plan,
+                address,
+                format!("standby `{name}` is not streaming from the primary: no replication connection with application_name `{name}`{why}"),
+            );
+            continue;
+        };
+        if row.state != "streaming" {
+            problem(
+                plan,
+                address.clone(),
+                format!(
+                    "standby `{name}` is connected but {} rather than streaming",
+                    row.state
+                ),
+            );
+        }
+        if let Some(max) = standby.max_lag {
+            if row.replay_lag_seconds > max.as_secs() as f64 {
+                let bytes = row
+                    .replay_lag_bytes
+                    .map(|b| format!(", {} of WAL", human_bytes(b)))
+                    .unwrap_or_default();
+                problem(
                     plan,
                     address,
-                    format!("slot `{slot}` exists but is a {other} slot; standby `{}` needs a physical one (rename the slot in the plan file)", standby.name),
-                ),
-                None => plan.changes.push(Change {
-                    cluster: cluster.clone(),
-                    address,
-                    action: Action::Create,
-                    before: json!(null),
-                    after: json!({ "type": "physical", "reserve_wal": true }),
-                    requires_restart: false,
-                    destructive: false,
-                    pending_restart: false,
-                    reason: format!("standby `{}` streams through this slot", standby.name),
-                    op: Some(Op::PgCreateSlot {
-                        server: Server::Primary,
-                        slot,
-                    }),
-                }),
+                    format!(
+                        "standby `{name}` replays {:.1}s behind the primary{bytes}, more than its max_lag of {max}; failover to it would lose more than planned",
+                        row.replay_lag_seconds
+                    ),
+                );
             }
         }
     }
+}
 
+/// Problems visible on the primary alone: the archiver and slots holding WAL.
+fn plan_primary_health(pg: &PgLive, plan: &mut ClusterPlan) {
     if let Some(archiver) = &pg.health.archiver {
         if archiver.failing {
             let last = match (&archiver.last_archived_wal, &archiver.last_archived_time) {
@@ -142,7 +359,7 @@ pub fn plan_primary(desired: &Desired, pg: &PgLive, plan: &mut ClusterPlan) {
             };
             problem(
                 plan,
-                "postgres.primary.archiver".into(),
+                "postgres.primary.archiver",
                 format!(
                     "archive_command has failed {} times, last at {} ({}); {last}",
                     archiver.failed_count,

@@ -30,6 +30,9 @@ pub struct PgLive {
     pub settings: BTreeMap<String, LiveSetting>,
     /// Slot name → slot type (physical, logical).
     pub slots: BTreeMap<String, String>,
+    /// On a standby: the `application_name` in `primary_conninfo`. Only this key is
+    /// kept: the rest of primary_conninfo may hold a password.
+    pub primary_conninfo_app: Option<String>,
     /// Counters that move on their own; not part of the digest.
     #[serde(skip)]
     pub health: PgHealth,
@@ -39,6 +42,21 @@ pub struct PgLive {
 pub struct PgHealth {
     pub archiver: Option<Archiver>,
     pub slots: Vec<SlotHealth>,
+    /// Standbys streaming from this server (`pg_stat_replication`).
+    pub replication: Vec<Replication>,
+    /// This server's WAL receiver status, if it runs one (`pg_stat_wal_receiver`).
+    pub receiver: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replication {
+    pub application_name: String,
+    pub state: String,
+    /// async, sync, quorum, potential.
+    pub sync_state: String,
+    /// Seconds; 0 when the standby has replayed everything (idle primaries report no lag).
+    pub replay_lag_seconds: f64,
+    pub replay_lag_bytes: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -339,8 +357,30 @@ pub async fn observe(
            FROM pg_stat_archiver",
         &[],
     );
-    let (basics, settings, files, slots, archiver) =
-        tokio::join!(basics, settings, files, slots, archiver);
+    let conninfo = client.query_one("SELECT current_setting('primary_conninfo')", &[]);
+    let replication = client.query(
+        "SELECT application_name, coalesce(state, ''), coalesce(sync_state, ''),
+                coalesce(extract(epoch FROM replay_lag), 0)::float8,
+                CASE WHEN pg_is_in_recovery() OR replay_lsn IS NULL THEN NULL
+                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint END
+           FROM pg_stat_replication ORDER BY application_name",
+        &[],
+    );
+    let receiver = client.query_opt("SELECT status FROM pg_stat_wal_receiver", &[]);
+    let (basics, settings, files, slots, archiver, conninfo, replication, receiver) = tokio::join!(
+        basics,
+        settings,
+        files,
+        slots,
+        archiver,
+        conninfo,
+        replication,
+        receiver
+    );
+    let conninfo = conninfo.map_err(|e| query_error(&sys, "reading primary_conninfo", &e))?;
+    let replication =
+        replication.map_err(|e| query_error(&sys, "reading pg_stat_replication", &e))?;
+    let receiver = receiver.map_err(|e| query_error(&sys, "reading pg_stat_wal_receiver", &e))?;
     let basics = basics.map_err(|e| query_error(&sys, "reading the server version", &e))?;
     let settings = settings.map_err(|e| query_error(&sys, "reading pg_settings", &e))?;
     let slots = slots.map_err(|e| query_error(&sys, "reading pg_replication_slots", &e))?;
@@ -358,7 +398,21 @@ pub async fn observe(
         in_recovery: basics.get(1),
         settings: BTreeMap::new(),
         slots: BTreeMap::new(),
-        health: PgHealth::default(),
+        primary_conninfo_app: application_name_of(&conninfo.get::<_, String>(0)),
+        health: PgHealth {
+            replication: replication
+                .iter()
+                .map(|row| Replication {
+                    application_name: row.get(0),
+                    state: row.get(1),
+                    sync_state: row.get(2),
+                    replay_lag_seconds: row.get(3),
+                    replay_lag_bytes: row.get(4),
+                })
+                .collect(),
+            receiver: receiver.map(|row| row.get(0)),
+            ..PgHealth::default()
+        },
     };
     for row in settings {
         let name: String = row.get(0);
@@ -412,6 +466,16 @@ pub async fn observe(
     Ok(live)
 }
 
+/// The `application_name` of a primary_conninfo, if it sets one.
+fn application_name_of(primary_conninfo: &str) -> Option<String> {
+    crate::spec::conninfo::split_pairs(primary_conninfo)
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == "application_name")
+        .map(|(_, v)| v)
+}
+
 /// `"name"` as an SQL identifier.
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -448,6 +512,28 @@ impl Session {
             .await
             .map(|_| ())
             .map_err(|e| query_error(&self.sys, &format!("ALTER SYSTEM SET {name}"), &e))
+    }
+
+    /// Sets `application_name` in this standby's primary_conninfo, keeping every
+    /// other key as it is. Read and rewritten here, at apply time, so the rest of
+    /// the conninfo (which may hold a password) never enters a plan or a message.
+    pub async fn set_application_name(&self, name: &str) -> Result<(), ProviderError> {
+        let row = self
+            .client
+            .query_one("SELECT current_setting('primary_conninfo')", &[])
+            .await
+            .map_err(|e| query_error(&self.sys, "reading primary_conninfo", &e))?;
+        let current: String = row.get(0);
+        let mut pairs = crate::spec::conninfo::split_pairs(&current).map_err(|e| {
+            ProviderError::new(&self.sys, format!("primary_conninfo cannot be parsed: {e}"))
+        })?;
+        pairs.retain(|(k, _)| k != "application_name");
+        pairs.push(("application_name".into(), name.into()));
+        self.set_setting(
+            "primary_conninfo",
+            &crate::spec::conninfo::render_pairs(&pairs),
+        )
+        .await
     }
 
     pub async fn reload(&self) -> Result<(), ProviderError> {

@@ -55,62 +55,7 @@ impl Conninfo {
             return Err("URI connection strings are not accepted; write libpq key=value pairs, e.g. \"host=db.internal port=5432 user=dr_admin dbname=postgres\"".into());
         }
         let mut pairs = Vec::new();
-        let mut chars = text.chars().peekable();
-        loop {
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            if chars.peek().is_none() {
-                break;
-            }
-            let mut key = String::new();
-            while let Some(&c) = chars.peek() {
-                if c == '=' || c.is_whitespace() {
-                    break;
-                }
-                key.push(c);
-                chars.next();
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            if chars.next() != Some('=') {
-                return Err(format!(
-                    "missing `=` after `{key}`; expected key=value pairs"
-                ));
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-            let mut value = String::new();
-            if chars.peek() == Some(&'\'') {
-                chars.next();
-                loop {
-                    match chars.next() {
-                        None => return Err(format!("unterminated quoted value for `{key}`")),
-                        Some('\\') => match chars.next() {
-                            Some(c) => value.push(c),
-                            None => return Err(format!("unterminated quoted value for `{key}`")),
-                        },
-                        Some('\'') => break,
-                        Some(c) => value.push(c),
-                    }
-                }
-            } else {
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() {
-                        break;
-                    }
-                    chars.next();
-                    if c == '\\' {
-                        if let Some(n) = chars.next() {
-                            value.push(n);
-                        }
-                    } else {
-                        value.push(c);
-                    }
-                }
-            }
+        for (key, value) in split_pairs(text)? {
             if key == "password" {
                 // Deliberately does not echo the value.
                 return Err("a password is not allowed in the plan file; supply it with PGPASSWORD or ~/.pgpass (PGPASSFILE)".into());
@@ -148,6 +93,80 @@ impl Conninfo {
     }
 }
 
+/// Splits libpq `key=value` text into pairs, unvalidated (values may be secrets:
+/// callers that keep or print them must not).
+pub fn split_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(format!(
+                "missing `=` after `{key}`; expected key=value pairs"
+            ));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    None => return Err(format!("unterminated quoted value for `{key}`")),
+                    Some('\\') => match chars.next() {
+                        Some(c) => value.push(c),
+                        None => return Err(format!("unterminated quoted value for `{key}`")),
+                    },
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+/// The inverse of [`split_pairs`]: every value single-quoted, `'` and `\` escaped.
+pub fn render_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl fmt::Display for Conninfo {
     /// host:port/dbname, for messages. Never includes a secret (there is none to include).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -176,6 +195,14 @@ mod tests {
         assert_eq!(c.get("options"), Some("-c statement_timeout=5s"));
         assert_eq!(c.get("dbname"), Some("x y"));
         assert_eq!(c.to_string(), "db.internal:5433");
+    }
+
+    #[test]
+    fn pairs_round_trip_through_render() {
+        let text = "host=a user='x y' password='it\\'s' application_name=old";
+        let pairs = split_pairs(text).unwrap();
+        assert_eq!(pairs[2], ("password".to_string(), "it's".to_string()));
+        assert_eq!(split_pairs(&render_pairs(&pairs)).unwrap(), pairs);
     }
 
     #[test]

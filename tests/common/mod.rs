@@ -77,6 +77,35 @@ impl Postgres {
         Postgres { dir, port }
     }
 
+    /// A streaming standby of `primary` (pg_basebackup -R, slot `slot` created on the primary).
+    pub fn standby_of(primary: &Postgres, slot: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pgdr-test-standby")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let port = free_port();
+        lib(&format!(
+            "start_standby {} {}/pg {port} {slot}",
+            primary.port,
+            dir.path().display()
+        ));
+        Postgres { dir, port }
+    }
+
+    /// Runs pg_ctl with `args` on this cluster (stop, promote, ...).
+    pub fn pg_ctl(&self, args: &str) {
+        let d = self.dir.path().display();
+        lib(&format!(
+            "pg_run $(pg_bindir)/pg_ctl -D {d}/pg/data -w {args} -o \"-p {} -k {d}/pg -c listen_addresses=127.0.0.1 -c fsync=off\" >/dev/null",
+            self.port
+        ));
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("pg/data")
     }
@@ -115,12 +144,19 @@ impl Postgres {
     }
 
     pub fn restart(&self) {
-        let d = self.dir.path().display();
-        lib(&format!(
-            "pg_run $(pg_bindir)/pg_ctl -D {d}/pg/data -w -m fast restart \
-             -o \"-p {} -k {d}/pg -c listen_addresses=127.0.0.1 -c fsync=off\" >/dev/null",
-            self.port
-        ));
+        self.pg_ctl("-m fast restart");
+    }
+
+    /// Polls `sql` through psql until it returns `want` (up to 15 s); returns the last answer.
+    pub fn wait_for(&self, sql: &str, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.psql(sql);
+            if got == want || Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 

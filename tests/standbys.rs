@@ -1,0 +1,261 @@
+//! A real primary with a real streaming standby (pg_basebackup -R): standby
+//! settings, application_name, synchronous_standby_names, lag, a stopped
+//! standby, a split brain and a failover — checked with psql as well as pgdr.
+
+mod common;
+
+use common::{addresses, pgdr, write_plan, Postgres};
+use serde_json::json;
+
+fn plan_text(primary: &Postgres, standby: &Postgres, max_lag: &str) -> String {
+    format!(
+        r#"version: 1
+cluster: pair
+tier: financial
+objectives: {{ rpo: 0s, rto: 15m }}
+primary:
+  postgres: "{}"
+settings:
+  archive_timeout: 60s
+  hot_standby_feedback: "on"
+standbys:
+  - name: pair-b
+    postgres: "{}"
+    slot: pair_b
+    synchronous: true
+    max_lag: {max_lag}
+"#,
+        primary.conninfo(),
+        standby.conninfo()
+    )
+}
+
+#[test]
+fn a_streaming_standby_is_reconciled_and_checked() {
+    let primary = Postgres::start();
+    let standby = Postgres::standby_of(&primary, "pair_b");
+    assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "t");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(
+        dir.path(),
+        "pair.yaml",
+        &plan_text(&primary, &standby, "30s"),
+    );
+    let file = file.to_str().unwrap();
+
+    let plan = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    let json = plan.json();
+    // The slot already exists (pg_basebackup -C), so it is not planned.
+    assert_eq!(
+        addresses(&json),
+        [
+            "postgres.primary.setting.archive_timeout",
+            "postgres.primary.setting.hot_standby_feedback",
+            "postgres.primary.setting.synchronous_standby_names",
+            "postgres.standby.pair-b.setting.archive_timeout",
+            "postgres.standby.pair-b.setting.hot_standby_feedback",
+            "postgres.standby.pair-b.setting.primary_conninfo",
+        ]
+    );
+    let conninfo_change = &json["changes"][5];
+    assert_eq!(
+        conninfo_change["after"],
+        json!({ "application_name": "pair-b" })
+    );
+    // pg_basebackup's primary_conninfo names no application_name: the primary sees "walreceiver".
+    let not_streaming = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == json!("postgres.standby.pair-b"));
+    assert!(
+        not_streaming.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not streaming"),
+        "{}",
+        plan.stdout
+    );
+
+    let apply = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+
+    // Independent checks: the standby reconnects under its plan-file name, as a synchronous standby.
+    assert_eq!(
+        primary.wait_for(
+            "SELECT application_name || ' ' || sync_state FROM pg_stat_replication",
+            "pair-b quorum"
+        ),
+        "pair-b quorum"
+    );
+    assert_eq!(
+        primary.psql("SHOW synchronous_standby_names"),
+        "ANY 1 (\"pair-b\")"
+    );
+    assert_eq!(standby.psql("SHOW archive_timeout"), "1min");
+    assert_eq!(standby.psql("SHOW hot_standby_feedback"), "on");
+    assert!(standby
+        .psql("SHOW primary_conninfo")
+        .contains("application_name='pair-b'"));
+    primary.psql("CREATE TABLE t AS SELECT 1 AS x"); // a synchronous commit completes
+
+    let clean = pgdr(
+        None,
+        &["plan", file, "--detailed-exitcode", "--format", "json"],
+    );
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    let auto_conf = standby.data_dir().join("postgresql.auto.conf");
+    let modified = std::fs::metadata(&auto_conf).unwrap().modified().unwrap();
+    let again = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert!(
+        again.stdout.contains("Nothing to apply."),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        std::fs::metadata(&auto_conf).unwrap().modified().unwrap(),
+        modified
+    );
+
+    // Replay paused while the primary writes: the standby falls behind its max_lag.
+    std::fs::write(file, plan_text(&primary, &standby, "1s")).unwrap();
+    standby.psql("SELECT pg_wal_replay_pause()");
+    for i in 0..30 {
+        primary.psql(&format!("INSERT INTO t SELECT {i}"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let lagging = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(lagging.code, 2);
+    let problem = lagging.json()["problems"][0].clone();
+    assert_eq!(
+        problem["address"],
+        json!("postgres.standby.pair-b"),
+        "{}",
+        lagging.stdout
+    );
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than its max_lag of 1s"),
+        "{problem}"
+    );
+    standby.psql("SELECT pg_wal_replay_resume()");
+
+    // A stopped standby is a problem; the rest of the cluster is still planned.
+    standby.pg_ctl("-m fast stop");
+    let down = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(down.code, 2, "{}", down.stderr);
+    let json = down.json();
+    let messages: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("cannot be reached")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("inactive physical slot `pair_b`")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn a_promoted_standby_is_a_split_brain_then_a_failover() {
+    let primary = Postgres::start();
+    let standby = Postgres::standby_of(&primary, "pair_b");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(
+        dir.path(),
+        "pair.yaml",
+        &plan_text(&primary, &standby, "30s"),
+    );
+    let file = file.to_str().unwrap();
+
+    // Promoted by hand while the old primary still runs: two writable servers.
+    standby.pg_ctl("promote");
+    assert_eq!(standby.wait_for("SELECT pg_is_in_recovery()", "f"), "f");
+    let split = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(split.code, 2);
+    let json = split.json();
+    assert!(
+        json["changes"].as_array().unwrap().is_empty(),
+        "nothing is changed in a split brain: {}",
+        split.stdout
+    );
+    assert!(
+        json["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("split brain"),
+        "{}",
+        split.stdout
+    );
+    let writes_refused = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(writes_refused.code, 0);
+    assert!(writes_refused.stdout.contains("Nothing to apply."));
+    assert_eq!(primary.psql("SHOW archive_timeout"), "0");
+
+    // The old primary comes back as a standby: a failover, and role-dependent state waits.
+    primary.pg_ctl("-m fast stop");
+    std::fs::write(primary.data_dir().join("standby.signal"), "").unwrap();
+    lib_chown(&primary);
+    primary.pg_ctl("start");
+    assert_eq!(primary.psql("SELECT pg_is_in_recovery()"), "t");
+    let failover = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(failover.code, 2);
+    let json = failover.json();
+    assert!(
+        json["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["message"]
+                .as_str()
+                .unwrap()
+                .contains("a failover happened")),
+        "{}",
+        failover.stdout
+    );
+    assert!(
+        addresses(&json)
+            .iter()
+            .all(|a| !a.contains(".slot.") && !a.ends_with("synchronous_standby_names")),
+        "{}",
+        failover.stdout
+    );
+}
+
+/// Files written by the test (as root) in a data dir must belong to postgres.
+fn lib_chown(pg: &Postgres) {
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "[ $(id -u) -ne 0 ] || chown -R postgres: {}",
+            pg.data_dir().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
