@@ -118,6 +118,7 @@ fn drifted_postgres() -> PgLive {
         settings,
         slots: BTreeMap::from([("old_reporting".to_string(), "physical".to_string())]),
         primary_conninfo_app: None,
+        primary_conninfo_readable: true,
         health: PgHealth {
             archiver: Some(Archiver {
                 archive_mode: "on".into(),

@@ -169,15 +169,15 @@ fn drift_is_exact_apply_fixes_it_and_a_second_apply_writes_nothing() {
         again.stdout
     );
     assert_eq!(moto.writes(), writes_before, "second apply wrote to S3");
-    // The standby named in the file does not exist, so its new slot is an inactive
-    // slot holding WAL: a problem (exit 2), but no change is left.
+    // The standby named in the file does not exist: it cannot be reached, and its
+    // new slot is an inactive slot holding WAL. Problems (exit 2), but no change is left.
     let clean = pgdr(Some(&moto), &["plan", file, "--detailed-exitcode"]);
     assert_eq!(clean.code, 2, "{}", clean.stdout);
     assert!(clean.stdout.contains("no changes"), "{}", clean.stdout);
     assert!(
         clean
             .stdout
-            .contains("Plan: 0 to create, 0 to update, 0 to delete; 1 problem."),
+            .contains("Plan: 0 to create, 0 to update, 0 to delete; 2 problems."),
         "{}",
         clean.stdout
     );

@@ -143,7 +143,10 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
             continue;
         };
         plan_settings(plan, &server, &settings, pg);
-        if pg.in_recovery && pg.primary_conninfo_app.as_deref() != Some(standby.name.as_str()) {
+        if pg.in_recovery
+            && pg.primary_conninfo_readable
+            && pg.primary_conninfo_app.as_deref() != Some(standby.name.as_str())
+        {
             plan.changes.push(Change {
                 cluster: plan.cluster.clone(),
                 address: format!("{}.setting.primary_conninfo", server.address()),

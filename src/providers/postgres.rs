@@ -33,6 +33,7 @@ pub struct PgLive {
     /// On a standby: the `application_name` in `primary_conninfo`. Only this key is
     /// kept: the rest of primary_conninfo may hold a password.
     pub primary_conninfo_app: Option<String>,
+    pub primary_conninfo_readable: bool,
     /// Counters that move on their own; not part of the digest.
     #[serde(skip)]
     pub health: PgHealth,
@@ -377,7 +378,9 @@ pub async fn observe(
         replication,
         receiver
     );
-    let conninfo = conninfo.map_err(|e| query_error(&sys, "reading primary_conninfo", &e))?;
+    // Reading primary_conninfo needs pg_read_all_settings; without it the
+    // application_name is unknown and left alone.
+    let conninfo = conninfo.ok();
     let replication =
         replication.map_err(|e| query_error(&sys, "reading pg_stat_replication", &e))?;
     let receiver = receiver.map_err(|e| query_error(&sys, "reading pg_stat_wal_receiver", &e))?;
@@ -398,7 +401,9 @@ pub async fn observe(
         in_recovery: basics.get(1),
         settings: BTreeMap::new(),
         slots: BTreeMap::new(),
-        primary_conninfo_app: application_name_of(&conninfo.get::<_, String>(0)),
+        primary_conninfo_readable: conninfo.is_some(),
+        primary_conninfo_app: conninfo
+            .and_then(|row| application_name_of(&row.get::<_, String>(0))),
         health: PgHealth {
             replication: replication
                 .iter()
