@@ -77,7 +77,7 @@ stop_pg() {
 # start_moto PORT LOG: moto_server on 127.0.0.1:PORT, waits until it answers.
 start_moto() {
   local port=$1 log=$2
-  moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0

@@ -7,7 +7,7 @@
 use crate::plan::{ClusterPlan, Op, Server};
 use crate::providers::aws::AwsClients;
 use crate::providers::postgres::Session;
-use crate::providers::{s3, ProviderError};
+use crate::providers::{ec2, route53, s3, ProviderError};
 use crate::spec::{Conninfo, Desired};
 use std::collections::BTreeMap;
 
@@ -50,7 +50,7 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, aws: &AwsClien
                 .push((address, op));
         }
     }
-    let s3_ops: Vec<_> = ops
+    let aws_ops_list: Vec<_> = ops
         .iter()
         .filter(|(_, op)| postgres_server(op).is_none())
         .collect();
@@ -60,51 +60,19 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, aws: &AwsClien
             .into_iter()
             .map(|(server, ops)| apply_server(desired, server, ops)),
     );
-    let s3 = async {
+    // AWS ops in plan order: a bucket is created before it is configured.
+    let aws_ops = async {
         let mut outcomes = Vec::new();
-        let Some(aws_section) = &desired.plan.aws else {
-            return outcomes;
-        };
-        if s3_ops.is_empty() {
-            return outcomes;
-        }
-        let client = aws.s3(aws_section.region.as_str()).await;
-        for (address, op) in &s3_ops {
-            let result = match op {
-                Op::S3CreateBucket {
-                    bucket,
-                    region,
-                    object_lock,
-                } => s3::create_bucket(&client, bucket, region, *object_lock).await,
-                Op::S3PutVersioning { bucket, enabled } => {
-                    s3::put_versioning(&client, bucket, *enabled).await
-                }
-                Op::S3PutObjectLock { bucket, mode, days } => {
-                    s3::put_object_lock(&client, bucket, *mode, *days).await
-                }
-                Op::S3PutEncryption { bucket, encryption } => {
-                    s3::put_encryption(&client, bucket, encryption).await
-                }
-                Op::S3PutPublicAccessBlock { bucket, block } => {
-                    s3::put_public_access_block(&client, bucket, *block).await
-                }
-                Op::S3PutLifecycleRule { bucket, rule } => {
-                    s3::write_lifecycle_rule(&client, bucket, &rule.id, Some(rule)).await
-                }
-                Op::S3DeleteLifecycleRule { bucket, id } => {
-                    s3::write_lifecycle_rule(&client, bucket, id, None).await
-                }
-                _ => unreachable!("filtered to S3 ops"),
-            };
+        for (address, op) in &aws_ops_list {
             outcomes.push(Outcome {
                 address: address.to_string(),
-                result,
+                result: apply_aws_op(desired, aws, op).await,
             });
         }
         outcomes
     };
 
-    let (pg_results, s3_outcomes) = tokio::join!(pg, s3);
+    let (pg_results, aws_outcomes) = tokio::join!(pg, aws_ops);
     let mut restart: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (outcomes, server, names) in pg_results {
         applied.outcomes.extend(outcomes);
@@ -112,7 +80,7 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, aws: &AwsClien
             restart.entry(server).or_default().extend(names);
         }
     }
-    applied.outcomes.extend(s3_outcomes);
+    applied.outcomes.extend(aws_outcomes);
     // Settings already pending a restart still need one.
     for change in plan.changes.iter().filter(|c| c.pending_restart) {
         if let Some((server, name)) = change.address.split_once(".setting.") {
@@ -124,6 +92,92 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, aws: &AwsClien
     }
     applied.restart_needed = restart.into_iter().collect();
     applied
+}
+
+/// One AWS op, with the client for its service and the plan's region.
+async fn apply_aws_op(desired: &Desired, aws: &AwsClients, op: &Op) -> Result<(), ProviderError> {
+    let region = desired
+        .plan
+        .aws
+        .as_ref()
+        .map_or("us-east-1", |a| a.region.as_str());
+    match op {
+        Op::S3CreateBucket {
+            bucket,
+            region,
+            object_lock,
+        } => s3::create_bucket(&aws.s3(region).await, bucket, region, *object_lock).await,
+        Op::S3PutVersioning { bucket, enabled } => {
+            s3::put_versioning(&aws.s3(region).await, bucket, *enabled).await
+        }
+        Op::S3PutObjectLock { bucket, mode, days } => {
+            s3::put_object_lock(&aws.s3(region).await, bucket, *mode, *days).await
+        }
+        Op::S3PutEncryption { bucket, encryption } => {
+            s3::put_encryption(&aws.s3(region).await, bucket, encryption).await
+        }
+        Op::S3PutPublicAccessBlock { bucket, block } => {
+            s3::put_public_access_block(&aws.s3(region).await, bucket, *block).await
+        }
+        Op::S3PutLifecycleRule { bucket, rule } => {
+            s3::write_lifecycle_rule(&aws.s3(region).await, bucket, &rule.id, Some(rule)).await
+        }
+        Op::S3DeleteLifecycleRule { bucket, id } => {
+            s3::write_lifecycle_rule(&aws.s3(region).await, bucket, id, None).await
+        }
+        Op::Ec2CreateGroup { group, vpc_id } => {
+            ec2::create_group(
+                &aws.ec2(region).await,
+                group,
+                vpc_id,
+                &desired.plan.cluster.to_string(),
+            )
+            .await
+        }
+        Op::Ec2Authorize {
+            group,
+            vpc_id,
+            cidr,
+            port,
+            description,
+        } => {
+            ec2::authorize(
+                &aws.ec2(region).await,
+                group,
+                vpc_id,
+                cidr,
+                *port,
+                description,
+            )
+            .await
+        }
+        Op::Ec2Revoke {
+            group,
+            vpc_id,
+            cidr,
+            port,
+            description,
+        } => {
+            ec2::revoke(
+                &aws.ec2(region).await,
+                group,
+                vpc_id,
+                cidr,
+                *port,
+                description,
+            )
+            .await
+        }
+        Op::Route53Write {
+            zone_id,
+            record,
+            old,
+            want,
+        } => route53::write(&aws.route53().await, zone_id, record, old.as_ref(), want).await,
+        Op::PgSetSetting { .. } | Op::PgCreateSlot { .. } | Op::PgSetApplicationName { .. } => {
+            unreachable!("PostgreSQL ops are applied per server")
+        }
+    }
 }
 
 fn postgres_server(op: &Op) -> Option<&Server> {

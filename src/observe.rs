@@ -5,7 +5,9 @@
 
 use crate::plan::postgres::synchronous_standby_names;
 use crate::providers::aws::AwsClients;
+use crate::providers::ec2::{self, GroupLive};
 use crate::providers::postgres::{self, PgLive};
+use crate::providers::route53::{self, EndpointLive};
 use crate::providers::s3::{self, S3Live};
 use crate::providers::ProviderError;
 use crate::spec::{sha256_hex, Desired};
@@ -18,6 +20,8 @@ pub struct Live {
     /// Self-managed standbys by name.
     pub standbys: BTreeMap<String, StandbyLive>,
     pub archive: Option<S3Live>,
+    pub endpoint: Option<EndpointLive>,
+    pub network: Option<GroupLive>,
 }
 
 /// A standby as observed. One that cannot be reached is a problem to report, not a
@@ -90,10 +94,35 @@ pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, Provid
             _ => Ok(None),
         }
     };
-    let (primary, standbys, archive) = tokio::join!(primary, standbys, archive);
+    let endpoint = async {
+        match (&plan.endpoint, &plan.aws) {
+            (Some(endpoint), Some(_)) => {
+                let client = aws.route53().await;
+                route53::observe(&client, &endpoint.hosted_zone, &endpoint.record)
+                    .await
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
+    let network = async {
+        match (&plan.replication_network, &plan.aws) {
+            (Some(network), Some(aws_section)) => {
+                let client = aws.ec2(aws_section.region.as_str()).await;
+                ec2::observe(&client, &network.security_group, network.vpc.as_deref())
+                    .await
+                    .map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
+    let (primary, standbys, archive, endpoint, network) =
+        tokio::join!(primary, standbys, archive, endpoint, network);
     Ok(Live {
         primary: primary?,
         standbys: standbys.into_iter().collect(),
         archive: archive?,
+        endpoint: endpoint?,
+        network: network?,
     })
 }

@@ -183,6 +183,8 @@ fn drifted_bucket() -> S3Live {
 fn drifted_plan() -> ClusterPlan {
     let live = Live {
         standbys: Default::default(),
+        endpoint: None,
+        network: None,
         primary: Some(drifted_postgres()),
         archive: Some(drifted_bucket()),
     };
@@ -300,6 +302,8 @@ fn live_state_matching_the_plan_gives_no_changes() {
         &desired(PLAN),
         &Live {
             standbys: Default::default(),
+            endpoint: None,
+            network: None,
             primary: Some(pg),
             archive: Some(s3),
         },
@@ -314,6 +318,8 @@ fn a_missing_bucket_is_created_with_every_setting() {
         &desired(PLAN),
         &Live {
             standbys: Default::default(),
+            endpoint: None,
+            network: None,
             primary: None,
             archive: Some(S3Live::absent("pg-wal-archive")),
         },
@@ -352,6 +358,8 @@ fn weakening_protection_is_destructive_and_unowned_settings_are_left_alone() {
         &desired(&text),
         &Live {
             standbys: Default::default(),
+            endpoint: None,
+            network: None,
             primary: None,
             archive: Some(s3),
         },
@@ -385,6 +393,8 @@ fn invalid_values_and_unknown_settings_are_problems_not_changes() {
         &desired(&text),
         &Live {
             standbys: Default::default(),
+            endpoint: None,
+            network: None,
             primary: Some(drifted_postgres()),
             archive: None,
         },
@@ -422,6 +432,8 @@ fn a_primary_in_recovery_gets_no_slot() {
         &desired(PLAN),
         &Live {
             standbys: Default::default(),
+            endpoint: None,
+            network: None,
             primary: Some(pg),
             archive: None,
         },
@@ -443,6 +455,8 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
     pg.health.slots[0].retained_bytes = Some(1);
     let moved = Live {
         standbys: Default::default(),
+        endpoint: None,
+        network: None,
         primary: Some(pg),
         archive: Some(drifted_bucket()),
     };
@@ -451,6 +465,8 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
     pg.settings.get_mut("archive_timeout").unwrap().setting = "120".into();
     let changed = Live {
         standbys: Default::default(),
+        endpoint: None,
+        network: None,
         primary: Some(pg),
         archive: Some(drifted_bucket()),
     };
@@ -498,6 +514,8 @@ fn with_standby(standby: StandbyLive) -> Live {
         primary: Some(drifted_postgres()),
         standbys: BTreeMap::from([("orders-b".to_string(), standby)]),
         archive: None,
+        endpoint: None,
+        network: None,
     }
 }
 

@@ -5,8 +5,10 @@
 //! planning tests need no server. Each change carries the [`Op`] that apply
 //! executes, so a saved plan can be applied without planning again.
 
+pub mod ec2;
 pub mod guc;
 pub mod postgres;
+pub mod route53;
 pub mod s3;
 pub mod saved;
 
@@ -113,6 +115,31 @@ pub enum Op {
         bucket: String,
         id: String,
     },
+    Ec2CreateGroup {
+        group: String,
+        vpc_id: String,
+    },
+    Ec2Authorize {
+        group: String,
+        vpc_id: String,
+        cidr: String,
+        port: u16,
+        description: String,
+    },
+    Ec2Revoke {
+        group: String,
+        vpc_id: String,
+        cidr: String,
+        port: u16,
+        description: String,
+    },
+    /// Make the endpoint record `want` (deleting `old` first when the type changes).
+    Route53Write {
+        zone_id: String,
+        record: String,
+        old: Option<crate::providers::route53::Record>,
+        want: crate::providers::route53::Record,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +231,12 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         file_sha256: desired.text_sha256.clone(),
     };
     postgres::plan_postgres(desired, live, &mut plan);
+    if let (Some(network), Some(group)) = (&desired.plan.replication_network, &live.network) {
+        ec2::plan_network(&cluster, network, group, &mut plan);
+    }
+    if let Some(endpoint) = &live.endpoint {
+        route53::plan_endpoint(desired, &postgres::roles(live), endpoint, &mut plan);
+    }
     if let (Some(archive), Some(aws), Some(s3)) =
         (&desired.plan.archive, &desired.plan.aws, &live.archive)
     {
@@ -231,15 +264,6 @@ fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
     }
     if p.standbys.iter().any(|s| s.rds.is_some()) {
         note("standbys", "RDS read replicas are validated but not reconciled yet: this version does not read or create them");
-    }
-    if p.endpoint.is_some() {
-        note(
-            "endpoint",
-            "validated but not reconciled yet: this version does not read or change Route53",
-        );
-    }
-    if p.replication_network.is_some() {
-        note("replication_network", "validated but not reconciled yet: this version does not read or change EC2 security groups");
     }
     if p.primary.postgres.is_none() {
         note(

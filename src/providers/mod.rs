@@ -2,7 +2,9 @@
 //! names (`observe`) and performs single, repeat-safe writes (`apply`).
 
 pub mod aws;
+pub mod ec2;
 pub mod postgres;
+pub mod route53;
 pub mod s3;
 pub mod tls;
 
@@ -40,4 +42,19 @@ impl fmt::Display for ProviderError {
         }
         Ok(())
     }
+}
+
+/// The error and its causes on one line, without the SDK's debug dump of the response.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }

@@ -75,7 +75,7 @@ where
     let code = err.code().unwrap_or_default().to_string();
     let message = match err.message() {
         Some(m) if !code.is_empty() => format!("{what}: {code}: {m}"),
-        _ => format!("{what}: {}", error_chain(err)),
+        _ => format!("{what}: {}", super::error_chain(err)),
     };
     let e = ProviderError::new(system(bucket), message);
     match code.as_str() {
@@ -94,21 +94,6 @@ where
         }
         _ => e,
     }
-}
-
-/// The error and its causes on one line, without the SDK's debug dump of the response.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// "Not configured" answers that mean an empty setting, not a failure.

@@ -186,7 +186,17 @@ impl Moto {
         let port = free_port();
         let child = Command::new("bash")
             .arg("-c")
-            .arg(format!("export PATH=\"$HOME/.local/bin:$PATH\"; exec moto_server -H 127.0.0.1 -p {port} >{} 2>&1", log.display()))
+            .arg(format!(
+                "export PATH=\"$HOME/.local/bin:$PATH\"; exec python3 {}/scripts/moto_server.py -H 127.0.0.1 -p {port} >{} 2>&1",
+                repo().display(),
+                log.display()
+            ))
+            // moto's recorder keeps every request with its body, so writes can be told
+            // from reads even for query-protocol services (EC2, RDS) where all are
+            // POST. It writes to ./moto_recording unless told otherwise; keep each
+            // emulator's recording private to it.
+            .env("MOTO_ENABLE_RECORDING", "true")
+            .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording"))
             .stdin(Stdio::null())
             .spawn()
             .expect("moto_server starts");
@@ -220,12 +230,47 @@ impl Moto {
             .collect()
     }
 
-    /// Requests that change state (PUT, POST, DELETE).
+    /// Requests that change state: REST calls with PUT, POST or DELETE, and
+    /// query-protocol calls (EC2, RDS) whose Action is not Describe*/List*/Get*.
     pub fn writes(&self) -> usize {
-        self.requests()
-            .iter()
-            .filter(|l| l.contains("\"PUT ") || l.contains("\"POST ") || l.contains("\"DELETE "))
-            .count()
+        let script = r#"
+import base64, json, sys, urllib.parse, urllib.request
+try:
+    text = open(sys.argv[2]).read()
+except FileNotFoundError:
+    text = ""  # no request recorded yet
+writes = 0
+for line in text.splitlines():
+    if not line.strip():
+        continue
+    r = json.loads(line)
+    if "/moto-api/" in r["url"]:
+        continue
+    body = r.get("body") or ""
+    if r.get("body_encoded"):
+        body = base64.b64decode(body).decode(errors="replace")
+    action = urllib.parse.parse_qs(body).get("Action", [None])[0] if "Action=" in body else None
+    if action:
+        writes += not action.startswith(("Describe", "List", "Get"))
+    else:
+        writes += r["method"] in ("PUT", "POST", "DELETE")
+print(writes)
+"#;
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(self.port.to_string())
+            .arg(self._dir.path().join("recording"))
+            .output()
+            .expect("python3 runs");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "{}\nmoto log tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            &log[log.len().saturating_sub(3000)..]
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 
     /// Runs the aws CLI against this emulator; returns stdout (JSON).

@@ -1,0 +1,116 @@
+//! Planning for the replication network: the security group exists, and one
+//! ingress rule per CIDR lets standbys reach the primary's port. Rules that pgdr
+//! did not make are never touched; removing one it made is destructive.
+
+use super::{Action, Change, ClusterPlan, Op, Problem};
+use crate::providers::ec2::{owned_description, GroupLive};
+use crate::spec::ReplicationNetwork;
+use serde_json::json;
+
+fn covers(rule: &crate::providers::ec2::Ingress, cidr: &str, port: u16) -> bool {
+    let port = port as i32;
+    rule.cidr == cidr
+        && (rule.protocol == "-1"
+            || (rule.protocol == "tcp" && rule.from_port <= port && port <= rule.to_port))
+}
+
+pub fn plan_network(
+    cluster: &str,
+    network: &ReplicationNetwork,
+    live: &GroupLive,
+    plan: &mut ClusterPlan,
+) {
+    let group = &network.security_group;
+    let base = format!("ec2.{group}");
+    let description = owned_description(cluster);
+    let change =
+        |address: String, action: Action, before, after, destructive, reason: String, op: Op| {
+            Change {
+                cluster: cluster.to_string(),
+                address,
+                action,
+                before,
+                after,
+                requires_restart: false,
+                destructive,
+                pending_restart: false,
+                reason,
+                op: Some(op),
+            }
+        };
+    if live.id.is_none() {
+        if group.starts_with("sg-") {
+            plan.problems.push(Problem {
+                cluster: cluster.to_string(),
+                address: base,
+                message: format!("security group {group} does not exist; pgdr can create a group by name, not by id"),
+            });
+            return;
+        }
+        plan.changes.push(change(
+            base.clone(),
+            Action::Create,
+            json!(null),
+            json!({ "vpc": live.vpc_id }),
+            false,
+            "standbys reach the primary through this group".into(),
+            Op::Ec2CreateGroup {
+                group: group.clone(),
+                vpc_id: live.vpc_id.clone(),
+            },
+        ));
+    }
+    for cidr in &network.allow_cidrs {
+        if live
+            .ingress
+            .iter()
+            .any(|r| covers(r, cidr.as_str(), network.port))
+        {
+            continue;
+        }
+        plan.changes.push(change(
+            format!("{base}.ingress.{}:{}", cidr.as_str(), network.port),
+            Action::Create,
+            json!(null),
+            json!({ "protocol": "tcp", "port": network.port, "cidr": cidr.as_str(), "description": description }),
+            false,
+            format!("standbys in {} stream from the primary on port {}", cidr.as_str(), network.port),
+            Op::Ec2Authorize {
+                group: group.clone(),
+                vpc_id: live.vpc_id.clone(),
+                cidr: cidr.as_str().to_string(),
+                port: network.port,
+                description: description.clone(),
+            },
+        ));
+    }
+    for rule in live
+        .ingress
+        .iter()
+        .filter(|r| r.description.as_deref() == Some(description.as_str()))
+    {
+        let wanted = rule.protocol == "tcp"
+            && rule.from_port == network.port as i32
+            && rule.to_port == network.port as i32
+            && network.allow_cidrs.iter().any(|c| c.as_str() == rule.cidr);
+        if wanted || rule.protocol != "tcp" || rule.from_port != rule.to_port {
+            continue;
+        }
+        let port = rule.from_port as u16;
+        plan.changes.push(change(
+            format!("{base}.ingress.{}:{port}", rule.cidr),
+            Action::Delete,
+            json!({ "protocol": "tcp", "port": port, "cidr": rule.cidr, "description": description }),
+            json!(null),
+            true,
+            "pgdr made this rule and the plan file no longer lists it; removing it cuts replication from there".into(),
+            Op::Ec2Revoke {
+                group: group.clone(),
+                vpc_id: live.vpc_id.clone(),
+                cidr: rule.cidr.clone(),
+                port,
+                description: description.clone(),
+            },
+        ));
+    }
+}

@@ -1,0 +1,131 @@
+//! Planning for the DNS endpoint: the record must point at the current primary
+//! (A for an address, CNAME for a name) with the plan's TTL. Changed only when
+//! the plan file's primary is the one writable server.
+
+use super::postgres::Roles;
+use super::{Action, Change, ClusterPlan, Op, Problem};
+use crate::providers::route53::{normalize, EndpointLive, Record};
+use crate::spec::Desired;
+use serde_json::json;
+
+/// The record the endpoint should hold, or why there is none.
+pub fn wanted_record(desired: &Desired) -> Result<Record, String> {
+    let endpoint = desired
+        .plan
+        .endpoint
+        .as_ref()
+        .ok_or("no endpoint section")?;
+    let info = desired.plan.primary.postgres.as_ref().ok_or(
+        "the primary has no conninfo, so pgdr cannot tell where the endpoint should point",
+    )?;
+    let host = info
+        .get("host")
+        .or(info.get("hostaddr"))
+        .ok_or("the primary's conninfo names no host")?;
+    if host.starts_with('/') {
+        return Err(format!(
+            "the primary's host is a Unix socket ({host}); a DNS record cannot point at it"
+        ));
+    }
+    let ttl = endpoint.ttl.as_secs() as i64;
+    Ok(match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => Record {
+            rtype: "A".into(),
+            ttl,
+            values: vec![ip.to_string()],
+        },
+        Ok(std::net::IpAddr::V6(_)) => {
+            return Err(format!(
+                "the primary's host is an IPv6 address ({host}); pgdr manages A and CNAME records"
+            ))
+        }
+        Err(_) => Record {
+            rtype: "CNAME".into(),
+            ttl,
+            values: vec![normalize(host)],
+        },
+    })
+}
+
+fn same(a: &Record, b: &Record) -> bool {
+    let norm = |r: &Record| -> Vec<String> {
+        let mut v: Vec<String> = r
+            .values
+            .iter()
+            .map(|v| {
+                if r.rtype == "CNAME" {
+                    normalize(v)
+                } else {
+                    v.clone()
+                }
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    a.rtype == b.rtype && a.ttl == b.ttl && norm(a) == norm(b)
+}
+
+fn record_json(r: &Record) -> serde_json::Value {
+    json!({ "type": r.rtype, "ttl": r.ttl, "value": r.values.join(", ") })
+}
+
+pub fn plan_endpoint(
+    desired: &Desired,
+    roles: &Roles,
+    live: &EndpointLive,
+    plan: &mut ClusterPlan,
+) {
+    let Some(endpoint) = &desired.plan.endpoint else {
+        return;
+    };
+    let address = format!("route53.{}", endpoint.record);
+    let problem = |plan: &mut ClusterPlan, message: String| {
+        plan.problems.push(Problem {
+            cluster: plan.cluster.clone(),
+            address: address.clone(),
+            message,
+        })
+    };
+    if let Some(why) = &live.unmanageable {
+        problem(plan, why.clone());
+        return;
+    }
+    if *roles != Roles::AsPlanned {
+        // The reason (failover, split brain) is already a problem of its own.
+        return;
+    }
+    let want = match wanted_record(desired) {
+        Ok(want) => want,
+        Err(why) => {
+            problem(plan, why);
+            return;
+        }
+    };
+    if live.record.as_ref().is_some_and(|have| same(have, &want)) {
+        return;
+    }
+    let action = match &live.record {
+        None => Action::Create,
+        Some(have) if have.rtype != want.rtype => Action::Replace,
+        Some(_) => Action::Update,
+    };
+    plan.changes.push(Change {
+        cluster: plan.cluster.clone(),
+        address: address.clone(),
+        action,
+        before: live.record.as_ref().map_or(json!(null), record_json),
+        after: record_json(&want),
+        requires_restart: false,
+        destructive: false,
+        pending_restart: false,
+        reason: "clients must resolve the endpoint to the current primary, with the planned TTL"
+            .into(),
+        op: Some(Op::Route53Write {
+            zone_id: live.zone_id.clone(),
+            record: endpoint.record.clone(),
+            old: live.record.clone(),
+            want,
+        }),
+    });
+}

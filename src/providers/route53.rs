@@ -1,0 +1,177 @@
+//! The DNS endpoint: one record in a Route53 hosted zone found by name.
+//!
+//! Only the record the plan file names is read or written; every other record
+//! in the zone is left as it is. A type change (A ⇄ CNAME) is one atomic batch
+//! (delete the old set, create the new one), since UPSERT cannot change a type.
+
+use super::ProviderError;
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::types::{self as r53t};
+use aws_sdk_route53::Client;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// `A` or `CNAME`.
+    pub rtype: String,
+    pub ttl: i64,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointLive {
+    pub zone_id: String,
+    /// The simple record at the name, if there is one.
+    pub record: Option<Record>,
+    /// Why the record cannot be managed (an alias or a routing-policy set), if so.
+    pub unmanageable: Option<String>,
+}
+
+/// Names compare without the trailing dot and case-insensitively, as DNS does.
+pub fn normalize(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+fn sdk_error<E>(what: &str, system: &str, err: &SdkError<E>) -> ProviderError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => super::error_chain(err),
+    };
+    ProviderError::new(system, format!("{what}: {detail}"))
+}
+
+pub async fn observe(
+    client: &Client,
+    zone: &str,
+    record: &str,
+) -> Result<EndpointLive, ProviderError> {
+    let system = format!("route53.{record}");
+    let zone_name = normalize(zone);
+    let zones = client
+        .list_hosted_zones_by_name()
+        .dns_name(&zone_name)
+        .send()
+        .await
+        .map_err(|e| sdk_error("finding the hosted zone", &system, &e))?;
+    let matching: Vec<&r53t::HostedZone> = zones
+        .hosted_zones()
+        .iter()
+        .filter(|z| normalize(z.name()) == zone_name)
+        .collect();
+    let zone_id = match matching.as_slice() {
+        [one] => one.id().trim_start_matches("/hostedzone/").to_string(),
+        [] => {
+            return Err(ProviderError::new(&system, format!("no hosted zone named {zone_name}"))
+                .hint("create the zone, or correct endpoint.hosted_zone"))
+        }
+        _ => {
+            return Err(ProviderError::new(&system, format!("{} hosted zones are named {zone_name} (public and private?)", matching.len()))
+                .hint("pgdr cannot tell which one clients resolve; keep one zone of that name in this account"))
+        }
+    };
+    let name = normalize(record);
+    let sets = client
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .start_record_name(&name)
+        .send()
+        .await
+        .map_err(|e| sdk_error("reading the record", &system, &e))?;
+    let mut live = EndpointLive {
+        zone_id,
+        record: None,
+        unmanageable: None,
+    };
+    for set in sets
+        .resource_record_sets()
+        .iter()
+        .filter(|s| normalize(s.name()) == name)
+    {
+        let rtype = set.r#type().as_str().to_string();
+        if rtype != "A" && rtype != "CNAME" {
+            continue;
+        }
+        if set.alias_target().is_some() || set.set_identifier().is_some() {
+            live.unmanageable = Some(format!(
+                "{name} is an alias or routing-policy {rtype} record; pgdr manages simple records only"
+            ));
+            continue;
+        }
+        live.record = Some(Record {
+            rtype,
+            ttl: set.ttl().unwrap_or(0),
+            values: set
+                .resource_records()
+                .iter()
+                .map(|r| r.value().to_string())
+                .collect(),
+        });
+    }
+    Ok(live)
+}
+
+fn record_set(name: &str, record: &Record) -> Result<r53t::ResourceRecordSet, String> {
+    let mut builder = r53t::ResourceRecordSet::builder()
+        .name(name)
+        .r#type(r53t::RrType::from(record.rtype.as_str()))
+        .ttl(record.ttl);
+    for value in &record.values {
+        builder = builder.resource_records(
+            r53t::ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Makes the record `want`; `old` is the set to delete first when the type changes.
+pub async fn write(
+    client: &Client,
+    zone_id: &str,
+    record: &str,
+    old: Option<&Record>,
+    want: &Record,
+) -> Result<(), ProviderError> {
+    let system = format!("route53.{record}");
+    let name = normalize(record);
+    let bad = |e: String| ProviderError::new(&system, e);
+    let mut changes = Vec::new();
+    let action = match old {
+        Some(old) if old.rtype != want.rtype => {
+            changes.push(
+                r53t::Change::builder()
+                    .action(r53t::ChangeAction::Delete)
+                    .resource_record_set(record_set(&name, old).map_err(bad)?)
+                    .build()
+                    .map_err(|e| bad(e.to_string()))?,
+            );
+            r53t::ChangeAction::Create
+        }
+        _ => r53t::ChangeAction::Upsert,
+    };
+    changes.push(
+        r53t::Change::builder()
+            .action(action)
+            .resource_record_set(record_set(&name, want).map_err(bad)?)
+            .build()
+            .map_err(|e| bad(e.to_string()))?,
+    );
+    let batch = r53t::ChangeBatch::builder()
+        .comment("pgdr: endpoint of the current primary")
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    client
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| sdk_error("changing the record", &system, &e))
+}
