@@ -7,7 +7,7 @@
 use crate::plan::{ClusterPlan, Op, Server};
 use crate::providers::aws::AwsClients;
 use crate::providers::postgres::Session;
-use crate::providers::{ec2, route53, s3, ProviderError};
+use crate::providers::{ec2, rds, route53, s3, ProviderError};
 use crate::spec::{Conninfo, Desired};
 use std::collections::BTreeMap;
 
@@ -124,6 +124,38 @@ async fn apply_aws_op(desired: &Desired, aws: &AwsClients, op: &Op) -> Result<()
         }
         Op::S3DeleteLifecycleRule { bucket, id } => {
             s3::write_lifecycle_rule(&aws.s3(region).await, bucket, id, None).await
+        }
+        Op::RdsModifyInstance { region, id, change } => {
+            rds::modify_instance(&aws.rds(region).await, id, change).await
+        }
+        Op::RdsCreateParameterGroup {
+            region,
+            name,
+            family,
+        } => {
+            rds::create_parameter_group(&aws.rds(region).await, name, family, desired.cluster())
+                .await
+        }
+        Op::RdsSetParameter {
+            region,
+            group,
+            name,
+            value,
+            immediate,
+        } => rds::set_parameter(&aws.rds(region).await, group, name, value, *immediate).await,
+        Op::RdsCreateReplica {
+            region,
+            id,
+            source,
+            availability_zone,
+        } => {
+            rds::create_read_replica(
+                &aws.rds(region).await,
+                id,
+                source,
+                availability_zone.as_deref(),
+            )
+            .await
         }
         Op::Ec2CreateGroup { group, vpc_id } => {
             ec2::create_group(

@@ -4,9 +4,11 @@
 //! applying) against half a picture could undo what the unread half holds.
 
 use crate::plan::postgres::synchronous_standby_names;
+use crate::plan::rds::RdsLive;
 use crate::providers::aws::AwsClients;
 use crate::providers::ec2::{self, GroupLive};
 use crate::providers::postgres::{self, PgLive};
+use crate::providers::rds;
 use crate::providers::route53::{self, EndpointLive};
 use crate::providers::s3::{self, S3Live};
 use crate::providers::ProviderError;
@@ -22,6 +24,7 @@ pub struct Live {
     pub archive: Option<S3Live>,
     pub endpoint: Option<EndpointLive>,
     pub network: Option<GroupLive>,
+    pub rds: Option<RdsLive>,
 }
 
 /// A standby as observed. One that cannot be reached is a problem to report, not a
@@ -116,13 +119,57 @@ pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, Provid
             _ => Ok(None),
         }
     };
-    let (primary, standbys, archive, endpoint, network) =
-        tokio::join!(primary, standbys, archive, endpoint, network);
+    let rds_state = observe_rds(desired, aws);
+    let (primary, standbys, archive, endpoint, network, rds_state) =
+        tokio::join!(primary, standbys, archive, endpoint, network, rds_state);
     Ok(Live {
         primary: primary?,
         standbys: standbys.into_iter().collect(),
         archive: archive?,
         endpoint: endpoint?,
         network: network?,
+        rds: rds_state?,
     })
+}
+
+/// The RDS primary, its parameter group and every RDS replica, concurrently;
+/// each replica through the client of its own region.
+async fn observe_rds(
+    desired: &Desired,
+    aws: &AwsClients,
+) -> Result<Option<RdsLive>, ProviderError> {
+    let plan = &desired.plan;
+    let (Some(spec), Some(aws_section)) = (&plan.primary.rds, &plan.aws) else {
+        return Ok(None);
+    };
+    let region = aws_section.region.as_str();
+    let client = aws.rds(region).await;
+    let names: Vec<String> = plan.settings.keys().cloned().collect();
+    let group = async {
+        match &spec.parameter_group {
+            Some(name) => rds::observe_parameter_group(&client, name, &names)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
+    let replicas = futures_util::future::join_all(plan.standbys.iter().filter_map(|s| {
+        let replica = s.rds.as_ref()?;
+        let replica_region = s.region.as_ref().map_or(region, |r| r.as_str());
+        Some(async move {
+            let client = aws.rds(replica_region).await;
+            let found = rds::observe_instance(&client, &replica.instance).await?;
+            Ok::<_, ProviderError>((s.name.as_str().to_string(), found))
+        })
+    }));
+    let (primary, group, replicas) = tokio::join!(
+        rds::observe_instance(&client, &spec.instance),
+        group,
+        replicas
+    );
+    Ok(Some(RdsLive {
+        primary: primary?,
+        parameter_group: group?,
+        replicas: replicas.into_iter().collect::<Result<_, _>>()?,
+    }))
 }

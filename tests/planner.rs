@@ -185,6 +185,7 @@ fn drifted_plan() -> ClusterPlan {
         standbys: Default::default(),
         endpoint: None,
         network: None,
+        rds: None,
         primary: Some(drifted_postgres()),
         archive: Some(drifted_bucket()),
     };
@@ -304,6 +305,7 @@ fn live_state_matching_the_plan_gives_no_changes() {
             standbys: Default::default(),
             endpoint: None,
             network: None,
+            rds: None,
             primary: Some(pg),
             archive: Some(s3),
         },
@@ -320,6 +322,7 @@ fn a_missing_bucket_is_created_with_every_setting() {
             standbys: Default::default(),
             endpoint: None,
             network: None,
+            rds: None,
             primary: None,
             archive: Some(S3Live::absent("pg-wal-archive")),
         },
@@ -360,6 +363,7 @@ fn weakening_protection_is_destructive_and_unowned_settings_are_left_alone() {
             standbys: Default::default(),
             endpoint: None,
             network: None,
+            rds: None,
             primary: None,
             archive: Some(s3),
         },
@@ -395,6 +399,7 @@ fn invalid_values_and_unknown_settings_are_problems_not_changes() {
             standbys: Default::default(),
             endpoint: None,
             network: None,
+            rds: None,
             primary: Some(drifted_postgres()),
             archive: None,
         },
@@ -434,6 +439,7 @@ fn a_primary_in_recovery_gets_no_slot() {
             standbys: Default::default(),
             endpoint: None,
             network: None,
+            rds: None,
             primary: Some(pg),
             archive: None,
         },
@@ -457,6 +463,7 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
         standbys: Default::default(),
         endpoint: None,
         network: None,
+        rds: None,
         primary: Some(pg),
         archive: Some(drifted_bucket()),
     };
@@ -467,6 +474,7 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
         standbys: Default::default(),
         endpoint: None,
         network: None,
+        rds: None,
         primary: Some(pg),
         archive: Some(drifted_bucket()),
     };
@@ -516,6 +524,7 @@ fn with_standby(standby: StandbyLive) -> Live {
         archive: None,
         endpoint: None,
         network: None,
+        rds: None,
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{addresses, pgdr, write_plan, Postgres};
+use common::{addresses, pgdr, write_plan, Moto, Postgres};
 use serde_json::json;
 
 fn plan_text(primary: &Postgres, standby: &Postgres, max_lag: &str) -> String {
@@ -179,22 +179,37 @@ fn a_streaming_standby_is_reconciled_and_checked() {
 fn a_promoted_standby_is_a_split_brain_then_a_failover() {
     let primary = Postgres::start();
     let standby = Postgres::standby_of(&primary, "pair_b");
+    let moto = Moto::start();
+    moto.aws(&[
+        "route53",
+        "create-hosted-zone",
+        "--name",
+        "db.internal.",
+        "--caller-reference",
+        "pair",
+    ])
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = write_plan(
-        dir.path(),
-        "pair.yaml",
-        &plan_text(&primary, &standby, "30s"),
-    );
+    // With an endpoint: while roles are as planned, the record would be created.
+    let text = plan_text(&primary, &standby, "30s")
+        + "aws:\n  region: us-east-1\nendpoint:\n  hosted_zone: db.internal.\n  record: primary.db.internal.\n  ttl: 30s\n";
+    let file = write_plan(dir.path(), "pair.yaml", &text);
     let file = file.to_str().unwrap();
+    let healthy = pgdr(Some(&moto), &["plan", file, "--format", "json"]);
+    assert!(
+        addresses(&healthy.json()).contains(&"route53.primary.db.internal.".to_string()),
+        "{}",
+        healthy.stdout
+    );
 
     // Promoted by hand while the old primary still runs: two writable servers.
     standby.pg_ctl("promote");
     assert_eq!(standby.wait_for("SELECT pg_is_in_recovery()", "f"), "f");
     let split = pgdr(
-        None,
+        Some(&moto),
         &["plan", file, "--format", "json", "--detailed-exitcode"],
     );
-    assert_eq!(split.code, 2);
+    assert_eq!(split.code, 2, "{}\n{}", split.stdout, split.stderr);
     let json = split.json();
     assert!(
         json["changes"].as_array().unwrap().is_empty(),
@@ -209,7 +224,7 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
         "{}",
         split.stdout
     );
-    let writes_refused = pgdr(None, &["apply", file, "--auto-approve"]);
+    let writes_refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
     assert_eq!(writes_refused.code, 0);
     assert!(writes_refused.stdout.contains("Nothing to apply."));
     assert_eq!(primary.psql("SHOW archive_timeout"), "0");
@@ -221,7 +236,7 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
     primary.pg_ctl("start");
     assert_eq!(primary.psql("SELECT pg_is_in_recovery()"), "t");
     let failover = pgdr(
-        None,
+        Some(&moto),
         &["plan", file, "--format", "json", "--detailed-exitcode"],
     );
     assert_eq!(failover.code, 2);

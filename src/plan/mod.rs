@@ -8,6 +8,7 @@
 pub mod ec2;
 pub mod guc;
 pub mod postgres;
+pub mod rds;
 pub mod route53;
 pub mod s3;
 pub mod saved;
@@ -114,6 +115,29 @@ pub enum Op {
     S3DeleteLifecycleRule {
         bucket: String,
         id: String,
+    },
+    RdsModifyInstance {
+        region: String,
+        id: String,
+        change: crate::providers::rds::InstanceChange,
+    },
+    RdsCreateParameterGroup {
+        region: String,
+        name: String,
+        family: String,
+    },
+    RdsSetParameter {
+        region: String,
+        group: String,
+        name: String,
+        value: String,
+        immediate: bool,
+    },
+    RdsCreateReplica {
+        region: String,
+        id: String,
+        source: String,
+        availability_zone: Option<String>,
     },
     Ec2CreateGroup {
         group: String,
@@ -231,11 +255,19 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         file_sha256: desired.text_sha256.clone(),
     };
     postgres::plan_postgres(desired, live, &mut plan);
+    if let Some(rds) = &live.rds {
+        rds::plan_rds(
+            desired,
+            rds,
+            live.primary.as_ref().map(|p| &p.settings),
+            &mut plan,
+        );
+    }
     if let (Some(network), Some(group)) = (&desired.plan.replication_network, &live.network) {
         ec2::plan_network(&cluster, network, group, &mut plan);
     }
     if let Some(endpoint) = &live.endpoint {
-        route53::plan_endpoint(desired, &postgres::roles(live), endpoint, &mut plan);
+        route53::plan_endpoint(desired, live, endpoint, &mut plan);
     }
     if let (Some(archive), Some(aws), Some(s3)) =
         (&desired.plan.archive, &desired.plan.aws, &live.archive)
@@ -246,7 +278,7 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     plan
 }
 
-/// Sections that are validated but whose live resources this version does not read.
+/// What this version does not look at, said plainly in every plan.
 fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
     let p = &desired.plan;
     let mut note = |address: &str, message: &str| {
@@ -256,19 +288,13 @@ fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
             message: message.to_string(),
         })
     };
-    if p.primary.rds.is_some() {
-        note(
-            "primary.rds",
-            "validated but not reconciled yet: this version does not read or change RDS",
-        );
-    }
     if p.standbys.iter().any(|s| s.rds.is_some()) {
-        note("standbys", "RDS read replicas are validated but not reconciled yet: this version does not read or create them");
+        note("standbys", "replica lag of RDS read replicas is a CloudWatch metric that this version does not read; max_lag is checked for self-managed standbys only");
     }
     if p.primary.postgres.is_none() {
         note(
             "primary.postgres",
-            "not given: server settings, slots and the archiver are not checked",
+            "not given, so the SQL-only checks are skipped: pg_settings, pending restarts, replication slots, the archiver, standbys streaming and lag, and which server is writable",
         );
     }
 }

@@ -100,13 +100,17 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
     let as_planned = roles == Roles::AsPlanned;
 
     if let Some(pg) = &live.primary {
+        // An RDS primary takes its settings from the parameter group (plan/rds.rs);
+        // RDS refuses ALTER SYSTEM.
+        let on_rds = desired.plan.primary.rds.is_some();
         let mut settings: Vec<(String, String)> = desired
             .plan
             .settings
             .iter()
+            .filter(|_| !on_rds)
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
-        if as_planned {
+        if as_planned && !on_rds {
             if let Some(names) = synchronous_standby_names(desired) {
                 settings.push(("synchronous_standby_names".into(), names));
             }

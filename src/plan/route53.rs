@@ -2,19 +2,35 @@
 //! (A for an address, CNAME for a name) with the plan's TTL. Changed only when
 //! the plan file's primary is the one writable server.
 
-use super::postgres::Roles;
+use super::postgres::{roles, Roles};
 use super::{Action, Change, ClusterPlan, Op, Problem};
+use crate::observe::Live;
 use crate::providers::route53::{normalize, EndpointLive, Record};
 use crate::spec::Desired;
 use serde_json::json;
 
 /// The record the endpoint should hold, or why there is none.
-pub fn wanted_record(desired: &Desired) -> Result<Record, String> {
+pub fn wanted_record(desired: &Desired, live: &Live) -> Result<Record, String> {
     let endpoint = desired
         .plan
         .endpoint
         .as_ref()
         .ok_or("no endpoint section")?;
+    let ttl = endpoint.ttl.as_secs() as i64;
+    // An RDS primary is reached through its endpoint address.
+    if desired.plan.primary.rds.is_some() {
+        let address = live
+            .rds
+            .as_ref()
+            .and_then(|r| r.primary.as_ref())
+            .and_then(|i| i.endpoint.clone())
+            .ok_or("the RDS primary has no endpoint address yet")?;
+        return Ok(Record {
+            rtype: "CNAME".into(),
+            ttl,
+            values: vec![normalize(&address)],
+        });
+    }
     let info = desired.plan.primary.postgres.as_ref().ok_or(
         "the primary has no conninfo, so pgdr cannot tell where the endpoint should point",
     )?;
@@ -27,7 +43,6 @@ pub fn wanted_record(desired: &Desired) -> Result<Record, String> {
             "the primary's host is a Unix socket ({host}); a DNS record cannot point at it"
         ));
     }
-    let ttl = endpoint.ttl.as_secs() as i64;
     Ok(match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => Record {
             rtype: "A".into(),
@@ -72,10 +87,20 @@ fn record_json(r: &Record) -> serde_json::Value {
 
 pub fn plan_endpoint(
     desired: &Desired,
-    roles: &Roles,
+    observed: &Live,
     live: &EndpointLive,
     plan: &mut ClusterPlan,
 ) {
+    // With SQL access, the writable server decides. Without it, the RDS primary is
+    // the writer unless RDS says it is itself a replica.
+    let as_planned = match &observed.primary {
+        Some(_) => roles(observed) == Roles::AsPlanned,
+        None => observed
+            .rds
+            .as_ref()
+            .and_then(|r| r.primary.as_ref())
+            .is_some_and(|i| i.replica_source.is_none()),
+    };
     let Some(endpoint) = &desired.plan.endpoint else {
         return;
     };
@@ -91,11 +116,11 @@ pub fn plan_endpoint(
         problem(plan, why.clone());
         return;
     }
-    if *roles != Roles::AsPlanned {
+    if !as_planned {
         // The reason (failover, split brain) is already a problem of its own.
         return;
     }
-    let want = match wanted_record(desired) {
+    let want = match wanted_record(desired, observed) {
         Ok(want) => want,
         Err(why) => {
             problem(plan, why);

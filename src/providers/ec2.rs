@@ -42,7 +42,7 @@ where
         (Some(code), Some(message)) => format!("{code}: {message}"),
         _ => super::error_chain(err),
     };
-    ProviderError::new(system, format!("{what}: {detail}"))
+    ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint()
 }
 
 async fn default_vpc(client: &Client, system: &str) -> Result<String, ProviderError> {

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod ec2;
 pub mod postgres;
+pub mod rds;
 pub mod route53;
 pub mod s3;
 pub mod tls;
@@ -57,4 +58,29 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A hint for AWS failures the user fixes in their environment, not in the plan file.
+pub fn aws_hint(detail: &str) -> Option<&'static str> {
+    if detail.contains("no credentials")
+        || detail.contains("InvalidAccessKeyId")
+        || detail.contains("SignatureDoesNotMatch")
+        || detail.contains("ExpiredToken")
+    {
+        Some("check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO login, ...")
+    } else if detail.contains("dispatch failure") || detail.contains("timed out") {
+        Some("check network access to AWS, or AWS_ENDPOINT_URL")
+    } else {
+        None
+    }
+}
+
+impl ProviderError {
+    /// Adds the AWS hint that fits the message, unless there is a hint already.
+    pub fn with_aws_hint(self) -> Self {
+        match (self.hint.is_none(), aws_hint(&self.message)) {
+            (true, Some(h)) => self.hint(h),
+            _ => self,
+        }
+    }
 }

@@ -40,7 +40,7 @@ where
         (Some(code), Some(message)) => format!("{code}: {message}"),
         _ => super::error_chain(err),
     };
-    ProviderError::new(system, format!("{what}: {detail}"))
+    ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint()
 }
 
 pub async fn observe(

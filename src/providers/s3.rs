@@ -77,7 +77,7 @@ where
         Some(m) if !code.is_empty() => format!("{what}: {code}: {m}"),
         _ => format!("{what}: {}", super::error_chain(err)),
     };
-    let e = ProviderError::new(system(bucket), message);
+    let e = ProviderError::new(system(bucket), message).with_aws_hint();
     match code.as_str() {
         "AccessDenied" | "Forbidden" => {
             e.hint("the AWS identity in use lacks permission for this bucket")

@@ -321,6 +321,11 @@ pub struct RdsPrimary {
     pub multi_az: Option<bool>,
     #[serde(default)]
     pub parameter_group: Option<String>,
+    /// Apply instance modifications now rather than in the next maintenance window.
+    /// Off by default, as with Terraform's `apply_immediately`: a Multi-AZ conversion
+    /// or a backup-retention change from 0 costs I/O or a brief outage.
+    #[serde(default)]
+    pub apply_immediately: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

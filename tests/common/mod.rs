@@ -280,7 +280,7 @@ print(writes)
             .arg("export PATH=\"$HOME/.local/bin:$PATH\"; exec aws \"$@\"")
             .arg("aws")
             .args(args)
-            .args(["--output", "json"])
+            .args(["--output", "json", "--endpoint-url", &self.endpoint()])
             .envs(self.env())
             .output()
             .expect("aws CLI runs");

@@ -1,0 +1,296 @@
+//! RDS: the primary instance's protection settings, its parameter group (the
+//! `settings` of an RDS primary live there, not in ALTER SYSTEM) and read
+//! replicas, created through the client of the replica's region.
+//!
+//! Only the attributes and parameters the plan file names are changed; an
+//! instance is never deleted and a replica never promoted.
+
+use super::ProviderError;
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::types::{self as rdst};
+use aws_sdk_rds::Client;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceLive {
+    pub id: String,
+    pub arn: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub status: String,
+    pub backup_retention_days: i32,
+    pub deletion_protection: bool,
+    pub multi_az: bool,
+    pub availability_zone: Option<String>,
+    /// The attached parameter group and its apply status (`in-sync`, `pending-reboot`, ...).
+    pub parameter_group: Option<(String, String)>,
+    /// Modifications accepted but waiting for the maintenance window.
+    pub pending_multi_az: Option<bool>,
+    pub pending_backup_retention_days: Option<i32>,
+    pub endpoint: Option<String>,
+    /// For a read replica: its source (identifier or ARN).
+    pub replica_source: Option<String>,
+}
+
+impl InstanceLive {
+    /// Major version for the parameter group family: `15.4` → `postgres15`.
+    pub fn family(&self) -> String {
+        let version = &self.engine_version;
+        let major = version.split('.').next().unwrap_or(version);
+        // Before PostgreSQL 10 the family carried the minor too (postgres9.6).
+        let major = if major.starts_with('9') {
+            version.split('.').take(2).collect::<Vec<_>>().join(".")
+        } else {
+            major.to_string()
+        };
+        format!("{}{major}", self.engine.trim_start_matches("aurora-"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterLive {
+    pub value: Option<String>,
+    /// `static` (needs a reboot) or `dynamic`.
+    pub apply_type: String,
+    pub modifiable: bool,
+    pub allowed_values: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterGroupLive {
+    pub name: String,
+    /// `None` when the group does not exist.
+    pub family: Option<String>,
+    /// Only the parameters the plan names.
+    pub parameters: BTreeMap<String, ParameterLive>,
+}
+
+fn sdk_error<E>(what: &str, system: &str, err: &SdkError<E>) -> ProviderError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => super::error_chain(err),
+    };
+    let e = ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint();
+    match err.code() {
+        Some("AccessDenied") | Some("AccessDeniedException") => {
+            e.hint("the AWS identity in use lacks RDS permissions for this instance")
+        }
+        _ => e,
+    }
+}
+
+fn to_live(db: &rdst::DbInstance) -> InstanceLive {
+    let pending = db.pending_modified_values();
+    InstanceLive {
+        id: db.db_instance_identifier().unwrap_or_default().to_string(),
+        arn: db.db_instance_arn().unwrap_or_default().to_string(),
+        engine: db.engine().unwrap_or("postgres").to_string(),
+        engine_version: db.engine_version().unwrap_or_default().to_string(),
+        status: db.db_instance_status().unwrap_or_default().to_string(),
+        backup_retention_days: db.backup_retention_period().unwrap_or(0),
+        deletion_protection: db.deletion_protection().unwrap_or(false),
+        multi_az: db.multi_az().unwrap_or(false),
+        availability_zone: db.availability_zone().map(str::to_string),
+        parameter_group: db.db_parameter_groups().first().map(|g| {
+            (
+                g.db_parameter_group_name().unwrap_or_default().to_string(),
+                g.parameter_apply_status().unwrap_or_default().to_string(),
+            )
+        }),
+        pending_multi_az: pending.and_then(|p| p.multi_az()),
+        pending_backup_retention_days: pending.and_then(|p| p.backup_retention_period()),
+        endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_string),
+        replica_source: db
+            .read_replica_source_db_instance_identifier()
+            .map(str::to_string),
+    }
+}
+
+/// The instance, or `None` if it does not exist.
+pub async fn observe_instance(
+    client: &Client,
+    id: &str,
+) -> Result<Option<InstanceLive>, ProviderError> {
+    let system = format!("rds.{id}");
+    match client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_instances().first().map(to_live)),
+        Err(e)
+            if e.code() == Some("DBInstanceNotFound")
+                || e.code() == Some("DBInstanceNotFoundFault") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(sdk_error("reading the instance", &system, &e)),
+    }
+}
+
+pub async fn observe_parameter_group(
+    client: &Client,
+    name: &str,
+    wanted: &[String],
+) -> Result<ParameterGroupLive, ProviderError> {
+    let system = format!("rds.parameter_group.{name}");
+    let family = match client
+        .describe_db_parameter_groups()
+        .db_parameter_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_parameter_groups().first().map(|g| {
+            g.db_parameter_group_family()
+                .unwrap_or_default()
+                .to_string()
+        }),
+        Err(e) if e.code() == Some("DBParameterGroupNotFound") => None,
+        Err(e) => return Err(sdk_error("reading the parameter group", &system, &e)),
+    };
+    let mut live = ParameterGroupLive {
+        name: name.to_string(),
+        family,
+        parameters: BTreeMap::new(),
+    };
+    if live.family.is_none() {
+        return Ok(live);
+    }
+    let mut marker: Option<String> = None;
+    loop {
+        let out = client
+            .describe_db_parameters()
+            .db_parameter_group_name(name)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .map_err(|e| sdk_error("reading parameters", &system, &e))?;
+        for p in out.parameters() {
+            let Some(pname) = p.parameter_name() else {
+                continue;
+            };
+            if wanted.iter().any(|w| w == pname) {
+                live.parameters.insert(
+                    pname.to_string(),
+                    ParameterLive {
+                        value: p.parameter_value().map(str::to_string),
+                        apply_type: p.apply_type().unwrap_or("dynamic").to_string(),
+                        modifiable: p.is_modifiable().unwrap_or(true),
+                        allowed_values: p.allowed_values().map(str::to_string),
+                    },
+                );
+            }
+        }
+        marker = out.marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(live)
+}
+
+pub async fn create_parameter_group(
+    client: &Client,
+    name: &str,
+    family: &str,
+    cluster: &str,
+) -> Result<(), ProviderError> {
+    let system = format!("rds.parameter_group.{name}");
+    match client
+        .create_db_parameter_group()
+        .db_parameter_group_name(name)
+        .db_parameter_group_family(family)
+        .description(format!(
+            "PostgreSQL settings for {cluster} (managed by pgdr)"
+        ))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("DBParameterGroupAlreadyExists") => Ok(()),
+        Err(e) => Err(sdk_error("creating the parameter group", &system, &e)),
+    }
+}
+
+pub async fn set_parameter(
+    client: &Client,
+    group: &str,
+    name: &str,
+    value: &str,
+    immediate: bool,
+) -> Result<(), ProviderError> {
+    let system = format!("rds.parameter_group.{group}");
+    let parameter = rdst::Parameter::builder()
+        .parameter_name(name)
+        .parameter_value(value)
+        .apply_method(if immediate {
+            rdst::ApplyMethod::Immediate
+        } else {
+            rdst::ApplyMethod::PendingReboot
+        })
+        .build();
+    client
+        .modify_db_parameter_group()
+        .db_parameter_group_name(group)
+        .parameters(parameter)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| sdk_error(&format!("setting {name}"), &system, &e))
+}
+
+/// One attribute of an instance. Which one is set is given by the `Some` field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceChange {
+    pub backup_retention_days: Option<i32>,
+    pub deletion_protection: Option<bool>,
+    pub multi_az: Option<bool>,
+    pub parameter_group: Option<String>,
+    pub apply_immediately: bool,
+}
+
+pub async fn modify_instance(
+    client: &Client,
+    id: &str,
+    change: &InstanceChange,
+) -> Result<(), ProviderError> {
+    let system = format!("rds.{id}");
+    client
+        .modify_db_instance()
+        .db_instance_identifier(id)
+        .set_backup_retention_period(change.backup_retention_days)
+        .set_deletion_protection(change.deletion_protection)
+        .set_multi_az(change.multi_az)
+        .set_db_parameter_group_name(change.parameter_group.clone())
+        .apply_immediately(change.apply_immediately)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| sdk_error("modifying the instance", &system, &e))
+}
+
+pub async fn create_read_replica(
+    client: &Client,
+    id: &str,
+    source: &str,
+    availability_zone: Option<&str>,
+) -> Result<(), ProviderError> {
+    let system = format!("rds.{id}");
+    match client
+        .create_db_instance_read_replica()
+        .db_instance_identifier(id)
+        .source_db_instance_identifier(source)
+        .set_availability_zone(availability_zone.map(str::to_string))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("DBInstanceAlreadyExists") => Ok(()),
+        Err(e) => Err(sdk_error("creating the read replica", &system, &e)),
+    }
+}

@@ -1,0 +1,351 @@
+//! RDS against moto, checked with the aws CLI: the primary's protection
+//! settings, its parameter group and settings, read replicas in the primary's
+//! region and in another, a replica of the wrong source, the endpoint pointing
+//! at the RDS address, and a second apply that writes nothing.
+//!
+//! moto differs from AWS in ways the code does not rely on: it applies every
+//! modification at once (AWS defers some to the maintenance window unless
+//! apply_immediately), and its parameter groups list only parameters that were
+//! set (AWS lists the whole family). And a cross-region replica of a source with
+//! a custom parameter group crashes moto (it looks the group up in the replica's
+//! region; AWS uses that region's default group), so the test first creates a
+//! group of the same name in us-west-2.
+
+mod common;
+
+use common::{addresses, pgdr, write_plan, Moto};
+use serde_json::json;
+
+fn create_instance(moto: &Moto, id: &str) {
+    moto.aws(&[
+        "rds",
+        "create-db-instance",
+        "--db-instance-identifier",
+        id,
+        "--engine",
+        "postgres",
+        "--engine-version",
+        "15.4",
+        "--db-instance-class",
+        "db.t3.micro",
+        "--allocated-storage",
+        "20",
+        "--master-username",
+        "dr_admin",
+        "--master-user-password",
+        "not-a-real-secret",
+        "--backup-retention-period",
+        "1",
+    ])
+    .unwrap();
+}
+
+fn instance(moto: &Moto, id: &str, region: &str) -> serde_json::Value {
+    moto.aws(&[
+        "rds",
+        "describe-db-instances",
+        "--db-instance-identifier",
+        id,
+        "--region",
+        region,
+    ])
+    .unwrap()["DBInstances"][0]
+        .clone()
+}
+
+const PLAN: &str = r#"version: 1
+cluster: ledger
+tier: financial
+objectives: { rpo: 0s, rto: 15m }
+aws:
+  region: us-east-1
+primary:
+  rds:
+    instance: ledger-primary
+    backup_retention_days: 14
+    deletion_protection: true
+    multi_az: true
+    apply_immediately: true
+    parameter_group: ledger-pg15
+settings:
+  log_min_duration_statement: "250"
+  archive_timeout: "60"
+standbys:
+  - name: ledger-b
+    availability_zone: us-east-1b
+    rds: { instance: ledger-b }
+  - name: ledger-west
+    region: us-west-2
+    rds: { instance: ledger-west }
+endpoint:
+  hosted_zone: db.internal.
+  record: ledger-primary.db.internal.
+  ttl: 15s
+"#;
+
+#[test]
+fn the_rds_primary_and_its_replicas_are_reconciled() {
+    let moto = Moto::start();
+    create_instance(&moto, "ledger-primary");
+    moto.aws(&[
+        "route53",
+        "create-hosted-zone",
+        "--name",
+        "db.internal.",
+        "--caller-reference",
+        "rds",
+    ])
+    .unwrap();
+    moto.aws(&[
+        "rds",
+        "create-db-parameter-group",
+        "--region",
+        "us-west-2",
+        "--db-parameter-group-name",
+        "ledger-pg15",
+        "--db-parameter-group-family",
+        "postgres15",
+        "--description",
+        "moto workaround",
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(dir.path(), "ledger.yaml", PLAN);
+    let file = file.to_str().unwrap();
+
+    let plan = pgdr(
+        Some(&moto),
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    let json = plan.json();
+    assert_eq!(
+        addresses(&json),
+        [
+            "rds.ledger-primary.backup_retention_days",
+            "rds.ledger-primary.deletion_protection",
+            "rds.ledger-primary.multi_az",
+            "rds.parameter_group.ledger-pg15",
+            "rds.ledger-primary.parameter_group",
+            "rds.parameter_group.ledger-pg15.archive_timeout",
+            "rds.parameter_group.ledger-pg15.log_min_duration_statement",
+            "rds.ledger-b",
+            "rds.ledger-west",
+            "route53.ledger-primary.db.internal.",
+        ]
+    );
+    assert_eq!(
+        json["changes"][3]["after"],
+        json!({ "family": "postgres15" })
+    );
+    let west = &json["changes"][8]["after"];
+    assert!(
+        west["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:rds:us-east-1:"),
+        "cross-region replicas name their source by ARN: {west}"
+    );
+    assert!(json["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["address"] == json!("primary.postgres")));
+
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+
+    let primary = instance(&moto, "ledger-primary", "us-east-1");
+    assert_eq!(primary["BackupRetentionPeriod"], json!(14));
+    assert_eq!(primary["DeletionProtection"], json!(true));
+    assert_eq!(primary["MultiAZ"], json!(true));
+    assert_eq!(
+        primary["DBParameterGroups"][0]["DBParameterGroupName"],
+        json!("ledger-pg15")
+    );
+    let params = moto
+        .aws(&[
+            "rds",
+            "describe-db-parameters",
+            "--db-parameter-group-name",
+            "ledger-pg15",
+        ])
+        .unwrap();
+    let value = |name: &str| {
+        params["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ParameterName"] == json!(name))
+            .map(|p| p["ParameterValue"].clone())
+    };
+    assert_eq!(value("log_min_duration_statement"), Some(json!("250")));
+    assert_eq!(value("archive_timeout"), Some(json!("60")));
+    assert_eq!(
+        instance(&moto, "ledger-b", "us-east-1")["ReadReplicaSourceDBInstanceIdentifier"],
+        json!("ledger-primary")
+    );
+    assert_eq!(
+        instance(&moto, "ledger-b", "us-east-1")["AvailabilityZone"],
+        json!("us-east-1b")
+    );
+    let west = instance(&moto, "ledger-west", "us-west-2");
+    assert!(
+        west["ReadReplicaSourceDBInstanceIdentifier"]
+            .as_str()
+            .unwrap()
+            .contains("ledger-primary"),
+        "{west}"
+    );
+    let sets = moto
+        .aws(&[
+            "route53",
+            "list-resource-record-sets",
+            "--hosted-zone-id",
+            &zone_id(&moto),
+        ])
+        .unwrap();
+    let record = sets["ResourceRecordSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Name"] == json!("ledger-primary.db.internal."))
+        .unwrap()
+        .clone();
+    assert_eq!(record["Type"], json!("CNAME"));
+    assert_eq!(
+        record["ResourceRecords"][0]["Value"],
+        json!(format!(
+            "{}.",
+            primary["Endpoint"]["Address"].as_str().unwrap()
+        ))
+    );
+
+    // A parameter someone else set in the group is not pgdr's: it stays.
+    moto.aws(&[
+        "rds",
+        "modify-db-parameter-group",
+        "--db-parameter-group-name",
+        "ledger-pg15",
+        "--parameters",
+        "ParameterName=work_mem,ParameterValue=8192,ApplyMethod=immediate",
+    ])
+    .unwrap();
+    let writes = moto.writes();
+    let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("Nothing to apply."),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(moto.writes(), writes, "second apply wrote to AWS");
+    let params = moto
+        .aws(&[
+            "rds",
+            "describe-db-parameters",
+            "--db-parameter-group-name",
+            "ledger-pg15",
+        ])
+        .unwrap();
+    assert!(params["Parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["ParameterName"] == json!("work_mem") && p["ParameterValue"] == json!("8192")));
+
+    // Turning deletion protection off is destructive.
+    std::fs::write(
+        file,
+        PLAN.replace("deletion_protection: true", "deletion_protection: false"),
+    )
+    .unwrap();
+    let refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .contains("rds.ledger-primary.deletion_protection"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        instance(&moto, "ledger-primary", "us-east-1")["DeletionProtection"],
+        json!(true)
+    );
+}
+
+#[test]
+fn a_replica_of_another_source_is_a_problem_not_a_change() {
+    let moto = Moto::start();
+    create_instance(&moto, "ledger-primary");
+    create_instance(&moto, "ledger-b"); // a standalone instance where a replica is expected
+    moto.aws(&[
+        "route53",
+        "create-hosted-zone",
+        "--name",
+        "db.internal.",
+        "--caller-reference",
+        "rds2",
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(dir.path(), "ledger.yaml", PLAN);
+    let plan = pgdr(
+        Some(&moto),
+        &["plan", file.to_str().unwrap(), "--format", "json"],
+    );
+    let json = plan.json();
+    assert!(!addresses(&json).contains(&"rds.ledger-b".to_string()));
+    let problem = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == json!("rds.ledger-b"))
+        .expect("problem")
+        .clone();
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("not from the primary"),
+        "{problem}"
+    );
+}
+
+#[test]
+fn a_missing_rds_primary_is_named() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(dir.path(), "ledger.yaml", &PLAN.replace("endpoint:\n  hosted_zone: db.internal.\n  record: ledger-primary.db.internal.\n  ttl: 15s\n", ""));
+    let plan = pgdr(
+        Some(&moto),
+        &["plan", file.to_str().unwrap(), "--format", "json"],
+    );
+    let json = plan.json();
+    assert!(
+        json["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{}",
+        plan.stdout
+    );
+    assert!(json["changes"].as_array().unwrap().is_empty());
+}
+
+fn zone_id(moto: &Moto) -> String {
+    let zones = moto
+        .aws(&[
+            "route53",
+            "list-hosted-zones-by-name",
+            "--dns-name",
+            "db.internal.",
+        ])
+        .unwrap();
+    zones["HostedZones"][0]["Id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
