@@ -18,6 +18,7 @@ fn the_sandbox_template_parses() {
     let text = std::fs::read_to_string("examples/sandbox.yaml.in")
         .unwrap()
         .replace("@PGPORT@", "5432")
+        .replace("@STANDBYPORT@", "5433")
         .replace("@ARCHIVE_DIR@", "/tmp/archive");
     pgdr::spec::load_str(Path::new("examples/sandbox.yaml.in"), &text)
         .unwrap_or_else(|e| panic!("{e}"));
