@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: how long `pgdr plan` takes for one cluster and for a fleet of N
-# clusters (default 50) against the local sandbox (one PostgreSQL, one moto).
+# clusters (default 50) against the local sandbox (one PostgreSQL primary with a
+# streaming standby, one moto), every resource kind included: settings, slots,
+# standbys, S3 archive, RDS primary/parameter group/replica, Route53, EC2.
 # Prints both medians and their ratio. Target: the fleet costs at most 3x one
 # cluster, because clusters, and the reads within each, run concurrently.
 #
@@ -24,6 +26,7 @@ WORK=$(mktemp -d /tmp/pgdr-bench.XXXXXX)
 chmod 755 "$WORK"
 MOTO_PID=
 cleanup() {
+  stop_pg "$WORK/standby"
   stop_pg "$WORK/pg"
   [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
   rm -rf "$WORK"
@@ -42,7 +45,27 @@ use_moto_env "$MOTOPORT"
 export PGDR_LOCK_DIR="$WORK/locks"
 
 mkdir -p "$WORK/fleet" "$WORK/one"
+STANDBYPORT=$(free_port)
+start_standby "$PGPORT" "$WORK/standby" "$STANDBYPORT" bench_b
+aws route53 create-hosted-zone --name bench.internal. --caller-reference bench >/dev/null
+# Every resource kind pgdr reconciles. Odd clusters: a self-managed primary and
+# standby (one shared pair of servers stands in for all of them). Even clusters:
+# an RDS primary with a parameter group and a read replica.
 for i in $(seq -w 1 "$CLUSTERS"); do
+  if [ $((10#$i % 2)) -eq 0 ]; then
+    aws rds create-db-instance --endpoint-url "$AWS_ENDPOINT_URL" --db-instance-identifier "bench-$i" --engine postgres --engine-version 15.4 \
+      --db-instance-class db.t3.micro --allocated-storage 20 --master-username bench \
+      --master-user-password "bench-only-$i" >/dev/null
+    primary="  rds: { instance: bench-$i, backup_retention_days: 7, deletion_protection: true, parameter_group: bench-$i-pg15 }"
+    standby="  - name: bench-$i-replica
+    rds: { instance: bench-$i-replica }"
+  else
+    primary="  postgres: \"host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=disable\""
+    standby="  - name: bench-b
+    postgres: \"host=127.0.0.1 port=$STANDBYPORT user=postgres dbname=postgres sslmode=disable\"
+    slot: bench_b
+    max_lag: 30s"
+  fi
   cat >"$WORK/fleet/c$i.yaml" <<YAML
 version: 1
 cluster: bench-$i
@@ -50,12 +73,10 @@ tier: saas
 objectives: { rpo: 5m, rto: 30m }
 aws: { region: us-east-1 }
 primary:
-  postgres: "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=disable"
+$primary
 settings:
-  wal_level: replica
-  archive_timeout: 60s
-  max_wal_senders: 10
-  wal_keep_size: 1GB
+  archive_timeout: "60"
+  max_wal_senders: "10"
 archive:
   bucket: pgdr-bench-$i
   prefix: bench-$i/
@@ -65,14 +86,21 @@ archive:
   block_public_access: true
   wal_retention: 14d
 standbys:
-  - name: bench-$i-b
-    postgres: "host=127.0.0.1 port=1 user=postgres"
+$standby
+endpoint:
+  hosted_zone: bench.internal.
+  record: primary-$i.bench.internal.
+  ttl: 30s
+replication_network:
+  security_group: bench-$i-replication
+  allow_cidrs: [10.1.0.0/16]
 YAML
 done
 cp "$WORK/fleet/c$(printf "%0${#CLUSTERS}d" 1).yaml" "$WORK/one/"
 
 pgdr_log "applying the fleet once, so every plan reads a fully configured bucket"
-"$PGDR_BIN" apply "$WORK/fleet" --auto-approve >/dev/null
+"$PGDR_BIN" apply "$WORK/fleet" --auto-approve >"$WORK/apply.log" || { tail -20 "$WORK/apply.log"; exit 1; }
+"$PGDR_BIN" plan "$WORK/fleet" | tail -1
 
 # measure LABEL CMD...: runs CMD $RUNS times; prints the median wall time and
 # pgdr's own CPU time (ms), and the CPU the emulator spent serving it.
