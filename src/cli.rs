@@ -31,6 +31,48 @@ pub enum Command {
     Plan(PlanArgs),
     /// Plan, ask for confirmation, make the changes and print what was done.
     Apply(ApplyArgs),
+    /// Check plan file(s) against their tier's policy and RPO/RTO arithmetic (offline).
+    Lint(LintArgs),
+    /// For pull requests: lint, then plan, as one markdown report; exit 2 when anything needs attention.
+    Check(CheckArgs),
+    /// Print the JSON Schema of the plan file (point your editor at it).
+    Schema,
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Human,
+    Json,
+    Sarif,
+    Github,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// A plan file, or a folder of plan files.
+    pub path: PathBuf,
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    pub format: LintFormat,
+    /// A policy file replacing the built-in policies/tiers.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A plan file, or a folder of plan files.
+    pub path: PathBuf,
+    /// Lint only: do not read live systems.
+    #[arg(long)]
+    pub offline: bool,
+    /// A policy file replacing the built-in policies/tiers.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

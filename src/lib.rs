@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod execute;
+pub mod lint;
 pub mod lock;
 pub mod observe;
 pub mod plan;

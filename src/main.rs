@@ -15,6 +15,26 @@ fn main() {
         match &cli.command {
             Command::Plan(args) => commands::plan::run(args, cli.color).await,
             Command::Apply(args) => commands::apply::run(args, cli.color).await,
+            Command::Lint(args) => commands::lint::run(args, cli.color),
+            Command::Check(args) => commands::check::run(args).await,
+            Command::Schema => {
+                let schema = schemars::schema_for!(pgdr::spec::PlanFile);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&schema).expect("schema serialises")
+                );
+                Ok(Exit::Clean)
+            }
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(
+                    *shell,
+                    &mut Cli::command(),
+                    "pgdr",
+                    &mut std::io::stdout(),
+                );
+                Ok(Exit::Clean)
+            }
         }
     });
     let exit = match result {

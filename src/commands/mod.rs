@@ -3,6 +3,8 @@
 //! errors to exit code 1 in one place.
 
 pub mod apply;
+pub mod check;
+pub mod lint;
 pub mod plan;
 
 use crate::cli::Color;

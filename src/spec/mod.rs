@@ -9,8 +9,10 @@ pub mod duration;
 pub mod locate;
 pub mod yaml;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{de, Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -64,7 +66,15 @@ impl fmt::Display for SpecErrors {
 // ---------------------------------------------------------------- value types
 
 macro_rules! validated_string {
-    ($(#[$doc:meta])* $name:ident, $check:path) => {
+    ($(#[$doc:meta])* $name:ident, $check:path, $schema:expr) => {
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                $schema
+            }
+        }
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
@@ -179,16 +189,48 @@ fn check_region(text: &str) -> Result<(), String> {
 
 validated_string!(
     /// A cluster or standby name: `[a-z0-9-]{1,40}`.
-    Name, check_name);
+    Name, check_name, json_schema!({ "type": "string", "pattern": "^[a-z0-9-]{1,40}$" }));
 validated_string!(
     /// A physical replication slot name: `[a-z0-9_]{1,63}`.
-    SlotName, check_slot);
+    SlotName, check_slot, json_schema!({ "type": "string", "pattern": "^[a-z0-9_]{1,63}$" }));
 validated_string!(
     /// An S3 bucket name, checked against S3's naming rules.
-    BucketName, check_bucket);
+    BucketName, check_bucket, json_schema!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "description": "an S3 bucket name" }));
 validated_string!(
     /// An AWS region name such as `us-east-1`.
-    Region, check_region);
+    Region, check_region, json_schema!({ "type": "string", "pattern": "^[a-z]+(-[a-z]+)+-[0-9]+$", "examples": ["us-east-1"] }));
+
+impl JsonSchema for Conninfo {
+    fn schema_name() -> Cow<'static, str> {
+        "Conninfo".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "libpq key=value conninfo; no password (use PGPASSWORD or ~/.pgpass)",
+            "not": { "pattern": "(^|\\s)password\\s*=" },
+            "examples": ["host=db.internal port=5432 user=dr_admin dbname=postgres sslmode=require"]
+        })
+    }
+}
+
+impl JsonSchema for Cidr {
+    fn schema_name() -> Cow<'static, str> {
+        "Cidr".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "description": "an IPv4 or IPv6 CIDR block", "examples": ["10.1.0.0/16"] })
+    }
+}
+
+impl JsonSchema for SettingValue {
+    fn schema_name() -> Cow<'static, str> {
+        "SettingValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"], "description": "a server setting value as PostgreSQL accepts it" })
+    }
+}
 
 impl<'de> Deserialize<'de> for Conninfo {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -256,7 +298,7 @@ impl<'de> Deserialize<'de> for SettingValue {
 
 // ---------------------------------------------------------------- the plan file
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tier {
     Mvp,
@@ -265,7 +307,7 @@ pub enum Tier {
     MultiRegion,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanFile {
     pub version: u32,
@@ -285,22 +327,39 @@ pub struct PlanFile {
     pub endpoint: Option<Endpoint>,
     #[serde(default)]
     pub replication_network: Option<ReplicationNetwork>,
+    /// Lint settings for this file: rules silenced, each with its reason.
+    #[serde(default)]
+    pub lint: Option<LintSection>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintSection {
+    #[serde(default)]
+    pub ignore: Vec<LintIgnore>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LintIgnore {
+    pub rule: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Objectives {
     pub rpo: Duration,
     pub rto: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Aws {
     pub region: Region,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Primary {
     #[serde(default)]
@@ -309,7 +368,7 @@ pub struct Primary {
     pub rds: Option<RdsPrimary>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RdsPrimary {
     pub instance: String,
@@ -328,7 +387,7 @@ pub struct RdsPrimary {
     pub apply_immediately: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LockMode {
     Governance,
@@ -345,14 +404,14 @@ impl LockMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectLock {
     pub mode: LockMode,
     pub days: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Encryption {
     #[serde(default)]
@@ -361,14 +420,14 @@ pub struct Encryption {
     pub sse: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BaseBackups {
     pub every: Duration,
     pub keep: u32,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Archive {
     pub bucket: BucketName,
@@ -394,13 +453,13 @@ impl Archive {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StandbyRds {
     pub instance: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Standby {
     pub name: Name,
@@ -430,7 +489,7 @@ impl Standby {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     pub hosted_zone: String,
@@ -442,7 +501,7 @@ fn default_pg_port() -> u16 {
     5432
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationNetwork {
     pub security_group: String,
@@ -738,6 +797,30 @@ fn validate(plan: &PlanFile) -> Vec<(String, String)> {
                     endpoint.record, endpoint.hosted_zone
                 ),
             );
+        }
+    }
+    if let Some(lint) = &plan.lint {
+        for (i, ignore) in lint.ignore.iter().enumerate() {
+            if !crate::lint::RULES.iter().any(|r| r.id == ignore.rule) {
+                err(
+                    &format!("lint.ignore[{i}].rule"),
+                    format!(
+                        "`{}` is not a lint rule; rules: {}",
+                        ignore.rule,
+                        crate::lint::RULES
+                            .iter()
+                            .map(|r| r.id)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            if ignore.reason.trim().is_empty() {
+                err(
+                    &format!("lint.ignore[{i}].reason"),
+                    "say why the rule does not apply to this cluster".into(),
+                );
+            }
         }
     }
     if let Some(network) = &plan.replication_network {

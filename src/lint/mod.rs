@@ -1,0 +1,108 @@
+//! `pgdr lint`: judges a plan file against its tier's policy and its own RPO/RTO
+//! arithmetic. Pure and offline: reads the plan file and the policy, nothing else.
+//!
+//! Each rule is a small function in `rules.rs` with a stable id and severity; a
+//! finding names the key path and line it concerns and says why it matters and
+//! what would satisfy it.
+
+pub mod policy;
+pub mod rules;
+
+use crate::spec::{locate::locate, Desired};
+use policy::PolicyFile;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A rule's identity, for SARIF metadata and documentation.
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub summary: &'static str,
+}
+
+pub const RULES: &[Rule] = &[
+    Rule { id: "wal-retention-covers-backups", severity: Severity::Error, summary: "WAL retention must cover the recovery window of the kept base backups" },
+    Rule { id: "rpo-archive-timeout", severity: Severity::Error, summary: "Without a streaming standby, archive_timeout must not exceed the RPO" },
+    Rule { id: "rpo-zero-needs-sync", severity: Severity::Error, summary: "An RPO of zero needs a synchronous standby" },
+    Rule { id: "max-lag-within-rpo", severity: Severity::Error, summary: "A standby's max_lag must not exceed the RPO" },
+    Rule { id: "sync-cross-region", severity: Severity::Warning, summary: "A synchronous standby in another region adds its round trip to every commit" },
+    Rule { id: "endpoint-ttl", severity: Severity::Warning, summary: "The endpoint TTL must be well under the RTO" },
+    Rule { id: "slot-capacity", severity: Severity::Error, summary: "max_replication_slots and max_wal_senders must leave room for every standby plus a base backup" },
+    Rule { id: "archive-configured", severity: Severity::Error, summary: "An archive needs wal_level replica or logical, archive_mode on and an archive_command" },
+    Rule { id: "immutable-archive", severity: Severity::Error, summary: "Versioning and object lock as the tier requires; a lock longer than WAL retention is flagged" },
+    Rule { id: "rds-backups", severity: Severity::Error, summary: "RDS automated backups enabled and covering the recovery window" },
+    Rule { id: "tier-requirements", severity: Severity::Error, summary: "Everything the tier's policy demands" },
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub cluster: String,
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// Key path in the plan file, e.g. `archive.wal_retention`.
+    pub path: String,
+    pub message: String,
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Set when the plan file silences this rule: the reason it gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+impl Finding {
+    /// Counts towards the exit code: an error that the file does not silence.
+    pub fn is_blocking(&self) -> bool {
+        self.severity == Severity::Error && self.ignored.is_none()
+    }
+}
+
+/// A finding before it is placed in the file.
+pub struct Raw {
+    pub rule: &'static str,
+    pub path: String,
+    pub message: String,
+    /// A warning from a rule whose default is error (or the other way round).
+    pub severity: Option<Severity>,
+}
+
+pub fn lint(desired: &Desired, policy: &PolicyFile) -> Vec<Finding> {
+    let ignores = desired
+        .plan
+        .lint
+        .as_ref()
+        .map(|l| l.ignore.clone())
+        .unwrap_or_default();
+    let mut findings: Vec<Finding> = rules::run(desired, policy)
+        .into_iter()
+        .map(|raw| {
+            let rule = RULES
+                .iter()
+                .find(|r| r.id == raw.rule)
+                .expect("rule is listed in RULES");
+            let at = locate(&desired.text, &raw.path);
+            Finding {
+                cluster: desired.cluster().to_string(),
+                rule: rule.id,
+                severity: raw.severity.unwrap_or(rule.severity),
+                path: raw.path,
+                message: raw.message,
+                file: desired.source.display().to_string(),
+                line: at.map(|a| a.0),
+                column: at.map(|a| a.1),
+                ignored: ignores
+                    .iter()
+                    .find(|i| i.rule == rule.id)
+                    .map(|i| i.reason.clone()),
+            }
+        })
+        .collect();
+    findings.sort_by(|a, b| (a.line, a.rule).cmp(&(b.line, b.rule)));
+    findings
+}

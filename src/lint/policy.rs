@@ -1,0 +1,96 @@
+//! Tier policies as data: `policies/tiers.yaml` is built in, and `--policy FILE`
+//! replaces it with an organisation's own file of the same shape.
+
+use crate::spec::{yaml, Duration, LockMode, SpecError, SpecErrors};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const BUILT_IN: &str = include_str!("../../policies/tiers.yaml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub version: u32,
+    pub tiers: BTreeMap<String, TierPolicy>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPolicy {
+    pub description: String,
+    #[serde(default)]
+    pub require_archive: bool,
+    #[serde(default)]
+    pub max_base_backup_interval: Option<Duration>,
+    #[serde(default)]
+    pub min_wal_retention: Option<Duration>,
+    #[serde(default)]
+    pub require_versioning: bool,
+    #[serde(default)]
+    pub object_lock: Option<LockMode>,
+    #[serde(default)]
+    pub require_kms: bool,
+    #[serde(default)]
+    pub require_deletion_protection: bool,
+    #[serde(default)]
+    pub min_standbys_other_zone: u32,
+    #[serde(default)]
+    pub min_synchronous_standbys: u32,
+    #[serde(default)]
+    pub min_standbys_other_region: u32,
+    #[serde(default)]
+    pub max_rpo: Option<Duration>,
+}
+
+impl PolicyFile {
+    /// Parses a policy file; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, SpecErrors> {
+        let error = |line, column, key: String, message: String| {
+            SpecErrors(vec![SpecError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                path: key,
+                message,
+            }])
+        };
+        let policy: PolicyFile =
+            yaml::from_str(text).map_err(|e| error(e.line, e.column, e.path, e.message))?;
+        if policy.version != 1 {
+            return Err(error(
+                None,
+                None,
+                "version".into(),
+                format!(
+                    "policy version {} is not supported; expected 1",
+                    policy.version
+                ),
+            ));
+        }
+        for tier in ["mvp", "saas", "financial", "multi-region"] {
+            if !policy.tiers.contains_key(tier) {
+                return Err(error(None, None, "tiers".into(), format!("tier `{tier}` is missing; a policy file defines mvp, saas, financial and multi-region")));
+            }
+        }
+        Ok(policy)
+    }
+
+    pub fn built_in() -> Self {
+        Self::parse(Path::new("policies/tiers.yaml"), BUILT_IN)
+            .expect("the built-in policy is valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Self, SpecErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SpecErrors(vec![SpecError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                path: String::new(),
+                message: format!("cannot read the policy file: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+}

@@ -1,0 +1,392 @@
+//! pgdr lint: every rule has a plan file that triggers it and one that just
+//! avoids it; the four tier examples lint clean; every output format is
+//! snapshotted; SARIF is read back through the typed SARIF 2.1.0 structures.
+
+mod common;
+
+use common::pgdr;
+use pgdr::lint::{lint, policy::PolicyFile, Finding, Severity};
+use pgdr::render::human::Style;
+use std::path::Path;
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(format!("plans/{name}.yaml")).unwrap()
+}
+
+fn findings(text: &str) -> Vec<Finding> {
+    let desired =
+        pgdr::spec::load_str(Path::new("plan.yaml"), text).unwrap_or_else(|e| panic!("{e}"));
+    lint(&desired, &PolicyFile::built_in())
+}
+
+fn rules_hit(text: &str) -> Vec<(&'static str, String, Severity)> {
+    findings(text)
+        .into_iter()
+        .map(|f| (f.rule, f.path, f.severity))
+        .collect()
+}
+
+/// (rule, tier example, edit that triggers, edit that just avoids, key path, severity)
+#[allow(clippy::type_complexity)]
+fn cases() -> Vec<(
+    &'static str,
+    &'static str,
+    (&'static str, &'static str),
+    (&'static str, &'static str),
+    &'static str,
+    Severity,
+)> {
+    vec![
+        (
+            "wal-retention-covers-backups",
+            "saas",
+            ("wal_retention: 15d", "wal_retention: 13d"),
+            ("wal_retention: 15d", "wal_retention: 14d"),
+            "archive.wal_retention",
+            Severity::Error,
+        ),
+        (
+            "rpo-archive-timeout",
+            "mvp",
+            ("archive_timeout: 5min", "archive_timeout: 2h"),
+            ("archive_timeout: 5min", "archive_timeout: 1h"),
+            "settings.archive_timeout",
+            Severity::Error,
+        ),
+        (
+            "rpo-zero-needs-sync",
+            "saas",
+            ("rpo: 5m", "rpo: 0s"),
+            ("rpo: 5m", "rpo: 1s"),
+            "objectives.rpo",
+            Severity::Error,
+        ),
+        (
+            "max-lag-within-rpo",
+            "saas",
+            ("max_lag: 30s", "max_lag: 6m"),
+            ("max_lag: 30s", "max_lag: 5m"),
+            "standbys[0].max_lag",
+            Severity::Error,
+        ),
+        (
+            "sync-cross-region",
+            "multi-region",
+            (
+                "    max_lag: 1m\n",
+                "    max_lag: 1m\n    synchronous: true\n",
+            ),
+            (
+                "    max_lag: 30s\n",
+                "    max_lag: 30s\n    synchronous: true\n",
+            ),
+            "standbys[1].synchronous",
+            Severity::Warning,
+        ),
+        (
+            "endpoint-ttl",
+            "saas",
+            ("ttl: 30s", "ttl: 61s"),
+            ("ttl: 30s", "ttl: 60s"),
+            "endpoint.ttl",
+            Severity::Warning,
+        ),
+        (
+            "endpoint-ttl",
+            "saas",
+            ("ttl: 30s", "ttl: 30m"),
+            ("ttl: 30s", "ttl: 29m"),
+            "endpoint.ttl",
+            Severity::Error,
+        ),
+        (
+            "slot-capacity",
+            "saas",
+            ("max_wal_senders: 10", "max_wal_senders: 1"),
+            ("max_wal_senders: 10", "max_wal_senders: 2"),
+            "settings.max_wal_senders",
+            Severity::Error,
+        ),
+        (
+            "archive-configured",
+            "mvp",
+            ("  archive_mode: \"on\"\n", ""),
+            ("archive_mode: \"on\"", "archive_mode: always"),
+            "settings.archive_mode",
+            Severity::Error,
+        ),
+        (
+            "archive-configured",
+            "mvp",
+            (
+                "  archive_command: \"pgbackrest --stanza=blog archive-push %p\"\n",
+                "",
+            ),
+            (
+                "archive_command: \"pgbackrest --stanza=blog archive-push %p\"",
+                "archive_command: \"cp %p /archive/%f\"",
+            ),
+            "settings.archive_command",
+            Severity::Error,
+        ),
+        (
+            "immutable-archive",
+            "saas",
+            ("days: 14 }", "days: 16 }"),
+            ("days: 14 }", "days: 15 }"),
+            "archive.object_lock.days",
+            Severity::Warning,
+        ),
+        (
+            "immutable-archive",
+            "financial",
+            ("mode: compliance", "mode: governance"),
+            ("mode: compliance", "mode: compliance"),
+            "archive.object_lock",
+            Severity::Error,
+        ),
+        (
+            "rds-backups",
+            "financial",
+            ("backup_retention_days: 35", "backup_retention_days: 0"),
+            ("backup_retention_days: 35", "backup_retention_days: 35"),
+            "primary.rds.backup_retention_days",
+            Severity::Error,
+        ),
+        (
+            "rds-backups",
+            "financial",
+            ("backup_retention_days: 35", "backup_retention_days: 34"),
+            ("backup_retention_days: 35", "backup_retention_days: 35"),
+            "primary.rds.backup_retention_days",
+            Severity::Error,
+        ),
+        (
+            "tier-requirements",
+            "saas",
+            ("rpo: 5m", "rpo: 20m"),
+            ("rpo: 5m", "rpo: 15m"),
+            "objectives.rpo",
+            Severity::Error,
+        ),
+        (
+            "tier-requirements",
+            "financial",
+            (
+                "encryption: { kms_key: alias/ledger-pg-wal }",
+                "encryption: { sse: AES256 }",
+            ),
+            (
+                "encryption: { kms_key: alias/ledger-pg-wal }",
+                "encryption: { kms_key: arn:aws:kms:eu-central-1:111122223333:key/x }",
+            ),
+            "archive.encryption",
+            Severity::Error,
+        ),
+        (
+            "tier-requirements",
+            "multi-region",
+            ("    region: us-west-2\n", ""),
+            ("    region: us-west-2\n", "    region: us-west-1\n"),
+            "standbys",
+            Severity::Error,
+        ),
+    ]
+}
+
+#[test]
+fn the_four_tier_examples_lint_clean() {
+    for tier in ["mvp", "saas", "financial", "multi-region"] {
+        let got = findings(&example(tier));
+        assert!(got.is_empty(), "{tier}: {got:#?}");
+    }
+}
+
+#[test]
+fn every_rule_triggers_and_is_just_avoided() {
+    let mut covered = std::collections::BTreeSet::new();
+    for (rule, tier, (from, to), (avoid_from, avoid_to), path, severity) in cases() {
+        let text = example(tier);
+        assert!(
+            text.contains(from) && text.contains(avoid_from),
+            "{rule}: edit does not apply to {tier}"
+        );
+        let hit = rules_hit(&text.replace(from, to));
+        assert!(
+            hit.iter()
+                .any(|(r, p, s)| *r == rule && p == path && *s == severity),
+            "{rule} not triggered by `{to}` in {tier}: {hit:?}"
+        );
+        let avoided = rules_hit(&text.replace(avoid_from, avoid_to));
+        assert!(
+            !avoided.iter().any(|(r, _, s)| *r == rule && *s == severity),
+            "{rule} ({severity:?}) fires on `{avoid_to}` in {tier}: {avoided:?}"
+        );
+        covered.insert(rule);
+    }
+    let all: std::collections::BTreeSet<_> = pgdr::lint::RULES.iter().map(|r| r.id).collect();
+    assert_eq!(covered, all, "every rule has a case");
+}
+
+#[test]
+fn findings_carry_the_line_and_a_silenced_rule_shows_its_reason() {
+    let text = std::fs::read_to_string("tests/fixtures/lint-many.yaml").unwrap();
+    let got = findings(&text);
+    let wal = got
+        .iter()
+        .find(|f| f.rule == "wal-retention-covers-backups")
+        .unwrap();
+    assert_eq!(wal.line, Some(22));
+    let ignored = got.iter().find(|f| f.rule == "slot-capacity").unwrap();
+    assert_eq!(
+        ignored.ignored.as_deref(),
+        Some("max_wal_senders is raised by the platform team's base config")
+    );
+    assert!(!ignored.is_blocking());
+}
+
+#[test]
+fn an_ignore_of_an_unknown_rule_is_a_plan_file_error() {
+    let text = example("saas") + "lint:\n  ignore:\n    - rule: no-such-rule\n      reason: x\n";
+    let err = pgdr::spec::load_str(Path::new("p.yaml"), &text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("lint.ignore[0].rule") && err.contains("wal-retention-covers-backups"),
+        "{err}"
+    );
+}
+
+fn fixture() -> Vec<Finding> {
+    let desired = pgdr::spec::load_file(Path::new("tests/fixtures/lint-many.yaml")).unwrap();
+    lint(&desired, &PolicyFile::built_in())
+}
+
+#[test]
+fn snapshot_lint_human() {
+    insta::assert_snapshot!(pgdr::render::lint::human(
+        &fixture(),
+        &["shaky".into()],
+        Style { color: false }
+    ));
+}
+
+#[test]
+fn snapshot_lint_json() {
+    insta::assert_snapshot!(pgdr::render::lint::json(&fixture()));
+}
+
+#[test]
+fn snapshot_lint_github() {
+    insta::assert_snapshot!(pgdr::render::lint::github(&fixture()));
+}
+
+#[test]
+fn snapshot_lint_sarif_and_it_reads_back_as_sarif_2_1_0() {
+    let text = pgdr::render::lint::sarif(&fixture());
+    let log: serde_sarif::sarif::Sarif =
+        serde_json::from_str(&text).expect("valid against the typed SARIF 2.1.0 model");
+    assert_eq!(log.version, serde_json::json!("2.1.0"));
+    let run = &log.runs[0];
+    let rules = run.tool.driver.rules.as_ref().unwrap();
+    assert_eq!(rules.len(), pgdr::lint::RULES.len());
+    let results = run.results.as_ref().unwrap();
+    assert_eq!(results.len(), fixture().len());
+    let region = results[0].locations.as_ref().unwrap()[0]
+        .physical_location
+        .as_ref()
+        .unwrap()
+        .region
+        .as_ref()
+        .unwrap();
+    assert!(region.start_line.is_some());
+    insta::assert_snapshot!(text.replace(env!("CARGO_PKG_VERSION"), "[version]"));
+}
+
+#[test]
+fn exit_codes_and_policy_swap() {
+    let clean = pgdr(None, &["lint", "plans/"]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    let bad = pgdr(None, &["lint", "tests/fixtures/lint-many.yaml"]);
+    assert_eq!(bad.code, 2, "{}", bad.stdout);
+    // An organisation's policy that demands more of saas.
+    let dir = tempfile::tempdir().unwrap();
+    let strict = pgdr::lint::policy::BUILT_IN.replace(
+        "    max_rpo: 15m\n  financial:",
+        "    max_rpo: 1m\n  financial:",
+    );
+    let policy = common::write_plan(dir.path(), "policy.yaml", &strict);
+    let run = pgdr(
+        None,
+        &[
+            "lint",
+            "plans/saas.yaml",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert_eq!(
+        run.json()["findings"][0]["rule"],
+        serde_json::json!("tier-requirements")
+    );
+    let broken = common::write_plan(dir.path(), "broken.yaml", "version: 1\ntiers: {}\n");
+    let run = pgdr(
+        None,
+        &["lint", "plans/", "--policy", broken.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("broken.yaml") && run.stderr.contains("tier `mvp` is missing"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn check_offline_reports_findings_as_markdown() {
+    let run = pgdr(
+        None,
+        &["check", "tests/fixtures/lint-many.yaml", "--offline"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.starts_with("## pgdr check"), "{}", run.stdout);
+    assert!(run.stdout.contains("### Cluster `shaky`"));
+    assert!(
+        run.stdout
+            .contains(":x: error | `wal-retention-covers-backups`"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(":zzz: ignored"), "{}", run.stdout);
+    assert!(run.stdout.contains("Live state was not read"));
+    let clean = pgdr(None, &["check", "plans/", "--offline"]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+}
+
+#[test]
+fn the_committed_schema_is_what_pgdr_prints_and_completions_work() {
+    let run = pgdr(None, &["schema"]);
+    assert_eq!(run.code, 0);
+    let committed = std::fs::read_to_string("schema/plan-v1.schema.json").unwrap();
+    assert_eq!(
+        run.stdout, committed,
+        "regenerate with: pgdr schema > schema/plan-v1.schema.json"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+    assert!(schema["required"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("cluster")));
+    for shell in ["bash", "zsh", "fish"] {
+        let run = pgdr(None, &["completions", shell]);
+        assert_eq!(run.code, 0);
+        assert!(
+            run.stdout.contains("pgdr") && run.stdout.contains("lint"),
+            "{shell}"
+        );
+    }
+}
