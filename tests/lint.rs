@@ -186,8 +186,8 @@ fn cases() -> Vec<(
         (
             "tier-requirements",
             "multi-region",
-            ("    region: us-west-2\n", ""),
-            ("    region: us-west-2\n", "    region: us-west-1\n"),
+            ("    region: us-west-2\n    availability_zone: us-west-2a\n", "    availability_zone: us-east-1c\n"),
+            ("    region: us-west-2\n    availability_zone: us-west-2a\n", "    region: us-west-1\n    availability_zone: us-west-1a\n"),
             "standbys",
             Severity::Error,
         ),
