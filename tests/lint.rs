@@ -186,8 +186,14 @@ fn cases() -> Vec<(
         (
             "tier-requirements",
             "multi-region",
-            ("    region: us-west-2\n    availability_zone: us-west-2a\n", "    availability_zone: us-east-1c\n"),
-            ("    region: us-west-2\n    availability_zone: us-west-2a\n", "    region: us-west-1\n    availability_zone: us-west-1a\n"),
+            (
+                "    region: us-west-2\n    availability_zone: us-west-2a\n",
+                "    availability_zone: us-east-1c\n",
+            ),
+            (
+                "    region: us-west-2\n    availability_zone: us-west-2a\n",
+                "    region: us-west-1\n    availability_zone: us-west-1a\n",
+            ),
             "standbys",
             Severity::Error,
         ),
@@ -389,4 +395,53 @@ fn the_committed_schema_is_what_pgdr_prints_and_completions_work() {
             "{shell}"
         );
     }
+}
+
+#[test]
+fn check_reports_drift_then_passes_once_applied() {
+    let pg = common::Postgres::start();
+    let moto = common::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = example("mvp")
+        .replace(
+            "host=blog-db.internal port=5432 user=dr_admin dbname=postgres sslmode=require",
+            &pg.conninfo(),
+        )
+        .replace("blog-pg-wal-archive", "check-wal");
+    let file = common::write_plan(dir.path(), "blog.yaml", &text);
+    let file = file.to_str().unwrap();
+
+    let drift = pgdr(Some(&moto), &["check", file]);
+    assert_eq!(drift.code, 2, "{}\n{}", drift.stdout, drift.stderr);
+    assert!(
+        drift.stdout.contains(":x: Lint: 0 error(s)"),
+        "{}",
+        drift.stdout
+    );
+    assert!(
+        drift.stdout.contains("<details><summary>Drift:"),
+        "{}",
+        drift.stdout
+    );
+    assert!(drift.stdout.contains("`s3.check-wal`"), "{}", drift.stdout);
+
+    assert_eq!(
+        pgdr(Some(&moto), &["apply", file, "--auto-approve"]).code,
+        0
+    );
+    pg.restart(); // archive_mode needs one
+    let clean = pgdr(Some(&moto), &["check", file]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert!(
+        clean.stdout.contains(":white_check_mark:"),
+        "{}",
+        clean.stdout
+    );
+    assert!(
+        clean
+            .stdout
+            .contains("<details><summary>No drift</summary>"),
+        "{}",
+        clean.stdout
+    );
 }
