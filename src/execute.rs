@@ -173,13 +173,12 @@ async fn apply_aws_op(desired: &Desired, aws: &AwsClients, op: &Op) -> Result<()
             port,
             description,
         } => {
-            ec2::authorize(
+            ec2::set_ingress(
                 &aws.ec2(region).await,
                 group,
                 vpc_id,
-                cidr,
-                *port,
-                description,
+                (cidr, *port, description),
+                true,
             )
             .await
         }
@@ -190,13 +189,12 @@ async fn apply_aws_op(desired: &Desired, aws: &AwsClients, op: &Op) -> Result<()
             port,
             description,
         } => {
-            ec2::revoke(
+            ec2::set_ingress(
                 &aws.ec2(region).await,
                 group,
                 vpc_id,
-                cidr,
-                *port,
-                description,
+                (cidr, *port, description),
+                false,
             )
             .await
         }

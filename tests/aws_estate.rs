@@ -31,29 +31,13 @@ replication_network:
     )
 }
 
-fn zone_id(moto: &Moto) -> String {
-    let zones = moto
-        .aws(&[
-            "route53",
-            "list-hosted-zones-by-name",
-            "--dns-name",
-            "db.internal.",
-        ])
-        .unwrap();
-    zones["HostedZones"][0]["Id"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("/hostedzone/")
-        .to_string()
-}
-
 fn records(moto: &Moto) -> Vec<(String, String, i64, String)> {
     let sets = moto
         .aws(&[
             "route53",
             "list-resource-record-sets",
             "--hosted-zone-id",
-            &zone_id(moto),
+            &moto.zone_id("db.internal."),
         ])
         .unwrap();
     sets["ResourceRecordSets"]
@@ -119,7 +103,7 @@ fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own()
         "route53",
         "change-resource-record-sets",
         "--hosted-zone-id",
-        &zone_id(&moto),
+        &moto.zone_id("db.internal."),
         "--change-batch",
         other,
     ])

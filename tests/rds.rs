@@ -202,7 +202,7 @@ fn the_rds_primary_and_its_replicas_are_reconciled() {
             "route53",
             "list-resource-record-sets",
             "--hosted-zone-id",
-            &zone_id(&moto),
+            &moto.zone_id("db.internal."),
         ])
         .unwrap();
     let record = sets["ResourceRecordSets"]
@@ -332,20 +332,4 @@ fn a_missing_rds_primary_is_named() {
         plan.stdout
     );
     assert!(json["changes"].as_array().unwrap().is_empty());
-}
-
-fn zone_id(moto: &Moto) -> String {
-    let zones = moto
-        .aws(&[
-            "route53",
-            "list-hosted-zones-by-name",
-            "--dns-name",
-            "db.internal.",
-        ])
-        .unwrap();
-    zones["HostedZones"][0]["Id"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("/hostedzone/")
-        .to_string()
 }

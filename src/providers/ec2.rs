@@ -6,7 +6,7 @@
 //! (protocol, port, CIDR), so other rules in the group are untouched.
 
 use super::ProviderError;
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{self as ec2t};
 use aws_sdk_ec2::Client;
 use serde::{Deserialize, Serialize};
@@ -34,17 +34,6 @@ pub fn owned_description(cluster: &str) -> String {
     format!("pgdr:{cluster}")
 }
 
-fn sdk_error<E>(what: &str, system: &str, err: &SdkError<E>) -> ProviderError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    let detail = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => super::error_chain(err),
-    };
-    ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint()
-}
-
 async fn default_vpc(client: &Client, system: &str) -> Result<String, ProviderError> {
     let out = client
         .describe_vpcs()
@@ -56,7 +45,7 @@ async fn default_vpc(client: &Client, system: &str) -> Result<String, ProviderEr
         )
         .send()
         .await
-        .map_err(|e| sdk_error("finding the default VPC", system, &e))?;
+        .map_err(|e| super::aws_error("finding the default VPC", system, &e))?;
     out.vpcs()
         .first()
         .and_then(|v| v.vpc_id())
@@ -98,7 +87,7 @@ pub async fn observe(
     let groups = match request.send().await {
         Ok(out) => out.security_groups().to_vec(),
         Err(e) if e.code() == Some("InvalidGroup.NotFound") => Vec::new(),
-        Err(e) => return Err(sdk_error("reading the security group", &system, &e)),
+        Err(e) => return Err(super::aws_error("reading the security group", &system, &e)),
     };
     let Some(found) = groups.first() else {
         let vpc_id = match vpc {
@@ -174,7 +163,7 @@ pub async fn create_group(
     {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("InvalidGroup.Duplicate") => Ok(()),
-        Err(e) => Err(sdk_error("creating the security group", &system, &e)),
+        Err(e) => Err(super::aws_error("creating the security group", &system, &e)),
     }
 }
 
@@ -204,56 +193,54 @@ fn permission(cidr: &str, port: u16, description: &str) -> ec2t::IpPermission {
     }
 }
 
-pub async fn authorize(
+/// Adds (`allow: true`) or removes one ingress rule, identified by its exact
+/// permission; both are repeat-safe (a duplicate or a missing rule is success).
+pub async fn set_ingress(
     client: &Client,
     group: &str,
     vpc_id: &str,
-    cidr: &str,
-    port: u16,
-    description: &str,
+    (cidr, port, description): (&str, u16, &str),
+    allow: bool,
 ) -> Result<(), ProviderError> {
     let system = format!("ec2.{group}");
     let id = group_id(client, group, vpc_id).await?;
-    match client
-        .authorize_security_group_ingress()
-        .group_id(id)
-        .ip_permissions(permission(cidr, port, description))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == Some("InvalidPermission.Duplicate") => Ok(()),
-        Err(e) => Err(sdk_error(
-            &format!("allowing {cidr} to port {port}"),
-            &system,
-            &e,
-        )),
-    }
-}
-
-pub async fn revoke(
-    client: &Client,
-    group: &str,
-    vpc_id: &str,
-    cidr: &str,
-    port: u16,
-    description: &str,
-) -> Result<(), ProviderError> {
-    let system = format!("ec2.{group}");
-    let id = group_id(client, group, vpc_id).await?;
-    match client
-        .revoke_security_group_ingress()
-        .group_id(id)
-        .ip_permissions(permission(cidr, port, description))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.code() == Some("InvalidPermission.NotFound") => Ok(()),
-        Err(e) => Err(sdk_error(
-            &format!("removing {cidr} port {port}"),
-            &system,
-            &e,
-        )),
+    let permission = permission(cidr, port, description);
+    let (sent, done_already) = if allow {
+        let sent = client
+            .authorize_security_group_ingress()
+            .group_id(id)
+            .ip_permissions(permission)
+            .send()
+            .await;
+        (
+            sent.map(|_| ()).map_err(|e| {
+                (
+                    e.code().map(str::to_string),
+                    super::aws_error(&format!("allowing {cidr} to port {port}"), &system, &e),
+                )
+            }),
+            "InvalidPermission.Duplicate",
+        )
+    } else {
+        let sent = client
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .ip_permissions(permission)
+            .send()
+            .await;
+        (
+            sent.map(|_| ()).map_err(|e| {
+                (
+                    e.code().map(str::to_string),
+                    super::aws_error(&format!("removing {cidr} port {port}"), &system, &e),
+                )
+            }),
+            "InvalidPermission.NotFound",
+        )
+    };
+    match sent {
+        Ok(()) => Ok(()),
+        Err((Some(code), _)) if code == done_already => Ok(()),
+        Err((_, e)) => Err(e),
     }
 }

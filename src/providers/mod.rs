@@ -84,3 +84,18 @@ impl ProviderError {
         }
     }
 }
+
+/// An AWS SDK error as a [`ProviderError`]: the service's code and message when
+/// it sent one, the error chain otherwise, and a hint where one fits.
+/// Every AWS SDK crate re-exports the same `SdkError` and `ProvideErrorMetadata`.
+pub fn aws_error<E>(what: &str, system: &str, err: &aws_sdk_s3::error::SdkError<E>) -> ProviderError
+where
+    E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let detail = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => error_chain(err),
+    };
+    ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint()
+}

@@ -6,7 +6,7 @@
 //! instance is never deleted and a replica never promoted.
 
 use super::ProviderError;
-use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_rds::error::ProvideErrorMetadata;
 use aws_sdk_rds::types::{self as rdst};
 use aws_sdk_rds::Client;
 use serde::{Deserialize, Serialize};
@@ -66,23 +66,6 @@ pub struct ParameterGroupLive {
     pub parameters: BTreeMap<String, ParameterLive>,
 }
 
-fn sdk_error<E>(what: &str, system: &str, err: &SdkError<E>) -> ProviderError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    let detail = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => super::error_chain(err),
-    };
-    let e = ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint();
-    match err.code() {
-        Some("AccessDenied") | Some("AccessDeniedException") => {
-            e.hint("the AWS identity in use lacks RDS permissions for this instance")
-        }
-        _ => e,
-    }
-}
-
 fn to_live(db: &rdst::DbInstance) -> InstanceLive {
     let pending = db.pending_modified_values();
     InstanceLive {
@@ -129,7 +112,7 @@ pub async fn observe_instance(
         {
             Ok(None)
         }
-        Err(e) => Err(sdk_error("reading the instance", &system, &e)),
+        Err(e) => Err(super::aws_error("reading the instance", &system, &e)),
     }
 }
 
@@ -151,7 +134,7 @@ pub async fn observe_parameter_group(
                 .to_string()
         }),
         Err(e) if e.code() == Some("DBParameterGroupNotFound") => None,
-        Err(e) => return Err(sdk_error("reading the parameter group", &system, &e)),
+        Err(e) => return Err(super::aws_error("reading the parameter group", &system, &e)),
     };
     let mut live = ParameterGroupLive {
         name: name.to_string(),
@@ -169,7 +152,7 @@ pub async fn observe_parameter_group(
             .set_marker(marker.clone())
             .send()
             .await
-            .map_err(|e| sdk_error("reading parameters", &system, &e))?;
+            .map_err(|e| super::aws_error("reading parameters", &system, &e))?;
         for p in out.parameters() {
             let Some(pname) = p.parameter_name() else {
                 continue;
@@ -213,7 +196,11 @@ pub async fn create_parameter_group(
     {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("DBParameterGroupAlreadyExists") => Ok(()),
-        Err(e) => Err(sdk_error("creating the parameter group", &system, &e)),
+        Err(e) => Err(super::aws_error(
+            "creating the parameter group",
+            &system,
+            &e,
+        )),
     }
 }
 
@@ -241,7 +228,7 @@ pub async fn set_parameter(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| sdk_error(&format!("setting {name}"), &system, &e))
+        .map_err(|e| super::aws_error(&format!("setting {name}"), &system, &e))
 }
 
 /// One attribute of an instance. Which one is set is given by the `Some` field.
@@ -271,7 +258,7 @@ pub async fn modify_instance(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| sdk_error("modifying the instance", &system, &e))
+        .map_err(|e| super::aws_error("modifying the instance", &system, &e))
 }
 
 pub async fn create_read_replica(
@@ -291,6 +278,6 @@ pub async fn create_read_replica(
     {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("DBInstanceAlreadyExists") => Ok(()),
-        Err(e) => Err(sdk_error("creating the read replica", &system, &e)),
+        Err(e) => Err(super::aws_error("creating the read replica", &system, &e)),
     }
 }

@@ -5,7 +5,6 @@
 //! (delete the old set, create the new one), since UPSERT cannot change a type.
 
 use super::ProviderError;
-use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{self as r53t};
 use aws_sdk_route53::Client;
 use serde::{Deserialize, Serialize};
@@ -32,17 +31,6 @@ pub fn normalize(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
 }
 
-fn sdk_error<E>(what: &str, system: &str, err: &SdkError<E>) -> ProviderError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    let detail = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => super::error_chain(err),
-    };
-    ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint()
-}
-
 pub async fn observe(
     client: &Client,
     zone: &str,
@@ -55,7 +43,7 @@ pub async fn observe(
         .dns_name(&zone_name)
         .send()
         .await
-        .map_err(|e| sdk_error("finding the hosted zone", &system, &e))?;
+        .map_err(|e| super::aws_error("finding the hosted zone", &system, &e))?;
     let matching: Vec<&r53t::HostedZone> = zones
         .hosted_zones()
         .iter()
@@ -79,7 +67,7 @@ pub async fn observe(
         .start_record_name(&name)
         .send()
         .await
-        .map_err(|e| sdk_error("reading the record", &system, &e))?;
+        .map_err(|e| super::aws_error("reading the record", &system, &e))?;
     let mut live = EndpointLive {
         zone_id,
         record: None,
@@ -173,5 +161,5 @@ pub async fn write(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| sdk_error("changing the record", &system, &e))
+        .map_err(|e| super::aws_error("changing the record", &system, &e))
 }

@@ -72,25 +72,10 @@ fn sdk_error<E>(bucket: &str, what: &str, err: &SdkError<E>) -> ProviderError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
 {
-    let code = err.code().unwrap_or_default().to_string();
-    let message = match err.message() {
-        Some(m) if !code.is_empty() => format!("{what}: {code}: {m}"),
-        _ => format!("{what}: {}", super::error_chain(err)),
-    };
-    let e = ProviderError::new(system(bucket), message).with_aws_hint();
-    match code.as_str() {
-        "AccessDenied" | "Forbidden" => {
+    let e = super::aws_error(what, &system(bucket), err);
+    match err.code() {
+        Some("AccessDenied") | Some("Forbidden") if e.hint.is_none() => {
             e.hint("the AWS identity in use lacks permission for this bucket")
-        }
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
-            e.hint("check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...)")
-        }
-        _ if matches!(
-            err,
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
-        ) =>
-        {
-            e.hint("check network access to S3, or AWS_ENDPOINT_URL")
         }
         _ => e,
     }

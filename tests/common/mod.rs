@@ -294,6 +294,18 @@ print(writes)
         Ok(serde_json::from_str(&text).expect("aws prints JSON"))
     }
 
+    /// The id of the hosted zone named `name` (e.g. `db.internal.`).
+    pub fn zone_id(&self, name: &str) -> String {
+        let zones = self
+            .aws(&["route53", "list-hosted-zones-by-name", "--dns-name", name])
+            .unwrap();
+        zones["HostedZones"][0]["Id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("/hostedzone/")
+            .to_string()
+    }
+
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("AWS_ENDPOINT_URL".into(), self.endpoint()),
