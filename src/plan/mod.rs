@@ -274,12 +274,12 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     {
         s3::plan_archive(&cluster, aws.region.as_str(), archive, s3, &mut plan);
     }
-    not_yet_reconciled(desired, &mut plan);
+    what_is_not_checked(desired, &mut plan);
     plan
 }
 
 /// What this version does not look at, said plainly in every plan.
-fn not_yet_reconciled(desired: &Desired, plan: &mut ClusterPlan) {
+fn what_is_not_checked(desired: &Desired, plan: &mut ClusterPlan) {
     let p = &desired.plan;
     let mut note = |address: &str, message: &str| {
         plan.notes.push(Note {
