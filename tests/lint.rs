@@ -448,6 +448,9 @@ fn check_reports_drift_then_passes_once_applied() {
 
 #[test]
 fn snapshot_check_offline_markdown() {
-    let run = pgdr(None, &["check", "tests/fixtures/lint-many.yaml", "--offline"]);
+    let run = pgdr(
+        None,
+        &["check", "tests/fixtures/lint-many.yaml", "--offline"],
+    );
     insta::assert_snapshot!(run.stdout);
 }

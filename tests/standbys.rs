@@ -191,7 +191,8 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     // With an endpoint: while roles are as planned, the record would be created.
-    let text = plan_text(&primary, &standby, "30s")
+    // Its own cluster name: the other test's applies hold the lock for `pair`.
+    let text = plan_text(&primary, &standby, "30s").replace("cluster: pair", "cluster: pair-failover")
         + "aws:\n  region: us-east-1\nendpoint:\n  hosted_zone: db.internal.\n  record: primary.db.internal.\n  ttl: 30s\n";
     let file = write_plan(dir.path(), "pair.yaml", &text);
     let file = file.to_str().unwrap();
