@@ -166,35 +166,20 @@ async fn apply_aws_op(desired: &Desired, aws: &AwsClients, op: &Op) -> Result<()
             )
             .await
         }
-        Op::Ec2Authorize {
+        Op::Ec2SetIngress {
             group,
             vpc_id,
             cidr,
             port,
             description,
+            allow,
         } => {
             ec2::set_ingress(
                 &aws.ec2(region).await,
                 group,
                 vpc_id,
                 (cidr, *port, description),
-                true,
-            )
-            .await
-        }
-        Op::Ec2Revoke {
-            group,
-            vpc_id,
-            cidr,
-            port,
-            description,
-        } => {
-            ec2::set_ingress(
-                &aws.ec2(region).await,
-                group,
-                vpc_id,
-                (cidr, *port, description),
-                false,
+                *allow,
             )
             .await
         }

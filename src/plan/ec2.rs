@@ -75,7 +75,8 @@ pub fn plan_network(
             json!({ "protocol": "tcp", "port": network.port, "cidr": cidr.as_str(), "description": description }),
             false,
             format!("standbys in {} stream from the primary on port {}", cidr.as_str(), network.port),
-            Op::Ec2Authorize {
+            Op::Ec2SetIngress {
+                allow: true,
                 group: group.clone(),
                 vpc_id: live.vpc_id.clone(),
                 cidr: cidr.as_str().to_string(),
@@ -104,7 +105,8 @@ pub fn plan_network(
             json!(null),
             true,
             "pgdr made this rule and the plan file no longer lists it; removing it cuts replication from there".into(),
-            Op::Ec2Revoke {
+            Op::Ec2SetIngress {
+                allow: false,
                 group: group.clone(),
                 vpc_id: live.vpc_id.clone(),
                 cidr: rule.cidr.clone(),

@@ -143,19 +143,14 @@ pub enum Op {
         group: String,
         vpc_id: String,
     },
-    Ec2Authorize {
+    /// Add (`allow`) or remove one ingress rule of pgdr's.
+    Ec2SetIngress {
         group: String,
         vpc_id: String,
         cidr: String,
         port: u16,
         description: String,
-    },
-    Ec2Revoke {
-        group: String,
-        vpc_id: String,
-        cidr: String,
-        port: u16,
-        description: String,
+        allow: bool,
     },
     /// Make the endpoint record `want` (deleting `old` first when the type changes).
     Route53Write {
