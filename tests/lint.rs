@@ -454,3 +454,21 @@ fn snapshot_check_offline_markdown() {
     );
     insta::assert_snapshot!(run.stdout);
 }
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
+    let plain = pgdr(None, &["lint", "tests/fixtures/lint-many.yaml"]);
+    assert!(
+        !plain.stdout.contains('\x1b'),
+        "NO_COLOR and no terminal: no escapes"
+    );
+    let coloured = pgdr(
+        None,
+        &["--color", "always", "lint", "tests/fixtures/lint-many.yaml"],
+    );
+    assert!(
+        coloured.stdout.contains("\x1b[31merror\x1b[0m"),
+        "{}",
+        coloured.stdout
+    );
+}

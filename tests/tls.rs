@@ -204,3 +204,41 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
     assert_eq!(loose.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&loose.stderr).contains("group or world access"));
 }
+
+#[test]
+fn require_encrypts_to_a_server_with_a_self_signed_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        certs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    sh(
+        certs.path(),
+        "set -e
+         openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.crt -days 2 -subj /CN=localhost 2>/dev/null
+         chmod 600 server.key
+         if [ \"$(id -u)\" -eq 0 ]; then chown postgres: server.key server.crt; fi",
+    );
+    let d = certs.path().display();
+    let pg = Postgres::start_with(&format!(
+        "ssl = on\nssl_cert_file = '{d}/server.crt'\nssl_key_file = '{d}/server.key'\n"
+    ));
+    let hba = pg.data_dir().join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, text.replace("\nhost ", "\nhostssl ")).unwrap();
+    pg.psql("SELECT pg_reload_conf()");
+    let work = tempfile::tempdir().unwrap();
+    let base = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        pg.port
+    );
+    let require = plan_with(work.path(), &format!("{base} sslmode=require"));
+    assert_eq!(require.code, 0, "{}{}", require.stdout, require.stderr);
+    // Not trusted by any root: verify-ca refuses it.
+    let verify = plan_with(
+        work.path(),
+        &format!("{base} sslmode=verify-ca sslrootcert=system"),
+    );
+    assert_eq!(verify.code, 1, "{}", verify.stdout);
+}
