@@ -14,6 +14,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// How a change is marked: weakens protection, already accepted and waiting,
+/// takes effect only at a reboot.
+#[derive(Clone, Copy)]
+struct Flags {
+    destructive: bool,
+    pending: bool,
+    restart: bool,
+}
+
 /// What RDS holds for a cluster.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RdsLive {
@@ -103,14 +112,12 @@ pub fn plan_rds(
         problem(plan, base.clone(), format!("`{}` is a read replica of `{source}`, not a primary; update primary.rds in the plan file", spec.instance));
     }
 
+    // Flags are named at each call: destructive, pending (accepted, waiting), restart.
     let change = |plan: &mut ClusterPlan,
                   address: String,
                   action: Action,
-                  before: Value,
-                  after: Value,
-                  destructive: bool,
-                  pending: bool,
-                  requires_restart: bool,
+                  (before, after): (Value, Value),
+                  flags: Flags,
                   reason: String,
                   op: Option<Op>| {
         plan.changes.push(Change {
@@ -119,9 +126,9 @@ pub fn plan_rds(
             action,
             before,
             after,
-            requires_restart,
-            destructive,
-            pending_restart: pending,
+            requires_restart: flags.restart,
+            destructive: flags.destructive,
+            pending_restart: flags.pending,
             reason,
             op,
         })
@@ -145,11 +152,12 @@ pub fn plan_rds(
                 plan,
                 address,
                 Action::Update,
-                json!(instance.backup_retention_days),
-                json!(days),
-                false,
-                true,
-                false,
+                (json!(instance.backup_retention_days), json!(days)),
+                Flags {
+                    destructive: false,
+                    pending: true,
+                    restart: false,
+                },
                 format!("{days} days is {window}"),
                 None,
             );
@@ -159,11 +167,12 @@ pub fn plan_rds(
                 plan,
                 address,
                 Action::Update,
-                json!(instance.backup_retention_days),
-                json!(days),
-                shorter,
-                false,
-                false,
+                (json!(instance.backup_retention_days), json!(days)),
+                Flags {
+                    destructive: shorter,
+                    pending: false,
+                    restart: false,
+                },
                 if shorter {
                     "shorter retention deletes automated backups and narrows point-in-time recovery"
                         .into()
@@ -183,11 +192,12 @@ pub fn plan_rds(
                 plan,
                 format!("{base}.deletion_protection"),
                 Action::Update,
-                json!(instance.deletion_protection),
-                json!(on),
-                !on,
-                false,
-                false,
+                (json!(instance.deletion_protection), json!(on)),
+                Flags {
+                    destructive: !on,
+                    pending: false,
+                    restart: false,
+                },
                 if on {
                     "the primary must not be deletable by one API call".into()
                 } else {
@@ -207,11 +217,12 @@ pub fn plan_rds(
                 plan,
                 address,
                 Action::Update,
-                json!(instance.multi_az),
-                json!(on),
-                false,
-                true,
-                false,
+                (json!(instance.multi_az), json!(on)),
+                Flags {
+                    destructive: false,
+                    pending: true,
+                    restart: false,
+                },
                 format!("Multi-AZ {on} is {window}"),
                 None,
             );
@@ -220,11 +231,12 @@ pub fn plan_rds(
                 plan,
                 address,
                 Action::Update,
-                json!(instance.multi_az),
-                json!(on),
-                !on,
-                false,
-                false,
+                (json!(instance.multi_az), json!(on)),
+                Flags {
+                    destructive: !on,
+                    pending: false,
+                    restart: false,
+                },
                 if on {
                     "a synchronous standby in another zone takes over in minutes".into()
                 } else {
@@ -252,11 +264,8 @@ pub fn plan_rds(
                     plan,
                     group_base.clone(),
                     Action::Create,
-                    json!(null),
-                    json!({ "family": instance.family() }),
-                    false,
-                    false,
-                    false,
+                    (json!(null), json!({ "family": instance.family() })),
+                    Flags { destructive: false, pending: false, restart: false },
                     "the settings of the primary live in this group".into(),
                     Some(Op::RdsCreateParameterGroup { region: region.clone(), name: name.clone(), family: instance.family() }),
                 );
@@ -267,11 +276,8 @@ pub fn plan_rds(
                     plan,
                     format!("{base}.parameter_group"),
                     Action::Update,
-                    json!(attached.as_ref().map(|a| a.0.clone())),
-                    json!(name),
-                    false,
-                    false,
-                    true,
+                    (json!(attached.as_ref().map(|a| a.0.clone())), json!(name)),
+                    Flags { destructive: false, pending: false, restart: true },
                     "the primary must use the group that holds the planned settings (takes effect at the next reboot)".into(),
                     modify(InstanceChange { parameter_group: Some(name.clone()), ..Default::default() }),
                 ),
@@ -282,11 +288,8 @@ pub fn plan_rds(
                         plan,
                         format!("{base}.parameter_group"),
                         Action::Update,
-                        json!({ "name": attached, "status": status }),
-                        json!({ "name": name, "status": "in-sync" }),
-                        false,
-                        true,
-                        true,
+                        (json!({ "name": attached, "status": status }), json!({ "name": name, "status": "in-sync" })),
+                        Flags { destructive: false, pending: true, restart: true },
                         format!("parameter changes in {name} wait for a reboot of {}", spec.instance),
                         None,
                     );
@@ -318,11 +321,8 @@ pub fn plan_rds(
                     plan,
                     address,
                     if have.is_none() { Action::Create } else { Action::Update },
-                    json!(have),
-                    json!(want),
-                    false,
-                    false,
-                    !dynamic,
+                    (json!(have), json!(want)),
+                    Flags { destructive: false, pending: false, restart: !dynamic },
                     format!("{param} differs"),
                     Some(Op::RdsSetParameter { region: region.clone(), group: name.clone(), name: param.clone(), value: want.clone(), immediate: dynamic }),
                 );
@@ -367,11 +367,15 @@ pub fn plan_rds(
                     plan,
                     address,
                     Action::Create,
-                    json!(null),
-                    json!({ "source": source, "region": replica_region, "availability_zone": standby.availability_zone }),
-                    false,
-                    false,
-                    false,
+                    (
+                        json!(null),
+                        json!({ "source": source, "region": replica_region, "availability_zone": standby.availability_zone }),
+                    ),
+                    Flags {
+                        destructive: false,
+                        pending: false,
+                        restart: false,
+                    },
                     format!(
                         "standby `{}` is a read replica of the primary",
                         standby.name
