@@ -24,7 +24,14 @@ pub async fn run(args: &PlanArgs, color: Color) -> anyhow::Result<Exit> {
     if let Some(out) = args.out.as_ref().filter(|_| failed > 0) {
         eprintln!("warning: not saving the plan to {}: a plan that could not read every cluster is not fit to apply", out.display());
     } else if let Some(out) = &args.out {
-        let saved = SavedPlan::new(plans.clone());
+        // Absolute paths, so the saved plan can be applied from any directory.
+        let mut clusters = plans.clone();
+        for c in &mut clusters {
+            if let Ok(path) = std::fs::canonicalize(&c.file) {
+                c.file = path.display().to_string();
+            }
+        }
+        let saved = SavedPlan::new(clusters);
         let json = serde_json::to_string_pretty(&saved).expect("saved plan serialises");
         std::fs::write(out, json).with_context(|| format!("cannot write {}", out.display()))?;
         eprintln!(
