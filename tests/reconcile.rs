@@ -194,10 +194,7 @@ fn equivalent_spellings_are_not_drift() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!(
-            "version: 1\ncluster: spell\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_timeout: 60\n  shared_buffers: 128MB\n  hot_standby: true\n  wal_level: REPLICA\n",
-            pg.conninfo()
-        ),
+        &common::minimal_plan("spell", &pg.conninfo(), "  archive_timeout: 60\n  shared_buffers: 128MB\n  hot_standby: true\n  wal_level: REPLICA\n"),
     );
     let run = pgdr(
         None,
@@ -220,9 +217,10 @@ fn restart_settings_are_flagged_then_pending_and_not_issued_again() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!(
-            "version: 1\ncluster: restart\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  max_wal_senders: 12\n  archive_timeout: 5min\n",
-            pg.conninfo()
+        &common::minimal_plan(
+            "restart",
+            &pg.conninfo(),
+            "  max_wal_senders: 12\n  archive_timeout: 5min\n",
         ),
     );
     let file = file.to_str().unwrap();
@@ -559,7 +557,7 @@ fn archiver_failures_and_inactive_slots_are_problems() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!("version: 1\ncluster: sick\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_mode: \"on\"\n", pg.conninfo()),
+        &common::minimal_plan("sick", &pg.conninfo(), "  archive_mode: \"on\"\n"),
     );
     let run = pgdr(
         None,
@@ -614,7 +612,11 @@ fn an_unreachable_server_fails_in_seconds_naming_it() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!("version: 1\ncluster: gone\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"host=127.0.0.1 port={port} user=postgres connect_timeout=2\"\nsettings:\n  archive_timeout: 60s\n"),
+        &common::minimal_plan(
+            "gone",
+            &format!("host=127.0.0.1 port={port} user=postgres connect_timeout=2"),
+            "  archive_timeout: 60s\n",
+        ),
     );
     let run = pgdr(None, &["plan", file.to_str().unwrap()]);
     assert_eq!(run.code, 1);
@@ -652,7 +654,7 @@ fn concurrent_applies_on_one_cluster_cannot_interleave() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!("version: 1\ncluster: locked\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_timeout: 90s\n", pg.conninfo()),
+        &common::minimal_plan("locked", &pg.conninfo(), "  archive_timeout: 90s\n"),
     );
     let locks = std::env::temp_dir().join("pgdr-test-locks");
     std::fs::create_dir_all(&locks).unwrap();
@@ -687,7 +689,7 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!("version: 1\ncluster: ask\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_timeout: 90s\n", pg.conninfo()),
+        &common::minimal_plan("ask", &pg.conninfo(), "  archive_timeout: 90s\n"),
     );
     let run = pgdr(None, &["apply", file.to_str().unwrap()]);
     assert_eq!(run.code, 1);
@@ -728,7 +730,7 @@ fn apply_asks_on_a_terminal_and_only_yes_approves() {
     let file = write_plan(
         dir.path(),
         "p.yaml",
-        &format!("version: 1\ncluster: prompt\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{}\"\nsettings:\n  archive_timeout: 90s\n", pg.conninfo()),
+        &common::minimal_plan("prompt", &pg.conninfo(), "  archive_timeout: 90s\n"),
     );
     let file = file.to_str().unwrap();
     let no = apply_on_terminal(file, "y");

@@ -36,11 +36,19 @@ fn make_certs(dir: &Path) {
     );
 }
 
+/// Refuse every connection that is not TLS.
+fn hostssl_only(pg: &Postgres) {
+    let hba = pg.data_dir().join("pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, text.replace("\nhost ", "\nhostssl ")).unwrap();
+    pg.psql("SELECT pg_reload_conf()");
+}
+
 fn plan_with(dir: &Path, conninfo: &str) -> common::Run {
     let file = write_plan(
         dir,
         "tls.yaml",
-        &format!("version: 1\ncluster: tls\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{conninfo}\"\nsettings:\n  wal_level: replica\n"),
+        &common::minimal_plan("tls", conninfo, "  wal_level: replica\n"),
     );
     pgdr(
         None,
@@ -62,10 +70,7 @@ fn sslmodes_behave_as_in_libpq() {
         "ssl = on\nssl_cert_file = '{d}/server.crt'\nssl_key_file = '{d}/server.key'\n"
     ));
     // Refuse every connection that is not TLS.
-    let hba = pg.data_dir().join("pg_hba.conf");
-    let text = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, text.replace("\nhost ", "\nhostssl ")).unwrap();
-    pg.psql("SELECT pg_reload_conf()");
+    hostssl_only(&pg);
 
     let port = pg.port;
     let base = format!("port={port} user=postgres dbname=postgres");
@@ -154,7 +159,7 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
     let file = write_plan(
         work.path(),
         "p.yaml",
-        &format!("version: 1\ncluster: pw\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{conninfo}\"\nsettings:\n  wal_level: replica\n"),
+        &common::minimal_plan("pw", &conninfo, "  wal_level: replica\n"),
     );
     let file = file.to_str().unwrap();
     let bin = env!("CARGO_BIN_EXE_pgdr");
@@ -224,10 +229,7 @@ fn require_encrypts_to_a_server_with_a_self_signed_certificate() {
     let pg = Postgres::start_with(&format!(
         "ssl = on\nssl_cert_file = '{d}/server.crt'\nssl_key_file = '{d}/server.key'\n"
     ));
-    let hba = pg.data_dir().join("pg_hba.conf");
-    let text = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, text.replace("\nhost ", "\nhostssl ")).unwrap();
-    pg.psql("SELECT pg_reload_conf()");
+    hostssl_only(&pg);
     let work = tempfile::tempdir().unwrap();
     let base = format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres",

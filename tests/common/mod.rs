@@ -373,6 +373,14 @@ pub fn write_plan(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The smallest plan file for one primary: `settings` is YAML lines such as
+/// "  archive_timeout: 60s\n".
+pub fn minimal_plan(cluster: &str, conninfo: &str, settings: &str) -> String {
+    format!(
+        "version: 1\ncluster: {cluster}\ntier: mvp\nobjectives: {{ rpo: 1h, rto: 4h }}\nprimary:\n  postgres: \"{conninfo}\"\nsettings:\n{settings}"
+    )
+}
+
 /// Addresses of the changes in a JSON plan, in order.
 pub fn addresses(plan: &serde_json::Value) -> Vec<String> {
     plan["changes"]
