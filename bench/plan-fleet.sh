@@ -35,11 +35,9 @@ trap cleanup EXIT
 
 PGPORT=$(free_port)
 MOTOPORT=$(free_port)
-start_pg "$WORK/pg" "$PGPORT"
 # One server stands in for every cluster's primary: room for all their sessions and slots.
-printf 'max_connections = 300\nmax_replication_slots = 200\n' | pg_run tee -a "$WORK/pg/data/postgresql.conf" >/dev/null
-pg_run "$(pg_bindir)/pg_ctl" -D "$WORK/pg/data" -w -m fast restart \
-  -o "-p $PGPORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
+printf 'max_connections = 300\nmax_replication_slots = 200\n' >"$WORK/extra.conf"
+start_pg "$WORK/pg" "$PGPORT" "$WORK/extra.conf"
 start_moto "$MOTOPORT" "$WORK/moto.log"
 use_moto_env "$MOTOPORT"
 export PGDR_LOCK_DIR="$WORK/locks"

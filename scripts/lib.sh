@@ -57,15 +57,25 @@ pg_run() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# start_pg DIR PORT: a fresh cluster in DIR on 127.0.0.1:PORT, trust auth on loopback.
+# start_pg DIR PORT [CONF]: a fresh cluster in DIR on 127.0.0.1:PORT, trust auth on
+# loopback; the lines of the file CONF, if given, are added to postgresql.conf first.
 start_pg() {
-  local dir=$1 port=$2 bin
+  local dir=$1 port=$2 conf=${3:-} bin
   bin=$(pg_bindir)
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   pg_run "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
-  pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  [ -n "$conf" ] && pg_run tee -a "$dir/data/postgresql.conf" <"$conf" >/dev/null
+  pg_ctl_in "$dir" "$port" start
+}
+
+# pg_ctl_in DIR PORT ACTION...: pg_ctl on the cluster in DIR, with the options every
+# cluster here runs with (loopback only, socket in DIR, no fsync).
+pg_ctl_in() {
+  local dir=$1 port=$2
+  shift 2
+  pg_run "$(pg_bindir)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" "$@" >/dev/null
 }
 
 stop_pg() {
@@ -103,6 +113,5 @@ start_standby() {
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
   pg_run "$bin/pg_basebackup" -h 127.0.0.1 -p "$pport" -U postgres -D "$dir/data" -R -X stream -C -S "$slot" >/dev/null
-  pg_run "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  pg_ctl_in "$dir" "$port" start
 }

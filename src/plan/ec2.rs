@@ -60,6 +60,9 @@ pub fn plan_network(
             },
         ));
     }
+    // Ingress ops name the group by id when it exists, so apply need not look it up
+    // once per rule; a group created by this apply is found by name.
+    let target = live.id.clone().unwrap_or_else(|| group.clone());
     for cidr in &network.allow_cidrs {
         if live
             .ingress
@@ -77,7 +80,7 @@ pub fn plan_network(
             format!("standbys in {} stream from the primary on port {}", cidr.as_str(), network.port),
             Op::Ec2SetIngress {
                 allow: true,
-                group: group.clone(),
+                group: target.clone(),
                 vpc_id: live.vpc_id.clone(),
                 cidr: cidr.as_str().to_string(),
                 port: network.port,
@@ -107,7 +110,7 @@ pub fn plan_network(
             "pgdr made this rule and the plan file no longer lists it; removing it cuts replication from there".into(),
             Op::Ec2SetIngress {
                 allow: false,
-                group: group.clone(),
+                group: target.clone(),
                 vpc_id: live.vpc_id.clone(),
                 cidr: rule.cidr.clone(),
                 port,

@@ -43,6 +43,17 @@ pub struct Postgres {
     pub port: u16,
 }
 
+/// A temp dir that the `postgres` user (when tests run as root) may write into.
+fn server_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    dir
+}
+
 impl Postgres {
     pub fn start() -> Self {
         Self::start_with("")
@@ -50,44 +61,18 @@ impl Postgres {
 
     /// `conf` lines are appended to postgresql.conf before the first start.
     pub fn start_with(conf: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("pgdr-test-pg")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
+        let dir = server_dir("pgdr-test-pg");
         let port = free_port();
         let d = dir.path().display();
-        if conf.is_empty() {
-            lib(&format!("start_pg {d}/pg {port}"));
-        } else {
-            let conf_file = dir.path().join("extra.conf");
-            std::fs::write(&conf_file, conf).unwrap();
-            lib(&format!(
-                "bin=$(pg_bindir) && mkdir -p {d}/pg && {{ [ $(id -u) -ne 0 ] || chown postgres: {d}/pg; }} \
-                 && pg_run $bin/initdb -D {d}/pg/data -U postgres -A trust --no-sync >/dev/null \
-                 && cat {d}/extra.conf | pg_run tee -a {d}/pg/data/postgresql.conf >/dev/null \
-                 && pg_run $bin/pg_ctl -D {d}/pg/data -l {d}/pg/server.log -w \
-                    -o \"-p {port} -k {d}/pg -c listen_addresses=127.0.0.1 -c fsync=off\" start >/dev/null"
-            ));
-        }
+        let conf_file = dir.path().join("extra.conf");
+        std::fs::write(&conf_file, conf).unwrap();
+        lib(&format!("start_pg {d}/pg {port} {}", conf_file.display()));
         Postgres { dir, port }
     }
 
     /// A streaming standby of `primary` (pg_basebackup -R, slot `slot` created on the primary).
     pub fn standby_of(primary: &Postgres, slot: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("pgdr-test-standby")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        )
-        .unwrap();
+        let dir = server_dir("pgdr-test-standby");
         let port = free_port();
         lib(&format!(
             "start_standby {} {}/pg {port} {slot}",
@@ -99,9 +84,9 @@ impl Postgres {
 
     /// Runs pg_ctl with `args` on this cluster (stop, promote, ...).
     pub fn pg_ctl(&self, args: &str) {
-        let d = self.dir.path().display();
         lib(&format!(
-            "pg_run $(pg_bindir)/pg_ctl -D {d}/pg/data -w {args} -o \"-p {} -k {d}/pg -c listen_addresses=127.0.0.1 -c fsync=off\" >/dev/null",
+            "pg_ctl_in {}/pg {} {args}",
+            self.dir.path().display(),
             self.port
         ));
     }
