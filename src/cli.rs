@@ -1,4 +1,5 @@
-//! Command-line structure (clap). Parsing only: commands get settled arguments.
+//! Command-line structure (clap). Parsing only: commands get settled arguments,
+//! and `main` resolves the rest into [`crate::settings::Settings`].
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -14,6 +15,10 @@ pub struct Cli {
     /// When to colour output (NO_COLOR is respected under `auto`).
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Log to stderr: -v each request to PostgreSQL and AWS with its duration and
+    /// each step of apply; -vv also the AWS SDK's own logs. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1,16 +1,20 @@
 //! pgdr: keeps PostgreSQL disaster recovery true to a written plan.
 //!
 //! The flow, one module each: plan file → [`spec`] (Desired) → [`observe`]
-//! (Live, via [`providers`]) → [`plan`] (pure diff) → [`execute`] (apply) →
-//! [`render`]. [`commands`] wires them for the CLI.
+//! (the live model of [`state`], read through [`providers`]) → [`plan`] (pure
+//! diff) → [`execute`] (apply, and ordered steps for recovery) → [`render`].
+//! [`lint`] judges plan files offline. [`commands`] wires them for the CLI,
+//! with [`settings`] resolved once. The layers, and what each may import, are
+//! in the README's "Architecture" section and enforced by `tests/architecture.rs`.
 
 pub mod cli;
 pub mod commands;
 pub mod execute;
 pub mod lint;
-pub mod lock;
 pub mod observe;
 pub mod plan;
 pub mod providers;
 pub mod render;
+pub mod settings;
 pub mod spec;
+pub mod state;

@@ -1,48 +1,97 @@
-//! The `pgdr` binary: parse arguments, run the command, map the outcome to an
-//! exit code (0 nothing to do, 1 could not do its job, 2 found something).
+//! The `pgdr` binary: parse arguments, resolve settings once, set up logging,
+//! run the command, and map its outcome to an exit code in one place:
+//! 0 nothing to do, 1 could not do its job, 2 found something.
 
 use clap::Parser;
-use pgdr::cli::{Cli, Command};
-use pgdr::commands::{self, Exit};
+use pgdr::cli::{Cli, Color, Command};
+use pgdr::commands::{self, Outcome, PlanFileErrors};
+use pgdr::settings::Settings;
 
 fn main() {
     let cli = Cli::parse();
+    let color = match cli.color {
+        Color::Always => Some(true),
+        Color::Never => Some(false),
+        Color::Auto => None,
+    };
+    let settings = Settings::from_process(color, cli.verbose);
+    init_logging(settings.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Plan(args) => commands::plan::run(args, cli.color).await,
-            Command::Apply(args) => commands::apply::run(args, cli.color).await,
-            Command::Lint(args) => commands::lint::run(args, cli.color),
-            Command::Check(args) => commands::check::run(args).await,
-            Command::Schema => {
-                let schema = schemars::schema_for!(pgdr::spec::PlanFile);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&schema).expect("schema serialises")
-                );
-                Ok(Exit::Clean)
-            }
-            Command::Completions { shell } => {
-                use clap::CommandFactory;
-                clap_complete::generate(
-                    *shell,
-                    &mut Cli::command(),
-                    "pgdr",
-                    &mut std::io::stdout(),
-                );
-                Ok(Exit::Clean)
-            }
+    let result = runtime.block_on(run(&cli, &settings));
+    std::process::exit(exit_code(result));
+}
+
+async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Plan(args) => commands::plan::run(args, settings).await,
+        Command::Apply(args) => commands::apply::run(args, settings).await,
+        Command::Lint(args) => commands::lint::run(args, settings),
+        Command::Check(args) => commands::check::run(args, settings).await,
+        Command::Schema => {
+            let schema = schemars::schema_for!(pgdr::spec::PlanFile);
+            let text = serde_json::to_string_pretty(&schema).expect("schema serialises");
+            commands::out(&format!("{text}\n"))?;
+            Ok(Outcome::Clean)
         }
-    });
-    let exit = match result {
-        Ok(exit) => exit,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut text = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "pgdr", &mut text);
+            commands::out(&String::from_utf8_lossy(&text))?;
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+/// The one place outcomes become exit codes and errors are reported.
+fn exit_code(result: anyhow::Result<Outcome>) -> i32 {
+    match result {
+        Ok(Outcome::Clean) => 0,
+        Ok(Outcome::Found) => 2,
+        // The reader went away (`pgdr plan x | head`): nothing left to say.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
+            if let Some(files) = e.downcast_ref::<PlanFileErrors>() {
+                for error in &files.errors {
+                    eprintln!("error: {error}");
+                }
+            }
             eprintln!("error: {e:#}");
-            Exit::Failed
+            1
         }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Logs on stderr: off unless `-v` or RUST_LOG. `-v` shows pgdr's own info
+/// logs (requests, steps); `-vv` adds debug and the AWS SDK's info logs.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let rust_log = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let filter = match (rust_log, verbose) {
+        (Some(spec), _) => EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+            eprintln!("warning: RUST_LOG={spec} is not a log filter ({e}); using -v's");
+            EnvFilter::new("pgdr=info")
+        }),
+        // Without -v or RUST_LOG nothing is logged: stderr stays as it always was.
+        (None, 0) => return,
+        (None, 1) => EnvFilter::new("pgdr=info"),
+        (None, _) => EnvFilter::new("info,pgdr=debug"),
     };
-    std::process::exit(exit as i32);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(true)
+        .init();
 }

@@ -2,66 +2,33 @@
 //!
 //! If any part cannot be read, the whole cluster fails: planning (and so
 //! applying) against half a picture could undo what the unread half holds.
+//! (An unreachable standby is the exception: it is recorded in the live state.)
 
-use crate::plan::postgres::synchronous_standby_names;
-use crate::plan::rds::RdsLive;
-use crate::providers::aws::AwsClients;
-use crate::providers::ec2::{self, GroupLive};
-use crate::providers::postgres::{self, PgLive};
-use crate::providers::rds;
-use crate::providers::route53::{self, EndpointLive};
-use crate::providers::s3::{self, S3Live};
-use crate::providers::ProviderError;
-use crate::spec::{sha256_hex, Desired};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Live {
-    pub primary: Option<PgLive>,
-    /// Self-managed standbys by name.
-    pub standbys: BTreeMap<String, StandbyLive>,
-    pub archive: Option<S3Live>,
-    pub endpoint: Option<EndpointLive>,
-    pub network: Option<GroupLive>,
-    pub rds: Option<RdsLive>,
-}
-
-/// A standby as observed. One that cannot be reached is a problem to report, not a
-/// reason to stop planning the cluster: a standby being down is what DR is for.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct StandbyLive {
-    pub live: Option<PgLive>,
-    /// Why it could not be read; not digested (messages vary between attempts).
-    #[serde(skip)]
-    pub error: Option<String>,
-}
-
-impl Live {
-    /// Digest of the state the planner compares (not of counters that move on
-    /// their own), so a saved plan can tell whether live state moved since.
-    pub fn digest(&self) -> String {
-        sha256_hex(&serde_json::to_vec(self).expect("live state serialises"))
-    }
-}
+use crate::providers::{ec2, postgres, rds, route53, s3};
+use crate::providers::{ProviderError, Systems};
+use crate::spec::Desired;
+use crate::state::rds::RdsLive;
+use crate::state::{Live, StandbyLive};
 
 /// The GUC names to read from a server: every setting the plan names, plus
 /// the ones pgdr derives for the primary.
 fn setting_names(desired: &Desired, primary: bool) -> Vec<String> {
     let mut names: Vec<String> = desired.plan.settings.keys().cloned().collect();
-    if primary && synchronous_standby_names(desired).is_some() {
+    if primary && desired.synchronous_standby_names().is_some() {
         names.push("synchronous_standby_names".into());
     }
     names
 }
 
-pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, ProviderError> {
+pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, ProviderError> {
     let plan = &desired.plan;
+    let aws = &systems.aws;
+    let env = &systems.pg;
     let primary_names = setting_names(desired, true);
     let standby_names = setting_names(desired, false);
     let primary = async {
         match &plan.primary.postgres {
-            Some(info) => postgres::observe("primary", info, &primary_names)
+            Some(info) => postgres::observe("primary", info, env, &primary_names)
                 .await
                 .map(Some),
             None => Ok(None),
@@ -72,7 +39,7 @@ pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, Provid
         let role = format!("standby.{}", s.name);
         let names = &standby_names;
         Some(async move {
-            let observed = postgres::observe(&role, info, names).await;
+            let observed = postgres::observe(&role, info, env, names).await;
             let state = match observed {
                 Ok(live) => StandbyLive {
                     live: Some(live),
@@ -136,7 +103,7 @@ pub async fn observe(desired: &Desired, aws: &AwsClients) -> Result<Live, Provid
 /// each replica through the client of its own region.
 async fn observe_rds(
     desired: &Desired,
-    aws: &AwsClients,
+    aws: &crate::providers::aws::AwsClients,
 ) -> Result<Option<RdsLive>, ProviderError> {
     let plan = &desired.plan;
     let (Some(spec), Some(aws_section)) = (&plan.primary.rds, &plan.aws) else {

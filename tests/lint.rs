@@ -254,7 +254,7 @@ fn findings_carry_the_line_and_a_silenced_rule_shows_its_reason() {
 #[test]
 fn an_ignore_of_an_unknown_rule_is_a_plan_file_error() {
     let text = example("saas") + "lint:\n  ignore:\n    - rule: no-such-rule\n      reason: x\n";
-    let err = pgdr::spec::load_str(Path::new("p.yaml"), &text)
+    let err = pgdr::spec::load_str_with(Path::new("p.yaml"), &text, &[pgdr::lint::check_ignores])
         .unwrap_err()
         .to_string();
     assert!(

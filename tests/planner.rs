@@ -1,15 +1,12 @@
 //! The planner is a pure function of (plan file, live state): these tests build
 //! live state by hand, need no server, and snapshot every output format.
 
-use pgdr::observe::Live;
-use pgdr::observe::StandbyLive;
-use pgdr::plan::guc::LiveSetting;
-use pgdr::plan::postgres::Roles;
-use pgdr::plan::{plan_cluster, Action, ClusterPlan, LifecycleRule};
-use pgdr::providers::postgres::{Archiver, PgHealth, PgLive, Replication, SlotHealth};
-use pgdr::providers::s3::{LiveEncryption, LiveRule, S3Live};
+use pgdr::plan::{plan_cluster, Action, ClusterPlan};
 use pgdr::render;
 use pgdr::spec::{self, Desired, LockMode, ObjectLock};
+use pgdr::state::postgres::{Archiver, LiveSetting, PgHealth, PgLive, Replication, SlotHealth};
+use pgdr::state::s3::{LifecycleRule, LiveEncryption, LiveRule, S3Live};
+use pgdr::state::{Live, Roles, StandbyLive};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -182,12 +179,9 @@ fn drifted_bucket() -> S3Live {
 
 fn drifted_plan() -> ClusterPlan {
     let live = Live {
-        standbys: Default::default(),
-        endpoint: None,
-        network: None,
-        rds: None,
         primary: Some(drifted_postgres()),
         archive: Some(drifted_bucket()),
+        ..Live::default()
     };
     plan_cluster(&desired(PLAN), &live)
 }
@@ -302,12 +296,9 @@ fn live_state_matching_the_plan_gives_no_changes() {
     let plan = plan_cluster(
         &desired(PLAN),
         &Live {
-            standbys: Default::default(),
-            endpoint: None,
-            network: None,
-            rds: None,
             primary: Some(pg),
             archive: Some(s3),
+            ..Live::default()
         },
     );
     assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
@@ -319,12 +310,8 @@ fn a_missing_bucket_is_created_with_every_setting() {
     let plan = plan_cluster(
         &desired(PLAN),
         &Live {
-            standbys: Default::default(),
-            endpoint: None,
-            network: None,
-            rds: None,
-            primary: None,
             archive: Some(S3Live::absent("pg-wal-archive")),
+            ..Live::default()
         },
     );
     let got: Vec<(&str, Action)> = plan
@@ -360,12 +347,8 @@ fn weakening_protection_is_destructive_and_unowned_settings_are_left_alone() {
     let plan = plan_cluster(
         &desired(&text),
         &Live {
-            standbys: Default::default(),
-            endpoint: None,
-            network: None,
-            rds: None,
-            primary: None,
             archive: Some(s3),
+            ..Live::default()
         },
     );
     let got: Vec<(&str, Action, bool)> = plan
@@ -396,12 +379,8 @@ fn invalid_values_and_unknown_settings_are_problems_not_changes() {
     let plan = plan_cluster(
         &desired(&text),
         &Live {
-            standbys: Default::default(),
-            endpoint: None,
-            network: None,
-            rds: None,
             primary: Some(drifted_postgres()),
-            archive: None,
+            ..Live::default()
         },
     );
     let problems: Vec<(&str, &str)> = plan
@@ -436,12 +415,8 @@ fn a_primary_in_recovery_gets_no_slot() {
     let plan = plan_cluster(
         &desired(PLAN),
         &Live {
-            standbys: Default::default(),
-            endpoint: None,
-            network: None,
-            rds: None,
             primary: Some(pg),
-            archive: None,
+            ..Live::default()
         },
     );
     assert!(plan.changes.iter().all(|c| !c.address.contains(".slot.")));
@@ -460,23 +435,17 @@ fn the_plan_is_deterministic_and_the_digest_ignores_counters() {
     let mut pg = drifted_postgres();
     pg.health.slots[0].retained_bytes = Some(1);
     let moved = Live {
-        standbys: Default::default(),
-        endpoint: None,
-        network: None,
-        rds: None,
         primary: Some(pg),
         archive: Some(drifted_bucket()),
+        ..Live::default()
     };
     assert_eq!(moved.digest(), a.live_sha256, "counters are not state");
     let mut pg = drifted_postgres();
     pg.settings.get_mut("archive_timeout").unwrap().setting = "120".into();
     let changed = Live {
-        standbys: Default::default(),
-        endpoint: None,
-        network: None,
-        rds: None,
         primary: Some(pg),
         archive: Some(drifted_bucket()),
+        ..Live::default()
     };
     assert_ne!(changed.digest(), a.live_sha256);
 }
@@ -521,10 +490,7 @@ fn with_standby(standby: StandbyLive) -> Live {
     Live {
         primary: Some(drifted_postgres()),
         standbys: BTreeMap::from([("orders-b".to_string(), standby)]),
-        archive: None,
-        endpoint: None,
-        network: None,
-        rds: None,
+        ..Live::default()
     }
 }
 
@@ -564,7 +530,7 @@ fn a_failover_is_a_problem_and_role_dependent_changes_wait() {
     let mut live = with_standby(standby(false, Some("orders-b")));
     live.primary.as_mut().unwrap().in_recovery = true;
     assert_eq!(
-        pgdr::plan::postgres::roles(&live),
+        pgdr::state::roles(&live),
         Roles::FailedOver(vec!["standby orders-b".into()])
     );
     let plan = plan_cluster(&desired(PLAN), &live);

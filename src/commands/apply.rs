@@ -4,36 +4,37 @@
 //! cluster locks held; every cluster read; no destructive change unless
 //! `--allow-destructive`; a saved plan still matching live state; confirmation.
 
-use super::{load_all, plan_all, style, Exit};
-use crate::cli::{ApplyArgs, Color};
-use crate::execute::{apply_cluster, Applied};
-use crate::lock::ClusterLock;
+use super::{load_all, load_one, out, plan_all, style, Outcome};
+use crate::cli::ApplyArgs;
+use crate::execute::apply_cluster;
+use crate::execute::lock::ClusterLock;
 use crate::plan::saved::{SavedPlan, SAVED_PLAN_VERSION};
 use crate::plan::ClusterPlan;
-use crate::providers::aws::AwsClients;
-use crate::render::human::{render_plan, Style};
-use crate::spec::{self, Desired};
+use crate::providers::Systems;
+use crate::render;
+use crate::settings::Settings;
+use crate::spec::Desired;
 use anyhow::{bail, Context};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
 fn is_saved_plan(path: &Path) -> bool {
     path.is_file() && path.extension().is_some_and(|e| e == "json")
 }
 
-pub async fn run(args: &ApplyArgs, color: Color) -> anyhow::Result<Exit> {
-    let style = style(color);
-    let aws = AwsClients::default();
+pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let style = style(settings);
+    let systems = Systems::new(settings);
     let (desired, plans, _locks) = if is_saved_plan(&args.path) {
-        saved(&args.path, &aws).await?
+        saved(&args.path, settings, &systems).await?
     } else {
         let desired = load_all(&args.path)?;
-        let locks = lock_all(&desired)?;
-        let plans = plan_all(&desired, &aws).await;
+        let locks = lock_all(&desired, settings)?;
+        let plans = plan_all(&desired, &systems).await;
         (desired, plans, locks)
     };
 
-    print!("{}", render_plan(&plans, style));
+    out(&render::human::render_plan(&plans, style))?;
     let failed: Vec<&ClusterPlan> = plans.iter().filter(|p| p.error.is_some()).collect();
     if !failed.is_empty() {
         bail!(
@@ -64,33 +65,41 @@ pub async fn run(args: &ApplyArgs, color: Color) -> anyhow::Result<Exit> {
         .filter(|c| c.op.is_some())
         .count();
     if writes == 0 {
-        println!("Nothing to apply.");
-        return Ok(Exit::Clean);
+        out("Nothing to apply.\n")?;
+        return Ok(Outcome::Clean);
     }
     // A saved plan was reviewed when it was made, as with `terraform apply PLANFILE`.
     if !args.auto_approve && !is_saved_plan(&args.path) {
-        confirm(writes)?;
+        confirm(writes, settings)?;
     }
 
     let results = futures_util::future::join_all(
         desired
             .iter()
             .zip(&plans)
-            .map(|(d, p)| apply_cluster(d, p, &aws)),
+            .map(|(d, p)| apply_cluster(d, p, &systems)),
     )
     .await;
-    Ok(report(&plans, &results, style))
+    let (report, _done, failures) = render::apply::report(&plans, &results, style);
+    out(&report)?;
+    if failures > 0 {
+        bail!(
+            "{failures} change{} failed; see above. Running apply again retries them.",
+            if failures == 1 { "" } else { "s" }
+        );
+    }
+    Ok(Outcome::Clean)
 }
 
-fn lock_all(desired: &[Desired]) -> anyhow::Result<Vec<ClusterLock>> {
+fn lock_all(desired: &[Desired], settings: &Settings) -> anyhow::Result<Vec<ClusterLock>> {
     desired
         .iter()
-        .map(|d| ClusterLock::acquire(d.cluster()).map_err(anyhow::Error::from))
+        .map(|d| ClusterLock::acquire(&settings.lock_dir, d.cluster()).map_err(anyhow::Error::from))
         .collect()
 }
 
-fn confirm(writes: usize) -> anyhow::Result<()> {
-    if !std::io::stdin().is_terminal() {
+fn confirm(writes: usize, settings: &Settings) -> anyhow::Result<()> {
+    if !settings.interactive {
         bail!("stdin is not a terminal, so pgdr cannot ask for confirmation; nothing was applied\n  hint: review `pgdr plan` and pass --auto-approve, or apply a saved plan");
     }
     eprint!("\npgdr will make {writes} change{}. Only 'yes' will be accepted to approve.\n  Enter a value: ", if writes == 1 { "" } else { "s" });
@@ -107,7 +116,8 @@ fn confirm(writes: usize) -> anyhow::Result<()> {
 /// same live state as when it was made.
 async fn saved(
     path: &Path,
-    aws: &AwsClients,
+    settings: &Settings,
+    systems: &Systems,
 ) -> anyhow::Result<(Vec<Desired>, Vec<ClusterPlan>, Vec<ClusterLock>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -126,14 +136,14 @@ async fn saved(
     }
     let mut desired = Vec::new();
     for plan in &saved.clusters {
-        let d = spec::load_file(Path::new(&plan.file)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let d = load_one(Path::new(&plan.file)).map_err(|e| anyhow::anyhow!("{e}"))?;
         if d.text_sha256 != plan.file_sha256 {
             bail!("{} changed since the plan was saved; nothing was applied\n  hint: run `pgdr plan --out` again", plan.file);
         }
         desired.push(d);
     }
-    let locks = lock_all(&desired)?;
-    let now = super::plan_all(&desired, aws).await;
+    let locks = lock_all(&desired, settings)?;
+    let now = plan_all(&desired, systems).await;
     let mut stale = Vec::new();
     for (then, now) in saved.clusters.iter().zip(&now) {
         if let Some(error) = &now.error {
@@ -154,50 +164,4 @@ async fn saved(
         );
     }
     Ok((desired, saved.clusters, locks))
-}
-
-fn report(plans: &[ClusterPlan], results: &[Applied], style: Style) -> Exit {
-    let mut done = 0;
-    let mut failures = 0;
-    println!();
-    for (plan, applied) in plans.iter().zip(results) {
-        for outcome in &applied.outcomes {
-            match &outcome.result {
-                Ok(()) => {
-                    done += 1;
-                    println!("{} {} {}", style.green("✓"), plan.cluster, outcome.address);
-                }
-                Err(e) => {
-                    failures += 1;
-                    println!(
-                        "{} {} {}: {}",
-                        style.red("✗"),
-                        plan.cluster,
-                        outcome.address,
-                        e.to_string().replace('\n', "\n    ")
-                    );
-                }
-            }
-        }
-        for (server, settings) in &applied.restart_needed {
-            println!(
-                "{} {server} needs a restart for: {}",
-                style.yellow("restart:"),
-                settings.join(", ")
-            );
-        }
-    }
-    println!(
-        "\nApply complete: {done} change{} made, {failures} failed.",
-        if done == 1 { "" } else { "s" }
-    );
-    if failures > 0 {
-        eprintln!(
-            "error: {failures} change{} failed; see above. Running apply again retries them.",
-            if failures == 1 { "" } else { "s" }
-        );
-        Exit::Failed
-    } else {
-        Exit::Clean
-    }
 }

@@ -1,10 +1,11 @@
 //! `pgdr lint PATH`: every plan file against its tier's policy and its own
 //! RPO/RTO arithmetic. Offline: reads files, never a live system.
 
-use super::{load_all, style, Exit};
-use crate::cli::{Color, LintArgs, LintFormat};
+use super::{load_all, out, style, Outcome};
+use crate::cli::{LintArgs, LintFormat};
 use crate::lint::{self, policy::PolicyFile, Finding};
 use crate::render;
+use crate::settings::Settings;
 use crate::spec::Desired;
 use std::path::Path;
 
@@ -20,21 +21,21 @@ pub fn lint_all(desired: &[Desired], policy: &PolicyFile) -> Vec<Finding> {
     desired.iter().flat_map(|d| lint::lint(d, policy)).collect()
 }
 
-pub fn run(args: &LintArgs, color: Color) -> anyhow::Result<Exit> {
+pub fn run(args: &LintArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let policy = load_policy(args.policy.as_deref())?;
     let desired = load_all(&args.path)?;
     let findings = lint_all(&desired, &policy);
     let clusters: Vec<String> = desired.iter().map(|d| d.cluster().to_string()).collect();
     let text = match args.format {
-        LintFormat::Human => render::lint::human(&findings, &clusters, style(color)),
+        LintFormat::Human => render::lint::human(&findings, &clusters, style(settings)),
         LintFormat::Json => render::lint::json(&findings),
         LintFormat::Sarif => render::lint::sarif(&findings),
         LintFormat::Github => render::lint::github(&findings),
     };
-    print!("{text}");
+    out(&text)?;
     Ok(if findings.iter().any(Finding::is_blocking) {
-        Exit::Found
+        Outcome::Found
     } else {
-        Exit::Clean
+        Outcome::Clean
     })
 }

@@ -1,32 +1,49 @@
-//! One file per subcommand. Each takes settled arguments, does its job, writes
-//! data to stdout and logs to stderr, and returns an [`Exit`]; `main` maps
-//! errors to exit code 1 in one place.
+//! One file per subcommand. Each takes its settled arguments and the
+//! [`Settings`] resolved once by `main`, writes data to stdout (through
+//! [`out`]) and logs to stderr, and returns an [`Outcome`] — or an error, which
+//! `main` reports and turns into exit code 1 in one place.
 
 pub mod apply;
 pub mod check;
 pub mod lint;
 pub mod plan;
 
-use crate::cli::Color;
 use crate::observe;
 use crate::plan::{plan_cluster, ClusterPlan};
-use crate::providers::aws::AwsClients;
+use crate::providers::Systems;
 use crate::render::human::Style;
-use crate::spec::{self, Desired, SpecErrors};
-use anyhow::{bail, Context};
+use crate::settings::Settings;
+use crate::spec::{self, Desired, SpecError, SpecErrors};
+use anyhow::Context;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::Write;
 use std::path::Path;
 
-/// The exit codes of plan-format.md.
+/// How a command that did its job ended. A command that could not do its job
+/// returns an error instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Ran and found nothing to do.
-    Clean = 0,
-    /// Could not do its job.
-    Failed = 1,
-    /// Ran and found something (changes, problems, drift).
-    Found = 2,
+pub enum Outcome {
+    /// Ran and found nothing to do: exit 0.
+    Clean,
+    /// Ran and found something (changes, problems, drift, findings): exit 2.
+    Found,
+}
+
+/// Every error of every plan file that failed to load. `main` prints one
+/// `error:` line per entry, then the summary.
+#[derive(Debug, thiserror::Error)]
+#[error("{summary}")]
+pub struct PlanFileErrors {
+    pub errors: Vec<SpecError>,
+    pub summary: String,
+}
+
+/// The checks lint adds to loading: `lint.ignore` names real rules, with reasons.
+const LOAD_CHECKS: &[spec::ExtraCheck] = &[crate::lint::check_ignores];
+
+/// Loads and validates one plan file, with every check commands apply.
+pub fn load_one(path: &Path) -> Result<Desired, SpecErrors> {
+    spec::load_file_with(path, LOAD_CHECKS)
 }
 
 /// Loads every plan file PATH names. Any error in any file stops the run before
@@ -37,7 +54,7 @@ pub fn load_all(path: &Path) -> anyhow::Result<Vec<Desired>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match spec::load_file(&file) {
+        match load_one(&file) {
             Ok(d) => loaded.push(d),
             Err(SpecErrors(e)) => errors.extend(e),
         }
@@ -45,7 +62,7 @@ pub fn load_all(path: &Path) -> anyhow::Result<Vec<Desired>> {
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for d in &loaded {
         if let Some(other) = seen.insert(d.cluster().to_string(), d.source.display().to_string()) {
-            errors.push(spec::SpecError {
+            errors.push(SpecError {
                 file: d.source.clone(),
                 line: spec::locate::locate(&d.text, "cluster").map(|l| l.0),
                 column: None,
@@ -55,26 +72,25 @@ pub fn load_all(path: &Path) -> anyhow::Result<Vec<Desired>> {
         }
     }
     if !errors.is_empty() {
-        for e in &errors {
-            eprintln!("error: {e}");
-        }
         let files: std::collections::BTreeSet<_> = errors.iter().map(|e| &e.file).collect();
-        bail!(
+        let summary = format!(
             "{} error{} in {} plan file{}; nothing was read or changed",
             errors.len(),
             if errors.len() == 1 { "" } else { "s" },
             files.len(),
             if files.len() == 1 { "" } else { "s" }
         );
+        return Err(PlanFileErrors { errors, summary }.into());
     }
     Ok(loaded)
 }
 
 /// Observes and plans every cluster concurrently. A cluster whose state cannot be
 /// read gets an `error` and no changes; the others are unaffected.
-pub async fn plan_all(desired: &[Desired], aws: &AwsClients) -> Vec<ClusterPlan> {
+pub async fn plan_all(desired: &[Desired], systems: &Systems) -> Vec<ClusterPlan> {
     let plans = desired.iter().map(|d| async move {
-        match observe::observe(d, aws).await {
+        let started = std::time::Instant::now();
+        let plan = match observe::observe(d, systems).await {
             Ok(live) => plan_cluster(d, &live),
             Err(e) => ClusterPlan {
                 cluster: d.cluster().to_string(),
@@ -86,19 +102,31 @@ pub async fn plan_all(desired: &[Desired], aws: &AwsClients) -> Vec<ClusterPlan>
                 live_sha256: String::new(),
                 file_sha256: d.text_sha256.clone(),
             },
-        }
+        };
+        tracing::info!(
+            target: "pgdr::plan",
+            cluster = d.cluster(),
+            ms = started.elapsed().as_millis() as u64,
+            changes = plan.changes.len(),
+            problems = plan.problems.len(),
+            read = plan.error.is_none(),
+            "planned"
+        );
+        plan
     });
     futures_util::future::join_all(plans).await
 }
 
-pub fn style(color: Color) -> Style {
-    let color = match color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stdout().is_terminal()
-        }
-    };
-    Style { color }
+pub fn style(settings: &Settings) -> Style {
+    Style {
+        color: settings.color,
+    }
+}
+
+/// Writes data to stdout. A closed pipe (`pgdr plan x | head`) comes back as an
+/// error of kind `BrokenPipe`, which `main` ends on quietly.
+pub fn out(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
 }

@@ -8,7 +8,7 @@
 pub mod policy;
 pub mod rules;
 
-use crate::spec::{locate::locate, Desired};
+use crate::spec::{locate::locate, Desired, PlanFile};
 use policy::PolicyFile;
 use serde::Serialize;
 
@@ -39,6 +39,35 @@ pub const RULES: &[Rule] = &[
     Rule { id: "rds-backups", severity: Severity::Error, summary: "RDS automated backups enabled and covering the recovery window" },
     Rule { id: "tier-requirements", severity: Severity::Error, summary: "Everything the tier's policy demands" },
 ];
+
+/// The loader check for `lint: { ignore: [...] }`: every rule named exists and
+/// every ignore says why. Given to `spec::load_file_with`, so a bad ignore is a
+/// plan-file error placed at its key, like any other.
+pub fn check_ignores(plan: &PlanFile) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Some(lint) = &plan.lint else {
+        return out;
+    };
+    for (i, ignore) in lint.ignore.iter().enumerate() {
+        if !RULES.iter().any(|r| r.id == ignore.rule) {
+            out.push((
+                format!("lint.ignore[{i}].rule"),
+                format!(
+                    "`{}` is not a lint rule; rules: {}",
+                    ignore.rule,
+                    RULES.iter().map(|r| r.id).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if ignore.reason.trim().is_empty() {
+            out.push((
+                format!("lint.ignore[{i}].reason"),
+                "say why the rule does not apply to this cluster".into(),
+            ));
+        }
+    }
+    out
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {

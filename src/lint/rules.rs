@@ -3,7 +3,7 @@
 
 use super::policy::{PolicyFile, TierPolicy};
 use super::{Raw, Severity};
-use crate::plan::guc::numeric_in_base;
+use crate::spec::units::numeric_in_base;
 use crate::spec::{Desired, Duration, LockMode, PlanFile, Tier};
 
 /// Streaming with a walsender for each standby, plus one for a base backup

@@ -2,12 +2,12 @@
 //! ingress rule per CIDR lets standbys reach the primary's port. Rules that pgdr
 //! did not make are never touched; removing one it made is destructive.
 
-use super::{Action, Change, ClusterPlan, Op, Problem};
-use crate::providers::ec2::{owned_description, GroupLive};
+use super::{Action, Change, ClusterPlan, Ec2Op, Ec2Write, Op};
 use crate::spec::ReplicationNetwork;
+use crate::state::ec2::{owned_description, GroupLive, Ingress};
 use serde_json::json;
 
-fn covers(rule: &crate::providers::ec2::Ingress, cidr: &str, port: u16) -> bool {
+fn covers(rule: &Ingress, cidr: &str, port: u16) -> bool {
     let port = port as i32;
     rule.cidr == cidr
         && (rule.protocol == "-1"
@@ -16,6 +16,7 @@ fn covers(rule: &crate::providers::ec2::Ingress, cidr: &str, port: u16) -> bool 
 
 pub fn plan_network(
     cluster: &str,
+    region: &str,
     network: &ReplicationNetwork,
     live: &GroupLive,
     plan: &mut ClusterPlan,
@@ -23,46 +24,36 @@ pub fn plan_network(
     let group = &network.security_group;
     let base = format!("ec2.{group}");
     let description = owned_description(cluster);
-    let change =
-        |address: String, action: Action, before, after, destructive, reason: String, op: Op| {
-            Change {
-                cluster: cluster.to_string(),
-                address,
-                action,
-                before,
-                after,
-                requires_restart: false,
-                destructive,
-                pending_restart: false,
-                reason,
-                op: Some(op),
-            }
-        };
-    if live.id.is_none() {
-        if group.starts_with("sg-") {
-            plan.problems.push(Problem {
-                cluster: cluster.to_string(),
-                address: base,
-                message: format!("security group {group} does not exist; pgdr can create a group by name, not by id"),
-            });
-            return;
-        }
-        plan.changes.push(change(
-            base.clone(),
-            Action::Create,
-            json!(null),
-            json!({ "vpc": live.vpc_id }),
-            false,
-            "standbys reach the primary through this group".into(),
-            Op::Ec2CreateGroup {
-                group: group.clone(),
-                vpc_id: live.vpc_id.clone(),
-            },
-        ));
-    }
     // Ingress ops name the group by id when it exists, so apply need not look it up
     // once per rule; a group created by this apply is found by name.
     let target = live.id.clone().unwrap_or_else(|| group.clone());
+    let op = |group: &str, write: Ec2Write| {
+        Some(Op::Ec2(Ec2Op {
+            region: region.to_string(),
+            group: group.to_string(),
+            vpc_id: live.vpc_id.clone(),
+            write,
+        }))
+    };
+    if live.id.is_none() {
+        if group.starts_with("sg-") {
+            plan.problem(
+                base,
+                format!("security group {group} does not exist; pgdr can create a group by name, not by id"),
+            );
+            return;
+        }
+        plan.changes.push(
+            Change::new(
+                cluster,
+                base.clone(),
+                Action::Create,
+                (json!(null), json!({ "vpc": live.vpc_id })),
+                "standbys reach the primary through this group",
+            )
+            .op(op(group, Ec2Write::CreateGroup)),
+        );
+    }
     for cidr in &network.allow_cidrs {
         if live
             .ingress
@@ -71,22 +62,24 @@ pub fn plan_network(
         {
             continue;
         }
-        plan.changes.push(change(
-            format!("{base}.ingress.{}:{}", cidr.as_str(), network.port),
-            Action::Create,
-            json!(null),
-            json!({ "protocol": "tcp", "port": network.port, "cidr": cidr.as_str(), "description": description }),
-            false,
-            format!("standbys in {} stream from the primary on port {}", cidr.as_str(), network.port),
-            Op::Ec2SetIngress {
-                allow: true,
-                group: target.clone(),
-                vpc_id: live.vpc_id.clone(),
-                cidr: cidr.as_str().to_string(),
-                port: network.port,
-                description: description.clone(),
-            },
-        ));
+        plan.changes.push(
+            Change::new(
+                cluster,
+                format!("{base}.ingress.{}:{}", cidr.as_str(), network.port),
+                Action::Create,
+                (json!(null), json!({ "protocol": "tcp", "port": network.port, "cidr": cidr.as_str(), "description": description })),
+                format!("standbys in {} stream from the primary on port {}", cidr.as_str(), network.port),
+            )
+            .op(op(
+                &target,
+                Ec2Write::SetIngress {
+                    allow: true,
+                    cidr: cidr.as_str().to_string(),
+                    port: network.port,
+                    description: description.clone(),
+                },
+            )),
+        );
     }
     for rule in live
         .ingress
@@ -101,21 +94,24 @@ pub fn plan_network(
             continue;
         }
         let port = rule.from_port as u16;
-        plan.changes.push(change(
-            format!("{base}.ingress.{}:{port}", rule.cidr),
-            Action::Delete,
-            json!({ "protocol": "tcp", "port": port, "cidr": rule.cidr, "description": description }),
-            json!(null),
-            true,
-            "pgdr made this rule and the plan file no longer lists it; removing it cuts replication from there".into(),
-            Op::Ec2SetIngress {
-                allow: false,
-                group: target.clone(),
-                vpc_id: live.vpc_id.clone(),
-                cidr: rule.cidr.clone(),
-                port,
-                description: description.clone(),
-            },
-        ));
+        plan.changes.push(
+            Change::new(
+                cluster,
+                format!("{base}.ingress.{}:{port}", rule.cidr),
+                Action::Delete,
+                (json!({ "protocol": "tcp", "port": port, "cidr": rule.cidr, "description": description }), json!(null)),
+                "pgdr made this rule and the plan file no longer lists it; removing it cuts replication from there",
+            )
+            .destructive(true)
+            .op(op(
+                &target,
+                Ec2Write::SetIngress {
+                    allow: false,
+                    cidr: rule.cidr.clone(),
+                    port,
+                    description: description.clone(),
+                },
+            )),
+        );
     }
 }

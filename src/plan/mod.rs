@@ -7,14 +7,18 @@
 
 pub mod ec2;
 pub mod guc;
+pub mod op;
 pub mod postgres;
 pub mod rds;
 pub mod route53;
 pub mod s3;
 pub mod saved;
 
-use crate::observe::Live;
-use crate::spec::{Desired, Encryption, LockMode};
+use crate::spec::Desired;
+use crate::state::Live;
+pub use op::{
+    Ec2Op, Ec2Write, Op, PgOp, PgWrite, RdsOp, RdsWrite, Route53Op, S3Op, S3Write, Server,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,129 +42,6 @@ impl Action {
     }
 }
 
-/// Which server an operation runs on.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Server {
-    Primary,
-    /// A standby, by its name in the plan file.
-    Standby(String),
-}
-
-impl Server {
-    /// The address prefix: `postgres.primary` or `postgres.standby.<name>`.
-    pub fn address(&self) -> String {
-        match self {
-            Server::Primary => "postgres.primary".into(),
-            Server::Standby(name) => format!("postgres.standby.{name}"),
-        }
-    }
-}
-
-/// A pgdr-owned S3 lifecycle rule, in the terms pgdr reconciles.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LifecycleRule {
-    pub id: String,
-    pub prefix: String,
-    pub expiration_days: i32,
-    pub noncurrent_days: i32,
-    pub abort_multipart_days: i32,
-}
-
-/// One write apply performs. Every op is safe to repeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    PgSetSetting {
-        server: Server,
-        name: String,
-        value: String,
-        reload: bool,
-    },
-    PgCreateSlot {
-        server: Server,
-        slot: String,
-    },
-    /// Set `application_name` inside a standby's primary_conninfo (read and rewritten at apply time).
-    PgSetApplicationName {
-        server: Server,
-        application_name: String,
-    },
-    S3CreateBucket {
-        bucket: String,
-        region: String,
-        object_lock: bool,
-    },
-    S3PutVersioning {
-        bucket: String,
-        enabled: bool,
-    },
-    S3PutObjectLock {
-        bucket: String,
-        mode: LockMode,
-        days: u32,
-    },
-    S3PutEncryption {
-        bucket: String,
-        encryption: Encryption,
-    },
-    S3PutPublicAccessBlock {
-        bucket: String,
-        block: bool,
-    },
-    S3PutLifecycleRule {
-        bucket: String,
-        rule: LifecycleRule,
-    },
-    S3DeleteLifecycleRule {
-        bucket: String,
-        id: String,
-    },
-    RdsModifyInstance {
-        region: String,
-        id: String,
-        change: crate::providers::rds::InstanceChange,
-    },
-    RdsCreateParameterGroup {
-        region: String,
-        name: String,
-        family: String,
-    },
-    RdsSetParameter {
-        region: String,
-        group: String,
-        name: String,
-        value: String,
-        immediate: bool,
-    },
-    RdsCreateReplica {
-        region: String,
-        id: String,
-        source: String,
-        availability_zone: Option<String>,
-    },
-    Ec2CreateGroup {
-        group: String,
-        vpc_id: String,
-    },
-    /// Add (`allow`) or remove one ingress rule of pgdr's.
-    Ec2SetIngress {
-        group: String,
-        vpc_id: String,
-        cidr: String,
-        port: u16,
-        description: String,
-        allow: bool,
-    },
-    /// Make the endpoint record `want` (deleting `old` first when the type changes).
-    Route53Write {
-        zone_id: String,
-        record: String,
-        old: Option<crate::providers::route53::Record>,
-        want: crate::providers::route53::Record,
-    },
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub cluster: String,
@@ -176,6 +57,59 @@ pub struct Change {
     /// What apply does; `None` for a change already made and waiting for a restart.
     #[serde(default)]
     pub op: Option<Op>,
+    /// For a change already made on a PostgreSQL server and waiting for its
+    /// restart: that server, so apply can say which one to restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waits_for_restart_of: Option<Server>,
+}
+
+impl Change {
+    /// A change with every flag off and no op; the builder methods below set the rest.
+    pub fn new(
+        cluster: &str,
+        address: impl Into<String>,
+        action: Action,
+        (before, after): (Value, Value),
+        reason: impl Into<String>,
+    ) -> Self {
+        Change {
+            cluster: cluster.to_string(),
+            address: address.into(),
+            action,
+            before,
+            after,
+            requires_restart: false,
+            destructive: false,
+            pending_restart: false,
+            reason: reason.into(),
+            op: None,
+            waits_for_restart_of: None,
+        }
+    }
+
+    /// What apply does for this change.
+    pub fn op(mut self, op: Option<Op>) -> Self {
+        self.op = op;
+        self
+    }
+
+    /// Weakens protection or removes what pgdr owns: refused without `--allow-destructive`.
+    pub fn destructive(mut self, destructive: bool) -> Self {
+        self.destructive = destructive;
+        self
+    }
+
+    /// Takes effect only at a restart (or an RDS reboot).
+    pub fn requires_restart(mut self, requires_restart: bool) -> Self {
+        self.requires_restart = requires_restart;
+        self
+    }
+
+    /// Already accepted and waiting (for a restart, a reboot or a maintenance window).
+    pub fn pending(mut self, pending: bool) -> Self {
+        self.pending_restart = pending;
+        self
+    }
 }
 
 /// A condition apply cannot fix by changing a setting.
@@ -184,6 +118,16 @@ pub struct Problem {
     pub cluster: String,
     pub address: String,
     pub message: String,
+}
+
+impl Problem {
+    pub fn new(cluster: &str, address: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            cluster: cluster.to_string(),
+            address: address.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Something the user should know that is neither a change nor a problem.
@@ -239,6 +183,7 @@ pub fn summarize<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Summary {
 /// The pure planner for one cluster.
 pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     let cluster = desired.cluster().to_string();
+    let region = desired.region();
     let mut plan = ClusterPlan {
         cluster: cluster.clone(),
         file: desired.source.display().to_string(),
@@ -259,15 +204,13 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         );
     }
     if let (Some(network), Some(group)) = (&desired.plan.replication_network, &live.network) {
-        ec2::plan_network(&cluster, network, group, &mut plan);
+        ec2::plan_network(&cluster, region, network, group, &mut plan);
     }
     if let Some(endpoint) = &live.endpoint {
         route53::plan_endpoint(desired, live, endpoint, &mut plan);
     }
-    if let (Some(archive), Some(aws), Some(s3)) =
-        (&desired.plan.archive, &desired.plan.aws, &live.archive)
-    {
-        s3::plan_archive(&cluster, aws.region.as_str(), archive, s3, &mut plan);
+    if let (Some(archive), Some(s3)) = (&desired.plan.archive, &live.archive) {
+        s3::plan_archive(&cluster, region, archive, s3, &mut plan);
     }
     what_is_not_checked(desired, &mut plan);
     plan
@@ -295,6 +238,12 @@ fn what_is_not_checked(desired: &Desired, plan: &mut ClusterPlan) {
 }
 
 impl ClusterPlan {
+    /// Records a condition apply cannot fix.
+    pub fn problem(&mut self, address: impl Into<String>, message: impl Into<String>) {
+        let problem = Problem::new(&self.cluster, address, message);
+        self.problems.push(problem);
+    }
+
     pub fn needs_attention(&self) -> bool {
         !self.changes.is_empty() || !self.problems.is_empty() || self.error.is_some()
     }

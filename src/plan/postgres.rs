@@ -8,70 +8,21 @@
 //! the plan file's primary is the one writable server.
 
 use super::guc;
-use super::{Action, Change, ClusterPlan, Op, Problem, Server};
-use crate::observe::Live;
-use crate::providers::postgres::PgLive;
+use super::{Action, Change, ClusterPlan, Op, PgOp, PgWrite, Server};
 use crate::spec::Desired;
+use crate::state::postgres::PgLive;
+use crate::state::{roles, Live, Roles};
 use serde_json::json;
 
-/// Who accepts writes, as observed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Roles {
-    /// The plan file's primary is the one writable server.
-    AsPlanned,
-    /// The primary is in recovery and these standbys are writable.
-    FailedOver(Vec<String>),
-    /// More than one server accepts writes.
-    SplitBrain(Vec<String>),
-    /// Nothing observed accepts writes (or the primary was not read).
-    NoWritable,
-}
-
-pub fn roles(live: &Live) -> Roles {
-    let mut writable = Vec::new();
-    if live.primary.as_ref().is_some_and(|p| !p.in_recovery) {
-        writable.push("primary".to_string());
-    }
-    for (name, standby) in &live.standbys {
-        if standby.live.as_ref().is_some_and(|s| !s.in_recovery) {
-            writable.push(format!("standby {name}"));
-        }
-    }
-    match writable.len() {
-        0 => Roles::NoWritable,
-        1 if writable[0] == "primary" => Roles::AsPlanned,
-        1 => Roles::FailedOver(writable),
-        _ => Roles::SplitBrain(writable),
-    }
-}
-
 fn problem(plan: &mut ClusterPlan, address: impl Into<String>, message: String) {
-    plan.problems.push(Problem {
-        cluster: plan.cluster.clone(),
-        address: address.into(),
-        message,
-    });
+    plan.problem(address, message);
 }
 
-/// The value pgdr derives for `synchronous_standby_names`, when it owns it: the
-/// plan lists standbys and does not set it under `settings`. Commits wait for any
-/// one synchronous standby, so one of several may be down without stopping writes.
-pub fn synchronous_standby_names(desired: &Desired) -> Option<String> {
-    let plan = &desired.plan;
-    if plan.standbys.is_empty() || plan.settings.contains_key("synchronous_standby_names") {
-        return None;
-    }
-    let names: Vec<String> = plan
-        .standbys
-        .iter()
-        .filter(|s| s.synchronous && s.postgres.is_some())
-        .map(|s| format!("\"{}\"", s.name))
-        .collect();
-    Some(if names.is_empty() {
-        String::new()
-    } else {
-        format!("ANY 1 ({})", names.join(", "))
-    })
+fn pg_op(server: &Server, write: PgWrite) -> Option<Op> {
+    Some(Op::Pg(PgOp {
+        server: server.clone(),
+        write,
+    }))
 }
 
 pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
@@ -111,7 +62,7 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
             .map(|(k, v)| (k.clone(), v.0.clone()))
             .collect();
         if as_planned && !on_rds {
-            if let Some(names) = synchronous_standby_names(desired) {
+            if let Some(names) = desired.synchronous_standby_names() {
                 settings.push(("synchronous_standby_names".into(), names));
             }
         }
@@ -151,23 +102,24 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
             && pg.primary_conninfo_readable
             && pg.primary_conninfo_app.as_deref() != Some(standby.name.as_str())
         {
-            plan.changes.push(Change {
-                cluster: plan.cluster.clone(),
-                address: format!("{}.setting.primary_conninfo", server.address()),
-                action: Action::Update,
+            let change = Change::new(
+                &plan.cluster,
+                format!("{}.setting.primary_conninfo", server.address()),
+                Action::Update,
                 // Only the key pgdr changes is shown: the rest may hold a password.
-                before: json!({ "application_name": pg.primary_conninfo_app }),
-                after: json!({ "application_name": standby.name.as_str() }),
-                requires_restart: false,
-                destructive: false,
-                pending_restart: false,
-                reason: "the primary matches a standby to its plan-file entry by application_name"
-                    .into(),
-                op: Some(Op::PgSetApplicationName {
-                    server: server.clone(),
+                (
+                    json!({ "application_name": pg.primary_conninfo_app }),
+                    json!({ "application_name": standby.name.as_str() }),
+                ),
+                "the primary matches a standby to its plan-file entry by application_name",
+            )
+            .op(pg_op(
+                &server,
+                PgWrite::SetApplicationName {
                     application_name: standby.name.as_str().to_string(),
-                }),
-            });
+                },
+            ));
+            plan.changes.push(change);
         }
     }
 }
@@ -211,24 +163,30 @@ fn plan_settings(
             .file_value
             .as_deref()
             .map(|file| guc::same_value(desired_value, file, live));
-        let change = |op: Option<Op>, pending: bool, reason: String| Change {
-            cluster: plan.cluster.clone(),
-            address: address.clone(),
-            action: Action::Update,
-            before: json!(live.display),
-            after: json!(desired_value),
-            requires_restart,
-            destructive: false,
-            pending_restart: pending,
-            reason,
-            op,
+        let change = |op: Option<Op>, pending: bool, reason: String| {
+            let mut change = Change::new(
+                &plan.cluster,
+                address.clone(),
+                Action::Update,
+                (json!(live.display), json!(desired_value)),
+                reason,
+            )
+            .requires_restart(requires_restart)
+            .pending(pending)
+            .op(op);
+            if pending {
+                change.waits_for_restart_of = Some(server.clone());
+            }
+            change
         };
-        let set = Some(Op::PgSetSetting {
-            server: server.clone(),
-            name: name.clone(),
-            value: desired_value.to_string(),
-            reload: !requires_restart,
-        });
+        let set = pg_op(
+            server,
+            PgWrite::SetSetting {
+                name: name.clone(),
+                value: desired_value.to_string(),
+                reload: !requires_restart,
+            },
+        );
         let new = if live.pending_restart {
             if pending_ok == Some(true) {
                 // Already written and waiting for a restart: report it, do not issue it again.
@@ -273,21 +231,20 @@ fn plan_slots(desired: &Desired, pg: &PgLive, plan: &mut ClusterPlan) {
                 address,
                 format!("slot `{slot}` exists but is a {other} slot; standby `{}` needs a physical one (rename the slot in the plan file)", standby.name),
             ),
-            None => plan.changes.push(Change {
-                cluster: plan.cluster.clone(),
-                address,
-                action: Action::Create,
-                before: json!(null),
-                after: json!({ "type": "physical", "reserve_wal": true }),
-                requires_restart: false,
-                destructive: false,
-                pending_restart: false,
-                reason: format!("standby `{}` streams through this slot", standby.name),
-                op: Some(Op::PgCreateSlot {
-                    server: Server::Primary,
-                    slot,
-                }),
-            }),
+            None => {
+                let change = Change::new(
+                    &plan.cluster,
+                    address,
+                    Action::Create,
+                    (
+                        json!(null),
+                        json!({ "type": "physical", "reserve_wal": true }),
+                    ),
+                    format!("standby `{}` streams through this slot", standby.name),
+                )
+                .op(pg_op(&Server::Primary, PgWrite::CreateSlot { slot }));
+                plan.changes.push(change);
+            }
         }
     }
 }

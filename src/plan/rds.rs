@@ -6,11 +6,11 @@
 //! off) is destructive. A replica whose source is not the primary is a problem;
 //! pgdr never deletes or re-points one.
 
-use super::guc::{self, LiveSetting};
-use super::{Action, Change, ClusterPlan, Op, Problem};
-use crate::providers::rds::{InstanceChange, InstanceLive, ParameterGroupLive, ParameterLive};
+use super::{Action, Change, ClusterPlan, Op, RdsOp, RdsWrite};
+use crate::spec::units::numeric_in_base;
 use crate::spec::Desired;
-use serde::{Deserialize, Serialize};
+use crate::state::postgres::LiveSetting;
+use crate::state::rds::{InstanceChange, ParameterLive, RdsLive};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -21,16 +21,6 @@ struct Flags {
     destructive: bool,
     pending: bool,
     restart: bool,
-}
-
-/// What RDS holds for a cluster.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RdsLive {
-    /// The primary instance; `None` if it does not exist.
-    pub primary: Option<InstanceLive>,
-    pub parameter_group: Option<ParameterGroupLive>,
-    /// Read replicas by standby name; `None` where the instance does not exist.
-    pub replicas: BTreeMap<String, Option<InstanceLive>>,
 }
 
 /// The value RDS should hold for a setting: booleans as `1`/`0` where the
@@ -60,7 +50,7 @@ pub fn rds_value(
         return Ok(text.to_string());
     }
     match pg.and_then(|s| s.unit.as_deref().map(|u| (s, u))) {
-        Some((setting, unit)) => guc::numeric_in_base(text, Some(unit)).map(|n| {
+        Some((setting, unit)) => numeric_in_base(text, Some(unit)).map(|n| {
             if setting.vartype == "real" {
                 n.to_string()
             } else {
@@ -90,18 +80,14 @@ pub fn plan_rds(
     let Some(spec) = &desired.plan.primary.rds else {
         return;
     };
-    let region = desired
-        .plan
-        .aws
-        .as_ref()
-        .map_or("us-east-1".to_string(), |a| a.region.to_string());
-    let cluster = plan.cluster.clone();
-    let problem = |plan: &mut ClusterPlan, address: String, message: String| {
-        plan.problems.push(Problem {
-            cluster: cluster.clone(),
-            address,
-            message,
-        })
+    let region = desired.region().to_string();
+    let problem =
+        |plan: &mut ClusterPlan, address: String, message: String| plan.problem(address, message);
+    let rds_op = |region: &str, write: RdsWrite| {
+        Some(Op::Rds(RdsOp {
+            region: region.to_string(),
+            write,
+        }))
     };
     let base = format!("rds.{}", spec.instance);
     let Some(instance) = &live.primary else {
@@ -120,28 +106,24 @@ pub fn plan_rds(
                   flags: Flags,
                   reason: String,
                   op: Option<Op>| {
-        plan.changes.push(Change {
-            cluster: plan.cluster.clone(),
-            address,
-            action,
-            before,
-            after,
-            requires_restart: flags.restart,
-            destructive: flags.destructive,
-            pending_restart: flags.pending,
-            reason,
-            op,
-        })
+        let change = Change::new(&plan.cluster, address, action, (before, after), reason)
+            .requires_restart(flags.restart)
+            .destructive(flags.destructive)
+            .pending(flags.pending)
+            .op(op);
+        plan.changes.push(change)
     };
     let modify = |c: InstanceChange| {
-        Some(Op::RdsModifyInstance {
-            region: region.clone(),
-            id: spec.instance.clone(),
-            change: InstanceChange {
-                apply_immediately: spec.apply_immediately,
-                ..c
+        rds_op(
+            &region,
+            RdsWrite::ModifyInstance {
+                id: spec.instance.clone(),
+                change: InstanceChange {
+                    apply_immediately: spec.apply_immediately,
+                    ..c
+                },
             },
-        })
+        )
     };
     let window = "accepted by RDS and waiting for the maintenance window (set primary.rds.apply_immediately: true to apply at once)";
 
@@ -267,7 +249,7 @@ pub fn plan_rds(
                     (json!(null), json!({ "family": instance.family() })),
                     Flags { destructive: false, pending: false, restart: false },
                     "the settings of the primary live in this group".into(),
-                    Some(Op::RdsCreateParameterGroup { region: region.clone(), name: name.clone(), family: instance.family() }),
+                    rds_op(&region, RdsWrite::CreateParameterGroup { name: name.clone(), family: instance.family() }),
                 );
             }
             match &instance.parameter_group {
@@ -324,7 +306,7 @@ pub fn plan_rds(
                     (json!(have), json!(want)),
                     Flags { destructive: false, pending: false, restart: !dynamic },
                     format!("{param} differs"),
-                    Some(Op::RdsSetParameter { region: region.clone(), group: name.clone(), name: param.clone(), value: want.clone(), immediate: dynamic }),
+                    rds_op(&region, RdsWrite::SetParameter { group: name.clone(), name: param.clone(), value: want.clone(), immediate: dynamic }),
                 );
             }
         }
@@ -380,12 +362,14 @@ pub fn plan_rds(
                         "standby `{}` is a read replica of the primary",
                         standby.name
                     ),
-                    Some(Op::RdsCreateReplica {
-                        region: replica_region.clone(),
-                        id: replica.clone(),
-                        source,
-                        availability_zone: standby.availability_zone.clone(),
-                    }),
+                    rds_op(
+                        &replica_region,
+                        RdsWrite::CreateReplica {
+                            id: replica.clone(),
+                            source,
+                            availability_zone: standby.availability_zone.clone(),
+                        },
+                    ),
                 );
             }
             None => {}

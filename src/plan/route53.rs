@@ -2,11 +2,10 @@
 //! (A for an address, CNAME for a name) with the plan's TTL. Changed only when
 //! the plan file's primary is the one writable server.
 
-use super::postgres::{roles, Roles};
-use super::{Action, Change, ClusterPlan, Op, Problem};
-use crate::observe::Live;
-use crate::providers::route53::{normalize, EndpointLive, Record};
+use super::{Action, Change, ClusterPlan, Op, Route53Op};
 use crate::spec::Desired;
+use crate::state::route53::{normalize, EndpointLive, Record};
+use crate::state::{roles, Live, Roles};
 use serde_json::json;
 
 /// The record the endpoint should hold, or why there is none.
@@ -105,15 +104,8 @@ pub fn plan_endpoint(
         return;
     };
     let address = format!("route53.{}", endpoint.record);
-    let problem = |plan: &mut ClusterPlan, message: String| {
-        plan.problems.push(Problem {
-            cluster: plan.cluster.clone(),
-            address: address.clone(),
-            message,
-        })
-    };
     if let Some(why) = &live.unmanageable {
-        problem(plan, why.clone());
+        plan.problem(&address, why.clone());
         return;
     }
     if !as_planned {
@@ -123,7 +115,7 @@ pub fn plan_endpoint(
     let want = match wanted_record(desired, observed) {
         Ok(want) => want,
         Err(why) => {
-            problem(plan, why);
+            plan.problem(&address, why);
             return;
         }
     };
@@ -135,22 +127,21 @@ pub fn plan_endpoint(
         Some(have) if have.rtype != want.rtype => Action::Replace,
         Some(_) => Action::Update,
     };
-    plan.changes.push(Change {
-        cluster: plan.cluster.clone(),
-        address: address.clone(),
+    let change = Change::new(
+        &plan.cluster,
+        address,
         action,
-        before: live.record.as_ref().map_or(json!(null), record_json),
-        after: record_json(&want),
-        requires_restart: false,
-        destructive: false,
-        pending_restart: false,
-        reason: "clients must resolve the endpoint to the current primary, with the planned TTL"
-            .into(),
-        op: Some(Op::Route53Write {
-            zone_id: live.zone_id.clone(),
-            record: endpoint.record.clone(),
-            old: live.record.clone(),
-            want,
-        }),
-    });
+        (
+            live.record.as_ref().map_or(json!(null), record_json),
+            record_json(&want),
+        ),
+        "clients must resolve the endpoint to the current primary, with the planned TTL",
+    )
+    .op(Some(Op::Route53(Route53Op {
+        zone_id: live.zone_id.clone(),
+        record: endpoint.record.clone(),
+        old: live.record.clone(),
+        want,
+    })));
+    plan.changes.push(change);
 }

@@ -5,9 +5,9 @@
 //! deleting an owned rule) is marked destructive; apply refuses it unless asked.
 //! A setting the plan file leaves out is not owned and never changed.
 
-use super::{Action, Change, ClusterPlan, LifecycleRule, Op};
-use crate::providers::s3::{owned_rule_ids, S3Live};
+use super::{Action, Change, ClusterPlan, Op, S3Op, S3Write};
 use crate::spec::{Archive, LockMode};
+use crate::state::s3::{owned_rule_ids, LifecycleRule, S3Live};
 use serde_json::{json, Value};
 
 /// Multipart uploads abandoned this long are cleaned up with the WAL rule.
@@ -55,27 +55,25 @@ pub fn plan_archive(
     let base = format!("s3.{bucket}");
     let mut push = |suffix: &str,
                     action: Action,
-                    before: Value,
-                    after: Value,
+                    before_after: (Value, Value),
                     destructive: bool,
                     reason: String,
-                    op: Op| {
-        plan.changes.push(Change {
-            cluster: cluster.to_string(),
-            address: if suffix.is_empty() {
-                base.clone()
-            } else {
-                format!("{base}.{suffix}")
-            },
-            action,
-            before,
-            after,
-            requires_restart: false,
-            destructive,
-            pending_restart: false,
-            reason,
-            op: Some(op),
-        })
+                    write: S3Write| {
+        let address = if suffix.is_empty() {
+            base.clone()
+        } else {
+            format!("{base}.{suffix}")
+        };
+        let op = Op::S3(S3Op {
+            region: region.to_string(),
+            bucket: bucket.clone(),
+            write,
+        });
+        plan.changes.push(
+            Change::new(cluster, address, action, before_after, reason)
+                .destructive(destructive)
+                .op(Some(op)),
+        )
     };
     let create_or_update = |before: &Value| {
         if before.is_null() {
@@ -89,13 +87,13 @@ pub fn plan_archive(
         push(
             "",
             Action::Create,
-            json!(null),
-            json!({ "object_lock": archive.object_lock.is_some() }),
+            (
+                json!(null),
+                json!({ "object_lock": archive.object_lock.is_some() }),
+            ),
             false,
             "the archive bucket does not exist".into(),
-            Op::S3CreateBucket {
-                bucket: bucket.clone(),
-                region: region.to_string(),
+            S3Write::CreateBucket {
                 object_lock: archive.object_lock.is_some(),
             },
         );
@@ -111,18 +109,14 @@ pub fn plan_archive(
             push(
                 "versioning",
                 create_or_update(&before),
-                before,
-                json!(if want { "Enabled" } else { "Suspended" }),
+                (before, json!(if want { "Enabled" } else { "Suspended" })),
                 !want,
                 if want {
                     "versioning keeps overwritten or deleted WAL recoverable".into()
                 } else {
                     "suspending versioning stops protecting overwritten or deleted WAL".into()
                 },
-                Op::S3PutVersioning {
-                    bucket: bucket.clone(),
-                    enabled: want,
-                },
+                S3Write::PutVersioning { enabled: want },
             );
         }
     }
@@ -140,16 +134,14 @@ pub fn plan_archive(
             push(
                 "object_lock",
                 create_or_update(&before),
-                before,
-                json!({ "mode": want.mode, "days": want.days }),
+                (before, json!({ "mode": want.mode, "days": want.days })),
                 weaker,
                 if weaker {
                     "the new default retention is weaker than the current one".into()
                 } else {
                     "object lock default retention differs".into()
                 },
-                Op::S3PutObjectLock {
-                    bucket: bucket.clone(),
+                S3Write::PutObjectLock {
                     mode: want.mode,
                     days: want.days,
                 },
@@ -174,12 +166,10 @@ pub fn plan_archive(
             push(
                 "encryption",
                 create_or_update(&before),
-                before,
-                encryption_json(key, algorithm),
+                (before, encryption_json(key, algorithm)),
                 false,
                 "default encryption differs".into(),
-                Op::S3PutEncryption {
-                    bucket: bucket.clone(),
+                S3Write::PutEncryption {
                     encryption: want.clone(),
                 },
             );
@@ -198,18 +188,17 @@ pub fn plan_archive(
             push(
                 "public_access_block",
                 create_or_update(&before),
-                before,
-                json!({ "block_public_acls": want, "ignore_public_acls": want, "block_public_policy": want, "restrict_public_buckets": want }),
+                (
+                    before,
+                    json!({ "block_public_acls": want, "ignore_public_acls": want, "block_public_policy": want, "restrict_public_buckets": want }),
+                ),
                 false,
                 if want {
                     "the WAL archive must not be publicly reachable".into()
                 } else {
                     "block_public_access is false in the plan file".into()
                 },
-                Op::S3PutPublicAccessBlock {
-                    bucket: bucket.clone(),
-                    block: want,
-                },
+                S3Write::PutPublicAccessBlock { block: want },
             );
         }
     }
@@ -233,8 +222,7 @@ pub fn plan_archive(
                 push(
                     &suffix,
                     create_or_update(&before),
-                    before,
-                    rule_json(want),
+                    (before, rule_json(want)),
                     shorter,
                     if shorter {
                         "WAL would expire sooner than the current rule allows".into()
@@ -244,24 +232,17 @@ pub fn plan_archive(
                             want.prefix, want.expiration_days
                         )
                     },
-                    Op::S3PutLifecycleRule {
-                        bucket: bucket.clone(),
-                        rule: want.clone(),
-                    },
+                    S3Write::PutLifecycleRule { rule: want.clone() },
                 );
             }
             (Some(have), None) => push(
                 &suffix,
                 Action::Delete,
-                rule_json(&have.rule),
-                json!(null),
+                (rule_json(&have.rule), json!(null)),
                 true,
                 "archive.wal_retention is not set, so pgdr's WAL expiry rule would be removed"
                     .into(),
-                Op::S3DeleteLifecycleRule {
-                    bucket: bucket.clone(),
-                    id: id.clone(),
-                },
+                S3Write::DeleteLifecycleRule { id: id.clone() },
             ),
         }
     }

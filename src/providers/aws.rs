@@ -2,8 +2,18 @@
 //! every cluster of a fleet.
 //!
 //! Credentials and endpoints come from the standard AWS chain (AWS_PROFILE,
-//! AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...), never from the plan file.
+//! AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...), never from the plan file. Every
+//! client logs each request with its operation and duration (`-v`).
 
+use crate::settings::AwsEnv;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -29,7 +39,55 @@ impl<T: Clone> PerRegion<T> {
     }
 }
 
+/// Logs every AWS request: service, operation, region, duration and outcome.
+#[derive(Debug)]
+struct RequestLog;
+
+#[derive(Debug, Clone)]
+struct Started(std::time::Instant);
+
+impl Storable for Started {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for RequestLog {
+    fn name(&self) -> &'static str {
+        "pgdr::RequestLog"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(Started(std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let ms = cfg
+            .load::<Started>()
+            .map_or(0, |s| s.0.elapsed().as_millis() as u64);
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map_or(("?", "?"), |m| (m.service(), m.name()));
+        let region = cfg
+            .load::<aws_config::Region>()
+            .map_or("-".to_string(), |r| r.to_string());
+        let ok = context.output_or_error().is_some_and(|r| r.is_ok());
+        tracing::info!(target: "pgdr::aws", service, operation, region, ms, ok, "request");
+        Ok(())
+    }
+}
+
 pub struct AwsClients {
+    env: AwsEnv,
     config: PerRegion<aws_config::SdkConfig>,
     s3: PerRegion<aws_sdk_s3::Client>,
     ec2: PerRegion<aws_sdk_ec2::Client>,
@@ -37,9 +95,10 @@ pub struct AwsClients {
     route53: PerRegion<aws_sdk_route53::Client>,
 }
 
-impl Default for AwsClients {
-    fn default() -> Self {
+impl AwsClients {
+    pub fn new(env: AwsEnv) -> Self {
         AwsClients {
+            env,
             config: PerRegion::new(),
             s3: PerRegion::new(),
             ec2: PerRegion::new(),
@@ -47,13 +106,6 @@ impl Default for AwsClients {
             route53: PerRegion::new(),
         }
     }
-}
-
-/// S3 emulators and most S3-compatible stores only route path-style requests.
-fn custom_endpoint() -> bool {
-    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
-        .iter()
-        .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }
 
 /// Route53 is a global service, served from us-east-1.
@@ -72,10 +124,13 @@ impl AwsClients {
 
     pub async fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = self.sdk_config(region).await;
+        // S3 emulators and most S3-compatible stores only route path-style requests.
+        let path_style = self.env.custom_endpoint;
         self.s3
             .get(region, || async move {
                 let s3 = aws_sdk_s3::config::Builder::from(&config)
-                    .force_path_style(custom_endpoint())
+                    .force_path_style(path_style)
+                    .interceptor(RequestLog)
                     .build();
                 aws_sdk_s3::Client::from_conf(s3)
             })
@@ -85,14 +140,26 @@ impl AwsClients {
     pub async fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
         let config = self.sdk_config(region).await;
         self.ec2
-            .get(region, || async move { aws_sdk_ec2::Client::new(&config) })
+            .get(region, || async move {
+                aws_sdk_ec2::Client::from_conf(
+                    aws_sdk_ec2::config::Builder::from(&config)
+                        .interceptor(RequestLog)
+                        .build(),
+                )
+            })
             .await
     }
 
     pub async fn rds(&self, region: &str) -> aws_sdk_rds::Client {
         let config = self.sdk_config(region).await;
         self.rds
-            .get(region, || async move { aws_sdk_rds::Client::new(&config) })
+            .get(region, || async move {
+                aws_sdk_rds::Client::from_conf(
+                    aws_sdk_rds::config::Builder::from(&config)
+                        .interceptor(RequestLog)
+                        .build(),
+                )
+            })
             .await
     }
 
@@ -100,7 +167,11 @@ impl AwsClients {
         let config = self.sdk_config(ROUTE53_REGION).await;
         self.route53
             .get(ROUTE53_REGION, || async move {
-                aws_sdk_route53::Client::new(&config)
+                aws_sdk_route53::Client::from_conf(
+                    aws_sdk_route53::config::Builder::from(&config)
+                        .interceptor(RequestLog)
+                        .build(),
+                )
             })
             .await
     }

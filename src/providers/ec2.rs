@@ -6,33 +6,10 @@
 //! (protocol, port, CIDR), so other rules in the group are untouched.
 
 use super::ProviderError;
+use crate::state::ec2::{GroupLive, Ingress};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{self as ec2t};
 use aws_sdk_ec2::Client;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ingress {
-    pub protocol: String,
-    pub from_port: i32,
-    pub to_port: i32,
-    pub cidr: String,
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupLive {
-    /// `None` when the group does not exist.
-    pub id: Option<String>,
-    /// The VPC it is (or would be created) in.
-    pub vpc_id: String,
-    pub ingress: Vec<Ingress>,
-}
-
-/// The description that marks an ingress rule as this cluster's.
-pub fn owned_description(cluster: &str) -> String {
-    format!("pgdr:{cluster}")
-}
 
 async fn default_vpc(client: &Client, system: &str) -> Result<String, ProviderError> {
     let out = client

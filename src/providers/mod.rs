@@ -1,5 +1,8 @@
 //! One module per live system. Each reads the part of live state a plan file
 //! names (`observe`) and performs single, repeat-safe writes (`apply`).
+//!
+//! Providers fill in the types of [`crate::state`] and take plain values; they
+//! know nothing of plans or ops.
 
 pub mod aws;
 pub mod ec2;
@@ -9,7 +12,24 @@ pub mod route53;
 pub mod s3;
 pub mod tls;
 
+use crate::settings::Settings;
 use std::fmt;
+
+/// The handles every reader and writer of live systems needs: the AWS clients
+/// (one per service and region, shared by a fleet) and the libpq environment.
+pub struct Systems {
+    pub aws: aws::AwsClients,
+    pub pg: crate::settings::PgEnv,
+}
+
+impl Systems {
+    pub fn new(settings: &Settings) -> Self {
+        Systems {
+            aws: aws::AwsClients::new(settings.aws.clone()),
+            pg: settings.pg.clone(),
+        }
+    }
+}
 
 /// A failure talking to a live system, naming the system and, where the user can
 /// act on it, a hint.

@@ -5,9 +5,9 @@
 
 use super::tls::{self, Verify};
 use super::ProviderError;
-use crate::plan::guc::LiveSetting;
+use crate::settings::PgEnv;
 use crate::spec::Conninfo;
-use serde::{Deserialize, Serialize};
+use crate::state::postgres::{Archiver, LiveSetting, PgHealth, PgLive, Replication, SlotHealth};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,79 +18,8 @@ use tokio_postgres::{Client, Config, NoTls};
 /// server must fail in seconds, not hang a CI job.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the planner compares against. Everything here is stable between two
-/// reads of an unchanged server, so it can be digested for saved plans.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PgLive {
-    /// `host:port`, for messages.
-    pub server: String,
-    pub version_num: i32,
-    pub in_recovery: bool,
-    /// Only the settings the plan file names.
-    pub settings: BTreeMap<String, LiveSetting>,
-    /// Slot name → slot type (physical, logical).
-    pub slots: BTreeMap<String, String>,
-    /// On a standby: the `application_name` in `primary_conninfo`. Only this key is
-    /// kept: the rest of primary_conninfo may hold a password.
-    pub primary_conninfo_app: Option<String>,
-    pub primary_conninfo_readable: bool,
-    /// Counters that move on their own; not part of the digest.
-    #[serde(skip)]
-    pub health: PgHealth,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PgHealth {
-    pub archiver: Option<Archiver>,
-    pub slots: Vec<SlotHealth>,
-    /// Standbys streaming from this server (`pg_stat_replication`).
-    pub replication: Vec<Replication>,
-    /// This server's WAL receiver status, if it runs one (`pg_stat_wal_receiver`).
-    pub receiver: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Replication {
-    pub application_name: String,
-    pub state: String,
-    /// async, sync, quorum, potential.
-    pub sync_state: String,
-    /// Seconds; 0 when the standby has replayed everything (idle primaries report no lag).
-    pub replay_lag_seconds: f64,
-    pub replay_lag_bytes: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Archiver {
-    pub archive_mode: String,
-    pub failed_count: i64,
-    pub last_failed_wal: Option<String>,
-    pub last_failed_time: Option<String>,
-    pub last_archived_wal: Option<String>,
-    pub last_archived_time: Option<String>,
-    /// The last failure is newer than the last success.
-    pub failing: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlotHealth {
-    pub name: String,
-    pub slot_type: String,
-    pub active: bool,
-    /// WAL the slot keeps from being recycled, in bytes.
-    pub retained_bytes: Option<i64>,
-}
-
 fn system(role: &str, info: &Conninfo) -> String {
     format!("postgres.{role} ({info})")
-}
-
-fn env(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.is_empty())
-}
-
-fn home() -> Option<PathBuf> {
-    env("HOME").map(PathBuf::from)
 }
 
 /// One line of a pgpass file matches when every field equals or is `*`.
@@ -126,6 +55,7 @@ fn pgpass_lookup(text: &str, host: &str, port: &str, db: &str, user: &str) -> Op
 }
 
 fn password_from_pgpass(
+    env: &PgEnv,
     info: &Conninfo,
     host: &str,
     port: &str,
@@ -135,8 +65,8 @@ fn password_from_pgpass(
     let path = info
         .get("passfile")
         .map(PathBuf::from)
-        .or_else(|| env("PGPASSFILE").map(PathBuf::from))
-        .or_else(|| home().map(|h| h.join(".pgpass")))?;
+        .or_else(|| env.get("PGPASSFILE").map(PathBuf::from))
+        .or_else(|| env.home().map(|h| h.join(".pgpass")))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -164,12 +94,12 @@ fn password_from_pgpass(
 /// Builds the tokio-postgres configuration and TLS choice from a conninfo plus
 /// the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
 /// PGPASSFILE, PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT).
-fn resolve(info: &Conninfo) -> Result<(Config, String, Verify, Duration), String> {
-    let get = |key: &str, var: &str| info.get(key).map(str::to_string).or_else(|| env(var));
+fn resolve(info: &Conninfo, env: &PgEnv) -> Result<(Config, String, Verify, Duration), String> {
+    let get = |key: &str, var: &str| info.get(key).or_else(|| env.get(var)).map(str::to_string);
     let host = get("host", "PGHOST").unwrap_or_else(|| "localhost".into());
     let port = get("port", "PGPORT").unwrap_or_else(|| "5432".into());
     let user = get("user", "PGUSER")
-        .or_else(|| env("USER"))
+        .or_else(|| env.get("USER").map(str::to_string))
         .unwrap_or_else(|| "postgres".into());
     let dbname = get("dbname", "PGDATABASE").unwrap_or_else(|| user.clone());
     let sslmode = get("sslmode", "PGSSLMODE").unwrap_or_else(|| "prefer".into());
@@ -202,14 +132,16 @@ fn resolve(info: &Conninfo) -> Result<(Config, String, Verify, Duration), String
     if info.get("target_session_attrs") == Some("read-write") {
         config.target_session_attrs(TargetSessionAttrs::ReadWrite);
     }
-    if let Some(password) =
-        env("PGPASSWORD").or_else(|| password_from_pgpass(info, &host, &port, &dbname, &user))
+    if let Some(password) = env
+        .get("PGPASSWORD")
+        .map(str::to_string)
+        .or_else(|| password_from_pgpass(env, info, &host, &port, &dbname, &user))
     {
         config.password(password);
     }
 
     let root = get("sslrootcert", "PGSSLROOTCERT").or_else(|| {
-        let default = home()?.join(".postgresql/root.crt");
+        let default = env.home()?.join(".postgresql/root.crt");
         default.exists().then(|| default.display().to_string())
     });
     let verify = match sslmode.as_str() {
@@ -238,10 +170,11 @@ fn resolve(info: &Conninfo) -> Result<(Config, String, Verify, Duration), String
 }
 
 /// Connects, or fails within the connect timeout with a message naming the server.
-pub async fn connect(role: &str, info: &Conninfo) -> Result<Client, ProviderError> {
+pub async fn connect(role: &str, info: &Conninfo, env: &PgEnv) -> Result<Client, ProviderError> {
     let sys = system(role, info);
+    let started = std::time::Instant::now();
     let (config, sslmode, verify, timeout) =
-        resolve(info).map_err(|e| ProviderError::new(&sys, e))?;
+        resolve(info, env).map_err(|e| ProviderError::new(&sys, e))?;
     let tls = match sslmode.as_str() {
         "disable" => None,
         _ => Some(tokio_postgres_rustls::MakeRustlsConnect::new(
@@ -265,7 +198,15 @@ pub async fn connect(role: &str, info: &Conninfo) -> Result<Client, ProviderErro
     };
     // connect_timeout bounds the TCP connect only; a server that accepts and then
     // says nothing must not hang us either.
-    match tokio::time::timeout(timeout + Duration::from_secs(1), attempt).await {
+    let result = tokio::time::timeout(timeout + Duration::from_secs(1), attempt).await;
+    tracing::info!(
+        target: "pgdr::postgres",
+        server = %sys,
+        ms = started.elapsed().as_millis() as u64,
+        ok = matches!(result, Ok(Ok(_))),
+        "connect"
+    );
+    match result {
         Err(_) => Err(ProviderError::new(
             &sys,
             format!("no answer within {}s", timeout.as_secs() + 1),
@@ -319,10 +260,12 @@ fn query_error(sys: &str, what: &str, e: &tokio_postgres::Error) -> ProviderErro
 pub async fn observe(
     role: &str,
     info: &Conninfo,
+    env: &PgEnv,
     setting_names: &[String],
 ) -> Result<PgLive, ProviderError> {
     let sys = system(role, info);
-    let client = connect(role, info).await?;
+    let client = connect(role, info, env).await?;
+    let started = std::time::Instant::now();
     let names: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&setting_names];
     let basics = client.query_one(
         "SELECT current_setting('server_version_num')::int, pg_is_in_recovery()",
@@ -468,6 +411,12 @@ pub async fn observe(
         last_archived_time: archiver.get(5),
         failing: archiver.get(6),
     });
+    tracing::info!(
+        target: "pgdr::postgres",
+        server = %sys,
+        ms = started.elapsed().as_millis() as u64,
+        "read settings, slots, archiver and replication"
+    );
     Ok(live)
 }
 
@@ -498,11 +447,27 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn open(role: &str, info: &Conninfo) -> Result<Self, ProviderError> {
+    pub async fn open(role: &str, info: &Conninfo, env: &PgEnv) -> Result<Self, ProviderError> {
         Ok(Session {
             sys: system(role, info),
-            client: connect(role, info).await?,
+            client: connect(role, info, env).await?,
         })
+    }
+
+    /// Runs one statement, logging it with its duration.
+    async fn run(&self, what: &str, sql: &str) -> Result<(), ProviderError> {
+        let started = std::time::Instant::now();
+        let result = self.client.simple_query(sql).await;
+        tracing::info!(
+            target: "pgdr::postgres",
+            server = %self.sys,
+            ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "{what}"
+        );
+        result
+            .map(|_| ())
+            .map_err(|e| query_error(&self.sys, what, &e))
     }
 
     /// `ALTER SYSTEM SET`: writes postgresql.auto.conf; takes effect on reload or restart.
@@ -512,11 +477,7 @@ impl Session {
             quote_ident(name),
             quote_literal(value)
         );
-        self.client
-            .simple_query(&sql)
-            .await
-            .map(|_| ())
-            .map_err(|e| query_error(&self.sys, &format!("ALTER SYSTEM SET {name}"), &e))
+        self.run(&format!("ALTER SYSTEM SET {name}"), &sql).await
     }
 
     /// Sets `application_name` in this standby's primary_conninfo, keeping every
@@ -542,23 +503,27 @@ impl Session {
     }
 
     pub async fn reload(&self) -> Result<(), ProviderError> {
-        self.client
-            .simple_query("SELECT pg_reload_conf()")
+        self.run("pg_reload_conf()", "SELECT pg_reload_conf()")
             .await
-            .map(|_| ())
-            .map_err(|e| query_error(&self.sys, "pg_reload_conf()", &e))
     }
 
     /// Creates a physical slot that reserves WAL at once; an existing one is left as it is.
     pub async fn create_slot(&self, slot: &str) -> Result<(), ProviderError> {
-        match self
+        let started = std::time::Instant::now();
+        let result = self
             .client
             .execute(
                 "SELECT pg_create_physical_replication_slot($1, true)",
                 &[&slot],
             )
-            .await
-        {
+            .await;
+        tracing::info!(
+            target: "pgdr::postgres",
+            server = %self.sys,
+            ms = started.elapsed().as_millis() as u64,
+            "create slot {slot}"
+        );
+        match result {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_OBJECT) => {
                 Ok(())

@@ -6,65 +6,11 @@
 //! instance is never deleted and a replica never promoted.
 
 use super::ProviderError;
+use crate::state::rds::{InstanceChange, InstanceLive, ParameterGroupLive, ParameterLive};
 use aws_sdk_rds::error::ProvideErrorMetadata;
 use aws_sdk_rds::types::{self as rdst};
 use aws_sdk_rds::Client;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstanceLive {
-    pub id: String,
-    pub arn: String,
-    pub engine: String,
-    pub engine_version: String,
-    pub status: String,
-    pub backup_retention_days: i32,
-    pub deletion_protection: bool,
-    pub multi_az: bool,
-    pub availability_zone: Option<String>,
-    /// The attached parameter group and its apply status (`in-sync`, `pending-reboot`, ...).
-    pub parameter_group: Option<(String, String)>,
-    /// Modifications accepted but waiting for the maintenance window.
-    pub pending_multi_az: Option<bool>,
-    pub pending_backup_retention_days: Option<i32>,
-    pub endpoint: Option<String>,
-    /// For a read replica: its source (identifier or ARN).
-    pub replica_source: Option<String>,
-}
-
-impl InstanceLive {
-    /// Major version for the parameter group family: `15.4` → `postgres15`.
-    pub fn family(&self) -> String {
-        let version = &self.engine_version;
-        let major = version.split('.').next().unwrap_or(version);
-        // Before PostgreSQL 10 the family carried the minor too (postgres9.6).
-        let major = if major.starts_with('9') {
-            version.split('.').take(2).collect::<Vec<_>>().join(".")
-        } else {
-            major.to_string()
-        };
-        format!("{}{major}", self.engine.trim_start_matches("aurora-"))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParameterLive {
-    pub value: Option<String>,
-    /// `static` (needs a reboot) or `dynamic`.
-    pub apply_type: String,
-    pub modifiable: bool,
-    pub allowed_values: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParameterGroupLive {
-    pub name: String,
-    /// `None` when the group does not exist.
-    pub family: Option<String>,
-    /// Only the parameters the plan names.
-    pub parameters: BTreeMap<String, ParameterLive>,
-}
 
 fn to_live(db: &rdst::DbInstance) -> InstanceLive {
     let pending = db.pending_modified_values();
@@ -229,16 +175,6 @@ pub async fn set_parameter(
         .await
         .map(|_| ())
         .map_err(|e| super::aws_error(&format!("setting {name}"), &system, &e))
-}
-
-/// One attribute of an instance. Which one is set is given by the `Some` field.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstanceChange {
-    pub backup_retention_days: Option<i32>,
-    pub deletion_protection: Option<bool>,
-    pub multi_az: Option<bool>,
-    pub parameter_group: Option<String>,
-    pub apply_immediately: bool,
 }
 
 pub async fn modify_instance(

@@ -5,31 +5,9 @@
 //! (delete the old set, create the new one), since UPSERT cannot change a type.
 
 use super::ProviderError;
+use crate::state::route53::{normalize, EndpointLive, Record};
 use aws_sdk_route53::types::{self as r53t};
 use aws_sdk_route53::Client;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// `A` or `CNAME`.
-    pub rtype: String,
-    pub ttl: i64,
-    pub values: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointLive {
-    pub zone_id: String,
-    /// The simple record at the name, if there is one.
-    pub record: Option<Record>,
-    /// Why the record cannot be managed (an alias or a routing-policy set), if so.
-    pub unmanageable: Option<String>,
-}
-
-/// Names compare without the trailing dot and case-insensitively, as DNS does.
-pub fn normalize(name: &str) -> String {
-    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
-}
 
 pub async fn observe(
     client: &Client,

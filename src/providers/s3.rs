@@ -6,63 +6,13 @@
 //! as S3 returned them, and writers of one bucket are serialised in-process.
 
 use super::ProviderError;
-use crate::plan::LifecycleRule;
 use crate::spec::{Encryption, LockMode, ObjectLock};
+use crate::state::s3::{owned_rule_ids, LifecycleRule, LiveEncryption, LiveRule, S3Live};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{self as s3t};
 use aws_sdk_s3::Client;
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-
-/// Everything pgdr compares for one bucket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct S3Live {
-    pub bucket: String,
-    pub exists: bool,
-    /// `Enabled`, `Suspended`, or `None` for a bucket never versioned.
-    pub versioning: Option<String>,
-    pub object_lock_enabled: bool,
-    pub object_lock: Option<ObjectLock>,
-    pub encryption: Option<LiveEncryption>,
-    /// BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets.
-    pub public_access_block: Option<[bool; 4]>,
-    /// pgdr's own rules, by id.
-    pub owned_rules: BTreeMap<String, LiveRule>,
-    /// Ids of the rules pgdr does not own (kept, never changed).
-    pub other_rules: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveEncryption {
-    pub algorithm: String,
-    pub kms_key: Option<String>,
-}
-
-/// An owned rule as found: the part pgdr models, and whether it holds more.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LiveRule {
-    pub rule: LifecycleRule,
-    pub enabled: bool,
-    /// Transitions, tag filters or other actions pgdr did not put there.
-    pub extra: bool,
-}
-
-impl S3Live {
-    pub fn absent(bucket: &str) -> Self {
-        S3Live {
-            bucket: bucket.to_string(),
-            exists: false,
-            versioning: None,
-            object_lock_enabled: false,
-            object_lock: None,
-            encryption: None,
-            public_access_block: None,
-            owned_rules: BTreeMap::new(),
-            other_rules: Vec::new(),
-        }
-    }
-}
 
 fn system(bucket: &str) -> String {
     format!("s3.{bucket}")
@@ -84,12 +34,6 @@ where
 /// "Not configured" answers that mean an empty setting, not a failure.
 fn is_code<E: ProvideErrorMetadata>(err: &SdkError<E>, codes: &[&str]) -> bool {
     err.code().is_some_and(|c| codes.contains(&c))
-}
-
-/// The pgdr rule ids a cluster owns. Exact ids, not a prefix: cluster `orders`
-/// must never claim cluster `orders-eu`'s rules.
-pub fn owned_rule_ids(cluster: &str) -> Vec<String> {
-    vec![format!("pgdr-{cluster}-wal")]
 }
 
 pub async fn observe(

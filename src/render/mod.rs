@@ -1,6 +1,9 @@
-//! Turning plans into output: human (terminal), JSON (format_version 1) and
-//! markdown (pull-request comments). Renderers only format; they decide nothing.
+//! Turning results into output: plans as human (terminal), JSON
+//! (format_version 1) and markdown (pull-request comments); lint findings;
+//! `check`'s report; `apply`'s report. Renderers only format; they decide nothing.
 
+pub mod apply;
+pub mod check;
 pub mod human;
 pub mod json;
 pub mod lint;

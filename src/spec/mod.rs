@@ -7,6 +7,7 @@
 pub mod conninfo;
 pub mod duration;
 pub mod locate;
+pub mod units;
 pub mod yaml;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -526,6 +527,36 @@ impl Desired {
     pub fn cluster(&self) -> &str {
         self.plan.cluster.as_str()
     }
+
+    /// The plan's AWS region (`aws.region`); us-east-1, AWS's default, when the
+    /// plan has no `aws` section (then no AWS resource is planned anyway).
+    pub fn region(&self) -> &str {
+        self.plan
+            .aws
+            .as_ref()
+            .map_or("us-east-1", |a| a.region.as_str())
+    }
+
+    /// The value pgdr derives for `synchronous_standby_names`, when it owns it: the
+    /// plan lists standbys and does not set it under `settings`. Commits wait for any
+    /// one synchronous standby, so one of several may be down without stopping writes.
+    pub fn synchronous_standby_names(&self) -> Option<String> {
+        let plan = &self.plan;
+        if plan.standbys.is_empty() || plan.settings.contains_key("synchronous_standby_names") {
+            return None;
+        }
+        let names: Vec<String> = plan
+            .standbys
+            .iter()
+            .filter(|s| s.synchronous && s.postgres.is_some())
+            .map(|s| format!("\"{}\"", s.name))
+            .collect();
+        Some(if names.is_empty() {
+            String::new()
+        } else {
+            format!("ANY 1 ({})", names.join(", "))
+        })
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -537,8 +568,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 // ---------------------------------------------------------------- loading
 
+/// Checks a caller adds to loading (lint adds the validity of `lint.ignore`):
+/// (key path, message) pairs, located and reported like the loader's own.
+pub type ExtraCheck = fn(&PlanFile) -> Vec<(String, String)>;
+
 /// Reads and validates one plan file.
 pub fn load_file(path: &Path) -> Result<Desired, SpecErrors> {
+    load_file_with(path, &[])
+}
+
+/// Reads and validates one plan file, with the callers' own checks too.
+pub fn load_file_with(path: &Path, extra: &[ExtraCheck]) -> Result<Desired, SpecErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
@@ -548,11 +588,16 @@ pub fn load_file(path: &Path) -> Result<Desired, SpecErrors> {
             message: format!("cannot read the plan file: {e}"),
         }])
     })?;
-    load_str(path, &text)
+    load_str_with(path, &text, extra)
 }
 
 /// Validates plan-file text; `path` is only used to name the file in errors.
 pub fn load_str(path: &Path, text: &str) -> Result<Desired, SpecErrors> {
+    load_str_with(path, text, &[])
+}
+
+/// [`load_str`] with the callers' own checks.
+pub fn load_str_with(path: &Path, text: &str, extra: &[ExtraCheck]) -> Result<Desired, SpecErrors> {
     let plan: PlanFile = yaml::from_str(text).map_err(|e| {
         let (line, column) = match (e.line, e.column) {
             (Some(l), c) => (Some(l), c),
@@ -572,7 +617,10 @@ pub fn load_str(path: &Path, text: &str) -> Result<Desired, SpecErrors> {
             message,
         }])
     })?;
-    let problems = validate(&plan);
+    let mut problems = validate(&plan);
+    for check in extra {
+        problems.extend(check(&plan));
+    }
     if !problems.is_empty() {
         return Err(SpecErrors(
             problems
@@ -797,30 +845,6 @@ fn validate(plan: &PlanFile) -> Vec<(String, String)> {
                     endpoint.record, endpoint.hosted_zone
                 ),
             );
-        }
-    }
-    if let Some(lint) = &plan.lint {
-        for (i, ignore) in lint.ignore.iter().enumerate() {
-            if !crate::lint::RULES.iter().any(|r| r.id == ignore.rule) {
-                err(
-                    &format!("lint.ignore[{i}].rule"),
-                    format!(
-                        "`{}` is not a lint rule; rules: {}",
-                        ignore.rule,
-                        crate::lint::RULES
-                            .iter()
-                            .map(|r| r.id)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
-            }
-            if ignore.reason.trim().is_empty() {
-                err(
-                    &format!("lint.ignore[{i}].reason"),
-                    "say why the rule does not apply to this cluster".into(),
-                );
-            }
         }
     }
     if let Some(network) = &plan.replication_network {

@@ -1,11 +1,11 @@
 //! A per-cluster apply lock, so two applies on one cluster cannot interleave.
 //!
-//! An advisory file lock (flock) in `$PGDR_LOCK_DIR` or the temp directory: it
-//! is released by the kernel when pgdr exits, even on a crash, so a stale lock
-//! never needs clearing by hand.
+//! An advisory file lock (flock) in the lock folder of [`crate::settings`]
+//! (`$PGDR_LOCK_DIR` or the temp directory): it is released by the kernel when
+//! pgdr exits, even on a crash, so a stale lock never needs clearing by hand.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -22,21 +22,14 @@ pub struct ClusterLock {
     _file: File,
 }
 
-pub fn lock_dir() -> PathBuf {
-    std::env::var_os("PGDR_LOCK_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("pgdr-locks"))
-}
-
 impl ClusterLock {
-    pub fn acquire(cluster: &str) -> Result<Self, LockError> {
-        let dir = lock_dir();
+    pub fn acquire(dir: &Path, cluster: &str) -> Result<Self, LockError> {
         let path = dir.join(format!("{cluster}.lock"));
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(io)?;
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -1,0 +1,121 @@
+//! Settings resolved once, before a command runs: colour, whether a person is
+//! at the terminal, verbosity, the lock folder, and the environment that
+//! PostgreSQL's and AWS's client conventions read (PGHOST, PGPASSWORD,
+//! AWS_ENDPOINT_URL, ...).
+//!
+//! Nothing below the command layer reads the process environment itself; it
+//! gets what it needs from here, so a command's behaviour is fixed by the
+//! [`Settings`] it was handed (and tests can hand it any they like).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// The libpq environment variables pgdr honours, as libpq does.
+const PG_VARS: &[&str] = &[
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSSLMODE",
+    "PGSSLROOTCERT",
+    "PGCONNECT_TIMEOUT",
+    "USER",
+    "HOME",
+];
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Colour on stdout: `--color always/never`, or under `auto` a terminal and no NO_COLOR.
+    pub color: bool,
+    /// stdin is a terminal, so pgdr may ask for confirmation.
+    pub interactive: bool,
+    /// `-v` count: 0 warnings only, 1 info (requests and steps), 2+ debug.
+    pub verbose: u8,
+    /// Where per-cluster apply locks live (`PGDR_LOCK_DIR`, or the temp folder).
+    pub lock_dir: PathBuf,
+    pub pg: PgEnv,
+    pub aws: AwsEnv,
+}
+
+/// The libpq environment, read once. Empty values count as unset, as in libpq.
+#[derive(Debug, Clone, Default)]
+pub struct PgEnv {
+    vars: BTreeMap<&'static str, String>,
+}
+
+impl PgEnv {
+    pub fn from_process() -> Self {
+        let vars = PG_VARS
+            .iter()
+            .filter_map(|k| {
+                std::env::var(k)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (*k, v))
+            })
+            .collect();
+        PgEnv { vars }
+    }
+
+    /// An environment with exactly these variables (for tests).
+    pub fn from_pairs(pairs: &[(&'static str, &str)]) -> Self {
+        PgEnv {
+            vars: pairs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
+    pub fn home(&self) -> Option<PathBuf> {
+        self.get("HOME").map(PathBuf::from)
+    }
+}
+
+/// What pgdr needs to know of the AWS environment beyond the SDK's own chain.
+#[derive(Debug, Clone, Default)]
+pub struct AwsEnv {
+    /// AWS_ENDPOINT_URL(_S3) is set: an emulator or S3-compatible store, which
+    /// only routes path-style requests.
+    pub custom_endpoint: bool,
+}
+
+impl AwsEnv {
+    pub fn from_process() -> Self {
+        AwsEnv {
+            custom_endpoint: ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+                .iter()
+                .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty())),
+        }
+    }
+}
+
+impl Settings {
+    /// Resolves everything from the process: `color` is `Some` when forced by
+    /// `--color always/never`, `None` for auto.
+    pub fn from_process(color: Option<bool>, verbose: u8) -> Self {
+        let color = color.unwrap_or_else(|| {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        });
+        Settings {
+            color,
+            interactive: std::io::stdin().is_terminal(),
+            verbose,
+            lock_dir: std::env::var_os("PGDR_LOCK_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("pgdr-locks")),
+            pg: PgEnv::from_process(),
+            aws: AwsEnv::from_process(),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! What exists: the live model of one cluster, as [`crate::observe`] reads it and
+//! the planner and the recovery commands consume it, and the role logic (who
+//! accepts writes) derived from it.
+//!
+//! Depends only on [`crate::spec`]. No I/O here: providers fill these types in.
+
+pub mod ec2;
+pub mod postgres;
+pub mod rds;
+pub mod route53;
+pub mod s3;
+
+use crate::spec::sha256_hex;
+use ec2::GroupLive;
+use postgres::PgLive;
+use rds::RdsLive;
+use route53::EndpointLive;
+use s3::S3Live;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Live {
+    pub primary: Option<PgLive>,
+    /// Self-managed standbys by name.
+    pub standbys: BTreeMap<String, StandbyLive>,
+    pub archive: Option<S3Live>,
+    pub endpoint: Option<EndpointLive>,
+    pub network: Option<GroupLive>,
+    pub rds: Option<RdsLive>,
+}
+
+/// A standby as observed. One that cannot be reached is a problem to report, not a
+/// reason to stop planning the cluster: a standby being down is what DR is for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StandbyLive {
+    pub live: Option<PgLive>,
+    /// Why it could not be read; not digested (messages vary between attempts).
+    #[serde(skip)]
+    pub error: Option<String>,
+}
+
+impl Live {
+    /// Digest of the state the planner compares (not of counters that move on
+    /// their own), so a saved plan can tell whether live state moved since.
+    pub fn digest(&self) -> String {
+        sha256_hex(&serde_json::to_vec(self).expect("live state serialises"))
+    }
+}
+
+/// Who accepts writes, as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roles {
+    /// The plan file's primary is the one writable server.
+    AsPlanned,
+    /// The primary is in recovery and these standbys are writable.
+    FailedOver(Vec<String>),
+    /// More than one server accepts writes.
+    SplitBrain(Vec<String>),
+    /// Nothing observed accepts writes (or the primary was not read).
+    NoWritable,
+}
+
+pub fn roles(live: &Live) -> Roles {
+    let mut writable = Vec::new();
+    if live.primary.as_ref().is_some_and(|p| !p.in_recovery) {
+        writable.push("primary".to_string());
+    }
+    for (name, standby) in &live.standbys {
+        if standby.live.as_ref().is_some_and(|s| !s.in_recovery) {
+            writable.push(format!("standby {name}"));
+        }
+    }
+    match writable.len() {
+        0 => Roles::NoWritable,
+        1 if writable[0] == "primary" => Roles::AsPlanned,
+        1 => Roles::FailedOver(writable),
+        _ => Roles::SplitBrain(writable),
+    }
+}
