@@ -1,0 +1,224 @@
+//! Checks that span several keys or depend on values, run after serde has
+//! read the file; each returns the key path it concerns, so it can be located.
+
+use super::PlanFile;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn is_guc_name(name: &str) -> bool {
+    let mut parts = name.split('.');
+    let ok_part = |p: &str| {
+        !p.is_empty()
+            && p.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    parts.all(ok_part) && name.split('.').count() <= 2
+}
+
+/// Checks that span keys or depend on values; returns (key path, message) pairs.
+pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut err = |path: &str, message: String| out.push((path.to_string(), message));
+
+    if plan.version != 1 {
+        err(
+            "version",
+            format!(
+                "version {} is not supported; this pgdr reads version 1",
+                plan.version
+            ),
+        );
+    }
+    if plan.primary.postgres.is_none() && plan.primary.rds.is_none() {
+        err(
+            "primary",
+            "the primary needs `postgres` (a conninfo) or `rds` (an instance), or both".into(),
+        );
+    }
+    if let Some(rds) = &plan.primary.rds {
+        if let Some(days) = rds.backup_retention_days {
+            if days > 35 {
+                err(
+                    "primary.rds.backup_retention_days",
+                    format!("{days} is out of range; RDS accepts 0-35 days"),
+                );
+            }
+        }
+        if rds.instance.is_empty() {
+            err("primary.rds.instance", "must not be empty".into());
+        }
+    }
+    for name in plan.settings.keys() {
+        if !is_guc_name(name) {
+            err(
+                &format!("settings.{name}"),
+                format!("`{name}` is not a server setting name; expected lower-case letters, digits and `_` (e.g. archive_timeout)"),
+            );
+        }
+    }
+
+    let needs_aws = |section: &str| {
+        format!("`{section}` manages AWS resources and needs an `aws:` section with a `region`")
+    };
+    if plan.aws.is_none() {
+        if plan.archive.is_some() {
+            err("archive", needs_aws("archive"));
+        }
+        if plan.primary.rds.is_some() {
+            err("primary.rds", needs_aws("primary.rds"));
+        }
+        if plan.endpoint.is_some() {
+            err("endpoint", needs_aws("endpoint"));
+        }
+        if plan.replication_network.is_some() {
+            err("replication_network", needs_aws("replication_network"));
+        }
+    }
+
+    if let Some(archive) = &plan.archive {
+        if !archive.prefix.is_empty()
+            && (!archive.prefix.ends_with('/') || archive.prefix.starts_with('/'))
+        {
+            err(
+                "archive.prefix",
+                format!(
+                    "`{}` must end with `/` and must not start with one (e.g. `orders/`)",
+                    archive.prefix
+                ),
+            );
+        }
+        if let Some(lock) = &archive.object_lock {
+            if !(1..=36_500).contains(&lock.days) {
+                err(
+                    "archive.object_lock.days",
+                    format!("{} is out of range; expected 1-36500 days", lock.days),
+                );
+            }
+            if archive.versioning == Some(false) {
+                err(
+                    "archive.versioning",
+                    "object lock requires versioning; set `versioning: true` or remove `object_lock`".into(),
+                );
+            }
+        }
+        if let Some(enc) = &archive.encryption {
+            match (&enc.kms_key, &enc.sse) {
+                (Some(_), Some(_)) | (None, None) => err(
+                    "archive.encryption",
+                    "give exactly one of `kms_key` (a KMS key id, ARN or alias) or `sse: AES256`"
+                        .into(),
+                ),
+                (None, Some(sse)) if sse != "AES256" && sse != "aws:kms" => err(
+                    "archive.encryption.sse",
+                    format!(
+                        "`{sse}` is not accepted; expected AES256 or aws:kms (or give kms_key)"
+                    ),
+                ),
+                (Some(key), None) if key.trim().is_empty() => {
+                    err("archive.encryption.kms_key", "must not be empty".into())
+                }
+                _ => {}
+            }
+        }
+        if let Some(retention) = archive.wal_retention {
+            match retention.whole_days() {
+                Some(0) | None => err(
+                    "archive.wal_retention",
+                    format!("{retention} cannot be an S3 lifecycle expiry; expected a whole number of days, at least 1d (e.g. 35d or 5w)"),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(base) = &archive.base_backups {
+            if base.keep == 0 {
+                err("archive.base_backups.keep", "must be at least 1".into());
+            }
+            if base.every.as_secs() == 0 {
+                err(
+                    "archive.base_backups.every",
+                    "must be longer than 0s".into(),
+                );
+            }
+        }
+    }
+
+    let mut names = BTreeSet::new();
+    let mut slots = BTreeMap::new();
+    for (i, standby) in plan.standbys.iter().enumerate() {
+        let at = format!("standbys[{i}]");
+        if !names.insert(standby.name.as_str()) {
+            err(
+                &format!("{at}.name"),
+                format!(
+                    "standby name `{}` is used twice; every standby needs its own name",
+                    standby.name
+                ),
+            );
+        }
+        let slot = standby.slot_name();
+        if let Some(other) = slots.insert(slot.clone(), standby.name.as_str()) {
+            err(
+                &format!("{at}.slot"),
+                format!("slot `{slot}` is also used by standby `{other}`; each standby needs its own slot"),
+            );
+        }
+        if standby.postgres.is_none() && standby.rds.is_none() {
+            err(
+                &at,
+                "a standby needs `postgres` (a conninfo) or `rds` (a read replica), or both".into(),
+            );
+        }
+        if standby.rds.is_some() && plan.aws.is_none() {
+            err(&format!("{at}.rds"), needs_aws("standbys[].rds"));
+        }
+        if let (Some(zone), Some(region)) = (
+            &standby.availability_zone,
+            standby
+                .region
+                .as_ref()
+                .or(plan.aws.as_ref().map(|a| &a.region)),
+        ) {
+            if !zone.starts_with(region.as_str()) {
+                err(
+                    &format!("{at}.availability_zone"),
+                    format!(
+                        "`{zone}` is not in region {region}; expected a zone such as {region}a"
+                    ),
+                );
+            }
+        }
+    }
+
+    if let Some(endpoint) = &plan.endpoint {
+        if endpoint.ttl.as_secs() == 0 || endpoint.ttl.as_secs() > 2_147_483_647 {
+            err("endpoint.ttl", "expected a TTL between 1s and 68y".into());
+        }
+        let zone = endpoint.hosted_zone.trim_end_matches('.');
+        let record = endpoint.record.trim_end_matches('.');
+        if zone.is_empty() || !(record == zone || record.ends_with(&format!(".{zone}"))) {
+            err(
+                "endpoint.record",
+                format!(
+                    "`{}` is not inside hosted zone `{}`",
+                    endpoint.record, endpoint.hosted_zone
+                ),
+            );
+        }
+    }
+    if let Some(network) = &plan.replication_network {
+        if network.allow_cidrs.is_empty() {
+            err(
+                "replication_network.allow_cidrs",
+                "list at least one CIDR block that may reach the primary (e.g. [10.1.0.0/16])"
+                    .into(),
+            );
+        }
+        if network.port == 0 {
+            err(
+                "replication_network.port",
+                "expected a TCP port, 1-65535".into(),
+            );
+        }
+    }
+    out
+}
