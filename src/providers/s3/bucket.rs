@@ -1,40 +1,18 @@
-//! The S3 WAL-archive bucket: read its protection settings and pgdr's own
+//! The archive bucket's settings: read its protection settings and pgdr's own
 //! lifecycle rules; write one setting at a time.
 //!
 //! A bucket holds one lifecycle configuration for all its rules, so writing a
 //! rule is read-modify-write: rules pgdr does not own are carried over exactly
 //! as S3 returned them, and writers of one bucket are serialised in-process.
 
-use super::ProviderError;
+use super::{is_code, sdk_error, system};
+use crate::providers::ProviderError;
 use crate::spec::{Encryption, LockMode, ObjectLock};
 use crate::state::s3::{owned_rule_ids, LifecycleRule, LiveEncryption, LiveRule, S3Live};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{self as s3t};
 use aws_sdk_s3::Client;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-
-fn system(bucket: &str) -> String {
-    format!("s3.{bucket}")
-}
-
-fn sdk_error<E>(bucket: &str, what: &str, err: &SdkError<E>) -> ProviderError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-{
-    let e = super::aws_error(what, &system(bucket), err);
-    match err.code() {
-        Some("AccessDenied") | Some("Forbidden") if e.hint.is_none() => {
-            e.hint("the AWS identity in use lacks permission for this bucket")
-        }
-        _ => e,
-    }
-}
-
-/// "Not configured" answers that mean an empty setting, not a failure.
-fn is_code<E: ProvideErrorMetadata>(err: &SdkError<E>, codes: &[&str]) -> bool {
-    err.code().is_some_and(|c| codes.contains(&c))
-}
 
 pub async fn observe(
     client: &Client,

@@ -1,0 +1,37 @@
+//! S3: the archive bucket. `bucket` reads and writes the bucket's settings
+//! (versioning, object lock, encryption, public access, lifecycle rules);
+//! object reads and writes (WAL segments, base backups, the catalogue) get
+//! their own file beside it when the archive commands arrive. Both share the
+//! error mapping here.
+
+mod bucket;
+
+pub use bucket::{
+    create_bucket, observe, put_encryption, put_object_lock, put_public_access_block,
+    put_versioning, write_lifecycle_rule,
+};
+
+use crate::providers::ProviderError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+pub(crate) fn system(bucket: &str) -> String {
+    format!("s3.{bucket}")
+}
+
+pub(crate) fn sdk_error<E>(bucket: &str, what: &str, err: &SdkError<E>) -> ProviderError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let e = crate::providers::aws_error(what, &system(bucket), err);
+    match err.code() {
+        Some("AccessDenied") | Some("Forbidden") if e.hint.is_none() => {
+            e.hint("the AWS identity in use lacks permission for this bucket")
+        }
+        _ => e,
+    }
+}
+
+/// "Not configured" answers that mean an empty setting, not a failure.
+pub(crate) fn is_code<E: ProvideErrorMetadata>(err: &SdkError<E>, codes: &[&str]) -> bool {
+    err.code().is_some_and(|c| codes.contains(&c))
+}

@@ -1,0 +1,173 @@
+//! The module layers of the README's "Architecture" section, enforced: every
+//! top-level module of `src/` may use only the modules listed before it, so the
+//! module graph has no cycle and, for example, the planner never reaches for a
+//! provider. Reads the source text; runs no server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Bottom to top. A module may import only modules earlier in this list.
+const LAYERS: &[&str] = &[
+    "spec",
+    "settings",
+    "state",
+    "providers",
+    "observe",
+    "plan",
+    "lint",
+    "execute",
+    "render",
+    "cli",
+    "commands",
+];
+
+/// Stricter than the order alone: what each module must never import, and why.
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    (
+        "plan",
+        "providers",
+        "the planner is pure: it plans from the live model in state",
+    ),
+    (
+        "plan",
+        "observe",
+        "the planner is pure: it is handed the live state",
+    ),
+    ("lint", "state", "lint is offline: it reads plan files only"),
+    (
+        "lint",
+        "providers",
+        "lint is offline: it reads plan files only",
+    ),
+    ("state", "settings", "the live model is plain data"),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a source file belongs to (`src/plan/s3.rs` → `plan`).
+fn module_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    let name = first.trim_end_matches(".rs");
+    (name != "lib" && name != "main").then(|| name.to_string())
+}
+
+/// Every `crate::<module>` a file names outside comments.
+fn imports(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            let after = &rest[i + "crate::".len()..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                found.insert(name);
+            }
+            rest = after;
+        }
+    }
+    found
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let Some(module) = module_of(&src, &file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&file).unwrap();
+        let entry = graph.entry(module.clone()).or_default();
+        entry.extend(imports(&text).into_iter().filter(|m| *m != module));
+    }
+    graph
+}
+
+#[test]
+fn every_module_imports_only_the_layers_below_it() {
+    let graph = graph();
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let mut wrong = Vec::new();
+    for (module, uses) in &graph {
+        let Some(mine) = rank(module) else {
+            wrong.push(format!(
+                "src/{module} is not in LAYERS: give it a place in tests/architecture.rs and the README"
+            ));
+            continue;
+        };
+        for used in uses {
+            match rank(used) {
+                Some(theirs) if theirs < mine => {}
+                Some(_) => wrong.push(format!("{module} imports {used}, which is not below it")),
+                None => wrong.push(format!(
+                    "{module} imports crate::{used}, which is not a module in LAYERS"
+                )),
+            }
+        }
+    }
+    for (module, banned, why) in FORBIDDEN {
+        if graph.get(*module).is_some_and(|u| u.contains(*banned)) {
+            wrong.push(format!("{module} imports {banned}: {why}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "module layering broken:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_the_imports_it_polices() {
+    // A positive control: the scanner finds known imports, so an empty graph
+    // (a broken scanner) cannot pass the check above.
+    let graph = graph();
+    assert!(graph["commands"].contains("plan"), "{graph:?}");
+    assert!(graph["observe"].contains("providers"), "{graph:?}");
+    assert!(graph["plan"].contains("state"), "{graph:?}");
+    assert!(
+        LAYERS.iter().all(|l| graph.contains_key(*l)),
+        "every layer exists: {graph:?}"
+    );
+    assert_eq!(
+        imports("use crate::plan::Op; // crate::providers\nlet x = crate::spec::load;"),
+        BTreeSet::from(["plan".to_string(), "spec".to_string()])
+    );
+}
+
+#[test]
+fn the_readme_draws_the_same_layers() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Architecture")
+        .nth(1)
+        .expect("README has an Architecture section");
+    // The README draws the stack top-down, so it lists LAYERS in reverse.
+    let mut last = 0;
+    for layer in LAYERS.iter().rev() {
+        let at = section
+            .find(&format!("`{layer}`"))
+            .unwrap_or_else(|| panic!("README's Architecture section does not name `{layer}`"));
+        assert!(
+            at >= last,
+            "README lists `{layer}` out of order (top-down: the reverse of LAYERS)"
+        );
+        last = at;
+    }
+}
