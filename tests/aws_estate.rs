@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{addresses, pgdr, write_plan, Moto, Postgres};
+use common::{
+    addresses, assert_second_apply_writes_nothing, pgdr, plan_json, write_plan, Moto, Postgres,
+};
 use serde_json::json;
 
 fn plan_text(pg: &Postgres, host: &str, cidrs: &str) -> String {
@@ -159,14 +161,7 @@ fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own()
         ]
     );
 
-    let writes = moto.writes();
-    let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert!(
-        again.stdout.contains("Nothing to apply."),
-        "{}",
-        again.stdout
-    );
-    assert_eq!(moto.writes(), writes, "second apply wrote to AWS");
+    assert_second_apply_writes_nothing(&moto, file);
 
     // A rule someone else added stays; dropping one of pgdr's is destructive.
     let group = moto
@@ -182,7 +177,7 @@ fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own()
         .to_string();
     moto.aws(&["ec2", "authorize-security-group-ingress", "--group-id", &group, "--ip-permissions", r#"[{"IpProtocol":"tcp","FromPort":22,"ToPort":22,"IpRanges":[{"CidrIp":"192.0.2.0/24","Description":"ops ssh"}]}]"#]).unwrap();
     std::fs::write(file, plan_text(&pg, "localhost", "10.1.0.0/16")).unwrap();
-    let plan = pgdr(Some(&moto), &["plan", file, "--format", "json"]).json();
+    let plan = plan_json(Some(&moto), file);
     let got: Vec<(String, String, bool)> = plan["changes"]
         .as_array()
         .unwrap()

@@ -96,9 +96,16 @@ fn a_closed_stdout_pipe_ends_quietly() {
         let text = lint.replacen("cluster: ", &format!("cluster: c{i}-"), 1);
         write_plan(dir.path(), &format!("c{i}.yaml"), &text);
     }
-    let full = pgdr(None, &["lint", dir.path().to_str().unwrap(), "--format", "json"]);
+    let full = pgdr(
+        None,
+        &["lint", dir.path().to_str().unwrap(), "--format", "json"],
+    );
     assert_eq!(full.code, 2, "{}", full.stderr);
-    assert!(full.stdout.len() > 256 * 1024, "{} bytes", full.stdout.len());
+    assert!(
+        full.stdout.len() > 256 * 1024,
+        "{} bytes",
+        full.stdout.len()
+    );
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_pgdr"))
         .args(["lint", dir.path().to_str().unwrap(), "--format", "json"])
@@ -108,10 +115,20 @@ fn a_closed_stdout_pipe_ends_quietly() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 16];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take()); // the reader goes away, like `| head -c 16`
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "ends quietly: {stderr}");

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{addresses, pgdr, write_plan, Moto};
+use common::{addresses, assert_second_apply_writes_nothing, pgdr, write_plan, Moto};
 use serde_json::json;
 
 fn create_instance(moto: &Moto, id: &str) {
@@ -231,15 +231,7 @@ fn the_rds_primary_and_its_replicas_are_reconciled() {
         "ParameterName=work_mem,ParameterValue=8192,ApplyMethod=immediate",
     ])
     .unwrap();
-    let writes = moto.writes();
-    let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(
-        again.stdout.contains("Nothing to apply."),
-        "{}",
-        again.stdout
-    );
-    assert_eq!(moto.writes(), writes, "second apply wrote to AWS");
+    assert_second_apply_writes_nothing(&moto, file);
     let params = moto
         .aws(&[
             "rds",

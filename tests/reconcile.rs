@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{addresses, pgdr, write_plan, Moto, Postgres};
+use common::{
+    addresses, assert_second_apply_writes_nothing, pgdr, plan_json, write_plan, Moto, Postgres,
+};
 use serde_json::json;
 
 fn plan_text(
@@ -160,15 +162,7 @@ fn drift_is_exact_apply_fixes_it_and_a_second_apply_writes_nothing() {
     );
 
     // Second apply: nothing to do, and not one write request reaches the emulator.
-    let writes_before = moto.writes();
-    let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(
-        again.stdout.contains("Nothing to apply."),
-        "{}",
-        again.stdout
-    );
-    assert_eq!(moto.writes(), writes_before, "second apply wrote to S3");
+    assert_second_apply_writes_nothing(&moto, file);
     // The standby named in the file does not exist: it cannot be reached, and its
     // new slot is an inactive slot holding WAL. Problems (exit 2), but no change is left.
     let clean = pgdr(Some(&moto), &["plan", file, "--detailed-exitcode"]);
@@ -224,7 +218,7 @@ fn restart_settings_are_flagged_then_pending_and_not_issued_again() {
         ),
     );
     let file = file.to_str().unwrap();
-    let plan = pgdr(None, &["plan", file, "--format", "json"]).json();
+    let plan = plan_json(None, file);
     let senders = &plan["changes"][1];
     assert_eq!(
         senders["address"],
@@ -365,7 +359,7 @@ fn destructive_changes_need_allow_destructive() {
             .replace("versioning: true", "versioning: false"),
     )
     .unwrap();
-    let plan = pgdr(Some(&moto), &["plan", file, "--format", "json"]).json();
+    let plan = plan_json(Some(&moto), file);
     let destructive: Vec<_> = plan["changes"]
         .as_array()
         .unwrap()
@@ -489,12 +483,7 @@ fn clusters_share_a_bucket_and_foreign_rules_survive() {
         "{}",
         plan.stdout
     );
-    let writes = moto.writes();
-    assert_eq!(
-        pgdr(Some(&moto), &["apply", folder, "--auto-approve"]).code,
-        0
-    );
-    assert_eq!(moto.writes(), writes);
+    assert_second_apply_writes_nothing(&moto, folder);
 }
 
 #[test]
@@ -799,7 +788,7 @@ fn apply_keeps_going_past_a_failed_change_and_reports_every_failure() {
     assert_eq!(pg.psql("SHOW archive_timeout"), "0");
 
     // Running again retries only what is still different.
-    let plan = pgdr(Some(&moto), &["plan", file, "--format", "json"]).json();
+    let plan = plan_json(Some(&moto), file);
     assert_eq!(
         addresses(&plan),
         [

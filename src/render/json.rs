@@ -1,4 +1,4 @@
-//! `--format json`, format_version 1, as specified in plan-format.md. Fields may
+//! `--format json`, format_version 1, as the README's "Addresses and JSON" section specifies. Fields may
 //! be added; the ones the contract names are never renamed or dropped.
 
 use crate::plan::{summarize, Change, ClusterPlan, Note, Problem, Summary};

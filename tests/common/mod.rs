@@ -375,3 +375,28 @@ pub fn addresses(plan: &serde_json::Value) -> Vec<String> {
         .map(|c| c["address"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// `pgdr plan FILE --format json`: asserts it ran (exit 0) and returns the JSON.
+pub fn plan_json(moto: Option<&Moto>, file: &str) -> serde_json::Value {
+    let run = pgdr(moto, &["plan", file, "--format", "json"]);
+    assert_eq!(run.code, 0, "plan failed:\n{}", run.stderr);
+    run.json()
+}
+
+/// The idempotence promise: after an apply that wrote something, a second
+/// apply finds nothing to do and sends not one write to AWS.
+pub fn assert_second_apply_writes_nothing(moto: &Moto, path: &str) {
+    let before = moto.writes();
+    assert!(
+        before > 0,
+        "the first apply recorded no write: the counter cannot prove a second writes nothing"
+    );
+    let again = pgdr(Some(moto), &["apply", path, "--auto-approve"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("Nothing to apply."),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(moto.writes(), before, "the second apply wrote to AWS");
+}
