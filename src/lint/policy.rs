@@ -82,15 +82,8 @@ impl PolicyFile {
     }
 
     pub fn load(path: &Path) -> Result<Self, SpecErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SpecErrors(vec![SpecError {
-                file: path.to_path_buf(),
-                line: None,
-                column: None,
-                path: String::new(),
-                message: format!("cannot read the policy file: {e}"),
-            }])
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SpecErrors::unreadable(path, "policy file", &e))?;
         Self::parse(path, &text)
     }
 }

@@ -35,6 +35,19 @@ impl fmt::Display for SpecError {
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct SpecErrors(pub Vec<SpecError>);
 
+impl SpecErrors {
+    /// A file that cannot be read at all; `what` names it (`plan file`, `policy file`).
+    pub fn unreadable(path: &std::path::Path, what: &str, error: &std::io::Error) -> Self {
+        SpecErrors(vec![SpecError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: format!("cannot read the {what}: {error}"),
+        }])
+    }
+}
+
 impl fmt::Display for SpecErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, e) in self.0.iter().enumerate() {

@@ -15,15 +15,8 @@ pub fn load_file(path: &Path) -> Result<Desired, SpecErrors> {
 
 /// Reads and validates one plan file, with the callers' own checks too.
 pub fn load_file_with(path: &Path, extra: &[ExtraCheck]) -> Result<Desired, SpecErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        SpecErrors(vec![SpecError {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            path: String::new(),
-            message: format!("cannot read the plan file: {e}"),
-        }])
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| SpecErrors::unreadable(path, "plan file", &e))?;
     load_str_with(path, &text, extra)
 }
 
