@@ -9,19 +9,11 @@
 use super::{Action, Change, ClusterPlan, Op, RdsOp, RdsWrite};
 use crate::spec::units::numeric_in_base;
 use crate::spec::Desired;
+use crate::spec::RdsPrimary;
 use crate::state::postgres::LiveSetting;
-use crate::state::rds::{InstanceChange, ParameterLive, RdsLive};
+use crate::state::rds::{InstanceChange, InstanceLive, ParameterLive, RdsLive};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-/// How a change is marked: weakens protection, already accepted and waiting,
-/// takes effect only at a reboot.
-#[derive(Clone, Copy)]
-struct Flags {
-    destructive: bool,
-    pending: bool,
-    restart: bool,
-}
 
 /// The value RDS should hold for a setting: booleans as `1`/`0` where the
 /// parameter takes those, sizes and times in the parameter's base unit (known
@@ -71,6 +63,13 @@ fn same(want: &str, have: Option<&str>) -> bool {
     }
 }
 
+fn rds_op(region: &str, write: RdsWrite) -> Option<Op> {
+    Some(Op::Rds(RdsOp {
+        region: region.to_string(),
+        write,
+    }))
+}
+
 pub fn plan_rds(
     desired: &Desired,
     live: &RdsLive,
@@ -80,245 +79,293 @@ pub fn plan_rds(
     let Some(spec) = &desired.plan.primary.rds else {
         return;
     };
-    let region = desired.region().to_string();
-    let problem =
-        |plan: &mut ClusterPlan, address: String, message: String| plan.problem(address, message);
-    let rds_op = |region: &str, write: RdsWrite| {
-        Some(Op::Rds(RdsOp {
-            region: region.to_string(),
-            write,
-        }))
-    };
+    let region = desired.region();
     let base = format!("rds.{}", spec.instance);
     let Some(instance) = &live.primary else {
-        problem(plan, base, format!("RDS instance `{}` does not exist in {region}; pgdr reconciles an existing primary but does not create one", spec.instance));
+        plan.problem(base, format!("RDS instance `{}` does not exist in {region}; pgdr reconciles an existing primary but does not create one", spec.instance));
         return;
     };
     if let Some(source) = &instance.replica_source {
-        problem(plan, base.clone(), format!("`{}` is a read replica of `{source}`, not a primary; update primary.rds in the plan file", spec.instance));
+        plan.problem(base.clone(), format!("`{}` is a read replica of `{source}`, not a primary; update primary.rds in the plan file", spec.instance));
     }
+    plan_instance(spec, instance, region, &base, plan);
+    plan_parameter_group(desired, (instance, live), pg_settings, region, &base, plan);
+    plan_replicas(desired, instance, live, region, plan);
+}
 
-    // Flags are named at each call: destructive, pending (accepted, waiting), restart.
-    let change = |plan: &mut ClusterPlan,
-                  address: String,
-                  action: Action,
-                  (before, after): (Value, Value),
-                  flags: Flags,
-                  reason: String,
-                  op: Option<Op>| {
-        let change = Change::new(&plan.cluster, address, action, (before, after), reason)
-            .requires_restart(flags.restart)
-            .destructive(flags.destructive)
-            .pending(flags.pending)
-            .op(op);
-        plan.changes.push(change)
-    };
-    let modify = |c: InstanceChange| {
-        rds_op(
-            &region,
-            RdsWrite::ModifyInstance {
-                id: spec.instance.clone(),
-                change: InstanceChange {
-                    apply_immediately: spec.apply_immediately,
-                    ..c
-                },
-            },
-        )
-    };
+/// One protection attribute of the primary instance, as the planner weighs it.
+struct Attribute {
+    suffix: &'static str,
+    before_after: (Value, Value),
+    differs: bool,
+    /// The wanted value is accepted by RDS and waiting: report it, do not send it again.
+    waiting: Option<String>,
+    /// The change weakens protection (destructive).
+    weakens: bool,
+    reason: String,
+    change: InstanceChange,
+}
+
+/// Backup retention, deletion protection and Multi-AZ of the primary.
+fn plan_instance(
+    spec: &RdsPrimary,
+    instance: &InstanceLive,
+    region: &str,
+    base: &str,
+    plan: &mut ClusterPlan,
+) {
     let window = "accepted by RDS and waiting for the maintenance window (set primary.rds.apply_immediately: true to apply at once)";
-
+    let mut attributes = Vec::new();
     if let Some(days) = spec.backup_retention_days.map(|d| d as i32) {
-        let address = format!("{base}.backup_retention_days");
-        if instance.pending_backup_retention_days == Some(days) {
-            change(
-                plan,
-                address,
-                Action::Update,
-                (json!(instance.backup_retention_days), json!(days)),
-                Flags {
-                    destructive: false,
-                    pending: true,
-                    restart: false,
-                },
-                format!("{days} days is {window}"),
-                None,
-            );
-        } else if instance.backup_retention_days != days {
-            let shorter = days < instance.backup_retention_days;
-            change(
-                plan,
-                address,
-                Action::Update,
-                (json!(instance.backup_retention_days), json!(days)),
-                Flags {
-                    destructive: shorter,
-                    pending: false,
-                    restart: false,
-                },
-                if shorter {
-                    "shorter retention deletes automated backups and narrows point-in-time recovery"
-                        .into()
-                } else {
-                    "backup retention differs".into()
-                },
-                modify(InstanceChange {
-                    backup_retention_days: Some(days),
-                    ..Default::default()
-                }),
-            );
-        }
+        let shorter = days < instance.backup_retention_days;
+        attributes.push(Attribute {
+            suffix: "backup_retention_days",
+            before_after: (json!(instance.backup_retention_days), json!(days)),
+            differs: instance.backup_retention_days != days,
+            waiting: (instance.pending_backup_retention_days == Some(days))
+                .then(|| format!("{days} days is {window}")),
+            weakens: shorter,
+            reason: if shorter {
+                "shorter retention deletes automated backups and narrows point-in-time recovery"
+                    .into()
+            } else {
+                "backup retention differs".into()
+            },
+            change: InstanceChange {
+                backup_retention_days: Some(days),
+                ..Default::default()
+            },
+        });
     }
     if let Some(on) = spec.deletion_protection {
-        if instance.deletion_protection != on {
-            change(
-                plan,
-                format!("{base}.deletion_protection"),
-                Action::Update,
-                (json!(instance.deletion_protection), json!(on)),
-                Flags {
-                    destructive: !on,
-                    pending: false,
-                    restart: false,
-                },
-                if on {
-                    "the primary must not be deletable by one API call".into()
-                } else {
-                    "turning deletion protection off".into()
-                },
-                modify(InstanceChange {
-                    deletion_protection: Some(on),
-                    ..Default::default()
-                }),
-            );
-        }
+        attributes.push(Attribute {
+            suffix: "deletion_protection",
+            before_after: (json!(instance.deletion_protection), json!(on)),
+            differs: instance.deletion_protection != on,
+            waiting: None,
+            weakens: !on,
+            reason: if on {
+                "the primary must not be deletable by one API call".into()
+            } else {
+                "turning deletion protection off".into()
+            },
+            change: InstanceChange {
+                deletion_protection: Some(on),
+                ..Default::default()
+            },
+        });
     }
     if let Some(on) = spec.multi_az {
-        let address = format!("{base}.multi_az");
-        if instance.pending_multi_az == Some(on) {
-            change(
-                plan,
-                address,
-                Action::Update,
-                (json!(instance.multi_az), json!(on)),
-                Flags {
-                    destructive: false,
-                    pending: true,
-                    restart: false,
-                },
-                format!("Multi-AZ {on} is {window}"),
-                None,
-            );
-        } else if instance.multi_az != on {
-            change(
-                plan,
-                address,
-                Action::Update,
-                (json!(instance.multi_az), json!(on)),
-                Flags {
-                    destructive: !on,
-                    pending: false,
-                    restart: false,
-                },
-                if on {
-                    "a synchronous standby in another zone takes over in minutes".into()
-                } else {
-                    "removing the Multi-AZ standby".into()
-                },
-                modify(InstanceChange {
-                    multi_az: Some(on),
-                    ..Default::default()
-                }),
-            );
-        }
+        attributes.push(Attribute {
+            suffix: "multi_az",
+            before_after: (json!(instance.multi_az), json!(on)),
+            differs: instance.multi_az != on,
+            waiting: (instance.pending_multi_az == Some(on))
+                .then(|| format!("Multi-AZ {on} is {window}")),
+            weakens: !on,
+            reason: if on {
+                "a synchronous standby in another zone takes over in minutes".into()
+            } else {
+                "removing the Multi-AZ standby".into()
+            },
+            change: InstanceChange {
+                multi_az: Some(on),
+                ..Default::default()
+            },
+        });
     }
+    for attribute in attributes {
+        let address = format!("{base}.{}", attribute.suffix);
+        let change = if let Some(waiting) = attribute.waiting {
+            Change::new(
+                &plan.cluster,
+                address,
+                Action::Update,
+                attribute.before_after,
+                waiting,
+            )
+            .pending(true)
+        } else if attribute.differs {
+            let op = rds_op(
+                region,
+                RdsWrite::ModifyInstance {
+                    id: spec.instance.clone(),
+                    change: InstanceChange {
+                        apply_immediately: spec.apply_immediately,
+                        ..attribute.change
+                    },
+                },
+            );
+            Change::new(
+                &plan.cluster,
+                address,
+                Action::Update,
+                attribute.before_after,
+                attribute.reason,
+            )
+            .destructive(attribute.weakens)
+            .op(op)
+        } else {
+            continue;
+        };
+        plan.changes.push(change);
+    }
+}
 
+/// The plan's `settings` as parameters of the primary's DB parameter group.
+fn plan_parameter_group(
+    desired: &Desired,
+    (instance, live): (&InstanceLive, &RdsLive),
+    pg_settings: Option<&BTreeMap<String, LiveSetting>>,
+    region: &str,
+    base: &str,
+    plan: &mut ClusterPlan,
+) {
+    let spec = desired
+        .plan
+        .primary
+        .rds
+        .as_ref()
+        .expect("called for an RDS primary");
     let settings = &desired.plan.settings;
-    match (&spec.parameter_group, &live.parameter_group) {
-        (None, _) if !settings.is_empty() => problem(
-            plan,
-            format!("{base}.parameter_group"),
-            "with primary.rds, `settings` are reconciled in a DB parameter group: name one in primary.rds.parameter_group".into(),
+    let (name, group) = match (&spec.parameter_group, &live.parameter_group) {
+        (None, _) if !settings.is_empty() => {
+            plan.problem(
+                format!("{base}.parameter_group"),
+                "with primary.rds, `settings` are reconciled in a DB parameter group: name one in primary.rds.parameter_group",
+            );
+            return;
+        }
+        (Some(name), Some(group)) => (name, group),
+        _ => return,
+    };
+    let cluster = plan.cluster.clone();
+    let group_base = format!("rds.parameter_group.{name}");
+    if group.family.is_none() {
+        plan.changes.push(
+            Change::new(
+                &cluster,
+                group_base.clone(),
+                Action::Create,
+                (json!(null), json!({ "family": instance.family() })),
+                "the settings of the primary live in this group",
+            )
+            .op(rds_op(
+                region,
+                RdsWrite::CreateParameterGroup {
+                    name: name.clone(),
+                    family: instance.family(),
+                },
+            )),
+        );
+    }
+    match &instance.parameter_group {
+        Some((attached, _)) if attached == name => {}
+        attached => plan.changes.push(
+            Change::new(
+                &cluster,
+                format!("{base}.parameter_group"),
+                Action::Update,
+                (json!(attached.as_ref().map(|a| a.0.clone())), json!(name)),
+                "the primary must use the group that holds the planned settings (takes effect at the next reboot)",
+            )
+            .requires_restart(true)
+            .op(rds_op(
+                region,
+                RdsWrite::ModifyInstance {
+                    id: spec.instance.clone(),
+                    change: InstanceChange {
+                        parameter_group: Some(name.clone()),
+                        apply_immediately: spec.apply_immediately,
+                        ..Default::default()
+                    },
+                },
+            )),
         ),
-        (Some(name), Some(group)) => {
-            let group_base = format!("rds.parameter_group.{name}");
-            if group.family.is_none() {
-                change(
-                    plan,
-                    group_base.clone(),
-                    Action::Create,
-                    (json!(null), json!({ "family": instance.family() })),
-                    Flags { destructive: false, pending: false, restart: false },
-                    "the settings of the primary live in this group".into(),
-                    rds_op(&region, RdsWrite::CreateParameterGroup { name: name.clone(), family: instance.family() }),
-                );
-            }
-            match &instance.parameter_group {
-                Some((attached, _)) if attached == name => {}
-                attached => change(
-                    plan,
+    }
+    if let Some((attached, status)) = &instance.parameter_group {
+        if attached == name && status == "pending-reboot" {
+            plan.changes.push(
+                Change::new(
+                    &cluster,
                     format!("{base}.parameter_group"),
                     Action::Update,
-                    (json!(attached.as_ref().map(|a| a.0.clone())), json!(name)),
-                    Flags { destructive: false, pending: false, restart: true },
-                    "the primary must use the group that holds the planned settings (takes effect at the next reboot)".into(),
-                    modify(InstanceChange { parameter_group: Some(name.clone()), ..Default::default() }),
-                ),
-            }
-            if let Some((attached, status)) = &instance.parameter_group {
-                if attached == name && status == "pending-reboot" {
-                    change(
-                        plan,
-                        format!("{base}.parameter_group"),
-                        Action::Update,
-                        (json!({ "name": attached, "status": status }), json!({ "name": name, "status": "in-sync" })),
-                        Flags { destructive: false, pending: true, restart: true },
-                        format!("parameter changes in {name} wait for a reboot of {}", spec.instance),
-                        None,
-                    );
-                }
-            }
-            for (param, value) in settings {
-                let address = format!("{group_base}.{param}");
-                let live_param = group.parameters.get(param);
-                // AWS lists every parameter of the family; a name it does not list
-                // is planned anyway and RDS itself refuses it at apply if it is wrong.
-                if live_param.is_some_and(|p| !p.modifiable) {
-                    problem(plan, address, format!("`{param}` cannot be changed in an RDS parameter group"));
-                    continue;
-                }
-                let want = match rds_value(&value.0, live_param, pg_settings.and_then(|s| s.get(param))) {
-                    Ok(v) => v,
-                    Err(why) => {
-                        problem(plan, address, format!("settings.{param}: {why}"));
-                        continue;
-                    }
-                };
-                let have = live_param.and_then(|p| p.value.as_deref());
-                if same(&want, have) {
-                    continue;
-                }
-                // Unknown (new group): pending-reboot is accepted for every parameter.
-                let dynamic = live_param.is_some_and(|p| p.apply_type == "dynamic");
-                change(
-                    plan,
-                    address,
-                    if have.is_none() { Action::Create } else { Action::Update },
-                    (json!(have), json!(want)),
-                    Flags { destructive: false, pending: false, restart: !dynamic },
-                    format!("{param} differs"),
-                    rds_op(&region, RdsWrite::SetParameter { group: name.clone(), name: param.clone(), value: want.clone(), immediate: dynamic }),
-                );
-            }
+                    (
+                        json!({ "name": attached, "status": status }),
+                        json!({ "name": name, "status": "in-sync" }),
+                    ),
+                    format!(
+                        "parameter changes in {name} wait for a reboot of {}",
+                        spec.instance
+                    ),
+                )
+                .requires_restart(true)
+                .pending(true),
+            );
         }
-        _ => {}
     }
+    for (param, value) in settings {
+        let address = format!("{group_base}.{param}");
+        let live_param = group.parameters.get(param);
+        // AWS lists every parameter of the family; a name it does not list
+        // is planned anyway and RDS itself refuses it at apply if it is wrong.
+        if live_param.is_some_and(|p| !p.modifiable) {
+            plan.problem(
+                address,
+                format!("`{param}` cannot be changed in an RDS parameter group"),
+            );
+            continue;
+        }
+        let want = match rds_value(&value.0, live_param, pg_settings.and_then(|s| s.get(param))) {
+            Ok(v) => v,
+            Err(why) => {
+                plan.problem(address, format!("settings.{param}: {why}"));
+                continue;
+            }
+        };
+        let have = live_param.and_then(|p| p.value.as_deref());
+        if same(&want, have) {
+            continue;
+        }
+        // Unknown (new group): pending-reboot is accepted for every parameter.
+        let dynamic = live_param.is_some_and(|p| p.apply_type == "dynamic");
+        plan.changes.push(
+            Change::new(
+                &cluster,
+                address,
+                if have.is_none() {
+                    Action::Create
+                } else {
+                    Action::Update
+                },
+                (json!(have), json!(want)),
+                format!("{param} differs"),
+            )
+            .requires_restart(!dynamic)
+            .op(rds_op(
+                region,
+                RdsWrite::SetParameter {
+                    group: name.clone(),
+                    name: param.clone(),
+                    value: want.clone(),
+                    immediate: dynamic,
+                },
+            )),
+        );
+    }
+}
 
+/// A read replica of the primary for each `standbys[].rds`.
+fn plan_replicas(
+    desired: &Desired,
+    instance: &InstanceLive,
+    live: &RdsLive,
+    region: &str,
+    plan: &mut ClusterPlan,
+) {
     for standby in desired.plan.standbys.iter().filter(|s| s.rds.is_some()) {
         let replica = &standby.rds.as_ref().expect("filtered").instance;
-        let replica_region = standby
-            .region
-            .as_ref()
-            .map_or(region.clone(), |r| r.to_string());
+        let replica_region = standby.region.as_ref().map_or(region, |r| r.as_str());
         let address = format!("rds.{replica}");
         match live.replicas.get(standby.name.as_str()) {
             Some(Some(found)) => {
@@ -327,8 +374,7 @@ pub fn plan_rds(
                     .as_deref()
                     .is_some_and(|s| s == instance.id || s == instance.arn);
                 if !from_primary {
-                    problem(
-                        plan,
+                    plan.problem(
                         address,
                         format!(
                             "`{replica}` replicates from {}, not from the primary `{}`; pgdr does not delete or re-point it (fix it by hand or rename the standby)",
@@ -345,32 +391,25 @@ pub fn plan_rds(
                 } else {
                     instance.arn.clone()
                 };
-                change(
-                    plan,
+                let change = Change::new(
+                    &plan.cluster,
                     address,
                     Action::Create,
                     (
                         json!(null),
                         json!({ "source": source, "region": replica_region, "availability_zone": standby.availability_zone }),
                     ),
-                    Flags {
-                        destructive: false,
-                        pending: false,
-                        restart: false,
+                    format!("standby `{}` is a read replica of the primary", standby.name),
+                )
+                .op(rds_op(
+                    replica_region,
+                    RdsWrite::CreateReplica {
+                        id: replica.clone(),
+                        source,
+                        availability_zone: standby.availability_zone.clone(),
                     },
-                    format!(
-                        "standby `{}` is a read replica of the primary",
-                        standby.name
-                    ),
-                    rds_op(
-                        &replica_region,
-                        RdsWrite::CreateReplica {
-                            id: replica.clone(),
-                            source,
-                            availability_zone: standby.availability_zone.clone(),
-                        },
-                    ),
-                );
+                ));
+                plan.changes.push(change);
             }
             None => {}
         }
