@@ -100,6 +100,19 @@ fn every_bad_file_is_refused_with_location_and_nothing_is_read() {
         moto.requests().is_empty(),
         "a bad file must not cause a single AWS request"
     );
+    assert_the_recorder_counts(&moto, dir.path());
+}
+
+/// The positive control for "no AWS request": the same emulator does record
+/// the requests of a good plan file, so an empty count above means something.
+fn assert_the_recorder_counts(moto: &Moto, dir: &std::path::Path) {
+    let path = write_plan(dir, "good.yaml", GOOD);
+    pgdr(Some(moto), &["plan", path.to_str().unwrap()]);
+    let requests = moto.requests();
+    assert!(
+        requests.iter().any(|r| r.contains("pg-wal-archive")),
+        "a good plan file reads the bucket: {requests:?}"
+    );
 }
 
 #[test]
@@ -136,6 +149,8 @@ fn a_bad_file_in_a_fleet_stops_the_whole_fleet() {
     );
     assert!(run.stderr.contains("is also defined in"), "{}", run.stderr);
     assert!(moto.requests().is_empty());
+    let good = tempfile::tempdir().unwrap();
+    assert_the_recorder_counts(&moto, good.path());
 }
 
 #[test]

@@ -122,6 +122,17 @@ fn a_closed_stdout_pipe_ends_quietly() {
         .read_exact(&mut first)
         .unwrap();
     drop(child.stdout.take()); // the reader goes away, like `| head -c 16`
+    let deadline = std::time::Instant::now() + common::COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pgdr kept running after its reader went away");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let mut stderr = String::new();
     child
         .stderr
@@ -129,7 +140,6 @@ fn a_closed_stdout_pipe_ends_quietly() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    let status = child.wait().unwrap();
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "ends quietly: {stderr}");
     assert!(stderr.is_empty(), "{stderr}");

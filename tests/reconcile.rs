@@ -687,29 +687,59 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
 }
 
 /// Runs `pgdr apply FILE` on a pseudo-terminal (util-linux `script`), typing `answer`.
-fn apply_on_terminal(file: &str, answer: &str) -> std::process::Output {
+/// Runs `pgdr apply FILE` on a pseudo-terminal (script(1)), waits for its
+/// question, types `answer`, and returns everything the terminal showed.
+fn apply_on_terminal(file: &str, answer: &str) -> String {
+    use std::io::{Read, Write};
     let command = format!("{} apply {file}", env!("CARGO_BIN_EXE_pgdr"));
     let mut child = std::process::Command::new("script")
         .args(["-qec", &command, "/dev/null"])
-        .env(
-            "PGDR_LOCK_DIR",
-            std::env::temp_dir().join("pgdr-test-locks"),
-        )
+        .env("PGDR_LOCK_DIR", common::lock_dir())
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("script(1) runs");
-    use std::io::Write;
-    // Give pgdr time to plan and ask before typing, as a person would.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    child
-        .stdin
-        .as_mut()
-        .unwrap()
-        .write_all(format!("{answer}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + common::COMMAND_TIMEOUT;
+    let mut seen = Vec::new();
+    let mut answered = false;
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        // Type only once pgdr asks, as a person would.
+        if !answered && String::from_utf8_lossy(&seen).contains("Enter a value:") {
+            let stdin = child.stdin.as_mut().unwrap();
+            stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+            answered = true;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "apply on a terminal did not finish: {}",
+                String::from_utf8_lossy(&seen)
+            );
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        answered,
+        "pgdr never asked: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    String::from_utf8_lossy(&seen).to_string()
 }
 
 #[test]
@@ -722,14 +752,12 @@ fn apply_asks_on_a_terminal_and_only_yes_approves() {
         &common::minimal_plan("prompt", &pg.conninfo(), "  archive_timeout: 90s\n"),
     );
     let file = file.to_str().unwrap();
-    let no = apply_on_terminal(file, "y");
-    let text = String::from_utf8_lossy(&no.stdout);
+    let text = apply_on_terminal(file, "y");
     assert!(text.contains("Only 'yes' will be accepted"), "{text}");
     assert!(text.contains("apply cancelled"), "{text}");
     assert_eq!(pg.psql("SHOW archive_timeout"), "0");
 
-    let yes = apply_on_terminal(file, "yes");
-    let text = String::from_utf8_lossy(&yes.stdout);
+    let text = apply_on_terminal(file, "yes");
     assert!(
         text.contains("Apply complete: 1 change made, 0 failed."),
         "{text}"

@@ -265,13 +265,12 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
 
 /// Files written by the test (as root) in a data dir must belong to postgres.
 fn lib_chown(pg: &Postgres) {
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
+    let out = common::run(
+        std::process::Command::new("bash").arg("-c").arg(format!(
             "[ $(id -u) -ne 0 ] || chown -R postgres: {}",
             pg.data_dir().display()
-        ))
-        .output()
-        .unwrap();
+        )),
+        common::COMMAND_TIMEOUT,
+    );
     assert!(out.status.success());
 }

@@ -8,12 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 fn sh(dir: &Path, script: &str) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = common::run(
+        Command::new("bash").arg("-c").arg(script).current_dir(dir),
+        common::COMMAND_TIMEOUT,
+    );
     assert!(
         out.status.success(),
         "{script}: {}",
@@ -172,7 +170,7 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        common::run(&mut cmd, common::COMMAND_TIMEOUT)
     };
 
     let none = run(&[]);

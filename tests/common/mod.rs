@@ -3,12 +3,60 @@
 //!
 //! Servers are started through scripts/lib.sh, the same helpers the sandbox and
 //! CI use, and stopped when their handle drops.
+//!
+//! Every subprocess runs under a deadline ([`run`]), so a hang fails its test
+//! instead of the suite; a port taken between choosing it and binding it is
+//! retried; the request counters fail when their source is missing instead of
+//! reading zero.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// How long any one helper command (initdb, pg_ctl, psql, the aws CLI, pgdr) may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` to completion with its output captured, or kills it and fails the
+/// test once `timeout` has passed.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    // Drain both pipes on threads, so a chatty child never blocks on a full pipe.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {}s", timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,19 +70,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+fn try_lib(script: &str) -> Output {
+    run(
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(". scripts/lib.sh && {script}"))
+            .current_dir(repo())
+            .stdin(Stdio::null()),
+        COMMAND_TIMEOUT,
+    )
+}
+
 fn lib(script: &str) -> Output {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(". scripts/lib.sh && {script}"))
-        .current_dir(repo())
-        .output()
-        .expect("bash runs");
+    let out = try_lib(script);
     assert!(
         out.status.success(),
         "`{script}` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Starts a server with `start(port)` on a free port; if another process took
+/// the port between choosing and binding it, `undo` cleans up and a new port is tried.
+fn on_free_port(what: &str, start: impl Fn(u16) -> Output, undo: impl Fn()) -> u16 {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let out = start(port);
+        if out.status.success() {
+            return port;
+        }
+        last = String::from_utf8_lossy(&out.stderr).to_string();
+        undo();
+    }
+    panic!("{what} did not start on three free ports; last error: {last}");
 }
 
 /// A PostgreSQL cluster made with initdb in a temp dir, on a free loopback port.
@@ -62,23 +132,37 @@ impl Postgres {
     /// `conf` lines are appended to postgresql.conf before the first start.
     pub fn start_with(conf: &str) -> Self {
         let dir = server_dir("pgdr-test-pg");
-        let port = free_port();
-        let d = dir.path().display();
+        let d = dir.path().display().to_string();
         let conf_file = dir.path().join("extra.conf");
         std::fs::write(&conf_file, conf).unwrap();
-        lib(&format!("start_pg {d}/pg {port} {}", conf_file.display()));
+        let port = on_free_port(
+            "PostgreSQL",
+            |port| try_lib(&format!("start_pg {d}/pg {port} {}", conf_file.display())),
+            || {
+                try_lib(&format!("stop_pg {d}/pg; rm -rf {d}/pg"));
+            },
+        );
         Postgres { dir, port }
     }
 
     /// A streaming standby of `primary` (pg_basebackup -R, slot `slot` created on the primary).
     pub fn standby_of(primary: &Postgres, slot: &str) -> Self {
         let dir = server_dir("pgdr-test-standby");
-        let port = free_port();
-        lib(&format!(
-            "start_standby {} {}/pg {port} {slot}",
-            primary.port,
-            dir.path().display()
-        ));
+        let d = dir.path().display().to_string();
+        let port = on_free_port(
+            "a standby",
+            |port| {
+                try_lib(&format!(
+                    "start_standby {} {d}/pg {port} {slot}",
+                    primary.port
+                ))
+            },
+            || {
+                try_lib(&format!("stop_pg {d}/pg; rm -rf {d}/pg"));
+                // pg_basebackup -C made the slot; the next attempt makes it again.
+                primary.psql(&format!("SELECT pg_drop_replication_slot('{slot}') FROM pg_replication_slots WHERE slot_name = '{slot}'"));
+            },
+        );
         Postgres { dir, port }
     }
 
@@ -104,28 +188,35 @@ impl Postgres {
 
     /// Runs SQL through psql, the independent client; returns trimmed unaligned output.
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-XAtc",
-                sql,
-            ])
-            .env_remove("PGPASSWORD")
-            .output()
-            .expect("psql runs");
+        let out = self.try_psql(sql);
         assert!(
             out.status.success(),
             "psql `{sql}`: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// psql that may fail (a read-only server, a refused statement).
+    pub fn try_psql(&self, sql: &str) -> Output {
+        run(
+            Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-XAtc",
+                    sql,
+                ])
+                .env_remove("PGPASSWORD")
+                .stdin(Stdio::null()),
+            COMMAND_TIMEOUT,
+        )
     }
 
     pub fn restart(&self) {
@@ -148,11 +239,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let d = self.dir.path().display().to_string();
-        let _ = Command::new("bash")
-            .arg("-c")
-            .arg(format!(". scripts/lib.sh && stop_pg {d}/pg"))
-            .current_dir(repo())
-            .output();
+        try_lib(&format!("stop_pg {d}/pg"));
     }
 }
 
@@ -166,10 +253,24 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(moto) => return moto,
+                Err(why) => last = why,
+            }
+        }
+        panic!("moto_server did not start on three free ports: {last}");
+    }
+
+    /// Ready means moto itself answered over HTTP and its recorder is on (the
+    /// readiness request is in the recording): any other listener that grabbed
+    /// the port would fail both.
+    fn try_start() -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
         let port = free_port();
-        let child = Command::new("bash")
+        let mut child = Command::new("bash")
             .arg("-c")
             .arg(format!(
                 "export PATH=\"$HOME/.local/bin:$PATH\"; exec python3 {}/scripts/moto_server.py -H 127.0.0.1 -p {port} >{} 2>&1",
@@ -186,33 +287,61 @@ impl Moto {
             .spawn()
             .expect("moto_server starts");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start on {port}"
-            );
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!(
+                    "moto exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ));
+            }
+            if http_ok(port, "/moto-api/") && dir.path().join("recording").exists() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer from moto on {port} within 30s"));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto {
+        Ok(Moto {
             child,
             port,
             log,
             _dir: dir,
-        }
+        })
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Every request moto has served, one log line each.
+    /// Every AWS request moto has recorded, as `METHOD URL` (moto's own API left
+    /// out). Fails when the recording is missing or unreadable: a recorder
+    /// that broke must not read as "no requests".
     pub fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("HTTP/1.1\""))
-            .map(str::to_string)
-            .collect()
+        let path = self._dir.path().join("recording");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("moto's recording {} is missing: {e}", path.display()));
+        let mut requests = Vec::new();
+        let mut lines = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            lines += 1;
+            let r: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("moto's recording is not JSON lines ({e}): {line}"));
+            let (method, url) = (r["method"].as_str(), r["url"].as_str());
+            let (Some(method), Some(url)) = (method, url) else {
+                panic!("a recorded request without method and url: {line}");
+            };
+            if !url.contains("/moto-api/") {
+                requests.push(format!("{method} {url}"));
+            }
+        }
+        assert!(
+            lines > 0,
+            "moto's recording is empty: not even the readiness request is in it"
+        );
+        requests
     }
 
     /// Requests that change state: REST calls with PUT, POST or DELETE, and
@@ -220,10 +349,9 @@ impl Moto {
     pub fn writes(&self) -> usize {
         let script = r#"
 import base64, json, sys, urllib.parse, urllib.request
-try:
-    text = open(sys.argv[2]).read()
-except FileNotFoundError:
-    text = ""  # no request recorded yet
+text = open(sys.argv[2]).read()  # a missing recording is an error, not zero
+if not text.strip():
+    sys.exit("moto's recording is empty: not even the readiness request is in it")
 writes = 0
 for line in text.splitlines():
     if not line.strip():
@@ -241,13 +369,14 @@ for line in text.splitlines():
         writes += r["method"] in ("PUT", "POST", "DELETE")
 print(writes)
 "#;
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(self.port.to_string())
-            .arg(self._dir.path().join("recording"))
-            .output()
-            .expect("python3 runs");
+        let out = run(
+            Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .arg(self.port.to_string())
+                .arg(self._dir.path().join("recording")),
+            COMMAND_TIMEOUT,
+        );
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         assert!(
             out.status.success(),
@@ -260,15 +389,17 @@ print(writes)
 
     /// Runs the aws CLI against this emulator; returns stdout (JSON).
     pub fn aws(&self, args: &[&str]) -> Result<serde_json::Value, String> {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg("export PATH=\"$HOME/.local/bin:$PATH\"; exec aws \"$@\"")
-            .arg("aws")
-            .args(args)
-            .args(["--output", "json", "--endpoint-url", &self.endpoint()])
-            .envs(self.env())
-            .output()
-            .expect("aws CLI runs");
+        let out = run(
+            Command::new("bash")
+                .arg("-c")
+                .arg("export PATH=\"$HOME/.local/bin:$PATH\"; exec aws \"$@\"")
+                .arg("aws")
+                .args(args)
+                .args(["--output", "json", "--endpoint-url", &self.endpoint()])
+                .envs(self.env())
+                .stdin(Stdio::null()),
+            COMMAND_TIMEOUT,
+        );
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).to_string());
         }
@@ -325,8 +456,20 @@ impl Run {
 }
 
 /// Runs the pgdr binary with the emulator's environment (if any) and a private lock dir.
+/// This test process's own lock folder: concurrent `cargo test` runs never share one.
+pub fn lock_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("pgdr-test-locks")
+            .tempdir()
+            .unwrap()
+    })
+    .path()
+}
+
 pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
-    let locks = std::env::temp_dir().join("pgdr-test-locks");
+    let locks = lock_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
     cmd.args(args)
         .env("PGDR_LOCK_DIR", locks)
@@ -343,7 +486,7 @@ pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
                 .env("AWS_EC2_METADATA_DISABLED", "true");
         }
     }
-    let out = cmd.output().expect("pgdr runs");
+    let out = run(&mut cmd, COMMAND_TIMEOUT);
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).to_string(),
@@ -399,4 +542,18 @@ pub fn assert_second_apply_writes_nothing(moto: &Moto, path: &str) {
         again.stdout
     );
     assert_eq!(moto.writes(), before, "the second apply wrote to AWS");
+}
+
+/// Whether an HTTP GET of `path` on 127.0.0.1:`port` answers 200.
+fn http_ok(port: u16, path: &str) -> bool {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
