@@ -225,10 +225,21 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
         "{}",
         split.stdout
     );
+    // The zone's creation above is a recorded write: the counter is live.
+    let writes = moto.writes();
+    assert!(writes > 0, "the recorder saw the hosted zone being created");
     let writes_refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert_eq!(writes_refused.code, 0);
+    assert_eq!(writes_refused.code, 0, "{}", writes_refused.stderr);
     assert!(writes_refused.stdout.contains("Nothing to apply."));
-    assert_eq!(primary.psql("SHOW archive_timeout"), "0");
+    assert_eq!(moto.writes(), writes, "split brain: not one AWS write");
+    // Neither writable server was touched (psql), and no record exists (aws CLI).
+    for server in [&primary, &standby] {
+        assert_eq!(server.psql("SHOW archive_timeout"), "0");
+        assert_eq!(server.psql("SHOW hot_standby_feedback"), "off");
+        assert_eq!(server.psql("SHOW synchronous_standby_names"), "");
+    }
+    let zone = moto.zone_id("db.internal.");
+    assert_eq!(endpoint_records(&moto, &zone), Vec::<String>::new());
 
     // The old primary comes back as a standby: a failover, and role-dependent state waits.
     primary.pg_ctl("-m fast stop");
@@ -255,12 +266,43 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
         failover.stdout
     );
     assert!(
-        addresses(&json)
-            .iter()
-            .all(|a| !a.contains(".slot.") && !a.ends_with("synchronous_standby_names")),
+        addresses(&json).iter().all(|a| !a.contains(".slot.")
+            && !a.ends_with("synchronous_standby_names")
+            && !a.starts_with("route53.")),
         "{}",
         failover.stdout
     );
+    // Applying after the failover moves nothing that depends on roles: no DNS
+    // record (aws CLI), no synchronous_standby_names on the new writer (psql).
+    let after = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
+    assert_eq!(endpoint_records(&moto, &zone), Vec::<String>::new());
+    assert_eq!(standby.psql("SHOW synchronous_standby_names"), "");
+    assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "f");
+}
+
+/// The A and CNAME records in the zone, as `name type value` (the aws CLI's view).
+fn endpoint_records(moto: &Moto, zone: &str) -> Vec<String> {
+    let sets = moto
+        .aws(&[
+            "route53",
+            "list-resource-record-sets",
+            "--hosted-zone-id",
+            zone,
+        ])
+        .unwrap();
+    sets["ResourceRecordSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Type"] == "A" || r["Type"] == "CNAME")
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["Name"], r["Type"], r["ResourceRecords"][0]["Value"]
+            )
+        })
+        .collect()
 }
 
 /// Files written by the test (as root) in a data dir must belong to postgres.

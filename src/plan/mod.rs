@@ -195,6 +195,15 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         file_sha256: desired.text_sha256.clone(),
     };
     postgres::plan_postgres(desired, live, &mut plan);
+    if matches!(
+        crate::state::roles(live),
+        crate::state::Roles::SplitBrain(_)
+    ) {
+        // Two writers: which one the bucket, the endpoint or RDS should serve is
+        // unknown, so nothing at all is planned until all but one are fenced.
+        what_is_not_checked(desired, &mut plan);
+        return plan;
+    }
     if let Some(rds) = &live.rds {
         rds::plan_rds(
             desired,
