@@ -205,9 +205,24 @@ fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own()
             ),
         ]
     );
+    // Refused as a whole: not the rule removal, and not the harmless record change either.
+    let records_before = records(&moto);
+    assert_eq!(records_before[0].1, "A");
+    let writes = moto.writes();
     let refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
     assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("refusing 1 destructive change"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(ingress(&moto).len(), 3);
+    assert_eq!(
+        records(&moto),
+        records_before,
+        "the record stayed an A record"
+    );
+    assert_eq!(moto.writes(), writes, "a refused apply writes nothing");
     let allowed = pgdr(
         Some(&moto),
         &["apply", file, "--auto-approve", "--allow-destructive"],

@@ -95,7 +95,12 @@ fn drift_is_exact_apply_fixes_it_and_a_second_apply_writes_nothing() {
     );
     assert_eq!(json["format_version"], json!(1));
     assert_eq!(moto.writes(), 0, "plan must not write");
+    assert!(
+        moto.requests().iter().any(|r| r.contains("wal-orders")),
+        "the zero above is from a live recorder: plan's reads are in it"
+    );
 
+    let untouched = pg.fingerprint();
     let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     assert!(
@@ -161,8 +166,19 @@ fn drift_is_exact_apply_fixes_it_and_a_second_apply_writes_nothing() {
         json!(30)
     );
 
-    // Second apply: nothing to do, and not one write request reaches the emulator.
+    // Second apply: nothing to do, not one write request reaches the emulator,
+    // and PostgreSQL sees no ALTER SYSTEM, no reload and no new slot.
+    let applied = pg.fingerprint();
+    assert_ne!(
+        applied, untouched,
+        "the first apply changed PostgreSQL (the control)"
+    );
     assert_second_apply_writes_nothing(&moto, file);
+    assert_eq!(
+        pg.fingerprint(),
+        applied,
+        "the second apply wrote to PostgreSQL"
+    );
     // The standby named in the file does not exist: it cannot be reached, and its
     // new slot is an inactive slot holding WAL. Problems (exit 2), but no change is left.
     let clean = pgdr(Some(&moto), &["plan", file, "--detailed-exitcode"]);

@@ -219,6 +219,21 @@ impl Postgres {
         )
     }
 
+    /// What a write to this server would change, read without pgdr: the bytes
+    /// and mtime of postgresql.auto.conf (ALTER SYSTEM rewrites it), the time
+    /// the configuration was last loaded (a reload moves it) and the slots.
+    pub fn fingerprint(&self) -> String {
+        let auto_conf = self.data_dir().join("postgresql.auto.conf");
+        let meta = std::fs::metadata(&auto_conf).unwrap();
+        format!(
+            "{:?}\n{}\n{}\n{}",
+            meta.modified().unwrap(),
+            std::fs::read_to_string(&auto_conf).unwrap(),
+            self.psql("SELECT pg_conf_load_time()"),
+            self.psql("SELECT coalesce(string_agg(slot_name, ','), '') FROM pg_replication_slots")
+        )
+    }
+
     pub fn restart(&self) {
         self.pg_ctl("-m fast restart");
     }
