@@ -623,7 +623,16 @@ fn an_unreachable_server_fails_in_seconds_naming_it() {
             "  archive_timeout: 60s\n",
         ),
     );
+    // connect_timeout=2: pgdr gives up after 3 s. The bound is generous for a
+    // loaded machine, and far below a hang (the harness kills pgdr at 120 s).
+    let started = std::time::Instant::now();
     let run = pgdr(None, &["plan", file.to_str().unwrap()]);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "gave up before the timeout: {took:?}"
+    );
     assert_eq!(run.code, 1);
     assert!(
         run.stdout.contains(&format!("127.0.0.1:{port}")),
@@ -640,7 +649,13 @@ fn an_unreachable_server_fails_in_seconds_naming_it() {
             .replace(&port.to_string(), &refused_port.to_string()),
     )
     .unwrap();
+    let started = std::time::Instant::now();
     let run = pgdr(None, &["plan", file.to_str().unwrap()]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(run.code, 1);
     assert!(
         run.stdout.contains(&format!(
@@ -661,30 +676,40 @@ fn concurrent_applies_on_one_cluster_cannot_interleave() {
         "p.yaml",
         &common::minimal_plan("locked", &pg.conninfo(), "  archive_timeout: 90s\n"),
     );
-    let locks = std::env::temp_dir().join("pgdr-test-locks");
-    std::fs::create_dir_all(&locks).unwrap();
-    let held = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(locks.join("locked.lock"))
-        .unwrap();
-    held.lock().unwrap();
-    let run = pgdr(None, &["apply", file.to_str().unwrap(), "--auto-approve"]);
-    assert_eq!(run.code, 1);
+    let file = file.to_str().unwrap();
+    // The first apply holds the lock while it waits for its confirmation; a
+    // second apply started meanwhile is refused and changes nothing.
+    let mut second = None;
+    let first = apply_on_terminal_while(file, "yes", || {
+        second = Some(pgdr(None, &["apply", file, "--auto-approve"]));
+        assert_eq!(
+            pg.psql("SHOW archive_timeout"),
+            "0",
+            "the refused apply wrote"
+        );
+    });
+    let second = second.unwrap();
+    assert_eq!(second.code, 1, "{}", second.stdout);
     assert!(
-        run.stderr
+        second
+            .stderr
             .contains("another pgdr apply is running for cluster `locked`"),
         "{}",
-        run.stderr
+        second.stderr
     );
-    assert_eq!(pg.psql("SHOW archive_timeout"), "0");
-    held.unlock().unwrap();
-    assert_eq!(
-        pgdr(None, &["apply", file.to_str().unwrap(), "--auto-approve"]).code,
-        0
+    assert!(
+        first.contains("Apply complete: 1 change made, 0 failed."),
+        "{first}"
     );
     assert_eq!(pg.psql("SHOW archive_timeout"), "90s");
+    // Once the first has ended, the lock is free again.
+    let third = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(
+        third.stdout.contains("Nothing to apply."),
+        "{}",
+        third.stdout
+    );
 }
 
 #[test]
@@ -706,6 +731,12 @@ fn apply_refuses_without_a_terminal_or_auto_approve() {
 /// Runs `pgdr apply FILE` on a pseudo-terminal (script(1)), waits for its
 /// question, types `answer`, and returns everything the terminal showed.
 fn apply_on_terminal(file: &str, answer: &str) -> String {
+    apply_on_terminal_while(file, answer, || {})
+}
+
+/// [`apply_on_terminal`], running `meanwhile` once pgdr asks and before the answer.
+fn apply_on_terminal_while(file: &str, answer: &str, meanwhile: impl FnOnce()) -> String {
+    let mut meanwhile = Some(meanwhile);
     use std::io::{Read, Write};
     let command = format!("{} apply {file}", env!("CARGO_BIN_EXE_pgdr"));
     let mut child = std::process::Command::new("script")
@@ -737,6 +768,7 @@ fn apply_on_terminal(file: &str, answer: &str) -> String {
         }
         // Type only once pgdr asks, as a person would.
         if !answered && String::from_utf8_lossy(&seen).contains("Enter a value:") {
+            (meanwhile.take().unwrap())();
             let stdin = child.stdin.as_mut().unwrap();
             stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
             answered = true;
@@ -831,7 +863,8 @@ fn apply_keeps_going_past_a_failed_change_and_reports_every_failure() {
     assert_eq!(versioning["Status"], json!("Enabled"));
     assert_eq!(pg.psql("SHOW archive_timeout"), "0");
 
-    // Running again retries only what is still different.
+    // Running again retries only what is still different: the two PostgreSQL
+    // changes, and not one AWS write.
     let plan = plan_json(Some(&moto), file);
     assert_eq!(
         addresses(&plan),
@@ -839,5 +872,32 @@ fn apply_keeps_going_past_a_failed_change_and_reports_every_failure() {
             "postgres.primary.setting.archive_timeout",
             "postgres.primary.slot.partial_b"
         ]
+    );
+    let writes = moto.writes();
+    assert!(writes > 0, "the first apply's S3 writes were recorded");
+    let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(again.code, 1, "{}", again.stdout);
+    assert!(
+        again.stdout.contains("0 changes made, 2 failed"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(moto.writes(), writes, "the retry re-sent S3 writes");
+    // With the permission granted, the retry makes exactly the two, checked with psql.
+    pg.psql("ALTER ROLE limited SUPERUSER");
+    let fixed = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(fixed.code, 0, "{}\n{}", fixed.stdout, fixed.stderr);
+    assert!(
+        fixed
+            .stdout
+            .contains("Apply complete: 2 changes made, 0 failed."),
+        "{}",
+        fixed.stdout
+    );
+    assert_eq!(moto.writes(), writes, "the retry re-sent S3 writes");
+    assert_eq!(pg.psql("SHOW archive_timeout"), "1min");
+    assert_eq!(
+        pg.psql("SELECT slot_type FROM pg_replication_slots WHERE slot_name = 'partial_b'"),
+        "physical"
     );
 }
