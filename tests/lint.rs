@@ -476,4 +476,40 @@ fn colour_only_when_asked_or_on_a_terminal_without_no_color() {
         "{}",
         coloured.stdout
     );
+    // On a real terminal (script(1) gives pgdr a pseudo-terminal): colour under
+    // `auto`, unless NO_COLOR is set.
+    assert!(
+        on_terminal(None).contains("\x1b[31merror\x1b[0m"),
+        "a terminal without NO_COLOR is coloured"
+    );
+    assert!(
+        !on_terminal(Some("1")).contains('\x1b'),
+        "NO_COLOR wins on a terminal too"
+    );
+    // Not a terminal and no NO_COLOR: plain.
+    let mut piped = std::process::Command::new(env!("CARGO_BIN_EXE_pgdr"));
+    piped
+        .args(["lint", "tests/fixtures/lint-many.yaml"])
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null());
+    let piped = common::run(&mut piped, common::COMMAND_TIMEOUT);
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains('\x1b'));
+}
+
+/// `pgdr lint` with stdout on a pseudo-terminal; what the terminal showed.
+fn on_terminal(no_color: Option<&str>) -> String {
+    let command = format!(
+        "{} lint tests/fixtures/lint-many.yaml",
+        env!("CARGO_BIN_EXE_pgdr")
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null());
+    match no_color {
+        Some(v) => cmd.env("NO_COLOR", v),
+        None => cmd.env_remove("NO_COLOR"),
+    };
+    let out = common::run(&mut cmd, common::COMMAND_TIMEOUT);
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
