@@ -435,6 +435,23 @@ fn check_reports_drift_then_passes_once_applied() {
         0
     );
     pg.restart(); // archive_mode needs one
+                  // What check will call clean, confirmed without pgdr.
+    assert_eq!(pg.psql("SHOW archive_mode"), "on");
+    assert_eq!(pg.psql("SHOW archive_timeout"), "5min");
+    assert_eq!(
+        moto.aws(&["s3api", "get-bucket-versioning", "--bucket", "check-wal"])
+            .unwrap()["Status"],
+        "Enabled"
+    );
+    let rules = moto
+        .aws(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "check-wal",
+        ])
+        .unwrap();
+    assert_eq!(rules["Rules"][0]["Expiration"]["Days"], 8);
     let clean = pgdr(Some(&moto), &["check", file]);
     assert_eq!(clean.code, 0, "{}", clean.stdout);
     assert!(

@@ -282,7 +282,14 @@ fn a_replica_of_another_source_is_a_problem_not_a_change() {
     ])
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let file = write_plan(dir.path(), "ledger.yaml", PLAN);
+    // Without the cross-region replica: moto cannot create one whose source has
+    // a custom parameter group (see the_rds_primary_and_its_replicas_are_reconciled).
+    let text = PLAN.replace(
+        "  - name: ledger-west\n    region: us-west-2\n    rds: { instance: ledger-west }\n",
+        "",
+    );
+    assert!(!text.contains("ledger-west"));
+    let file = write_plan(dir.path(), "ledger.yaml", &text);
     let plan = pgdr(
         Some(&moto),
         &["plan", file.to_str().unwrap(), "--format", "json"],
@@ -302,6 +309,32 @@ fn a_replica_of_another_source_is_a_problem_not_a_change() {
             .unwrap()
             .contains("not from the primary"),
         "{problem}"
+    );
+    // Apply leaves the wrong instance exactly as it is: not deleted, not turned
+    // into a replica, no replica created beside it (the aws CLI's view).
+    let before = instance(&moto, "ledger-b", "us-east-1");
+    let apply = pgdr(
+        Some(&moto),
+        &["apply", file.to_str().unwrap(), "--auto-approve"],
+    );
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let after = instance(&moto, "ledger-b", "us-east-1");
+    assert_eq!(after["DBInstanceStatus"], before["DBInstanceStatus"]);
+    assert!(
+        after.get("ReadReplicaSourceDBInstanceIdentifier").is_none(),
+        "{after}"
+    );
+    let all = moto.aws(&["rds", "describe-db-instances"]).unwrap();
+    let ids: Vec<&str> = all["DBInstances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["DBInstanceIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["ledger-primary", "ledger-b"],
+        "no instance created or deleted"
     );
 }
 
