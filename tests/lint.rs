@@ -26,13 +26,14 @@ fn rules_hit(text: &str) -> Vec<(&'static str, String, Severity)> {
         .collect()
 }
 
-/// (rule, tier example, edit that triggers, edit that just avoids, key path, severity)
+/// (rule, tier example, edit that triggers, edits that just avoid it, key path, severity).
+/// "Just avoids" means the boundary: the nearest value on the passing side.
 #[allow(clippy::type_complexity)]
 fn cases() -> Vec<(
     &'static str,
     &'static str,
     (&'static str, &'static str),
-    (&'static str, &'static str),
+    &'static [(&'static str, &'static str)],
     &'static str,
     Severity,
 )> {
@@ -41,7 +42,7 @@ fn cases() -> Vec<(
             "wal-retention-covers-backups",
             "saas",
             ("wal_retention: 15d", "wal_retention: 13d"),
-            ("wal_retention: 15d", "wal_retention: 14d"),
+            &[("wal_retention: 15d", "wal_retention: 14d")],
             "archive.wal_retention",
             Severity::Error,
         ),
@@ -49,7 +50,7 @@ fn cases() -> Vec<(
             "rpo-archive-timeout",
             "mvp",
             ("archive_timeout: 5min", "archive_timeout: 2h"),
-            ("archive_timeout: 5min", "archive_timeout: 1h"),
+            &[("archive_timeout: 5min", "archive_timeout: 1h")],
             "settings.archive_timeout",
             Severity::Error,
         ),
@@ -57,7 +58,7 @@ fn cases() -> Vec<(
             "rpo-zero-needs-sync",
             "saas",
             ("rpo: 5m", "rpo: 0s"),
-            ("rpo: 5m", "rpo: 1s"),
+            &[("rpo: 5m", "rpo: 1s")],
             "objectives.rpo",
             Severity::Error,
         ),
@@ -65,7 +66,7 @@ fn cases() -> Vec<(
             "max-lag-within-rpo",
             "saas",
             ("max_lag: 30s", "max_lag: 6m"),
-            ("max_lag: 30s", "max_lag: 5m"),
+            &[("max_lag: 30s", "max_lag: 5m")],
             "standbys[0].max_lag",
             Severity::Error,
         ),
@@ -76,10 +77,10 @@ fn cases() -> Vec<(
                 "    max_lag: 1m\n",
                 "    max_lag: 1m\n    synchronous: true\n",
             ),
-            (
+            &[(
                 "    max_lag: 30s\n",
                 "    max_lag: 30s\n    synchronous: true\n",
-            ),
+            )],
             "standbys[1].synchronous",
             Severity::Warning,
         ),
@@ -87,7 +88,7 @@ fn cases() -> Vec<(
             "endpoint-ttl",
             "saas",
             ("ttl: 30s", "ttl: 61s"),
-            ("ttl: 30s", "ttl: 60s"),
+            &[("ttl: 30s", "ttl: 60s")],
             "endpoint.ttl",
             Severity::Warning,
         ),
@@ -95,7 +96,7 @@ fn cases() -> Vec<(
             "endpoint-ttl",
             "saas",
             ("ttl: 30s", "ttl: 30m"),
-            ("ttl: 30s", "ttl: 29m"),
+            &[("ttl: 30s", "ttl: 29m")],
             "endpoint.ttl",
             Severity::Error,
         ),
@@ -103,7 +104,7 @@ fn cases() -> Vec<(
             "slot-capacity",
             "saas",
             ("max_wal_senders: 10", "max_wal_senders: 1"),
-            ("max_wal_senders: 10", "max_wal_senders: 2"),
+            &[("max_wal_senders: 10", "max_wal_senders: 2")],
             "settings.max_wal_senders",
             Severity::Error,
         ),
@@ -111,7 +112,7 @@ fn cases() -> Vec<(
             "archive-configured",
             "mvp",
             ("  archive_mode: \"on\"\n", ""),
-            ("archive_mode: \"on\"", "archive_mode: always"),
+            &[("archive_mode: \"on\"", "archive_mode: always")],
             "settings.archive_mode",
             Severity::Error,
         ),
@@ -122,10 +123,10 @@ fn cases() -> Vec<(
                 "  archive_command: \"pgbackrest --stanza=blog archive-push %p\"\n",
                 "",
             ),
-            (
+            &[(
                 "archive_command: \"pgbackrest --stanza=blog archive-push %p\"",
                 "archive_command: \"cp %p /archive/%f\"",
-            ),
+            )],
             "settings.archive_command",
             Severity::Error,
         ),
@@ -133,7 +134,7 @@ fn cases() -> Vec<(
             "immutable-archive",
             "saas",
             ("days: 14 }", "days: 16 }"),
-            ("days: 14 }", "days: 15 }"),
+            &[("days: 14 }", "days: 15 }")],
             "archive.object_lock.days",
             Severity::Warning,
         ),
@@ -141,7 +142,11 @@ fn cases() -> Vec<(
             "immutable-archive",
             "financial",
             ("mode: compliance", "mode: governance"),
-            ("mode: compliance", "mode: compliance"),
+            // The mode is the whole requirement: compliance with the shortest lock passes.
+            &[(
+                "object_lock: { mode: compliance, days: 35 }",
+                "object_lock: { mode: compliance, days: 1 }",
+            )],
             "archive.object_lock",
             Severity::Error,
         ),
@@ -149,7 +154,15 @@ fn cases() -> Vec<(
             "rds-backups",
             "financial",
             ("backup_retention_days: 35", "backup_retention_days: 0"),
-            ("backup_retention_days: 35", "backup_retention_days: 35"),
+            // One day is on, and covers a one-day window.
+            &[
+                ("backup_retention_days: 35", "backup_retention_days: 1"),
+                ("wal_retention: 35d", "wal_retention: 1d"),
+                (
+                    "base_backups: { every: 1d, keep: 30 }",
+                    "base_backups: { every: 1d, keep: 1 }",
+                ),
+            ],
             "primary.rds.backup_retention_days",
             Severity::Error,
         ),
@@ -157,7 +170,11 @@ fn cases() -> Vec<(
             "rds-backups",
             "financial",
             ("backup_retention_days: 35", "backup_retention_days: 34"),
-            ("backup_retention_days: 35", "backup_retention_days: 35"),
+            // 34 days is enough once the window is 34 days.
+            &[
+                ("backup_retention_days: 35", "backup_retention_days: 34"),
+                ("wal_retention: 35d", "wal_retention: 34d"),
+            ],
             "primary.rds.backup_retention_days",
             Severity::Error,
         ),
@@ -165,7 +182,7 @@ fn cases() -> Vec<(
             "tier-requirements",
             "saas",
             ("rpo: 5m", "rpo: 20m"),
-            ("rpo: 5m", "rpo: 15m"),
+            &[("rpo: 5m", "rpo: 15m")],
             "objectives.rpo",
             Severity::Error,
         ),
@@ -176,10 +193,10 @@ fn cases() -> Vec<(
                 "encryption: { kms_key: alias/ledger-pg-wal }",
                 "encryption: { sse: AES256 }",
             ),
-            (
+            &[(
                 "encryption: { kms_key: alias/ledger-pg-wal }",
                 "encryption: { kms_key: arn:aws:kms:eu-central-1:111122223333:key/x }",
-            ),
+            )],
             "archive.encryption",
             Severity::Error,
         ),
@@ -190,10 +207,10 @@ fn cases() -> Vec<(
                 "    region: us-west-2\n    availability_zone: us-west-2a\n",
                 "    availability_zone: us-east-1c\n",
             ),
-            (
+            &[(
                 "    region: us-west-2\n    availability_zone: us-west-2a\n",
                 "    region: us-west-1\n    availability_zone: us-west-1a\n",
-            ),
+            )],
             "standbys",
             Severity::Error,
         ),
@@ -211,22 +228,27 @@ fn the_four_tier_examples_lint_clean() {
 #[test]
 fn every_rule_triggers_and_is_just_avoided() {
     let mut covered = std::collections::BTreeSet::new();
-    for (rule, tier, (from, to), (avoid_from, avoid_to), path, severity) in cases() {
+    for (rule, tier, (from, to), avoid, path, severity) in cases() {
         let text = example(tier);
-        assert!(
-            text.contains(from) && text.contains(avoid_from),
-            "{rule}: edit does not apply to {tier}"
-        );
+        assert!(text.contains(from), "{rule}: edit does not apply to {tier}");
+        let mut avoided_text = text.clone();
+        for (avoid_from, avoid_to) in avoid {
+            assert!(
+                avoided_text.contains(avoid_from) && avoid_from != avoid_to,
+                "{rule}: `{avoid_from}` is not in {tier}, or the edit changes nothing"
+            );
+            avoided_text = avoided_text.replace(avoid_from, avoid_to);
+        }
         let hit = rules_hit(&text.replace(from, to));
         assert!(
             hit.iter()
                 .any(|(r, p, s)| *r == rule && p == path && *s == severity),
             "{rule} not triggered by `{to}` in {tier}: {hit:?}"
         );
-        let avoided = rules_hit(&text.replace(avoid_from, avoid_to));
+        let avoided = rules_hit(&avoided_text);
         assert!(
             !avoided.iter().any(|(r, _, s)| *r == rule && *s == severity),
-            "{rule} ({severity:?}) fires on `{avoid_to}` in {tier}: {avoided:?}"
+            "{rule} ({severity:?}) fires on {avoid:?} in {tier}: {avoided:?}"
         );
         covered.insert(rule);
     }
