@@ -552,12 +552,11 @@ fn archiver_failures_and_inactive_slots_are_problems() {
     pg.psql("SELECT pg_create_physical_replication_slot('forgotten', true)");
     pg.psql("SELECT pg_switch_wal() FROM (SELECT txid_current()) t");
     // Wait for the archiver to try (and fail) at least once.
-    for _ in 0..100 {
-        if pg.psql("SELECT failed_count FROM pg_stat_archiver") != "0" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    assert_eq!(
+        pg.wait_for("SELECT failed_count > 0 FROM pg_stat_archiver", "t"),
+        "t",
+        "the archiver never ran archive_command"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = write_plan(
         dir.path(),
