@@ -101,6 +101,49 @@ fn sslmodes_behave_as_in_libpq() {
     );
     assert_eq!(full.code, 0, "verify-full: {}{}", full.stdout, full.stderr);
 
+    // The root certificate from PGSSLROOTCERT, then from ~/.postgresql/root.crt,
+    // as libpq looks for it; the wrong CA in either place is refused.
+    let file = write_plan(
+        work.path(),
+        "root.yaml",
+        &common::minimal_plan(
+            "tls",
+            &format!("host=localhost {base} sslmode=verify-full"),
+            "  wal_level: replica\n",
+        ),
+    );
+    let file = file.to_str().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().to_str().unwrap();
+    let ca = format!("{d}/ca.crt");
+    let other = format!("{d}/other-ca.crt");
+    let with = |envs: &[(&str, &str)]| common::pgdr_env(None, &["plan", file], envs);
+    let from_env = with(&[("PGSSLROOTCERT", &ca), ("HOME", home_path)]);
+    assert_eq!(from_env.code, 0, "PGSSLROOTCERT: {}", from_env.stdout);
+    let wrong_env = with(&[("PGSSLROOTCERT", &other), ("HOME", home_path)]);
+    assert_eq!(
+        wrong_env.code, 1,
+        "PGSSLROOTCERT with the wrong CA: {}",
+        wrong_env.stdout
+    );
+    let nowhere = with(&[("PGSSLROOTCERT", ""), ("HOME", home_path)]);
+    assert_eq!(nowhere.code, 1);
+    assert!(nowhere.stdout.contains("root.crt"), "{}", nowhere.stdout);
+    std::fs::create_dir_all(home.path().join(".postgresql")).unwrap();
+    std::fs::copy(&ca, home.path().join(".postgresql/root.crt")).unwrap();
+    let from_home = with(&[("PGSSLROOTCERT", ""), ("HOME", home_path)]);
+    assert_eq!(
+        from_home.code, 0,
+        "~/.postgresql/root.crt: {}",
+        from_home.stdout
+    );
+    std::fs::copy(&other, home.path().join(".postgresql/root.crt")).unwrap();
+    let wrong_home = with(&[("PGSSLROOTCERT", ""), ("HOME", home_path)]);
+    assert_eq!(
+        wrong_home.code, 1,
+        "~/.postgresql/root.crt with the wrong CA"
+    );
+
     // The certificate names localhost, not 127.0.0.1: verify-full refuses, verify-ca accepts.
     let wrong_name = plan_with(
         work.path(),
@@ -206,6 +249,51 @@ fn passwords_come_from_pgpassword_or_pgpass_never_the_file() {
     let loose = run(&[]);
     assert_eq!(loose.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&loose.stderr).contains("group or world access"));
+    std::fs::remove_file(&pgpass).unwrap();
+
+    // A password file elsewhere: named by PGPASSFILE, or by passfile= in the conninfo.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("pw");
+    std::fs::write(&other, format!("*:{}:*:dr_admin:s3cret-pass\n", pg.port)).unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let other = other.to_str().unwrap();
+    assert_eq!(
+        run(&[]).status.code(),
+        Some(1),
+        "no password anywhere (the control)"
+    );
+    let via_env = run(&[("PGPASSFILE", other)]);
+    assert_eq!(
+        via_env.status.code(),
+        Some(0),
+        "PGPASSFILE: {}",
+        String::from_utf8_lossy(&via_env.stdout)
+    );
+    let with_passfile = write_plan(
+        work.path(),
+        "p.yaml",
+        &common::minimal_plan(
+            "pw",
+            &format!("{conninfo} passfile={other}"),
+            "  wal_level: replica\n",
+        ),
+    );
+    assert_eq!(with_passfile.to_str().unwrap(), file);
+    let via_conninfo = run(&[]);
+    assert_eq!(
+        via_conninfo.status.code(),
+        Some(0),
+        "passfile=: {}",
+        String::from_utf8_lossy(&via_conninfo.stdout)
+    );
+    for out in [&via_env, &via_conninfo] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("s3cret-pass"), "password shown: {all}");
+    }
 }
 
 #[test]

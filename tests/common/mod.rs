@@ -484,6 +484,11 @@ pub fn lock_dir() -> &'static Path {
 }
 
 pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
+    pgdr_env(moto, args, &[])
+}
+
+/// [`pgdr`] with extra environment variables (a value of `""` removes one).
+pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let locks = lock_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
     cmd.args(args)
@@ -499,6 +504,13 @@ pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
         None => {
             cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
                 .env("AWS_EC2_METADATA_DISABLED", "true");
+        }
+    }
+    for (key, value) in envs {
+        if value.is_empty() {
+            cmd.env_remove(key);
+        } else {
+            cmd.env(key, value);
         }
     }
     let out = run(&mut cmd, COMMAND_TIMEOUT);
