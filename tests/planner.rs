@@ -5,6 +5,7 @@ use pgdr::plan::{plan_cluster, Action, ClusterPlan};
 use pgdr::render;
 use pgdr::spec::{self, Desired, LockMode, ObjectLock};
 use pgdr::state::postgres::{Archiver, LiveSetting, PgHealth, PgLive, Replication, SlotHealth};
+use pgdr::state::rds::{InstanceLive, ParameterGroupLive, ParameterLive, RdsLive};
 use pgdr::state::route53::EndpointLive;
 use pgdr::state::s3::{LifecycleRule, LiveEncryption, LiveRule, S3Live};
 use pgdr::state::{Live, Roles, StandbyLive};
@@ -657,4 +658,243 @@ fn synchronous_standbys_are_named_on_the_primary() {
         .find(|c| c.address == "postgres.primary.setting.synchronous_standby_names")
         .expect("derived");
     assert_eq!(names.after, serde_json::json!("ANY 1 (\"orders-b\")"));
+}
+
+#[test]
+fn weakening_an_object_lock_or_moving_the_wal_prefix_is_destructive() {
+    let live_with = |mode: LockMode, days: u32, prefix: &str, expiration: i32| {
+        let mut s3 = drifted_bucket();
+        s3.object_lock = Some(ObjectLock { mode, days });
+        let rule = s3.owned_rules.get_mut("pgdr-orders-wal").unwrap();
+        rule.rule.prefix = prefix.into();
+        rule.rule.expiration_days = expiration;
+        rule.rule.noncurrent_days = expiration;
+        Live {
+            archive: Some(s3),
+            ..Live::default()
+        }
+    };
+    let flags = |live: &Live, text: &str, address: &str| {
+        plan_cluster(&desired(text), live)
+            .changes
+            .iter()
+            .find(|c| c.address == address)
+            .map(|c| c.destructive)
+    };
+    let lock = "s3.pg-wal-archive.object_lock";
+    let rule = "s3.pg-wal-archive.lifecycle.pgdr-orders-wal";
+    // The plan asks for compliance, 35 days.
+    let same = live_with(LockMode::Compliance, 35, "orders/wal/", 35);
+    assert_eq!(
+        flags(&same, PLAN, lock),
+        None,
+        "the control: nothing to change"
+    );
+    assert_eq!(flags(&same, PLAN, rule), None);
+    // Shorter lock, and compliance → governance: weaker, destructive.
+    let shorter = PLAN.replace("days: 35 }", "days: 20 }");
+    assert_eq!(flags(&same, &shorter, lock), Some(true));
+    let governance = PLAN.replace("mode: compliance", "mode: governance");
+    assert_eq!(flags(&same, &governance, lock), Some(true));
+    // Longer, or governance → compliance: stronger, not destructive.
+    let longer = PLAN.replace("days: 35 }", "days: 40 }");
+    assert_eq!(flags(&same, &longer, lock), Some(false));
+    let was_governance = live_with(LockMode::Governance, 35, "orders/wal/", 35);
+    assert_eq!(flags(&was_governance, PLAN, lock), Some(false));
+    // The WAL moves to another prefix: the rule would stop covering the WAL it did.
+    let moved = PLAN.replace("prefix: orders/", "prefix: orders-v2/");
+    assert_eq!(flags(&same, &moved, rule), Some(true));
+    // A longer retention at the same prefix is not destructive.
+    let longer_rule = PLAN.replace("wal_retention: 35d", "wal_retention: 40d");
+    assert_eq!(flags(&same, &longer_rule, rule), Some(false));
+}
+
+const RDS_PLAN: &str = r#"version: 1
+cluster: ledger
+tier: financial
+objectives: { rpo: 0s, rto: 15m }
+aws: { region: us-east-1 }
+primary:
+  rds:
+    instance: ledger-primary
+    backup_retention_days: 14
+    deletion_protection: true
+    multi_az: true
+    parameter_group: ledger-pg15
+settings:
+  log_min_duration_statement: "250"
+  shared_buffers: "16384"
+"#;
+
+fn rds_live(retention: i32, multi_az: bool) -> Live {
+    let param = |value: &str, apply_type: &str| ParameterLive {
+        value: Some(value.into()),
+        apply_type: apply_type.into(),
+        modifiable: true,
+        allowed_values: None,
+    };
+    Live {
+        rds: Some(RdsLive {
+            primary: Some(InstanceLive {
+                id: "ledger-primary".into(),
+                arn: "arn:aws:rds:us-east-1:1:db:ledger-primary".into(),
+                engine: "postgres".into(),
+                engine_version: "15.4".into(),
+                status: "available".into(),
+                backup_retention_days: retention,
+                deletion_protection: true,
+                multi_az,
+                availability_zone: Some("us-east-1a".into()),
+                parameter_group: Some(("ledger-pg15".into(), "in-sync".into())),
+                pending_multi_az: None,
+                pending_backup_retention_days: None,
+                endpoint: Some("ledger-primary.abc.us-east-1.rds.amazonaws.com".into()),
+                replica_source: None,
+            }),
+            parameter_group: Some(ParameterGroupLive {
+                name: "ledger-pg15".into(),
+                family: Some("postgres15".into()),
+                parameters: [
+                    (
+                        "log_min_duration_statement".to_string(),
+                        param("250", "dynamic"),
+                    ),
+                    ("shared_buffers".to_string(), param("16384", "static")),
+                ]
+                .into(),
+            }),
+            replicas: Default::default(),
+        }),
+        ..Live::default()
+    }
+}
+
+#[test]
+fn rds_weakening_is_destructive_and_pending_values_are_not_sent_again() {
+    let changes = |text: &str, live: &Live| -> Vec<(String, bool, bool, bool, bool)> {
+        plan_cluster(&desired(text), live)
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.address.clone(),
+                    c.destructive,
+                    c.pending_restart,
+                    c.requires_restart,
+                    c.op.is_some(),
+                )
+            })
+            .collect()
+    };
+    // The control: live state as planned, nothing to do.
+    assert_eq!(changes(RDS_PLAN, &rds_live(14, true)), []);
+    // Shorter retention and Multi-AZ off: destructive; longer and on: not.
+    let weaker = RDS_PLAN
+        .replace("backup_retention_days: 14", "backup_retention_days: 7")
+        .replace("multi_az: true", "multi_az: false");
+    assert_eq!(
+        changes(&weaker, &rds_live(14, true)),
+        [
+            (
+                "rds.ledger-primary.backup_retention_days".into(),
+                true,
+                false,
+                false,
+                true
+            ),
+            (
+                "rds.ledger-primary.multi_az".into(),
+                true,
+                false,
+                false,
+                true
+            ),
+        ]
+    );
+    assert_eq!(
+        changes(RDS_PLAN, &rds_live(7, false)),
+        [
+            (
+                "rds.ledger-primary.backup_retention_days".into(),
+                false,
+                false,
+                false,
+                true
+            ),
+            (
+                "rds.ledger-primary.multi_az".into(),
+                false,
+                false,
+                false,
+                true
+            ),
+        ]
+    );
+    // apply_immediately false: accepted values wait for the window; reported, no op.
+    let mut waiting = rds_live(7, false);
+    let instance = waiting.rds.as_mut().unwrap().primary.as_mut().unwrap();
+    instance.pending_backup_retention_days = Some(14);
+    instance.pending_multi_az = Some(true);
+    assert_eq!(
+        changes(RDS_PLAN, &waiting),
+        [
+            (
+                "rds.ledger-primary.backup_retention_days".into(),
+                false,
+                true,
+                false,
+                false
+            ),
+            (
+                "rds.ledger-primary.multi_az".into(),
+                false,
+                true,
+                false,
+                false
+            ),
+        ]
+    );
+    // A static parameter needs a reboot; a dynamic one does not.
+    let params = RDS_PLAN
+        .replace("\"250\"", "\"500\"")
+        .replace("\"16384\"", "\"32768\"");
+    assert_eq!(
+        changes(&params, &rds_live(14, true)),
+        [
+            (
+                "rds.parameter_group.ledger-pg15.log_min_duration_statement".into(),
+                false,
+                false,
+                false,
+                true
+            ),
+            (
+                "rds.parameter_group.ledger-pg15.shared_buffers".into(),
+                false,
+                false,
+                true,
+                true
+            ),
+        ]
+    );
+    // The group's changes wait for a reboot: reported as pending, nothing sent.
+    let mut rebooting = rds_live(14, true);
+    rebooting
+        .rds
+        .as_mut()
+        .unwrap()
+        .primary
+        .as_mut()
+        .unwrap()
+        .parameter_group = Some(("ledger-pg15".into(), "pending-reboot".into()));
+    assert_eq!(
+        changes(RDS_PLAN, &rebooting),
+        [(
+            "rds.ledger-primary.parameter_group".into(),
+            false,
+            true,
+            true,
+            false
+        )]
+    );
 }
