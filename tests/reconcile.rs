@@ -900,3 +900,114 @@ fn apply_keeps_going_past_a_failed_change_and_reports_every_failure() {
         "physical"
     );
 }
+
+#[test]
+fn an_unreadable_bucket_stops_the_cluster_and_nothing_reaches_postgresql() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_plan(
+        dir.path(),
+        "p.yaml",
+        &plan_text("blind", &pg, "wal-blind", "", ""),
+    );
+    let file = file.to_str().unwrap();
+    let before = pg.fingerprint();
+    // No emulator: AWS cannot be reached (the harness points it at a closed port).
+    let apply = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}", apply.stdout);
+    assert!(apply.stdout.contains("s3.wal-blind"), "{}", apply.stdout);
+    assert!(
+        apply
+            .stderr
+            .contains("could not be read; nothing was applied"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(pg.fingerprint(), before, "PostgreSQL was written to");
+    assert_eq!(pg.psql("SHOW archive_timeout"), "0");
+
+    // A saved plan is refused for the same cluster, and check exits 1.
+    let out = dir.path().join("blind.plan.json");
+    let saved = pgdr(None, &["plan", file, "--out", out.to_str().unwrap()]);
+    assert_eq!(saved.code, 1);
+    assert!(
+        saved.stderr.contains("not saving the plan"),
+        "{}",
+        saved.stderr
+    );
+    assert!(!out.exists(), "a plan of an unreadable cluster was saved");
+    let check = pgdr(None, &["check", file]);
+    assert_eq!(check.code, 1, "{}", check.stdout);
+    assert!(
+        check.stdout.contains("Live state could not be read"),
+        "{}",
+        check.stdout
+    );
+}
+
+#[test]
+fn slots_are_never_dropped_and_unnamed_settings_are_left_alone() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_text("keep", &pg, "wal-keep", "", "");
+    let file = write_plan(dir.path(), "p.yaml", &text);
+    let file = file.to_str().unwrap();
+    // Someone's own setting, not named in the plan file.
+    pg.psql("ALTER SYSTEM SET work_mem = '12MB'");
+    pg.psql("SELECT pg_reload_conf()");
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'keep_b'"),
+        "1",
+        "the control: apply made the standby's slot"
+    );
+
+    // The standby leaves the plan file: its slot stays (dropping it is never pgdr's call).
+    let without = text[..text.find("standbys:").unwrap()].to_string();
+    std::fs::write(file, &without).unwrap();
+    let plan = plan_json(Some(&moto), file);
+    assert!(
+        addresses(&plan).iter().all(|a| !a.contains(".slot.")),
+        "{plan}"
+    );
+    let again = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'keep_b'"),
+        "1"
+    );
+    assert_eq!(pg.psql("SHOW work_mem"), "12MB");
+    let auto_conf = std::fs::read_to_string(pg.data_dir().join("postgresql.auto.conf")).unwrap();
+    assert!(auto_conf.contains("work_mem = '12MB'"), "{auto_conf}");
+}
+
+#[test]
+fn kms_encryption_is_set_as_planned() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_text("kms", &pg, "wal-kms", "", "").replace(
+        "encryption: { sse: AES256 }",
+        "encryption: { kms_key: alias/pg-wal }",
+    );
+    let file = write_plan(dir.path(), "p.yaml", &text);
+    let file = file.to_str().unwrap();
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let enc = moto
+        .aws(&["s3api", "get-bucket-encryption", "--bucket", "wal-kms"])
+        .unwrap();
+    let rule = &enc["ServerSideEncryptionConfiguration"]["Rules"][0];
+    assert_eq!(
+        rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        json!("aws:kms")
+    );
+    assert_eq!(
+        rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"],
+        json!("alias/pg-wal")
+    );
+    assert_eq!(rule["BucketKeyEnabled"], json!(true));
+    assert_second_apply_writes_nothing(&moto, file);
+}
