@@ -43,6 +43,14 @@ fn a_streaming_standby_is_reconciled_and_checked() {
     );
     let file = file.to_str().unwrap();
 
+    // The standby's primary_conninfo carries a password and other keys: pgdr
+    // changes application_name alone and never shows the rest.
+    let conninfo = standby.psql("SHOW primary_conninfo");
+    standby.psql(&format!(
+        "ALTER SYSTEM SET primary_conninfo = '{} password=s3cret-conninfo keepalives_idle=30'",
+        conninfo.replace('\'', "''")
+    ));
+    standby.psql("SELECT pg_reload_conf()");
     let plan = pgdr(
         None,
         &["plan", file, "--format", "json", "--detailed-exitcode"],
@@ -81,8 +89,23 @@ fn a_streaming_standby_is_reconciled_and_checked() {
         plan.stdout
     );
 
-    let apply = pgdr(None, &["apply", file, "--auto-approve"]);
+    let apply = pgdr(None, &["apply", file, "--auto-approve", "-v"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    for shown in [&plan.stdout, &plan.stderr, &apply.stdout, &apply.stderr] {
+        assert!(
+            !shown.contains("s3cret-conninfo"),
+            "the password was shown: {shown}"
+        );
+    }
+    let rewritten = standby.psql("SHOW primary_conninfo");
+    for kept in [
+        "password='s3cret-conninfo'".to_string(),
+        "keepalives_idle='30'".to_string(),
+        format!("port='{}'", primary.port),
+        "host='127.0.0.1'".to_string(),
+    ] {
+        assert!(rewritten.contains(&kept), "`{kept}` lost: {rewritten}");
+    }
 
     // Independent checks: the standby reconnects under its plan-file name, as a synchronous standby.
     assert_eq!(
