@@ -273,3 +273,121 @@ fn a_missing_hosted_zone_is_named() {
         run.stdout
     );
 }
+
+#[test]
+fn a_routing_policy_record_is_reported_and_a_group_is_found_by_its_id() {
+    let pg = Postgres::start();
+    let moto = Moto::start();
+    moto.aws(&[
+        "route53",
+        "create-hosted-zone",
+        "--name",
+        "db.internal.",
+        "--caller-reference",
+        "policy",
+    ])
+    .unwrap();
+    // A weighted record at the endpoint's name: a routing policy pgdr does not manage.
+    let weighted = r#"{"Changes":[{"Action":"CREATE","ResourceRecordSet":{"Name":"primary.db.internal.","Type":"A","SetIdentifier":"blue","Weight":100,"TTL":60,"ResourceRecords":[{"Value":"192.0.2.10"}]}}]}"#;
+    let zone = moto.zone_id("db.internal.");
+    moto.aws(&[
+        "route53",
+        "change-resource-record-sets",
+        "--hosted-zone-id",
+        &zone,
+        "--change-batch",
+        weighted,
+    ])
+    .unwrap();
+    // The security group named by its sg- id, not its name.
+    let vpc = moto
+        .aws(&[
+            "ec2",
+            "describe-vpcs",
+            "--filters",
+            "Name=is-default,Values=true",
+        ])
+        .unwrap()["Vpcs"][0]["VpcId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group = moto
+        .aws(&[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            "estate-replication",
+            "--description",
+            "made by hand",
+            "--vpc-id",
+            &vpc,
+        ])
+        .unwrap()["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_text(&pg, "127.0.0.1", "10.1.0.0/16").replace(
+        "security_group: estate-replication",
+        &format!("security_group: {group}"),
+    );
+    let file = write_plan(dir.path(), "estate.yaml", &text);
+    let file = file.to_str().unwrap();
+
+    let plan = plan_json(Some(&moto), file);
+    assert_eq!(
+        addresses(&plan),
+        [format!("ec2.{group}.ingress.10.1.0.0/16:5432")],
+        "no record change, and the group is not created again: {plan}"
+    );
+    let problem = plan["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == json!("route53.primary.db.internal."))
+        .unwrap_or_else(|| panic!("the weighted record is a problem: {plan}"))
+        .clone();
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("alias or routing-policy"),
+        "{problem}"
+    );
+
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        ingress(&moto),
+        [("10.1.0.0/16".to_string(), 5432, "pgdr:estate".to_string())]
+    );
+    // The weighted record is exactly as it was (aws CLI).
+    let sets = moto
+        .aws(&[
+            "route53",
+            "list-resource-record-sets",
+            "--hosted-zone-id",
+            &zone,
+        ])
+        .unwrap();
+    let a: Vec<&serde_json::Value> = sets["ResourceRecordSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["Type"] == "A")
+        .collect();
+    assert_eq!(a.len(), 1, "{sets}");
+    assert_eq!(a[0]["SetIdentifier"], json!("blue"));
+    assert_eq!(a[0]["ResourceRecords"][0]["Value"], json!("192.0.2.10"));
+
+    // An sg- id that does not exist is named, not created.
+    let missing = text.replace(&group, "sg-0123456789abcdef0");
+    std::fs::write(file, missing).unwrap();
+    let plan = plan_json(Some(&moto), file);
+    let messages = plan["problems"].to_string();
+    assert!(
+        messages.contains("sg-0123456789abcdef0 does not exist"),
+        "{messages}"
+    );
+    assert!(addresses(&plan).is_empty(), "{plan}");
+}
