@@ -91,15 +91,7 @@ fn ingress(moto: &Moto) -> Vec<(String, i64, String)> {
 fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own() {
     let pg = Postgres::start();
     let moto = Moto::start();
-    moto.aws(&[
-        "route53",
-        "create-hosted-zone",
-        "--name",
-        "db.internal.",
-        "--caller-reference",
-        "test",
-    ])
-    .unwrap();
+    moto.create_zone("db.internal.");
     let other = r#"{"Changes":[{"Action":"CREATE","ResourceRecordSet":{"Name":"reports.db.internal.","Type":"CNAME","TTL":300,"ResourceRecords":[{"Value":"reports.example.com"}]}}]}"#;
     moto.aws(&[
         "route53",
@@ -278,15 +270,7 @@ fn a_missing_hosted_zone_is_named() {
 fn a_routing_policy_record_is_reported_and_a_group_is_found_by_its_id() {
     let pg = Postgres::start();
     let moto = Moto::start();
-    moto.aws(&[
-        "route53",
-        "create-hosted-zone",
-        "--name",
-        "db.internal.",
-        "--caller-reference",
-        "policy",
-    ])
-    .unwrap();
+    moto.create_zone("db.internal.");
     // A weighted record at the endpoint's name: a routing policy pgdr does not manage.
     let weighted = r#"{"Changes":[{"Action":"CREATE","ResourceRecordSet":{"Name":"primary.db.internal.","Type":"A","SetIdentifier":"blue","Weight":100,"TTL":60,"ResourceRecords":[{"Value":"192.0.2.10"}]}}]}"#;
     let zone = moto.zone_id("db.internal.");

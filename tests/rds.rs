@@ -87,15 +87,7 @@ endpoint:
 fn the_rds_primary_and_its_replicas_are_reconciled() {
     let moto = Moto::start();
     create_instance(&moto, "ledger-primary");
-    moto.aws(&[
-        "route53",
-        "create-hosted-zone",
-        "--name",
-        "db.internal.",
-        "--caller-reference",
-        "rds",
-    ])
-    .unwrap();
+    moto.create_zone("db.internal.");
     moto.aws(&[
         "rds",
         "create-db-parameter-group",
@@ -272,15 +264,7 @@ fn a_replica_of_another_source_is_a_problem_not_a_change() {
     let moto = Moto::start();
     create_instance(&moto, "ledger-primary");
     create_instance(&moto, "ledger-b"); // a standalone instance where a replica is expected
-    moto.aws(&[
-        "route53",
-        "create-hosted-zone",
-        "--name",
-        "db.internal.",
-        "--caller-reference",
-        "rds2",
-    ])
-    .unwrap();
+    moto.create_zone("db.internal.");
     let dir = tempfile::tempdir().unwrap();
     // Without the cross-region replica: moto cannot create one whose source has
     // a custom parameter group (see the_rds_primary_and_its_replicas_are_reconciled).

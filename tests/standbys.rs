@@ -212,15 +212,7 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
     let primary = Postgres::start();
     let standby = Postgres::standby_of(&primary, "pair_b");
     let moto = Moto::start();
-    moto.aws(&[
-        "route53",
-        "create-hosted-zone",
-        "--name",
-        "db.internal.",
-        "--caller-reference",
-        "pair",
-    ])
-    .unwrap();
+    moto.create_zone("db.internal.");
     let dir = tempfile::tempdir().unwrap();
     // With an endpoint: while roles are as planned, the record would be created.
     // Its own cluster name: the other test's applies hold the lock for `pair`.

@@ -425,6 +425,20 @@ print(writes)
         Ok(serde_json::from_str(&text).expect("aws prints JSON"))
     }
 
+    /// Creates the hosted zone `name` with the aws CLI (as its owner would) and returns its id.
+    pub fn create_zone(&self, name: &str) -> String {
+        self.aws(&[
+            "route53",
+            "create-hosted-zone",
+            "--name",
+            name,
+            "--caller-reference",
+            name,
+        ])
+        .unwrap();
+        self.zone_id(name)
+    }
+
     /// The id of the hosted zone named `name` (e.g. `db.internal.`).
     pub fn zone_id(&self, name: &str) -> String {
         let zones = self
