@@ -4,6 +4,7 @@
 //! applying) against half a picture could undo what the unread half holds.
 //! (An unreachable standby is the exception: it is recorded in the live state.)
 
+use crate::providers::aws::AwsClients;
 use crate::providers::{ec2, postgres, rds, route53, s3};
 use crate::providers::{ProviderError, Systems};
 use crate::spec::Desired;
@@ -103,7 +104,7 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
 /// each replica through the client of its own region.
 async fn observe_rds(
     desired: &Desired,
-    aws: &crate::providers::aws::AwsClients,
+    aws: &AwsClients,
 ) -> Result<Option<RdsLive>, ProviderError> {
     let plan = &desired.plan;
     let (Some(spec), Some(aws_section)) = (&plan.primary.rds, &plan.aws) else {

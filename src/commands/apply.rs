@@ -80,7 +80,7 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
             .map(|(d, p)| apply_cluster(d, p, &systems)),
     )
     .await;
-    let (report, _done, failures) = render::apply::report(&plans, &results, style);
+    let (report, failures) = render::apply::report(&plans, &results, style);
     out(&report)?;
     if failures > 0 {
         bail!(

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 /// What happened to one change.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct ChangeOutcome {
     pub address: String,
     pub result: Result<(), ProviderError>,
 }
@@ -30,15 +30,9 @@ pub struct Outcome {
 /// The result of applying one cluster.
 #[derive(Debug, Default)]
 pub struct Applied {
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<ChangeOutcome>,
     /// Settings written that only a restart makes active, by server.
     pub restart_needed: Vec<(String, Vec<String>)>,
-}
-
-impl Applied {
-    pub fn failures(&self) -> impl Iterator<Item = &Outcome> {
-        self.outcomes.iter().filter(|o| o.result.is_err())
-    }
 }
 
 pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Systems) -> Applied {
@@ -68,7 +62,7 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Syst
         let mut outcomes = Vec::new();
         for (address, op) in aws_ops {
             tracing::info!(target: "pgdr::apply", cluster = desired.cluster(), address, "applying");
-            outcomes.push(Outcome {
+            outcomes.push(ChangeOutcome {
                 address: address.to_string(),
                 result: apply_aws_op(desired, systems, op).await,
             });
@@ -86,16 +80,15 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Syst
     }
     applied.outcomes.extend(aws_outcomes);
     // Settings already pending a restart still need one.
-    for change in &plan.changes {
-        if let (Some(server), Some((_, name))) = (
-            &change.waits_for_restart_of,
-            change.address.rsplit_once(".setting."),
-        ) {
-            restart
-                .entry(server_label(desired, server))
-                .or_default()
-                .push(name.to_string());
-        }
+    for pending in plan
+        .changes
+        .iter()
+        .filter_map(|c| c.waits_for_restart.as_ref())
+    {
+        restart
+            .entry(server_label(desired, &pending.server))
+            .or_default()
+            .push(pending.setting.clone());
     }
     applied.restart_needed = restart.into_iter().collect();
     for outcome in &applied.outcomes {
@@ -232,7 +225,7 @@ async fn apply_server(
     server: &Server,
     ops: Vec<(&str, &PgWrite)>,
     systems: &Systems,
-) -> (Vec<Outcome>, String, Vec<String>) {
+) -> (Vec<ChangeOutcome>, String, Vec<String>) {
     let label = server_label(desired, server);
     let mut outcomes = Vec::new();
     let mut restart = Vec::new();
@@ -243,7 +236,7 @@ async fn apply_server(
         Ok(s) => s,
         Err(e) => {
             for (address, _) in &ops {
-                outcomes.push(Outcome {
+                outcomes.push(ChangeOutcome {
                     address: address.to_string(),
                     result: Err(e.clone()),
                 });
@@ -277,14 +270,14 @@ async fn apply_server(
             }
             PgWrite::CreateSlot { slot } => session.create_slot(slot).await,
         };
-        outcomes.push(Outcome {
+        outcomes.push(ChangeOutcome {
             address: address.to_string(),
             result,
         });
     }
     if reload {
         if let Err(e) = session.reload().await {
-            outcomes.push(Outcome {
+            outcomes.push(ChangeOutcome {
                 address: server.address(),
                 result: Err(e),
             });

@@ -57,10 +57,17 @@ pub struct Change {
     /// What apply does; `None` for a change already made and waiting for a restart.
     #[serde(default)]
     pub op: Option<Op>,
-    /// For a change already made on a PostgreSQL server and waiting for its
-    /// restart: that server, so apply can say which one to restart.
+    /// For a setting already written on a PostgreSQL server and waiting for its
+    /// restart: the server and the setting, so apply can say what to restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waits_for_restart_of: Option<Server>,
+    pub waits_for_restart: Option<PendingRestart>,
+}
+
+/// A setting written on a server that only a restart makes active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRestart {
+    pub server: Server,
+    pub setting: String,
 }
 
 impl Change {
@@ -83,7 +90,7 @@ impl Change {
             pending_restart: false,
             reason: reason.into(),
             op: None,
-            waits_for_restart_of: None,
+            waits_for_restart: None,
         }
     }
 

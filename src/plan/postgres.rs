@@ -8,7 +8,7 @@
 //! the plan file's primary is the one writable server.
 
 use super::guc;
-use super::{Action, Change, ClusterPlan, Op, PgOp, PgWrite, Server};
+use super::{Action, Change, ClusterPlan, Op, PendingRestart, PgOp, PgWrite, Server};
 use crate::spec::Desired;
 use crate::state::postgres::PgLive;
 use crate::state::{roles, Live, Roles};
@@ -175,7 +175,10 @@ fn plan_settings(
             .pending(pending)
             .op(op);
             if pending {
-                change.waits_for_restart_of = Some(server.clone());
+                change.waits_for_restart = Some(PendingRestart {
+                    server: server.clone(),
+                    setting: name.clone(),
+                });
             }
             change
         };

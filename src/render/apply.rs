@@ -6,8 +6,8 @@ use crate::execute::Applied;
 use crate::plan::ClusterPlan;
 use std::fmt::Write;
 
-/// The report text, and how many changes were made and how many failed.
-pub fn report(plans: &[ClusterPlan], results: &[Applied], style: Style) -> (String, usize, usize) {
+/// The report text, and how many changes failed.
+pub fn report(plans: &[ClusterPlan], results: &[Applied], style: Style) -> (String, usize) {
     let mut out = String::new();
     let mut done = 0;
     let mut failures = 0;
@@ -56,5 +56,5 @@ pub fn report(plans: &[ClusterPlan], results: &[Applied], style: Style) -> (Stri
         if done == 1 { "" } else { "s" }
     )
     .unwrap();
-    (out, done, failures)
+    (out, failures)
 }
