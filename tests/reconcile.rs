@@ -295,6 +295,27 @@ fn restart_settings_are_flagged_then_pending_and_not_issued_again() {
         "ALTER SYSTEM issued again"
     );
 
+    // Another change applied while max_wal_senders still waits: the report
+    // still names the pending one, on the right server.
+    std::fs::write(
+        file,
+        std::fs::read_to_string(file)
+            .unwrap()
+            .replace("archive_timeout: 5min", "archive_timeout: 6min"),
+    )
+    .unwrap();
+    let with_other = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(with_other.code, 0, "{}", with_other.stderr);
+    assert!(
+        with_other.stdout.contains(&format!(
+            "postgres.primary (127.0.0.1:{}) needs a restart for: max_wal_senders",
+            pg.port
+        )),
+        "{}",
+        with_other.stdout
+    );
+    assert_eq!(pg.psql("SHOW archive_timeout"), "6min");
+
     pg.restart();
     assert_eq!(pg.psql("SHOW max_wal_senders"), "12");
     assert_eq!(pgdr(None, &["plan", file, "--detailed-exitcode"]).code, 0);
