@@ -59,12 +59,14 @@ pg_run() {
 
 # start_pg DIR PORT [CONF]: a fresh cluster in DIR on 127.0.0.1:PORT, trust auth on
 # loopback; the lines of the file CONF, if given, are added to postgresql.conf first.
+# PGDR_INITDB_OPTS adds initdb options (e.g. --data-checksums).
 start_pg() {
   local dir=$1 port=$2 conf=${3:-} bin
   bin=$(pg_bindir)
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-  pg_run "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >/dev/null
+  # shellcheck disable=SC2086 # PGDR_INITDB_OPTS holds several words on purpose
+  pg_run "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync ${PGDR_INITDB_OPTS:-} >/dev/null
   [ -n "$conf" ] && pg_run tee -a "$dir/data/postgresql.conf" <"$conf" >/dev/null
   pg_ctl_in "$dir" "$port" start
 }

@@ -40,6 +40,13 @@ pub enum Command {
     Lint(LintArgs),
     /// For pull requests: lint, then plan, as one markdown report; exit 2 when anything needs attention.
     Check(CheckArgs),
+    /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
+    WalPush(WalPushArgs),
+    /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
+    WalFetch(WalFetchArgs),
+    /// Started by wal-fetch: download the next segments into pg_wal/pgdr/prefetch.
+    #[command(hide = true)]
+    WalPrefetch(WalPrefetchArgs),
     /// Print the JSON Schema of the plan file (point your editor at it).
     Schema,
     /// Print shell completions.
@@ -111,4 +118,57 @@ pub struct ApplyArgs {
     /// Allow changes that weaken protection or remove what pgdr owns.
     #[arg(long)]
     pub allow_destructive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct WalPushArgs {
+    /// The archive: s3://BUCKET/PREFIX/ (the plan's archive.bucket and prefix).
+    pub archive: String,
+    /// The WAL file (PostgreSQL's %p).
+    pub wal_path: PathBuf,
+    /// The bucket's region (default us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long, value_enum, default_value_t = CompressionArg::Zstd)]
+    pub compression: CompressionArg,
+    /// Files uploaded at once when PostgreSQL has a backlog of .ready files.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct WalFetchArgs {
+    /// The archive: s3://BUCKET/PREFIX/.
+    pub archive: String,
+    /// The WAL file name PostgreSQL asks for (%f).
+    pub wal_name: String,
+    /// Where to write it (%p).
+    pub dest: PathBuf,
+    /// The bucket's region (default us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Segments to download ahead of recovery (0: none).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub prefetch: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct WalPrefetchArgs {
+    pub archive: String,
+    /// The segment just delivered; the ones after it are fetched.
+    pub wal_name: String,
+    /// The prefetch folder.
+    pub dir: PathBuf,
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long)]
+    pub count: u16,
+    #[arg(long)]
+    pub segment_size: u64,
 }

@@ -7,6 +7,7 @@
 //! with [`settings`] resolved once. The layers, and what each may import, are
 //! in the README's "Architecture" section and enforced by `tests/architecture.rs`.
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod execute;

@@ -30,6 +30,9 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
         Command::Apply(args) => commands::apply::run(args, settings).await,
         Command::Lint(args) => commands::lint::run(args, settings),
         Command::Check(args) => commands::check::run(args, settings).await,
+        Command::WalPush(args) => commands::wal::push(args, settings).await,
+        Command::WalFetch(args) => commands::wal::fetch(args, settings).await,
+        Command::WalPrefetch(args) => commands::wal::prefetch(args, settings).await,
         Command::Schema => {
             let schema = schemars::schema_for!(pgdr::spec::PlanFile);
             let text = serde_json::to_string_pretty(&schema).expect("schema serialises");
@@ -53,6 +56,7 @@ fn exit_code(result: anyhow::Result<Outcome>) -> i32 {
         Ok(Outcome::Found) => 2,
         // The reader went away (`pgdr plan x | head`): nothing left to say.
         Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) if e.downcast_ref::<commands::QuietFailure>().is_some() => 1,
         Err(e) => {
             if let Some(files) = e.downcast_ref::<PlanFileErrors>() {
                 for error in &files.errors {

@@ -14,7 +14,11 @@ use crate::state::{Live, StandbyLive};
 /// The GUC names to read from a server: every setting the plan names, plus
 /// the ones pgdr derives for the primary.
 fn setting_names(desired: &Desired, primary: bool) -> Vec<String> {
-    let mut names: Vec<String> = desired.plan.settings.keys().cloned().collect();
+    let mut names: Vec<String> = desired
+        .server_settings()
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     if primary && desired.synchronous_standby_names().is_some() {
         names.push("synchronous_standby_names".into());
     }

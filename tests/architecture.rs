@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "plan",
     "lint",
     "execute",
+    "archive",
     "render",
     "cli",
     "commands",

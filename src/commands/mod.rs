@@ -7,6 +7,7 @@ pub mod apply;
 pub mod check;
 pub mod lint;
 pub mod plan;
+pub mod wal;
 
 use crate::observe;
 use crate::plan::{plan_cluster, ClusterPlan};
@@ -28,6 +29,13 @@ pub enum Outcome {
     /// Ran and found something (changes, problems, drift, findings): exit 2.
     Found,
 }
+
+/// A failure PostgreSQL expects and needs no message for (the archive does not
+/// have the WAL file `restore_command` asked for): exit 1, nothing on stderr
+/// unless `-v`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct QuietFailure(pub String);
 
 /// Every error of every plan file that failed to load. `main` prints one
 /// `error:` line per entry, then the summary.

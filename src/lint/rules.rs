@@ -245,6 +245,9 @@ fn archive_configured(plan: &PlanFile, out: &mut Vec<Raw>) {
             )));
         }
     }
+    if plan.archiver() == Some(crate::spec::Archiver::Pgdr) {
+        return; // pgdr sets archive_mode and archive_command itself
+    }
     let mode = setting(plan, "archive_mode").map(|m| m.to_ascii_lowercase());
     if !matches!(
         mode.as_deref(),

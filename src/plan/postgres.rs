@@ -54,13 +54,11 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
         // An RDS primary takes its settings from the parameter group (plan/rds.rs);
         // RDS refuses ALTER SYSTEM.
         let on_rds = desired.plan.primary.rds.is_some();
-        let mut settings: Vec<(String, String)> = desired
-            .plan
-            .settings
-            .iter()
-            .filter(|_| !on_rds)
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
+        let mut settings = if on_rds {
+            Vec::new()
+        } else {
+            desired.server_settings()
+        };
         if as_planned && !on_rds {
             if let Some(names) = desired.synchronous_standby_names() {
                 settings.push(("synchronous_standby_names".into(), names));
@@ -74,12 +72,7 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
         plan_primary_health(pg, plan);
     }
 
-    let settings: Vec<(String, String)> = desired
-        .plan
-        .settings
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
+    let settings = desired.server_settings();
     for standby in &desired.plan.standbys {
         let Some(observed) = live.standbys.get(standby.name.as_str()) else {
             continue;

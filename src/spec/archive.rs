@@ -44,6 +44,41 @@ pub struct BaseBackups {
     pub keep: u32,
 }
 
+/// Who fills the archive with WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Archiver {
+    /// pgdr sets `archive_command` to `pgdr wal-push ...`.
+    Pgdr,
+    /// Another tool archives; pgdr leaves `archive_command` to `settings`.
+    External,
+}
+
+/// How WAL and base backups are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// The object-name suffix (`.zst`) and flag spelling.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Zstd => ".zst",
+            Compression::None => "",
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Archive {
@@ -62,10 +97,23 @@ pub struct Archive {
     pub wal_retention: Option<Duration>,
     #[serde(default)]
     pub base_backups: Option<BaseBackups>,
+    /// `pgdr` (the default when `settings.archive_command` is absent) or `external`.
+    #[serde(default)]
+    pub archiver: Option<Archiver>,
+    #[serde(default)]
+    pub compression: Compression,
+    /// How the database host calls pgdr; `pgdr` on its PATH by default.
+    #[serde(default)]
+    pub pgdr_path: Option<String>,
 }
 
 impl Archive {
     pub fn wal_prefix(&self) -> String {
         format!("{}wal/", self.prefix)
+    }
+
+    /// `s3://<bucket>/<prefix>`: how the archive commands name this archive.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket.as_str(), self.prefix)
     }
 }

@@ -20,7 +20,7 @@ mod validate;
 mod values;
 pub mod yaml;
 
-pub use archive::{Archive, BaseBackups, Encryption, LockMode, ObjectLock};
+pub use archive::{Archive, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock};
 pub use endpoint::Endpoint;
 pub use error::{SpecError, SpecErrors};
 pub use load::{load_file, load_file_with, load_str, load_str_with, plan_files, ExtraCheck};
@@ -81,6 +81,73 @@ impl Desired {
         })
     }
 }
+
+impl Desired {
+    /// Who archives WAL: `archive.archiver`, else pgdr when the plan file sets no
+    /// `archive_command`; `None` without an archive.
+    pub fn archiver(&self) -> Option<Archiver> {
+        self.plan.archiver()
+    }
+
+    /// The `archive_command` pgdr derives when it archives (`archiver: pgdr`).
+    /// The bucket's region is named unless it is us-east-1, the one `wal-push`
+    /// uses without `--region`; no secret is ever part of it.
+    pub fn pgdr_archive_command(&self) -> Option<String> {
+        let archive = self.plan.archive.as_ref()?;
+        if self.archiver()? != Archiver::Pgdr {
+            return None;
+        }
+        let mut command = format!(
+            "{} wal-push {} %p",
+            archive.pgdr_path.as_deref().unwrap_or("pgdr"),
+            archive.url()
+        );
+        if self.region() != DEFAULT_S3_REGION {
+            command.push_str(&format!(" --region {}", self.region()));
+        }
+        if archive.compression != Compression::default() {
+            command.push_str(&format!(" --compression {}", archive.compression.as_str()));
+        }
+        Some(command)
+    }
+
+    /// The settings pgdr keeps on self-managed servers: the plan file's
+    /// `settings`, plus `archive_mode` and `archive_command` when pgdr archives.
+    pub fn server_settings(&self) -> Vec<(String, String)> {
+        let mut settings: Vec<(String, String)> = self
+            .plan
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        if let Some(command) = self.pgdr_archive_command() {
+            if !self.plan.settings.contains_key("archive_mode") {
+                settings.push(("archive_mode".into(), "on".into()));
+            }
+            settings.push(("archive_command".into(), command));
+        }
+        settings
+    }
+}
+
+impl PlanFile {
+    /// See [`Desired::archiver`].
+    pub fn archiver(&self) -> Option<Archiver> {
+        let archive = self.archive.as_ref()?;
+        Some(
+            archive
+                .archiver
+                .unwrap_or(if self.settings.contains_key("archive_command") {
+                    Archiver::External
+                } else {
+                    Archiver::Pgdr
+                }),
+        )
+    }
+}
+
+/// The region `wal-push` and `wal-fetch` use without `--region`: S3's own default.
+pub const DEFAULT_S3_REGION: &str = "us-east-1";
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

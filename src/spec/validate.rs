@@ -120,6 +120,32 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
                 _ => {}
             }
         }
+        let sets_command = plan.settings.contains_key("archive_command");
+        if archive.archiver == Some(super::Archiver::Pgdr) && sets_command {
+            err(
+                "archive.archiver",
+                "`archiver: pgdr` sets archive_command itself; remove `settings.archive_command` or write `archiver: external`".into(),
+            );
+        }
+        if plan.archiver() == Some(super::Archiver::Pgdr) {
+            if let Some(mode) = plan.settings.get("archive_mode") {
+                if !matches!(mode.0.as_str(), "on" | "always") {
+                    err(
+                        "settings.archive_mode",
+                        format!("`{}` stops archiving, but pgdr archives WAL for this plan (archive.archiver); expected on or always, or write `archiver: external`", mode.0),
+                    );
+                }
+            }
+        }
+        if let Some(path) = &archive.pgdr_path {
+            let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+".contains(c);
+            if path.is_empty() || !path.chars().all(safe) {
+                err(
+                    "archive.pgdr_path",
+                    format!("`{path}` cannot go into archive_command unquoted; expected a path of letters, digits and / . _ - + (e.g. /usr/local/bin/pgdr)"),
+                );
+            }
+        }
         if let Some(retention) = archive.wal_retention {
             match retention.whole_days() {
                 Some(0) | None => err(

@@ -9,6 +9,7 @@ pub mod postgres;
 pub mod rds;
 pub mod route53;
 pub mod s3;
+pub mod wal;
 
 use crate::spec::sha256_hex;
 use ec2::GroupLive;

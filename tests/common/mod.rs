@@ -71,11 +71,17 @@ pub fn free_port() -> u16 {
 }
 
 fn try_lib(script: &str) -> Output {
+    try_lib_env(script, &[])
+}
+
+/// [`try_lib`] with extra environment (servers started by it inherit it).
+fn try_lib_env(script: &str, envs: &[(String, String)]) -> Output {
     run(
         Command::new("bash")
             .arg("-c")
             .arg(format!(". scripts/lib.sh && {script}"))
             .current_dir(repo())
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null()),
         COMMAND_TIMEOUT,
     )
@@ -131,18 +137,50 @@ impl Postgres {
 
     /// `conf` lines are appended to postgresql.conf before the first start.
     pub fn start_with(conf: &str) -> Self {
+        Self::start_in(server_dir("pgdr-test-pg"), conf, &[])
+    }
+
+    /// A server that archives through `pgdr wal-push` to the emulator: it runs
+    /// with the emulator's AWS environment, and its `archive_command` is
+    /// `command` with `{pgdr}` replaced by a copy of pgdr the server's user can
+    /// run. `initdb_opts` go to initdb (e.g. `--data-checksums`).
+    pub fn start_archiving(
+        moto_endpoint: &str,
+        command: &str,
+        conf: &str,
+        initdb_opts: &str,
+    ) -> Self {
         let dir = server_dir("pgdr-test-pg");
+        let pgdr = pgdr_for_postgres(dir.path());
+        let command = command.replace("{pgdr}", &pgdr.display().to_string());
+        let conf = format!("archive_mode = on\narchive_command = '{command}'\n{conf}");
+        let mut envs = aws_env(moto_endpoint);
+        envs.push(("PGDR_INITDB_OPTS".into(), initdb_opts.into()));
+        Self::start_in(dir, &conf, &envs)
+    }
+
+    fn start_in(dir: tempfile::TempDir, conf: &str, envs: &[(String, String)]) -> Self {
         let d = dir.path().display().to_string();
         let conf_file = dir.path().join("extra.conf");
         std::fs::write(&conf_file, conf).unwrap();
         let port = on_free_port(
             "PostgreSQL",
-            |port| try_lib(&format!("start_pg {d}/pg {port} {}", conf_file.display())),
+            |port| {
+                try_lib_env(
+                    &format!("start_pg {d}/pg {port} {}", conf_file.display()),
+                    envs,
+                )
+            },
             || {
                 try_lib(&format!("stop_pg {d}/pg; rm -rf {d}/pg"));
             },
         );
         Postgres { dir, port }
+    }
+
+    /// The server's log (pg_ctl -l), where archive_command's stderr goes.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pg/server.log")).unwrap_or_default()
     }
 
     /// A streaming standby of `primary` (pg_basebackup -R, slot `slot` created on the primary).
@@ -452,13 +490,199 @@ print(writes)
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL".into(), self.endpoint()),
-            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-            ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
-        ]
+        aws_env(&self.endpoint())
+    }
+
+    /// Creates a bucket with the aws CLI (versioned, so overwrites would show).
+    pub fn create_bucket(&self, bucket: &str) {
+        self.aws(&["s3api", "create-bucket", "--bucket", bucket])
+            .unwrap();
+        self.aws(&[
+            "s3api",
+            "put-bucket-versioning",
+            "--bucket",
+            bucket,
+            "--versioning-configuration",
+            "Status=Enabled",
+        ])
+        .unwrap();
+    }
+
+    /// Every version of every object under `prefix`: (key, version id, size), by the aws CLI.
+    pub fn versions(&self, bucket: &str, prefix: &str) -> Vec<(String, String, u64)> {
+        let out = self
+            .aws(&[
+                "s3api",
+                "list-object-versions",
+                "--bucket",
+                bucket,
+                "--prefix",
+                prefix,
+            ])
+            .unwrap();
+        out["Versions"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|o| {
+                        (
+                            o["Key"].as_str().unwrap().to_string(),
+                            o["VersionId"].as_str().unwrap_or("").to_string(),
+                            o["Size"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Downloads one object with the aws CLI.
+    pub fn download(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("object");
+        self.aws(&[
+            "s3api",
+            "get-object",
+            "--bucket",
+            bucket,
+            "--key",
+            key,
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        std::fs::read(file).unwrap()
+    }
+}
+
+/// The environment that points AWS clients at an emulator (test credentials only).
+pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL".into(), endpoint.to_string()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ]
+}
+
+/// A copy of the pgdr binary in `dir/bin`, which the `postgres` user can run
+/// even when the build directory is under a home only its owner may enter.
+pub fn pgdr_for_postgres(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = bin.join("pgdr");
+    std::fs::copy(env!("CARGO_BIN_EXE_pgdr"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+/// A TCP forwarder on loopback in front of a server, which can be taken down
+/// (connections refused, open ones cut) and brought back on the same port:
+/// "the emulator is unreachable" without losing the emulator's contents.
+pub struct Proxy {
+    pub port: u16,
+    upstream: u16,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    up: bool,
+    generation: u64,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Self {
+        let port = free_port();
+        let proxy = Proxy {
+            port,
+            upstream,
+            state: Default::default(),
+        };
+        proxy.up();
+        proxy
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn up(&self) {
+        let generation = {
+            let mut state = self.state.lock().unwrap();
+            if state.up {
+                return;
+            }
+            state.up = true;
+            state.generation += 1;
+            state.generation
+        };
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("proxy port free again");
+        listener.set_nonblocking(true).unwrap();
+        let state = self.state.clone();
+        let upstream = self.upstream;
+        std::thread::spawn(move || loop {
+            let current = state.lock().unwrap().generation == generation;
+            if !current {
+                return; // dropping the listener refuses new connections
+            }
+            match listener.accept() {
+                Ok((client, _)) => {
+                    client.set_nonblocking(false).unwrap();
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                        continue;
+                    };
+                    for (mut from, mut to) in [
+                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                        (server, client),
+                    ] {
+                        let state = state.clone();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 65536];
+                            loop {
+                                from.set_read_timeout(Some(Duration::from_millis(200))).ok();
+                                if state.lock().unwrap().generation != generation {
+                                    let _ = from.shutdown(std::net::Shutdown::Both);
+                                    let _ = to.shutdown(std::net::Shutdown::Both);
+                                    return;
+                                }
+                                match std::io::Read::read(&mut from, &mut buf) {
+                                    Ok(0) => {
+                                        let _ = to.shutdown(std::net::Shutdown::Write);
+                                        return;
+                                    }
+                                    Ok(n) => {
+                                        if std::io::Write::write_all(&mut to, &buf[..n]).is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Err(e)
+                                        if matches!(
+                                            e.kind(),
+                                            std::io::ErrorKind::WouldBlock
+                                                | std::io::ErrorKind::TimedOut
+                                        ) => {}
+                                    Err(_) => return,
+                                }
+                            }
+                        });
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        });
+    }
+
+    /// Refuses new connections and cuts open ones.
+    pub fn down(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.up = false;
+        state.generation += 1;
+        drop(state);
+        // Let the accept loop notice and drop its listener.
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

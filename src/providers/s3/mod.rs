@@ -1,10 +1,10 @@
 //! S3: the archive bucket. `bucket` reads and writes the bucket's settings
 //! (versioning, object lock, encryption, public access, lifecycle rules);
-//! object reads and writes (WAL segments, base backups, the catalogue) get
-//! their own file beside it when the archive commands arrive. Both share the
-//! error mapping here.
+//! `objects` reads and writes what the bucket holds (WAL, base backups, the
+//! catalogue). Both share the error mapping here.
 
 mod bucket;
+pub mod objects;
 
 pub use bucket::{
     create_bucket, observe, put_encryption, put_object_lock, put_public_access_block,

@@ -1,0 +1,232 @@
+//! `wal-push`, PostgreSQL's `archive_command`: store one WAL file in the
+//! archive, write-once and verified, and push the files PostgreSQL has queued
+//! behind it in parallel when it has fallen behind.
+//!
+//! The rules (pgBackRest's, whose archive-push is the model):
+//! - success only once S3 has stored the object and verified its SHA-256, or
+//!   when the identical file (same SHA-256 of the original bytes) is already
+//!   archived; a *different* file under the same name is refused, never
+//!   overwritten (`If-None-Match: *` makes that atomic);
+//! - pushing ahead: when `pg_wal/archive_status` holds more `.ready` files,
+//!   they are pushed now, concurrently, and each one S3 confirmed is noted in
+//!   `pg_wal/pgdr/pushed/<name>` with its SHA-256 and the archive URL. When
+//!   PostgreSQL then asks for that file, the note is checked against the file's
+//!   own SHA-256 and the same URL before it counts, so a note can never make an
+//!   unstored file look archived. Notes live in `pg_wal`, which base backups
+//!   leave out, so a copy of the data directory never inherits them.
+
+use super::codec::{self, sha256_hex};
+use super::{ArchiveError, ArchiveUrl, META_SHA256};
+use crate::providers::s3::objects::{self, PutOutcome};
+use crate::spec::Compression;
+use crate::state::wal::{WalKind, WalName};
+use aws_sdk_s3::Client;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How a push was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Uploaded now.
+    Stored,
+    /// The identical file was already in the archive.
+    AlreadyArchived,
+    /// An earlier invocation pushed it ahead and S3 confirmed it.
+    PushedAhead,
+}
+
+pub struct PushOptions {
+    pub url: ArchiveUrl,
+    pub compression: Compression,
+    /// Files uploaded at once when PostgreSQL has a backlog.
+    pub parallel: usize,
+}
+
+/// The most files one invocation pushes ahead, so a huge backlog is worked
+/// through in bounded rounds (PostgreSQL calls again for the next file).
+const AHEAD_PER_PARALLEL: usize = 4;
+
+/// Pushes `wal_path`; `client` is only built when S3 is needed.
+pub async fn push<F, Fut>(
+    client: F,
+    options: &PushOptions,
+    wal_path: &Path,
+) -> Result<(Pushed, usize), ArchiveError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Client>,
+{
+    let name = file_name(wal_path)?;
+    let raw = std::fs::read(wal_path).map_err(|e| ArchiveError::io(wal_path, e))?;
+    let wal_dir = wal_path.parent().unwrap_or(Path::new("."));
+    let notes = Notes::in_wal_dir(wal_dir);
+    let sha = sha256_hex(&raw);
+
+    if let Some(notes) = &notes {
+        if notes.confirms(&name, &sha, &options.url) {
+            notes.forget(&name);
+            return Ok((Pushed::PushedAhead, 0));
+        }
+    }
+
+    let client = client().await;
+    let ahead = match &notes {
+        Some(notes) => notes.waiting(wal_dir, &name, options.parallel * AHEAD_PER_PARALLEL),
+        None => Vec::new(),
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
+    let this_one = push_one(&client, options, &name, raw, sha);
+    let others = futures_util::future::join_all(ahead.into_iter().map(|other| {
+        let permits = permits.clone();
+        let client = client.clone();
+        async move {
+            let _permit = permits.acquire().await.expect("semaphore open");
+            let path = wal_dir.join(&other);
+            // PostgreSQL may have archived and recycled it meanwhile.
+            let Ok(raw) = std::fs::read(&path) else {
+                return None;
+            };
+            let sha = sha256_hex(&raw);
+            match push_one(&client, options, &other, raw, sha.clone()).await {
+                Ok(_) => Some((other, sha)),
+                Err(e) => {
+                    // Not this invocation's file: PostgreSQL will ask for it, and
+                    // the error is reported then.
+                    tracing::warn!(target: "pgdr::archive", file = other, error = %e, "push ahead failed");
+                    None
+                }
+            }
+        }
+    }));
+    let (result, pushed_ahead) = tokio::join!(this_one, others);
+    let mut noted = 0;
+    if let Some(notes) = &notes {
+        for (other, sha) in pushed_ahead.into_iter().flatten() {
+            if notes.note(&other, &sha, &options.url) {
+                noted += 1;
+            }
+        }
+    }
+    Ok((result?, noted))
+}
+
+fn file_name(path: &Path) -> Result<String, ArchiveError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    if WalName::parse(&name).is_none() {
+        return Err(ArchiveError::Usage(format!(
+            "{}: not a WAL file name (a segment, .partial, .backup or .history file)",
+            path.display()
+        )));
+    }
+    Ok(name)
+}
+
+/// Stores one file; settles an existing object by comparing checksums.
+pub async fn push_one(
+    client: &Client,
+    options: &PushOptions,
+    name: &str,
+    raw: Vec<u8>,
+    sha: String,
+) -> Result<Pushed, ArchiveError> {
+    let key = options.url.wal_key(name, options.compression);
+    let metadata = codec::content_metadata(&raw);
+    let compression = options.compression;
+    let body = tokio::task::spawn_blocking(move || codec::encode(&raw, compression))
+        .await
+        .map_err(|e| ArchiveError::Failed(format!("compressing {name}: {e}")))??;
+    match objects::put_new(client, &options.url.bucket, &key, body, &metadata).await? {
+        PutOutcome::Stored => Ok(Pushed::Stored),
+        PutOutcome::Exists => {
+            let archived = archived_sha(client, &options.url, &key, compression).await?;
+            if archived == sha {
+                Ok(Pushed::AlreadyArchived)
+            } else {
+                Err(ArchiveError::Conflict {
+                    name: name.to_string(),
+                    archived,
+                    local: sha,
+                })
+            }
+        }
+    }
+}
+
+/// The SHA-256 of an archived object's original bytes: from its metadata, or,
+/// for an object pgdr did not write, by reading it.
+async fn archived_sha(
+    client: &Client,
+    url: &ArchiveUrl,
+    key: &str,
+    compression: Compression,
+) -> Result<String, ArchiveError> {
+    if let Some(head) = objects::head(client, &url.bucket, key).await? {
+        if let Some(sha) = head.metadata.get(META_SHA256) {
+            return Ok(sha.clone());
+        }
+    }
+    let fetched = objects::get(client, &url.bucket, key)
+        .await?
+        .ok_or_else(|| ArchiveError::Failed(format!("{key} vanished while being compared")))?;
+    Ok(sha256_hex(&codec::decode(fetched.body, compression)?))
+}
+
+/// The notes of files pushed ahead, in `pg_wal/pgdr/pushed/`.
+struct Notes {
+    dir: PathBuf,
+}
+
+impl Notes {
+    /// Only a real `pg_wal` (one with `archive_status`) gets notes.
+    fn in_wal_dir(wal_dir: &Path) -> Option<Notes> {
+        if !wal_dir.join("archive_status").is_dir() {
+            return None;
+        }
+        let dir = wal_dir.join("pgdr").join("pushed");
+        std::fs::create_dir_all(&dir).ok()?;
+        Some(Notes { dir })
+    }
+
+    fn text(sha: &str, url: &ArchiveUrl) -> String {
+        format!("{sha} {url}\n")
+    }
+
+    fn confirms(&self, name: &str, sha: &str, url: &ArchiveUrl) -> bool {
+        std::fs::read_to_string(self.dir.join(name)).is_ok_and(|t| t == Self::text(sha, url))
+    }
+
+    /// Written whole or not at all (temp file, then rename).
+    fn note(&self, name: &str, sha: &str, url: &ArchiveUrl) -> bool {
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, Self::text(sha, url)).is_ok()
+            && std::fs::rename(&tmp, self.dir.join(name)).is_ok()
+    }
+
+    fn forget(&self, name: &str) {
+        let _ = std::fs::remove_file(self.dir.join(name));
+    }
+
+    /// The `.ready` files behind `name` that are not yet pushed, in the order
+    /// PostgreSQL archives them (timeline history first, then oldest first).
+    fn waiting(&self, wal_dir: &Path, name: &str, limit: usize) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(wal_dir.join("archive_status")) else {
+            return Vec::new();
+        };
+        let mut ready: Vec<WalName> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let file = e.file_name().to_str()?.strip_suffix(".ready")?.to_string();
+                WalName::parse(&file)
+            })
+            .filter(|w| w.name != name && !self.dir.join(&w.name).exists())
+            .collect();
+        ready.sort_by(|a, b| {
+            (a.kind != WalKind::History, &a.name).cmp(&(b.kind != WalKind::History, &b.name))
+        });
+        ready.into_iter().take(limit).map(|w| w.name).collect()
+    }
+}

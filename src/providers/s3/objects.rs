@@ -1,0 +1,379 @@
+//! Objects in the archive bucket: write-once puts, reads with verification,
+//! listings, deletes and multipart uploads. Plain bytes and keys in, typed
+//! answers out; what the keys mean is `crate::archive`'s business.
+//!
+//! Every write carries a SHA-256 checksum that S3 verifies before it stores
+//! the object (the SDK's flexible checksums), and every new object is written
+//! with `If-None-Match: *`, so nothing already there is ever overwritten.
+
+use super::{is_code, sdk_error};
+use crate::providers::ProviderError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{self as s3t, ChecksumAlgorithm, ChecksumMode};
+use aws_sdk_s3::Client;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// What a write-once put found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored; S3 verified the SHA-256 it was sent.
+    Stored,
+    /// An object already has this key; nothing was written.
+    Exists,
+}
+
+/// The base64 SHA-256 S3 expects in `x-amz-checksum-sha256`.
+fn checksum_b64(body: &[u8]) -> String {
+    aws_smithy_types::base64::encode(Sha256::digest(body))
+}
+
+/// Stores `body` at `key` unless an object is already there.
+pub async fn put_new(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    metadata: &HashMap<String, String>,
+) -> Result<PutOutcome, ProviderError> {
+    let checksum = checksum_b64(&body);
+    let result = client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .if_none_match("*")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .checksum_sha256(&checksum)
+        .set_metadata(Some(metadata.clone()))
+        .body(ByteStream::from(body))
+        .send()
+        .await;
+    match result {
+        Ok(out) => {
+            // S3 answers with the checksum it computed; a store that ignores the
+            // header (some S3-compatible ones) is caught here rather than trusted.
+            match out.checksum_sha256() {
+                Some(stored) if stored != checksum => Err(ProviderError::new(
+                    super::system(bucket),
+                    format!(
+                        "storing {key}: the store reports SHA-256 {stored}, pgdr sent {checksum}"
+                    ),
+                )),
+                _ => Ok(PutOutcome::Stored),
+            }
+        }
+        // 412: the key exists. 409: a concurrent conditional write to the same key
+        // won; either way the object is someone else's to compare.
+        Err(e) if is_code(&e, &["PreconditionFailed", "ConditionalRequestConflict"]) => {
+            Ok(PutOutcome::Exists)
+        }
+        Err(e) => Err(sdk_error(bucket, &format!("storing {key}"), &e)),
+    }
+}
+
+/// An object's size and user metadata, or `None` when there is none.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub size: u64,
+    pub metadata: HashMap<String, String>,
+}
+
+pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<Option<Head>, ProviderError> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(Some(Head {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            metadata: out.metadata().cloned().unwrap_or_default(),
+        })),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
+        Err(e) => Err(sdk_error(bucket, &format!("reading {key}"), &e)),
+    }
+}
+
+/// An object's bytes and metadata, read with checksum validation on (the SDK
+/// checks the body against the checksum stored with the object); `None` when
+/// there is no such key.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub metadata: HashMap<String, String>,
+}
+
+pub async fn get(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Fetched>, ProviderError> {
+    let out = match client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(e) if is_code(&e, &["NoSuchKey"]) => return Ok(None),
+        Err(e) => return Err(sdk_error(bucket, &format!("reading {key}"), &e)),
+    };
+    let metadata = out.metadata().cloned().unwrap_or_default();
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| ProviderError::new(super::system(bucket), format!("reading {key}: {e}")))?
+        .into_bytes()
+        .to_vec();
+    Ok(Some(Fetched { body, metadata }))
+}
+
+/// A streamed object body, for reads too large to hold in memory.
+pub async fn get_stream(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ByteStream>, ProviderError> {
+    match client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out.body)),
+        Err(e) if is_code(&e, &["NoSuchKey"]) => Ok(None),
+        Err(e) => Err(sdk_error(bucket, &format!("reading {key}"), &e)),
+    }
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub modified_unix: i64,
+}
+
+/// Every object under `prefix` whose key sorts after `start_after` (all pages).
+pub async fn list(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Vec<Listed>, ProviderError> {
+    let mut found = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_start_after(start_after.map(str::to_string))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| sdk_error(bucket, &format!("listing {prefix}"), &e))?;
+        for object in page.contents() {
+            found.push(Listed {
+                key: object.key().unwrap_or_default().to_string(),
+                size: object.size().unwrap_or(0).max(0) as u64,
+                modified_unix: object.last_modified().map_or(0, |t| t.secs()),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes keys in batches of 1,000 (S3's limit). Returns the keys S3 refused
+/// with its reason (an object under retention, a missing permission), so one
+/// locked object does not hide what happened to the rest.
+pub async fn delete(
+    client: &Client,
+    bucket: &str,
+    keys: &[String],
+) -> Result<Vec<(String, String)>, ProviderError> {
+    let mut refused = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let objects: Vec<s3t::ObjectIdentifier> = chunk
+            .iter()
+            .map(|k| {
+                s3t::ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .expect("key is set")
+            })
+            .collect();
+        let delete = s3t::Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .expect("objects are set");
+        let out = client
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, "deleting objects", &e))?;
+        for error in out.errors() {
+            refused.push((
+                error.key().unwrap_or_default().to_string(),
+                format!(
+                    "{}: {}",
+                    error.code().unwrap_or("error"),
+                    error.message().unwrap_or("")
+                ),
+            ));
+        }
+    }
+    Ok(refused)
+}
+
+/// A multipart upload in progress: parts are sent as they are ready and the
+/// object appears only when [`Multipart::complete`] succeeds.
+pub struct Multipart {
+    client: Client,
+    bucket: String,
+    pub key: String,
+    pub upload_id: String,
+}
+
+impl Multipart {
+    pub async fn create(
+        client: &Client,
+        bucket: &str,
+        key: &str,
+        metadata: &HashMap<String, String>,
+    ) -> Result<Multipart, ProviderError> {
+        let out = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .set_metadata(Some(metadata.clone()))
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, &format!("starting upload of {key}"), &e))?;
+        Ok(Multipart {
+            client: client.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: out.upload_id().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// Sends one part (numbered from 1); returns what completing needs.
+    pub async fn upload_part(
+        &self,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<s3t::CompletedPart, ProviderError> {
+        let checksum = checksum_b64(&body);
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_sha256(&checksum)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| {
+                sdk_error(
+                    &self.bucket,
+                    &format!("uploading part {number} of {}", self.key),
+                    &e,
+                )
+            })?;
+        Ok(s3t::CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(out.e_tag().map(str::to_string))
+            .checksum_sha256(out.checksum_sha256().unwrap_or(&checksum))
+            .build())
+    }
+
+    /// Makes the object appear, unless one already has the key.
+    pub async fn complete(self, mut parts: Vec<s3t::CompletedPart>) -> Result<(), ProviderError> {
+        parts.sort_by_key(|p| p.part_number());
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .if_none_match("*")
+            .multipart_upload(
+                s3t::CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await;
+        if let Err(e) = result {
+            let err = sdk_error(
+                &self.bucket,
+                &format!("completing upload of {}", self.key),
+                &e,
+            );
+            self.abort().await;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Discards the parts sent so far. Best effort: a failure is logged, and
+    /// the next backup (or the bucket's lifecycle rule) removes what is left.
+    pub async fn abort(&self) {
+        abort_upload(&self.client, &self.bucket, &self.key, &self.upload_id).await;
+    }
+}
+
+pub async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    if let Err(e) = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+    {
+        tracing::warn!(target: "pgdr::archive", key, error = %sdk_error(bucket, "aborting an upload", &e), "upload not aborted");
+    }
+}
+
+/// Multipart uploads still open under `prefix`: (key, upload id).
+pub async fn open_uploads(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, ProviderError> {
+    let mut found = Vec::new();
+    let mut key_marker: Option<String> = None;
+    let mut id_marker: Option<String> = None;
+    loop {
+        let out = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.clone())
+            .set_upload_id_marker(id_marker.clone())
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, "listing open uploads", &e))?;
+        for upload in out.uploads() {
+            if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                found.push((key.to_string(), id.to_string()));
+            }
+        }
+        if out.is_truncated() != Some(true) {
+            return Ok(found);
+        }
+        key_marker = out.next_key_marker().map(str::to_string);
+        id_marker = out.next_upload_id_marker().map(str::to_string);
+        if key_marker.is_none() {
+            return Ok(found);
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! WAL file names and LSNs: what a file in `pg_wal` (and in the archive's
+//! `wal/`) is, which segment an LSN falls in, and which segments follow one
+//! another. Pure arithmetic on PostgreSQL's naming rules; no I/O.
+//!
+//! A segment is named `TTTTTTTTXXXXXXXXYYYYYYYY`: timeline, then the segment
+//! number split into a "log" part and a segment-within-log part, each 8 hex
+//! digits. With the default 16 MiB segments there are 256 segments per log.
+
+use std::fmt;
+
+/// PostgreSQL's default `wal_segment_size`.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
+
+/// What kind of file an archived WAL name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WalKind {
+    /// A complete segment.
+    Segment,
+    /// The last, incomplete segment of a timeline left by a promotion.
+    Partial,
+    /// A backup history file (`<segment>.<offset>.backup`).
+    Backup,
+    /// A timeline history file (`<timeline>.history`).
+    History,
+}
+
+/// A parsed WAL file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalName {
+    pub name: String,
+    pub kind: WalKind,
+    pub timeline: u32,
+    /// The segment's (log, seg) pair; (0, 0) for a history file.
+    pub log: u32,
+    pub seg: u32,
+}
+
+impl WalName {
+    /// Parses a file name PostgreSQL archives; `None` for anything else.
+    pub fn parse(name: &str) -> Option<WalName> {
+        let hex8 = |s: &str| -> Option<u32> {
+            (s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u32::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        if let Some(tli) = name.strip_suffix(".history") {
+            return Some(WalName {
+                name: name.to_string(),
+                kind: WalKind::History,
+                timeline: hex8(tli)?,
+                log: 0,
+                seg: 0,
+            });
+        }
+        let (base, kind) = if let Some(base) = name.strip_suffix(".partial") {
+            (base, WalKind::Partial)
+        } else if let Some(rest) = name.strip_suffix(".backup") {
+            let (base, offset) = rest.split_once('.')?;
+            hex8(offset)?;
+            (base, WalKind::Backup)
+        } else {
+            (name, WalKind::Segment)
+        };
+        if base.len() != 24 {
+            return None;
+        }
+        Some(WalName {
+            name: name.to_string(),
+            kind,
+            timeline: hex8(&base[0..8])?,
+            log: hex8(&base[8..16])?,
+            seg: hex8(&base[16..24])?,
+        })
+    }
+
+    /// The absolute segment number, for a given segment size.
+    pub fn segno(&self, segment_size: u64) -> u64 {
+        u64::from(self.log) * segments_per_log(segment_size) + u64::from(self.seg)
+    }
+}
+
+/// How many segments one 4 GiB "log" holds.
+pub fn segments_per_log(segment_size: u64) -> u64 {
+    0x1_0000_0000 / segment_size
+}
+
+/// The segment file name of a timeline and absolute segment number.
+pub fn segment_name(timeline: u32, segno: u64, segment_size: u64) -> String {
+    let per = segments_per_log(segment_size);
+    format!("{timeline:08X}{:08X}{:08X}", segno / per, segno % per)
+}
+
+/// A WAL position (`0/3000028`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    pub fn parse(text: &str) -> Option<Lsn> {
+        let (hi, lo) = text.trim().split_once('/')?;
+        let hi = u64::from_str_radix(hi, 16).ok()?;
+        let lo = u64::from_str_radix(lo, 16).ok()?;
+        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some(Lsn((hi << 32) | lo))
+    }
+
+    /// The segment this position lies in.
+    pub fn segno(self, segment_size: u64) -> u64 {
+        self.0 / segment_size
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_archived_kind() {
+        let s = WalName::parse("00000002000000010000000A").unwrap();
+        assert_eq!(
+            (s.kind, s.timeline, s.log, s.seg),
+            (WalKind::Segment, 2, 1, 10)
+        );
+        assert_eq!(s.segno(DEFAULT_SEGMENT_SIZE), 256 + 10);
+        let p = WalName::parse("00000001000000000000000A.partial").unwrap();
+        assert_eq!(p.kind, WalKind::Partial);
+        let b = WalName::parse("000000010000000000000002.00000028.backup").unwrap();
+        assert_eq!((b.kind, b.seg), (WalKind::Backup, 2));
+        let h = WalName::parse("00000003.history").unwrap();
+        assert_eq!((h.kind, h.timeline), (WalKind::History, 3));
+        for bad in [
+            "",
+            "RECOVERYXLOG",
+            "00000001000000000000000",
+            "0000000100000000000000GA",
+            "000000010000000000000002.backup",
+            "../00000001.history",
+        ] {
+            assert_eq!(WalName::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lsn_and_segment_arithmetic_agree_with_postgres() {
+        // pg_walfile_name('0/3000028') on timeline 1 with 16 MiB segments.
+        let lsn = Lsn::parse("0/3000028").unwrap();
+        assert_eq!(
+            segment_name(1, lsn.segno(DEFAULT_SEGMENT_SIZE), DEFAULT_SEGMENT_SIZE),
+            "000000010000000000000003"
+        );
+        // Segment 255 of log 0 is followed by segment 0 of log 1.
+        assert_eq!(
+            segment_name(1, 256, DEFAULT_SEGMENT_SIZE),
+            "000000010000000100000000"
+        );
+        // 1 GiB segments: 4 per log.
+        assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
+        assert_eq!(Lsn::parse("1/A0").unwrap().to_string(), "1/A0");
+        assert_eq!(Lsn::parse("x/1"), None);
+    }
+}
