@@ -40,6 +40,12 @@ pub enum Command {
     Lint(LintArgs),
     /// For pull requests: lint, then plan, as one markdown report; exit 2 when anything needs attention.
     Check(CheckArgs),
+    /// Take a base backup of the primary (or a standby) into the archive bucket.
+    Backup(BackupArgs),
+    /// List the base backups in the archive bucket.
+    Backups(BackupsArgs),
+    /// Delete base backups beyond archive.base_backups.keep and the WAL only they needed.
+    Expire(ExpireArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
     WalPush(WalPushArgs),
     /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
@@ -171,4 +177,41 @@ pub struct WalPrefetchArgs {
     pub count: u16,
     #[arg(long)]
     pub segment_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// Back up this standby (by its plan-file name) instead of the primary.
+    #[arg(long, value_name = "NAME")]
+    pub standby: Option<String>,
+    #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+    pub format: ListFormat,
+    /// Seconds to wait for the backup's last WAL segment to reach the archive.
+    #[arg(long, default_value_t = 120)]
+    pub wal_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// Print what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

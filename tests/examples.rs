@@ -19,7 +19,7 @@ fn the_sandbox_template_parses() {
         .unwrap()
         .replace("@PGPORT@", "5432")
         .replace("@STANDBYPORT@", "5433")
-        .replace("@ARCHIVE_DIR@", "/tmp/archive");
+        .replace("@PGDR@", "/usr/local/bin/pgdr");
     pgdr::spec::load_str(Path::new("examples/sandbox.yaml.in"), &text)
         .unwrap_or_else(|e| panic!("{e}"));
 }

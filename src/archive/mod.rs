@@ -10,7 +10,10 @@
 //! Layout under `<prefix>` (the contract in the README): `wal/<name>[.zst]`,
 //! `base/<id>/{data.tar.zst, backup_manifest, backup.json}`.
 
+pub mod backup;
+pub mod catalog;
 pub mod codec;
+pub mod expire;
 pub mod wal_fetch;
 pub mod wal_push;
 

@@ -4,7 +4,10 @@
 //! `main` reports and turns into exit code 1 in one place.
 
 pub mod apply;
+pub mod backup;
+pub mod backups;
 pub mod check;
+pub mod expire;
 pub mod lint;
 pub mod plan;
 pub mod wal;
@@ -91,6 +94,33 @@ pub fn load_all(path: &Path) -> anyhow::Result<Vec<Desired>> {
         return Err(PlanFileErrors { errors, summary }.into());
     }
     Ok(loaded)
+}
+
+/// Loads the one plan file a recovery command works on (a folder is refused).
+pub fn load_cluster(path: &Path, command: &str) -> anyhow::Result<Desired> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "{command} works on one cluster: give its plan file, not the folder {}",
+            path.display()
+        );
+    }
+    let mut loaded = load_all(path)?;
+    Ok(loaded.remove(0))
+}
+
+/// The plan file's archive as the archive commands address it, with the
+/// bucket's region and the plan's compression.
+pub fn archive_of(
+    desired: &Desired,
+) -> anyhow::Result<(crate::archive::ArchiveUrl, String, spec::Compression)> {
+    let archive = desired.plan.archive.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: the plan file has no `archive` section, so there is no bucket to keep backups in",
+            desired.source.display()
+        )
+    })?;
+    let url = crate::archive::ArchiveUrl::parse(&archive.url())?;
+    Ok((url, desired.region().to_string(), archive.compression))
 }
 
 /// Observes and plans every cluster concurrently. A cluster whose state cannot be

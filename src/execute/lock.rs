@@ -9,8 +9,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another pgdr apply is running for cluster `{cluster}` (lock {path}); wait for it to finish")]
-    Busy { cluster: String, path: PathBuf },
+    #[error("another pgdr {what} is running for cluster `{cluster}` (lock {path}); wait for it to finish")]
+    Busy {
+        what: String,
+        cluster: String,
+        path: PathBuf,
+    },
     #[error("cannot open lock file {path}: {source}")]
     Io {
         path: PathBuf,
@@ -23,8 +27,18 @@ pub struct ClusterLock {
 }
 
 impl ClusterLock {
+    /// The apply lock.
     pub fn acquire(dir: &Path, cluster: &str) -> Result<Self, LockError> {
-        let path = dir.join(format!("{cluster}.lock"));
+        Self::acquire_for(dir, cluster, "apply")
+    }
+
+    /// A lock for one kind of work on a cluster (`apply`, `backup`): backups
+    /// and expiry exclude each other without holding up an apply.
+    pub fn acquire_for(dir: &Path, cluster: &str, what: &str) -> Result<Self, LockError> {
+        let path = match what {
+            "apply" => dir.join(format!("{cluster}.lock")),
+            _ => dir.join(format!("{cluster}.{what}.lock")),
+        };
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
@@ -39,6 +53,7 @@ impl ClusterLock {
         match file.try_lock() {
             Ok(()) => Ok(ClusterLock { _file: file }),
             Err(TryLockError::WouldBlock) => Err(LockError::Busy {
+                what: what.to_string(),
                 cluster: cluster.to_string(),
                 path,
             }),

@@ -551,3 +551,53 @@ mod tests {
         assert_eq!(pgpass_lookup("a:b:c:d:e", "x", "b", "c", "d"), None);
     }
 }
+
+/// What a base backup records about its source server.
+#[derive(Debug, Clone)]
+pub struct BackupFacts {
+    /// `server_version_num`, e.g. 150004.
+    pub version_num: u32,
+    pub system_identifier: String,
+    pub wal_segment_size: u64,
+    pub in_recovery: bool,
+    /// The sum of every database's size: the progress bar's total.
+    pub total_bytes: u64,
+}
+
+pub async fn backup_facts(
+    role: &str,
+    info: &Conninfo,
+    env: &PgEnv,
+) -> Result<BackupFacts, ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int4,
+                    (SELECT system_identifier::text FROM pg_control_system()),
+                    (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'),
+                    pg_is_in_recovery(),
+                    (SELECT sum(pg_database_size(oid))::int8 FROM pg_database WHERE datallowconn)",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&sys, "reading the server's identity", &e))?;
+    Ok(BackupFacts {
+        version_num: row.get::<_, i32>(0).max(0) as u32,
+        system_identifier: row.get::<_, Option<String>>(1).unwrap_or_default(),
+        wal_segment_size: row.get::<_, Option<i64>>(2).unwrap_or(16 << 20).max(1) as u64,
+        in_recovery: row.get(3),
+        total_bytes: row.get::<_, Option<i64>>(4).unwrap_or(0).max(0) as u64,
+    })
+}
+
+/// `pg_switch_wal()`: closes the current segment so it is archived now.
+pub async fn switch_wal(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    client
+        .simple_query("SELECT pg_switch_wal()")
+        .await
+        .map(|_| ())
+        .map_err(|e| query_error(&sys, "switching WAL segments", &e))
+}

@@ -199,3 +199,19 @@ pub fn summary_line(plans: &[ClusterPlan]) -> String {
     line.push('.');
     line
 }
+
+/// A byte count for people: `512 B`, `1.5 MB`, `2.0 GB` (powers of 1000).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

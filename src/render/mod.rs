@@ -3,6 +3,7 @@
 //! `check`'s report; `apply`'s report. Renderers only format; they decide nothing.
 
 pub mod apply;
+pub mod archive;
 pub mod check;
 pub mod human;
 pub mod json;

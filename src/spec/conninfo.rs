@@ -167,6 +167,14 @@ pub fn render_pairs(pairs: &[(String, String)]) -> String {
         .join(" ")
 }
 
+impl Conninfo {
+    /// The conninfo in libpq's syntax, for PostgreSQL's own tools (pg_basebackup).
+    /// Holds no password: a plan file's conninfo cannot have one.
+    pub fn to_libpq(&self) -> String {
+        render_pairs(&self.pairs)
+    }
+}
+
 impl fmt::Display for Conninfo {
     /// host:port/dbname, for messages. Never includes a secret (there is none to include).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -84,7 +84,8 @@ impl Desired {
 
 impl Desired {
     /// Who archives WAL: `archive.archiver`, else pgdr when the plan file sets no
-    /// `archive_command`; `None` without an archive.
+    /// `archive_command`; always external for an RDS primary; `None` without an
+    /// archive.
     pub fn archiver(&self) -> Option<Archiver> {
         self.plan.archiver()
     }
@@ -134,6 +135,10 @@ impl PlanFile {
     /// See [`Desired::archiver`].
     pub fn archiver(&self) -> Option<Archiver> {
         let archive = self.archive.as_ref()?;
+        if self.primary.rds.is_some() {
+            // RDS archives its own WAL; archive_command cannot be set there.
+            return Some(Archiver::External);
+        }
         Some(
             archive
                 .archiver

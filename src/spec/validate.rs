@@ -121,6 +121,12 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             }
         }
         let sets_command = plan.settings.contains_key("archive_command");
+        if archive.archiver == Some(super::Archiver::Pgdr) && plan.primary.rds.is_some() {
+            err(
+                "archive.archiver",
+                "the primary is RDS, which archives its own WAL and does not let archive_command be set; remove `archiver: pgdr` (RDS's point-in-time recovery covers it)".into(),
+            );
+        }
         if archive.archiver == Some(super::Archiver::Pgdr) && sets_command {
             err(
                 "archive.archiver",

@@ -1,0 +1,100 @@
+//! The catalogue: which base backups a bucket holds (a folder with a
+//! `backup.json` is complete; one without is not), and the WAL archived since
+//! the newest. Read with listings, not a request per object: one listing of
+//! `base/`, one small read per complete backup, and one listing of `wal/` that
+//! starts at the newest backup's first segment, so a year of older WAL costs
+//! nothing.
+
+use super::{ArchiveError, ArchiveUrl};
+use crate::providers::s3::objects::{self, Listed};
+use crate::state::archive::{ArchiveLive, BackupEntry};
+use aws_sdk_s3::Client;
+use std::collections::BTreeMap;
+
+pub const BACKUP_JSON: &str = "backup.json";
+
+/// Every object of every backup folder, by backup id.
+pub async fn backup_folders(
+    client: &Client,
+    url: &ArchiveUrl,
+) -> Result<BTreeMap<String, Vec<Listed>>, ArchiveError> {
+    let base = url.base_prefix();
+    let mut folders: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+    for object in objects::list(client, &url.bucket, &base, None).await? {
+        let Some((id, _)) = object.key[base.len()..].split_once('/') else {
+            continue;
+        };
+        folders.entry(id.to_string()).or_default().push(object);
+    }
+    Ok(folders)
+}
+
+/// Complete backups (oldest first) and the ids of incomplete folders.
+pub async fn read(
+    client: &Client,
+    url: &ArchiveUrl,
+) -> Result<(Vec<BackupEntry>, Vec<String>, BTreeMap<String, Vec<Listed>>), ArchiveError> {
+    let folders = backup_folders(client, url).await?;
+    let mut complete = Vec::new();
+    let mut incomplete = Vec::new();
+    for (id, objects) in &folders {
+        if objects
+            .iter()
+            .any(|o| o.key.ends_with(&format!("/{BACKUP_JSON}")))
+        {
+            complete.push(id.clone());
+        } else {
+            incomplete.push(id.clone());
+        }
+    }
+    let entries = futures_util::future::join_all(complete.iter().map(|id| async move {
+        let key = format!("{}{BACKUP_JSON}", url.backup_prefix(id));
+        let fetched = objects::get(client, &url.bucket, &key)
+            .await?
+            .ok_or_else(|| ArchiveError::Failed(format!("{key} vanished while being read")))?;
+        serde_json::from_slice::<BackupEntry>(&fetched.body)
+            .map_err(|e| ArchiveError::Corrupt(format!("{key} cannot be read: {e}")))
+    }))
+    .await;
+    let mut backups = entries.into_iter().collect::<Result<Vec<_>, _>>()?;
+    backups.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((backups, incomplete, folders))
+}
+
+/// WAL names archived from `first` (a segment name) on, on its timeline and later.
+pub async fn wal_from(
+    client: &Client,
+    url: &ArchiveUrl,
+    first: &str,
+) -> Result<Vec<String>, ArchiveError> {
+    let prefix = url.wal_prefix();
+    // Timeline and log of `first`: sorts before every segment from it on.
+    let start_after = format!("{prefix}{}", &first[..first.len().min(16)]);
+    let listed = objects::list(client, &url.bucket, &prefix, Some(&start_after)).await?;
+    let mut names: Vec<String> = listed
+        .into_iter()
+        .map(|o| wal_name_of(&o.key[prefix.len()..]).to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The WAL file name of an object name (without `.zst`).
+pub fn wal_name_of(object: &str) -> &str {
+    object.strip_suffix(".zst").unwrap_or(object)
+}
+
+/// The archive's live model for `plan`.
+pub async fn observe(client: &Client, url: &ArchiveUrl) -> Result<ArchiveLive, ArchiveError> {
+    let (backups, incomplete, _) = read(client, url).await?;
+    let wal_since_newest = match backups.last() {
+        Some(newest) => wal_from(client, url, &newest.start_wal).await?,
+        None => Vec::new(),
+    };
+    Ok(ArchiveLive {
+        backups,
+        incomplete,
+        wal_since_newest,
+    })
+}

@@ -1,0 +1,103 @@
+//! `pgdr expire PLAN_FILE [--dry-run]`: delete base backups beyond
+//! `archive.base_backups.keep` and the WAL only they needed (the decision is
+//! `archive::expire::decide`), under the cluster's backup lock. Objects S3
+//! refuses to delete (retention, permissions) are listed, and the rest still go.
+
+use super::{archive_of, load_cluster, out, Outcome};
+use crate::archive::{backup, catalog, expire};
+use crate::cli::ExpireArgs;
+use crate::execute::lock::ClusterLock;
+use crate::providers::s3::objects;
+use crate::providers::Systems;
+use crate::settings::Settings;
+use anyhow::anyhow;
+
+pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let desired = load_cluster(&args.path, "expire")?;
+    let (url, region, _) = archive_of(&desired)?;
+    let keep = desired
+        .plan
+        .archive
+        .as_ref()
+        .and_then(|a| a.base_backups.as_ref())
+        .map(|b| b.keep as usize)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: set archive.base_backups.keep to say how many backups to keep",
+                desired.source.display()
+            )
+        })?;
+    let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "backup")?;
+    let client = Systems::new(settings).aws.s3(&region).await;
+    let (backups, _, folders) = catalog::read(&client, &url).await?;
+    let wal_prefix = url.wal_prefix();
+    let wal: Vec<String> = objects::list(&client, &url.bucket, &wal_prefix, None)
+        .await?
+        .into_iter()
+        .map(|o| o.key[wal_prefix.len()..].to_string())
+        .collect();
+    let plan = expire::decide(&backups, keep, &wal);
+
+    let mut text = format!(
+        "{} {} of {} backups (keeping {}: {}) and {} WAL files{}.\n",
+        if args.dry_run {
+            "Would delete"
+        } else {
+            "Deleting"
+        },
+        plan.backups.len(),
+        backups.len(),
+        keep,
+        if plan.kept.is_empty() {
+            "none".to_string()
+        } else {
+            plan.kept.join(", ")
+        },
+        plan.wal.len(),
+        plan.wal_needed_from
+            .as_ref()
+            .map(|w| format!(" from before {w}, the first segment the oldest kept backup needs"))
+            .unwrap_or_default(),
+    );
+    for id in &plan.backups {
+        text.push_str(&format!("  - backup {id}\n"));
+    }
+    if let (Some(first), Some(last)) = (plan.wal.first(), plan.wal.last()) {
+        text.push_str(&format!(
+            "  - WAL {} .. {}\n",
+            catalog::wal_name_of(first),
+            catalog::wal_name_of(last)
+        ));
+    }
+    if args.dry_run {
+        out(&text)?;
+        return Ok(Outcome::Clean);
+    }
+    let removed = backup::clean_leftovers(&client, &url).await?;
+    if !removed.is_empty() {
+        text.push_str(&format!(
+            "Removed {} leftovers of interrupted backups.\n",
+            removed.len()
+        ));
+    }
+    let mut keys: Vec<String> = plan
+        .backups
+        .iter()
+        .flat_map(|id| folders.get(id).into_iter().flatten().map(|o| o.key.clone()))
+        .collect();
+    keys.extend(plan.wal.iter().map(|w| format!("{wal_prefix}{w}")));
+    let refused = objects::delete(&client, &url.bucket, &keys).await?;
+    text.push_str(&format!(
+        "Deleted {} objects.\n",
+        keys.len() - refused.len()
+    ));
+    for (key, why) in &refused {
+        text.push_str(&format!("  not deleted: {key}: {why}\n"));
+    }
+    out(&text)?;
+    Ok(if refused.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Found
+    })
+}

@@ -1,0 +1,52 @@
+//! What the archive holds: base backups (their `backup.json` catalogue entries)
+//! and the WAL archived after the newest one — the live model `plan` judges the
+//! archive's health from and `expire` decides from. Plain data.
+
+use serde::{Deserialize, Serialize};
+
+/// One base backup's catalogue entry, `<prefix>base/<id>/backup.json`. Written
+/// last, only once the data, the manifest and the WAL the backup needs are in
+/// the archive: a backup without it is incomplete and never used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupEntry {
+    pub format_version: u32,
+    /// UTC start time, `20261124T101500Z`; sorts by age.
+    pub id: String,
+    pub cluster: String,
+    /// `primary` or `standby <name>`.
+    pub source: String,
+    /// RFC 3339 UTC.
+    pub start_time: String,
+    pub stop_time: String,
+    pub start_lsn: String,
+    pub stop_lsn: String,
+    pub timeline: u32,
+    /// The first and last WAL segment the backup needs to be consistent.
+    pub start_wal: String,
+    pub stop_wal: String,
+    pub wal_segment_size: u64,
+    pub system_identifier: String,
+    /// `server_version_num`, e.g. 150004.
+    pub pg_version: u32,
+    /// The data as the server sent it (tar bytes) and as stored (compressed).
+    pub size_bytes: u64,
+    pub stored_bytes: u64,
+    pub duration_seconds: f64,
+    pub compression: String,
+    /// Object names inside the backup's folder.
+    pub data_object: String,
+    pub manifest_object: String,
+    /// Every file of the stream matched the server's manifest (SHA-256).
+    pub verified: bool,
+}
+
+/// The archive as observed for one cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArchiveLive {
+    /// Complete backups, oldest first.
+    pub backups: Vec<BackupEntry>,
+    /// Backup folders without a `backup.json` (running, or left by a crash).
+    pub incomplete: Vec<String>,
+    /// WAL file names archived from the newest backup's first segment on, sorted.
+    pub wal_since_newest: Vec<String>,
+}
