@@ -239,12 +239,28 @@ async fn stream(
         .spawn()
         .map_err(|e| ArchiveError::io(&request.pg_basebackup, e))?;
     let stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let stderr_text = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
+    let stderr = child.stderr.take().expect("piped");
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    // With archiving broken, the server waits for the backup's last segment
+    // forever, saying so every minute: stop there instead of hanging.
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stderr_text = {
+        let child = child.clone();
+        let stalled = stalled.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+            for line in lines.map_while(Result::ok) {
+                if line.contains("still waiting for all required WAL segments to be archived") {
+                    stalled.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = child.lock().expect("child lock").kill();
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        })
+    };
 
     let (parts_tx, mut parts_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
     let compression = request.compression;
@@ -289,19 +305,27 @@ async fn stream(
         }
     }
     if let Some(e) = upload_error {
-        let _ = child.kill();
+        let _ = child.lock().expect("child lock").kill();
         drop(parts_rx);
-        let _ = child.wait();
         let _ = reader.await;
+        let _ = child.lock().expect("child lock").wait();
         return Err(e.into());
     }
     let read = reader
         .await
         .map_err(|e| ArchiveError::Failed(format!("reading the backup stream: {e}")))?;
     let status = child
+        .lock()
+        .expect("child lock")
         .wait()
         .map_err(|e| ArchiveError::io(&request.pg_basebackup, e))?;
     let stderr = stderr_text.join().unwrap_or_default();
+    if stalled.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ArchiveError::Failed(format!(
+            "PostgreSQL has waited over a minute for this backup's WAL to be archived, so archiving is failing; the backup was stopped and not recorded. Check pg_stat_archiver and the server log (archive_command should be `pgdr wal-push {} %p`)",
+            request.url
+        )));
+    }
     if !status.success() {
         return Err(ArchiveError::Failed(format!(
             "pg_basebackup failed ({status}): {}",

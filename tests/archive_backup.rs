@@ -1,0 +1,303 @@
+//! Base backups with `pgdr backup` against a real PostgreSQL (archiving through
+//! `pgdr wal-push`) and the emulator: the stored backup is checked by
+//! pg_verifybackup after a download with the aws CLI, a corrupt page fails the
+//! backup, a killed backup leaves nothing that looks complete, and `expire`
+//! keeps exactly what it must.
+
+mod common;
+
+use common::{pgdr, write_plan, Moto, Postgres, COMMAND_TIMEOUT};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BUCKET: &str = "backup-test";
+
+fn archiving_server(moto: &Moto, prefix: &str, initdb_opts: &str) -> Postgres {
+    Postgres::start_archiving(
+        &moto.endpoint(),
+        &format!("{{pgdr}} wal-push s3://{BUCKET}/{prefix} %p"),
+        "",
+        initdb_opts,
+    )
+}
+
+/// A plan file for cluster `cluster` (each test its own: the backup lock is per cluster).
+fn plan_for(dir: &std::path::Path, pg: &Postgres, prefix: &str, keep: u32) -> String {
+    let cluster = prefix.trim_end_matches('/');
+    let text = format!(
+        "version: 1\ncluster: {cluster}\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\narchive:\n  bucket: {BUCKET}\n  prefix: {prefix}\n  base_backups: {{ every: 1d, keep: {keep} }}\n",
+        pg.conninfo()
+    );
+    write_plan(dir, &format!("{cluster}.yaml"), &text)
+        .display()
+        .to_string()
+}
+
+/// Current keys (a delete in a versioned bucket leaves a noncurrent version,
+/// which the bucket's lifecycle rule removes later).
+fn keys(moto: &Moto, prefix: &str) -> Vec<String> {
+    moto.keys(BUCKET, prefix)
+}
+
+fn open_uploads(moto: &Moto) -> usize {
+    let out = moto
+        .aws(&["s3api", "list-multipart-uploads", "--bucket", BUCKET])
+        .unwrap();
+    out["Uploads"].as_array().map_or(0, |u| u.len())
+}
+
+/// Downloads a backup with the aws CLI, unpacks it with tar and checks it
+/// with pg_verifybackup against the manifest stored beside it.
+fn verify_with_pg_verifybackup(moto: &Moto, folder: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let data = moto.download(BUCKET, &format!("{folder}data.tar.zst"));
+    let tar = zstd::stream::decode_all(data.as_slice()).unwrap();
+    let tar_file = dir.path().join("data.tar");
+    std::fs::write(&tar_file, tar).unwrap();
+    let target = dir.path().join("restored");
+    std::fs::create_dir(&target).unwrap();
+    let out = common::run(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tar_file)
+            .arg("-C")
+            .arg(&target),
+        COMMAND_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        target.join("backup_manifest"),
+        moto.download(BUCKET, &format!("{folder}backup_manifest")),
+    )
+    .unwrap();
+    let out = common::run(
+        Command::new("/usr/lib/postgresql/15/bin/pg_verifybackup")
+            .arg("--no-parse-wal")
+            .arg(&target),
+        COMMAND_TIMEOUT,
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pg_verifybackup: {text}");
+    text
+}
+
+#[test]
+fn a_backup_is_stored_listed_verified_by_pg_verifybackup_and_expired_by_keep() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "bk/", "--data-checksums");
+    pg.psql("CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 200000) g");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(dir.path(), &pg, "bk/", 1);
+
+    let run = pgdr(Some(&moto), &["backup", &plan, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = run.json();
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["verified"], true);
+    assert!(first["size_bytes"].as_u64().unwrap() > 10_000_000);
+    assert!(first["stored_bytes"].as_u64().unwrap() < first["size_bytes"].as_u64().unwrap() / 2);
+    let folder = format!("bk/base/{id}/");
+    let mut in_folder = keys(&moto, &folder);
+    in_folder.sort();
+    assert_eq!(
+        in_folder,
+        [
+            format!("{folder}backup.json"),
+            format!("{folder}backup_manifest"),
+            format!("{folder}data.tar.zst")
+        ]
+    );
+    let verified = verify_with_pg_verifybackup(&moto, &folder);
+    assert!(verified.contains("successfully verified"), "{verified}");
+    // The WAL the backup needs is in the archive (aws CLI).
+    let wal = keys(&moto, "bk/wal/");
+    for name in [
+        first["start_wal"].as_str().unwrap(),
+        first["stop_wal"].as_str().unwrap(),
+    ] {
+        assert!(
+            wal.contains(&format!("bk/wal/{name}.zst")),
+            "{name} not in {wal:?}"
+        );
+    }
+
+    let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let listed = listed.json();
+    assert_eq!(listed["format_version"], 1);
+    assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["backups"][0]["id"], id.as_str());
+    for key in [
+        "start_time",
+        "stop_time",
+        "start_lsn",
+        "stop_lsn",
+        "timeline",
+        "size_bytes",
+        "stored_bytes",
+        "duration_seconds",
+    ] {
+        assert!(!listed["backups"][0][key].is_null(), "{key}");
+    }
+    let human = pgdr(Some(&moto), &["backups", &plan]);
+    assert!(human.stdout.contains(&id), "{}", human.stdout);
+
+    // More WAL, then a second backup: ids are per second.
+    std::thread::sleep(Duration::from_millis(1100));
+    for _ in 0..3 {
+        pg.psql("INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 50000) g; SELECT pg_switch_wal()");
+    }
+    let run = pgdr(Some(&moto), &["backup", &plan, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let second = run.json();
+    let second_id = second["id"].as_str().unwrap().to_string();
+    let second_start = second["start_wal"].as_str().unwrap().to_string();
+
+    // --dry-run names what would go and changes nothing.
+    let before = keys(&moto, "bk/");
+    let versions = moto.versions(BUCKET, "bk/");
+    let dry = pgdr(Some(&moto), &["expire", &plan, "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains(&format!("backup {id}")),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(keys(&moto, "bk/"), before);
+    assert_eq!(moto.versions(BUCKET, "bk/"), versions);
+
+    let run = pgdr(Some(&moto), &["expire", &plan]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let remaining = keys(&moto, "bk/");
+    assert!(!remaining.iter().any(|k| k.contains(&id)), "{remaining:?}");
+    assert_eq!(
+        remaining.iter().filter(|k| k.contains(&second_id)).count(),
+        3,
+        "the newest backup stays whole"
+    );
+    // WAL: nothing before the kept backup's first segment, everything from it on.
+    let wal: Vec<String> = remaining
+        .iter()
+        .filter_map(|k| k.strip_prefix("bk/wal/"))
+        .map(|k| k.trim_end_matches(".zst").to_string())
+        .collect();
+    assert!(
+        wal.iter().all(|w| w.as_str() >= second_start.as_str()),
+        "{wal:?}"
+    );
+    assert!(wal.contains(&second_start), "{wal:?}");
+    let before_expiry: Vec<&String> = before
+        .iter()
+        .filter(|k| {
+            k.starts_with("bk/wal/") && k.as_str() >= format!("bk/wal/{second_start}").as_str()
+        })
+        .collect();
+    assert_eq!(
+        before_expiry.len(),
+        wal.len(),
+        "WAL after the kept backup was deleted"
+    );
+    // The backup that remains is still listed; a second expire deletes nothing.
+    let again = pgdr(Some(&moto), &["expire", &plan]);
+    assert!(
+        again.stdout.contains("Deleting 0 of 1 backups"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(keys(&moto, "bk/"), remaining);
+}
+
+#[test]
+fn a_corrupt_data_page_fails_the_backup_and_nothing_is_recorded() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "bad/", "--data-checksums");
+    pg.psql("CREATE TABLE precious AS SELECT g FROM generate_series(1, 10000) g; CHECKPOINT");
+    let file = pg
+        .data_dir()
+        .join(pg.psql("SELECT pg_relation_filepath('precious')"));
+    pg.pg_ctl("-m fast stop");
+    // Scribble over the middle of the first page, as a bad disk would.
+    let out = common::run(
+        Command::new("dd")
+            .args([
+                "if=/dev/urandom",
+                "bs=1",
+                "count=64",
+                "seek=4000",
+                "conv=notrunc",
+            ])
+            .arg(format!("of={}", file.display())),
+        COMMAND_TIMEOUT,
+    );
+    assert!(out.status.success());
+    pg.pg_ctl("start");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(dir.path(), &pg, "bad/", 2);
+    let run = pgdr(Some(&moto), &["backup", &plan]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("checksum"), "{}", run.stderr);
+    assert!(!keys(&moto, "bad/base/")
+        .iter()
+        .any(|k| k.ends_with("backup.json")));
+    assert_eq!(
+        open_uploads(&moto),
+        0,
+        "the failed backup's upload is aborted"
+    );
+    let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]);
+    assert_eq!(listed.json()["backups"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_killed_backup_leaves_nothing_complete_and_the_next_one_cleans_up() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "kill/", "");
+    // Incompressible rows, so the stream takes several parts.
+    pg.psql("CREATE TABLE blobs AS SELECT g, (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 30)) AS b FROM generate_series(1, 120000) g");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(dir.path(), &pg, "kill/", 2);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgdr"));
+    child
+        .args(["backup", &plan])
+        .envs(moto.env())
+        .env("PGDR_LOCK_DIR", common::lock_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = child.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_uploads(&moto) == 0 && Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+    assert_eq!(open_uploads(&moto), 1);
+    assert!(!keys(&moto, "kill/base/")
+        .iter()
+        .any(|k| k.ends_with("backup.json")));
+    let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
+    assert_eq!(listed["backups"].as_array().unwrap().len(), 0);
+
+    let run = pgdr(Some(&moto), &["backup", &plan]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("leftovers"), "{}", run.stderr);
+    assert_eq!(open_uploads(&moto), 0);
+    let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
+    assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["incomplete"].as_array().unwrap().len(), 0);
+}
