@@ -108,25 +108,33 @@ fn cases() -> Vec<(
             "settings.max_wal_senders",
             Severity::Error,
         ),
+        // With `archiver: pgdr` (the examples) pgdr sets both itself; the rule
+        // is about a plan that hands archiving to another tool.
         (
             "archive-configured",
             "mvp",
-            ("  archive_mode: \"on\"\n", ""),
-            &[("archive_mode: \"on\"", "archive_mode: always")],
+            ("  archiver: pgdr\n", "  archiver: external\n"),
+            &[
+                ("  archiver: pgdr\n", "  archiver: external\n"),
+                (
+                    "  archive_timeout: 5min\n",
+                    "  archive_timeout: 5min\n  archive_mode: always\n  archive_command: \"cp %p /archive/%f\"\n",
+                ),
+            ],
             "settings.archive_mode",
             Severity::Error,
         ),
         (
             "archive-configured",
             "mvp",
-            (
-                "  archive_command: \"pgbackrest --stanza=blog archive-push %p\"\n",
-                "",
-            ),
-            &[(
-                "archive_command: \"pgbackrest --stanza=blog archive-push %p\"",
-                "archive_command: \"cp %p /archive/%f\"",
-            )],
+            ("  archiver: pgdr\n", "  archiver: external\n"),
+            &[
+                ("  archiver: pgdr\n", "  archiver: external\n"),
+                (
+                    "  archive_timeout: 5min\n",
+                    "  archive_timeout: 5min\n  archive_mode: \"on\"\n  archive_command: \"pgbackrest --stanza=blog archive-push %p\"\n",
+                ),
+            ],
             "settings.archive_command",
             Severity::Error,
         ),

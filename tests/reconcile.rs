@@ -30,6 +30,9 @@ settings:
   archive_timeout: 60s
 {extra_settings}
 archive:
+  # These tests are about the bucket and settings; pgdr's own archiving
+  # (archiver: pgdr) is tested in tests/archive_wiring.rs.
+  archiver: external
   bucket: {bucket}
   prefix: {cluster}/
   versioning: true

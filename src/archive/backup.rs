@@ -395,10 +395,8 @@ fn read_and_compress(
         Some(encoder) => encoder.finish().map_err(failed)?,
         None => plain,
     };
-    if !rest.is_empty() || sent_parts == 0 {
-        if parts.blocking_send(rest).is_err() {
-            return Err(ArchiveError::Failed("the upload stopped".into()));
-        }
+    if (!rest.is_empty() || sent_parts == 0) && parts.blocking_send(rest).is_err() {
+        return Err(ArchiveError::Failed("the upload stopped".into()));
     }
     meter.done(raw);
     Ok((scan, raw))
