@@ -181,8 +181,7 @@ fn tidy(dir: &Path, current: &str, segment_size: u64) {
     };
     for entry in entries.filter_map(|e| e.ok()) {
         let file = entry.file_name().to_string_lossy().to_string();
-        let stale = if let Some(base) = file.strip_suffix(".part") {
-            let _ = base;
+        let stale = if file.ends_with(".part") {
             entry
                 .metadata()
                 .and_then(|m| m.modified())

@@ -29,10 +29,14 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
         })?;
     let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "backup")?;
     let client = Systems::new(settings).aws.s3(&region).await;
-    let (backups, _, folders) = catalog::read(&client, &url).await?;
+    // The catalogue and the WAL listing are independent: read them together.
     let wal_prefix = url.wal_prefix();
-    let wal: Vec<String> = objects::list(&client, &url.bucket, &wal_prefix, None)
-        .await?
+    let (catalogue, wal) = tokio::join!(
+        catalog::read(&client, &url),
+        objects::list(&client, &url.bucket, &wal_prefix, None)
+    );
+    let (backups, _, folders) = catalogue?;
+    let wal: Vec<String> = wal?
         .into_iter()
         .map(|o| o.key[wal_prefix.len()..].to_string())
         .collect();

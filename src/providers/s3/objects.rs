@@ -125,26 +125,6 @@ pub async fn get(
     Ok(Some(Fetched { body, metadata }))
 }
 
-/// A streamed object body, for reads too large to hold in memory.
-pub async fn get_stream(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<ByteStream>, ProviderError> {
-    match client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .checksum_mode(ChecksumMode::Enabled)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(Some(out.body)),
-        Err(e) if is_code(&e, &["NoSuchKey"]) => Ok(None),
-        Err(e) => Err(sdk_error(bucket, &format!("reading {key}"), &e)),
-    }
-}
-
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
