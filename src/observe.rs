@@ -4,10 +4,12 @@
 //! applying) against half a picture could undo what the unread half holds.
 //! (An unreachable standby is the exception: it is recorded in the live state.)
 
+use crate::archive::{catalog, ArchiveUrl};
 use crate::providers::aws::AwsClients;
 use crate::providers::{ec2, postgres, rds, route53, s3};
 use crate::providers::{ProviderError, Systems};
-use crate::spec::Desired;
+use crate::spec::{Archiver, Desired};
+use crate::state::archive::ArchiveLive;
 use crate::state::rds::RdsLive;
 use crate::state::{Live, StandbyLive};
 
@@ -62,11 +64,24 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
         match (&plan.archive, &plan.aws) {
             (Some(archive), Some(aws_section)) => {
                 let client = aws.s3(aws_section.region.as_str()).await;
-                s3::observe(&client, archive.bucket.as_str(), desired.cluster())
-                    .await
-                    .map(Some)
+                // The bucket's settings and, when pgdr fills it, its contents, at once.
+                let content = async {
+                    if desired.archiver() == Some(Archiver::Pgdr) {
+                        Some(observe_content(&client, &archive.url()).await)
+                    } else {
+                        None
+                    }
+                };
+                let (bucket, content) = tokio::join!(
+                    s3::observe(&client, archive.bucket.as_str(), desired.cluster()),
+                    content
+                );
+                let bucket = bucket?;
+                // A bucket still to be created holds nothing; its listing error says nothing new.
+                let content = content.filter(|_| bucket.exists);
+                Ok((Some(bucket), content))
             }
-            _ => Ok(None),
+            _ => Ok((None, None)),
         }
     };
     let endpoint = async {
@@ -94,14 +109,38 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     let rds_state = observe_rds(desired, aws);
     let (primary, standbys, archive, endpoint, network, rds_state) =
         tokio::join!(primary, standbys, archive, endpoint, network, rds_state);
+    let (archive, archive_content) = archive?;
     Ok(Live {
         primary: primary?,
         standbys: standbys.into_iter().collect(),
-        archive: archive?,
+        archive,
+        archive_content,
         endpoint: endpoint?,
         network: network?,
         rds: rds_state?,
     })
+}
+
+/// The backups and the WAL since the newest (see [`catalog::observe`] for the
+/// requests), with the newest backup's age. A failure is kept as a message:
+/// the bucket's settings can still be planned without it.
+async fn observe_content(client: &aws_sdk_s3::Client, url: &str) -> Result<ArchiveLive, String> {
+    let url = ArchiveUrl::parse(url).map_err(|e| e.to_string())?;
+    let mut content = catalog::observe(client, &url)
+        .await
+        .map_err(|e| e.to_string())?;
+    content.newest_age_seconds = content.backups.last().and_then(|newest| {
+        let stopped = aws_smithy_types::DateTime::from_str(
+            &newest.stop_time,
+            aws_smithy_types::date_time::Format::DateTime,
+        )
+        .ok()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some((now.as_secs() as i64 - stopped.secs()).max(0) as u64)
+    });
+    Ok(content)
 }
 
 /// The RDS primary, its parameter group and every RDS replica, concurrently;

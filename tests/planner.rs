@@ -127,6 +127,7 @@ fn drifted_postgres() -> PgLive {
                 last_archived_wal: Some("000000010000000000000041".into()),
                 last_archived_time: Some("2026-11-23 10:01:00 UTC".into()),
                 failing: true,
+                current_wal: Some("000000010000000000000043".into()),
             }),
             slots: vec![SlotHealth {
                 name: "old_reporting".into(),
@@ -897,4 +898,85 @@ fn rds_weakening_is_destructive_and_pending_values_are_not_sent_again() {
             false
         )]
     );
+}
+
+const PGDR_ARCHIVE: &str = r#"version: 1
+cluster: orders
+tier: saas
+objectives: { rpo: 5m, rto: 30m }
+aws: { region: us-east-1 }
+primary:
+  postgres: "host=primary-db.internal port=5432 user=dr_admin dbname=postgres"
+archive:
+  bucket: pg-wal-archive
+  prefix: orders/
+  base_backups: { every: 1d, keep: 7 }
+"#;
+
+fn archive_with_backup_aged(seconds: u64) -> pgdr::state::archive::ArchiveLive {
+    let backup: pgdr::state::archive::BackupEntry = serde_json::from_value(serde_json::json!({
+        "format_version": 1, "id": "20261120T000000Z", "cluster": "orders", "source": "primary",
+        "start_time": "2026-11-20T00:00:00Z", "stop_time": "2026-11-20T00:01:00Z",
+        "start_lsn": "0/4000028", "stop_lsn": "0/4000100", "timeline": 1,
+        "start_wal": "000000010000000000000004", "stop_wal": "000000010000000000000004",
+        "wal_segment_size": 16777216, "system_identifier": "1", "pg_version": 150018,
+        "size_bytes": 1, "stored_bytes": 1, "duration_seconds": 1.0, "compression": "zstd",
+        "data_object": "data.tar.zst", "manifest_object": "backup_manifest", "verified": true
+    }))
+    .unwrap();
+    pgdr::state::archive::ArchiveLive {
+        backups: vec![backup],
+        incomplete: vec![],
+        wal_since_newest: vec!["000000010000000000000004".into()],
+        newest_age_seconds: Some(seconds),
+    }
+}
+
+fn archive_problems(
+    text: &str,
+    content: Option<Result<pgdr::state::archive::ArchiveLive, String>>,
+) -> Vec<String> {
+    let live = Live {
+        archive_content: content,
+        ..Live::default()
+    };
+    plan_cluster(&desired(text), &live)
+        .problems
+        .iter()
+        .filter(|p| p.address.starts_with("archive."))
+        .map(|p| format!("{}: {}", p.address, p.message))
+        .collect()
+}
+
+#[test]
+fn a_base_backup_older_than_every_is_a_problem_only_when_pgdr_archives() {
+    assert!(archive_problems(PGDR_ARCHIVE, Some(Ok(archive_with_backup_aged(3_600)))).is_empty());
+    let stale = archive_problems(
+        PGDR_ARCHIVE,
+        Some(Ok(archive_with_backup_aged(2 * 86_400 + 7_200))),
+    );
+    assert_eq!(
+        stale,
+        ["archive.backups: the newest base backup, 20261120T000000Z, finished 2d 2h ago, longer than base_backups.every (1d); take one with `pgdr backup plans/orders.yaml`"]
+    );
+    let none = archive_problems(
+        PGDR_ARCHIVE,
+        Some(Ok(pgdr::state::archive::ArchiveLive::default())),
+    );
+    assert!(
+        none.len() == 1 && none[0].contains("no base backup in s3://pg-wal-archive/orders/base/"),
+        "{none:?}"
+    );
+    let unread = archive_problems(PGDR_ARCHIVE, Some(Err("AccessDenied".into())));
+    assert!(
+        unread.len() == 1 && unread[0].contains("AccessDenied"),
+        "{unread:?}"
+    );
+    // Another tool archives: its backups are its business.
+    let external = PGDR_ARCHIVE.replace("  base_backups:", "  archiver: external\n  base_backups:");
+    assert!(archive_problems(
+        &external,
+        Some(Ok(pgdr::state::archive::ArchiveLive::default()))
+    )
+    .is_empty());
 }

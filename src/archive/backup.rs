@@ -26,7 +26,7 @@ use crate::providers::postgres::BackupFacts;
 use crate::providers::s3::objects::{self, Multipart};
 use crate::spec::{Compression, Conninfo};
 use crate::state::archive::BackupEntry;
-use crate::state::wal::{segment_name, Lsn, WalKind, WalName};
+use crate::state::wal::{missing_segments, segment_name, Lsn};
 use aws_sdk_s3::Client;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -609,23 +609,6 @@ pub fn check_manifest(
     Ok((timeline, lsn("Start-LSN")?, lsn("End-LSN")?))
 }
 
-/// The segment names from `start` to `stop` (inclusive) missing from `archived`.
-pub fn missing_segments(
-    archived: &[String],
-    start: &str,
-    stop: &str,
-    segment_size: u64,
-) -> Vec<String> {
-    let (Some(a), Some(b)) = (WalName::parse(start), WalName::parse(stop)) else {
-        return vec![start.to_string()];
-    };
-    let have: std::collections::HashSet<&str> = archived.iter().map(String::as_str).collect();
-    (a.segno(segment_size)..=b.segno(segment_size))
-        .map(|segno| segment_name(a.timeline, segno, segment_size))
-        .filter(|name| !have.contains(name.as_str()))
-        .collect()
-}
-
 /// Waits until every segment the backup needs is archived. A backup from a
 /// standby asks the primary to switch segments first, so the last one is closed.
 async fn wait_for_wal(
@@ -639,11 +622,7 @@ async fn wait_for_wal(
     let deadline = Instant::now() + request.wal_timeout;
     let mut switch_wal = Some(switch_wal);
     loop {
-        let archived: Vec<String> = catalog::wal_from(client, &request.url, start)
-            .await?
-            .into_iter()
-            .filter(|n| WalName::parse(n).is_some_and(|w| w.kind == WalKind::Segment))
-            .collect();
+        let archived = catalog::wal_from(client, &request.url, start).await?;
         let missing = missing_segments(&archived, start, stop, segment_size);
         if missing.is_empty() {
             return Ok(());
@@ -668,7 +647,6 @@ async fn wait_for_wal(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::wal::DEFAULT_SEGMENT_SIZE;
 
     fn tar_entry(name: &str, data: &[u8]) -> Vec<u8> {
         let mut h = vec![0u8; 512];
@@ -730,30 +708,6 @@ mod tests {
         extra.insert("stray".into(), (0, String::new()));
         assert!(check_manifest(&manifest(&good, 3), &extra).is_err());
         assert!(check_manifest(&manifest(&good, 3), &BTreeMap::new()).is_err());
-    }
-
-    #[test]
-    fn missing_segments_names_each_gap() {
-        let have = vec![
-            "000000010000000000000002".to_string(),
-            "000000010000000000000004".to_string(),
-        ];
-        assert_eq!(
-            missing_segments(
-                &have,
-                "000000010000000000000002",
-                "000000010000000000000004",
-                DEFAULT_SEGMENT_SIZE
-            ),
-            ["000000010000000000000003"]
-        );
-        assert!(missing_segments(
-            &have,
-            "000000010000000000000002",
-            "000000010000000000000002",
-            DEFAULT_SEGMENT_SIZE
-        )
-        .is_empty());
     }
 
     #[test]

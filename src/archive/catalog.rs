@@ -96,5 +96,7 @@ pub async fn observe(client: &Client, url: &ArchiveUrl) -> Result<ArchiveLive, A
         backups,
         incomplete,
         wal_since_newest,
+        // Needs a clock: the caller that has one sets it.
+        newest_age_seconds: None,
     })
 }

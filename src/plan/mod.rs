@@ -5,6 +5,7 @@
 //! planning tests need no server. Each change carries the [`Op`] that apply
 //! executes, so a saved plan can be applied without planning again.
 
+pub mod archive;
 pub mod ec2;
 pub mod guc;
 pub mod op;
@@ -228,6 +229,7 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     if let (Some(archive), Some(s3)) = (&desired.plan.archive, &live.archive) {
         s3::plan_archive(&cluster, region, archive, s3, &mut plan);
     }
+    archive::plan_archive_health(desired, live, &mut plan);
     what_is_not_checked(desired, &mut plan);
     plan
 }

@@ -297,7 +297,9 @@ pub async fn observe(
                 to_char(last_failed_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
                 last_archived_wal,
                 to_char(last_archived_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
-                coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+                coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false),
+                CASE WHEN pg_is_in_recovery() THEN NULL
+                     ELSE pg_walfile_name(pg_current_wal_lsn()) END
            FROM pg_stat_archiver",
         &[],
     );
@@ -410,6 +412,7 @@ pub async fn observe(
         last_archived_wal: archiver.get(4),
         last_archived_time: archiver.get(5),
         failing: archiver.get(6),
+        current_wal: archiver.get(7),
     });
     tracing::info!(
         target: "pgdr::postgres",

@@ -49,4 +49,8 @@ pub struct ArchiveLive {
     pub incomplete: Vec<String>,
     /// WAL file names archived from the newest backup's first segment on, sorted.
     pub wal_since_newest: Vec<String>,
+    /// Seconds since the newest backup finished, when it was read (the planner
+    /// has no clock of its own).
+    #[serde(default)]
+    pub newest_age_seconds: Option<u64>,
 }

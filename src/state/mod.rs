@@ -13,6 +13,7 @@ pub mod s3;
 pub mod wal;
 
 use crate::spec::sha256_hex;
+use archive::ArchiveLive;
 use ec2::GroupLive;
 use postgres::PgLive;
 use rds::RdsLive;
@@ -27,6 +28,11 @@ pub struct Live {
     /// Self-managed standbys by name.
     pub standbys: BTreeMap<String, StandbyLive>,
     pub archive: Option<S3Live>,
+    /// What the archive holds (backups, WAL since the newest), read when pgdr
+    /// archives (`archiver: pgdr`) and the bucket exists; `Err` says why it
+    /// could not be read. Not digested: it grows on its own with every segment.
+    #[serde(skip)]
+    pub archive_content: Option<Result<ArchiveLive, String>>,
     pub endpoint: Option<EndpointLive>,
     pub network: Option<GroupLive>,
     pub rds: Option<RdsLive>,

@@ -56,6 +56,8 @@ pub struct Archiver {
     pub last_archived_time: Option<String>,
     /// The last failure is newer than the last success.
     pub failing: bool,
+    /// The segment a primary is writing now (`None` on a server in recovery).
+    pub current_wal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

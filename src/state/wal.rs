@@ -90,6 +90,34 @@ pub fn segment_name(timeline: u32, segno: u64, segment_size: u64) -> String {
     format!("{timeline:08X}{:08X}{:08X}", segno / per, segno % per)
 }
 
+/// The segments from `start` to `stop` (both segment names, inclusive) that
+/// `archived` lacks. A segment counts as archived on any timeline from
+/// `start`'s to `stop`'s: after a promotion the same segment number continues
+/// on the new timeline. Missing ones are named on `start`'s timeline.
+pub fn missing_segments(
+    archived: &[String],
+    start: &str,
+    stop: &str,
+    segment_size: u64,
+) -> Vec<String> {
+    let (Some(a), Some(b)) = (WalName::parse(start), WalName::parse(stop)) else {
+        return vec![start.to_string()];
+    };
+    let have: std::collections::HashSet<u64> = archived
+        .iter()
+        .filter_map(|n| WalName::parse(n))
+        .filter(|w| {
+            matches!(w.kind, WalKind::Segment | WalKind::Partial)
+                && (a.timeline..=b.timeline).contains(&w.timeline)
+        })
+        .map(|w| w.segno(segment_size))
+        .collect();
+    (a.segno(segment_size)..=b.segno(segment_size))
+        .filter(|segno| !have.contains(segno))
+        .map(|segno| segment_name(a.timeline, segno, segment_size))
+        .collect()
+}
+
 /// A WAL position (`0/3000028`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Lsn(pub u64);
@@ -161,5 +189,34 @@ mod tests {
         assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
         assert_eq!(Lsn::parse("1/A0").unwrap().to_string(), "1/A0");
         assert_eq!(Lsn::parse("x/1"), None);
+    }
+
+    #[test]
+    fn missing_segments_names_each_gap_across_timelines() {
+        let have: Vec<String> = [
+            "000000010000000000000002",
+            "000000010000000000000004",
+            "00000002.history",
+            "000000020000000000000006",
+            "000000010000000000000007.partial",
+        ]
+        .map(String::from)
+        .to_vec();
+        let missing = |start, stop| missing_segments(&have, start, stop, DEFAULT_SEGMENT_SIZE);
+        assert_eq!(
+            missing("000000010000000000000002", "000000010000000000000004"),
+            ["000000010000000000000003"]
+        );
+        assert!(missing("000000010000000000000002", "000000010000000000000002").is_empty());
+        // Segment 6 exists only on timeline 2: it counts when the range reaches timeline 2.
+        assert_eq!(
+            missing("000000010000000000000004", "000000020000000000000007"),
+            ["000000010000000000000005"]
+        );
+        assert_eq!(
+            missing("000000010000000000000006", "000000010000000000000006"),
+            ["000000010000000000000006"]
+        );
+        assert_eq!(missing("junk", "000000010000000000000006"), ["junk"]);
     }
 }

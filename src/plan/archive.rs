@@ -1,0 +1,251 @@
+//! The archive's health when pgdr fills it (`archive.archiver: pgdr`): is
+//! there a base backup, is it recent enough, is the WAL after it unbroken, and
+//! does the primary's `archive_command` feed this archive. These are problems
+//! (apply cannot make a backup or bring back lost WAL), at `archive.backups`
+//! and `archive.wal`. Pure: the ages come from observe, which has the clock.
+
+use super::ClusterPlan;
+use crate::spec::{Archiver, Desired};
+use crate::state::archive::ArchiveLive;
+use crate::state::postgres::PgLive;
+use crate::state::wal::{missing_segments, segment_name, WalKind, WalName};
+use crate::state::Live;
+
+pub fn plan_archive_health(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
+    let Some(archive) = &desired.plan.archive else {
+        return;
+    };
+    if desired.archiver() != Some(Archiver::Pgdr) {
+        return;
+    }
+    let url = archive.url();
+    if let Some(primary) = &live.primary {
+        check_archive_command(desired, primary, &url, plan);
+    }
+    let content = match &live.archive_content {
+        None => return,
+        Some(Err(why)) => {
+            plan.problem(
+                "archive.backups",
+                format!("the contents of {url} could not be read, so base backups and archived WAL were not checked: {why}"),
+            );
+            return;
+        }
+        Some(Ok(content)) => content,
+    };
+    let file = desired.source.display();
+    let Some(newest) = content.backups.last() else {
+        plan.problem(
+            "archive.backups",
+            format!("no base backup in {url}base/: the archived WAL cannot be restored without one; take one with `pgdr backup {file}`"),
+        );
+        return;
+    };
+    if let (Some(every), Some(age)) = (
+        archive.base_backups.as_ref().map(|b| b.every),
+        content.newest_age_seconds,
+    ) {
+        if age > every.as_secs() {
+            plan.problem(
+                "archive.backups",
+                format!(
+                    "the newest base backup, {}, finished {} ago, longer than base_backups.every ({every}); take one with `pgdr backup {file}`",
+                    newest.id,
+                    approximate(age)
+                ),
+            );
+        }
+    }
+    if !content.incomplete.is_empty() {
+        plan.notes.push(super::Note {
+            cluster: plan.cluster.clone(),
+            address: "archive.backups".into(),
+            message: format!(
+                "{} backup folder(s) without backup.json ({}): a backup running now, or one that was killed; never used for a restore, removed by the next `pgdr backup` or `pgdr expire`",
+                content.incomplete.len(),
+                content.incomplete.join(", ")
+            ),
+        });
+    }
+    let archived_by_postgres = live
+        .primary
+        .as_ref()
+        .and_then(|p| p.health.archiver.as_ref())
+        .and_then(|a| a.last_archived_wal.as_deref());
+    let holes = wal_holes(content, archived_by_postgres);
+    if let (Some(first), Some(last)) = (holes.first(), holes.last()) {
+        let range = if holes.len() == 1 {
+            first.clone()
+        } else {
+            format!("{first} to {last}")
+        };
+        plan.problem(
+            "archive.wal",
+            format!(
+                "{} WAL segment(s) missing from {url}wal/ after the newest base backup {} ({range}): a restore from it stops before {first}. Find what removed them or sent them elsewhere (a lifecycle rule, another archive_command), then take a new base backup with `pgdr backup {file}`",
+                holes.len(),
+                newest.id,
+            ),
+        );
+    }
+}
+
+/// The segments after the newest backup's start that are missing although
+/// something later is archived, PostgreSQL reports them archived, or the
+/// backup needs them (`backup` saw them archived before it recorded the
+/// backup). Segments after all of those are still waiting in `pg_wal`
+/// (PostgreSQL retries them), not lost.
+pub fn wal_holes(content: &ArchiveLive, archived_by_postgres: Option<&str>) -> Vec<String> {
+    let Some(newest) = content.backups.last() else {
+        return Vec::new();
+    };
+    let segment_size = newest.wal_segment_size;
+    let known = content
+        .wal_since_newest
+        .iter()
+        .map(String::as_str)
+        .chain(archived_by_postgres)
+        .chain([newest.stop_wal.as_str()])
+        .filter_map(WalName::parse)
+        .filter(|w| matches!(w.kind, WalKind::Segment | WalKind::Partial));
+    let Some(end) = known.max_by_key(|w| (w.segno(segment_size), w.timeline)) else {
+        return Vec::new();
+    };
+    let stop = segment_name(end.timeline, end.segno(segment_size), segment_size);
+    missing_segments(
+        &content.wal_since_newest,
+        &newest.start_wal,
+        &stop,
+        segment_size,
+    )
+}
+
+/// With `archiver: pgdr`, WAL reaches the archive only through pgdr's command.
+fn check_archive_command(desired: &Desired, primary: &PgLive, url: &str, plan: &mut ClusterPlan) {
+    let (Some(wanted), Some(live)) = (
+        desired.pgdr_archive_command(),
+        primary.settings.get("archive_command"),
+    ) else {
+        return;
+    };
+    if primary.in_recovery || live.setting == wanted {
+        return;
+    }
+    // The live command is not quoted: someone else's may carry a credential.
+    let what = if live.setting.is_empty() {
+        "empty".to_string()
+    } else {
+        "another tool's".to_string()
+    };
+    plan.problem(
+        "archive.wal",
+        format!(
+            "the primary's archive_command is {what}, not pgdr's wal-push, so its WAL does not reach {url}wal/ (archiver: pgdr); apply sets it (the change to postgres.primary.settings.archive_command)"
+        ),
+    );
+}
+
+/// `26h` → `1d 2h`: an age as people read it.
+fn approximate(seconds: u64) -> String {
+    let (d, h, m) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3_600,
+        seconds % 3_600 / 60,
+    );
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::archive::BackupEntry;
+
+    fn backup(start_wal: &str) -> BackupEntry {
+        BackupEntry {
+            format_version: 1,
+            id: "20261124T101500Z".into(),
+            cluster: "c".into(),
+            source: "primary".into(),
+            start_time: String::new(),
+            stop_time: String::new(),
+            start_lsn: String::new(),
+            stop_lsn: String::new(),
+            timeline: 1,
+            start_wal: start_wal.into(),
+            stop_wal: start_wal.into(),
+            wal_segment_size: crate::state::wal::DEFAULT_SEGMENT_SIZE,
+            system_identifier: String::new(),
+            pg_version: 160000,
+            size_bytes: 0,
+            stored_bytes: 0,
+            duration_seconds: 0.0,
+            compression: "zstd".into(),
+            data_object: String::new(),
+            manifest_object: String::new(),
+            verified: true,
+        }
+    }
+
+    fn content(wal: &[&str]) -> ArchiveLive {
+        ArchiveLive {
+            backups: vec![backup("000000010000000000000004")],
+            incomplete: vec![],
+            wal_since_newest: wal.iter().map(|s| s.to_string()).collect(),
+            newest_age_seconds: Some(60),
+        }
+    }
+
+    #[test]
+    fn a_hole_is_missing_wal_with_later_wal_archived() {
+        let c = content(&[
+            "000000010000000000000004",
+            "000000010000000000000005",
+            "000000010000000000000008",
+        ]);
+        assert_eq!(
+            wal_holes(&c, None),
+            ["000000010000000000000006", "000000010000000000000007"]
+        );
+    }
+
+    #[test]
+    fn wal_not_yet_archived_is_not_a_hole_unless_postgres_says_it_was() {
+        let c = content(&["000000010000000000000004", "000000010000000000000005"]);
+        assert!(wal_holes(&c, None).is_empty());
+        assert!(wal_holes(&c, Some("000000010000000000000005")).is_empty());
+        // PostgreSQL archived 6 and 7 (elsewhere, or since removed): they are lost to this archive.
+        assert_eq!(
+            wal_holes(&c, Some("000000010000000000000007")),
+            ["000000010000000000000006", "000000010000000000000007"]
+        );
+        // A .backup or .history file name says nothing about segments.
+        assert!(wal_holes(&c, Some("00000002.history")).is_empty());
+        // The backup's own WAL is a hole as soon as it is gone.
+        let c = content(&["000000010000000000000005"]);
+        assert_eq!(wal_holes(&c, None), ["000000010000000000000004"]);
+        assert_eq!(wal_holes(&content(&[]), None), ["000000010000000000000004"]);
+    }
+
+    #[test]
+    fn wal_continuing_on_a_new_timeline_is_not_a_hole() {
+        let c = content(&[
+            "000000010000000000000004",
+            "000000010000000000000005.partial",
+            "00000002.history",
+            "000000020000000000000005",
+            "000000020000000000000006",
+        ]);
+        assert!(wal_holes(&c, None).is_empty());
+    }
+
+    #[test]
+    fn ages_read_as_people_read_them() {
+        assert_eq!(approximate(59), "0m");
+        assert_eq!(approximate(3_660), "1h 1m");
+        assert_eq!(approximate(93_784), "1d 2h");
+    }
+}
