@@ -295,7 +295,12 @@ fn a_killed_backup_leaves_nothing_complete_and_the_next_one_cleans_up() {
 
     let run = pgdr(Some(&moto), &["backup", &plan]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("leftovers"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Removed what interrupted backups left: upload of kill/base/"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(open_uploads(&moto), 0);
     let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
     assert_eq!(listed["backups"].as_array().unwrap().len(), 1);

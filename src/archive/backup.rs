@@ -115,6 +115,16 @@ pub async fn clean_leftovers(
     Ok(removed)
 }
 
+/// What [`clean_leftovers`] removed, said once for `backup` and `expire`.
+pub fn leftovers_message(removed: &[String]) -> Option<String> {
+    (!removed.is_empty()).then(|| {
+        format!(
+            "Removed what interrupted backups left: {}.",
+            removed.join(", ")
+        )
+    })
+}
+
 /// Takes one base backup. On any failure the upload is aborted and no
 /// `backup.json` exists.
 pub async fn take(

@@ -46,7 +46,8 @@ pub struct PushOptions {
 /// through in bounded rounds (PostgreSQL calls again for the next file).
 const AHEAD_PER_PARALLEL: usize = 4;
 
-/// Pushes `wal_path`; `client` is only built when S3 is needed.
+/// Pushes `wal_path`; `client` builds the S3 client (no request is sent
+/// unless the file must be stored).
 pub async fn push<F, Fut>(
     client: F,
     options: &PushOptions,
@@ -60,7 +61,14 @@ where
     let raw = std::fs::read(wal_path).map_err(|e| ArchiveError::io(wal_path, e))?;
     let wal_dir = wal_path.parent().unwrap_or(Path::new("."));
     let notes = Notes::in_wal_dir(wal_dir);
-    let sha = sha256_hex(&raw);
+    // Hash on a worker thread while the S3 client is set up: a push is short
+    // and PostgreSQL waits for every one of them.
+    let hashing = tokio::task::spawn_blocking(move || {
+        let sha = sha256_hex(&raw);
+        (raw, sha)
+    });
+    let (client, hashed) = tokio::join!(client(), hashing);
+    let (raw, sha) = hashed.map_err(|e| ArchiveError::Failed(format!("hashing {name}: {e}")))?;
 
     if let Some(notes) = &notes {
         if notes.confirms(&name, &sha, &options.url) {
@@ -69,7 +77,6 @@ where
         }
     }
 
-    let client = client().await;
     let ahead = match &notes {
         Some(notes) => notes.waiting(wal_dir, &name, options.parallel * AHEAD_PER_PARALLEL),
         None => Vec::new(),
@@ -134,7 +141,7 @@ pub async fn push_one(
     sha: String,
 ) -> Result<Pushed, ArchiveError> {
     let key = options.url.wal_key(name, options.compression);
-    let metadata = codec::content_metadata(&raw);
+    let metadata = codec::content_metadata(&sha, raw.len());
     let compression = options.compression;
     let body = tokio::task::spawn_blocking(move || codec::encode(&raw, compression))
         .await

@@ -59,11 +59,8 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
     let removed = backup::clean_leftovers(&client, &url)
         .await
         .context("removing what an interrupted backup left")?;
-    if !removed.is_empty() {
-        eprintln!(
-            "Removed {} leftovers of an interrupted backup.",
-            removed.len()
-        );
+    if let Some(message) = backup::leftovers_message(&removed) {
+        eprintln!("{message}");
     }
     let request = BackupRequest {
         url,

@@ -78,11 +78,8 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
         return Ok(Outcome::Clean);
     }
     let removed = backup::clean_leftovers(&client, &url).await?;
-    if !removed.is_empty() {
-        text.push_str(&format!(
-            "Removed {} leftovers of interrupted backups.\n",
-            removed.len()
-        ));
+    if let Some(message) = backup::leftovers_message(&removed) {
+        text.push_str(&format!("{message}\n"));
     }
     let mut keys: Vec<String> = plan
         .backups

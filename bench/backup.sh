@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Benchmark: a full base backup of a pgbench database (scale 50 by default)
+# into S3 (moto on loopback, behind the same TLS terminator for every tool),
+# side by side in one run: `pgdr backup`, pgBackRest's full backup with
+# `--repo1-bundle` (its fastest mode on an object store, zst), and
+# `pg_basebackup` to local disk as the floor. For each: wall time, MB/s of the
+# database, compression ratio, S3 requests (moto's request log, the tool's own
+# prefix, including archiving the backup's WAL) and peak RSS (GNU time).
+# Prints figures; asserts nothing. Target: pgdr no slower than pgBackRest.
+#
+#   bench/backup.sh [SCALE=50]
+#
+# Uses the release build (PGDR_BIN overrides); PGDR_BENCH_KEEP=1 keeps the work folder. Everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+. bench/peer.sh
+
+SCALE=${1:-50}
+ensure_deps
+ensure_peer_deps
+if [ -z "${PGDR_BIN:-}" ]; then
+  pgdr_log "building pgdr (release)"
+  cargo build --quiet --release --bin pgdr
+  PGDR_BIN="${CARGO_TARGET_DIR:-target}/release/pgdr"
+fi
+
+WORK=$(mktemp -d /tmp/pgdr-bench-backup.XXXXXX)
+chmod 755 "$WORK"
+MOTO_PID= STUNNEL_PID=
+cleanup() {
+  stop_pg "$WORK/pg"
+  [ -n "$STUNNEL_PID" ] && kill "$STUNNEL_PID" 2>/dev/null || true
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+  # PGDR_BENCH_KEEP=1 keeps the logs (the server's holds every archive_command's).
+  if [ -n "${PGDR_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+MOTOPORT=$(free_port)
+TLSPORT=$(free_port)
+PGPORT=$(free_port)
+start_moto "$MOTOPORT" "$WORK/moto.log"
+start_stunnel "$WORK/tls" "$TLSPORT" "$MOTOPORT"
+use_moto_env "$MOTOPORT"
+aws s3api create-bucket --bucket bench-backup >/dev/null
+export AWS_ENDPOINT_URL="https://127.0.0.1:$TLSPORT"
+export SSL_CERT_FILE="$WORK/tls/ca.pem" AWS_CA_BUNDLE="$WORK/tls/ca.pem"
+export PGDR_LOCK_DIR="$WORK/locks"
+mkdir -p "$WORK/bin"
+install -m 755 "$PGDR_BIN" "$WORK/bin/pgdr"
+PGDR="$WORK/bin/pgdr"
+
+cat >"$WORK/pg.conf" <<EOC
+archive_mode = on
+archive_command = ''
+max_wal_size = 4GB
+EOC
+start_pg "$WORK/pg" "$PGPORT" "$WORK/pg.conf"
+PGDATA="$WORK/pg/data"
+psql_pg() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc "$1"; }
+write_pgbackrest_conf "$WORK/pgbackrest" bench-backup "$TLSPORT" "$PGDATA" "$PGPORT" "$WORK/pg" zst
+PGBR_CONF="$WORK/pgbackrest/pgbackrest.conf"
+pg_run pgbackrest --config="$PGBR_CONF" --stanza=demo stanza-create >/dev/null
+# Both tools need the backup's WAL archived: PostgreSQL hands each segment to both.
+psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://bench-backup/pgdr/ %p && pgbackrest --config=$PGBR_CONF --stanza=demo archive-push %p'" >/dev/null
+psql_pg "SELECT pg_reload_conf()" >/dev/null
+
+pgdr_log "pgbench -i -s $SCALE"
+pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s "$SCALE" -q postgres 2>&1 | tail -1 >&2
+psql_pg "CHECKPOINT; SELECT pg_switch_wal()" >/dev/null
+pgdr_log "waiting for the archiver to catch up"
+while [ "$(pg_run find "$PGDATA/pg_wal/archive_status" -name '*.ready' | wc -l)" -gt 0 ]; do sleep 0.5; done
+DB_BYTES=$(psql_pg "SELECT pg_database_size('postgres')")
+[ "$(psql_pg "SELECT failed_count FROM pg_stat_archiver")" = 0 ] || { echo "archiving failed; see $WORK/pg/server.log" >&2; exit 1; }
+
+cat >"$WORK/bench.yaml" <<YAML
+version: 1
+cluster: bench
+tier: saas
+objectives: { rpo: 5m, rto: 30m }
+aws: { region: us-east-1 }
+primary:
+  postgres: "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=disable"
+archive:
+  bucket: bench-backup
+  prefix: pgdr/
+  pgdr_path: $PGDR
+  base_backups: { every: 1d, keep: 7 }
+YAML
+
+# measure NAME MARK COMMAND...: runs COMMAND under GNU time; sets <NAME>_S,
+# <NAME>_RSS_MB and <NAME>_REQ (moto requests naming MARK during the run).
+measure() {
+  local name=$1 mark=$2 line t
+  shift 2
+  line=$(log_lines "$WORK/moto.log")
+  t=$(now)
+  /usr/bin/time -f '%M' -o "$WORK/$name.rss" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" \
+    || { cat "$WORK/$name.err" >&2; exit 1; }
+  printf -v "${name}_S" '%s' "$(elapsed "$t")"
+  printf -v "${name}_RSS_MB" '%s' "$(awk '{ printf "%.0f", $1 / 1024 }' "$WORK/$name.rss")"
+  printf -v "${name}_REQ" '%s' "$(tail -n +"$((line + 1))" "$WORK/moto.log" | grep '" [0-9][0-9][0-9] ' | grep -c "$mark" || true)"
+}
+
+# pg_run is a shell function, which GNU time cannot run: the same thing as a prefix.
+AS_PG=()
+[ "$(id -u)" -eq 0 ] && AS_PG=(runuser -u postgres --)
+
+pgdr_log "pg_basebackup to local disk (the floor)"
+mkdir -p "$WORK/local"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK/local"
+measure FLOOR '^$' "${AS_PG[@]}" "$(pg_bindir)/pg_basebackup" -h 127.0.0.1 -p "$PGPORT" -U postgres \
+  -D "$WORK/local/b" -Ft -X none --checkpoint=fast --manifest-checksums=SHA256
+FLOOR_BYTES=$(du -cb "$WORK/local/b" | tail -1 | cut -f1)
+
+pgdr_log "pgdr backup"
+measure PGDR 'pgdr/' "$PGDR" backup "$WORK/bench.yaml" --format json
+read -r PGDR_READ PGDR_STORED < <(python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); print(b["size_bytes"], b["stored_bytes"])' "$WORK/PGDR.out")
+
+pgdr_log "pgbackrest --type=full --repo1-bundle backup (zst)"
+measure PGBR 'pgbackrest' "${AS_PG[@]}" pgbackrest --config="$PGBR_CONF" --stanza=demo --type=full --repo1-bundle backup
+read -r PGBR_READ PGBR_STORED < <(pg_run pgbackrest --config="$PGBR_CONF" --stanza=demo info --output=json \
+  | python3 -c 'import json,sys; b=json.load(sys.stdin)[0]["backup"][-1]["info"]; print(b["size"], b["repository"]["size"])')
+
+# Independent check of pgdr's backup: the aws CLI lists its objects.
+PGDR_OBJECTS=$(aws s3api list-objects-v2 --bucket bench-backup --prefix pgdr/base/ --query 'length(Contents)' --output text)
+PGBR_OBJECTS=$(aws s3api list-objects-v2 --bucket bench-backup --prefix pgbackrest/backup/ --query 'length(Contents)' --output text)
+
+mb() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1048576 / s }'; }
+echo
+echo "Base backup of pgbench scale $SCALE (database $(mb "$DB_BYTES") MB), moto via TLS (stunnel4)"
+printf '%-40s %8s %8s %9s %9s %9s %8s %8s\n' tool seconds "MB/s" "read MB" "stored MB" ratio requests "RSS MB"
+printf '%-40s %8s %8s %9s %9s %9s %8s %8s\n' "pg_basebackup -Ft to local disk" "$FLOOR_S" "$(rate "$DB_BYTES" "$FLOOR_S")" "$(mb "$FLOOR_BYTES")" "$(mb "$FLOOR_BYTES")" "1.0" "0" "$FLOOR_RSS_MB"
+printf '%-40s %8s %8s %9s %9s %9s %8s %8s\n' "pgbackrest full --repo1-bundle (zst)" "$PGBR_S" "$(rate "$DB_BYTES" "$PGBR_S")" "$(mb "$PGBR_READ")" "$(mb "$PGBR_STORED")" "$(ratio "$PGBR_READ" "$PGBR_STORED")" "$PGBR_REQ" "$PGBR_RSS_MB"
+printf '%-40s %8s %8s %9s %9s %9s %8s %8s\n' "pgdr backup (zstd)" "$PGDR_S" "$(rate "$DB_BYTES" "$PGDR_S")" "$(mb "$PGDR_READ")" "$(mb "$PGDR_STORED")" "$(ratio "$PGDR_READ" "$PGDR_STORED")" "$PGDR_REQ" "$PGDR_RSS_MB"
+echo
+echo "pgdr vs pgBackRest: $(ratio "$PGBR_S" "$PGDR_S")x the speed (target >= 1.0); vs the local floor: $(ratio "$FLOOR_S" "$PGDR_S")x"
+echo "objects in the bucket (aws CLI): pgdr $PGDR_OBJECTS under pgdr/base/, pgBackRest $PGBR_OBJECTS under pgbackrest/backup/"
+echo "requests: moto's request log lines naming the tool's prefix during its run (pgdr/ or pgbackrest), archiving of the backup's WAL included"

@@ -1,0 +1,105 @@
+# pgBackRest as the benchmark peer, against the same moto as pgdr (the recipe
+# of ../shared/peers/pgbackrest/README.md): pgBackRest 2.45 speaks only HTTPS
+# to S3 and moto's own TLS breaks on uploads, so stunnel4 terminates TLS in
+# front of moto's plain HTTP port. Also shared timing helpers. Sourced by
+# bench/wal-push.sh and bench/backup.sh after scripts/lib.sh; not run.
+
+# Installs pgBackRest, stunnel4, GNU time (peak RSS) and the zstd CLI (an
+# independent decompressor) when missing (Debian packages).
+ensure_peer_deps() {
+  local pkgs=()
+  command -v pgbackrest >/dev/null || pkgs+=(pgbackrest)
+  command -v stunnel4 >/dev/null || pkgs+=(stunnel4)
+  [ -x /usr/bin/time ] || pkgs+=(time)
+  command -v zstd >/dev/null || pkgs+=(zstd)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    pgdr_log "installing ${pkgs[*]} (apt-get)"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${pkgs[@]}" >/dev/null
+  fi
+}
+
+# start_stunnel DIR TLS_PORT MOTO_PORT: TLS on TLS_PORT in front of moto;
+# DIR/ca.pem is the CA to trust (SSL_CERT_FILE, AWS_CA_BUNDLE).
+start_stunnel() {
+  local dir=$1 tls=$2 moto=$3
+  mkdir -p "$dir"
+  # A throw-away CA and a server certificate it signs, with the IP in
+  # subjectAltName: pgdr (rustls refuses a self-signed end certificate) and the
+  # aws CLI verify it through SSL_CERT_FILE / AWS_CA_BUNDLE, so every tool pays
+  # for TLS as it would against S3.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=bench-ca \
+    -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$dir/key.pem" -out "$dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$dir/ext.cnf"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+    -CAcreateserial -days 3 -extfile "$dir/ext.cnf" -out "$dir/cert.pem" 2>/dev/null
+  cat "$dir/cert.pem" "$dir/key.pem" >"$dir/stunnel.pem"
+  chmod 600 "$dir/stunnel.pem"
+  cat >"$dir/stunnel.conf" <<EOC
+foreground = yes
+pid =
+[s3tls]
+accept = 127.0.0.1:$tls
+connect = 127.0.0.1:$moto
+cert = $dir/stunnel.pem
+EOC
+  chmod 644 "$dir/ca.pem"
+  stunnel4 "$dir/stunnel.conf" >"$dir/stunnel.log" 2>&1 &
+  STUNNEL_PID=$!
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$tls") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "stunnel4 did not start; see $dir/stunnel.log" >&2
+  return 1
+}
+
+# write_pgbackrest_conf DIR BUCKET TLS_PORT PGDATA PGPORT SOCKETDIR COMPRESS:
+# DIR/pgbackrest.conf for stanza `demo`, its log/lock/spool folders owned by
+# the user PostgreSQL runs as. The emulator's keys are not secrets.
+write_pgbackrest_conf() {
+  local dir=$1 bucket=$2 tls=$3 pgdata=$4 pgport=$5 socket=$6 compress=$7
+  mkdir -p "$dir/log" "$dir/lock" "$dir/spool"
+  cat >"$dir/pgbackrest.conf" <<EOC
+[global]
+repo1-type=s3
+repo1-path=/pgbackrest
+repo1-s3-bucket=$bucket
+repo1-s3-endpoint=127.0.0.1
+repo1-storage-port=$tls
+repo1-s3-region=us-east-1
+repo1-s3-key=testing
+repo1-s3-key-secret=testing
+repo1-s3-uri-style=path
+repo1-storage-verify-tls=n
+compress-type=$compress
+log-path=$dir/log
+lock-path=$dir/lock
+spool-path=$dir/spool
+log-level-console=warn
+start-fast=y
+
+[demo]
+pg1-path=$pgdata
+pg1-port=$pgport
+pg1-socket-path=$socket
+pg1-user=postgres
+EOC
+  [ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+  return 0
+}
+
+now() { date +%s.%N; }
+# elapsed START: seconds since START, 2 decimals.
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# ratio A B: A / B, 1 decimal.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
+
+# requests_since LOG LINE: HTTP requests moto logged after line LINE of LOG.
+requests_since() { tail -n +"$(($2 + 1))" "$1" | grep -c '" [0-9][0-9][0-9] ' || true; }
+log_lines() { wc -l <"$1"; }
+
+# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Benchmark: archiving WAL into S3 (moto on loopback), side by side in one run.
+# The same N real WAL segments (made by pgbench) are pushed one call per
+# segment by: the seed playbook's `aws s3 cp`, `pgdr wal-push`, and
+# pgBackRest's `archive-push` (zst); then each tool re-pushes what is already
+# archived; then PostgreSQL itself archives a burst of waiting segments
+# through pgdr (its parallel push), while moto's CPU use shows whether the
+# emulator or pgdr is the limit. Every tool goes through the same TLS
+# terminator (stunnel4) in front of moto, as all of them would pay for TLS
+# against S3. Prints seconds and ratios; asserts nothing.
+# Targets: pgdr per segment >= 20x faster than aws s3 cp and >= 2x faster
+# than pgBackRest; the burst limited by the emulator, not by pgdr.
+#
+#   bench/wal-push.sh [SEGMENTS=20]
+#
+# Uses the release build (PGDR_BIN overrides); PGDR_BENCH_KEEP=1 keeps the work folder. Everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+. bench/peer.sh
+
+N=${1:-20}
+ensure_deps
+ensure_peer_deps
+if [ -z "${PGDR_BIN:-}" ]; then
+  pgdr_log "building pgdr (release)"
+  cargo build --quiet --release --bin pgdr
+  PGDR_BIN="${CARGO_TARGET_DIR:-target}/release/pgdr"
+fi
+
+WORK=$(mktemp -d /tmp/pgdr-bench-wal.XXXXXX)
+chmod 755 "$WORK"
+MOTO_PID= STUNNEL_PID=
+cleanup() {
+  stop_pg "$WORK/pg"
+  [ -n "$STUNNEL_PID" ] && kill "$STUNNEL_PID" 2>/dev/null || true
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+  # PGDR_BENCH_KEEP=1 keeps the logs (the server's holds every archive_command's).
+  if [ -n "${PGDR_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+MOTOPORT=$(free_port)
+TLSPORT=$(free_port)
+PGPORT=$(free_port)
+start_moto "$MOTOPORT" "$WORK/moto.log"
+start_stunnel "$WORK/tls" "$TLSPORT" "$MOTOPORT"
+use_moto_env "$MOTOPORT"
+aws s3api create-bucket --bucket bench-wal >/dev/null
+# From here on every client (and the PostgreSQL server's archive_command) talks TLS.
+export AWS_ENDPOINT_URL="https://127.0.0.1:$TLSPORT"
+export SSL_CERT_FILE="$WORK/tls/ca.pem" AWS_CA_BUNDLE="$WORK/tls/ca.pem"
+mkdir -p "$WORK/bin"
+install -m 755 "$PGDR_BIN" "$WORK/bin/pgdr"
+PGDR="$WORK/bin/pgdr"
+
+# archive_mode on with an empty archive_command: PostgreSQL keeps every
+# segment and marks it .ready, waiting for a command (the burst below).
+cat >"$WORK/pg.conf" <<EOC
+archive_mode = on
+archive_command = ''
+max_wal_size = 8GB
+wal_keep_size = 8GB
+EOC
+start_pg "$WORK/pg" "$PGPORT" "$WORK/pg.conf"
+PGDATA="$WORK/pg/data"
+psql_pg() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc "$1"; }
+ready_count() { pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | wc -l; }
+
+pgdr_log "generating at least $((N * 2)) WAL segments with pgbench"
+while [ "$(ready_count)" -lt $((N * 2)) ]; do
+  pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 5 -q postgres >/dev/null 2>&1
+  psql_pg "SELECT pg_switch_wal()" >/dev/null
+done
+mkdir -p "$WORK/segs"
+for ready in $(pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | sort | head -n "$N"); do
+  name=$(basename "$ready" .ready)
+  pg_run cat "$PGDATA/pg_wal/$name" >"$WORK/segs/$name"
+done
+chmod -R a+rX "$WORK/segs"
+SEGS=$(ls "$WORK/segs")
+BYTES=$(du -cb "$WORK/segs"/* | tail -1 | cut -f1)
+
+write_pgbackrest_conf "$WORK/pgbackrest" bench-wal "$TLSPORT" "$PGDATA" "$PGPORT" "$WORK/pg" zst
+pgbr() { pg_run pgbackrest --config="$WORK/pgbackrest/pgbackrest.conf" --stanza=demo "$@"; }
+pgbr stanza-create >/dev/null
+
+pgdr_log "pushing $N segments one call each: aws s3 cp"
+t=$(now)
+for s in $SEGS; do aws s3 cp --quiet "$WORK/segs/$s" "s3://bench-wal/awscli/wal/$s"; done
+AWS_S=$(elapsed "$t")
+
+pgdr_log "pushing $N segments one call each: pgdr wal-push"
+t=$(now)
+for s in $SEGS; do "$PGDR" wal-push s3://bench-wal/pgdr/ "$WORK/segs/$s"; done
+PGDR_S=$(elapsed "$t")
+
+pgdr_log "pushing $N segments one call each: pgbackrest archive-push (zst)"
+t=$(now)
+for s in $SEGS; do pgbr archive-push "$WORK/segs/$s"; done
+PGBR_S=$(elapsed "$t")
+
+pgdr_log "re-pushing the same segments (already archived)"
+t=$(now)
+for s in $SEGS; do "$PGDR" wal-push s3://bench-wal/pgdr/ "$WORK/segs/$s"; done
+PGDR_AGAIN_S=$(elapsed "$t")
+t=$(now)
+for s in $SEGS; do pgbr archive-push "$WORK/segs/$s"; done
+PGBR_AGAIN_S=$(elapsed "$t")
+
+# Independent check: every segment is in the bucket, and decompresses to the original.
+stored=$(aws s3api list-objects-v2 --bucket bench-wal --prefix pgdr/wal/ --query 'length(Contents)' --output text)
+[ "$stored" = "$N" ] || { echo "expected $N pgdr objects, the aws CLI lists $stored" >&2; exit 1; }
+first=$(echo "$SEGS" | head -1)
+aws s3 cp --quiet "s3://bench-wal/pgdr/wal/$first.zst" "$WORK/check.zst"
+zstd -q -d -c "$WORK/check.zst" | cmp - "$WORK/segs/$first"
+PGDR_STORED=$(aws s3api list-objects-v2 --bucket bench-wal --prefix pgdr/wal/ --query 'sum(Contents[].Size)' --output text)
+
+BURST=$(ready_count)
+pgdr_log "PostgreSQL archives a burst of $BURST waiting segments through pgdr wal-push"
+before_archived=$(psql_pg "SELECT archived_count FROM pg_stat_archiver")
+moto_before=$(cpu_ticks "$MOTO_PID")
+tunnel_before=$(cpu_ticks "$STUNNEL_PID")
+t=$(now)
+psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://bench-wal/burst/ %p'" >/dev/null
+psql_pg "SELECT pg_reload_conf()" >/dev/null
+while [ "$(psql_pg "SELECT archived_count - $before_archived FROM pg_stat_archiver")" -lt "$BURST" ]; do
+  sleep 0.2
+done
+BURST_S=$(elapsed "$t")
+HZ=$(getconf CLK_TCK)
+MOTO_BUSY=$(awk -v a="$moto_before" -v b="$(cpu_ticks "$MOTO_PID")" -v hz="$HZ" -v s="$BURST_S" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
+TUNNEL_BUSY=$(awk -v a="$tunnel_before" -v b="$(cpu_ticks "$STUNNEL_PID")" -v hz="$HZ" -v s="$BURST_S" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
+failed=$(psql_pg "SELECT failed_count FROM pg_stat_archiver")
+burst_stored=$(aws s3api list-objects-v2 --bucket bench-wal --prefix burst/wal/ --query 'length(Contents)' --output text)
+
+MB=$(awk -v b="$BYTES" 'BEGIN { printf "%.0f", b / 1048576 }')
+echo
+echo "WAL push: $N segments ($MB MB) from pgbench, moto via TLS (stunnel4), one call per segment"
+printf '%-42s %9s %12s\n' "tool" "seconds" "per segment"
+row() { printf '%-42s %9s %11ss\n' "$1" "$2" "$(awk -v s="$2" -v n="$N" 'BEGIN { printf "%.3f", s / n }')"; }
+row "aws s3 cp (the seed playbook)" "$AWS_S"
+row "pgbackrest archive-push (zst)" "$PGBR_S"
+row "pgdr wal-push (zst)" "$PGDR_S"
+row "pgbackrest re-push, already archived" "$PGBR_AGAIN_S"
+row "pgdr re-push, already archived" "$PGDR_AGAIN_S"
+echo
+echo "pgdr vs aws s3 cp:   $(ratio "$AWS_S" "$PGDR_S")x faster (target >= 20x)"
+echo "pgdr vs pgBackRest:  $(ratio "$PGBR_S" "$PGDR_S")x faster (target >= 2x)"
+echo "pgdr stored $(awk -v b="$PGDR_STORED" 'BEGIN { printf "%.1f", b / 1048576 }') MB for $MB MB ($(ratio "$BYTES" "$PGDR_STORED")x); the aws CLI lists all $N; one downloaded and decompressed with the zstd CLI is byte for byte the segment"
+echo
+echo "Burst: PostgreSQL archived $BURST waiting segments through pgdr in ${BURST_S}s ($(ratio "$BURST" "$BURST_S") segments/s; $failed failures; $burst_stored objects listed)"
+echo "  moto busy ${MOTO_BUSY}% of one core, stunnel ${TUNNEL_BUSY}% during the burst (moto is single-threaded Python: near 100% means the emulator is the limit)"
