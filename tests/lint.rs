@@ -433,16 +433,20 @@ fn the_committed_schema_is_what_pgdr_prints_and_completions_work() {
 }
 
 #[test]
-fn check_reports_drift_then_passes_once_applied() {
-    let pg = common::Postgres::start();
+fn check_reports_drift_then_passes_once_applied_and_backed_up() {
     let moto = common::Moto::start();
+    // Archiving waits (empty command) until apply sets pgdr's; the server has
+    // the emulator's environment and a pgdr it may run.
+    let pg = common::Postgres::start_archiving(&moto.endpoint(), "", "", "");
+    let pgdr_path = common::pgdr_for_postgres(pg.dir.path());
     let dir = tempfile::tempdir().unwrap();
     let text = example("mvp")
         .replace(
             "host=blog-db.internal port=5432 user=dr_admin dbname=postgres sslmode=require",
             &pg.conninfo(),
         )
-        .replace("blog-pg-wal-archive", "check-wal");
+        .replace("blog-pg-wal-archive", "check-wal")
+        .replace("/usr/local/bin/pgdr", &pgdr_path.display().to_string());
     let file = common::write_plan(dir.path(), "blog.yaml", &text);
     let file = file.to_str().unwrap();
 
@@ -482,6 +486,21 @@ fn check_reports_drift_then_passes_once_applied() {
         ])
         .unwrap();
     assert_eq!(rules["Rules"][0]["Expiration"]["Days"], 8);
+    // Settings and bucket as planned; what is left is the archive's content.
+    let no_backup = pgdr(Some(&moto), &["check", file]);
+    assert_eq!(no_backup.code, 2, "{}", no_backup.stdout);
+    assert!(
+        no_backup
+            .stdout
+            .contains("`archive.backups`: no base backup")
+            && no_backup
+                .stdout
+                .contains("0 to create, 0 to update, 0 to delete; 1 problem"),
+        "{}",
+        no_backup.stdout
+    );
+    let backup = pgdr(Some(&moto), &["backup", file]);
+    assert_eq!(backup.code, 0, "{}", backup.stderr);
     let clean = pgdr(Some(&moto), &["check", file]);
     assert_eq!(clean.code, 0, "{}", clean.stdout);
     assert!(
