@@ -63,30 +63,8 @@ pub fn decide(backups: &[BackupEntry], keep: usize, wal_objects: &[String]) -> E
 mod tests {
     use super::*;
 
-    pub fn entry(id: &str, start_wal: &str) -> BackupEntry {
-        BackupEntry {
-            format_version: 1,
-            id: id.into(),
-            cluster: "c".into(),
-            source: "primary".into(),
-            start_time: String::new(),
-            stop_time: String::new(),
-            start_lsn: String::new(),
-            stop_lsn: String::new(),
-            timeline: 1,
-            start_wal: start_wal.into(),
-            stop_wal: start_wal.into(),
-            wal_segment_size: 16 << 20,
-            system_identifier: String::new(),
-            pg_version: 150000,
-            size_bytes: 0,
-            stored_bytes: 0,
-            duration_seconds: 0.0,
-            compression: "zstd".into(),
-            data_object: "data.tar.zst".into(),
-            manifest_object: "backup_manifest".into(),
-            verified: true,
-        }
+    fn entry(id: &str, start_wal: &str) -> BackupEntry {
+        BackupEntry::sample(id, start_wal)
     }
 
     #[test]

@@ -164,35 +164,12 @@ mod tests {
     use super::*;
     use crate::state::archive::BackupEntry;
 
-    fn backup(start_wal: &str) -> BackupEntry {
-        BackupEntry {
-            format_version: 1,
-            id: "20261124T101500Z".into(),
-            cluster: "c".into(),
-            source: "primary".into(),
-            start_time: String::new(),
-            stop_time: String::new(),
-            start_lsn: String::new(),
-            stop_lsn: String::new(),
-            timeline: 1,
-            start_wal: start_wal.into(),
-            stop_wal: start_wal.into(),
-            wal_segment_size: crate::state::wal::DEFAULT_SEGMENT_SIZE,
-            system_identifier: String::new(),
-            pg_version: 160000,
-            size_bytes: 0,
-            stored_bytes: 0,
-            duration_seconds: 0.0,
-            compression: "zstd".into(),
-            data_object: String::new(),
-            manifest_object: String::new(),
-            verified: true,
-        }
-    }
-
     fn content(wal: &[&str]) -> ArchiveLive {
         ArchiveLive {
-            backups: vec![backup("000000010000000000000004")],
+            backups: vec![BackupEntry::sample(
+                "20261124T101500Z",
+                "000000010000000000000004",
+            )],
             incomplete: vec![],
             wal_since_newest: wal.iter().map(|s| s.to_string()).collect(),
             newest_age_seconds: Some(60),

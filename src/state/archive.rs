@@ -54,3 +54,34 @@ pub struct ArchiveLive {
     #[serde(default)]
     pub newest_age_seconds: Option<u64>,
 }
+
+#[cfg(test)]
+impl BackupEntry {
+    /// A complete, verified backup of timeline 1 whose WAL is the one segment
+    /// `start_wal` (16 MiB segments), for unit tests.
+    pub fn sample(id: &str, start_wal: &str) -> BackupEntry {
+        BackupEntry {
+            format_version: 1,
+            id: id.into(),
+            cluster: "c".into(),
+            source: "primary".into(),
+            start_time: String::new(),
+            stop_time: String::new(),
+            start_lsn: String::new(),
+            stop_lsn: String::new(),
+            timeline: 1,
+            start_wal: start_wal.into(),
+            stop_wal: start_wal.into(),
+            wal_segment_size: crate::state::wal::DEFAULT_SEGMENT_SIZE,
+            system_identifier: String::new(),
+            pg_version: 150000,
+            size_bytes: 0,
+            stored_bytes: 0,
+            duration_seconds: 0.0,
+            compression: "zstd".into(),
+            data_object: "data.tar.zst".into(),
+            manifest_object: "backup_manifest".into(),
+            verified: true,
+        }
+    }
+}
