@@ -366,3 +366,59 @@ fn wal_fetch_of_a_missing_file_exits_1_quietly_and_prefetches_what_follows() {
     assert!(run.stderr.contains("decompress"), "{}", run.stderr);
     assert_eq!(std::fs::read(&dest).unwrap(), contents[1], "dest untouched");
 }
+
+#[test]
+fn a_note_that_does_not_match_never_counts_as_archived() {
+    // A pg_wal of our own making: with archive_status, wal-push keeps notes.
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let dir = tempfile::tempdir().unwrap();
+    let pg_wal = dir.path().join("pg_wal");
+    std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    let notes = pg_wal.join("pgdr").join("pushed");
+    std::fs::create_dir_all(&notes).unwrap();
+    let url = format!("s3://{BUCKET}/notes/");
+    let name = "000000010000000000000003";
+    let wal = pg_wal.join(name);
+    let bytes: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 13) as u8).collect();
+    std::fs::write(&wal, &bytes).unwrap();
+    let sha = ::pgdr::spec::sha256_hex(&bytes);
+
+    // A note for other bytes, and one for this file in another archive: each is
+    // dropped and the file is stored now.
+    for (note, prefix) in [
+        (format!("{} {url}\n", "0".repeat(64)), "notes/"),
+        (format!("{sha} s3://{BUCKET}/elsewhere/\n"), "notes/"),
+    ] {
+        std::fs::write(notes.join(name), note).unwrap();
+        let run = pgdr(
+            Some(&moto),
+            &["-v", "wal-push", &url, wal.to_str().unwrap()],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("how=\"stored\"") || run.stderr.contains("already archived"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("PutObject"), "{}", run.stderr);
+        assert!(!notes.join(name).exists(), "the stale note is gone");
+        assert_eq!(archived_names(&moto, prefix), vec![format!("{name}.zst")]);
+    }
+    let stored = moto.download(BUCKET, &format!("notes/wal/{name}.zst"));
+    assert_eq!(zstd::stream::decode_all(stored.as_slice()).unwrap(), bytes);
+
+    // The matching note settles the call without a request.
+    std::fs::write(notes.join(name), format!("{sha} {url}\n")).unwrap();
+    let run = pgdr(
+        Some(&moto),
+        &["-v", "wal-push", &url, wal.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("pushed ahead earlier"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("PutObject"), "{}", run.stderr);
+}

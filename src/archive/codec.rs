@@ -4,7 +4,11 @@
 
 use super::{ArchiveError, META_SHA256, META_SIZE};
 use crate::spec::Compression;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// zstd level for WAL and backups: level 3 is zstd's default and pgBackRest's
 /// for `zst`; higher levels cost CPU on the database host for little gain on WAL.
@@ -12,12 +16,115 @@ pub const ZSTD_LEVEL: i32 = 3;
 
 pub use crate::spec::sha256_hex;
 
-/// The bytes to store for `raw`.
-pub fn encode(raw: &[u8], compression: Compression) -> Result<Vec<u8>, ArchiveError> {
-    match compression {
-        Compression::None => Ok(raw.to_vec()),
-        Compression::Zstd => zstd::bulk::compress(raw, ZSTD_LEVEL)
-            .map_err(|e| ArchiveError::Failed(format!("compressing: {e}"))),
+/// A file read once for archiving: the SHA-256 and size of its original
+/// bytes, and the bytes to store.
+pub struct Encoded {
+    pub sha: String,
+    pub size: usize,
+    pub body: Vec<u8>,
+}
+
+/// Each 2 MiB of a file is compressed as its own zstd frame, so two
+/// threads can share the work (any zstd reader reads concatenated frames as
+/// one stream). At level 3 zstd's window is 2 MiB anyway: measured on
+/// pgbench WAL, the frames together are within 0.1% of one whole-file frame.
+const FRAME: usize = 2 << 20;
+
+/// Reads `path` once and returns its SHA-256, size and compressed bytes,
+/// using both cores: this thread hashes while a second one compresses, then
+/// helps compress what is left. `wal-push` is on PostgreSQL's critical path
+/// and these two are most of its CPU.
+pub fn read_encoded(path: &Path, compression: Compression) -> Result<Encoded, ArchiveError> {
+    let io = |e| ArchiveError::io(path, e);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let raw = Raw::read(file).map_err(io)?;
+    let raw = raw.bytes();
+    if compression == Compression::None {
+        return Ok(Encoded {
+            sha: sha256_hex(raw),
+            size: raw.len(),
+            body: raw.to_vec(),
+        });
+    }
+    let next = AtomicUsize::new(0);
+    let compress_frames = || -> std::io::Result<Vec<(usize, Vec<u8>)>> {
+        let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(frame) = raw.chunks(FRAME).nth(i) else {
+                return Ok(done);
+            };
+            done.push((i, zstd.compress(frame)?));
+        }
+    };
+    let (sha, mut frames) = std::thread::scope(|scope| {
+        let helper = scope.spawn(compress_frames);
+        let sha = format!("{:x}", Sha256::digest(raw));
+        let mut frames = compress_frames()?;
+        frames.extend(
+            helper
+                .join()
+                .map_err(|_| std::io::Error::other("the compressing thread panicked"))??,
+        );
+        Ok::<_, std::io::Error>((sha, frames))
+    })
+    .map_err(|e| ArchiveError::Failed(format!("compressing {}: {e}", path.display())))?;
+    frames.sort_unstable_by_key(|(i, _)| *i);
+    let mut body = Vec::with_capacity(frames.iter().map(|(_, f)| f.len()).sum());
+    for (_, frame) in &frames {
+        body.extend_from_slice(frame);
+    }
+    if body.is_empty() {
+        // An empty file is one empty frame, so the object still decodes.
+        body = zstd::bulk::compress(&[], ZSTD_LEVEL).map_err(io)?;
+    }
+    Ok(Encoded {
+        sha,
+        size: raw.len(),
+        body,
+    })
+}
+
+/// The SHA-256 of a file's bytes.
+pub fn read_sha256(path: &Path) -> Result<String, ArchiveError> {
+    let io = |e| ArchiveError::io(path, e);
+    let file = std::fs::File::open(path).map_err(io)?;
+    Ok(sha256_hex(Raw::read(file).map_err(io)?.bytes()))
+}
+
+/// A file's bytes: mapped from the page cache where possible, which spares
+/// copying 16 MiB into fresh memory (that copy and its page faults took a
+/// third of a push); read into memory otherwise (an empty file, a pipe).
+enum Raw {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl Raw {
+    fn read(mut file: std::fs::File) -> std::io::Result<Raw> {
+        let len = file.metadata()?.len();
+        if len > 0 {
+            // SAFETY: the map is read while this process holds it; changing
+            // the file meanwhile could only change what is read (and so its
+            // checksum), and shrinking it would stop this process with
+            // SIGBUS. PostgreSQL never rewrites or truncates a WAL file it
+            // has handed to archive_command, and a file pushed ahead is still
+            // waiting for its own archive_command.
+            if let Ok(map) = unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
+                return Ok(Raw::Mapped(map));
+            }
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(Raw::Read(bytes))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Raw::Mapped(map) => map,
+            Raw::Read(bytes) => bytes,
+        }
     }
 }
 
@@ -73,11 +180,22 @@ mod tests {
 
     #[test]
     fn round_trip_and_verification_catch_a_changed_byte() {
-        let raw: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        // More than a few chunks, and not a multiple of one.
+        let raw: Vec<u8> = (0..(FRAME * 4 + 12_345) as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000000010000000000000001");
+        std::fs::write(&path, &raw).unwrap();
         for c in [Compression::Zstd, Compression::None] {
-            let stored = encode(&raw, c).unwrap();
-            let meta = content_metadata(&sha256_hex(&raw), raw.len());
-            let back = decode(stored, c).unwrap();
+            let encoded = read_encoded(&path, c).unwrap();
+            assert_eq!(encoded.sha, sha256_hex(&raw));
+            assert_eq!(encoded.size, raw.len());
+            if c == Compression::Zstd {
+                assert!(encoded.body.len() < raw.len() / 10);
+            }
+            let meta = content_metadata(&encoded.sha, encoded.size);
+            let back = decode(encoded.body, c).unwrap();
             assert_eq!(back, raw);
             verify("x", &back, &meta).unwrap();
             let mut changed = back.clone();
@@ -91,10 +209,18 @@ mod tests {
                 Err(ArchiveError::Corrupt(_))
             ));
         }
-        assert!(encode(&raw, Compression::Zstd).unwrap().len() < raw.len() / 10);
         assert!(matches!(
             decode(b"not zstd".to_vec(), Compression::Zstd),
             Err(ArchiveError::Corrupt(_))
+        ));
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        let encoded = read_encoded(&empty, Compression::Zstd).unwrap();
+        assert_eq!((encoded.size, encoded.sha), (0, sha256_hex(b"")));
+        assert!(decode(encoded.body, Compression::Zstd).unwrap().is_empty());
+        assert!(matches!(
+            read_encoded(&dir.path().join("missing"), Compression::Zstd),
+            Err(ArchiveError::Io { .. })
         ));
     }
 }

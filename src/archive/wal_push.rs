@@ -58,43 +58,47 @@ where
     Fut: std::future::Future<Output = Client>,
 {
     let name = file_name(wal_path)?;
-    let raw = std::fs::read(wal_path).map_err(|e| ArchiveError::io(wal_path, e))?;
     let wal_dir = wal_path.parent().unwrap_or(Path::new("."));
     let notes = Notes::in_wal_dir(wal_dir);
-    // Hash on a worker thread while the S3 client is set up: a push is short
-    // and PostgreSQL waits for every one of them.
-    let hashing = tokio::task::spawn_blocking(move || {
-        let sha = sha256_hex(&raw);
-        (raw, sha)
-    });
-    let (client, hashed) = tokio::join!(client(), hashing);
-    let (raw, sha) = hashed.map_err(|e| ArchiveError::Failed(format!("hashing {name}: {e}")))?;
+    let compression = options.compression;
 
-    if let Some(notes) = &notes {
-        if notes.confirms(&name, &sha, &options.url) {
-            notes.forget(&name);
+    // A file noted as pushed ahead is only hashed, to check the note: no S3
+    // client, no compression. PostgreSQL works through a backlog one such
+    // call at a time.
+    if let Some(notes) = notes.as_ref().filter(|n| n.has(&name)) {
+        let path = wal_path.to_path_buf();
+        let sha = tokio::task::spawn_blocking(move || codec::read_sha256(&path))
+            .await
+            .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))??;
+        let confirmed = notes.confirms(&name, &sha, &options.url);
+        // A stale note (another file, another archive) does not count.
+        notes.forget(&name);
+        if confirmed {
             return Ok((Pushed::PushedAhead, 0));
         }
     }
+
+    // Read, hash and compress on worker threads while the S3 client is set up:
+    // a push is short and PostgreSQL waits for every one of them.
+    let (client, encoded) =
+        tokio::join!(client(), read_encoded(wal_path.to_path_buf(), compression));
+    let encoded = encoded?;
 
     let ahead = match &notes {
         Some(notes) => notes.waiting(wal_dir, &name, options.parallel * AHEAD_PER_PARALLEL),
         None => Vec::new(),
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
-    let this_one = push_one(&client, options, &name, raw, sha);
+    let this_one = push_one(&client, options, &name, encoded);
     let others = futures_util::future::join_all(ahead.into_iter().map(|other| {
         let permits = permits.clone();
         let client = client.clone();
         async move {
             let _permit = permits.acquire().await.expect("semaphore open");
-            let path = wal_dir.join(&other);
             // PostgreSQL may have archived and recycled it meanwhile.
-            let Ok(raw) = std::fs::read(&path) else {
-                return None;
-            };
-            let sha = sha256_hex(&raw);
-            match push_one(&client, options, &other, raw, sha.clone()).await {
+            let encoded = read_encoded(wal_dir.join(&other), compression).await.ok()?;
+            let sha = encoded.sha.clone();
+            match push_one(&client, options, &other, encoded).await {
                 Ok(_) => Some((other, sha)),
                 Err(e) => {
                     // Not this invocation's file: PostgreSQL will ask for it, and
@@ -117,6 +121,17 @@ where
     Ok((result?, noted))
 }
 
+/// [`codec::read_encoded`] off the async threads.
+async fn read_encoded(
+    path: PathBuf,
+    compression: Compression,
+) -> Result<codec::Encoded, ArchiveError> {
+    let name = path.display().to_string();
+    tokio::task::spawn_blocking(move || codec::read_encoded(&path, compression))
+        .await
+        .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))?
+}
+
 fn file_name(path: &Path) -> Result<String, ArchiveError> {
     let name = path
         .file_name()
@@ -137,16 +152,13 @@ pub async fn push_one(
     client: &Client,
     options: &PushOptions,
     name: &str,
-    raw: Vec<u8>,
-    sha: String,
+    encoded: codec::Encoded,
 ) -> Result<Pushed, ArchiveError> {
-    let key = options.url.wal_key(name, options.compression);
-    let metadata = codec::content_metadata(&sha, raw.len());
     let compression = options.compression;
-    let body = tokio::task::spawn_blocking(move || codec::encode(&raw, compression))
-        .await
-        .map_err(|e| ArchiveError::Failed(format!("compressing {name}: {e}")))??;
-    match objects::put_new(client, &options.url.bucket, &key, body, &metadata).await? {
+    let key = options.url.wal_key(name, compression);
+    let metadata = codec::content_metadata(&encoded.sha, encoded.size);
+    let sha = encoded.sha;
+    match objects::put_new(client, &options.url.bucket, &key, encoded.body, &metadata).await? {
         PutOutcome::Stored => Ok(Pushed::Stored),
         PutOutcome::Exists => {
             let archived = archived_sha(client, &options.url, &key, compression).await?;
@@ -200,6 +212,10 @@ impl Notes {
 
     fn text(sha: &str, url: &ArchiveUrl) -> String {
         format!("{sha} {url}\n")
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.dir.join(name).exists()
     }
 
     fn confirms(&self, name: &str, sha: &str, url: &ArchiveUrl) -> bool {
