@@ -103,3 +103,11 @@ log_lines() { wc -l <"$1"; }
 
 # cpu_ticks PID: user + system CPU time of a process, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# machine_ticks: "busy total" clock ticks of all CPUs together since boot.
+machine_ticks() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat; }
+
+# machine_busy "BUSY TOTAL" (from machine_ticks): percent of all CPUs busy since then.
+machine_busy() {
+  awk -v a="$1" -v b="$(machine_ticks)" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }'
+}

@@ -121,6 +121,7 @@ pgdr_log "PostgreSQL archives a burst of $BURST waiting segments through pgdr wa
 before_archived=$(psql_pg "SELECT archived_count FROM pg_stat_archiver")
 moto_before=$(cpu_ticks "$MOTO_PID")
 tunnel_before=$(cpu_ticks "$STUNNEL_PID")
+machine_before=$(machine_ticks)
 t=$(now)
 psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://bench-wal/burst/ %p'" >/dev/null
 psql_pg "SELECT pg_reload_conf()" >/dev/null
@@ -128,6 +129,7 @@ while [ "$(psql_pg "SELECT archived_count - $before_archived FROM pg_stat_archiv
   sleep 0.2
 done
 BURST_S=$(elapsed "$t")
+MACHINE_BUSY=$(machine_busy "$machine_before")
 HZ=$(getconf CLK_TCK)
 MOTO_BUSY=$(awk -v a="$moto_before" -v b="$(cpu_ticks "$MOTO_PID")" -v hz="$HZ" -v s="$BURST_S" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
 TUNNEL_BUSY=$(awk -v a="$tunnel_before" -v b="$(cpu_ticks "$STUNNEL_PID")" -v hz="$HZ" -v s="$BURST_S" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
@@ -151,3 +153,4 @@ echo "pgdr stored $(awk -v b="$PGDR_STORED" 'BEGIN { printf "%.1f", b / 1048576 
 echo
 echo "Burst: PostgreSQL archived $BURST waiting segments through pgdr in ${BURST_S}s ($(ratio "$BURST" "$BURST_S") segments/s; $failed failures; $burst_stored objects listed)"
 echo "  moto busy ${MOTO_BUSY}% of one core, stunnel ${TUNNEL_BUSY}% during the burst (moto is single-threaded Python: near 100% means the emulator is the limit)"
+echo "  all $(nproc) CPUs ${MACHINE_BUSY}% busy (near 100% with moto well below: the limit is CPU for compression and checksums)"

@@ -79,10 +79,12 @@ where
     }
 
     // Read, hash and compress on worker threads while the S3 client is set up:
-    // a push is short and PostgreSQL waits for every one of them.
-    let (client, encoded) =
-        tokio::join!(client(), read_encoded(wal_path.to_path_buf(), compression));
-    let encoded = encoded?;
+    // a push is short and PostgreSQL waits for every one of them. Spawned
+    // first, because setting up the client keeps this thread busy for
+    // milliseconds before it first yields.
+    let reading = spawn_read_encoded(wal_path.to_path_buf(), compression);
+    let client = client().await;
+    let encoded = reading.await?;
 
     let ahead = match &notes {
         Some(notes) => notes.waiting(wal_dir, &name, options.parallel * AHEAD_PER_PARALLEL),
@@ -96,7 +98,9 @@ where
         async move {
             let _permit = permits.acquire().await.expect("semaphore open");
             // PostgreSQL may have archived and recycled it meanwhile.
-            let encoded = read_encoded(wal_dir.join(&other), compression).await.ok()?;
+            let encoded = spawn_read_encoded(wal_dir.join(&other), compression)
+                .await
+                .ok()?;
             let sha = encoded.sha.clone();
             match push_one(&client, options, &other, encoded).await {
                 Ok(_) => Some((other, sha)),
@@ -121,15 +125,17 @@ where
     Ok((result?, noted))
 }
 
-/// [`codec::read_encoded`] off the async threads.
-async fn read_encoded(
+/// [`codec::read_encoded`] on a blocking thread, started at once.
+fn spawn_read_encoded(
     path: PathBuf,
     compression: Compression,
-) -> Result<codec::Encoded, ArchiveError> {
+) -> impl std::future::Future<Output = Result<codec::Encoded, ArchiveError>> {
     let name = path.display().to_string();
-    tokio::task::spawn_blocking(move || codec::read_encoded(&path, compression))
-        .await
-        .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))?
+    let task = tokio::task::spawn_blocking(move || codec::read_encoded(&path, compression));
+    async move {
+        task.await
+            .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))?
+    }
 }
 
 fn file_name(path: &Path) -> Result<String, ArchiveError> {
