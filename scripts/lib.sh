@@ -28,6 +28,8 @@ ensure_deps() {
   pg_bindir >/dev/null || apt_pkgs+=(postgresql)
   command -v openssl >/dev/null || apt_pkgs+=(openssl)
   command -v psql >/dev/null || apt_pkgs+=(postgresql-client)
+  # Tests check the digest pgdr keeps with archived WAL with an independent tool.
+  command -v xxhsum >/dev/null || apt_pkgs+=(xxhash)
   python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"

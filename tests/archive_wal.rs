@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{pgdr, pgdr_env, Moto, Postgres, Proxy};
+use common::{pgdr, pgdr_env, xxhsum, Moto, Postgres, Proxy};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "wal-archive-test";
@@ -101,8 +101,8 @@ fn postgres_archives_twenty_segments_and_each_decompresses_to_its_bytes() {
             .aws(&["s3api", "head-object", "--bucket", BUCKET, "--key", key])
             .unwrap();
         assert_eq!(
-            head["Metadata"]["pgdr-sha256"].as_str().unwrap(),
-            ::pgdr::spec::sha256_hex(&original)
+            head["Metadata"]["pgdr-xxh128"].as_str().unwrap(),
+            xxhsum(&original)
         );
         compared += 1;
     }
@@ -153,8 +153,8 @@ fn the_same_file_twice_is_one_object_and_a_different_file_is_refused() {
     std::fs::write(&wal, &other).unwrap();
     let run = pgdr(Some(&moto), &["wal-push", &url, wal.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let archived = ::pgdr::spec::sha256_hex(&bytes);
-    let local = ::pgdr::spec::sha256_hex(&other);
+    let archived = xxhsum(&bytes);
+    let local = xxhsum(&other);
     assert!(
         run.stderr.contains(&archived) && run.stderr.contains(&local),
         "{}",
@@ -382,13 +382,13 @@ fn a_note_that_does_not_match_never_counts_as_archived() {
     let wal = pg_wal.join(name);
     let bytes: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 13) as u8).collect();
     std::fs::write(&wal, &bytes).unwrap();
-    let sha = ::pgdr::spec::sha256_hex(&bytes);
+    let digest = xxhsum(&bytes);
 
     // A note for other bytes, and one for this file in another archive: each is
     // dropped and the file is stored now.
     for (note, prefix) in [
-        (format!("{} {url}\n", "0".repeat(64)), "notes/"),
-        (format!("{sha} s3://{BUCKET}/elsewhere/\n"), "notes/"),
+        (format!("{} {url}\n", "0".repeat(32)), "notes/"),
+        (format!("{digest} s3://{BUCKET}/elsewhere/\n"), "notes/"),
     ] {
         std::fs::write(notes.join(name), note).unwrap();
         let run = pgdr(
@@ -409,7 +409,7 @@ fn a_note_that_does_not_match_never_counts_as_archived() {
     assert_eq!(zstd::stream::decode_all(stored.as_slice()).unwrap(), bytes);
 
     // The matching note settles the call without a request.
-    std::fs::write(notes.join(name), format!("{sha} {url}\n")).unwrap();
+    std::fs::write(notes.join(name), format!("{digest} {url}\n")).unwrap();
     let run = pgdr(
         Some(&moto),
         &["-v", "wal-push", &url, wal.to_str().unwrap()],

@@ -81,9 +81,10 @@ impl fmt::Display for ArchiveUrl {
 }
 
 /// User metadata every archived WAL object carries, so a later push or fetch can
-/// compare contents without downloading: the SHA-256 and size of the file as
-/// PostgreSQL wrote it (before compression).
-pub const META_SHA256: &str = "pgdr-sha256";
+/// compare contents without downloading: the XXH128 digest and size of the
+/// file as PostgreSQL wrote it (before compression); see
+/// [`codec::content_digest`].
+pub const META_DIGEST: &str = "pgdr-xxh128";
 pub const META_SIZE: &str = "pgdr-size";
 
 /// What went wrong in an archive command.
@@ -99,7 +100,7 @@ pub enum ArchiveError {
         source: std::io::Error,
     },
     /// A different file is already archived under this name; it is never overwritten.
-    #[error("{name} is already archived with different contents (archived SHA-256 {archived}, this file {local}); the archived file is kept and this one is not stored")]
+    #[error("{name} is already archived with different contents (archived XXH128 {archived}, this file {local}); the archived file is kept and this one is not stored")]
     Conflict {
         name: String,
         archived: String,

@@ -4,19 +4,19 @@
 //!
 //! The rules (pgBackRest's, whose archive-push is the model):
 //! - success only once S3 has stored the object and verified its SHA-256, or
-//!   when the identical file (same SHA-256 of the original bytes) is already
-//!   archived; a *different* file under the same name is refused, never
+//!   when the identical file (same digest of the original bytes, kept in the
+//!   object's metadata) is already archived; a *different* file under the same name is refused, never
 //!   overwritten (`If-None-Match: *` makes that atomic);
 //! - pushing ahead: when `pg_wal/archive_status` holds more `.ready` files,
 //!   they are pushed now, concurrently, and each one S3 confirmed is noted in
-//!   `pg_wal/pgdr/pushed/<name>` with its SHA-256 and the archive URL. When
+//!   `pg_wal/pgdr/pushed/<name>` with its digest and the archive URL. When
 //!   PostgreSQL then asks for that file, the note is checked against the file's
-//!   own SHA-256 and the same URL before it counts, so a note can never make an
+//!   own digest and the same URL before it counts, so a note can never make an
 //!   unstored file look archived. Notes live in `pg_wal`, which base backups
 //!   leave out, so a copy of the data directory never inherits them.
 
-use super::codec::{self, sha256_hex};
-use super::{ArchiveError, ArchiveUrl, META_SHA256};
+use super::codec;
+use super::{ArchiveError, ArchiveUrl, META_DIGEST};
 use crate::providers::s3::objects::{self, PutOutcome};
 use crate::spec::Compression;
 use crate::state::wal::{WalKind, WalName};
@@ -67,10 +67,10 @@ where
     // call at a time.
     if let Some(notes) = notes.as_ref().filter(|n| n.has(&name)) {
         let path = wal_path.to_path_buf();
-        let sha = tokio::task::spawn_blocking(move || codec::read_sha256(&path))
+        let digest = tokio::task::spawn_blocking(move || codec::read_digest(&path))
             .await
             .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))??;
-        let confirmed = notes.confirms(&name, &sha, &options.url);
+        let confirmed = notes.confirms(&name, &digest, &options.url);
         // A stale note (another file, another archive) does not count.
         notes.forget(&name);
         if confirmed {
@@ -101,9 +101,9 @@ where
             let encoded = spawn_read_encoded(wal_dir.join(&other), compression)
                 .await
                 .ok()?;
-            let sha = encoded.sha.clone();
+            let digest = encoded.digest.clone();
             match push_one(&client, options, &other, encoded).await {
-                Ok(_) => Some((other, sha)),
+                Ok(_) => Some((other, digest)),
                 Err(e) => {
                     // Not this invocation's file: PostgreSQL will ask for it, and
                     // the error is reported then.
@@ -116,8 +116,8 @@ where
     let (result, pushed_ahead) = tokio::join!(this_one, others);
     let mut noted = 0;
     if let Some(notes) = &notes {
-        for (other, sha) in pushed_ahead.into_iter().flatten() {
-            if notes.note(&other, &sha, &options.url) {
+        for (other, digest) in pushed_ahead.into_iter().flatten() {
+            if notes.note(&other, &digest, &options.url) {
                 noted += 1;
             }
         }
@@ -153,7 +153,7 @@ fn file_name(path: &Path) -> Result<String, ArchiveError> {
     Ok(name)
 }
 
-/// Stores one file; settles an existing object by comparing checksums.
+/// Stores one file; settles an existing object by comparing digests.
 pub async fn push_one(
     client: &Client,
     options: &PushOptions,
@@ -162,42 +162,45 @@ pub async fn push_one(
 ) -> Result<Pushed, ArchiveError> {
     let compression = options.compression;
     let key = options.url.wal_key(name, compression);
-    let metadata = codec::content_metadata(&encoded.sha, encoded.size);
-    let sha = encoded.sha;
+    let metadata = codec::content_metadata(&encoded.digest, encoded.size);
+    let digest = encoded.digest;
     match objects::put_new(client, &options.url.bucket, &key, encoded.body, &metadata).await? {
         PutOutcome::Stored => Ok(Pushed::Stored),
         PutOutcome::Exists => {
-            let archived = archived_sha(client, &options.url, &key, compression).await?;
-            if archived == sha {
+            let archived = archived_digest(client, &options.url, &key, compression).await?;
+            if archived == digest {
                 Ok(Pushed::AlreadyArchived)
             } else {
                 Err(ArchiveError::Conflict {
                     name: name.to_string(),
                     archived,
-                    local: sha,
+                    local: digest,
                 })
             }
         }
     }
 }
 
-/// The SHA-256 of an archived object's original bytes: from its metadata, or,
+/// The digest of an archived object's original bytes: from its metadata, or,
 /// for an object pgdr did not write, by reading it.
-async fn archived_sha(
+async fn archived_digest(
     client: &Client,
     url: &ArchiveUrl,
     key: &str,
     compression: Compression,
 ) -> Result<String, ArchiveError> {
     if let Some(head) = objects::head(client, &url.bucket, key).await? {
-        if let Some(sha) = head.metadata.get(META_SHA256) {
-            return Ok(sha.clone());
+        if let Some(digest) = head.metadata.get(META_DIGEST) {
+            return Ok(digest.clone());
         }
     }
     let fetched = objects::get(client, &url.bucket, key)
         .await?
         .ok_or_else(|| ArchiveError::Failed(format!("{key} vanished while being compared")))?;
-    Ok(sha256_hex(&codec::decode(fetched.body, compression)?))
+    Ok(codec::content_digest(&codec::decode(
+        fetched.body,
+        compression,
+    )?))
 }
 
 /// The notes of files pushed ahead, in `pg_wal/pgdr/pushed/`.
@@ -216,22 +219,22 @@ impl Notes {
         Some(Notes { dir })
     }
 
-    fn text(sha: &str, url: &ArchiveUrl) -> String {
-        format!("{sha} {url}\n")
+    fn text(digest: &str, url: &ArchiveUrl) -> String {
+        format!("{digest} {url}\n")
     }
 
     fn has(&self, name: &str) -> bool {
         self.dir.join(name).exists()
     }
 
-    fn confirms(&self, name: &str, sha: &str, url: &ArchiveUrl) -> bool {
-        std::fs::read_to_string(self.dir.join(name)).is_ok_and(|t| t == Self::text(sha, url))
+    fn confirms(&self, name: &str, digest: &str, url: &ArchiveUrl) -> bool {
+        std::fs::read_to_string(self.dir.join(name)).is_ok_and(|t| t == Self::text(digest, url))
     }
 
     /// Written whole or not at all (temp file, then rename).
-    fn note(&self, name: &str, sha: &str, url: &ArchiveUrl) -> bool {
+    fn note(&self, name: &str, digest: &str, url: &ArchiveUrl) -> bool {
         let tmp = self.dir.join(format!("{name}.tmp"));
-        std::fs::write(&tmp, Self::text(sha, url)).is_ok()
+        std::fs::write(&tmp, Self::text(digest, url)).is_ok()
             && std::fs::rename(&tmp, self.dir.join(name)).is_ok()
     }
 

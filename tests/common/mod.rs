@@ -62,6 +62,27 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The XXH128 digest of `bytes` as the `xxhsum` CLI (Debian's xxhash) prints
+/// it: the independent check of the digest pgdr keeps with archived WAL.
+pub fn xxhsum(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("xxhsum")
+        .arg("-H2")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("xxhsum (Debian package xxhash; scripts/test installs it)");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
