@@ -4,10 +4,10 @@
 # segment by: the seed playbook's `aws s3 cp`, `pgdr wal-push`, and
 # pgBackRest's `archive-push` (zst); then each tool re-pushes what is already
 # archived; then PostgreSQL itself archives a burst of waiting segments
-# through pgdr (its parallel push), while moto's CPU use shows whether the
-# emulator or pgdr is the limit. Every tool goes through the same TLS
-# terminator (stunnel4) in front of moto, as all of them would pay for TLS
-# against S3. Prints seconds and ratios; asserts nothing.
+# through pgdr (its parallel push), with zstd and then without compression,
+# while moto's and the machine's CPU use show what the limit is. Every tool
+# goes through the same TLS terminator (stunnel4) in front of moto, as all of
+# them would pay for TLS against S3. Prints seconds and ratios; asserts nothing.
 # Targets: pgdr per segment >= 20x faster than aws s3 cp and >= 2x faster
 # than pgBackRest; the burst limited by the emulator, not by pgdr.
 #
@@ -116,25 +116,48 @@ aws s3 cp --quiet "s3://bench-wal/pgdr/wal/$first.zst" "$WORK/check.zst"
 zstd -q -d -c "$WORK/check.zst" | cmp - "$WORK/segs/$first"
 PGDR_STORED=$(aws s3api list-objects-v2 --bucket bench-wal --prefix pgdr/wal/ --query 'sum(Contents[].Size)' --output text)
 
-BURST=$(ready_count)
-pgdr_log "PostgreSQL archives a burst of $BURST waiting segments through pgdr wal-push"
-before_archived=$(psql_pg "SELECT archived_count FROM pg_stat_archiver")
-moto_before=$(cpu_ticks "$MOTO_PID")
-tunnel_before=$(cpu_ticks "$STUNNEL_PID")
-machine_before=$(machine_ticks)
-t=$(now)
-psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://bench-wal/burst/ %p'" >/dev/null
+# burst PREFIX [WAL-PUSH OPTIONS]: PostgreSQL archives every waiting segment
+# through pgdr into PREFIX; sets BURST_LINE and BURST_CPU_LINE to print.
+burst() {
+  local prefix=$1 count before t seconds moto_before tunnel_before machine_before hz moto tunnel machine failed stored
+  shift
+  count=$(ready_count)
+  pgdr_log "PostgreSQL archives a burst of $count waiting segments through pgdr wal-push $*"
+  before=$(psql_pg "SELECT archived_count FROM pg_stat_archiver")
+  failed=$(psql_pg "SELECT failed_count FROM pg_stat_archiver")
+  moto_before=$(cpu_ticks "$MOTO_PID")
+  tunnel_before=$(cpu_ticks "$STUNNEL_PID")
+  machine_before=$(machine_ticks)
+  t=$(now)
+  psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://bench-wal/$prefix/ %p $*'" >/dev/null
+  psql_pg "SELECT pg_reload_conf()" >/dev/null
+  while [ "$(psql_pg "SELECT archived_count - $before FROM pg_stat_archiver")" -lt "$count" ]; do
+    sleep 0.2
+  done
+  seconds=$(elapsed "$t")
+  machine=$(machine_busy "$machine_before")
+  hz=$(getconf CLK_TCK)
+  moto=$(awk -v a="$moto_before" -v b="$(cpu_ticks "$MOTO_PID")" -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
+  tunnel=$(awk -v a="$tunnel_before" -v b="$(cpu_ticks "$STUNNEL_PID")" -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
+  failed=$(($(psql_pg "SELECT failed_count FROM pg_stat_archiver") - failed))
+  stored=$(aws s3api list-objects-v2 --bucket bench-wal --prefix "$prefix/wal/" --query 'length(Contents)' --output text)
+  BURST_LINE="$count waiting segments in ${seconds}s ($(ratio "$count" "$seconds") segments/s; $failed failures; $stored objects listed)"
+  BURST_CPU_LINE="moto ${moto}% of one core, stunnel ${tunnel}%, all $(nproc) CPUs ${machine}% busy"
+}
+
+burst burst
+ZSTD_LINE=$BURST_LINE ZSTD_CPU_LINE=$BURST_CPU_LINE
+# The same again without compression: what is left is moving the bytes, so
+# this shows whether pgdr's own pipeline or the emulator is the limit.
+psql_pg "ALTER SYSTEM SET archive_command = ''" >/dev/null
 psql_pg "SELECT pg_reload_conf()" >/dev/null
-while [ "$(psql_pg "SELECT archived_count - $before_archived FROM pg_stat_archiver")" -lt "$BURST" ]; do
-  sleep 0.2
+pgdr_log "generating $N more WAL segments for an uncompressed burst"
+while [ "$(ready_count)" -lt "$N" ]; do
+  pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 5 -q postgres >/dev/null 2>&1
+  psql_pg "SELECT pg_switch_wal()" >/dev/null
 done
-BURST_S=$(elapsed "$t")
-MACHINE_BUSY=$(machine_busy "$machine_before")
-HZ=$(getconf CLK_TCK)
-MOTO_BUSY=$(awk -v a="$moto_before" -v b="$(cpu_ticks "$MOTO_PID")" -v hz="$HZ" -v s="$BURST_S" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
-TUNNEL_BUSY=$(awk -v a="$tunnel_before" -v b="$(cpu_ticks "$STUNNEL_PID")" -v hz="$HZ" -v s="$BURST_S" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
-failed=$(psql_pg "SELECT failed_count FROM pg_stat_archiver")
-burst_stored=$(aws s3api list-objects-v2 --bucket bench-wal --prefix burst/wal/ --query 'length(Contents)' --output text)
+burst burst-plain --compression none
+PLAIN_LINE=$BURST_LINE PLAIN_CPU_LINE=$BURST_CPU_LINE
 
 MB=$(awk -v b="$BYTES" 'BEGIN { printf "%.0f", b / 1048576 }')
 echo
@@ -151,6 +174,9 @@ echo "pgdr vs aws s3 cp:   $(ratio "$AWS_S" "$PGDR_S")x faster (target >= 20x)"
 echo "pgdr vs pgBackRest:  $(ratio "$PGBR_S" "$PGDR_S")x faster (target >= 2x)"
 echo "pgdr stored $(awk -v b="$PGDR_STORED" 'BEGIN { printf "%.1f", b / 1048576 }') MB for $MB MB ($(ratio "$BYTES" "$PGDR_STORED")x); the aws CLI lists all $N; one downloaded and decompressed with the zstd CLI is byte for byte the segment"
 echo
-echo "Burst: PostgreSQL archived $BURST waiting segments through pgdr in ${BURST_S}s ($(ratio "$BURST" "$BURST_S") segments/s; $failed failures; $burst_stored objects listed)"
-echo "  moto busy ${MOTO_BUSY}% of one core, stunnel ${TUNNEL_BUSY}% during the burst (moto is single-threaded Python: near 100% means the emulator is the limit)"
-echo "  all $(nproc) CPUs ${MACHINE_BUSY}% busy (near 100% with moto well below: the limit is CPU for compression and checksums)"
+echo "Burst, PostgreSQL archiving through pgdr (zstd): $ZSTD_LINE"
+echo "  $ZSTD_CPU_LINE"
+echo "Burst, the same without compression: $PLAIN_LINE"
+echo "  $PLAIN_CPU_LINE"
+echo "  (moto is single-threaded Python: near 100% of one core means the emulator is the limit;"
+echo "   all CPUs near 100% with moto well below means the limit is CPU for compression)"
