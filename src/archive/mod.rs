@@ -14,6 +14,7 @@ pub mod backup;
 pub mod catalog;
 pub mod codec;
 pub mod expire;
+pub mod restore;
 pub mod wal_fetch;
 pub mod wal_push;
 
