@@ -111,3 +111,45 @@ machine_ticks() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy
 machine_busy() {
   awk -v a="$1" -v b="$(machine_ticks)" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }'
 }
+
+# bench_start NAME BUCKET: what every benchmark starts with. Installs what is
+# missing, builds pgdr (release; PGDR_BIN overrides), makes the work folder
+# WORK (kept with PGDR_BENCH_KEEP=1), starts moto with stunnel4 in front and
+# creates BUCKET, then points every client at TLS. Sets WORK, PGPORT, TLSPORT,
+# MOTO_PID, STUNNEL_PID and PGDR (pgdr copied where the postgres user can run
+# it). Everything it starts is stopped on exit.
+bench_start() {
+  local name=$1 bucket=$2 motoport
+  ensure_deps
+  ensure_peer_deps
+  if [ -z "${PGDR_BIN:-}" ]; then
+    pgdr_log "building pgdr (release)"
+    cargo build --quiet --release --bin pgdr
+    PGDR_BIN="${CARGO_TARGET_DIR:-target}/release/pgdr"
+  fi
+  WORK=$(mktemp -d "/tmp/pgdr-bench-$name.XXXXXX")
+  chmod 755 "$WORK"
+  MOTO_PID= STUNNEL_PID=
+  trap bench_cleanup EXIT
+  motoport=$(free_port)
+  TLSPORT=$(free_port)
+  PGPORT=$(free_port)
+  start_moto "$motoport" "$WORK/moto.log"
+  start_stunnel "$WORK/tls" "$TLSPORT" "$motoport"
+  use_moto_env "$motoport"
+  aws s3api create-bucket --bucket "$bucket" >/dev/null
+  # From here on every client (and the PostgreSQL server's archive_command) talks TLS.
+  export AWS_ENDPOINT_URL="https://127.0.0.1:$TLSPORT"
+  export SSL_CERT_FILE="$WORK/tls/ca.pem" AWS_CA_BUNDLE="$WORK/tls/ca.pem"
+  mkdir -p "$WORK/bin"
+  install -m 755 "$PGDR_BIN" "$WORK/bin/pgdr"
+  PGDR="$WORK/bin/pgdr"
+}
+
+bench_cleanup() {
+  stop_pg "$WORK/pg"
+  [ -n "$STUNNEL_PID" ] && kill "$STUNNEL_PID" 2>/dev/null || true
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+  # PGDR_BENCH_KEEP=1 keeps the logs (the server's holds every archive_command's).
+  if [ -n "${PGDR_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}

@@ -20,39 +20,7 @@ cd "$(dirname "$0")/.."
 . bench/peer.sh
 
 N=${1:-20}
-ensure_deps
-ensure_peer_deps
-if [ -z "${PGDR_BIN:-}" ]; then
-  pgdr_log "building pgdr (release)"
-  cargo build --quiet --release --bin pgdr
-  PGDR_BIN="${CARGO_TARGET_DIR:-target}/release/pgdr"
-fi
-
-WORK=$(mktemp -d /tmp/pgdr-bench-wal.XXXXXX)
-chmod 755 "$WORK"
-MOTO_PID= STUNNEL_PID=
-cleanup() {
-  stop_pg "$WORK/pg"
-  [ -n "$STUNNEL_PID" ] && kill "$STUNNEL_PID" 2>/dev/null || true
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  # PGDR_BENCH_KEEP=1 keeps the logs (the server's holds every archive_command's).
-  if [ -n "${PGDR_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-MOTOPORT=$(free_port)
-TLSPORT=$(free_port)
-PGPORT=$(free_port)
-start_moto "$MOTOPORT" "$WORK/moto.log"
-start_stunnel "$WORK/tls" "$TLSPORT" "$MOTOPORT"
-use_moto_env "$MOTOPORT"
-aws s3api create-bucket --bucket bench-wal >/dev/null
-# From here on every client (and the PostgreSQL server's archive_command) talks TLS.
-export AWS_ENDPOINT_URL="https://127.0.0.1:$TLSPORT"
-export SSL_CERT_FILE="$WORK/tls/ca.pem" AWS_CA_BUNDLE="$WORK/tls/ca.pem"
-mkdir -p "$WORK/bin"
-install -m 755 "$PGDR_BIN" "$WORK/bin/pgdr"
-PGDR="$WORK/bin/pgdr"
+bench_start wal bench-wal
 
 # archive_mode on with an empty archive_command: PostgreSQL keeps every
 # segment and marks it .ready, waiting for a command (the burst below).

@@ -60,9 +60,11 @@ pub fn read_encoded(path: &Path, compression: Compression) -> Result<Encoded, Ar
         let mut done = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(frame) = raw.chunks(FRAME).nth(i) else {
+            let start = i * FRAME;
+            if start >= raw.len() {
                 return Ok(done);
-            };
+            }
+            let frame = &raw[start..(start + FRAME).min(raw.len())];
             done.push((i, zstd.compress(frame)?));
         }
     };

@@ -3,6 +3,7 @@
 //! write it (RFC 3339, or "10 minutes ago"), and a target no backup can reach
 //! is refused with the window that can be reached.
 
+use super::backup::rfc3339_secs as rfc3339;
 use crate::spec::duration::Duration;
 use crate::state::archive::BackupEntry;
 use crate::state::wal::Lsn;
@@ -76,12 +77,6 @@ fn words_span(text: &str) -> Option<u64> {
     }
     let factor = UNITS.iter().find(|(name, _)| *name == unit)?.1;
     number.checked_mul(factor)
-}
-
-pub fn rfc3339(secs: i64) -> String {
-    DateTime::from_secs(secs)
-        .fmt(Format::DateTime)
-        .unwrap_or_else(|_| secs.to_string())
 }
 
 fn stop_secs(backup: &BackupEntry) -> Option<i64> {

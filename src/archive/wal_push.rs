@@ -5,8 +5,9 @@
 //! The rules (pgBackRest's, whose archive-push is the model):
 //! - success only once S3 has stored the object and verified its SHA-256, or
 //!   when the identical file (same digest of the original bytes, kept in the
-//!   object's metadata) is already archived; a *different* file under the same name is refused, never
-//!   overwritten (`If-None-Match: *` makes that atomic);
+//!   object's metadata) is already archived; a *different* file under the
+//!   same name is refused, never overwritten (`If-None-Match: *` makes that
+//!   atomic);
 //! - pushing ahead: when `pg_wal/archive_status` holds more `.ready` files,
 //!   they are pushed now, concurrently, and each one S3 confirmed is noted in
 //!   `pg_wal/pgdr/pushed/<name>` with its digest and the archive URL. When
@@ -66,10 +67,7 @@ where
     // client, no compression. PostgreSQL works through a backlog one such
     // call at a time.
     if let Some(notes) = notes.as_ref().filter(|n| n.has(&name)) {
-        let path = wal_path.to_path_buf();
-        let digest = tokio::task::spawn_blocking(move || codec::read_digest(&path))
-            .await
-            .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))??;
+        let digest = on_blocking_thread(wal_path, codec::read_digest).await?;
         let confirmed = notes.confirms(&name, &digest, &options.url);
         // A stale note (another file, another archive) does not count.
         notes.forget(&name);
@@ -82,7 +80,7 @@ where
     // a push is short and PostgreSQL waits for every one of them. Spawned
     // first, because setting up the client keeps this thread busy for
     // milliseconds before it first yields.
-    let reading = spawn_read_encoded(wal_path.to_path_buf(), compression);
+    let reading = on_blocking_thread(wal_path, move |p| codec::read_encoded(p, compression));
     let client = client().await;
     let encoded = reading.await?;
 
@@ -98,9 +96,11 @@ where
         async move {
             let _permit = permits.acquire().await.expect("semaphore open");
             // PostgreSQL may have archived and recycled it meanwhile.
-            let encoded = spawn_read_encoded(wal_dir.join(&other), compression)
-                .await
-                .ok()?;
+            let encoded = on_blocking_thread(&wal_dir.join(&other), move |p| {
+                codec::read_encoded(p, compression)
+            })
+            .await
+            .ok()?;
             let digest = encoded.digest.clone();
             match push_one(&client, options, &other, encoded).await {
                 Ok(_) => Some((other, digest)),
@@ -125,13 +125,15 @@ where
     Ok((result?, noted))
 }
 
-/// [`codec::read_encoded`] on a blocking thread, started at once.
-fn spawn_read_encoded(
-    path: PathBuf,
-    compression: Compression,
-) -> impl std::future::Future<Output = Result<codec::Encoded, ArchiveError>> {
+/// `read(path)` (file reading, hashing, compressing) on a blocking thread,
+/// started at once rather than when the result is first awaited.
+fn on_blocking_thread<T: Send + 'static>(
+    path: &Path,
+    read: impl FnOnce(&Path) -> Result<T, ArchiveError> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T, ArchiveError>> {
+    let path = path.to_path_buf();
     let name = path.display().to_string();
-    let task = tokio::task::spawn_blocking(move || codec::read_encoded(&path, compression));
+    let task = tokio::task::spawn_blocking(move || read(&path));
     async move {
         task.await
             .map_err(|e| ArchiveError::Failed(format!("reading {name}: {e}")))?
