@@ -84,7 +84,8 @@ where
     let client = client().await;
     let encoded = reading.await?;
 
-    let ahead = match &notes {
+    let notes = notes.as_ref();
+    let ahead = match notes {
         Some(notes) => notes.waiting(wal_dir, &name, options.parallel * AHEAD_PER_PARALLEL),
         None => Vec::new(),
     };
@@ -103,7 +104,9 @@ where
             .ok()?;
             let digest = encoded.digest.clone();
             match push_one(&client, options, &other, encoded).await {
-                Ok(_) => Some((other, digest)),
+                // Noted at once, not at the end of the round: a call killed
+                // half way keeps the notes of what S3 already confirmed.
+                Ok(_) => Some(notes?.note(&other, &digest, &options.url)),
                 Err(e) => {
                     // Not this invocation's file: PostgreSQL will ask for it, and
                     // the error is reported then.
@@ -114,14 +117,10 @@ where
         }
     }));
     let (result, pushed_ahead) = tokio::join!(this_one, others);
-    let mut noted = 0;
-    if let Some(notes) = &notes {
-        for (other, digest) in pushed_ahead.into_iter().flatten() {
-            if notes.note(&other, &digest, &options.url) {
-                noted += 1;
-            }
-        }
-    }
+    let noted = pushed_ahead
+        .into_iter()
+        .filter(|n| *n == Some(true))
+        .count();
     Ok((result?, noted))
 }
 
