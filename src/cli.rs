@@ -46,6 +46,8 @@ pub enum Command {
     Backups(BackupsArgs),
     /// Delete base backups beyond archive.base_backups.keep and the WAL only they needed.
     Expire(ExpireArgs),
+    /// Restore a base backup and the WAL after it into an empty folder, ready to start.
+    Restore(RestoreArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
     WalPush(WalPushArgs),
     /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
@@ -214,4 +216,27 @@ pub struct ExpireArgs {
     /// Print what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").multiple(false))]
+pub struct RestoreArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// An empty or new folder to restore into.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Stop before the first transaction committed after this time: RFC 3339
+    /// ("2026-11-24T10:15:00Z") or a span back from now ("10 minutes ago").
+    #[arg(long, value_name = "T", group = "target")]
+    pub target_time: Option<String>,
+    /// Stop at this WAL position (e.g. 0/9000138).
+    #[arg(long, value_name = "L", group = "target")]
+    pub target_lsn: Option<String>,
+    /// Replay every archived WAL file (the default).
+    #[arg(long, group = "target")]
+    pub latest: bool,
+    /// Restore this backup (an id from `pgdr backups`) instead of the newest that fits the target.
+    #[arg(long, value_name = "ID")]
+    pub backup: Option<String>,
 }

@@ -21,6 +21,8 @@
 
 use super::catalog::{self, BACKUP_JSON};
 use super::codec::ZSTD_LEVEL;
+use super::meter::Meter;
+use super::tar::TarScan;
 use super::{ArchiveError, ArchiveUrl};
 use crate::providers::postgres::BackupFacts;
 use crate::providers::s3::objects::{self, Multipart};
@@ -28,7 +30,6 @@ use crate::spec::{Compression, Conninfo};
 use crate::state::archive::BackupEntry;
 use crate::state::wal::{missing_segments, segment_name, Lsn};
 use aws_sdk_s3::Client;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -378,7 +379,7 @@ fn read_and_compress(
     let mut buf = vec![0u8; 1 << 20];
     let mut raw = 0u64;
     let mut sent_parts = 0usize;
-    let mut meter = Meter::new(total, progress);
+    let mut meter = Meter::new("backup", "read", total, progress);
     loop {
         let n = stdout.read(&mut buf).map_err(failed)?;
         if n == 0 {
@@ -415,147 +416,6 @@ fn read_and_compress(
     }
     meter.done(raw);
     Ok((scan, raw))
-}
-
-/// A progress line on stderr, redrawn at most once a second.
-struct Meter {
-    total: u64,
-    on: bool,
-    started: Instant,
-    last: Instant,
-}
-
-impl Meter {
-    fn new(total: u64, on: bool) -> Self {
-        let now = Instant::now();
-        Meter {
-            total,
-            on,
-            started: now,
-            last: now,
-        }
-    }
-
-    fn show(&mut self, read: u64) {
-        if !self.on || self.last.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        self.last = Instant::now();
-        let mb = |b: u64| b as f64 / 1e6;
-        let rate = mb(read) / self.started.elapsed().as_secs_f64().max(0.001);
-        let pct = if self.total > 0 {
-            format!(
-                " ({:.0}%)",
-                (read as f64 / self.total as f64 * 100.0).min(100.0)
-            )
-        } else {
-            String::new()
-        };
-        eprint!(
-            "\r  backup: {:.0} MB of about {:.0} MB{pct}, {rate:.0} MB/s   ",
-            mb(read),
-            mb(self.total)
-        );
-    }
-
-    fn done(&self, read: u64) {
-        if self.on {
-            eprintln!("\r  backup: {:.0} MB read{:30}", read as f64 / 1e6, "");
-        }
-    }
-}
-
-/// Follows a tar stream: the SHA-256 and size of every regular file, and the
-/// contents of `backup_manifest`.
-#[derive(Default)]
-pub struct TarScan {
-    header: Vec<u8>,
-    /// Data bytes left in the current entry, then padding to skip.
-    remaining: u64,
-    padding: u64,
-    current: Option<(String, Sha256, u64, bool)>,
-    /// Path → (size, hex SHA-256).
-    pub files: BTreeMap<String, (u64, String)>,
-    pub manifest: Option<Vec<u8>>,
-}
-
-impl TarScan {
-    pub fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.remaining > 0 {
-                let n = (self.remaining as usize).min(data.len());
-                if let Some((_, hasher, _, capture)) = &mut self.current {
-                    hasher.update(&data[..n]);
-                    if *capture {
-                        self.manifest
-                            .get_or_insert_with(Vec::new)
-                            .extend_from_slice(&data[..n]);
-                    }
-                }
-                self.remaining -= n as u64;
-                data = &data[n..];
-                if self.remaining == 0 {
-                    self.finish_entry();
-                }
-            } else if self.padding > 0 {
-                let n = (self.padding as usize).min(data.len());
-                self.padding -= n as u64;
-                data = &data[n..];
-            } else {
-                let n = (512 - self.header.len()).min(data.len());
-                self.header.extend_from_slice(&data[..n]);
-                data = &data[n..];
-                if self.header.len() == 512 {
-                    let header = std::mem::take(&mut self.header);
-                    self.start_entry(&header);
-                }
-            }
-        }
-    }
-
-    fn start_entry(&mut self, h: &[u8]) {
-        if h.iter().all(|b| *b == 0) {
-            return; // end-of-archive blocks
-        }
-        let text = |range: std::ops::Range<usize>| {
-            let field = &h[range];
-            let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
-            String::from_utf8_lossy(&field[..end]).to_string()
-        };
-        let name = text(0..100);
-        let prefix = text(345..500);
-        let path = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let size = u64::from_str_radix(text(124..136).trim(), 8).unwrap_or(0);
-        let regular = matches!(h[156], b'0' | 0);
-        self.remaining = size;
-        self.padding = (512 - size % 512) % 512;
-        self.current = regular.then(|| {
-            let capture = path == MANIFEST_OBJECT;
-            (path, Sha256::new(), size, capture)
-        });
-        if size == 0 {
-            self.finish_entry();
-        }
-    }
-
-    fn finish_entry(&mut self) {
-        if let Some((path, hasher, size, capture)) = self.current.take() {
-            if capture {
-                self.manifest.get_or_insert_with(Vec::new);
-            } else {
-                let sha: String = hasher
-                    .finalize()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                self.files.insert(path, (size, sha));
-            }
-        }
-    }
 }
 
 /// Checks every file of the stream against the server's manifest and returns
@@ -662,39 +522,6 @@ async fn wait_for_wal(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_entry(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut h = vec![0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        let size = format!("{:011o}\0", data.len());
-        h[124..136].copy_from_slice(size.as_bytes());
-        h[156] = b'0';
-        let mut out = h;
-        out.extend_from_slice(data);
-        out.resize(out.len() + (512 - data.len() % 512) % 512, 0);
-        out
-    }
-
-    #[test]
-    fn the_scan_hashes_files_across_any_split_and_captures_the_manifest() {
-        let mut tar = tar_entry("base/1/1234", &[7u8; 1000]);
-        tar.extend(tar_entry("PG_VERSION", b"15\n"));
-        tar.extend(tar_entry("backup_manifest", b"{\"x\":1}"));
-        tar.extend(vec![0u8; 1024]);
-        for split in [1, 7, 512, 513, 100_000] {
-            let mut scan = TarScan::default();
-            for chunk in tar.chunks(split) {
-                scan.feed(chunk);
-            }
-            assert_eq!(scan.files.len(), 2);
-            assert_eq!(
-                scan.files["PG_VERSION"],
-                (3, crate::spec::sha256_hex(b"15\n"))
-            );
-            assert_eq!(scan.files["base/1/1234"].0, 1000);
-            assert_eq!(scan.manifest.as_deref(), Some(&b"{\"x\":1}"[..]));
-        }
-    }
 
     #[test]
     fn the_manifest_check_catches_a_changed_missing_or_extra_file() {

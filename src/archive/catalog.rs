@@ -8,6 +8,7 @@
 use super::{ArchiveError, ArchiveUrl};
 use crate::providers::s3::objects::{self, Listed};
 use crate::state::archive::{ArchiveLive, BackupEntry};
+use crate::state::drill::{DrillReport, DrillsLive};
 use aws_sdk_s3::Client;
 use std::collections::BTreeMap;
 
@@ -68,16 +69,26 @@ pub async fn wal_from(
     first: &str,
 ) -> Result<Vec<String>, ArchiveError> {
     let prefix = url.wal_prefix();
-    // Timeline and log of `first`: sorts before every segment from it on.
-    let start_after = format!("{prefix}{}", &first[..first.len().min(16)]);
-    let listed = objects::list(client, &url.bucket, &prefix, Some(&start_after)).await?;
-    let mut names: Vec<String> = listed
+    let mut names: Vec<String> = wal_objects_from(client, url, first)
+        .await?
         .into_iter()
         .map(|o| wal_name_of(&o.key[prefix.len()..]).to_string())
         .collect();
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// The WAL objects archived from `first` on (with their archive times).
+pub async fn wal_objects_from(
+    client: &Client,
+    url: &ArchiveUrl,
+    first: &str,
+) -> Result<Vec<Listed>, ArchiveError> {
+    let prefix = url.wal_prefix();
+    // Timeline and log of `first`: sorts before every segment from it on.
+    let start_after = format!("{prefix}{}", &first[..first.len().min(16)]);
+    Ok(objects::list(client, &url.bucket, &prefix, Some(&start_after)).await?)
 }
 
 /// The WAL file name of an object name (without `.zst`).
@@ -99,4 +110,38 @@ pub async fn observe(client: &Client, url: &ArchiveUrl) -> Result<ArchiveLive, A
         // Needs a clock: the caller that has one sets it.
         newest_age_seconds: None,
     })
+}
+
+/// The drill reports' folder.
+pub fn drills_prefix(url: &ArchiveUrl) -> String {
+    format!("{}drills/", url.prefix)
+}
+
+/// How many reports back `drills` looks for the newest one that passed.
+const DRILLS_SEARCHED: usize = 20;
+
+/// The newest drill report, and the newest that passed (searched among the
+/// newest [`DRILLS_SEARCHED`]). One listing and one small read per report read.
+pub async fn drills(client: &Client, url: &ArchiveUrl) -> Result<DrillsLive, ArchiveError> {
+    let prefix = drills_prefix(url);
+    let mut listed = objects::list(client, &url.bucket, &prefix, None).await?;
+    listed.retain(|o| o.key.ends_with(".json"));
+    listed.sort_by(|a, b| b.key.cmp(&a.key));
+    let mut live = DrillsLive::default();
+    for object in listed.iter().take(DRILLS_SEARCHED) {
+        let Some(fetched) = objects::get(client, &url.bucket, &object.key).await? else {
+            continue;
+        };
+        let report: DrillReport = serde_json::from_slice(&fetched.body)
+            .map_err(|e| ArchiveError::Corrupt(format!("{} cannot be read: {e}", object.key)))?;
+        let ok = report.ok;
+        if live.newest.is_none() {
+            live.newest = Some(report.clone());
+        }
+        if ok {
+            live.newest_ok = Some(report);
+            break;
+        }
+    }
+    Ok(live)
 }

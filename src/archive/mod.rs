@@ -14,7 +14,10 @@ pub mod backup;
 pub mod catalog;
 pub mod codec;
 pub mod expire;
+pub mod meter;
 pub mod restore;
+pub mod tar;
+pub mod unpack;
 pub mod wal_fetch;
 pub mod wal_push;
 

@@ -4,10 +4,15 @@
 //! is refused with the window that can be reached.
 
 use super::backup::rfc3339_secs as rfc3339;
+use super::unpack::{self, Unpacked};
+use super::{ArchiveError, ArchiveUrl};
 use crate::spec::duration::Duration;
 use crate::state::archive::BackupEntry;
 use crate::state::wal::Lsn;
+use aws_sdk_s3::Client;
 use aws_smithy_types::date_time::{DateTime, Format};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// Where recovery should stop.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +84,7 @@ fn words_span(text: &str) -> Option<u64> {
     number.checked_mul(factor)
 }
 
-fn stop_secs(backup: &BackupEntry) -> Option<i64> {
+pub fn stop_secs(backup: &BackupEntry) -> Option<i64> {
     DateTime::from_str(&backup.stop_time, Format::DateTime)
         .ok()
         .map(|t| t.secs())
@@ -135,6 +140,288 @@ pub fn choose<'a>(
         };
         format!("{what} is before every backup ended; {}", window())
     })
+}
+
+impl Target {
+    /// As the drill report and messages show it: `latest`, an RFC 3339 time, an LSN.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Latest => "latest".into(),
+            Target::Time(t) => rfc3339(*t),
+            Target::Lsn(l) => l.to_string(),
+        }
+    }
+}
+
+/// The backup a restore uses and the WAL it can replay.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub backup: BackupEntry,
+    /// The newest archived WAL file and when it was archived (seconds since
+    /// the epoch): the end of the recoverable window.
+    pub newest_wal: String,
+    pub newest_wal_at: i64,
+    /// Segments from the backup's first to the newest archived (at most what
+    /// recovery replays).
+    pub segments: u64,
+}
+
+/// Reads the catalogue and the WAL after the newest backup, and picks the
+/// backup for `target`; refuses a target outside the recoverable window.
+pub async fn choose_in_archive(
+    client: &Client,
+    url: &ArchiveUrl,
+    target: &Target,
+    named: Option<&str>,
+    now: i64,
+) -> Result<Chosen, ArchiveError> {
+    let (backups, _, _) = super::catalog::read(client, url).await?;
+    let newest = backups.last().ok_or_else(|| {
+        ArchiveError::Usage(format!(
+            "{url} has no complete base backup to restore; take one with `pgdr backup`"
+        ))
+    })?;
+    let prefix = url.wal_prefix();
+    let wal = super::catalog::wal_objects_from(client, url, &newest.start_wal).await?;
+    let segment = |o: &&crate::providers::s3::objects::Listed| {
+        let name = super::catalog::wal_name_of(&o.key[prefix.len()..]);
+        crate::state::wal::WalName::parse(name)
+            .is_some_and(|w| w.kind == crate::state::wal::WalKind::Segment)
+    };
+    let newest_wal = wal
+        .iter()
+        .filter(segment)
+        .max_by(|a, b| a.key.cmp(&b.key))
+        .ok_or_else(|| {
+            ArchiveError::Corrupt(format!(
+                "no WAL is archived from the newest backup's first segment {} on",
+                newest.start_wal
+            ))
+        })?;
+    let newest_name = super::catalog::wal_name_of(&newest_wal.key[prefix.len()..]).to_string();
+    let window_end = format!(
+        "{newest_name} (archived {})",
+        rfc3339(newest_wal.modified_unix)
+    );
+    if let Target::Time(t) = target {
+        let oldest = &backups[0];
+        let window = format!(
+            "the recoverable window is {} (the end of the oldest backup, {}) to {window_end}",
+            oldest.stop_time, oldest.id
+        );
+        if *t > now {
+            return Err(ArchiveError::Usage(format!(
+                "the target time {} is in the future; {window}",
+                rfc3339(*t)
+            )));
+        }
+        if *t > newest_wal.modified_unix {
+            return Err(ArchiveError::Usage(format!(
+                "the target time {} is after the newest archived WAL, so recovery would end before reaching it; {window}. Use --latest to recover everything archived",
+                rfc3339(*t)
+            )));
+        }
+    }
+    let backup = choose(&backups, target, named, &window_end)
+        .map_err(ArchiveError::Usage)?
+        .clone();
+    let segments = match (
+        crate::state::wal::WalName::parse(&backup.start_wal),
+        crate::state::wal::WalName::parse(&newest_name),
+    ) {
+        (Some(first), Some(last)) => (last.segno(backup.wal_segment_size) + 1)
+            .saturating_sub(first.segno(backup.wal_segment_size)),
+        _ => 0,
+    };
+    Ok(Chosen {
+        backup,
+        newest_wal: newest_name,
+        newest_wal_at: newest_wal.modified_unix,
+        segments,
+    })
+}
+
+/// The marker a restore in progress leaves in its folder: a folder holding it
+/// is an interrupted restore, which the next restore clears and starts again.
+pub const IN_PROGRESS: &str = ".pgdr-restore-in-progress";
+
+/// What `restore` needs beyond the backup.
+pub struct RestoreRequest<'a> {
+    pub url: &'a ArchiveUrl,
+    /// `--region` for `wal-fetch`, when not the default.
+    pub region: Option<&'a str>,
+    pub backup: &'a BackupEntry,
+    pub target: Target,
+    pub dir: &'a Path,
+    /// How the restored server calls pgdr (`restore_command`).
+    pub pgdr: &'a str,
+    /// Extra settings for the restored server (a drill turns archiving off).
+    pub extra_settings: &'a [(&'a str, String)],
+    pub progress: bool,
+}
+
+/// Makes `dir` ready for a restore: created (mode 0700) when missing, cleared
+/// when it holds an interrupted restore, refused when it holds anything else.
+/// Returns whether an interrupted restore was cleared.
+pub fn prepare_dir(dir: &Path) -> Result<bool, ArchiveError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e| ArchiveError::io(dir, e);
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .create(dir)
+            .map_err(io)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        return Ok(false);
+    }
+    if !dir.is_dir() {
+        return Err(ArchiveError::Usage(format!(
+            "{} is not a folder; give an empty or new folder to restore into",
+            dir.display()
+        )));
+    }
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    let interrupted = dir.join(IN_PROGRESS).is_file();
+    if !entries.is_empty() && !interrupted {
+        return Err(ArchiveError::Usage(format!(
+            "{} is not empty ({} entries, e.g. {}); pgdr restores only into an empty or new folder, so nothing there is overwritten",
+            dir.display(),
+            entries.len(),
+            entries[0].display()
+        )));
+    }
+    for entry in &entries {
+        let removed = if entry.is_dir() && !entry.is_symlink() {
+            std::fs::remove_dir_all(entry)
+        } else {
+            std::fs::remove_file(entry)
+        };
+        removed.map_err(|e| ArchiveError::io(entry, e))?;
+    }
+    // PostgreSQL refuses a data directory others can read.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(interrupted)
+}
+
+/// Who should own the restored files: the owner of `dir` if it exists, else
+/// of its parent. A restore run as root into a folder the `postgres` user owns
+/// leaves files that user can start; otherwise the files are the caller's.
+pub fn intended_owner(dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").ok()?.uid();
+    let existing = if dir.exists() {
+        dir.to_path_buf()
+    } else {
+        dir.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    };
+    let meta = std::fs::metadata(existing).ok()?;
+    (me == 0 && meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+}
+
+/// Gives everything under `dir` (and `dir`) to `owner`.
+pub fn chown_tree(dir: &Path, owner: (u32, u32)) -> Result<(), ArchiveError> {
+    let io = |p: &Path, e| ArchiveError::io(p, e);
+    std::os::unix::fs::lchown(dir, Some(owner.0), Some(owner.1)).map_err(|e| io(dir, e))?;
+    if dir.is_symlink() || !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = entry.map_err(|e| io(dir, e))?.path();
+        chown_tree(&path, owner)?;
+    }
+    Ok(())
+}
+
+/// A single-quoted configuration value.
+fn quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The settings that make the restored folder recover to `target` from the
+/// archive and then promote. Pure.
+pub fn recovery_settings(request: &RestoreRequest<'_>) -> Vec<(String, String)> {
+    let mut command = format!("{} wal-fetch {} %f %p", request.pgdr, request.url);
+    if let Some(region) = request.region {
+        command.push_str(&format!(" --region {region}"));
+    }
+    let mut settings = vec![("restore_command".to_string(), command)];
+    match &request.target {
+        Target::Latest => {}
+        // PostgreSQL's own timestamp form: it does not take RFC 3339's `T`/`Z`.
+        Target::Time(t) => settings.push((
+            "recovery_target_time".into(),
+            rfc3339(*t).replace('T', " ").replace('Z', "+00"),
+        )),
+        Target::Lsn(l) => settings.push(("recovery_target_lsn".into(), l.to_string())),
+    }
+    settings.push(("recovery_target_timeline".into(), "latest".into()));
+    if request.target != Target::Latest {
+        settings.push(("recovery_target_action".into(), "promote".into()));
+    }
+    for (name, value) in request.extra_settings {
+        settings.push((name.to_string(), value.clone()));
+    }
+    settings
+}
+
+/// Restores `request.backup` into `request.dir` and writes the recovery
+/// configuration. The folder is marked in progress until the very end, and
+/// PostgreSQL itself refuses to start a folder whose `global/pg_control` (the
+/// stream's last file) never arrived, so an interrupted restore never looks
+/// like a finished one.
+pub async fn restore(
+    client: &Client,
+    request: &RestoreRequest<'_>,
+) -> Result<Unpacked, ArchiveError> {
+    prepare_dir(request.dir)?;
+    let marker = request.dir.join(IN_PROGRESS);
+    std::fs::write(&marker, format!("{}\n", request.backup.id))
+        .map_err(|e| ArchiveError::io(&marker, e))?;
+    let unpacked = unpack::unpack(
+        client,
+        request.url,
+        request.backup,
+        request.dir,
+        request.progress,
+    )
+    .await?;
+    let auto_conf = request.dir.join("postgresql.auto.conf");
+    let mut text = format!(
+        "\n# Recovery settings written by pgdr restore of backup {}, target {}.\n",
+        request.backup.id,
+        request.target.describe()
+    );
+    for (name, value) in recovery_settings(request) {
+        text.push_str(&format!("{name} = {}\n", quoted(&value)));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&auto_conf)
+        .map_err(|e| ArchiveError::io(&auto_conf, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| ArchiveError::io(&auto_conf, e))?;
+    file.sync_all()
+        .map_err(|e| ArchiveError::io(&auto_conf, e))?;
+    let signal = request.dir.join("recovery.signal");
+    std::fs::File::create(&signal)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| ArchiveError::io(&signal, e))?;
+    std::fs::remove_file(&marker).map_err(|e| ArchiveError::io(&marker, e))?;
+    // The data files are not synced one by one: a backup's control file never
+    // says "shut down", so PostgreSQL syncs the whole folder when it first
+    // starts, before recovery (recovery_init_sync_method).
+    std::fs::File::open(request.dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ArchiveError::io(request.dir, e))?;
+    Ok(unpacked)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod check;
 pub mod expire;
 pub mod lint;
 pub mod plan;
+pub mod restore;
 pub mod wal;
 
 use crate::observe;

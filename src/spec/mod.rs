@@ -6,6 +6,7 @@
 
 mod archive;
 pub mod conninfo;
+mod drill;
 pub mod duration;
 mod endpoint;
 mod error;
@@ -21,6 +22,7 @@ mod values;
 pub mod yaml;
 
 pub use archive::{Archive, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock};
+pub use drill::{Drill, DrillCheck, DrillTarget};
 pub use endpoint::Endpoint;
 pub use error::{SpecError, SpecErrors};
 pub use load::{load_file, load_file_with, load_str, load_str_with, plan_files, ExtraCheck};

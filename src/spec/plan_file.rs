@@ -2,7 +2,8 @@
 //! and the `lint` section.
 
 use super::{
-    Archive, Duration, Endpoint, Name, Primary, Region, ReplicationNetwork, SettingValue, Standby,
+    Archive, Drill, Duration, Endpoint, Name, Primary, Region, ReplicationNetwork, SettingValue,
+    Standby,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ pub struct PlanFile {
     pub endpoint: Option<Endpoint>,
     #[serde(default)]
     pub replication_network: Option<ReplicationNetwork>,
+    /// Restore drills: how often, to which point, and the checks.
+    #[serde(default)]
+    pub drill: Option<Drill>,
     /// Lint settings for this file: rules silenced, each with its reason.
     #[serde(default)]
     pub lint: Option<LintSection>,

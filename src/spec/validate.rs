@@ -75,6 +75,33 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
         }
     }
 
+    if let Some(drill) = &plan.drill {
+        if let Err(message) = drill.target() {
+            err("drill.target", message);
+        }
+        if plan.archive.is_none() && plan.primary.rds.is_none() {
+            err(
+                "drill",
+                "a drill restores from the archive (or RDS point-in-time recovery); add an `archive` section".into(),
+            );
+        }
+        let mut names = BTreeSet::new();
+        for (i, check) in drill.checks.iter().enumerate() {
+            if check.name.trim().is_empty() || check.sql.trim().is_empty() {
+                err(
+                    &format!("drill.checks[{i}]"),
+                    "every check needs a `name` and the `sql` that must return true".into(),
+                );
+            }
+            if !names.insert(check.name.as_str()) {
+                err(
+                    &format!("drill.checks[{i}].name"),
+                    format!("`{}` names two checks; give each its own name (the report lists them by name)", check.name),
+                );
+            }
+        }
+    }
+
     if let Some(archive) = &plan.archive {
         if !archive.prefix.is_empty()
             && (!archive.prefix.ends_with('/') || archive.prefix.starts_with('/'))

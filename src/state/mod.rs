@@ -5,6 +5,7 @@
 //! Depends only on [`crate::spec`]. No I/O here: providers fill these types in.
 
 pub mod archive;
+pub mod drill;
 pub mod ec2;
 pub mod postgres;
 pub mod rds;

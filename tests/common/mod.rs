@@ -205,6 +205,39 @@ impl Postgres {
         }
     }
 
+    /// A folder to restore a server into: `dir/pg` owned by the server's user,
+    /// so `pgdr restore --to dir/pg/data` (run as root) hands the files to it.
+    pub fn restore_dir() -> tempfile::TempDir {
+        let dir = server_dir("pgdr-test-restored");
+        lib(&format!(
+            "mkdir -p {0}/pg && if [ \"$(id -u)\" -eq 0 ]; then chown postgres: {0}/pg; fi",
+            dir.path().display()
+        ));
+        dir
+    }
+
+    /// Starts the data folder `dir/pg/data` (a restore) as it is, on a free
+    /// port, with the emulator's AWS environment for its restore_command.
+    /// Archiving is off, so a restored server never writes into the archive
+    /// the test reads from.
+    pub fn start_restored(dir: tempfile::TempDir, moto_endpoint: &str) -> Self {
+        let d = dir.path().display().to_string();
+        let envs = aws_env(moto_endpoint);
+        let port = on_free_port(
+            "a restored server",
+            |port| {
+                try_lib_env(
+                    &format!("pg_run \"$(pg_bindir)/pg_ctl\" -D {d}/pg/data -l {d}/pg/server.log -w -t 120 -o \"-p {port} -k {d}/pg -c listen_addresses=127.0.0.1 -c archive_mode=off\" start >/dev/null || {{ tail -5 {d}/pg/server.log >&2; exit 1; }}"),
+                    &envs,
+                )
+            },
+            || {
+                try_lib(&format!("stop_pg {d}/pg"));
+            },
+        );
+        Postgres { dir, port, envs }
+    }
+
     /// The server's log (pg_ctl -l), where archive_command's stderr goes.
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pg/server.log")).unwrap_or_default()

@@ -76,6 +76,7 @@ pub async fn put_new(
 pub struct Head {
     pub size: u64,
     pub metadata: HashMap<String, String>,
+    pub etag: Option<String>,
 }
 
 pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<Option<Head>, ProviderError> {
@@ -83,6 +84,7 @@ pub async fn head(client: &Client, bucket: &str, key: &str) -> Result<Option<Hea
         Ok(out) => Ok(Some(Head {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             metadata: out.metadata().cloned().unwrap_or_default(),
+            etag: out.e_tag().map(str::to_string),
         })),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
         Err(e) => Err(sdk_error(bucket, &format!("reading {key}"), &e)),
@@ -123,6 +125,59 @@ pub async fn get(
         .into_bytes()
         .to_vec();
     Ok(Some(Fetched { body, metadata }))
+}
+
+/// Bytes `start..end` (end exclusive) of an object. With `etag`, the read
+/// fails rather than mixing ranges of two versions if the object was replaced
+/// in between. A range has no stored checksum of its own: callers verify what
+/// they assemble (a restore checks every file against the backup manifest).
+pub async fn get_range(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    range: std::ops::Range<u64>,
+    etag: Option<&str>,
+) -> Result<Vec<u8>, ProviderError> {
+    let want = range.end - range.start;
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(format!("bytes={}-{}", range.start, range.end - 1))
+        .set_if_match(etag.map(str::to_string))
+        .customize()
+        // The stored checksum covers the whole object (or its parts), never
+        // an arbitrary range: validating a range against it always fails.
+        .config_override(
+            aws_sdk_s3::config::Builder::default().response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            ),
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_error(bucket, &format!("reading {key} at {range:?}"), &e))?;
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| {
+            ProviderError::new(
+                super::system(bucket),
+                format!("reading {key} at {range:?}: {}", error_chain(&e)),
+            )
+        })?
+        .into_bytes()
+        .to_vec();
+    if body.len() as u64 != want {
+        return Err(ProviderError::new(
+            super::system(bucket),
+            format!(
+                "reading {key} at {range:?}: {} bytes came back, {want} were asked for",
+                body.len()
+            ),
+        ));
+    }
+    Ok(body)
 }
 
 /// One listed object.
@@ -356,4 +411,17 @@ pub async fn open_uploads(
             return Ok(found);
         }
     }
+}
+
+/// An error and its causes on one line (a body stream's error says only
+/// "streaming error" at the top).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

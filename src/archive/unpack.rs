@@ -1,0 +1,185 @@
+//! A base backup's data object written back into a folder: downloaded in
+//! ranges, several at once, decompressed and untarred as the ranges arrive in
+//! order, every file hashed on the way and checked against the backup's
+//! manifest at the end.
+//!
+//! Memory is bounded by the ranges in flight and queued (about 100 MiB),
+//! whatever the backup's size; nothing is staged on disk.
+
+use super::meter::Meter;
+use super::tar::TarScan;
+use super::{backup, ArchiveError, ArchiveUrl};
+use crate::providers::s3::objects;
+use crate::providers::ProviderError;
+use crate::state::archive::BackupEntry;
+use aws_sdk_s3::Client;
+use futures_util::StreamExt;
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+/// The size of one ranged read.
+const RANGE: u64 = 16 << 20;
+/// Ranged reads in flight at once.
+const RANGES_IN_FLIGHT: usize = 4;
+/// Ranges downloaded but not yet decompressed.
+const QUEUED: usize = 2;
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// Bytes of the tar stream (the backup's size) and of the stored object.
+    pub bytes: u64,
+    pub stored_bytes: u64,
+    /// Files checked against the manifest.
+    pub files: usize,
+    pub seconds: f64,
+}
+
+/// Writes `backup`'s data into `dir` (which exists and is empty) and checks
+/// every file against the manifest in the stream.
+pub async fn unpack(
+    client: &Client,
+    url: &ArchiveUrl,
+    backup: &BackupEntry,
+    dir: &Path,
+    progress: bool,
+) -> Result<Unpacked, ArchiveError> {
+    let started = Instant::now();
+    let key = format!("{}{}", url.backup_prefix(&backup.id), backup.data_object);
+    let head = objects::head(client, &url.bucket, &key)
+        .await?
+        .ok_or_else(|| {
+            ArchiveError::Corrupt(format!(
+                "backup {} is listed but its data object {key} is missing",
+                backup.id
+            ))
+        })?;
+    let compressed = backup.data_object.ends_with(".zst");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUED);
+    let writer = {
+        let dir = dir.to_path_buf();
+        let total = backup.size_bytes;
+        tokio::task::spawn_blocking(move || {
+            let source = Chunks {
+                rx: &mut rx,
+                chunk: Vec::new(),
+                at: 0,
+            };
+            write_stream(source, compressed, &dir, total, progress)
+        })
+    };
+    let ranges =
+        (0..head.size.div_ceil(RANGE)).map(|i| i * RANGE..((i + 1) * RANGE).min(head.size));
+    let etag = head.etag.as_deref();
+    let mut reads = futures_util::stream::iter(ranges)
+        .map(|range| objects::get_range(client, &url.bucket, &key, range, etag))
+        .buffered(RANGES_IN_FLIGHT);
+    let mut download_error: Option<ProviderError> = None;
+    while let Some(read) = reads.next().await {
+        match read {
+            Ok(chunk) => {
+                // The writer stopped (its error is reported below).
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                download_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    drop(reads);
+    let written = writer
+        .await
+        .map_err(|e| ArchiveError::Failed(format!("restoring {}: {e}", backup.id)))?;
+    if let Some(e) = download_error {
+        return Err(e.into());
+    }
+    let scan = written?;
+    let manifest = scan.manifest.as_deref().ok_or_else(|| {
+        ArchiveError::Corrupt(format!(
+            "backup {}: the stream has no backup_manifest, so its files cannot be checked",
+            backup.id
+        ))
+    })?;
+    let (_, _, end_lsn) = backup::check_manifest(manifest, &scan.files)?;
+    if end_lsn.to_string() != backup.stop_lsn {
+        return Err(ArchiveError::Corrupt(format!(
+            "backup {}: its manifest ends at {end_lsn}, its backup.json at {}; one of them is not this backup's",
+            backup.id, backup.stop_lsn
+        )));
+    }
+    Ok(Unpacked {
+        bytes: scan_bytes(&scan),
+        stored_bytes: head.size,
+        files: scan.files.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn scan_bytes(scan: &TarScan) -> u64 {
+    scan.files.values().map(|(size, _)| size).sum::<u64>()
+        + scan.manifest.as_ref().map_or(0, |m| m.len() as u64)
+}
+
+/// The downloaded ranges, in order, as one byte stream.
+struct Chunks<'a> {
+    rx: &'a mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Chunks<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The blocking half: decompress, untar into `dir`, hash.
+fn write_stream(
+    source: Chunks<'_>,
+    compressed: bool,
+    dir: &Path,
+    total: u64,
+    progress: bool,
+) -> Result<TarScan, ArchiveError> {
+    let failed = |e: std::io::Error| ArchiveError::Corrupt(format!("reading the backup: {e}"));
+    let mut source: Box<dyn Read + '_> = if compressed {
+        Box::new(zstd::stream::read::Decoder::new(source).map_err(failed)?)
+    } else {
+        Box::new(source)
+    };
+    let mut scan = TarScan::extracting(dir);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut meter = Meter::new("restore", "written", total, progress);
+    let mut written = 0u64;
+    loop {
+        let n = source.read(&mut buf).map_err(failed)?;
+        if n == 0 {
+            break;
+        }
+        scan.feed(&buf[..n]);
+        if let Some(e) = scan.error.take() {
+            return Err(e);
+        }
+        written += n as u64;
+        meter.show(written);
+    }
+    meter.done(written);
+    Ok(scan)
+}

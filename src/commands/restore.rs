@@ -1,0 +1,146 @@
+//! `pgdr restore PLAN_FILE --to DIR [--target-time T | --target-lsn L |
+//! --latest] [--backup ID]`: the chosen backup and the recovery configuration
+//! written into an empty folder, ready for a plain `pg_ctl start`.
+
+use super::{archive_of, load_cluster, out, Outcome};
+use crate::archive::catalog;
+use crate::archive::restore::{self, RestoreRequest, Target};
+use crate::cli::RestoreArgs;
+use crate::providers::Systems;
+use crate::render::human::bytes;
+use crate::settings::Settings;
+use crate::spec::DEFAULT_S3_REGION;
+use crate::state::wal::Lsn;
+use anyhow::{anyhow, Context};
+use std::io::IsTerminal;
+
+/// The recovery target the flags ask for; `now` is seconds since the epoch.
+pub fn target_of(time: Option<&str>, lsn: Option<&str>, now: i64) -> anyhow::Result<Target> {
+    Ok(match (time, lsn) {
+        (Some(t), _) => {
+            Target::Time(restore::parse_time(t, now).map_err(|e| anyhow!("--target-time: {e}"))?)
+        }
+        (_, Some(l)) => Target::Lsn(Lsn::parse(l).ok_or_else(|| {
+            anyhow!("--target-lsn: `{l}` is not a WAL position; expected the form 0/9000138")
+        })?),
+        _ => Target::Latest,
+    })
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// "about 2m 10s" from the last passed drill's rates, or why there is none.
+pub fn estimate(
+    drill: Option<&crate::state::drill::DrillReport>,
+    backup_bytes: u64,
+    wal_bytes: u64,
+) -> String {
+    let Some(drill) = drill else {
+        return "no estimate: no drill has passed yet (`pgdr drill` measures the rates)".into();
+    };
+    match drill.rates() {
+        (Some(restore_rate), replay_rate) => {
+            let replay = replay_rate.map_or(0.0, |r| wal_bytes as f64 / r);
+            let seconds = backup_bytes as f64 / restore_rate + replay;
+            format!(
+                "about {:.0}s (the drill of {} restored at {:.0} MB/s{})",
+                seconds.ceil(),
+                drill.started_at,
+                restore_rate / 1e6,
+                replay_rate
+                    .map(|r| format!(" and replayed WAL at {:.0} MB/s", r / 1e6))
+                    .unwrap_or_default()
+            )
+        }
+        _ => "no estimate: the last drill recorded no rates".into(),
+    }
+}
+
+pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let desired = load_cluster(&args.path, "restore")?;
+    let (url, region, _) = archive_of(&desired)?;
+    let now = unix_now();
+    let target = target_of(args.target_time.as_deref(), args.target_lsn.as_deref(), now)?;
+    // Refuse a folder in use before reading anything remote.
+    if args.to.is_dir()
+        && std::fs::read_dir(&args.to)?.next().is_some()
+        && !args.to.join(restore::IN_PROGRESS).is_file()
+    {
+        restore::prepare_dir(&args.to)?;
+    }
+    let owner = restore::intended_owner(&args.to);
+    let client = Systems::new(settings).aws.s3(&region).await;
+    let (chosen, drills) = tokio::join!(
+        restore::choose_in_archive(&client, &url, &target, args.backup.as_deref(), now),
+        catalog::drills(&client, &url)
+    );
+    let chosen = chosen.with_context(|| format!("restore of {}", desired.cluster()))?;
+    let drills = drills.unwrap_or_default();
+    let b = &chosen.backup;
+    let wal_bytes = chosen.segments * b.wal_segment_size;
+    let replays = match &target {
+        Target::Latest => format!(
+            "{} to {}, the newest archived",
+            b.start_wal, chosen.newest_wal
+        ),
+        _ => format!(
+            "{} until the target (at most to {}, the newest archived)",
+            b.start_wal, chosen.newest_wal
+        ),
+    };
+    out(&format!(
+        "Restoring {} to {} into {}:\n  backup  {} (ended {}, {} as stored {})\n  WAL     {replays}\n  time    {}\n",
+        desired.cluster(),
+        target.describe(),
+        args.to.display(),
+        b.id,
+        b.stop_time,
+        bytes(b.size_bytes),
+        bytes(b.stored_bytes),
+        estimate(drills.newest_ok.as_ref(), b.size_bytes, wal_bytes),
+    ))?;
+    let pgdr = std::env::current_exe()
+        .context("finding this pgdr for restore_command")?
+        .display()
+        .to_string();
+    let request = RestoreRequest {
+        url: &url,
+        region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
+        backup: b,
+        target: target.clone(),
+        dir: &args.to,
+        pgdr: &pgdr,
+        extra_settings: &[],
+        progress: std::io::stderr().is_terminal(),
+    };
+    let unpacked = restore::restore(&client, &request)
+        .await
+        .with_context(|| format!("restore of backup {} into {}", b.id, args.to.display()))?;
+    if let Some(owner) = owner {
+        restore::chown_tree(&args.to, owner)?;
+    }
+    let mut text = format!(
+        "Restored backup {} into {}: {} in {:.1}s ({:.0} MB/s), {} files matched the backup manifest.\n",
+        b.id,
+        args.to.display(),
+        bytes(unpacked.bytes),
+        unpacked.seconds,
+        unpacked.bytes as f64 / 1e6 / unpacked.seconds.max(0.001),
+        unpacked.files
+    );
+    text.push_str("Recovery settings (appended to postgresql.auto.conf, with recovery.signal):\n");
+    for (name, value) in restore::recovery_settings(&request) {
+        text.push_str(&format!("  {name} = '{value}'\n"));
+    }
+    text.push_str(&format!(
+        "Start it with: pg_ctl -D {} start   (PostgreSQL {} binaries)\nIt replays the WAL, then promotes; `SELECT pg_last_xact_replay_timestamp()` shows the last transaction it replayed.\nIts archive_command is the backup's: once promoted it archives its new timeline into {url}; add `-o \"-c archive_mode=off\"` to keep it out of the archive.\n",
+        args.to.display(),
+        b.pg_version / 10000
+    ));
+    out(&text)?;
+    Ok(Outcome::Clean)
+}

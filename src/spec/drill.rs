@@ -1,0 +1,47 @@
+//! The `drill` section: how often a restore drill must prove the backups work,
+//! which point it restores to, and the SQL checks the restored server must pass.
+
+use super::Duration;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Drill {
+    /// A drill older than this is a problem in `plan`.
+    pub every: Duration,
+    /// `latest` (the default), or a span back from now such as `1h`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// SQL run on the restored server; each must return true.
+    #[serde(default)]
+    pub checks: Vec<DrillCheck>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillCheck {
+    pub name: String,
+    pub sql: String,
+}
+
+/// Where a drill restores to, as the plan file says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrillTarget {
+    Latest,
+    /// This long before the drill starts.
+    Ago(Duration),
+}
+
+pub const TARGET_ACCEPTED: &str = "`latest` or a span back from now (\"1h\", \"30m\")";
+
+impl Drill {
+    pub fn target(&self) -> Result<DrillTarget, String> {
+        match self.target.as_deref().map(str::trim) {
+            None | Some("latest") => Ok(DrillTarget::Latest),
+            Some(text) => Duration::parse(text)
+                .map(DrillTarget::Ago)
+                .map_err(|_| format!("`{text}` is not a drill target; expected {TARGET_ACCEPTED}")),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! A restore drill's report, `<prefix>drills/<UTC timestamp>.json`: what was
+//! restored, how long it took until the restored server passed every check
+//! (RTO), how much recent data it lacked (RPO), and each check's outcome.
+//! `plan`, `status`, `restore` (its estimate) and `expire` (what it must keep)
+//! read it. Plain data.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub format_version: u32,
+    pub cluster: String,
+    /// Every check passed and both objectives were met.
+    pub ok: bool,
+    pub backup_id: String,
+    /// `latest`, or the RFC 3339 time recovery stopped at.
+    pub target: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// When the restored server had passed every check; `None` when it never did.
+    pub ready_at: Option<String>,
+    /// Measured: drill start until the restored server passed every check.
+    pub rto_seconds: Option<f64>,
+    /// Achieved: the target time minus the last replayed commit time. For
+    /// `latest` the target is the drill's start, so a quiet database counts
+    /// its quiet time too: an upper bound on what a restore would lose.
+    pub rpo_seconds: Option<f64>,
+    pub objectives: Objectives,
+    pub checks: Vec<CheckResult>,
+    /// Why the drill did not pass, one line each (empty when `ok`).
+    #[serde(default)]
+    pub failures: Vec<String>,
+    /// The last transaction the restored server replayed (RFC 3339).
+    #[serde(default)]
+    pub last_replayed_commit: Option<String>,
+    /// Where the time went: the restore of the base backup and WAL replay
+    /// until promotion; with the sizes, the rates `restore` estimates from.
+    #[serde(default)]
+    pub restore_seconds: f64,
+    #[serde(default)]
+    pub restored_bytes: u64,
+    #[serde(default)]
+    pub recovery_seconds: f64,
+    /// WAL bytes replayed (from the backup's start to where recovery ended).
+    #[serde(default)]
+    pub replayed_wal_bytes: u64,
+    #[serde(default)]
+    pub pg_version: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    pub rpo_seconds: u64,
+    pub rto_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// The drills a bucket holds, as `plan`, `status` and `expire` need them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillsLive {
+    /// The newest report, passed or not.
+    pub newest: Option<DrillReport>,
+    /// The newest report that passed (the same as `newest` when it passed).
+    pub newest_ok: Option<DrillReport>,
+    /// Seconds since `newest` started, when read (the planner has no clock).
+    #[serde(default)]
+    pub newest_age_seconds: Option<u64>,
+}
+
+impl DrillReport {
+    /// Restore throughput (bytes of the base backup per second) and WAL replay
+    /// throughput (bytes per second) this drill measured.
+    pub fn rates(&self) -> (Option<f64>, Option<f64>) {
+        let rate = |bytes: u64, secs: f64| (bytes > 0 && secs > 0.0).then(|| bytes as f64 / secs);
+        (
+            rate(self.restored_bytes, self.restore_seconds),
+            rate(self.replayed_wal_bytes, self.recovery_seconds),
+        )
+    }
+}
