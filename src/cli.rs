@@ -48,6 +48,8 @@ pub enum Command {
     Expire(ExpireArgs),
     /// Restore a base backup and the WAL after it into an empty folder, ready to start.
     Restore(RestoreArgs),
+    /// Prove recovery: restore into a scratch server, run the checks, measure RTO and RPO, store the report.
+    Drill(DrillArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
     WalPush(WalPushArgs),
     /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
@@ -239,4 +241,19 @@ pub struct RestoreArgs {
     /// Restore this backup (an id from `pgdr backups`) instead of the newest that fits the target.
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// Recover to this time instead of the plan's drill.target: RFC 3339 or a
+    /// span back from now ("1 hour ago").
+    #[arg(long, value_name = "T")]
+    pub target_time: Option<String>,
+    /// Leave the scratch server running and its folder in place.
+    #[arg(long)]
+    pub keep: bool,
+    #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+    pub format: ListFormat,
 }

@@ -36,6 +36,10 @@ pub struct Settings {
     pub verbose: u8,
     /// Where per-cluster apply locks live (`PGDR_LOCK_DIR`, or the temp folder).
     pub lock_dir: PathBuf,
+    /// Where drills make their scratch servers (`PGDR_SCRATCH_DIR`, or
+    /// `pgdr-drills` in the temp folder). The server's user must be able to
+    /// enter it, so it is not the (private) lock folder.
+    pub scratch_dir: PathBuf,
     pub pg: PgEnv,
     pub aws: AwsEnv,
 }
@@ -114,6 +118,10 @@ impl Settings {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
                 .unwrap_or_else(|| std::env::temp_dir().join("pgdr-locks")),
+            scratch_dir: std::env::var_os("PGDR_SCRATCH_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("pgdr-drills")),
             pg: PgEnv::from_process(),
             aws: AwsEnv::from_process(),
         }

@@ -13,9 +13,11 @@
 pub mod backup;
 pub mod catalog;
 pub mod codec;
+pub mod drill;
 pub mod expire;
 pub mod meter;
 pub mod restore;
+pub mod scratch;
 pub mod tar;
 pub mod unpack;
 pub mod wal_fetch;

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod backup;
 pub mod backups;
 pub mod check;
+pub mod drill;
 pub mod expire;
 pub mod lint;
 pub mod plan;

@@ -819,6 +819,13 @@ pub fn lock_dir() -> &'static Path {
     .path()
 }
 
+/// This test process's folder for drills' scratch servers (the `postgres`
+/// user must be able to enter it, unlike the lock folder).
+pub fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| server_dir("pgdr-test-drills")).path()
+}
+
 pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
     pgdr_env(moto, args, &[])
 }
@@ -829,6 +836,7 @@ pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Ru
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
     cmd.args(args)
         .env("PGDR_LOCK_DIR", locks)
+        .env("PGDR_SCRATCH_DIR", scratch_dir())
         .env("NO_COLOR", "1")
         .env_remove("PGPASSWORD")
         .env_remove("AWS_PROFILE")

@@ -1,0 +1,249 @@
+//! The throw-away server a drill restores into: a private folder, a free
+//! loopback port, the PostgreSQL binaries of the backup's major version, and
+//! its removal afterwards. A drill interrupted by Ctrl-C removes it at once;
+//! one killed outright is removed by the next drill of the same cluster
+//! (folders marked kept with `--keep` are left alone).
+//!
+//! When pgdr runs as root the server runs as `postgres` (PostgreSQL refuses
+//! root), and the folder is handed to that user.
+
+use super::restore;
+use super::ArchiveError;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Marks a scratch folder kept by `--keep`: the next drill does not remove it.
+pub const KEPT: &str = "pgdr-drill-kept";
+/// The server's own authentication rules: the Unix socket in the private
+/// folder only, so nobody else on the machine reaches the restored data.
+const HBA: &str = "pgdr_hba.conf";
+
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+    /// The server runs as this user (`postgres` when pgdr runs as root).
+    run_as: Option<String>,
+    owner: Option<(u32, u32)>,
+}
+
+/// Where PostgreSQL `major`'s binaries are (Debian's layout), if installed.
+pub fn bin_dir(major: u32) -> Option<PathBuf> {
+    let dir = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+    dir.join("pg_ctl").is_file().then_some(dir)
+}
+
+/// Uid and gid of a local user, from /etc/passwd.
+fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+fn free_port() -> Result<u16, ArchiveError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| ArchiveError::Failed(format!("no free loopback port: {e}")))
+}
+
+/// Stops the server in `dir` (if one runs) and removes the folder.
+fn remove(dir: &Path, bin: Option<&Path>, run_as: Option<&str>) -> Result<(), ArchiveError> {
+    let data = dir.join("data");
+    if data.join("postmaster.pid").is_file() {
+        let pg_ctl = bin
+            .map(|b| b.join("pg_ctl"))
+            .or_else(|| pg_ctl_for(&data))
+            .unwrap_or_else(|| PathBuf::from("pg_ctl"));
+        let mut command = as_user(run_as, &pg_ctl);
+        let _ = command
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    std::fs::remove_dir_all(dir).map_err(|e| ArchiveError::io(dir, e))
+}
+
+/// pg_ctl of the version in `data/PG_VERSION`.
+fn pg_ctl_for(data: &Path) -> Option<PathBuf> {
+    let major: u32 = std::fs::read_to_string(data.join("PG_VERSION"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    bin_dir(major).map(|b| b.join("pg_ctl"))
+}
+
+fn as_user(user: Option<&str>, program: &Path) -> Command {
+    match user {
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--"]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Removes what earlier drills of `cluster` left (killed before they could
+/// clean up); folders kept with `--keep` stay. Returns what was removed.
+pub fn clean_leftovers(root: &Path, cluster: &str) -> Result<Vec<PathBuf>, ArchiveError> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(removed);
+    };
+    let prefix = format!("{cluster}-drill-");
+    let run_as = is_root().then_some("postgres");
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with(&prefix) || path.join(KEPT).exists() {
+            continue;
+        }
+        remove(&path, None, run_as)?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+impl Scratch {
+    /// A new private folder `root/<cluster>-drill-<ts>` for PostgreSQL `major`.
+    pub fn create(root: &Path, cluster: &str, ts: &str, major: u32) -> Result<Self, ArchiveError> {
+        let bin = bin_dir(major).ok_or_else(|| {
+            ArchiveError::Failed(format!(
+                "PostgreSQL {major} is not installed here (no /usr/lib/postgresql/{major}/bin/pg_ctl); a drill starts the backup with the binaries of its major version. Install postgresql-{major}"
+            ))
+        })?;
+        let (run_as, owner) = if is_root() {
+            let ids = user_ids("postgres").ok_or_else(|| {
+                ArchiveError::Failed("pgdr runs as root, and PostgreSQL refuses to; a drill runs the server as `postgres`, but there is no such user".into())
+            })?;
+            (Some("postgres".to_string()), Some(ids))
+        } else {
+            (None, None)
+        };
+        if !root.exists() {
+            // Like /tmp: every user may make a folder in it, and remove only their own.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(root).map_err(|e| ArchiveError::io(root, e))?;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o1777))
+                .map_err(|e| ArchiveError::io(root, e))?;
+        }
+        let dir = root.join(format!("{cluster}-drill-{ts}"));
+        std::fs::create_dir(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| ArchiveError::io(&dir, e))?;
+        }
+        std::fs::write(dir.join(HBA), "local all all trust\n")
+            .map_err(|e| ArchiveError::io(&dir, e))?;
+        Ok(Scratch {
+            dir,
+            port: free_port()?,
+            bin,
+            run_as,
+            owner,
+        })
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// The conninfo of the restored server: its socket, as `user`.
+    pub fn conninfo(&self, user: &str, dbname: &str) -> String {
+        format!(
+            "host={} port={} user={user} dbname={dbname} sslmode=disable connect_timeout=5",
+            self.dir.display(),
+            self.port
+        )
+    }
+
+    pub fn bin(&self, program: &str) -> PathBuf {
+        self.bin.join(program)
+    }
+
+    /// Starts the restored server without waiting (recovery runs first): its
+    /// archiving off (a drill never writes into the archive), no synchronous
+    /// standbys to wait for, reachable on the private socket only.
+    pub fn start(&self) -> Result<(), ArchiveError> {
+        if let Some(owner) = self.owner {
+            restore::chown_tree(&self.dir, owner)?;
+        }
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c synchronous_standby_names= -c hot_standby=on",
+            self.port,
+            self.dir.display(),
+            self.dir.join(HBA).display()
+        );
+        let status = as_user(self.run_as.as_deref(), &self.bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.log())
+            .args(["-W", "-o", &options, "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| ArchiveError::io(&self.bin("pg_ctl"), e))?;
+        if !status.status.success() {
+            return Err(ArchiveError::Failed(format!(
+                "the restored server did not start: {}{}",
+                String::from_utf8_lossy(&status.stderr).trim(),
+                self.log_tail()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The server's last error and last lines of its log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut shown: Vec<&str> = lines
+            .iter()
+            .rev()
+            .find(|l| l.contains("FATAL:") || l.contains("PANIC:") || l.contains("ERROR:"))
+            .into_iter()
+            .copied()
+            .collect();
+        shown.extend(&lines[lines.len().saturating_sub(3)..]);
+        if shown.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; its log ({}):\n  {}",
+                self.log().display(),
+                shown.join("\n  ")
+            )
+        }
+    }
+
+    /// Leaves the folder (and the running server) for inspection.
+    pub fn keep(&self) -> Result<(), ArchiveError> {
+        std::fs::write(self.dir.join(KEPT), "kept by pgdr drill --keep\n")
+            .map_err(|e| ArchiveError::io(&self.dir, e))
+    }
+
+    /// Stops the server and removes the folder.
+    pub fn remove(&self) -> Result<(), ArchiveError> {
+        remove(&self.dir, Some(&self.bin), self.run_as.as_deref())
+    }
+}

@@ -1,0 +1,227 @@
+//! `pgdr drill PLAN_FILE [--target-time T] [--keep]`: restore into a scratch
+//! server on this machine, check it, measure RTO and RPO against the plan's
+//! objectives, store the report in `<prefix>drills/` and print it. Exit 0
+//! passed, 2 ran but failed, 1 could not run. Ctrl-C stops the scratch server
+//! and removes its folder; a drill killed outright is cleaned up by the next.
+
+use super::restore::unix_now;
+use super::{archive_of, load_cluster, out, Outcome};
+use crate::archive::drill::{self, DrillRequest};
+use crate::archive::restore::{self, Target};
+use crate::archive::{backup, catalog, scratch};
+use crate::cli::{DrillArgs, ListFormat};
+use crate::execute::lock::ClusterLock;
+use crate::providers::postgres;
+use crate::providers::s3::objects;
+use crate::providers::Systems;
+use crate::settings::Settings;
+use crate::spec::{DrillTarget, DEFAULT_S3_REGION};
+use crate::state::drill::{DrillReport, Objectives};
+use anyhow::{anyhow, Context};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let desired = load_cluster(&args.path, "drill")?;
+    let plan = &desired.plan;
+    if plan.archive.is_none() && plan.primary.rds.is_some() {
+        anyhow::bail!(
+            "{}: drills of an RDS primary (RestoreDBInstanceToPointInTime into a scratch instance) are not built yet; this pgdr drills backups in the archive bucket",
+            desired.source.display()
+        );
+    }
+    let (url, region, _) = archive_of(&desired)?;
+    let started = std::time::Instant::now();
+    let now = unix_now();
+    let target = match (&args.target_time, plan.drill.as_ref()) {
+        (Some(t), _) => {
+            Target::Time(restore::parse_time(t, now).map_err(|e| anyhow!("--target-time: {e}"))?)
+        }
+        (None, Some(d)) => match d.target().map_err(|e| anyhow!("drill.target: {e}"))? {
+            DrillTarget::Latest => Target::Latest,
+            DrillTarget::Ago(span) => Target::Time(now - span.as_secs() as i64),
+        },
+        (None, None) => Target::Latest,
+    };
+    let checks = plan
+        .drill
+        .as_ref()
+        .map(|d| d.checks.as_slice())
+        .unwrap_or_default();
+    let objectives = Objectives {
+        rpo_seconds: plan.objectives.rpo.as_secs(),
+        rto_seconds: plan.objectives.rto.as_secs(),
+    };
+    let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "drill")?;
+    let root = settings.scratch_dir.clone();
+    for left in scratch::clean_leftovers(&root, desired.cluster())? {
+        eprintln!(
+            "Removed what an interrupted drill left: {} (its server stopped).",
+            left.display()
+        );
+    }
+
+    let client = Systems::new(settings).aws.s3(&region).await;
+    let chosen = restore::choose_in_archive(&client, &url, &target, None, now)
+        .await
+        .with_context(|| format!("drill of {}", desired.cluster()))?;
+    let primary = plan.primary.postgres.as_ref();
+    let source_databases = match (&target, primary) {
+        (Target::Latest, Some(info)) => {
+            match postgres::connect("primary", info, &settings.pg).await {
+                Ok(pg) => pg
+                    .query(
+                        "SELECT datname FROM pg_database WHERE NOT datistemplate",
+                        &[],
+                    )
+                    .await
+                    .ok()
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| r.get::<_, String>(0))
+                            .collect::<Vec<_>>()
+                    }),
+                Err(e) => {
+                    eprintln!("warning: the databases of the source are not compared: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let ts = backup::backup_id(std::time::SystemTime::now());
+    let request = DrillRequest {
+        cluster: desired.cluster(),
+        url: &url,
+        region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
+        target,
+        chosen,
+        checks,
+        objectives,
+        source_databases,
+        user: primary
+            .and_then(|i| i.get("user"))
+            .unwrap_or("postgres")
+            .to_string(),
+        dbname: primary
+            .and_then(|i| i.get("dbname"))
+            .unwrap_or("postgres")
+            .to_string(),
+        root: root.clone(),
+        ts: ts.clone(),
+        keep: args.keep,
+        pgdr: std::env::current_exe()
+            .context("finding this pgdr for restore_command")?
+            .display()
+            .to_string(),
+        progress: std::io::stderr().is_terminal(),
+        started,
+        started_unix: now,
+    };
+    eprintln!(
+        "Drilling {}: backup {} to {} in {}",
+        desired.cluster(),
+        request.chosen.backup.id,
+        request.target.describe(),
+        root.display()
+    );
+    let (report, kept) = tokio::select! {
+        ran = drill::run(&client, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
+        signal = interrupted() => {
+            let removed = scratch::clean_leftovers(&root, desired.cluster()).unwrap_or_default();
+            anyhow::bail!("drill interrupted by {signal}; the scratch server was stopped and {} folder(s) removed", removed.len());
+        }
+    };
+    let key = format!("{}{ts}.json", catalog::drills_prefix(&url));
+    let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+    objects::put_new(&client, &url.bucket, &key, json, &HashMap::new())
+        .await
+        .with_context(|| format!("storing the drill report at s3://{}/{key}", url.bucket))?;
+    let text = match args.format {
+        ListFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        ),
+        ListFormat::Human => human(
+            &report,
+            &format!("s3://{}/{key}", url.bucket),
+            kept.as_deref(),
+        ),
+    };
+    out(&text)?;
+    Ok(if report.ok {
+        Outcome::Clean
+    } else {
+        Outcome::Found
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+fn seconds(v: Option<f64>) -> String {
+    v.map_or("not measured".into(), |s| format!("{s:.1}s"))
+}
+
+/// The report as people read it.
+pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&std::path::Path>) -> String {
+    let mut text = format!(
+        "Drill of {} {}: backup {} restored to {}.\n",
+        report.cluster,
+        if report.ok { "PASSED" } else { "FAILED" },
+        report.backup_id,
+        report.target
+    );
+    text.push_str(&format!(
+        "  RTO  {} (objective {}s): restore {:.1}s ({:.0} MB/s), recovery {:.1}s, then the checks\n",
+        seconds(report.rto_seconds),
+        report.objectives.rto_seconds,
+        report.restore_seconds,
+        report.restored_bytes as f64 / 1e6 / report.restore_seconds.max(0.001),
+        report.recovery_seconds
+    ));
+    text.push_str(&format!(
+        "  RPO  {} (objective {}s): last replayed commit {}\n",
+        seconds(report.rpo_seconds),
+        report.objectives.rpo_seconds,
+        report
+            .last_replayed_commit
+            .as_deref()
+            .unwrap_or("none (the data is as of the backup's end)")
+    ));
+    for check in &report.checks {
+        text.push_str(&format!(
+            "  {} {}{}\n",
+            if check.ok { "ok  " } else { "FAIL" },
+            check.name,
+            if check.detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", check.detail)
+            }
+        ));
+    }
+    for failure in &report.failures {
+        if !failure.starts_with("check `") {
+            text.push_str(&format!("  FAIL {failure}\n"));
+        }
+    }
+    text.push_str(&format!("Report: {stored_at}\n"));
+    if let Some(dir) = kept {
+        text.push_str(&format!(
+            "Kept: the server is still running from {} (stop it with pg_ctl -D {}/data stop; the next drill leaves it alone, remove it yourself)\n",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    text
+}
