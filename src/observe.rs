@@ -126,20 +126,30 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
 /// the bucket's settings can still be planned without it.
 async fn observe_content(client: &aws_sdk_s3::Client, url: &str) -> Result<ArchiveLive, String> {
     let url = ArchiveUrl::parse(url).map_err(|e| e.to_string())?;
-    let mut content = catalog::observe(client, &url)
-        .await
-        .map_err(|e| e.to_string())?;
-    content.newest_age_seconds = content.backups.last().and_then(|newest| {
-        let stopped = aws_smithy_types::DateTime::from_str(
-            &newest.stop_time,
+    let (content, drills) = tokio::join!(
+        catalog::observe(client, &url),
+        catalog::drills(client, &url)
+    );
+    let mut content = content.map_err(|e| e.to_string())?;
+    content.drills = drills.map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    content.observed_at_unix = Some(now);
+    let age = |rfc3339: &str| {
+        let at = aws_smithy_types::DateTime::from_str(
+            rfc3339,
             aws_smithy_types::date_time::Format::DateTime,
         )
         .ok()?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?;
-        Some((now.as_secs() as i64 - stopped.secs()).max(0) as u64)
-    });
+        Some((now - at.secs()).max(0) as u64)
+    };
+    content.newest_age_seconds = content.backups.last().and_then(|b| age(&b.stop_time));
+    content.drills.newest_age_seconds = content
+        .drills
+        .newest
+        .as_ref()
+        .and_then(|d| age(&d.started_at));
     Ok(content)
 }
 

@@ -112,6 +112,25 @@ fn a_drill_restores_checks_measures_and_stores_its_report() {
         "{}",
         human.stdout
     );
+
+    // Two newer backups, keep 2: the drilled one would go, but it is the proof.
+    let drilled = report["backup_id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1_100));
+        let run = pgdr(Some(&moto), &["backup", &plan]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let run = pgdr(Some(&moto), &["expire", &plan]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("Not deleting backup {drilled}")),
+        "{}",
+        run.stdout
+    );
+    assert!(!moto
+        .keys(BUCKET, &format!("drilled/base/{drilled}/"))
+        .is_empty());
 }
 
 #[test]
@@ -136,6 +155,12 @@ fn a_failed_check_exits_2_and_a_killed_drill_is_cleaned_up_by_the_next() {
     assert!(
         report["rto_seconds"].is_null(),
         "no RTO without every check passing"
+    );
+    let planned = common::plan_json(Some(&moto), &plan);
+    let problems = planned["problems"].to_string();
+    assert!(
+        problems.contains("the newest drill") && problems.contains("orders-present"),
+        "{problems}"
     );
 
     // Killed with SIGKILL while its server runs: the server and folder stay...

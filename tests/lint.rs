@@ -159,6 +159,15 @@ fn cases() -> Vec<(
             Severity::Error,
         ),
         (
+            "drill-cadence",
+            "saas",
+            ("drill:\n  every: 14d", "drill:\n  every: 60d"),
+            // Within the tier's month and the 15 days of WAL.
+            &[("drill:\n  every: 14d", "drill:\n  every: 15d")],
+            "drill.every",
+            Severity::Error,
+        ),
+        (
             "rds-backups",
             "financial",
             ("backup_retention_days: 35", "backup_retention_days: 0"),
@@ -495,12 +504,23 @@ fn check_reports_drift_then_passes_once_applied_and_backed_up() {
             .contains("`archive.backups`: no base backup")
             && no_backup
                 .stdout
-                .contains("0 to create, 0 to update, 0 to delete; 1 problem"),
+                .contains("0 to create, 0 to update, 0 to delete; 2 problems")
+            && no_backup.stdout.contains("`drill`: no drill yet"),
         "{}",
         no_backup.stdout
     );
     let backup = pgdr(Some(&moto), &["backup", file]);
     assert_eq!(backup.code, 0, "{}", backup.stderr);
+    // A backup nobody has restored proves nothing: the plan's drill is due.
+    let undrilled = pgdr(Some(&moto), &["check", file]);
+    assert_eq!(undrilled.code, 2, "{}", undrilled.stdout);
+    assert!(
+        undrilled.stdout.contains("`drill`: no drill yet"),
+        "{}",
+        undrilled.stdout
+    );
+    let drill = pgdr(Some(&moto), &["drill", file]);
+    assert_eq!(drill.code, 0, "{}\n{}", drill.stdout, drill.stderr);
     let clean = pgdr(Some(&moto), &["check", file]);
     assert_eq!(clean.code, 0, "{}", clean.stdout);
     assert!(

@@ -929,6 +929,9 @@ fn archive_with_backup_aged(seconds: u64) -> pgdr::state::archive::ArchiveLive {
         incomplete: vec![],
         wal_since_newest: vec!["000000010000000000000004".into()],
         newest_age_seconds: Some(seconds),
+        // The backup stopped at 2026-11-20T00:01:00Z; "now" is `seconds` later.
+        observed_at_unix: Some(1_795_132_860 + seconds as i64),
+        ..Default::default()
     }
 }
 
@@ -979,4 +982,99 @@ fn a_base_backup_older_than_every_is_a_problem_only_when_pgdr_archives() {
         Some(Ok(pgdr::state::archive::ArchiveLive::default()))
     )
     .is_empty());
+}
+
+fn drill_problems(text: &str, content: pgdr::state::archive::ArchiveLive) -> Vec<String> {
+    let live = Live {
+        archive_content: Some(Ok(content)),
+        ..Live::default()
+    };
+    plan_cluster(&desired(text), &live)
+        .problems
+        .iter()
+        .filter(|p| p.address == "drill" || p.address == "archive.wal")
+        .map(|p| format!("{}: {}", p.address, p.message))
+        .collect()
+}
+
+fn drill_report(ok: bool, rto: f64, rpo: f64) -> pgdr::state::drill::DrillReport {
+    serde_json::from_value(serde_json::json!({
+        "format_version": 1, "cluster": "orders", "ok": ok, "backup_id": "20261120T000000Z",
+        "target": "latest", "started_at": "2026-11-20T01:00:00Z", "ready_at": null,
+        "rto_seconds": rto, "rpo_seconds": rpo,
+        "objectives": { "rpo_seconds": 300, "rto_seconds": 1800 },
+        "checks": [], "failures": if ok { vec![] } else { vec!["check `orders-present` failed: returned `f`, not true"] }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn drills_missing_stale_failed_or_beyond_the_objectives_are_problems() {
+    let with_drill = format!("{PGDR_ARCHIVE}drill:\n  every: 7d\n");
+    let mut content = archive_with_backup_aged(3_600);
+    assert_eq!(
+        drill_problems(&with_drill, content.clone()),
+        ["drill: no drill yet: nothing shows that this archive restores; run `pgdr drill plans/orders.yaml`"]
+    );
+    // No drill section: drills are lint's business (drill-cadence), not plan's.
+    assert!(drill_problems(PGDR_ARCHIVE, content.clone()).is_empty());
+
+    content.drills.newest = Some(drill_report(true, 60.0, 10.0));
+    content.drills.newest_ok = content.drills.newest.clone();
+    content.drills.newest_age_seconds = Some(86_400);
+    assert!(drill_problems(&with_drill, content.clone()).is_empty());
+
+    content.drills.newest_age_seconds = Some(8 * 86_400);
+    let stale = drill_problems(&with_drill, content.clone());
+    assert!(
+        stale.len() == 1
+            && stale[0].contains("ran 8d 0h ago")
+            && stale[0].contains("drill.every (1w)"),
+        "{stale:?}"
+    );
+
+    content.drills.newest_age_seconds = Some(86_400);
+    content.drills.newest = Some(drill_report(false, 60.0, 10.0));
+    let failed = drill_problems(&with_drill, content.clone());
+    assert!(
+        failed.len() == 1 && failed[0].contains("failed: check `orders-present` failed"),
+        "{failed:?}"
+    );
+
+    // Objectives tightened since the drill: its figures are judged against today's plan.
+    content.drills.newest = Some(drill_report(true, 2_000.0, 400.0));
+    let slow = drill_problems(&with_drill, content);
+    assert_eq!(slow.len(), 2, "{slow:?}");
+    assert!(
+        slow[0].contains("RTO of 2000s, above objectives.rto (30m)"),
+        "{slow:?}"
+    );
+    assert!(
+        slow[1].contains("RPO of 400s, above objectives.rpo (5m)"),
+        "{slow:?}"
+    );
+}
+
+#[test]
+fn a_wal_lifecycle_about_to_cut_into_the_drilled_backups_window_is_reported_days_ahead() {
+    let retention =
+        PGDR_ARCHIVE.replace("  base_backups:", "  wal_retention: 14d\n  base_backups:");
+    // The drilled (and newest) backup started 12 days ago; WAL expires after 14.
+    let mut content = archive_with_backup_aged(12 * 86_400);
+    content.drills.newest = Some(drill_report(true, 60.0, 10.0));
+    content.drills.newest_ok = content.drills.newest.clone();
+    let soon = drill_problems(&retention, content.clone());
+    assert!(
+        soon.len() == 1
+            && soon[0].starts_with("archive.wal: archive.wal_retention (2w) removes in 1d 23h WAL that restoring the newest drilled backup, 20261120T000000Z"),
+        "{soon:?}"
+    );
+    // Ten days: four left, beyond the three-day warning.
+    assert!(drill_problems(&retention, archive_with_backup_aged(10 * 86_400)).is_empty());
+    // Past the retention: already gone.
+    let gone = drill_problems(&retention, archive_with_backup_aged(15 * 86_400));
+    assert!(
+        gone.len() == 1 && gone[0].contains("has already removed"),
+        "{gone:?}"
+    );
 }

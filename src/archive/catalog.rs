@@ -109,6 +109,8 @@ pub async fn observe(client: &Client, url: &ArchiveUrl) -> Result<ArchiveLive, A
         wal_since_newest,
         // Needs a clock: the caller that has one sets it.
         newest_age_seconds: None,
+        drills: DrillsLive::default(),
+        observed_at_unix: None,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::execute::lock::ClusterLock;
 use crate::providers::s3::objects;
 use crate::providers::Systems;
 use crate::settings::Settings;
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 
 pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "expire")?;
@@ -31,16 +31,22 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
     let client = Systems::new(settings).aws.s3(&region).await;
     // The catalogue and the WAL listing are independent: read them together.
     let wal_prefix = url.wal_prefix();
-    let (catalogue, wal) = tokio::join!(
+    let (catalogue, wal, drills) = tokio::join!(
         catalog::read(&client, &url),
-        objects::list(&client, &url.bucket, &wal_prefix, None)
+        objects::list(&client, &url.bucket, &wal_prefix, None),
+        catalog::drills(&client, &url)
     );
     let (backups, _, folders) = catalogue?;
+    // Without the drill reports pgdr cannot tell what must stay: delete nothing.
+    let drills = drills.context(
+        "reading the drill reports (expire keeps what the newest passed drill restored)",
+    )?;
+    let drilled = drills.newest_ok.as_ref().map(|d| d.backup_id.as_str());
     let wal: Vec<String> = wal?
         .into_iter()
         .map(|o| o.key[wal_prefix.len()..].to_string())
         .collect();
-    let plan = expire::decide(&backups, keep, &wal);
+    let plan = expire::decide(&backups, keep, &wal, drilled);
 
     let mut text = format!(
         "{} {} of {} backups (keeping {}: {}) and {} WAL files{}.\n",
@@ -63,6 +69,13 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
             .map(|w| format!(" from before {w}, the first segment the oldest kept backup needs"))
             .unwrap_or_default(),
     );
+    if let (Some(id), Some(drill)) = (&plan.protected, &drills.newest_ok) {
+        text.push_str(&format!(
+            "Not deleting backup {id} or the WAL from its start: the newest passed drill ({}) restored it, and expiry never removes what that proof needs. It goes once a newer backup passes a drill (`pgdr drill {}`).\n",
+            drill.started_at,
+            args.path.display()
+        ));
+    }
     for id in &plan.backups {
         text.push_str(&format!("  - backup {id}\n"));
     }

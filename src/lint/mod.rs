@@ -37,6 +37,7 @@ pub const RULES: &[Rule] = &[
     Rule { id: "archive-configured", severity: Severity::Error, summary: "An archive needs wal_level replica or logical, archive_mode on and an archive_command" },
     Rule { id: "immutable-archive", severity: Severity::Error, summary: "Versioning and object lock as the tier requires; a lock longer than WAL retention is flagged" },
     Rule { id: "rds-backups", severity: Severity::Error, summary: "RDS automated backups enabled and covering the recovery window" },
+    Rule { id: "drill-cadence", severity: Severity::Error, summary: "Restore drills at least as often as the tier requires, and within WAL retention" },
     Rule { id: "tier-requirements", severity: Severity::Error, summary: "Everything the tier's policy demands" },
 ];
 

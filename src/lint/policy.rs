@@ -41,6 +41,9 @@ pub struct TierPolicy {
     pub min_standbys_other_region: u32,
     #[serde(default)]
     pub max_rpo: Option<Duration>,
+    /// drill.every must be at most this.
+    #[serde(default)]
+    pub max_drill_interval: Option<Duration>,
 }
 
 impl PolicyFile {

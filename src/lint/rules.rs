@@ -99,6 +99,7 @@ pub fn run(desired: &Desired, policy: &PolicyFile) -> Vec<Raw> {
         .unwrap_or_default();
     immutable_archive(plan, &tier, &mut out);
     rds_backups(plan, &mut out);
+    drill_cadence(plan, &tier, &mut out);
     tier_requirements(plan, &tier, &mut out);
     out
 }
@@ -321,6 +322,38 @@ fn rds_backups(plan: &PlanFile, out: &mut Vec<Raw>) {
                     window.as_secs().div_ceil(86_400)
                 )));
             }
+        }
+    }
+}
+
+/// A backup is only proven by a drill, and the proof must outlive the WAL it
+/// needs until the next drill: drill.every within the tier's maximum and
+/// within archive.wal_retention.
+fn drill_cadence(plan: &PlanFile, tier: &TierPolicy, out: &mut Vec<Raw>) {
+    let name = tier_name(plan.tier);
+    match (&plan.drill, tier.max_drill_interval) {
+        (None, Some(max)) => out.push(raw(
+            "drill-cadence",
+            "drill",
+            format!("the {name} tier requires a restore drill at least every {max}: add `drill: {{ every: {max} }}` and run `pgdr drill` (recovery is only as reliable as its last successful test)"),
+        )),
+        (Some(drill), Some(max)) if drill.every > max => out.push(raw(
+            "drill-cadence",
+            "drill.every",
+            format!("the {name} tier requires a restore drill at least every {max}, not every {}", drill.every),
+        )),
+        _ => {}
+    }
+    if let (Some(drill), Some(retention)) = (
+        &plan.drill,
+        plan.archive.as_ref().and_then(|a| a.wal_retention),
+    ) {
+        if drill.every > retention {
+            out.push(raw(
+                "drill-cadence",
+                "drill.every",
+                format!("drills every {} but WAL is kept {retention}: between drills the lifecycle rule removes WAL the last drilled backup needs, so the proof lapses before the next drill. Drill at least every {retention}, or keep WAL longer", drill.every),
+            ));
         }
     }
 }

@@ -146,7 +146,7 @@ fn check_archive_command(desired: &Desired, primary: &PgLive, url: &str, plan: &
 }
 
 /// `26h` → `1d 2h`: an age as people read it.
-fn approximate(seconds: u64) -> String {
+pub(super) fn approximate(seconds: u64) -> String {
     let (d, h, m) = (
         seconds / 86_400,
         seconds % 86_400 / 3_600,
@@ -173,6 +173,7 @@ mod tests {
             incomplete: vec![],
             wal_since_newest: wal.iter().map(|s| s.to_string()).collect(),
             newest_age_seconds: Some(60),
+            ..ArchiveLive::default()
         }
     }
 

@@ -6,6 +6,7 @@
 //! executes, so a saved plan can be applied without planning again.
 
 pub mod archive;
+pub mod drill;
 pub mod ec2;
 pub mod guc;
 pub mod op;
@@ -230,6 +231,9 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         s3::plan_archive(&cluster, region, archive, s3, &mut plan);
     }
     archive::plan_archive_health(desired, live, &mut plan);
+    if let Some(Ok(content)) = &live.archive_content {
+        drill::plan_drills(desired, content, &mut plan);
+    }
     what_is_not_checked(desired, &mut plan);
     plan
 }

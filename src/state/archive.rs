@@ -53,6 +53,12 @@ pub struct ArchiveLive {
     /// has no clock of its own).
     #[serde(default)]
     pub newest_age_seconds: Option<u64>,
+    /// The drill reports: the newest, and the newest that passed.
+    #[serde(default)]
+    pub drills: crate::state::drill::DrillsLive,
+    /// When this was read (seconds since the epoch): ages are measured from it.
+    #[serde(default)]
+    pub observed_at_unix: Option<i64>,
 }
 
 #[cfg(test)]
