@@ -50,6 +50,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Prove recovery: restore into a scratch server, run the checks, measure RTO and RPO, store the report.
     Drill(DrillArgs),
+    /// The on-call view: roles, lag, RPO exposure, recoverable window, last backup and drill; exit 2 when a figure is beyond the plan.
+    Status(StatusArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
     WalPush(WalPushArgs),
     /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
@@ -254,6 +256,14 @@ pub struct DrillArgs {
     /// Leave the scratch server running and its folder in place.
     #[arg(long)]
     pub keep: bool,
+    #[arg(long, value_enum, default_value_t = ListFormat::Human)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A plan file, or a folder of plan files (a fleet).
+    pub path: PathBuf,
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
 }

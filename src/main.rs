@@ -34,6 +34,7 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
         Command::Backups(args) => commands::backups::run(args, settings).await,
         Command::Expire(args) => commands::expire::run(args, settings).await,
         Command::Drill(args) => commands::drill::run(args, settings).await,
+        Command::Status(args) => commands::status::run(args, settings).await,
         Command::Restore(args) => commands::restore::run(args, settings).await,
         Command::WalPush(args) => commands::wal::push(args, settings).await,
         Command::WalFetch(args) => commands::wal::fetch(args, settings).await,

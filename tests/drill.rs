@@ -113,6 +113,16 @@ fn a_drill_restores_checks_measures_and_stores_its_report() {
         human.stdout
     );
 
+    // The on-call view agrees, with every figure within the plan.
+    let status = pgdr(Some(&moto), &["status", &plan, "--format", "json"]);
+    assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
+    let cluster = &status.json()["clusters"][0];
+    assert_eq!(cluster["primary"], "primary");
+    assert_eq!(cluster["last_drill"]["ok"], true);
+    assert_eq!(cluster["last_backup"]["id"], report["backup_id"]);
+    assert!(cluster["recoverable_window"]["to"].is_string(), "{cluster}");
+    assert!(cluster["rpo_exposure_seconds"].as_f64().unwrap() < 300.0);
+
     // Two newer backups, keep 2: the drilled one would go, but it is the proof.
     let drilled = report["backup_id"].as_str().unwrap().to_string();
     for _ in 0..2 {
@@ -161,6 +171,15 @@ fn a_failed_check_exits_2_and_a_killed_drill_is_cleaned_up_by_the_next() {
     assert!(
         problems.contains("the newest drill") && problems.contains("orders-present"),
         "{problems}"
+    );
+
+    let status = pgdr(Some(&moto), &["status", &plan]);
+    assert_eq!(status.code, 2, "{}", status.stdout);
+    assert!(
+        status.stdout.contains("BEYOND PLAN      the last drill")
+            && status.stdout.contains("FAILED"),
+        "{}",
+        status.stdout
     );
 
     // Killed with SIGKILL while its server runs: the server and folder stay...

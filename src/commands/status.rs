@@ -1,0 +1,50 @@
+//! `pgdr status PATH [--format human|json]`: read every cluster concurrently
+//! (the same observation `plan` makes) and show where recovery stands. Read
+//! only. Exit 2 when any figure is beyond the plan's objectives.
+
+use super::restore::unix_now;
+use super::{load_all, out, Outcome};
+use crate::cli::{ListFormat, StatusArgs};
+use crate::observe;
+use crate::providers::Systems;
+use crate::render::status::{self, ClusterStatus, StatusReport};
+use crate::settings::Settings;
+
+pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let desired = load_all(&args.path)?;
+    let systems = Systems::new(settings);
+    let now = unix_now();
+    let clusters = futures_util::future::join_all(desired.iter().map(|d| {
+        let systems = &systems;
+        async move {
+            match observe::observe(d, systems).await {
+                Ok(live) => status::cluster_status(d, &live, now),
+                Err(e) => ClusterStatus {
+                    cluster: d.cluster().to_string(),
+                    file: d.source.display().to_string(),
+                    error: Some(e.to_string()),
+                    beyond: vec!["could not be read".into()],
+                    ..ClusterStatus::default()
+                },
+            }
+        }
+    }))
+    .await;
+    let report = StatusReport {
+        format_version: 1,
+        clusters,
+    };
+    let text = match args.format {
+        ListFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).expect("status serialises")
+        ),
+        ListFormat::Human => status::human(&report),
+    };
+    out(&text)?;
+    Ok(if report.clusters.iter().any(|c| !c.beyond.is_empty()) {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
+}
