@@ -18,63 +18,8 @@ cd "$(dirname "$0")/.."
 
 SCALE=${1:-50}
 bench_start backup bench-backup
-export PGDR_LOCK_DIR="$WORK/locks"
 
-cat >"$WORK/pg.conf" <<EOC
-archive_mode = on
-archive_command = ''
-max_wal_size = 4GB
-EOC
-start_pg "$WORK/pg" "$PGPORT" "$WORK/pg.conf"
-PGDATA="$WORK/pg/data"
-psql_pg() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc "$1"; }
-write_pgbackrest_conf "$WORK/pgbackrest" bench-backup "$TLSPORT" "$PGDATA" "$PGPORT" "$WORK/pg" zst
-PGBR_CONF="$WORK/pgbackrest/pgbackrest.conf"
-pg_run pgbackrest --config="$PGBR_CONF" --stanza=demo stanza-create >/dev/null
-# Both tools need the backup's WAL archived: PostgreSQL hands each segment to both.
-psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://bench-backup/pgdr/ %p && pgbackrest --config=$PGBR_CONF --stanza=demo archive-push %p'" >/dev/null
-psql_pg "SELECT pg_reload_conf()" >/dev/null
-
-pgdr_log "pgbench -i -s $SCALE"
-pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s "$SCALE" -q postgres 2>&1 | tail -1 >&2
-psql_pg "CHECKPOINT; SELECT pg_switch_wal()" >/dev/null
-pgdr_log "waiting for the archiver to catch up"
-while [ "$(pg_run find "$PGDATA/pg_wal/archive_status" -name '*.ready' | wc -l)" -gt 0 ]; do sleep 0.5; done
-DB_BYTES=$(psql_pg "SELECT pg_database_size('postgres')")
-[ "$(psql_pg "SELECT failed_count FROM pg_stat_archiver")" = 0 ] || { echo "archiving failed; see $WORK/pg/server.log" >&2; exit 1; }
-
-cat >"$WORK/bench.yaml" <<YAML
-version: 1
-cluster: bench
-tier: saas
-objectives: { rpo: 5m, rto: 30m }
-aws: { region: us-east-1 }
-primary:
-  postgres: "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=disable"
-archive:
-  bucket: bench-backup
-  prefix: pgdr/
-  pgdr_path: $PGDR
-  base_backups: { every: 1d, keep: 7 }
-YAML
-
-# measure NAME MARK COMMAND...: runs COMMAND under GNU time; sets <NAME>_S,
-# <NAME>_RSS_MB and <NAME>_REQ (moto requests naming MARK during the run).
-measure() {
-  local name=$1 mark=$2 line t
-  shift 2
-  line=$(log_lines "$WORK/moto.log")
-  t=$(now)
-  /usr/bin/time -f '%M' -o "$WORK/$name.rss" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" \
-    || { cat "$WORK/$name.err" >&2; exit 1; }
-  printf -v "${name}_S" '%s' "$(elapsed "$t")"
-  printf -v "${name}_RSS_MB" '%s' "$(awk '{ printf "%.0f", $1 / 1024 }' "$WORK/$name.rss")"
-  printf -v "${name}_REQ" '%s' "$(tail -n +"$((line + 1))" "$WORK/moto.log" | grep '" [0-9][0-9][0-9] ' | grep -c "$mark" || true)"
-}
-
-# pg_run is a shell function, which GNU time cannot run: the same thing as a prefix.
-AS_PG=()
-[ "$(id -u)" -eq 0 ] && AS_PG=(runuser -u postgres --)
+bench_pgbench_cluster "$SCALE" bench-backup
 
 pgdr_log "pg_basebackup to local disk (the floor)"
 mkdir -p "$WORK/local"

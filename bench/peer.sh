@@ -153,3 +153,72 @@ bench_cleanup() {
   # PGDR_BENCH_KEEP=1 keeps the logs (the server's holds every archive_command's).
   if [ -n "${PGDR_BENCH_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
+
+# measure NAME MARK COMMAND...: runs COMMAND under GNU time; sets <NAME>_S,
+# <NAME>_RSS_MB and <NAME>_REQ (moto requests naming MARK during the run).
+measure() {
+  local name=$1 mark=$2 line t
+  shift 2
+  line=$(log_lines "$WORK/moto.log")
+  t=$(now)
+  /usr/bin/time -f '%M' -o "$WORK/$name.rss" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" \
+    || { cat "$WORK/$name.err" >&2; exit 1; }
+  printf -v "${name}_S" '%s' "$(elapsed "$t")"
+  printf -v "${name}_RSS_MB" '%s' "$(awk '{ printf "%.0f", $1 / 1024 }' "$WORK/$name.rss")"
+  printf -v "${name}_REQ" '%s' "$(tail -n +"$((line + 1))" "$WORK/moto.log" | grep '" [0-9][0-9][0-9] ' | grep -c "$mark" || true)"
+}
+
+psql_pg() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc "$1"; }
+
+# bench_pgbench_cluster SCALE BUCKET: a PostgreSQL server on PGPORT whose WAL
+# PostgreSQL hands to both pgdr (s3://BUCKET/pgdr/) and pgBackRest (stanza
+# demo, s3://BUCKET/pgbackrest), with a pgbench database of SCALE, archived;
+# and the plan file $WORK/bench.yaml for pgdr. Sets PGDATA, PGBR_CONF,
+# DB_BYTES and AS_PG (run as the server's user: a prefix GNU time can run).
+bench_pgbench_cluster() {
+  local scale=$1 bucket=$2
+  export PGDR_LOCK_DIR="$WORK/locks" PGDR_SCRATCH_DIR="$WORK/drills"
+  AS_PG=()
+  [ "$(id -u)" -eq 0 ] && AS_PG=(runuser -u postgres --)
+  cat >"$WORK/pg.conf" <<EOC
+archive_mode = on
+archive_command = ''
+max_wal_size = 4GB
+EOC
+  start_pg "$WORK/pg" "$PGPORT" "$WORK/pg.conf"
+  PGDATA="$WORK/pg/data"
+  write_pgbackrest_conf "$WORK/pgbackrest" "$bucket" "$TLSPORT" "$PGDATA" "$PGPORT" "$WORK/pg" zst
+  PGBR_CONF="$WORK/pgbackrest/pgbackrest.conf"
+  pg_run pgbackrest --config="$PGBR_CONF" --stanza=demo stanza-create >/dev/null
+  # Both tools need the backup's WAL archived: PostgreSQL hands each segment to both.
+  psql_pg "ALTER SYSTEM SET archive_command = '$PGDR wal-push s3://$bucket/pgdr/ %p && pgbackrest --config=$PGBR_CONF --stanza=demo archive-push %p'" >/dev/null
+  psql_pg "SELECT pg_reload_conf()" >/dev/null
+
+  pgdr_log "pgbench -i -s $scale"
+  pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s "$scale" -q postgres 2>&1 | tail -1 >&2
+  psql_pg "CHECKPOINT; SELECT pg_switch_wal()" >/dev/null
+  pgdr_log "waiting for the archiver to catch up"
+  while [ "$(pg_run find "$PGDATA/pg_wal/archive_status" -name '*.ready' | wc -l)" -gt 0 ]; do sleep 0.5; done
+  DB_BYTES=$(psql_pg "SELECT pg_database_size('postgres')")
+  [ "$(psql_pg "SELECT failed_count FROM pg_stat_archiver")" = 0 ] || { echo "archiving failed; see $WORK/pg/server.log" >&2; exit 1; }
+
+  cat >"$WORK/bench.yaml" <<YAML
+version: 1
+cluster: bench
+tier: saas
+objectives: { rpo: 5m, rto: 30m }
+aws: { region: us-east-1 }
+primary:
+  postgres: "host=127.0.0.1 port=$PGPORT user=postgres dbname=postgres sslmode=disable"
+archive:
+  bucket: $bucket
+  prefix: pgdr/
+  pgdr_path: $PGDR
+  base_backups: { every: 1d, keep: 7 }
+drill:
+  every: 7d
+  checks:
+    - name: accounts-present
+      sql: "select count(*) = $((scale * 100000)) from pgbench_accounts"
+YAML
+}

@@ -162,9 +162,12 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
         if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
             status.recoverable_window = Some(Window {
                 from: oldest.stop_time.clone(),
-                to: archived_at
-                    .map(crate::archive::backup::rfc3339_secs)
-                    .unwrap_or_else(|| newest.stop_time.clone()),
+                // The newest archived WAL, or the newest backup's end when
+                // that is later (it waits for its own WAL to be archived).
+                to: match (archived_at, stop_secs(newest)) {
+                    (Some(a), Some(s)) if a > s => crate::archive::backup::rfc3339_secs(a),
+                    _ => newest.stop_time.clone(),
+                },
             });
             status.last_backup = Some(LastBackup {
                 id: newest.id.clone(),
