@@ -110,10 +110,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         root: root.clone(),
         ts: ts.clone(),
         keep: args.keep,
-        pgdr: std::env::current_exe()
-            .context("finding this pgdr for restore_command")?
-            .display()
-            .to_string(),
+        pgdr: super::pgdr_for_restore(&desired)?,
         progress: std::io::stderr().is_terminal(),
         started,
         started_unix: now,

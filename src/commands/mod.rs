@@ -126,6 +126,24 @@ pub fn archive_of(
     Ok((url, desired.region().to_string(), archive.compression))
 }
 
+/// How a server this machine restores calls pgdr in its `restore_command`:
+/// the plan's `archive.pgdr_path` (how database hosts call pgdr, e.g. a copy
+/// the `postgres` user may run), else this pgdr.
+pub fn pgdr_for_restore(desired: &Desired) -> anyhow::Result<String> {
+    if let Some(path) = desired
+        .plan
+        .archive
+        .as_ref()
+        .and_then(|a| a.pgdr_path.clone())
+    {
+        return Ok(path);
+    }
+    Ok(std::env::current_exe()
+        .context("finding this pgdr for restore_command")?
+        .display()
+        .to_string())
+}
+
 /// Observes and plans every cluster concurrently. A cluster whose state cannot be
 /// read gets an `error` and no changes; the others are unaffected.
 pub async fn plan_all(desired: &[Desired], systems: &Systems) -> Vec<ClusterPlan> {

@@ -103,10 +103,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
         bytes(b.stored_bytes),
         estimate(drills.newest_ok.as_ref(), b.size_bytes, wal_bytes),
     ))?;
-    let pgdr = std::env::current_exe()
-        .context("finding this pgdr for restore_command")?
-        .display()
-        .to_string();
+    let pgdr = super::pgdr_for_restore(&desired)?;
     let request = RestoreRequest {
         url: &url,
         region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
