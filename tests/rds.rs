@@ -342,3 +342,90 @@ fn a_missing_rds_primary_is_named() {
     );
     assert!(json["changes"].as_array().unwrap().is_empty());
 }
+
+/// A drill of an RDS primary: a point-in-time restore into a tagged scratch
+/// instance, which is deleted afterwards (kept with --keep, and then left alone
+/// by the next drill unless its kept tag is gone). moto's instances cannot be
+/// reached over SQL, so the drill runs but fails its `connects` check: exit 2,
+/// never a pass it did not earn.
+#[test]
+fn an_rds_drill_restores_into_a_tagged_scratch_instance_and_deletes_it() {
+    let moto = Moto::start();
+    create_instance(&moto, "drill-primary");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        "drilled.yaml",
+        "version: 1\ncluster: drilled\ntier: mvp\nobjectives: { rpo: 5m, rto: 30m }\naws: { region: us-east-1 }\nprimary:\n  rds: { instance: drill-primary }\ndrill:\n  every: 7d\n  checks:\n    - name: orders-present\n      sql: \"select true\"\n",
+    );
+    let plan = plan.to_str().unwrap();
+    let scratch = |moto: &Moto| -> Vec<String> {
+        moto.aws(&["rds", "describe-db-instances"]).unwrap()["DBInstances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["DBInstanceIdentifier"].as_str().unwrap().to_string())
+            .filter(|id| id.starts_with("drill-primary-drill-"))
+            .collect()
+    };
+
+    let run = pgdr(Some(&moto), &["drill", plan, "--format", "json", "--keep"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["checks"][0]["name"], "available");
+    assert_eq!(report["checks"][0]["ok"], true);
+    assert_eq!(report["checks"][1]["name"], "connects");
+    assert_eq!(report["checks"][1]["ok"], false);
+    assert!(report["rto_seconds"].is_null());
+    let kept = scratch(&moto);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let arn = moto
+        .aws(&[
+            "rds",
+            "describe-db-instances",
+            "--db-instance-identifier",
+            &kept[0],
+        ])
+        .unwrap()["DBInstances"][0]["DBInstanceArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tags = moto
+        .aws(&["rds", "list-tags-for-resource", "--resource-name", &arn])
+        .unwrap()["TagList"]
+        .to_string();
+    assert!(
+        tags.contains("pgdr:drill") && tags.contains("drilled") && tags.contains("pgdr:drill-kept"),
+        "{tags}"
+    );
+
+    // Kept: the next drill leaves it and deletes its own.
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let run = pgdr(Some(&moto), &["drill", plan]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.contains("FAIL connects"), "{}", run.stdout);
+    assert_eq!(scratch(&moto), kept);
+
+    // Without its kept tag it is a leftover (as after a crash): the next drill deletes it.
+    moto.aws(&[
+        "rds",
+        "remove-tags-from-resource",
+        "--resource-name",
+        &arn,
+        "--tag-keys",
+        "pgdr:drill-kept",
+    ])
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let run = pgdr(Some(&moto), &["drill", plan]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "Deleted the scratch instance an interrupted drill left: {}",
+            kept[0]
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(scratch(&moto).is_empty());
+}

@@ -197,7 +197,7 @@ async fn stages(
 
 /// How long recovery may take before the drill gives up: three times the RTO
 /// objective, at least ten minutes.
-fn recovery_limit(objectives: &Objectives) -> Duration {
+pub(super) fn recovery_limit(objectives: &Objectives) -> Duration {
     Duration::from_secs((objectives.rto_seconds * 3).max(600))
 }
 
@@ -242,7 +242,7 @@ async fn wait_promoted(
     }
 }
 
-async fn databases_check(pg: &tokio_postgres::Client, source: &[String]) -> CheckResult {
+pub(super) async fn databases_check(pg: &tokio_postgres::Client, source: &[String]) -> CheckResult {
     let name = "databases".to_string();
     match pg
         .query(
@@ -321,7 +321,7 @@ async fn amcheck(scratch: &Scratch, user: &str) -> CheckResult {
 }
 
 /// One of the plan's checks: its SQL must return true.
-async fn sql_check(pg: &tokio_postgres::Client, check: &DrillCheck) -> CheckResult {
+pub(super) async fn sql_check(pg: &tokio_postgres::Client, check: &DrillCheck) -> CheckResult {
     let (ok, detail) = match pg.simple_query(&check.sql).await {
         Err(e) => (false, postgres::error_text(&e)),
         Ok(messages) => {

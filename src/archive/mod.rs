@@ -14,6 +14,7 @@ pub mod backup;
 pub mod catalog;
 pub mod codec;
 pub mod drill;
+pub mod drill_rds;
 pub mod expire;
 pub mod meter;
 pub mod restore;

@@ -380,7 +380,13 @@ pub async fn restore(
     client: &Client,
     request: &RestoreRequest<'_>,
 ) -> Result<Unpacked, ArchiveError> {
-    prepare_dir(request.dir)?;
+    if prepare_dir(request.dir)? {
+        tracing::warn!(
+            target: "pgdr::archive",
+            dir = %request.dir.display(),
+            "cleared an interrupted restore (it had {IN_PROGRESS}) and started again"
+        );
+    }
     let marker = request.dir.join(IN_PROGRESS);
     std::fs::write(&marker, format!("{}\n", request.backup.id))
         .map_err(|e| ArchiveError::io(&marker, e))?;

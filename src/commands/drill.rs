@@ -7,6 +7,7 @@
 use super::restore::unix_now;
 use super::{archive_of, load_cluster, out, Outcome};
 use crate::archive::drill::{self, DrillRequest};
+use crate::archive::drill_rds::{self, RdsDrillRequest};
 use crate::archive::restore::{self, Target};
 use crate::archive::{backup, catalog, scratch};
 use crate::cli::{DrillArgs, ListFormat};
@@ -24,13 +25,6 @@ use std::io::IsTerminal;
 pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "drill")?;
     let plan = &desired.plan;
-    if plan.archive.is_none() && plan.primary.rds.is_some() {
-        anyhow::bail!(
-            "{}: drills of an RDS primary (RestoreDBInstanceToPointInTime into a scratch instance) are not built yet; this pgdr drills backups in the archive bucket",
-            desired.source.display()
-        );
-    }
-    let (url, region, _) = archive_of(&desired)?;
     let started = std::time::Instant::now();
     let now = unix_now();
     let target = match (&args.target_time, plan.drill.as_ref()) {
@@ -53,6 +47,52 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         rto_seconds: plan.objectives.rto.as_secs(),
     };
     let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "drill")?;
+    let primary = plan.primary.postgres.as_ref();
+    let source_databases = match (&target, primary) {
+        (Target::Latest, Some(info)) => source_databases(info, settings).await,
+        _ => None,
+    };
+    let ts = backup::backup_id(std::time::SystemTime::now());
+    if let Some(rds_primary) = &plan.primary.rds {
+        let client = Systems::new(settings).aws.rds(desired.region()).await;
+        for left in
+            drill_rds::clean_leftovers(&client, &rds_primary.instance, desired.cluster()).await?
+        {
+            eprintln!("Deleted the scratch instance an interrupted drill left: {left}.");
+        }
+        let request = RdsDrillRequest {
+            cluster: desired.cluster(),
+            instance: &rds_primary.instance,
+            target,
+            checks,
+            objectives,
+            source_databases,
+            conninfo: primary.cloned(),
+            pg_env: &settings.pg,
+            ts: ts.clone(),
+            keep: args.keep,
+            started,
+            started_unix: now,
+        };
+        eprintln!(
+            "Drilling {}: RDS point-in-time restore of {} to {} into {}",
+            desired.cluster(),
+            rds_primary.instance,
+            request.target.describe(),
+            drill_rds::scratch_id(&rds_primary.instance, &ts)
+        );
+        let (report, kept) = tokio::select! {
+            ran = drill_rds::run(&client, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
+            signal = interrupted() => {
+                let removed = drill_rds::clean_leftovers(&client, &rds_primary.instance, desired.cluster()).await.unwrap_or_default();
+                anyhow::bail!("drill interrupted by {signal}; scratch instance(s) deleted: {}", removed.join(", "));
+            }
+        };
+        let kept = kept.map(|id| format!("the scratch instance {id}"));
+        return finish(args, settings, &desired, &ts, &report, kept).await;
+    }
+
+    let (url, region, _) = archive_of(&desired)?;
     let root = settings.scratch_dir.clone();
     for left in scratch::clean_leftovers(&root, desired.cluster())? {
         eprintln!(
@@ -65,31 +105,6 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     let chosen = restore::choose_in_archive(&client, &url, &target, None, now)
         .await
         .with_context(|| format!("drill of {}", desired.cluster()))?;
-    let primary = plan.primary.postgres.as_ref();
-    let source_databases = match (&target, primary) {
-        (Target::Latest, Some(info)) => {
-            match postgres::connect("primary", info, &settings.pg).await {
-                Ok(pg) => pg
-                    .query(
-                        "SELECT datname FROM pg_database WHERE NOT datistemplate",
-                        &[],
-                    )
-                    .await
-                    .ok()
-                    .map(|rows| {
-                        rows.iter()
-                            .map(|r| r.get::<_, String>(0))
-                            .collect::<Vec<_>>()
-                    }),
-                Err(e) => {
-                    eprintln!("warning: the databases of the source are not compared: {e}");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
-    let ts = backup::backup_id(std::time::SystemTime::now());
     let request = DrillRequest {
         cluster: desired.cluster(),
         url: &url,
@@ -129,21 +144,67 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
             anyhow::bail!("drill interrupted by {signal}; the scratch server was stopped and {} folder(s) removed", removed.len());
         }
     };
-    let key = format!("{}{ts}.json", catalog::drills_prefix(&url));
-    let json = serde_json::to_vec_pretty(&report).expect("report serialises");
-    objects::put_new(&client, &url.bucket, &key, json, &HashMap::new())
-        .await
-        .with_context(|| format!("storing the drill report at s3://{}/{key}", url.bucket))?;
+    let kept = kept.map(|dir| {
+        format!(
+            "the server, still running from {} (stop it with pg_ctl -D {}/data stop; the next drill leaves it alone, remove it yourself)",
+            dir.display(),
+            dir.display()
+        )
+    });
+    finish(args, settings, &desired, &ts, &report, kept).await
+}
+
+/// The databases the source lists, compared with the restored server's.
+async fn source_databases(
+    info: &crate::spec::Conninfo,
+    settings: &Settings,
+) -> Option<Vec<String>> {
+    match postgres::connect("primary", info, &settings.pg).await {
+        Ok(pg) => pg
+            .query(
+                "SELECT datname FROM pg_database WHERE NOT datistemplate",
+                &[],
+            )
+            .await
+            .ok()
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect()),
+        Err(e) => {
+            eprintln!("warning: the databases of the source are not compared: {e}");
+            None
+        }
+    }
+}
+
+/// Stores the report in `<prefix>drills/` (when the plan has an archive),
+/// prints it, and turns it into the exit code.
+async fn finish(
+    args: &DrillArgs,
+    settings: &Settings,
+    desired: &crate::spec::Desired,
+    ts: &str,
+    report: &DrillReport,
+    kept: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let stored_at = match archive_of(desired) {
+        Ok((url, region, _)) => {
+            let client = Systems::new(settings).aws.s3(&region).await;
+            let key = format!("{}{ts}.json", catalog::drills_prefix(&url));
+            let json = serde_json::to_vec_pretty(report).expect("report serialises");
+            objects::put_new(&client, &url.bucket, &key, json, &HashMap::new())
+                .await
+                .with_context(|| {
+                    format!("storing the drill report at s3://{}/{key}", url.bucket)
+                })?;
+            format!("s3://{}/{key}", url.bucket)
+        }
+        Err(_) => "not stored: the plan file has no archive bucket".to_string(),
+    };
     let text = match args.format {
         ListFormat::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(&report).expect("report serialises")
+            serde_json::to_string_pretty(report).expect("report serialises")
         ),
-        ListFormat::Human => human(
-            &report,
-            &format!("s3://{}/{key}", url.bucket),
-            kept.as_deref(),
-        ),
+        ListFormat::Human => human(report, &stored_at, kept.as_deref()),
     };
     out(&text)?;
     Ok(if report.ok {
@@ -170,7 +231,7 @@ fn seconds(v: Option<f64>) -> String {
 }
 
 /// The report as people read it.
-pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&std::path::Path>) -> String {
+pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&str>) -> String {
     let mut text = format!(
         "Drill of {} {}: backup {} restored to {}.\n",
         report.cluster,
@@ -213,12 +274,8 @@ pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&std::path::Pat
         }
     }
     text.push_str(&format!("Report: {stored_at}\n"));
-    if let Some(dir) = kept {
-        text.push_str(&format!(
-            "Kept: the server is still running from {} (stop it with pg_ctl -D {}/data stop; the next drill leaves it alone, remove it yourself)\n",
-            dir.display(),
-            dir.display()
-        ));
+    if let Some(what) = kept {
+        text.push_str(&format!("Kept: {what}\n"));
     }
     text
 }

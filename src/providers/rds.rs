@@ -217,3 +217,108 @@ pub async fn create_read_replica(
         Err(e) => Err(super::aws_error("creating the read replica", &system, &e)),
     }
 }
+
+/// The tag every scratch instance a drill makes carries, with the cluster's name.
+pub const DRILL_TAG: &str = "pgdr:drill";
+
+/// `RestoreDBInstanceToPointInTime` of `source` into a new `target` instance,
+/// tagged as a drill's: at `at` (seconds since the epoch) or the latest
+/// restorable time. No deletion protection, not public: it is thrown away.
+pub async fn restore_to_point_in_time(
+    client: &Client,
+    source: &str,
+    target: &str,
+    at: Option<i64>,
+    cluster: &str,
+) -> Result<(), ProviderError> {
+    let system = format!("rds.{target}");
+    let tag = |k: &str, v: &str| rdst::Tag::builder().key(k).value(v).build();
+    client
+        .restore_db_instance_to_point_in_time()
+        .source_db_instance_identifier(source)
+        .target_db_instance_identifier(target)
+        .set_restore_time(at.map(aws_smithy_types::DateTime::from_secs))
+        .use_latest_restorable_time(at.is_none())
+        .deletion_protection(false)
+        .publicly_accessible(false)
+        .tags(tag("managed-by", "pgdr"))
+        .tags(tag(DRILL_TAG, cluster))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| super::aws_error("restoring to a point in time", &system, &e))
+}
+
+/// Deletes a drill's scratch instance: no final snapshot (it is a copy), its
+/// automated backups too. Gone already is fine.
+pub async fn delete_drill_instance(client: &Client, id: &str) -> Result<(), ProviderError> {
+    let system = format!("rds.{id}");
+    match client
+        .delete_db_instance()
+        .db_instance_identifier(id)
+        .skip_final_snapshot(true)
+        .delete_automated_backups(true)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.code() == Some("DBInstanceNotFound")
+                || e.code() == Some("DBInstanceNotFoundFault") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(super::aws_error("deleting the drill instance", &system, &e)),
+    }
+}
+
+/// Instances whose id starts with `prefix` (all pages), with their tags.
+pub async fn instances_with_prefix(
+    client: &Client,
+    prefix: &str,
+) -> Result<Vec<(InstanceLive, Vec<(String, String)>)>, ProviderError> {
+    let system = format!("rds.{prefix}*");
+    let mut found = Vec::new();
+    let mut pages = client.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| super::aws_error("listing instances", &system, &e))?;
+        for db in page.db_instances() {
+            if db
+                .db_instance_identifier()
+                .is_some_and(|id| id.starts_with(prefix))
+            {
+                let tags = db
+                    .tag_list()
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect();
+                found.push((to_live(db), tags));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The instance's latest restorable time (seconds since the epoch), if RDS reports one.
+pub async fn latest_restorable_time(
+    client: &Client,
+    id: &str,
+) -> Result<Option<i64>, ProviderError> {
+    let system = format!("rds.{id}");
+    let out = client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(|e| super::aws_error("reading the instance", &system, &e))?;
+    Ok(out
+        .db_instances()
+        .first()
+        .and_then(|db| db.latest_restorable_time())
+        .map(|t| t.secs()))
+}

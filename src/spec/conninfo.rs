@@ -168,6 +168,17 @@ pub fn render_pairs(pairs: &[(String, String)]) -> String {
 }
 
 impl Conninfo {
+    /// The same conninfo pointed at another server (a drill's scratch instance).
+    pub fn with_host(&self, host: &str, port: Option<&str>) -> Conninfo {
+        let mut pairs = self.pairs.clone();
+        pairs.retain(|(k, _)| k != "host" && k != "hostaddr" && (port.is_none() || k != "port"));
+        pairs.push(("host".into(), host.into()));
+        if let Some(port) = port {
+            pairs.push(("port".into(), port.into()));
+        }
+        Conninfo { pairs }
+    }
+
     /// The conninfo in libpq's syntax, for PostgreSQL's own tools (pg_basebackup).
     /// Holds no password: a plan file's conninfo cannot have one.
     pub fn to_libpq(&self) -> String {
