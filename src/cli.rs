@@ -243,6 +243,13 @@ pub struct RestoreArgs {
     /// Restore this backup (an id from `pgdr backups`) instead of the newest that fits the target.
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,
+    /// Then start it, wait until recovery reached the target and the server
+    /// promoted, and print the last transaction it replayed. It keeps running.
+    #[arg(long)]
+    pub start: bool,
+    /// The port the started server listens on (default: a free one).
+    #[arg(long, requires = "start")]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

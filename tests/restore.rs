@@ -141,7 +141,31 @@ fn point_in_time_recovery_brings_back_exactly_the_rows_before_the_target() {
     );
     drop(latest);
 
-    let (pitr, said) = restore_and_start(&moto, &plan, &["--target-time", &target_text]);
+    // This one pgdr starts itself (--start) and reports what it replayed.
+    let dir = Postgres::restore_dir();
+    let data = dir.path().join("pg/data");
+    let port = common::free_port().to_string();
+    let run = pgdr(
+        Some(&moto),
+        &[
+            "restore",
+            &plan,
+            "--to",
+            data.to_str().unwrap(),
+            "--target-time",
+            &target_text,
+            "--start",
+            "--port",
+            &port,
+        ],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let said = run.stdout;
+    assert!(
+        said.contains("Recovered and promoted in") && said.contains("last replayed transaction 20"),
+        "{said}"
+    );
+    let pitr = Postgres::running_in(dir, port.parse().unwrap());
     let pg_form = target_text.replace('T', " ").replace('Z', "+00");
     assert!(
         said.contains(&format!("recovery_target_time = '{pg_form}'")),

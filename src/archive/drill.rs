@@ -115,7 +115,7 @@ async fn stages(
         region: request.region,
         backup,
         target: request.target.clone(),
-        dir: &scratch.data(),
+        dir: &scratch.server.data,
         pgdr: &request.pgdr,
         extra_settings: &[],
         progress: request.progress,
@@ -126,7 +126,7 @@ async fn stages(
     report.restore_seconds = unpacked.seconds;
     report.restored_bytes = unpacked.bytes;
     // A Debian-style cluster keeps postgresql.conf outside the data folder.
-    let conf = scratch.data().join("postgresql.conf");
+    let conf = scratch.server.data.join("postgresql.conf");
     if !conf.exists() {
         std::fs::write(
             &conf,
@@ -137,10 +137,13 @@ async fn stages(
 
     let recovering = Instant::now();
     scratch.start().map_err(|e| e.to_string())?;
-    let info = Conninfo::parse(&scratch.conninfo(&request.user, &request.dbname))
+    let info = Conninfo::parse(&scratch.server.conninfo(&request.user, &request.dbname))
         .map_err(|e| format!("the restored server's conninfo: {e}"))?;
     let env = PgEnv::default();
-    let pg = wait_promoted(scratch, &info, &env, recovery_limit(&request.objectives)).await?;
+    let pg = scratch
+        .server
+        .wait_promoted(&info, &env, recovery_limit(&request.objectives))
+        .await?;
     report.recovery_seconds = recovering.elapsed().as_secs_f64();
     report.checks.push(CheckResult {
         name: "recovered".into(),
@@ -197,49 +200,8 @@ async fn stages(
 
 /// How long recovery may take before the drill gives up: three times the RTO
 /// objective, at least ten minutes.
-pub(super) fn recovery_limit(objectives: &Objectives) -> Duration {
+pub fn recovery_limit(objectives: &Objectives) -> Duration {
     Duration::from_secs((objectives.rto_seconds * 3).max(600))
-}
-
-/// Polls until the restored server accepts connections and has left recovery.
-async fn wait_promoted(
-    scratch: &Scratch,
-    info: &Conninfo,
-    env: &PgEnv,
-    limit: Duration,
-) -> StepResult<tokio_postgres::Client> {
-    let deadline = Instant::now() + limit;
-    let started = Instant::now();
-    let mut seen_running = false;
-    let mut last;
-    loop {
-        // pg_ctl returns before the server writes postmaster.pid: a server is
-        // dead when its pid file went away, or never came within 30 s.
-        let running = scratch.data().join("postmaster.pid").exists();
-        seen_running |= running;
-        if !running && (seen_running || started.elapsed() > Duration::from_secs(30)) {
-            return Err(format!(
-                "the restored server stopped during recovery{}",
-                scratch.log_tail()
-            ));
-        }
-        match postgres::connect("restored", info, env).await {
-            Ok(pg) => match pg.query_one("SELECT pg_is_in_recovery()", &[]).await {
-                Ok(row) if !row.get::<_, bool>(0) => return Ok(pg),
-                Ok(_) => last = "still in recovery".into(),
-                Err(e) => last = postgres::error_text(&e),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "the restored server had not finished recovery after {}s ({last}){}",
-                limit.as_secs(),
-                scratch.log_tail()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 pub(super) async fn databases_check(pg: &tokio_postgres::Client, source: &[String]) -> CheckResult {
@@ -281,13 +243,18 @@ pub(super) async fn databases_check(pg: &tokio_postgres::Client, source: &[Strin
 
 /// pg_amcheck over every database: heap and B-tree index corruption.
 async fn amcheck(scratch: &Scratch, user: &str) -> CheckResult {
-    let program = scratch.bin("pg_amcheck");
+    let program = scratch.server.bin("pg_amcheck");
     let mut command = std::process::Command::new(&program);
     command
         .args(["--all", "--install-missing", "--jobs", "2"])
         .arg("--host")
         .arg(&scratch.dir)
-        .args(["--port", &scratch.port.to_string(), "--username", user])
+        .args([
+            "--port",
+            &scratch.server.port.to_string(),
+            "--username",
+            user,
+        ])
         .stdin(std::process::Stdio::null());
     let name = "pg_amcheck".to_string();
     let output = tokio::task::spawn_blocking(move || command.output())

@@ -9,9 +9,13 @@
 
 use super::restore;
 use super::ArchiveError;
+use crate::providers::postgres;
+use crate::settings::PgEnv;
+use crate::spec::Conninfo;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Marks a scratch folder kept by `--keep`: the next drill does not remove it.
 pub const KEPT: &str = "pgdr-drill-kept";
@@ -19,13 +23,22 @@ pub const KEPT: &str = "pgdr-drill-kept";
 /// folder only, so nobody else on the machine reaches the restored data.
 const HBA: &str = "pgdr_hba.conf";
 
-pub struct Scratch {
-    pub dir: PathBuf,
+/// A server pgdr starts from a restored folder: the binaries of its major
+/// version, as `postgres` when pgdr runs as root, its socket in `socket_dir`.
+pub struct Server {
+    pub data: PathBuf,
+    pub log: PathBuf,
+    pub socket_dir: PathBuf,
     pub port: u16,
     bin: PathBuf,
-    /// The server runs as this user (`postgres` when pgdr runs as root).
     run_as: Option<String>,
     owner: Option<(u32, u32)>,
+}
+
+/// A drill's private folder `<root>/<cluster>-drill-<ts>` and its server.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub server: Server,
 }
 
 /// Where PostgreSQL `major`'s binaries are (Debian's layout), if installed.
@@ -48,7 +61,7 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-fn free_port() -> Result<u16, ArchiveError> {
+pub fn free_port() -> Result<u16, ArchiveError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -117,60 +130,44 @@ pub fn clean_leftovers(root: &Path, cluster: &str) -> Result<Vec<PathBuf>, Archi
     Ok(removed)
 }
 
-impl Scratch {
-    /// A new private folder `root/<cluster>-drill-<ts>` for PostgreSQL `major`.
-    pub fn create(root: &Path, cluster: &str, ts: &str, major: u32) -> Result<Self, ArchiveError> {
+impl Server {
+    /// A server for the restored folder `data` of PostgreSQL `major`.
+    pub fn new(
+        data: &Path,
+        log: &Path,
+        socket_dir: &Path,
+        port: u16,
+        major: u32,
+    ) -> Result<Self, ArchiveError> {
         let bin = bin_dir(major).ok_or_else(|| {
             ArchiveError::Failed(format!(
-                "PostgreSQL {major} is not installed here (no /usr/lib/postgresql/{major}/bin/pg_ctl); a drill starts the backup with the binaries of its major version. Install postgresql-{major}"
+                "PostgreSQL {major} is not installed here (no /usr/lib/postgresql/{major}/bin/pg_ctl); the backup starts only with the binaries of its major version. Install postgresql-{major}"
             ))
         })?;
         let (run_as, owner) = if is_root() {
             let ids = user_ids("postgres").ok_or_else(|| {
-                ArchiveError::Failed("pgdr runs as root, and PostgreSQL refuses to; a drill runs the server as `postgres`, but there is no such user".into())
+                ArchiveError::Failed("pgdr runs as root, and PostgreSQL refuses to; the server would run as `postgres`, but there is no such user".into())
             })?;
             (Some("postgres".to_string()), Some(ids))
         } else {
             (None, None)
         };
-        if !root.exists() {
-            // Like /tmp: every user may make a folder in it, and remove only their own.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::create_dir_all(root).map_err(|e| ArchiveError::io(root, e))?;
-            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o1777))
-                .map_err(|e| ArchiveError::io(root, e))?;
-        }
-        let dir = root.join(format!("{cluster}-drill-{ts}"));
-        std::fs::create_dir(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| ArchiveError::io(&dir, e))?;
-        }
-        std::fs::write(dir.join(HBA), "local all all trust\n")
-            .map_err(|e| ArchiveError::io(&dir, e))?;
-        Ok(Scratch {
-            dir,
-            port: free_port()?,
+        Ok(Server {
+            data: data.to_path_buf(),
+            log: log.to_path_buf(),
+            socket_dir: socket_dir.to_path_buf(),
+            port,
             bin,
             run_as,
             owner,
         })
     }
 
-    pub fn data(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    pub fn log(&self) -> PathBuf {
-        self.dir.join("server.log")
-    }
-
-    /// The conninfo of the restored server: its socket, as `user`.
+    /// The conninfo of the server: its socket, as `user`.
     pub fn conninfo(&self, user: &str, dbname: &str) -> String {
         format!(
             "host={} port={} user={user} dbname={dbname} sslmode=disable connect_timeout=5",
-            self.dir.display(),
+            self.socket_dir.display(),
             self.port
         )
     }
@@ -179,24 +176,19 @@ impl Scratch {
         self.bin.join(program)
     }
 
-    /// Starts the restored server without waiting (recovery runs first): its
-    /// archiving off (a drill never writes into the archive), no synchronous
-    /// standbys to wait for, reachable on the private socket only.
-    pub fn start(&self) -> Result<(), ArchiveError> {
-        if let Some(owner) = self.owner {
-            restore::chown_tree(&self.dir, owner)?;
-        }
+    /// Starts the server without waiting (recovery runs first), with `options`
+    /// for `postgres` (`-c name=value ...`) after its port and socket.
+    pub fn start(&self, options: &str) -> Result<(), ArchiveError> {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c synchronous_standby_names= -c hot_standby=on",
+            "-p {} -k {} {options}",
             self.port,
-            self.dir.display(),
-            self.dir.join(HBA).display()
+            self.socket_dir.display()
         );
         let status = as_user(self.run_as.as_deref(), &self.bin("pg_ctl"))
             .arg("-D")
-            .arg(self.data())
+            .arg(&self.data)
             .arg("-l")
-            .arg(self.log())
+            .arg(&self.log)
             .args(["-W", "-o", &options, "start"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -213,9 +205,17 @@ impl Scratch {
         Ok(())
     }
 
+    /// Hands `dir` to the server's user (when pgdr runs as root).
+    pub fn adopt(&self, dir: &Path) -> Result<(), ArchiveError> {
+        match self.owner {
+            Some(owner) => restore::chown_tree(dir, owner),
+            None => Ok(()),
+        }
+    }
+
     /// The server's last error and last lines of its log, for error messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log()).unwrap_or_default();
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let mut shown: Vec<&str> = lines
             .iter()
@@ -228,12 +228,99 @@ impl Scratch {
         if shown.is_empty() {
             String::new()
         } else {
-            format!(
-                "; its log ({}):\n  {}",
-                self.log().display(),
-                shown.join("\n  ")
-            )
+            format!("; its log ends:\n  {}", shown.join("\n  "))
         }
+    }
+
+    /// Polls until the server accepts connections and has left recovery.
+    pub async fn wait_promoted(
+        &self,
+        info: &Conninfo,
+        env: &PgEnv,
+        limit: Duration,
+    ) -> Result<tokio_postgres::Client, String> {
+        let deadline = Instant::now() + limit;
+        let started = Instant::now();
+        let mut seen_running = false;
+        let mut last;
+        loop {
+            // pg_ctl returns before the server writes postmaster.pid: a server is
+            // dead when its pid file went away, or never came within 30 s.
+            let running = self.data.join("postmaster.pid").exists();
+            seen_running |= running;
+            if !running && (seen_running || started.elapsed() > Duration::from_secs(30)) {
+                return Err(format!(
+                    "the restored server stopped during recovery{}",
+                    self.log_tail()
+                ));
+            }
+            match postgres::connect("restored", info, env).await {
+                Ok(pg) => match pg.query_one("SELECT pg_is_in_recovery()", &[]).await {
+                    Ok(row) if !row.get::<_, bool>(0) => return Ok(pg),
+                    Ok(_) => last = "still in recovery".into(),
+                    Err(e) => last = postgres::error_text(&e),
+                },
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the restored server had not finished recovery after {}s ({last}){}",
+                    limit.as_secs(),
+                    self.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Writes `hba` in `dir`: the Unix socket (in a folder only the server's user
+/// may enter) trusted first, then `then` (the restored server's own rules).
+pub fn write_socket_hba(hba: &Path, then: &str) -> Result<(), ArchiveError> {
+    std::fs::write(
+        hba,
+        format!("# written by pgdr: its own socket first\nlocal all all trust\n{then}"),
+    )
+    .map_err(|e| ArchiveError::io(hba, e))
+}
+
+impl Scratch {
+    /// A new private folder `root/<cluster>-drill-<ts>` for PostgreSQL `major`.
+    pub fn create(root: &Path, cluster: &str, ts: &str, major: u32) -> Result<Self, ArchiveError> {
+        if !root.exists() {
+            // Like /tmp: every user may make a folder in it, and remove only their own.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(root).map_err(|e| ArchiveError::io(root, e))?;
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o1777))
+                .map_err(|e| ArchiveError::io(root, e))?;
+        }
+        let dir = root.join(format!("{cluster}-drill-{ts}"));
+        let server = Server::new(
+            &dir.join("data"),
+            &dir.join("server.log"),
+            &dir,
+            free_port()?,
+            major,
+        )?;
+        std::fs::create_dir(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| ArchiveError::io(&dir, e))?;
+        }
+        write_socket_hba(&dir.join(HBA), "")?;
+        Ok(Scratch { dir, server })
+    }
+
+    /// Starts the restored server: archiving off (a drill never writes into
+    /// the archive), no synchronous standbys to wait for, reachable on the
+    /// private socket only.
+    pub fn start(&self) -> Result<(), ArchiveError> {
+        self.server.adopt(&self.dir)?;
+        self.server.start(&format!(
+            "-c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c synchronous_standby_names= -c hot_standby=on",
+            self.dir.join(HBA).display()
+        ))
     }
 
     /// Leaves the folder (and the running server) for inspection.
@@ -244,6 +331,10 @@ impl Scratch {
 
     /// Stops the server and removes the folder.
     pub fn remove(&self) -> Result<(), ArchiveError> {
-        remove(&self.dir, Some(&self.bin), self.run_as.as_deref())
+        remove(
+            &self.dir,
+            Some(&self.server.bin),
+            self.server.run_as.as_deref(),
+        )
     }
 }

@@ -4,10 +4,13 @@
 
 use super::{archive_of, load_cluster, out, Outcome};
 use crate::archive::catalog;
+use crate::archive::drill::recovery_limit;
 use crate::archive::restore::{self, RestoreRequest, Target};
+use crate::archive::scratch::{self, Server};
 use crate::cli::RestoreArgs;
 use crate::providers::Systems;
 use crate::render::human::bytes;
+use crate::settings::PgEnv;
 use crate::settings::Settings;
 use crate::spec::DEFAULT_S3_REGION;
 use crate::state::wal::Lsn;
@@ -133,11 +136,83 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     for (name, value) in restore::recovery_settings(&request) {
         text.push_str(&format!("  {name} = '{value}'\n"));
     }
+    if !args.start {
+        text.push_str(&format!(
+            "Start it with: pg_ctl -D {} start   (PostgreSQL {} binaries), or restore with --start.\nIt replays the WAL, then promotes; `SELECT pg_last_xact_replay_timestamp()` shows the last transaction it replayed.\n",
+            args.to.display(),
+            b.pg_version / 10000
+        ));
+    }
     text.push_str(&format!(
-        "Start it with: pg_ctl -D {} start   (PostgreSQL {} binaries)\nIt replays the WAL, then promotes; `SELECT pg_last_xact_replay_timestamp()` shows the last transaction it replayed.\nIts archive_command is the backup's: once promoted it archives its new timeline into {url}; add `-o \"-c archive_mode=off\"` to keep it out of the archive.\n",
-        args.to.display(),
-        b.pg_version / 10000
+        "Its archive_command is the backup's: once promoted it archives its new timeline into {url}; add `-o \"-c archive_mode=off\"` to keep it out of the archive.\n"
     ));
     out(&text)?;
+    if args.start {
+        let started = start(args, &desired, b).await?;
+        out(&started)?;
+    }
     Ok(Outcome::Clean)
+}
+
+/// `--start`: starts the restored folder, waits until it promoted, and says
+/// what it recovered. The server's socket is in the folder (only its user may
+/// enter it) and trusted first, before the folder's own pg_hba.conf rules.
+async fn start(
+    args: &RestoreArgs,
+    desired: &crate::spec::Desired,
+    backup: &crate::state::archive::BackupEntry,
+) -> anyhow::Result<String> {
+    let dir = &args.to;
+    let port = match args.port {
+        Some(p) => p,
+        None => scratch::free_port()?,
+    };
+    let server = Server::new(
+        dir,
+        &dir.join("pgdr-start.log"),
+        dir,
+        port,
+        backup.pg_version / 10_000,
+    )?;
+    let conf = dir.join("postgresql.conf");
+    if !conf.exists() {
+        // A Debian-style source keeps its configuration outside the folder.
+        std::fs::write(&conf, "# written by pgdr restore --start\n")?;
+    }
+    let own_rules = std::fs::read_to_string(dir.join("pg_hba.conf")).unwrap_or_default();
+    let hba = dir.join("pgdr_hba.conf");
+    scratch::write_socket_hba(&hba, &own_rules)?;
+    server.adopt(dir)?;
+    let clock = std::time::Instant::now();
+    server.start(&format!("-c hba_file={}", hba.display()))?;
+    let primary = desired.plan.primary.postgres.as_ref();
+    let info = crate::spec::Conninfo::parse(&server.conninfo(
+        primary.and_then(|i| i.get("user")).unwrap_or("postgres"),
+        primary.and_then(|i| i.get("dbname")).unwrap_or("postgres"),
+    ))
+    .map_err(|e| anyhow!("the restored server's conninfo: {e}"))?;
+    let objectives = crate::state::drill::Objectives {
+        rpo_seconds: desired.plan.objectives.rpo.as_secs(),
+        rto_seconds: desired.plan.objectives.rto.as_secs(),
+    };
+    let pg = server
+        .wait_promoted(&info, &PgEnv::default(), recovery_limit(&objectives))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let row = pg
+        .query_one(
+            "SELECT coalesce(pg_last_xact_replay_timestamp()::text, 'none (the data is as of the backup''s end)'), pg_last_wal_replay_lsn()::text",
+            &[],
+        )
+        .await
+        .map_err(|e| anyhow!("reading what recovery replayed: {}", crate::providers::postgres::error_text(&e)))?;
+    Ok(format!(
+        "Recovered and promoted in {:.1}s: last replayed transaction {} (WAL {}).\nRunning on port {port} (socket in {}, log {}); stop it with pg_ctl -D {} stop.\n",
+        clock.elapsed().as_secs_f64(),
+        row.get::<_, String>(0),
+        row.get::<_, Option<String>>(1).unwrap_or_default(),
+        dir.display(),
+        dir.join("pgdr-start.log").display(),
+        dir.display()
+    ))
 }

@@ -238,6 +238,16 @@ impl Postgres {
         Postgres { dir, port, envs }
     }
 
+    /// A server someone else started from `dir/pg/data` on `port` (pgdr
+    /// restore --start): stopped when dropped, like the others.
+    pub fn running_in(dir: tempfile::TempDir, port: u16) -> Self {
+        Postgres {
+            dir,
+            port,
+            envs: Vec::new(),
+        }
+    }
+
     /// The server's log (pg_ctl -l), where archive_command's stderr goes.
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pg/server.log")).unwrap_or_default()
