@@ -58,7 +58,7 @@ pgdr_log "pgdr drill (RTO as reported vs wall time from outside)"
 T=$(now)
 "$PGDR" drill "$WORK/bench.yaml" --format json >"$WORK/drill.json" 2>"$WORK/drill.err" || true
 DRILL_WALL=$(elapsed "$T")
-read -r DRILL_OK DRILL_RTO DRILL_RESTORE DRILL_RECOVERY < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ok"], r["rto_seconds"], round(r["restore_seconds"],2), round(r["recovery_seconds"],2))' "$WORK/drill.json")
+read -r DRILL_OK DRILL_RTO DRILL_RESTORE DRILL_RECOVERY < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["ok"], round(r["rto_seconds"] or 0, 2), round(r["restore_seconds"],2), round(r["recovery_seconds"],2))' "$WORK/drill.json")
 
 mb() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1048576 / s }'; }
