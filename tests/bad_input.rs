@@ -63,6 +63,8 @@ fn corpus() -> Vec<(&'static str, String, &'static str, Vec<&'static str>)> {
         ("record outside zone", GOOD.replace("record: primary.db.internal.", "record: primary.example.com."), ":26:3", vec!["endpoint.record", "not inside hosted zone"]),
         ("unknown conninfo option", GOOD.replace("user=dr_admin dbname", "usr=dr_admin dbname"), ":10:13", vec!["unknown connection option `usr`"]),
         ("setting name", GOOD.replace("  archive_timeout: 60s", "  Archive-Timeout: 60s"), ":12:3", vec!["settings.Archive-Timeout", "not a server setting name"]),
+        ("bad drill target", format!("{GOOD}drill:\n  every: 7d\n  target: yesterday\n"), ":33:3", vec!["drill.target", "not a drill target", "`latest`"]),
+        ("duplicate drill check", format!("{GOOD}drill:\n  every: 7d\n  checks:\n    - name: a\n      sql: select true\n    - name: a\n      sql: select false\n"), ":36:7", vec!["drill.checks[1].name", "names two checks"]),
     ]
 }
 
