@@ -33,12 +33,16 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     let env = &systems.pg;
     let primary_names = setting_names(desired, true);
     let standby_names = setting_names(desired, false);
+    // A primary that cannot be read is reported, and the standbys, the
+    // bucket, the endpoint and the network are still read: that moment (the
+    // primary lost) is when the rest matters most.
     let primary = async {
         match &plan.primary.postgres {
-            Some(info) => postgres::observe("primary", info, env, &primary_names)
-                .await
-                .map(Some),
-            None => Ok(None),
+            Some(info) => match postgres::observe("primary", info, env, &primary_names).await {
+                Ok(live) => (Some(live), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+            None => (None, None),
         }
     };
     let standbys = futures_util::future::join_all(plan.standbys.iter().filter_map(|s| {
@@ -110,8 +114,10 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     let (primary, standbys, archive, endpoint, network, rds_state) =
         tokio::join!(primary, standbys, archive, endpoint, network, rds_state);
     let (archive, archive_content) = archive?;
+    let (primary, primary_error) = primary;
     Ok(Live {
-        primary: primary?,
+        primary,
+        primary_error,
         standbys: standbys.into_iter().collect(),
         archive,
         archive_content,

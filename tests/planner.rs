@@ -143,6 +143,7 @@ fn drifted_postgres() -> PgLive {
                 replay_lag_bytes: Some(4096),
             }],
             receiver: None,
+            replay: None,
         },
     }
 }

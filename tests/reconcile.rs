@@ -543,12 +543,28 @@ fn one_unreachable_cluster_is_reported_without_hiding_the_others_and_nothing_is_
     write_plan(fleet.path(), "dead.yaml", &dead);
     let folder = fleet.path().to_str().unwrap();
 
+    // A primary that cannot be reached is a problem of its cluster (issue 10:
+    // the rest is still read), and that cluster plans no change.
     let plan = pgdr(Some(&moto), &["plan", folder, "--format", "json"]);
-    assert_eq!(plan.code, 1);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
     let json = plan.json();
     assert!(addresses(&json).contains(&"s3.wal-good".to_string()));
-    assert_eq!(json["errors"][0]["cluster"], json!("dead"));
-    assert!(json["errors"][0]["message"]
+    assert!(
+        json["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["cluster"] != json!("dead")),
+        "{}",
+        plan.stdout
+    );
+    let dead_problem = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["cluster"] == json!("dead") && p["address"] == json!("postgres.primary"))
+        .expect("the dead primary is a problem");
+    assert!(dead_problem["message"]
         .as_str()
         .unwrap()
         .contains("cannot connect"));
@@ -561,7 +577,12 @@ fn one_unreachable_cluster_is_reported_without_hiding_the_others_and_nothing_is_
             "--auto-approve",
         ],
     );
-    assert_eq!(apply.code, 1);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(
+        apply.stdout.contains("Nothing to apply."),
+        "{}",
+        apply.stdout
+    );
     assert!(
         moto.aws(&["s3api", "head-bucket", "--bucket", "wal-dead"])
             .is_err(),
@@ -649,14 +670,17 @@ fn an_unreachable_server_fails_in_seconds_naming_it() {
     // connect_timeout=2: pgdr gives up after 3 s. The bound is generous for a
     // loaded machine, and far below a hang (the harness kills pgdr at 120 s).
     let started = std::time::Instant::now();
-    let run = pgdr(None, &["plan", file.to_str().unwrap()]);
+    let run = pgdr(
+        None,
+        &["plan", file.to_str().unwrap(), "--detailed-exitcode"],
+    );
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
     assert!(
         took >= std::time::Duration::from_secs(2),
         "gave up before the timeout: {took:?}"
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "a lost primary is a problem: {}", run.stdout);
     assert!(
         run.stdout.contains(&format!("127.0.0.1:{port}")),
         "{}",
@@ -673,13 +697,16 @@ fn an_unreachable_server_fails_in_seconds_naming_it() {
     )
     .unwrap();
     let started = std::time::Instant::now();
-    let run = pgdr(None, &["plan", file.to_str().unwrap()]);
+    let run = pgdr(
+        None,
+        &["plan", file.to_str().unwrap(), "--detailed-exitcode"],
+    );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(15),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 2, "a lost primary is a problem: {}", run.stdout);
     assert!(
         run.stdout.contains(&format!(
             "postgres.primary (127.0.0.1:{refused_port}): cannot connect"

@@ -340,3 +340,85 @@ fn lib_chown(pg: &Postgres) {
     );
     assert!(out.status.success());
 }
+
+/// The primary lost (stopped with -m immediate): `plan` still reads the
+/// standby, the bucket and the endpoint, says which standby could be promoted
+/// and how far it replayed, and where the endpoint points; apply moves nothing.
+/// Once the standby is promoted, plan says it accepts writes.
+#[test]
+fn with_the_primary_lost_plan_still_reads_everything_else() {
+    let primary = Postgres::start();
+    let standby = Postgres::standby_of(&primary, "pair_b");
+    let moto = Moto::start();
+    moto.create_zone("db.internal.");
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_text(&primary, &standby, "30s").replace("cluster: pair", "cluster: pair-lost")
+        + "aws:\n  region: us-east-1\narchive:\n  bucket: lost-wal\n  prefix: pair/\n  archiver: external\nendpoint:\n  hosted_zone: db.internal.\n  record: primary.db.internal.\n  ttl: 30s\n";
+    let file = write_plan(dir.path(), "pair.yaml", &text);
+    let file = file.to_str().unwrap();
+    let applied = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    primary.psql("CREATE TABLE t AS SELECT 1 AS id");
+    let zone = moto.zone_id("db.internal.");
+    let records = endpoint_records(&moto, &zone);
+    assert_eq!(records.len(), 1, "{records:?}");
+
+    primary.pg_ctl("-m immediate stop");
+    let lost = pgdr(
+        Some(&moto),
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(
+        lost.code, 2,
+        "a lost primary is a problem, not a failure to plan: {}\n{}",
+        lost.stdout, lost.stderr
+    );
+    let json = lost.json();
+    let message = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == "postgres.primary")
+        .expect("a problem at postgres.primary")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("the primary cannot be reached")
+            && message.contains("standbys that could be promoted: pair-b (replayed to 0/")
+            && message.contains("the endpoint primary.db.internal. points at 127.0.0.1")
+            && message.contains("never moves the endpoint by itself"),
+        "{message}"
+    );
+    assert!(
+        addresses(&json)
+            .iter()
+            .all(|a| !a.starts_with("route53.") && !a.starts_with("postgres.primary")),
+        "nothing that depends on the primary is planned: {}",
+        lost.stdout
+    );
+    let writes = moto.writes();
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        moto.writes(),
+        writes,
+        "apply moves nothing while the primary is lost"
+    );
+    assert_eq!(endpoint_records(&moto, &zone), records);
+
+    standby.pg_ctl("promote");
+    assert_eq!(standby.wait_for("SELECT pg_is_in_recovery()", "f"), "f");
+    let failed_over = pgdr(Some(&moto), &["plan", file, "--format", "json"]);
+    assert_eq!(failed_over.code, 0, "{}", failed_over.stderr);
+    assert!(
+        failed_over.stdout.contains("the primary cannot be reached")
+            && failed_over
+                .stdout
+                .contains("standby pair-b accepts writes: a failover happened"),
+        "{}",
+        failed_over.stdout
+    );
+    let status = pgdr(Some(&moto), &["status", file, "--format", "json"]);
+    assert_eq!(status.json()["clusters"][0]["primary"], "standby pair-b");
+}

@@ -234,6 +234,19 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     if let Some(Ok(content)) = &live.archive_content {
         drill::plan_drills(desired, content, &mut plan);
     }
+    if live.primary_error.is_some() && !plan.changes.is_empty() {
+        // The primary is lost: what is read is reported, but nothing is
+        // changed until it answers again or a failover makes another primary.
+        plan.notes.push(Note {
+            cluster: plan.cluster.clone(),
+            address: "postgres.primary".into(),
+            message: format!(
+                "{} change(s) held back while the primary cannot be reached; they are planned again once it answers",
+                plan.changes.len()
+            ),
+        });
+        plan.changes.clear();
+    }
     what_is_not_checked(desired, &mut plan);
     plan
 }

@@ -25,6 +25,72 @@ fn pg_op(server: &Server, write: PgWrite) -> Option<Op> {
     }))
 }
 
+/// The primary cannot be reached and nothing accepts writes: what could be
+/// promoted, how far each standby got, and where the endpoint points. Nothing
+/// that depends on the primary is planned, and the endpoint is never moved.
+fn lost_primary(desired: &Desired, live: &Live) -> String {
+    let mut candidates = Vec::new();
+    let mut down = Vec::new();
+    for standby in &desired.plan.standbys {
+        let name = standby.name.as_str();
+        match live.standbys.get(name).and_then(|s| s.live.as_ref()) {
+            Some(pg) => {
+                let replay = pg.health.replay.clone().unwrap_or_default();
+                candidates.push(format!(
+                    "{name} (replayed to {}, last transaction {}{})",
+                    replay.lsn.as_deref().unwrap_or("?"),
+                    replay
+                        .last_transaction
+                        .as_deref()
+                        .unwrap_or("none replayed"),
+                    replay
+                        .age_seconds
+                        .map(|a| format!(", {a:.0}s ago"))
+                        .unwrap_or_default()
+                ));
+            }
+            None if standby.postgres.is_some() => down.push(name.to_string()),
+            None => {}
+        }
+    }
+    let mut text = format!(
+        "the primary cannot be reached ({}) and nothing accepts writes",
+        live.primary_error
+            .as_deref()
+            .unwrap_or("unknown")
+            .replace('\n', "; ")
+    );
+    if candidates.is_empty() {
+        text.push_str("; no standby could be read, so none can be promoted from here");
+    } else {
+        text.push_str(&format!(
+            "; standbys that could be promoted: {}",
+            candidates.join("; ")
+        ));
+    }
+    if !down.is_empty() {
+        text.push_str(&format!("; unreachable too: {}", down.join(", ")));
+    }
+    text.push_str(&endpoint_points(desired, live));
+    text.push_str(". pgdr changes nothing while the primary is lost and never moves the endpoint by itself: bring the primary back, or promote the standby you choose (SELECT pg_promote()) and make it the plan file's primary");
+    text
+}
+
+/// `; the endpoint R points at V`, when the plan has one and it was read.
+fn endpoint_points(desired: &Desired, live: &Live) -> String {
+    match (&desired.plan.endpoint, &live.endpoint) {
+        (Some(endpoint), Some(seen)) => match &seen.record {
+            Some(record) => format!(
+                "; the endpoint {} points at {}",
+                endpoint.record,
+                record.values.join(", ")
+            ),
+            None => format!("; the endpoint {} has no record", endpoint.record),
+        },
+        _ => String::new(),
+    }
+}
+
 pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
     let roles = roles(live);
     match &roles {
@@ -39,7 +105,20 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
         Roles::FailedOver(servers) => problem(
             plan,
             "postgres.primary",
-            format!("the primary is in recovery and {} accepts writes: a failover happened. Update the plan file (primary.postgres and standbys) to the new roles; until then pgdr changes nothing that depends on roles (slots, synchronous_standby_names)", servers.join(", ")),
+            format!(
+                "{} and {} accepts writes: a failover happened. Update the plan file (primary.postgres and standbys) to the new roles; until then pgdr changes nothing that depends on roles (slots, synchronous_standby_names){}",
+                match &live.primary_error {
+                    Some(e) => format!("the primary cannot be reached ({})", e.replace('\n', "; ")),
+                    None => "the primary is in recovery".to_string(),
+                },
+                servers.join(", "),
+                endpoint_points(desired, live)
+            ),
+        ),
+        Roles::NoWritable if live.primary_error.is_some() => problem(
+            plan,
+            "postgres.primary",
+            lost_primary(desired, live),
         ),
         Roles::NoWritable if live.primary.is_some() => problem(
             plan,

@@ -7,7 +7,9 @@ use super::tls::{self, Verify};
 use super::ProviderError;
 use crate::settings::PgEnv;
 use crate::spec::Conninfo;
-use crate::state::postgres::{Archiver, LiveSetting, PgHealth, PgLive, Replication, SlotHealth};
+use crate::state::postgres::{
+    Archiver, LiveSetting, PgHealth, PgLive, Replay, Replication, SlotHealth,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -268,7 +270,10 @@ pub async fn observe(
     let started = std::time::Instant::now();
     let names: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&setting_names];
     let basics = client.query_one(
-        "SELECT current_setting('server_version_num')::int, pg_is_in_recovery()",
+        "SELECT current_setting('server_version_num')::int, pg_is_in_recovery(),
+                pg_last_wal_replay_lsn()::text,
+                to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC',
+                extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8",
         &[],
     );
     let settings = client.query(
@@ -361,6 +366,11 @@ pub async fn observe(
                 })
                 .collect(),
             receiver: receiver.map(|row| row.get(0)),
+            replay: basics.get::<_, bool>(1).then(|| Replay {
+                lsn: basics.get(2),
+                last_transaction: basics.get(3),
+                age_seconds: basics.get(4),
+            }),
             ..PgHealth::default()
         },
     };

@@ -26,6 +26,10 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Live {
     pub primary: Option<PgLive>,
+    /// Why the primary could not be read, when it could not: a lost primary is
+    /// a problem to report, not a reason to stop reading the rest.
+    #[serde(skip)]
+    pub primary_error: Option<String>,
     /// Self-managed standbys by name.
     pub standbys: BTreeMap<String, StandbyLive>,
     pub archive: Option<S3Live>,

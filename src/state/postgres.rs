@@ -33,6 +33,19 @@ pub struct PgHealth {
     pub replication: Vec<Replication>,
     /// This server's WAL receiver status, if it runs one (`pg_stat_wal_receiver`).
     pub receiver: Option<String>,
+    /// On a server in recovery: how far it has replayed.
+    pub replay: Option<Replay>,
+}
+
+/// How far a server in recovery has replayed, by its own account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replay {
+    /// `pg_last_wal_replay_lsn()`.
+    pub lsn: Option<String>,
+    /// The last replayed transaction's commit time (`YYYY-MM-DD HH:MM:SS UTC`).
+    pub last_transaction: Option<String>,
+    /// Seconds since then.
+    pub age_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
