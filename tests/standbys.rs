@@ -422,3 +422,93 @@ fn with_the_primary_lost_plan_still_reads_everything_else() {
     let status = pgdr(Some(&moto), &["status", file, "--format", "json"]);
     assert_eq!(status.json()["clusters"][0]["primary"], "standby pair-b");
 }
+
+/// Failover readiness, caught while the primary is still here: a logical slot
+/// a failover would lose, the plan's login role with a password about to
+/// expire, and a standby whose max_connections fell below the primary's.
+#[test]
+fn what_would_break_a_failover_is_reported_before_it_happens() {
+    let primary = Postgres::start_with("wal_level = logical\n");
+    let standby = Postgres::standby_of(&primary, "pair_b");
+    primary.psql(
+        "CREATE ROLE dr_admin LOGIN SUPERUSER PASSWORD 'not-a-real-secret' VALID UNTIL 'infinity'",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan_text(&primary, &standby, "30s")
+        .replace("cluster: pair", "cluster: pair-ready")
+        .replacen("user=postgres", "user=dr_admin", 1);
+    let file = write_plan(dir.path(), "pair.yaml", &text);
+    let file = file.to_str().unwrap();
+    let problems = |run: &common::Run| -> Vec<String> {
+        run.json()["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p["address"].as_str().unwrap(),
+                    p["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let readiness = |all: Vec<String>| -> Vec<String> {
+        all.into_iter()
+            .filter(|p| {
+                p.contains("exists only on the primary")
+                    || p.contains("the password of")
+                    || p.contains("on the primary: a hot standby")
+            })
+            .collect()
+    };
+    let before = pgdr(None, &["plan", file, "--format", "json"]);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert!(
+        readiness(problems(&before)).is_empty(),
+        "{:?}",
+        problems(&before)
+    );
+
+    primary.psql("SELECT pg_create_logical_replication_slot('cdc', 'pgoutput')");
+    // VALID UNTIL takes a literal only: compute it first.
+    let in_3_days = primary.psql("SELECT (now() + interval '3 days 1 hour')::text");
+    primary.psql(&format!("ALTER ROLE dr_admin VALID UNTIL '{in_3_days}'"));
+    primary.psql("ALTER SYSTEM SET max_connections = 150");
+    primary.restart();
+    // The standby replays the parameter change and pauses (PostgreSQL 14+).
+    standby.wait_for(
+        "SELECT pg_get_wal_replay_pause_state() <> 'not paused'",
+        "t",
+    );
+    let after = pgdr(None, &["plan", file, "--format", "json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    let found = readiness(problems(&after));
+    assert_eq!(found.len(), 3, "{found:#?}");
+    let has = |start: &str, also: &str| {
+        found
+            .iter()
+            .any(|p| p.starts_with(start) && p.contains(also))
+    };
+    assert!(
+        has(
+            "postgres.primary: the password of `dr_admin`",
+            "expires in 3.0 days"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has(
+            "postgres.primary.slot.cdc: logical slot `cdc` exists only on the primary",
+            "before 17"
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        has(
+            "postgres.standby.pair-b: max_connections is 100 on standby `pair-b` but 150 on the primary",
+            "Set max_connections: 150"
+        ),
+        "{found:#?}"
+    );
+}

@@ -12,6 +12,7 @@ pub mod guc;
 pub mod op;
 pub mod postgres;
 pub mod rds;
+pub mod readiness;
 pub mod route53;
 pub mod s3;
 pub mod saved;
@@ -204,6 +205,7 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
         file_sha256: desired.text_sha256.clone(),
     };
     postgres::plan_postgres(desired, live, &mut plan);
+    readiness::plan_failover_readiness(desired, live, &mut plan);
     if matches!(
         crate::state::roles(live),
         crate::state::Roles::SplitBrain(_)

@@ -293,8 +293,10 @@ pub async fn observe(
     let slots = client.query(
         "SELECT slot_name::text, slot_type, active,
                 CASE WHEN restart_lsn IS NULL OR pg_is_in_recovery() THEN NULL
-                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END
-           FROM pg_replication_slots ORDER BY slot_name",
+                     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint END,
+                -- `failover` exists from PostgreSQL 17 on.
+                coalesce((to_jsonb(s) ->> 'failover')::bool, false)
+           FROM pg_replication_slots s ORDER BY slot_name",
         &[],
     );
     let archiver = client.query_one(
@@ -318,7 +320,20 @@ pub async fn observe(
         &[],
     );
     let receiver = client.query_opt("SELECT status FROM pg_stat_wal_receiver", &[]);
-    let (basics, settings, files, slots, archiver, conninfo, replication, receiver) = tokio::join!(
+    // What a failover needs: the settings a standby must match, and login
+    // roles whose password expires within 60 days.
+    let readiness = client.query(
+        "SELECT 's', name, setting::bigint, NULL::float8 FROM pg_settings
+          WHERE name IN ('max_connections', 'max_worker_processes', 'max_wal_senders',
+                         'max_prepared_transactions', 'max_locks_per_transaction')
+         UNION ALL
+         SELECT 'r', rolname::text, NULL, extract(epoch FROM rolvaliduntil - now())::float8
+           FROM pg_roles
+          WHERE rolcanlogin AND rolvaliduntil IS NOT NULL
+            AND rolvaliduntil < now() + interval '60 days'",
+        &[],
+    );
+    let (basics, settings, files, slots, archiver, conninfo, replication, receiver, readiness) = tokio::join!(
         basics,
         settings,
         files,
@@ -326,8 +341,11 @@ pub async fn observe(
         archiver,
         conninfo,
         replication,
-        receiver
+        receiver,
+        readiness
     );
+    let readiness =
+        readiness.map_err(|e| query_error(&sys, "reading settings and roles for failover", &e))?;
     // Reading primary_conninfo needs pg_read_all_settings; without it the
     // application_name is unknown and left alone.
     let conninfo = conninfo.ok();
@@ -353,8 +371,32 @@ pub async fn observe(
         slots: BTreeMap::new(),
         primary_conninfo_readable: conninfo.is_some(),
         primary_conninfo_app: conninfo
+            .as_ref()
             .and_then(|row| application_name_of(&row.get::<_, String>(0))),
         health: PgHealth {
+            conninfo_user: conninfo
+                .as_ref()
+                .and_then(|row| conninfo_key(&row.get::<_, String>(0), "user")),
+            limits: readiness
+                .iter()
+                .filter(|r| r.get::<_, &str>(0) == "s")
+                .map(|r| {
+                    (
+                        r.get::<_, String>(1),
+                        r.get::<_, Option<i64>>(2).unwrap_or(0),
+                    )
+                })
+                .collect(),
+            expiring_roles: readiness
+                .iter()
+                .filter(|r| r.get::<_, &str>(0) == "r")
+                .map(|r| {
+                    (
+                        r.get::<_, String>(1),
+                        r.get::<_, Option<f64>>(3).unwrap_or(0.0),
+                    )
+                })
+                .collect(),
             replication: replication
                 .iter()
                 .map(|row| Replication {
@@ -412,6 +454,7 @@ pub async fn observe(
             slot_type,
             active: row.get(2),
             retained_bytes: row.get(3),
+            failover: row.get(4),
         });
     }
     live.health.archiver = Some(Archiver {
@@ -435,11 +478,16 @@ pub async fn observe(
 
 /// The `application_name` of a primary_conninfo, if it sets one.
 fn application_name_of(primary_conninfo: &str) -> Option<String> {
+    conninfo_key(primary_conninfo, "application_name")
+}
+
+/// One key of a primary_conninfo (never `password`: callers ask for others).
+fn conninfo_key(primary_conninfo: &str, key: &str) -> Option<String> {
     crate::spec::conninfo::split_pairs(primary_conninfo)
         .ok()?
         .into_iter()
         .rev()
-        .find(|(k, _)| k == "application_name")
+        .find(|(k, _)| k == key)
         .map(|(_, v)| v)
 }
 

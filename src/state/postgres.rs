@@ -35,6 +35,14 @@ pub struct PgHealth {
     pub receiver: Option<String>,
     /// On a server in recovery: how far it has replayed.
     pub replay: Option<Replay>,
+    /// The `user` of this server's primary_conninfo (a standby's login on the primary).
+    pub conninfo_user: Option<String>,
+    /// max_connections, max_worker_processes, max_wal_senders,
+    /// max_prepared_transactions, max_locks_per_transaction: a standby must
+    /// have each at least as high as its primary.
+    pub limits: BTreeMap<String, i64>,
+    /// Login roles whose password expires within 60 days, with the seconds left.
+    pub expiring_roles: Vec<(String, f64)>,
 }
 
 /// How far a server in recovery has replayed, by its own account.
@@ -80,6 +88,8 @@ pub struct SlotHealth {
     pub active: bool,
     /// WAL the slot keeps from being recycled, in bytes.
     pub retained_bytes: Option<i64>,
+    /// A logical slot synchronised to standbys (PostgreSQL 17+ `failover`).
+    pub failover: bool,
 }
 
 /// One row of `pg_settings`, as the planner needs it.
