@@ -134,6 +134,7 @@ fn drifted_postgres() -> PgLive {
                 slot_type: "physical".into(),
                 active: false,
                 retained_bytes: Some(3 * 1024 * 1024 * 1024),
+                failover: false,
             }],
             replication: vec![Replication {
                 application_name: "orders-b".into(),
@@ -143,7 +144,7 @@ fn drifted_postgres() -> PgLive {
                 replay_lag_bytes: Some(4096),
             }],
             receiver: None,
-            replay: None,
+            ..PgHealth::default()
         },
     }
 }
