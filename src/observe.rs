@@ -39,10 +39,14 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     let primary = async {
         match &plan.primary.postgres {
             Some(info) => match postgres::observe("primary", info, env, &primary_names).await {
-                Ok(live) => (Some(live), None),
-                Err(e) => (None, Some(e.to_string())),
+                Ok(live) => Ok((Some(live), None)),
+                // Down or cut off: report it and read the rest. A server that
+                // answers and refuses (password, TLS) is a configuration error
+                // of this plan: the cluster cannot be read.
+                Err(e) if e.unreachable => Ok((None, Some(e.to_string()))),
+                Err(e) => Err(e),
             },
-            None => (None, None),
+            None => Ok((None, None)),
         }
     };
     let standbys = futures_util::future::join_all(plan.standbys.iter().filter_map(|s| {
@@ -114,7 +118,7 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     let (primary, standbys, archive, endpoint, network, rds_state) =
         tokio::join!(primary, standbys, archive, endpoint, network, rds_state);
     let (archive, archive_content) = archive?;
-    let (primary, primary_error) = primary;
+    let (primary, primary_error) = primary?;
     Ok(Live {
         primary,
         primary_error,

@@ -39,6 +39,10 @@ pub struct ProviderError {
     pub system: String,
     pub message: String,
     pub hint: Option<String>,
+    /// The server could not be reached at all (refused, timed out, no route):
+    /// it may be down. An answer that refuses (authentication, TLS, a missing
+    /// database) is not this: the server is there and the configuration is wrong.
+    pub unreachable: bool,
 }
 
 impl ProviderError {
@@ -47,7 +51,13 @@ impl ProviderError {
             system: system.into(),
             message: message.into(),
             hint: None,
+            unreachable: false,
         }
+    }
+    /// Marks the failure as the server not being reachable at all.
+    pub fn unreachable(mut self) -> Self {
+        self.unreachable = true;
+        self
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

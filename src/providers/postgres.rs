@@ -213,7 +213,8 @@ pub async fn connect(role: &str, info: &Conninfo, env: &PgEnv) -> Result<Client,
             &sys,
             format!("no answer within {}s", timeout.as_secs() + 1),
         )
-        .hint("check that the server is up and reachable from here, or raise connect_timeout in the conninfo")),
+        .hint("check that the server is up and reachable from here, or raise connect_timeout in the conninfo")
+        .unreachable()),
         Ok(Err(e)) => Err(connect_error(&sys, &e)),
         Ok(Ok(client)) => Ok(client),
     }
@@ -232,11 +233,37 @@ fn connect_error(sys: &str, e: &tokio_postgres::Error) -> ProviderError {
     } else {
         None
     };
-    let err = ProviderError::new(sys, format!("cannot connect: {message}"));
+    let mut err = ProviderError::new(sys, format!("cannot connect: {message}"));
+    err.unreachable = e.as_db_error().is_none() && is_network_failure(e);
     match hint {
         Some(h) => err.hint(h),
         None => err,
     }
+}
+
+/// Whether a connection failed in the network (refused, timed out, no route,
+/// name not resolved) rather than by an answer from the server.
+fn is_network_failure(e: &tokio_postgres::Error) -> bool {
+    use std::io::ErrorKind::*;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | TimedOut
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | AddrNotAvailable
+                    | NotFound
+                    | UnexpectedEof
+            ) || io.raw_os_error().is_some();
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A tokio-postgres error with its database message or cause, on one line.
