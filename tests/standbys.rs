@@ -420,7 +420,15 @@ fn with_the_primary_lost_plan_still_reads_everything_else() {
         failed_over.stdout
     );
     let status = pgdr(Some(&moto), &["status", file, "--format", "json"]);
-    assert_eq!(status.json()["clusters"][0]["primary"], "standby pair-b");
+    assert_eq!(status.code, 2, "{}", status.stdout);
+    let cluster = &status.json()["clusters"][0];
+    assert_eq!(cluster["primary"], "standby pair-b");
+    assert!(
+        cluster["beyond"]
+            .to_string()
+            .contains("the primary cannot be reached"),
+        "{cluster}"
+    );
 }
 
 /// Failover readiness, caught while the primary is still here: a logical slot

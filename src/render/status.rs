@@ -101,6 +101,12 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
             None
         }
     };
+    if let Some(e) = &live.primary_error {
+        status.beyond.push(format!(
+            "the primary cannot be reached: {}",
+            e.lines().next().unwrap_or_default()
+        ));
+    }
     let replication = live
         .primary
         .as_ref()
