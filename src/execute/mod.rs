@@ -10,6 +10,7 @@
 //! [`lock`] keeps two runs on one cluster apart.
 
 pub mod lock;
+pub mod role_change;
 pub mod steps;
 
 use crate::plan::{

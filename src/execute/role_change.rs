@@ -1,0 +1,212 @@
+//! The pure decisions of a role change (`switchover`, `failover`; issue 10):
+//! which standby takes over, and whether its lag allows it. The commands that
+//! run the steps around them (fence, promote, repoint, move DNS, journal) are
+//! not built yet; these decisions are, so they can be tested on their own.
+//!
+//! The rules (plan-format.md, "Role changes"): the standby named, else the
+//! streaming one with the least replay lag, synchronous first, same region
+//! first; refused when its lag exceeds its `max_lag` (default 30 s, as in the
+//! seed's orchestrator), with the measured lag and an estimate of the data
+//! that would be lost, unless forced with a reason.
+
+use super::steps::Decision;
+use crate::spec::Desired;
+use crate::state::Live;
+
+/// `max_lag` when a standby does not set one.
+pub const DEFAULT_MAX_LAG_SECONDS: f64 = 30.0;
+
+/// A standby as a role change sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub name: String,
+    /// Streaming from the primary now (its `pg_stat_replication` row).
+    pub streaming: bool,
+    pub synchronous: bool,
+    pub same_region: bool,
+    /// Replay lag as the primary measures it (seconds), when the primary answers.
+    pub lag_seconds: Option<f64>,
+    /// Bytes not yet replayed, when the primary answers.
+    pub lag_bytes: Option<i64>,
+    /// The standby answered (it can be promoted).
+    pub reachable: bool,
+    pub max_lag_seconds: f64,
+}
+
+/// The candidates of a cluster, from what `observe` read. Pure.
+pub fn candidates(desired: &Desired, live: &Live) -> Vec<Candidate> {
+    let replication = live
+        .primary
+        .as_ref()
+        .map(|p| p.health.replication.as_slice())
+        .unwrap_or_default();
+    desired
+        .plan
+        .standbys
+        .iter()
+        .map(|s| {
+            let name = s.name.as_str().to_string();
+            let row = replication.iter().find(|r| r.application_name == name);
+            Candidate {
+                streaming: row.is_some_and(|r| r.state == "streaming"),
+                synchronous: s.synchronous,
+                same_region: s
+                    .region
+                    .as_ref()
+                    .is_none_or(|r| r.as_str() == desired.region()),
+                lag_seconds: row.map(|r| r.replay_lag_seconds),
+                lag_bytes: row.and_then(|r| r.replay_lag_bytes),
+                reachable: live.standbys.get(&name).is_some_and(|l| l.live.is_some()),
+                max_lag_seconds: s
+                    .max_lag
+                    .map_or(DEFAULT_MAX_LAG_SECONDS, |d| d.as_secs() as f64),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// The standby to promote: the one named, else the best streaming one.
+pub fn choose<'a>(
+    candidates: &'a [Candidate],
+    named: Option<&str>,
+) -> Result<&'a Candidate, String> {
+    if let Some(name) = named {
+        return candidates.iter().find(|c| c.name == name).ok_or_else(|| {
+            let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "no standby `{name}` in the plan file; its standbys are: {}",
+                names.join(", ")
+            )
+        });
+    }
+    candidates
+        .iter()
+        .filter(|c| c.reachable && c.streaming)
+        .min_by(|a, b| {
+            // Synchronous first, same region first, then the least lag.
+            (!a.synchronous, !a.same_region)
+                .cmp(&(!b.synchronous, !b.same_region))
+                .then(
+                    a.lag_seconds
+                        .unwrap_or(f64::MAX)
+                        .total_cmp(&b.lag_seconds.unwrap_or(f64::MAX)),
+                )
+        })
+        .ok_or_else(|| {
+            "no standby is streaming from the primary and reachable; name one with --to (the lag guard still applies)".to_string()
+        })
+}
+
+/// The lag guard. `force` is the operator's reason for overriding it.
+pub fn lag_guard(candidate: &Candidate, force: Option<&str>) -> Decision {
+    if !candidate.reachable {
+        return Decision::Refuse(format!(
+            "standby `{}` cannot be reached, so it cannot be promoted",
+            candidate.name
+        ));
+    }
+    let Some(lag) = candidate.lag_seconds else {
+        let why = format!(
+            "the lag of standby `{}` cannot be measured (it is not streaming, or the primary does not answer)",
+            candidate.name
+        );
+        return match force {
+            Some(reason) => Decision::Act(format!("{why}; forced: {reason}")),
+            None => Decision::Refuse(format!(
+                "{why}; give --force with a reason to promote it anyway"
+            )),
+        };
+    };
+    let within = lag <= candidate.max_lag_seconds;
+    let measured = format!(
+        "standby `{}` replays {lag:.1}s behind the primary{} (max_lag {:.0}s)",
+        candidate.name,
+        candidate
+            .lag_bytes
+            .map(|b| format!(", {:.1} MB of WAL not yet replayed", b.max(0) as f64 / 1e6))
+            .unwrap_or_default(),
+        candidate.max_lag_seconds
+    );
+    match (within, force) {
+        (true, _) => Decision::Act(measured),
+        (false, Some(reason)) => Decision::Act(format!("{measured}; forced past the guard: {reason}")),
+        (false, None) => Decision::Refuse(format!(
+            "{measured}: promoting it would lose about {lag:.0}s of committed writes; wait for it to catch up, choose another with --to, or give --force with a reason"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(
+        name: &str,
+        streaming: bool,
+        sync: bool,
+        same_region: bool,
+        lag: Option<f64>,
+    ) -> Candidate {
+        Candidate {
+            name: name.into(),
+            streaming,
+            synchronous: sync,
+            same_region,
+            lag_seconds: lag,
+            lag_bytes: lag.map(|l| (l * 1_000_000.0) as i64),
+            reachable: true,
+            max_lag_seconds: DEFAULT_MAX_LAG_SECONDS,
+        }
+    }
+
+    #[test]
+    fn the_best_streaming_standby_is_chosen_synchronous_then_same_region_then_least_lag() {
+        let all = [
+            c("far", true, false, false, Some(0.1)),
+            c("near-slow", true, false, true, Some(5.0)),
+            c("near-fast", true, false, true, Some(1.0)),
+            c("down", false, true, true, None),
+        ];
+        assert_eq!(choose(&all, None).unwrap().name, "near-fast");
+        let mut with_sync = all.to_vec();
+        with_sync.push(c("sync", true, true, false, Some(2.0)));
+        assert_eq!(choose(&with_sync, None).unwrap().name, "sync");
+        assert_eq!(choose(&all, Some("down")).unwrap().name, "down");
+        assert!(choose(&all, Some("nope"))
+            .unwrap_err()
+            .contains("far, near-slow, near-fast, down"));
+        assert!(choose(&all[3..], None).is_err());
+    }
+
+    #[test]
+    fn the_lag_guard_refuses_past_max_lag_with_the_measured_lag_unless_forced() {
+        let ok = c("b", true, false, true, Some(2.5));
+        assert!(matches!(lag_guard(&ok, None), Decision::Act(m) if m.contains("2.5s behind")));
+        let behind = c("b", true, false, true, Some(45.0));
+        match lag_guard(&behind, None) {
+            Decision::Refuse(m) => {
+                assert!(
+                    m.contains("45.0s behind")
+                        && m.contains("max_lag 30s")
+                        && m.contains("lose about 45s"),
+                    "{m}"
+                );
+                assert!(m.contains("45.0 MB of WAL not yet replayed"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(lag_guard(&behind, Some("primary's disk is gone")), Decision::Act(m) if m.contains("forced past the guard: primary's disk is gone"))
+        );
+        let unknown = c("b", false, false, true, None);
+        assert!(
+            matches!(lag_guard(&unknown, None), Decision::Refuse(m) if m.contains("cannot be measured"))
+        );
+        let gone = Candidate {
+            reachable: false,
+            ..ok
+        };
+        assert!(matches!(lag_guard(&gone, Some("x")), Decision::Refuse(_)));
+    }
+}
