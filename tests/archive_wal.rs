@@ -340,17 +340,11 @@ fn wal_fetch_of_a_missing_file_exits_1_quietly_and_prefetches_what_follows() {
     assert!(!prefetch.join(segment(2)).exists());
 
     // A corrupted archived object is refused, not delivered.
-    moto.aws(&[
-        "s3api",
-        "put-object",
-        "--bucket",
+    moto.put(
         BUCKET,
-        "--key",
         "fetch/wal/000000010000000000000009.zst",
-        "--body",
-        src.path().join(segment(1)).to_str().unwrap(),
-    ])
-    .unwrap();
+        &std::fs::read(src.path().join(segment(1))).unwrap(),
+    );
     let run = pgdr(
         Some(&moto),
         &[

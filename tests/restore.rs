@@ -47,21 +47,6 @@ fn archive_now(pg: &Postgres) {
     );
 }
 
-/// Replaces an object with the aws CLI (as something other than pgdr would).
-fn put(moto: &Moto, key: &str, file: &std::path::Path) {
-    moto.aws(&[
-        "s3api",
-        "put-object",
-        "--bucket",
-        BUCKET,
-        "--key",
-        key,
-        "--body",
-        file.to_str().unwrap(),
-    ])
-    .unwrap();
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -250,13 +235,11 @@ fn targets_outside_the_window_folders_in_use_and_a_changed_byte_are_refused() {
         .expect("PG_VERSION in the stream");
     assert_eq!(&tampered[header + 512..header + 514], b"15");
     tampered[header + 513] = b'4';
-    let file = dir.path().join("tampered.tar.zst");
-    std::fs::write(
-        &file,
-        zstd::stream::encode_all(tampered.as_slice(), 3).unwrap(),
-    )
-    .unwrap();
-    put(&moto, &key, &file);
+    moto.put(
+        BUCKET,
+        &key,
+        &zstd::stream::encode_all(tampered.as_slice(), 3).unwrap(),
+    );
     let run = pgdr(Some(&moto), &["restore", &plan, "--to", to_s]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
@@ -268,13 +251,11 @@ fn targets_outside_the_window_folders_in_use_and_a_changed_byte_are_refused() {
     assert!(!to.join("recovery.signal").exists());
 
     // Put the original back: the next restore clears the interrupted one and succeeds.
-    let original = dir.path().join("original.tar.zst");
-    std::fs::write(
-        &original,
-        zstd::stream::encode_all(tar.as_slice(), 3).unwrap(),
-    )
-    .unwrap();
-    put(&moto, &key, &original);
+    moto.put(
+        BUCKET,
+        &key,
+        &zstd::stream::encode_all(tar.as_slice(), 3).unwrap(),
+    );
     let run = pgdr(Some(&moto), &["restore", &plan, "--to", to_s]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(to.join("recovery.signal").exists());

@@ -130,6 +130,8 @@ pub async fn drills(client: &Client, url: &ArchiveUrl) -> Result<DrillsLive, Arc
     listed.retain(|o| o.key.ends_with(".json"));
     listed.sort_by(|a, b| b.key.cmp(&a.key));
     let mut live = DrillsLive::default();
+    // One at a time, newest first: usually the newest passed, and that is one
+    // read; reading ahead would cost requests on every plan.
     for object in listed.iter().take(DRILLS_SEARCHED) {
         let Some(fetched) = objects::get(client, &url.bucket, &object.key).await? else {
             continue;

@@ -67,31 +67,16 @@ pub async fn run(
         &request.ts,
         backup.pg_version / 10_000,
     )?;
-    let mut report = DrillReport {
-        format_version: 1,
-        cluster: request.cluster.to_string(),
-        ok: false,
-        backup_id: backup.id.clone(),
-        target: request.target.describe(),
-        started_at: super::backup::rfc3339_secs(request.started_unix),
-        ready_at: None,
-        rto_seconds: None,
-        rpo_seconds: None,
-        objectives: request.objectives,
-        checks: Vec::new(),
-        failures: Vec::new(),
-        last_replayed_commit: None,
-        restore_seconds: 0.0,
-        restored_bytes: 0,
-        recovery_seconds: 0.0,
-        replayed_wal_bytes: 0,
-        pg_version: backup.pg_version,
-    };
-    if let Err(why) = stages(client, request, &scratch, &mut report).await {
-        report.failures.push(why);
-    }
-    report.failures.extend(judge(&report));
-    report.ok = report.failures.is_empty();
+    let mut report = DrillReport::started(
+        request.cluster,
+        backup.id.clone(),
+        request.target.describe(),
+        super::backup::rfc3339_secs(request.started_unix),
+        request.objectives,
+        backup.pg_version,
+    );
+    let ran = stages(client, request, &scratch, &mut report).await;
+    conclude(&mut report, ran);
     let kept = if request.keep {
         scratch.keep()?;
         Some(scratch.dir.clone())
@@ -188,14 +173,30 @@ async fn stages(
     for check in request.checks {
         report.checks.push(sql_check(&pg, check).await);
     }
+    record_ready(report, request.started, request.started_unix);
+    Ok(())
+}
+
+/// Once every check passed: the RTO (drill start until now) and when it was
+/// ready. With a failed check there is no RTO to speak of.
+pub(super) fn record_ready(report: &mut DrillReport, started: Instant, started_unix: i64) {
     if report.checks.iter().all(|c| c.ok) {
-        let rto = request.started.elapsed().as_secs_f64();
+        let rto = started.elapsed().as_secs_f64();
         report.rto_seconds = Some(rto);
         report.ready_at = Some(super::backup::rfc3339_secs(
-            request.started_unix + rto.round() as i64,
+            started_unix + rto.round() as i64,
         ));
     }
-    Ok(())
+}
+
+/// Ends a report: what stopped the drill (if anything), then every failed
+/// check and missed objective; `ok` when there is none.
+pub(super) fn conclude(report: &mut DrillReport, ran: Result<(), String>) {
+    if let Err(why) = ran {
+        report.failures.push(why);
+    }
+    report.failures.extend(judge(report));
+    report.ok = report.failures.is_empty();
 }
 
 /// How long recovery may take before the drill gives up: three times the RTO
@@ -206,20 +207,13 @@ pub fn recovery_limit(objectives: &Objectives) -> Duration {
 
 pub(super) async fn databases_check(pg: &tokio_postgres::Client, source: &[String]) -> CheckResult {
     let name = "databases".to_string();
-    match pg
-        .query(
-            "SELECT datname FROM pg_database WHERE NOT datistemplate",
-            &[],
-        )
-        .await
-    {
+    match postgres::databases(pg).await {
         Err(e) => CheckResult {
             name,
             ok: false,
             detail: postgres::error_text(&e),
         },
-        Ok(rows) => {
-            let restored: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(restored) => {
             let missing: Vec<&String> = source.iter().filter(|d| !restored.contains(d)).collect();
             CheckResult {
                 name,
@@ -346,36 +340,29 @@ mod tests {
     use super::*;
 
     fn report(rto: Option<f64>, rpo: Option<f64>, checks: &[(&str, bool)]) -> DrillReport {
-        DrillReport {
-            format_version: 1,
-            cluster: "c".into(),
-            ok: false,
-            backup_id: "b".into(),
-            target: "latest".into(),
-            started_at: String::new(),
-            ready_at: None,
-            rto_seconds: rto,
-            rpo_seconds: rpo,
-            objectives: Objectives {
-                rpo_seconds: 300,
-                rto_seconds: 1800,
-            },
-            checks: checks
-                .iter()
-                .map(|(n, ok)| CheckResult {
-                    name: n.to_string(),
-                    ok: *ok,
-                    detail: "d".into(),
-                })
-                .collect(),
-            failures: vec![],
-            last_replayed_commit: None,
-            restore_seconds: 0.0,
-            restored_bytes: 0,
-            recovery_seconds: 0.0,
-            replayed_wal_bytes: 0,
-            pg_version: 150000,
-        }
+        let objectives = Objectives {
+            rpo_seconds: 300,
+            rto_seconds: 1800,
+        };
+        let mut r = DrillReport::started(
+            "c",
+            "b".into(),
+            "latest".into(),
+            String::new(),
+            objectives,
+            150000,
+        );
+        r.rto_seconds = rto;
+        r.rpo_seconds = rpo;
+        r.checks = checks
+            .iter()
+            .map(|(n, ok)| CheckResult {
+                name: n.to_string(),
+                ok: *ok,
+                detail: "d".into(),
+            })
+            .collect();
+        r
     }
 
     #[test]

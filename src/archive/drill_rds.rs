@@ -10,7 +10,7 @@
 //! not measured for a time target. `pg_amcheck` is not run (it needs
 //! superuser-level access RDS does not give).
 
-use super::drill::{databases_check, judge, recovery_limit, sql_check};
+use super::drill::{conclude, databases_check, record_ready, recovery_limit, sql_check};
 use super::restore::Target;
 use super::ArchiveError;
 use crate::providers::{postgres, rds};
@@ -86,34 +86,20 @@ pub async fn run(
     if request.keep {
         tag_kept(client, &id).await;
     }
-    let mut report = DrillReport {
-        format_version: 1,
-        cluster: request.cluster.to_string(),
-        ok: false,
-        backup_id: format!("rds:{}", request.instance),
-        target: request.target.describe(),
-        started_at: super::backup::rfc3339_secs(request.started_unix),
-        ready_at: None,
-        rto_seconds: None,
-        rpo_seconds: match (request.target.clone(), latest) {
-            (Target::Latest, Some(l)) => Some((request.started_unix - l).max(0) as f64),
-            _ => None,
-        },
-        objectives: request.objectives,
-        checks: Vec::new(),
-        failures: Vec::new(),
-        last_replayed_commit: None,
-        restore_seconds: 0.0,
-        restored_bytes: 0,
-        recovery_seconds: 0.0,
-        replayed_wal_bytes: 0,
-        pg_version: 0,
-    };
-    if let Err(why) = checks(client, request, &id, &mut report).await {
-        report.failures.push(why);
+    let mut report = DrillReport::started(
+        request.cluster,
+        format!("rds:{}", request.instance),
+        request.target.describe(),
+        super::backup::rfc3339_secs(request.started_unix),
+        request.objectives,
+        0,
+    );
+    // RDS's own figure: what the latest restorable time leaves out.
+    if let (Target::Latest, Some(l)) = (&request.target, latest) {
+        report.rpo_seconds = Some((request.started_unix - l).max(0) as f64);
     }
-    report.failures.extend(judge(&report));
-    report.ok = report.failures.is_empty();
+    let ran = checks(client, request, &id, &mut report).await;
+    conclude(&mut report, ran);
     if request.keep {
         return Ok((report, Some(id)));
     }
@@ -203,13 +189,7 @@ async fn checks(
             }
         }
     }
-    if report.checks.iter().all(|c| c.ok) {
-        let rto = request.started.elapsed().as_secs_f64();
-        report.rto_seconds = Some(rto);
-        report.ready_at = Some(super::backup::rfc3339_secs(
-            request.started_unix + rto.round() as i64,
-        ));
-    }
+    record_ready(report, request.started, request.started_unix);
     Ok(())
 }
 

@@ -266,13 +266,34 @@ pub struct RestoreRequest<'a> {
 pub fn prepare_dir(dir: &Path) -> Result<bool, ArchiveError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |e| ArchiveError::io(dir, e);
-    if !dir.exists() {
+    let Some(leftovers) = check_dir(dir)? else {
         std::fs::DirBuilder::new()
             .recursive(true)
             .create(dir)
             .map_err(io)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         return Ok(false);
+    };
+    for entry in &leftovers {
+        let removed = if entry.is_dir() && !entry.is_symlink() {
+            std::fs::remove_dir_all(entry)
+        } else {
+            std::fs::remove_file(entry)
+        };
+        removed.map_err(|e| ArchiveError::io(entry, e))?;
+    }
+    // PostgreSQL refuses a data directory others can read.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    Ok(!leftovers.is_empty())
+}
+
+/// Whether `dir` may be restored into, changing nothing: `None` when it does
+/// not exist, else what an interrupted restore left there (empty for an empty
+/// folder). A folder holding anything else is refused.
+pub fn check_dir(dir: &Path) -> Result<Option<Vec<PathBuf>>, ArchiveError> {
+    let io = |e| ArchiveError::io(dir, e);
+    if !dir.exists() {
+        return Ok(None);
     }
     if !dir.is_dir() {
         return Err(ArchiveError::Usage(format!(
@@ -285,8 +306,7 @@ pub fn prepare_dir(dir: &Path) -> Result<bool, ArchiveError> {
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
         .map_err(io)?;
-    let interrupted = dir.join(IN_PROGRESS).is_file();
-    if !entries.is_empty() && !interrupted {
+    if !entries.is_empty() && !dir.join(IN_PROGRESS).is_file() {
         return Err(ArchiveError::Usage(format!(
             "{} is not empty ({} entries, e.g. {}); pgdr restores only into an empty or new folder, so nothing there is overwritten",
             dir.display(),
@@ -294,17 +314,7 @@ pub fn prepare_dir(dir: &Path) -> Result<bool, ArchiveError> {
             entries[0].display()
         )));
     }
-    for entry in &entries {
-        let removed = if entry.is_dir() && !entry.is_symlink() {
-            std::fs::remove_dir_all(entry)
-        } else {
-            std::fs::remove_file(entry)
-        };
-        removed.map_err(|e| ArchiveError::io(entry, e))?;
-    }
-    // PostgreSQL refuses a data directory others can read.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
-    Ok(interrupted)
+    Ok(Some(entries))
 }
 
 /// Who should own the restored files: the owner of `dir` if it exists, else
@@ -312,7 +322,9 @@ pub fn prepare_dir(dir: &Path) -> Result<bool, ArchiveError> {
 /// leaves files that user can start; otherwise the files are the caller's.
 pub fn intended_owner(dir: &Path) -> Option<(u32, u32)> {
     use std::os::unix::fs::MetadataExt;
-    let me = std::fs::metadata("/proc/self").ok()?.uid();
+    if !runs_as_root() {
+        return None;
+    }
     let existing = if dir.exists() {
         dir.to_path_buf()
     } else {
@@ -322,7 +334,14 @@ pub fn intended_owner(dir: &Path) -> Option<(u32, u32)> {
             .to_path_buf()
     };
     let meta = std::fs::metadata(existing).ok()?;
-    (me == 0 && meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+    (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+}
+
+/// Whether pgdr runs as root (PostgreSQL refuses to: its files and servers go
+/// to another user).
+pub fn runs_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// Gives everything under `dir` (and `dir`) to `owner`.

@@ -56,11 +56,6 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
     })
 }
 
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
 pub fn free_port() -> Result<u16, ArchiveError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -117,7 +112,7 @@ pub fn clean_leftovers(root: &Path, cluster: &str) -> Result<Vec<PathBuf>, Archi
         return Ok(removed);
     };
     let prefix = format!("{cluster}-drill-");
-    let run_as = is_root().then_some("postgres");
+    let run_as = restore::runs_as_root().then_some("postgres");
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
@@ -144,7 +139,7 @@ impl Server {
                 "PostgreSQL {major} is not installed here (no /usr/lib/postgresql/{major}/bin/pg_ctl); the backup starts only with the binaries of its major version. Install postgresql-{major}"
             ))
         })?;
-        let (run_as, owner) = if is_root() {
+        let (run_as, owner) = if restore::runs_as_root() {
             let ids = user_ids("postgres").ok_or_else(|| {
                 ArchiveError::Failed("pgdr runs as root, and PostgreSQL refuses to; the server would run as `postgres`, but there is no such user".into())
             })?;

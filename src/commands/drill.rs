@@ -48,9 +48,12 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     };
     let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "drill")?;
     let primary = plan.primary.postgres.as_ref();
-    let source_databases = match (&target, primary) {
-        (Target::Latest, Some(info)) => source_databases(info, settings).await,
-        _ => None,
+    // Read while the backup is chosen: only a `latest` drill compares them.
+    let source_databases = async {
+        match (&target, primary) {
+            (Target::Latest, Some(info)) => source_databases(info, settings).await,
+            _ => None,
+        }
     };
     let ts = backup::backup_id(std::time::SystemTime::now());
     if let Some(rds_primary) = &plan.primary.rds {
@@ -60,6 +63,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         {
             eprintln!("Deleted the scratch instance an interrupted drill left: {left}.");
         }
+        let source_databases = source_databases.await;
         let request = RdsDrillRequest {
             cluster: desired.cluster(),
             instance: &rds_primary.instance,
@@ -102,9 +106,11 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     }
 
     let client = Systems::new(settings).aws.s3(&region).await;
-    let chosen = restore::choose_in_archive(&client, &url, &target, None, now)
-        .await
-        .with_context(|| format!("drill of {}", desired.cluster()))?;
+    let (chosen, source_databases) = tokio::join!(
+        restore::choose_in_archive(&client, &url, &target, None, now),
+        source_databases
+    );
+    let chosen = chosen.with_context(|| format!("drill of {}", desired.cluster()))?;
     let request = DrillRequest {
         cluster: desired.cluster(),
         url: &url,
@@ -159,20 +165,15 @@ async fn source_databases(
     info: &crate::spec::Conninfo,
     settings: &Settings,
 ) -> Option<Vec<String>> {
-    match postgres::connect("primary", info, &settings.pg).await {
-        Ok(pg) => pg
-            .query(
-                "SELECT datname FROM pg_database WHERE NOT datistemplate",
-                &[],
-            )
+    let listed = match postgres::connect("primary", info, &settings.pg).await {
+        Ok(pg) => postgres::databases(&pg)
             .await
-            .ok()
-            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect()),
-        Err(e) => {
-            eprintln!("warning: the databases of the source are not compared: {e}");
-            None
-        }
-    }
+            .map_err(|e| postgres::error_text(&e)),
+        Err(e) => Err(e.to_string()),
+    };
+    listed
+        .map_err(|e| eprintln!("warning: the databases of the source are not compared: {e}"))
+        .ok()
 }
 
 /// Stores the report in `<prefix>drills/` (when the plan has an archive),

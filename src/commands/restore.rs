@@ -69,12 +69,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     let now = unix_now();
     let target = target_of(args.target_time.as_deref(), args.target_lsn.as_deref(), now)?;
     // Refuse a folder in use before reading anything remote.
-    if args.to.is_dir()
-        && std::fs::read_dir(&args.to)?.next().is_some()
-        && !args.to.join(restore::IN_PROGRESS).is_file()
-    {
-        restore::prepare_dir(&args.to)?;
-    }
+    restore::check_dir(&args.to)?;
     let owner = restore::intended_owner(&args.to);
     let client = Systems::new(settings).aws.s3(&region).await;
     let (chosen, drills) = tokio::join!(

@@ -47,26 +47,16 @@ pub fn plan_drills(desired: &Desired, content: &ArchiveLive, plan: &mut ClusterP
                         ),
                     );
                 }
+                // Judged against today's objectives: the plan may have tightened them.
                 let objectives = &desired.plan.objectives;
-                if let Some(rto) = newest.rto_seconds {
-                    if rto > objectives.rto.as_secs() as f64 {
+                for (figure, verb, measured, objective, key) in [
+                    ("RTO", "measured", newest.rto_seconds, objectives.rto, "rto"),
+                    ("RPO", "achieved", newest.rpo_seconds, objectives.rpo, "rpo"),
+                ] {
+                    if let Some(value) = measured.filter(|v| *v > objective.as_secs() as f64) {
                         plan.problem(
                             "drill",
-                            format!(
-                                "the newest drill measured an RTO of {rto:.0}s, above objectives.rto ({})",
-                                objectives.rto
-                            ),
-                        );
-                    }
-                }
-                if let Some(rpo) = newest.rpo_seconds {
-                    if rpo > objectives.rpo.as_secs() as f64 {
-                        plan.problem(
-                            "drill",
-                            format!(
-                                "the newest drill achieved an RPO of {rpo:.0}s, above objectives.rpo ({})",
-                                objectives.rpo
-                            ),
+                            format!("the newest drill {verb} an {figure} of {value:.0}s, above objectives.{key} ({objective})"),
                         );
                     }
                 }

@@ -14,6 +14,22 @@ use crate::state::postgres::PgLive;
 use crate::state::{roles, Live, Roles};
 use serde_json::json;
 
+/// How the problems that say the roles are not as planned begin: the
+/// renderers read them back through [`ClusterPlan::roles_not_as_planned`].
+const LOST: &str = "the primary cannot be reached";
+const IN_RECOVERY: &str = "the primary is in recovery";
+
+impl ClusterPlan {
+    /// The plan file's primary is lost or in recovery: no change is planned
+    /// for the roles, and "live state matches the plan file" would be wrong.
+    pub fn roles_not_as_planned(&self) -> bool {
+        self.problems.iter().any(|p| {
+            p.address == "postgres.primary"
+                && (p.message.starts_with(LOST) || p.message.starts_with(IN_RECOVERY))
+        })
+    }
+}
+
 fn problem(plan: &mut ClusterPlan, address: impl Into<String>, message: String) {
     plan.problem(address, message);
 }
@@ -54,7 +70,7 @@ fn lost_primary(desired: &Desired, live: &Live) -> String {
         }
     }
     let mut text = format!(
-        "the primary cannot be reached ({}) and nothing accepts writes",
+        "{LOST} ({}) and nothing accepts writes",
         live.primary_error
             .as_deref()
             .unwrap_or("unknown")
@@ -108,8 +124,8 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
             format!(
                 "{} and {} accepts writes: a failover happened. Update the plan file (primary.postgres and standbys) to the new roles; until then pgdr changes nothing that depends on roles (slots, synchronous_standby_names){}",
                 match &live.primary_error {
-                    Some(e) => format!("the primary cannot be reached ({})", e.replace('\n', "; ")),
-                    None => "the primary is in recovery".to_string(),
+                    Some(e) => format!("{LOST} ({})", e.replace('\n', "; ")),
+                    None => IN_RECOVERY.to_string(),
                 },
                 servers.join(", "),
                 endpoint_points(desired, live)
@@ -123,7 +139,7 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
         Roles::NoWritable if live.primary.is_some() => problem(
             plan,
             "postgres.primary",
-            "the primary is in recovery and no standby accepts writes; no slot or synchronous_standby_names is changed".into(),
+            format!("{IN_RECOVERY} and no standby accepts writes; no slot or synchronous_standby_names is changed"),
         ),
         _ => {}
     }

@@ -679,6 +679,17 @@ pub async fn backup_facts(
     })
 }
 
+/// The databases a server holds (templates left out): what a restore must bring back.
+pub async fn databases(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// `pg_switch_wal()`: closes the current segment so it is archived now.
 pub async fn switch_wal(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
     let sys = system(role, info);

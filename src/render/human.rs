@@ -114,15 +114,8 @@ pub fn render_plan(plans: &[ClusterPlan], style: Style) -> String {
             )
             .unwrap();
             writeln!(out, "  nothing was planned for this cluster").unwrap();
-        } else if plan.changes.is_empty()
-            && plan.problems.iter().any(|p| {
-                p.address == "postgres.primary"
-                    && (p.message.starts_with("the primary cannot be reached")
-                        || p.message.starts_with("the primary is in recovery"))
-            })
-        {
-            // Roles are not as planned (lost primary, failover): "matches"
-            // would be wrong, and changes are held back, not absent.
+        } else if plan.changes.is_empty() && plan.roles_not_as_planned() {
+            // Changes are held back, not absent.
             writeln!(
                 out,
                 "  no changes planned until the primary is as the plan file says"

@@ -33,7 +33,9 @@ pub fn render_plan(plans: &[ClusterPlan]) -> String {
             writeln!(out, "> **Error:** {}\n", error.replace('\n', " ")).unwrap();
             continue;
         }
-        if plan.changes.is_empty() {
+        if plan.changes.is_empty() && plan.roles_not_as_planned() {
+            out.push_str("No changes planned until the primary is as the plan file says.\n\n");
+        } else if plan.changes.is_empty() {
             out.push_str("No changes: live state matches the plan file.\n\n");
         } else {
             out.push_str("| | Address | Before | After | Notes |\n|---|---|---|---|---|\n");

@@ -74,6 +74,37 @@ pub struct DrillsLive {
 }
 
 impl DrillReport {
+    /// The report of a drill that starts now: nothing measured or checked yet.
+    pub fn started(
+        cluster: &str,
+        backup_id: String,
+        target: String,
+        started_at: String,
+        objectives: Objectives,
+        pg_version: u32,
+    ) -> Self {
+        DrillReport {
+            format_version: 1,
+            cluster: cluster.to_string(),
+            ok: false,
+            backup_id,
+            target,
+            started_at,
+            ready_at: None,
+            rto_seconds: None,
+            rpo_seconds: None,
+            objectives,
+            checks: Vec::new(),
+            failures: Vec::new(),
+            last_replayed_commit: None,
+            restore_seconds: 0.0,
+            restored_bytes: 0,
+            recovery_seconds: 0.0,
+            replayed_wal_bytes: 0,
+            pg_version,
+        }
+    }
+
     /// Restore throughput (bytes of the base backup per second) and WAL replay
     /// throughput (bytes per second) this drill measured.
     pub fn rates(&self) -> (Option<f64>, Option<f64>) {

@@ -644,6 +644,25 @@ print(writes)
             .unwrap_or_default()
     }
 
+    /// Writes one object with the aws CLI (as something other than pgdr would),
+    /// replacing what is there.
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("object");
+        std::fs::write(&file, body).unwrap();
+        self.aws(&[
+            "s3api",
+            "put-object",
+            "--bucket",
+            bucket,
+            "--key",
+            key,
+            "--body",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+    }
+
     /// Downloads one object with the aws CLI.
     pub fn download(&self, bucket: &str, key: &str) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
