@@ -74,12 +74,14 @@ start_pg() {
 }
 
 # pg_ctl_in DIR PORT ACTION...: pg_ctl on the cluster in DIR, with the options every
-# cluster here runs with (loopback only, socket in DIR, no fsync).
+# cluster here runs with (loopback only, socket in DIR, no fsync). It listens on
+# 127.0.0.1, or on the address in DIR/listen (127.0.0.2 … stand in for other hosts).
 pg_ctl_in() {
-  local dir=$1 port=$2
+  local dir=$1 port=$2 addr=127.0.0.1
   shift 2
+  [ -f "$dir/listen" ] && addr=$(cat "$dir/listen")
   pg_run "$(pg_bindir)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" "$@" >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=$addr -c fsync=off" "$@" >/dev/null
 }
 
 stop_pg() {
@@ -109,13 +111,15 @@ use_moto_env() {
   unset AWS_PROFILE AWS_SESSION_TOKEN
 }
 
-# start_standby PRIMARY_PORT DIR PORT SLOT: a streaming standby of the cluster on
-# PRIMARY_PORT, made with pg_basebackup -R (which also creates SLOT on the primary).
+# start_standby PRIMARY_PORT DIR PORT SLOT [ADDR [PRIMARY_ADDR]]: a streaming standby of
+# the cluster on PRIMARY_ADDR:PRIMARY_PORT (default 127.0.0.1), made with pg_basebackup -R
+# (which also creates SLOT on the primary), listening on ADDR (default 127.0.0.1).
 start_standby() {
-  local pport=$1 dir=$2 port=$3 slot=$4 bin
+  local pport=$1 dir=$2 port=$3 slot=$4 addr=${5:-127.0.0.1} paddr=${6:-127.0.0.1} bin
   bin=$(pg_bindir)
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-  pg_run "$bin/pg_basebackup" -h 127.0.0.1 -p "$pport" -U postgres -D "$dir/data" -R -X stream -C -S "$slot" >/dev/null
+  echo "$addr" >"$dir/listen"
+  pg_run "$bin/pg_basebackup" -h "$paddr" -p "$pport" -U postgres -D "$dir/data" -R -X stream -C -S "$slot" >/dev/null
   pg_ctl_in "$dir" "$port" start
 }

@@ -52,6 +52,10 @@ pub enum Command {
     Drill(DrillArgs),
     /// The on-call view: roles, lag, RPO exposure, recoverable window, last backup and drill; exit 2 when a figure is beyond the plan.
     Status(StatusArgs),
+    /// Hand the primary role to a standby with no data lost: fence, wait for replay, promote, repoint, move the endpoint.
+    Switchover(SwitchoverArgs),
+    /// Replace a lost or abandoned primary with a standby, within its max_lag unless forced.
+    Failover(FailoverArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
     WalPush(WalPushArgs),
     /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
@@ -265,6 +269,47 @@ pub struct DrillArgs {
     pub keep: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchoverArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// The standby (its `name` in the plan file) that becomes the primary.
+    #[arg(long, value_name = "NAME")]
+    pub to: String,
+    #[command(flatten)]
+    pub common: RoleChangeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// The standby that becomes the primary; default: the one already
+    /// promoted, else the streaming one with the least lag (synchronous
+    /// first, same region first).
+    #[arg(long, value_name = "NAME")]
+    pub to: Option<String>,
+    /// Promote even past the standby's max_lag (or when its lag cannot be
+    /// measured); the reason is kept in the journal.
+    #[arg(long, value_name = "REASON")]
+    pub force: Option<String>,
+    #[command(flatten)]
+    pub common: RoleChangeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RoleChangeArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Write the new roles into the plan file (comments kept) instead of only printing the change.
+    #[arg(long)]
+    pub write_plan: bool,
+    /// How long to wait for the standby to replay the fenced primary's last WAL before giving up and unfencing.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub replay_timeout: String,
 }
 
 #[derive(Debug, Args)]

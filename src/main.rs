@@ -35,6 +35,8 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
         Command::Expire(args) => commands::expire::run(args, settings).await,
         Command::Drill(args) => commands::drill::run(args, settings).await,
         Command::Status(args) => commands::status::run(args, settings).await,
+        Command::Switchover(args) => commands::role_change::switchover(args, settings).await,
+        Command::Failover(args) => commands::role_change::failover(args, settings).await,
         Command::Restore(args) => commands::restore::run(args, settings).await,
         Command::WalPush(args) => commands::wal::push(args, settings).await,
         Command::WalFetch(args) => commands::wal::fetch(args, settings).await,

@@ -93,7 +93,7 @@ fn pg_ctl_for(data: &Path) -> Option<PathBuf> {
     bin_dir(major).map(|b| b.join("pg_ctl"))
 }
 
-fn as_user(user: Option<&str>, program: &Path) -> Command {
+pub(crate) fn as_user(user: Option<&str>, program: &Path) -> Command {
     match user {
         Some(user) => {
             let mut c = Command::new("runuser");

@@ -12,6 +12,7 @@ pub mod expire;
 pub mod lint;
 pub mod plan;
 pub mod restore;
+pub mod role_change;
 pub mod status;
 pub mod wal;
 

@@ -186,16 +186,15 @@ async fn apply_aws_op(desired: &Desired, systems: &Systems, op: &Op) -> Result<(
                 }
             }
         }
-        Op::Route53(op) => {
-            route53::write(
-                &aws.route53().await,
-                &op.zone_id,
-                &op.record,
-                op.old.as_ref(),
-                &op.want,
-            )
-            .await
-        }
+        Op::Route53(op) => route53::write(
+            &aws.route53().await,
+            &op.zone_id,
+            &op.record,
+            op.old.as_ref(),
+            &op.want,
+        )
+        .await
+        .map(|_| ()),
         Op::Pg(_) => unreachable!("PostgreSQL ops are applied per server"),
     }
 }

@@ -20,7 +20,7 @@ use tokio_postgres::{Client, Config, NoTls};
 /// server must fail in seconds, not hang a CI job.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn system(role: &str, info: &Conninfo) -> String {
+pub(crate) fn system(role: &str, info: &Conninfo) -> String {
     format!("postgres.{role} ({info})")
 }
 
@@ -281,7 +281,7 @@ pub fn error_text(e: &tokio_postgres::Error) -> String {
     text
 }
 
-fn query_error(sys: &str, what: &str, e: &tokio_postgres::Error) -> ProviderError {
+pub(crate) fn query_error(sys: &str, what: &str, e: &tokio_postgres::Error) -> ProviderError {
     ProviderError::new(sys, format!("{what}: {}", error_text(e)))
 }
 
@@ -524,7 +524,7 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// `'value'` as an SQL string literal (standard_conforming_strings is on since 9.1).
-fn quote_literal(value: &str) -> String {
+pub(crate) fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 

@@ -218,6 +218,19 @@ pub async fn create_read_replica(
     }
 }
 
+/// `PromoteReadReplica`: the replica becomes a standalone instance that takes
+/// writes (the only promotion pgdr makes, for `switchover` and `failover`).
+pub async fn promote_read_replica(client: &Client, id: &str) -> Result<(), ProviderError> {
+    let system = format!("rds.{id}");
+    client
+        .promote_read_replica()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| super::aws_error("promoting the read replica", &system, &e))
+}
+
 /// The tag every scratch instance a drill makes carries, with the cluster's name.
 pub const DRILL_TAG: &str = "pgdr:drill";
 

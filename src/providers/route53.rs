@@ -95,14 +95,15 @@ fn record_set(name: &str, record: &Record) -> Result<r53t::ResourceRecordSet, St
     builder.build().map_err(|e| e.to_string())
 }
 
-/// Makes the record `want`; `old` is the set to delete first when the type changes.
+/// Makes the record `want`; `old` is the set to delete first when the type
+/// changes. Returns Route53's change id (to wait for it with [`wait_in_sync`]).
 pub async fn write(
     client: &Client,
     zone_id: &str,
     record: &str,
     old: Option<&Record>,
     want: &Record,
-) -> Result<(), ProviderError> {
+) -> Result<String, ProviderError> {
     let system = format!("route53.{record}");
     let name = normalize(record);
     let bad = |e: String| ProviderError::new(&system, e);
@@ -138,6 +139,47 @@ pub async fn write(
         .change_batch(batch)
         .send()
         .await
-        .map(|_| ())
+        .map(|out| {
+            out.change_info()
+                .map(|c| c.id().trim_start_matches("/change/").to_string())
+                .unwrap_or_default()
+        })
         .map_err(|e| super::aws_error("changing the record", &system, &e))
+}
+
+/// Waits until Route53 reports the change `INSYNC` (every authoritative name
+/// server answers with it), polling every `every`, for at most `limit`.
+pub async fn wait_in_sync(
+    client: &Client,
+    record: &str,
+    change_id: &str,
+    every: std::time::Duration,
+    limit: std::time::Duration,
+) -> Result<(), ProviderError> {
+    let system = format!("route53.{record}");
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let out = client
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(|e| super::aws_error("reading the change's status", &system, &e))?;
+        let status = out.change_info().map(|c| c.status().as_str().to_string());
+        if status.as_deref() == Some("INSYNC") {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ProviderError::new(
+                &system,
+                format!(
+                    "change {change_id} is still {} after {}s",
+                    status.unwrap_or_default(),
+                    limit.as_secs()
+                ),
+            )
+            .hint("the record is written; Route53 has not yet reported every name server updated. Run the command again to wait again"));
+        }
+        tokio::time::sleep(every).await;
+    }
 }

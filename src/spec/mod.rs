@@ -8,6 +8,7 @@ mod archive;
 pub mod conninfo;
 mod drill;
 pub mod duration;
+pub mod edit;
 mod endpoint;
 mod error;
 mod load;

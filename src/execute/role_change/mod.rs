@@ -1,7 +1,8 @@
-//! The pure decisions of a role change (`switchover`, `failover`; issue 10):
-//! which standby takes over, and whether its lag allows it. The commands that
-//! run the steps around them (fence, promote, repoint, move DNS, journal) are
-//! not built yet; these decisions are, so they can be tested on their own.
+//! Role changes (`switchover`, `failover`): the pure decisions here — which
+//! standby takes over, whether its lag allows it, the plan file with the new
+//! roles — and the ordered steps around them in [`steps`] (fence, wait for
+//! replay, promote, repoint, rejoin, move the endpoint); [`local`] restarts an
+//! old primary this machine runs as a standby.
 //!
 //! The rules (plan-format.md, "Role changes"): the standby named, else the
 //! streaming one with the least replay lag, synchronous first, same region
@@ -9,9 +10,100 @@
 //! seed's orchestrator), with the measured lag and an estimate of the data
 //! that would be lost, unless forced with a reason.
 
+pub mod local;
+pub mod steps;
+
 use super::steps::Decision;
-use crate::spec::Desired;
+use crate::spec::{Desired, Standby};
 use crate::state::Live;
+
+/// Which role change: a switchover hands over from a working primary with no
+/// data lost; a failover replaces a primary that is lost or abandoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Switchover,
+    Failover,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Switchover => "switchover",
+            Kind::Failover => "failover",
+        }
+    }
+}
+
+/// The record of one run: `<prefix>failovers/<ts>.json` in the archive
+/// bucket, or a local file when the plan has no archive.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Journal {
+    pub cluster: String,
+    pub kind: Kind,
+    /// The standby that takes over (its plan-file name) and its address.
+    pub to: String,
+    pub to_server: String,
+    /// The old primary's address.
+    pub from_server: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// `done`, `refused` or `failed`.
+    pub outcome: String,
+    /// `--force`'s reason, when the lag guard was overridden.
+    pub forced: Option<String>,
+    pub steps: Vec<super::steps::StepRecord>,
+    /// What a person must know or do (could not fence, rejoin by hand).
+    pub notes: Vec<String>,
+    /// The plan-file change that makes the new roles the desired state (a diff).
+    pub plan_file_change: Option<String>,
+    pub plan_file_written: bool,
+}
+
+/// The plan with the new roles: the primary and the standby `to` exchange
+/// their servers (conninfo, RDS instance). The standby entry keeps its name,
+/// slot and limits, and now describes the old primary.
+pub fn swapped(desired: &Desired, to: &Standby) -> Desired {
+    let mut after = desired.clone();
+    let plan = &mut after.plan;
+    if let Some(entry) = plan.standbys.iter_mut().find(|s| s.name == to.name) {
+        std::mem::swap(&mut plan.primary.postgres, &mut entry.postgres);
+        if let (Some(primary), Some(standby)) = (plan.primary.rds.as_mut(), entry.rds.as_mut()) {
+            std::mem::swap(&mut primary.instance, &mut standby.instance);
+        }
+    }
+    after
+}
+
+/// The plan file's text with the new roles, made by exchanging the values as
+/// written (comments and everything else kept), or why it cannot be.
+pub fn swapped_text(desired: &Desired, to: &Standby) -> Result<String, String> {
+    let index = desired
+        .plan
+        .standbys
+        .iter()
+        .position(|s| s.name == to.name)
+        .ok_or_else(|| format!("no standby `{}`", to.name))?;
+    let mut text = desired.text.clone();
+    if desired.plan.primary.postgres.is_some() || to.postgres.is_some() {
+        if desired.plan.primary.postgres.is_none() || to.postgres.is_none() {
+            return Err("only one of the primary and the standby has a `postgres` conninfo; make the change by hand".into());
+        }
+        text = crate::spec::edit::swap_values(
+            &text,
+            "primary.postgres",
+            &format!("standbys[{index}].postgres"),
+        )?;
+    }
+    if desired.plan.primary.rds.is_some() && to.rds.is_some() {
+        text = crate::spec::edit::swap_values(
+            &text,
+            "primary.rds.instance",
+            &format!("standbys[{index}].rds.instance"),
+        )?;
+    }
+    Ok(text)
+}
 
 /// `max_lag` when a standby does not set one.
 pub const DEFAULT_MAX_LAG_SECONDS: f64 = 30.0;

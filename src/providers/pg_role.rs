@@ -1,0 +1,425 @@
+//! PostgreSQL for role changes (switchover, failover): what a server's role
+//! and position are, and the single writes a role change makes — fence and
+//! unfence a primary, promote a standby, point a standby at another primary,
+//! create a slot on the new primary.
+//!
+//! `primary_conninfo` may hold a password: it is read and rewritten here, and
+//! only its host, port and application_name ever leave this module.
+
+use super::postgres::{connect, query_error, quote_literal, system};
+use super::ProviderError;
+use crate::settings::PgEnv;
+use crate::spec::conninfo::{render_pairs, split_pairs};
+use crate::spec::Conninfo;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+/// A server's role and position, read in one round trip on a new session (so
+/// it sees the configuration the postmaster has now, after any reload).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoleState {
+    pub in_recovery: bool,
+    /// `default_transaction_read_only` as a new session gets it.
+    pub read_only: bool,
+    /// Other client sessions holding a transaction id (writing now).
+    pub writers: i64,
+    /// On a primary: WAL flushed to disk (what a standby can receive).
+    pub flush_lsn: Option<Lsn>,
+    /// On a standby: replayed, and received.
+    pub replay_lsn: Option<Lsn>,
+    pub receive_lsn: Option<Lsn>,
+    /// On a standby with WAL received but not replayed: seconds since the last
+    /// replayed commit (its own measure of lag); 0 when everything is replayed.
+    pub replay_delay_seconds: f64,
+    /// On a standby: seconds since the last replayed transaction committed.
+    pub last_commit_age_seconds: Option<f64>,
+    pub timeline: i64,
+    /// Where its files are and the port it listens on (to tell whether this
+    /// machine runs it); the data directory is visible to superusers only.
+    pub data_directory: Option<String>,
+    pub port: i32,
+    pub major: u32,
+    /// On a standby: the host, port and application_name of primary_conninfo.
+    pub upstream: Option<Upstream>,
+    pub slots: Vec<String>,
+    /// This server's view of its standbys: application_name, state, replay lag (s).
+    pub replication: Vec<(String, String, f64)>,
+}
+
+/// Where a standby's primary_conninfo points (nothing else of it is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub application_name: Option<String>,
+}
+
+/// A WAL position, comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// `16/B374D848` → the number.
+    pub fn parse(text: &str) -> Option<Lsn> {
+        let (hi, lo) = text.split_once('/')?;
+        Some(Lsn(
+            (u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?
+        ))
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+fn upstream_of(conninfo: &str) -> Option<Upstream> {
+    if conninfo.trim().is_empty() {
+        return None;
+    }
+    let pairs = split_pairs(conninfo).ok()?;
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    Some(Upstream {
+        host: get("host").or_else(|| get("hostaddr")),
+        port: get("port"),
+        application_name: get("application_name"),
+    })
+}
+
+/// Reads a server's role and position.
+pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState, ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let row = client
+        .query_one(
+            "SELECT pg_is_in_recovery(),
+                    current_setting('default_transaction_read_only') = 'on',
+                    (SELECT count(*) FROM pg_stat_activity
+                      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                        AND backend_xid IS NOT NULL),
+                    CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END,
+                    pg_last_wal_replay_lsn()::text,
+                    pg_last_wal_receive_lsn()::text,
+                    CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()
+                         THEN coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+                         ELSE 0 END::float8,
+                    (SELECT timeline_id::int8 FROM pg_control_checkpoint()),
+                    (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
+                    current_setting('port')::int4,
+                    current_setting('server_version_num')::int4 / 10000,
+                    (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'),
+                    ARRAY(SELECT slot_name::text FROM pg_replication_slots ORDER BY 1),
+                    ARRAY(SELECT application_name FROM pg_stat_replication ORDER BY 1),
+                    ARRAY(SELECT coalesce(state, '') FROM pg_stat_replication ORDER BY application_name),
+                    ARRAY(SELECT coalesce(extract(epoch FROM replay_lag), 0)::float8
+                            FROM pg_stat_replication ORDER BY application_name),
+                    extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&sys, "reading its role", &e))?;
+    let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|t| Lsn::parse(&t));
+    let names: Vec<String> = row.get(13);
+    let states: Vec<String> = row.get(14);
+    let lags: Vec<f64> = row.get(15);
+    Ok(RoleState {
+        in_recovery: row.get(0),
+        read_only: row.get(1),
+        writers: row.get(2),
+        flush_lsn: lsn(3),
+        replay_lsn: lsn(4),
+        receive_lsn: lsn(5),
+        replay_delay_seconds: row.get(6),
+        last_commit_age_seconds: row.get(16),
+        timeline: row.get::<_, Option<i64>>(7).unwrap_or(0),
+        data_directory: row.get(8),
+        port: row.get(9),
+        major: row.get::<_, i32>(10).max(0) as u32,
+        upstream: row
+            .get::<_, Option<String>>(11)
+            .as_deref()
+            .and_then(upstream_of),
+        slots: row.get(12),
+        replication: names
+            .into_iter()
+            .zip(states)
+            .zip(lags)
+            .map(|((n, s), l)| (n, s, l))
+            .collect(),
+    })
+}
+
+async fn simple(client: &Client, sys: &str, what: &str, sql: &str) -> Result<(), ProviderError> {
+    client
+        .simple_query(sql)
+        .await
+        .map(|_| ())
+        .map_err(|e| query_error(sys, what, &e))
+}
+
+async fn load_time(client: &Client, sys: &str) -> Result<String, ProviderError> {
+    client
+        .query_one("SELECT pg_conf_load_time()::text", &[])
+        .await
+        .map(|r| r.get::<_, String>(0))
+        .map_err(|e| query_error(sys, "reading pg_conf_load_time()", &e))
+}
+
+/// Fences a primary: no new writes (`default_transaction_read_only`, kept
+/// across restarts), every other client session ended (their open
+/// transactions roll back), then a checkpoint so everything written is
+/// flushed and can be streamed. Replication connections are not touched.
+pub async fn fence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let before = load_time(&client, &sys).await?;
+    simple(
+        &client,
+        &sys,
+        "ALTER SYSTEM SET default_transaction_read_only",
+        "ALTER SYSTEM SET default_transaction_read_only = on",
+    )
+    .await?;
+    simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await?;
+    // The postmaster re-reads its configuration asynchronously: wait until it
+    // has, so every session started from now on is read-only.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while load_time(&client, &sys).await? == before {
+        if Instant::now() > deadline {
+            return Err(ProviderError::new(
+                &sys,
+                "the server did not reload its configuration within 10s",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every other client session, idle or not: a session that has not yet
+    // noticed the reload could otherwise still start a writing transaction.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid)),
+                        count(*)
+                   FROM pg_stat_activity
+                  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(|e| query_error(&sys, "ending the other sessions", &e))?;
+        let (refused, sessions): (i64, i64) = (row.get(0), row.get(1));
+        if refused > 0 {
+            return Err(ProviderError::new(
+                &sys,
+                format!("{refused} session(s) could not be ended (pg_terminate_backend refused)"),
+            )
+            .hint("the plan's role needs to be a superuser or a member of pg_signal_backend"));
+        }
+        if sessions == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    simple(&client, &sys, "CHECKPOINT", "CHECKPOINT").await
+}
+
+/// Undoes [`fence`]: the primary takes writes again.
+pub async fn unfence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    simple(
+        &client,
+        &sys,
+        "ALTER SYSTEM RESET default_transaction_read_only",
+        "ALTER SYSTEM RESET default_transaction_read_only",
+    )
+    .await?;
+    simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await
+}
+
+/// `pg_promote(wait => true)`: returns once the server accepts writes.
+pub async fn promote(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let row = client
+        .query_one("SELECT pg_promote(true, 60)", &[])
+        .await
+        .map_err(|e| query_error(&sys, "pg_promote()", &e))?;
+    if row.get::<_, bool>(0) {
+        Ok(())
+    } else {
+        Err(ProviderError::new(
+            &sys,
+            "pg_promote() did not finish within 60s",
+        ))
+    }
+}
+
+/// A standby's primary_conninfo pointed at `host`/`port`, every other key
+/// (user, password, sslmode…) kept, and `application_name` set: read and
+/// rewritten on the server, so its secrets never leave it.
+async fn conninfo_to(
+    client: &Client,
+    sys: &str,
+    host: &str,
+    port: &str,
+    application_name: &str,
+) -> Result<String, ProviderError> {
+    let row = client
+        .query_one("SELECT current_setting('primary_conninfo')", &[])
+        .await
+        .map_err(|e| query_error(sys, "reading primary_conninfo", &e))?;
+    let current: String = row.get(0);
+    let mut pairs = split_pairs(&current)
+        .map_err(|e| ProviderError::new(sys, format!("primary_conninfo cannot be parsed: {e}")))?;
+    pairs.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "host" | "hostaddr" | "port" | "application_name"
+        )
+    });
+    pairs.push(("host".into(), host.into()));
+    pairs.push(("port".into(), port.into()));
+    pairs.push(("application_name".into(), application_name.into()));
+    Ok(render_pairs(&pairs))
+}
+
+/// Points a running standby at a new primary and reloads (PostgreSQL 13+
+/// reconnects its WAL receiver; with `recovery_target_timeline = latest` it
+/// follows the new primary's timeline).
+pub async fn follow(
+    role: &str,
+    info: &Conninfo,
+    env: &PgEnv,
+    host: &str,
+    port: &str,
+    application_name: &str,
+    slot: &str,
+) -> Result<(), ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let conninfo = conninfo_to(&client, &sys, host, port, application_name).await?;
+    simple(
+        &client,
+        &sys,
+        "ALTER SYSTEM SET primary_conninfo",
+        &format!(
+            "ALTER SYSTEM SET primary_conninfo = {}",
+            quote_literal(&conninfo)
+        ),
+    )
+    .await?;
+    simple(
+        &client,
+        &sys,
+        "ALTER SYSTEM SET primary_slot_name",
+        &format!(
+            "ALTER SYSTEM SET primary_slot_name = {}",
+            quote_literal(slot)
+        ),
+    )
+    .await?;
+    simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await
+}
+
+/// Prepares a fenced old primary to come back as a standby of `host`/`port`:
+/// the configuration it needs as a standby (its primary_conninfo made from
+/// `template`, the new primary's own primary_conninfo, which already holds
+/// the replication login; the slot; the fence lifted, since it will be in
+/// recovery) written with ALTER SYSTEM while it still runs. Returns the lines
+/// to write again if pg_rewind replaces postgresql.auto.conf.
+pub async fn prepare_rejoin(
+    role: &str,
+    info: &Conninfo,
+    template: (&str, &Conninfo),
+    env: &PgEnv,
+    host: &str,
+    port: &str,
+    application_name: &str,
+    slot: &str,
+) -> Result<Vec<String>, ProviderError> {
+    let sys = system(role, info);
+    let (template_role, template_info) = template;
+    let source = connect(template_role, template_info, env).await?;
+    let conninfo = conninfo_to(
+        &source,
+        &system(template_role, template_info),
+        host,
+        port,
+        application_name,
+    )
+    .await?;
+    let client = connect(role, info, env).await?;
+    let lines = vec![
+        format!("primary_conninfo = {}", quote_literal(&conninfo)),
+        format!("primary_slot_name = {}", quote_literal(slot)),
+    ];
+    for line in &lines {
+        let name = line.split(' ').next().unwrap_or_default();
+        simple(
+            &client,
+            &sys,
+            &format!("ALTER SYSTEM SET {name}"),
+            &format!("ALTER SYSTEM SET {line}"),
+        )
+        .await?;
+    }
+    simple(
+        &client,
+        &sys,
+        "ALTER SYSTEM RESET default_transaction_read_only",
+        "ALTER SYSTEM RESET default_transaction_read_only",
+    )
+    .await?;
+    Ok(lines)
+}
+
+/// Creates physical slots that are missing (reserving WAL at once).
+pub async fn ensure_slots(
+    role: &str,
+    info: &Conninfo,
+    env: &PgEnv,
+    slots: &[String],
+) -> Result<(), ProviderError> {
+    let session = super::postgres::Session::open(role, info, env).await?;
+    for slot in slots {
+        session.create_slot(slot).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_parse_compare_and_print_as_postgresql_does() {
+        let a = Lsn::parse("0/3000288").unwrap();
+        let b = Lsn::parse("1/0").unwrap();
+        assert!(a < b);
+        assert_eq!(a.to_string(), "0/3000288");
+        assert_eq!(
+            Lsn::parse("16/B374D848").unwrap().to_string(),
+            "16/B374D848"
+        );
+        assert_eq!(Lsn::parse("nope"), None);
+    }
+
+    #[test]
+    fn only_host_port_and_application_name_are_kept_of_primary_conninfo() {
+        let up = upstream_of("user=rep password=s3cret host=10.0.0.1 port=5433 application_name=b")
+            .unwrap();
+        assert_eq!(up.host.as_deref(), Some("10.0.0.1"));
+        assert_eq!(up.port.as_deref(), Some("5433"));
+        assert_eq!(up.application_name.as_deref(), Some("b"));
+        assert!(!format!("{up:?}").contains("s3cret"));
+        assert_eq!(upstream_of(""), None);
+    }
+}
