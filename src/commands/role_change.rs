@@ -250,7 +250,7 @@ fn failpoint(step: &str) {
 fn step_line(record: &StepRecord) -> String {
     let (mark, detail) = match &record.outcome {
         StepOutcome::AlreadyDone(d) => ("=", format!("already done: {d}")),
-        StepOutcome::Done(d) => ("✓", d.clone()),
+        StepOutcome::Done(d) | StepOutcome::Passed(d) => ("✓", d.clone()),
         StepOutcome::Refused(d) => ("✗", format!("refused: {d}")),
         StepOutcome::Failed(d) => ("✗", format!("failed: {d}")),
         StepOutcome::NotRun => ("-", "not run".to_string()),

@@ -30,6 +30,8 @@ pub enum Decision {
     /// Must not go ahead (a lag guard, a fence that cannot be set): says why.
     /// The sequence stops here.
     Refuse(String),
+    /// A check with nothing to act on passed (a lag guard): says what it measured.
+    Passed(String),
 }
 
 /// One step of a sequence over a context `C` (connections, clients, the plan).
@@ -64,6 +66,8 @@ pub enum StepOutcome {
     Done(String),
     /// Refused by its decision; nothing was done.
     Refused(String),
+    /// A check that passed.
+    Passed(String),
     /// Could not observe, act, or acted without effect.
     Failed(String),
     /// Not run because an earlier step did not succeed.
@@ -73,7 +77,10 @@ pub enum StepOutcome {
 impl StepOutcome {
     /// Whether the sequence may go on after this step.
     pub fn succeeded(&self) -> bool {
-        matches!(self, StepOutcome::AlreadyDone(_) | StepOutcome::Done(_))
+        matches!(
+            self,
+            StepOutcome::AlreadyDone(_) | StepOutcome::Done(_) | StepOutcome::Passed(_)
+        )
     }
 }
 
@@ -109,6 +116,7 @@ impl<C: Sync, S: Step<C>> DynStep<C> for S {
             let what = match self.decide(&seen) {
                 Decision::Done(why) => return StepOutcome::AlreadyDone(why),
                 Decision::Refuse(why) => return StepOutcome::Refused(why),
+                Decision::Passed(what) => return StepOutcome::Passed(what),
                 Decision::Act(what) => what,
             };
             tracing::info!(target: "pgdr::steps", step = Step::name(self), "{what}");
@@ -120,7 +128,7 @@ impl<C: Sync, S: Step<C>> DynStep<C> for S {
             match self.observe(ctx).await {
                 Err(e) => StepOutcome::Failed(format!("acted, then could not check: {e}")),
                 Ok(after) => match self.decide(&after) {
-                    Decision::Done(_) => StepOutcome::Done(what),
+                    Decision::Done(_) | Decision::Passed(_) => StepOutcome::Done(what),
                     Decision::Act(still) | Decision::Refuse(still) => {
                         StepOutcome::Failed(format!("acted, but it did not take effect: {still}"))
                     }

@@ -18,14 +18,16 @@ use serde_json::json;
 /// renderers read them back through [`ClusterPlan::roles_not_as_planned`].
 const LOST: &str = "the primary cannot be reached";
 const IN_RECOVERY: &str = "the primary is in recovery";
+const SPLIT_BRAIN: &str = "split brain";
 
 impl ClusterPlan {
     /// The plan file's primary is lost or in recovery: no change is planned
     /// for the roles, and "live state matches the plan file" would be wrong.
     pub fn roles_not_as_planned(&self) -> bool {
         self.problems.iter().any(|p| {
-            p.address == "postgres.primary"
-                && (p.message.starts_with(LOST) || p.message.starts_with(IN_RECOVERY))
+            (p.address == "postgres.primary"
+                && (p.message.starts_with(LOST) || p.message.starts_with(IN_RECOVERY)))
+                || (p.address == "postgres" && p.message.starts_with(SPLIT_BRAIN))
         })
     }
 }
@@ -88,7 +90,7 @@ fn lost_primary(desired: &Desired, live: &Live) -> String {
         text.push_str(&format!("; unreachable too: {}", down.join(", ")));
     }
     text.push_str(&endpoint_points(desired, live));
-    text.push_str(". pgdr changes nothing while the primary is lost and never moves the endpoint by itself: bring the primary back, or promote the standby you choose (SELECT pg_promote()) and make it the plan file's primary");
+    text.push_str(". pgdr changes nothing while the primary is lost and never moves the endpoint by itself: bring the primary back, or run `pgdr failover PLAN_FILE [--to NAME]` (lag-guarded; it moves the endpoint and prints the plan-file change)");
     text
 }
 
@@ -114,7 +116,7 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
             problem(
                 plan,
                 "postgres",
-                format!("split brain: {} all accept writes; pgdr changes nothing in this cluster until all but one are fenced or demoted", servers.join(" and ")),
+                format!("{SPLIT_BRAIN}: {} all accept writes; pgdr changes nothing in this cluster until all but one are fenced or demoted (stop the one that lost, or rejoin it as a standby){}", servers.join(" and "), endpoint_points(desired, live)),
             );
             return;
         }

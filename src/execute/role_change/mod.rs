@@ -122,6 +122,13 @@ pub struct Candidate {
     pub lag_bytes: Option<i64>,
     /// The standby answered (it can be promoted).
     pub reachable: bool,
+    /// With the primary lost: seconds since the standby's last replayed
+    /// transaction committed (its lag is then only the WAL it received and has
+    /// not replayed; what the primary never sent cannot be measured).
+    pub primary_lost: Option<Option<f64>>,
+    /// How far it has replayed, by its own account: with the primary lost,
+    /// the one that replayed furthest loses least.
+    pub replayed: Option<u64>,
     pub max_lag_seconds: f64,
 }
 
@@ -149,6 +156,15 @@ pub fn candidates(desired: &Desired, live: &Live) -> Vec<Candidate> {
                 lag_seconds: row.map(|r| r.replay_lag_seconds),
                 lag_bytes: row.and_then(|r| r.replay_lag_bytes),
                 reachable: live.standbys.get(&name).is_some_and(|l| l.live.is_some()),
+                primary_lost: None,
+                replayed: live
+                    .standbys
+                    .get(&name)
+                    .and_then(|l| l.live.as_ref())
+                    .and_then(|l| l.health.replay.as_ref())
+                    .and_then(|r| r.lsn.as_deref())
+                    .and_then(crate::providers::pg_role::Lsn::parse)
+                    .map(|l| l.0),
                 max_lag_seconds: s
                     .max_lag
                     .map_or(DEFAULT_MAX_LAG_SECONDS, |d| d.as_secs() as f64),
@@ -158,7 +174,8 @@ pub fn candidates(desired: &Desired, live: &Live) -> Vec<Candidate> {
         .collect()
 }
 
-/// The standby to promote: the one named, else the best streaming one.
+/// The standby to promote: the one named, else the best streaming one; when
+/// none streams (the primary is lost), the reachable one that replayed furthest.
 pub fn choose<'a>(
     candidates: &'a [Candidate],
     named: Option<&str>,
@@ -172,11 +189,13 @@ pub fn choose<'a>(
             )
         });
     }
+    let streaming = candidates.iter().any(|c| c.reachable && c.streaming);
     candidates
         .iter()
-        .filter(|c| c.reachable && c.streaming)
+        .filter(|c| c.reachable && (c.streaming || !streaming))
         .min_by(|a, b| {
-            // Synchronous first, same region first, then the least lag.
+            // Synchronous first, same region first, then the least lag, then
+            // the furthest replayed.
             (!a.synchronous, !a.same_region)
                 .cmp(&(!b.synchronous, !b.same_region))
                 .then(
@@ -184,9 +203,10 @@ pub fn choose<'a>(
                         .unwrap_or(f64::MAX)
                         .total_cmp(&b.lag_seconds.unwrap_or(f64::MAX)),
                 )
+                .then(b.replayed.cmp(&a.replayed))
         })
         .ok_or_else(|| {
-            "no standby is streaming from the primary and reachable; name one with --to (the lag guard still applies)".to_string()
+            "no standby can be reached; name one with --to when it is back (the lag guard still applies)".to_string()
         })
 }
 
@@ -204,25 +224,37 @@ pub fn lag_guard(candidate: &Candidate, force: Option<&str>) -> Decision {
             candidate.name
         );
         return match force {
-            Some(reason) => Decision::Act(format!("{why}; forced: {reason}")),
+            Some(reason) => Decision::Passed(format!("{why}; forced: {reason}")),
             None => Decision::Refuse(format!(
                 "{why}; give --force with a reason to promote it anyway"
             )),
         };
     };
     let within = lag <= candidate.max_lag_seconds;
-    let measured = format!(
-        "standby `{}` replays {lag:.1}s behind the primary{} (max_lag {:.0}s)",
-        candidate.name,
-        candidate
-            .lag_bytes
-            .map(|b| format!(", {:.1} MB of WAL not yet replayed", b.max(0) as f64 / 1e6))
-            .unwrap_or_default(),
-        candidate.max_lag_seconds
-    );
+    let measured = match candidate.primary_lost {
+        None => format!(
+            "standby `{}` replays {lag:.1}s behind the primary{} (max_lag {:.0}s)",
+            candidate.name,
+            candidate
+                .lag_bytes
+                .map(|b| format!(", {:.1} MB of WAL not yet replayed", b.max(0) as f64 / 1e6))
+                .unwrap_or_default(),
+            candidate.max_lag_seconds
+        ),
+        Some(last_commit) => format!(
+            "the primary does not answer; standby `{}` has {lag:.1}s of received WAL left to replay (max_lag {:.0}s){}. WAL the primary wrote and never sent cannot be measured",
+            candidate.name,
+            candidate.max_lag_seconds,
+            last_commit
+                .map(|age| format!("; its last replayed transaction committed {age:.0}s ago"))
+                .unwrap_or_default()
+        ),
+    };
     match (within, force) {
-        (true, _) => Decision::Act(measured),
-        (false, Some(reason)) => Decision::Act(format!("{measured}; forced past the guard: {reason}")),
+        (true, _) => Decision::Passed(measured),
+        (false, Some(reason)) => {
+            Decision::Passed(format!("{measured}; forced past the guard: {reason}"))
+        }
         (false, None) => Decision::Refuse(format!(
             "{measured}: promoting it would lose about {lag:.0}s of committed writes; wait for it to catch up, choose another with --to, or give --force with a reason"
         )),
@@ -248,6 +280,8 @@ mod tests {
             lag_seconds: lag,
             lag_bytes: lag.map(|l| (l * 1_000_000.0) as i64),
             reachable: true,
+            primary_lost: None,
+            replayed: None,
             max_lag_seconds: DEFAULT_MAX_LAG_SECONDS,
         }
     }
@@ -265,16 +299,37 @@ mod tests {
         with_sync.push(c("sync", true, true, false, Some(2.0)));
         assert_eq!(choose(&with_sync, None).unwrap().name, "sync");
         assert_eq!(choose(&all, Some("down")).unwrap().name, "down");
+        // The primary lost: nobody streams; the one that replayed furthest.
+        let lost = [
+            Candidate {
+                replayed: Some(100),
+                ..c("b", false, false, true, None)
+            },
+            Candidate {
+                replayed: Some(300),
+                ..c("c", false, false, true, None)
+            },
+            Candidate {
+                reachable: false,
+                replayed: Some(900),
+                ..c("d", false, false, true, None)
+            },
+        ];
+        assert_eq!(choose(&lost, None).unwrap().name, "c");
         assert!(choose(&all, Some("nope"))
             .unwrap_err()
             .contains("far, near-slow, near-fast, down"));
-        assert!(choose(&all[3..], None).is_err());
+        let gone = Candidate {
+            reachable: false,
+            ..all[3].clone()
+        };
+        assert!(choose(&[gone], None).is_err());
     }
 
     #[test]
     fn the_lag_guard_refuses_past_max_lag_with_the_measured_lag_unless_forced() {
         let ok = c("b", true, false, true, Some(2.5));
-        assert!(matches!(lag_guard(&ok, None), Decision::Act(m) if m.contains("2.5s behind")));
+        assert!(matches!(lag_guard(&ok, None), Decision::Passed(m) if m.contains("2.5s behind")));
         let behind = c("b", true, false, true, Some(45.0));
         match lag_guard(&behind, None) {
             Decision::Refuse(m) => {
@@ -289,7 +344,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(lag_guard(&behind, Some("primary's disk is gone")), Decision::Act(m) if m.contains("forced past the guard: primary's disk is gone"))
+            matches!(lag_guard(&behind, Some("primary's disk is gone")), Decision::Passed(m) if m.contains("forced past the guard: primary's disk is gone"))
         );
         let unknown = c("b", false, false, true, None);
         assert!(

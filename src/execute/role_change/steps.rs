@@ -180,6 +180,8 @@ impl<'a> Step<RoleChange<'a>> for Guard {
                 lag_seconds: None,
                 lag_bytes: None,
                 reachable: standby.is_some() || ctx.to.postgres.is_none(),
+                primary_lost: None,
+                replayed: standby.as_ref().and_then(|s| s.replay_lsn).map(|l| l.0),
                 max_lag_seconds: ctx
                     .to
                     .max_lag
@@ -206,11 +208,12 @@ impl<'a> Step<RoleChange<'a>> for Guard {
                     (Some(p), Some(s)) => Some(p.0.saturating_sub(s.0) as i64),
                     _ => None,
                 };
-            } else if let Some(standby) = &standby {
-                // The primary is gone: what the standby can tell is how old
-                // its last replayed transaction is; anything the primary
-                // wrote after that and never sent cannot be measured.
-                candidate.lag_seconds = standby.last_commit_age_seconds;
+            } else if let (Some(Err(_)), Some(standby)) = (&old, &standby) {
+                // The primary is gone: the standby can measure only the WAL it
+                // received and has not replayed (what the seed's check saw);
+                // the guard says that what was never sent cannot be measured.
+                candidate.lag_seconds = Some(standby.replay_delay_seconds);
+                candidate.primary_lost = Some(standby.last_commit_age_seconds);
             }
             Ok(Checked {
                 promoted: false,
@@ -225,10 +228,7 @@ impl<'a> Step<RoleChange<'a>> for Guard {
                 seen.candidate.name
             ));
         }
-        match lag_guard(&seen.candidate, self.0.as_deref()) {
-            Decision::Act(measured) => Decision::Done(measured),
-            refused => refused,
-        }
+        lag_guard(&seen.candidate, self.0.as_deref())
     }
     fn act<'b>(
         &'b self,
@@ -589,6 +589,10 @@ impl<'a> Step<RoleChange<'a>> for Repoint {
     }
 }
 
+fn server_dir(server: &LocalServer) -> String {
+    server.data.display().to_string()
+}
+
 fn info_address(info: Option<&Conninfo>) -> String {
     info.map_or("unknown".into(), |i| i.to_string())
 }
@@ -698,7 +702,11 @@ impl<'a> Step<RoleChange<'a>> for Rejoin {
             .await
             .map_err(|e| ProviderError::new(&system, e.to_string()))?
             .map_err(|e| ProviderError::new(&system, e))?;
-            tracing::info!(target: "pgdr::steps", "{}", done.0);
+            ctx.note(format!(
+                "the old primary ({}) was restarted as a standby of the new primary: {}",
+                server_dir(&done.1),
+                done.0
+            ));
             // Streaming is the proof: the new primary lists it.
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
