@@ -13,7 +13,7 @@ use crate::cli::{FailoverArgs, RoleChangeArgs, SwitchoverArgs};
 use crate::execute::lock::ClusterLock;
 use crate::execute::role_change::steps::{self, RoleChange};
 use crate::execute::role_change::{self, choose, Journal, Kind};
-use crate::execute::steps::{all_succeeded, run_steps, DynStep, StepOutcome, StepRecord};
+use crate::execute::steps::{required_succeeded, run_steps, DynStep, StepOutcome, StepRecord};
 use crate::providers::s3::objects;
 use crate::providers::{pg_role, Systems};
 use crate::settings::Settings;
@@ -125,7 +125,7 @@ async fn run(
         failpoint(&record.step);
     })
     .await;
-    let ok = all_succeeded(&records);
+    let ok = required_succeeded(&dyns, &records);
     let outcome = if ok {
         "done"
     } else if records

@@ -42,6 +42,13 @@ pub trait Step<C: Sync>: Send + Sync {
     /// A short, stable name for logs and the journal: `fence-primary`.
     fn name(&self) -> &str;
 
+    /// Whether the steps after it must not run when it does not succeed. A
+    /// step that is not required (rejoining an old server) is recorded as it
+    /// ended, and the sequence goes on.
+    fn required(&self) -> bool {
+        true
+    }
+
     /// Reads what the decision needs.
     fn observe<'a>(&'a self, ctx: &'a C) -> BoxFuture<'a, Result<Self::Seen, ProviderError>>;
 
@@ -99,12 +106,17 @@ pub struct StepRecord {
 /// observations have different types.
 pub trait DynStep<C: Sync>: Send + Sync {
     fn name(&self) -> &str;
+    fn required(&self) -> bool;
     fn run<'a>(&'a self, ctx: &'a C) -> BoxFuture<'a, StepOutcome>;
 }
 
 impl<C: Sync, S: Step<C>> DynStep<C> for S {
     fn name(&self) -> &str {
         Step::name(self)
+    }
+
+    fn required(&self) -> bool {
+        Step::required(self)
     }
 
     fn run<'a>(&'a self, ctx: &'a C) -> BoxFuture<'a, StepOutcome> {
@@ -144,8 +156,8 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs `steps` in order. Stops at the first step that does not succeed; the
-/// steps after it are recorded as [`StepOutcome::NotRun`]. `record` sees each
+/// Runs `steps` in order. Stops at the first required step that does not
+/// succeed; the steps after it are recorded as [`StepOutcome::NotRun`]. `record` sees each
 /// record as soon as its step ends (to write a journal as the sequence runs).
 pub async fn run_steps<C: Sync>(
     ctx: &C,
@@ -162,7 +174,7 @@ pub async fn run_steps<C: Sync>(
         } else {
             step.run(ctx).await
         };
-        stopped |= !outcome.succeeded();
+        stopped |= !outcome.succeeded() && step.required();
         let entry = StepRecord {
             step: step.name().to_string(),
             started_unix_ms,
@@ -179,6 +191,15 @@ pub async fn run_steps<C: Sync>(
 /// Whether every step of a run succeeded.
 pub fn all_succeeded(records: &[StepRecord]) -> bool {
     records.iter().all(|r| r.outcome.succeeded())
+}
+
+/// Whether every required step of a run succeeded (`records` from [`run_steps`]
+/// over `steps`).
+pub fn required_succeeded<C: Sync>(steps: &[&dyn DynStep<C>], records: &[StepRecord]) -> bool {
+    steps
+        .iter()
+        .zip(records)
+        .all(|(step, record)| record.outcome.succeeded() || !step.required())
 }
 
 #[cfg(test)]

@@ -244,6 +244,36 @@ pub async fn unfence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), Pro
     simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await
 }
 
+/// Resumes replay on a standby where it was paused (`pg_wal_replay_pause()`):
+/// a paused standby would never reach the position a role change waits for.
+/// Returns whether it was paused.
+pub async fn resume_replay(
+    role: &str,
+    info: &Conninfo,
+    env: &PgEnv,
+) -> Result<bool, ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let row = client
+        .query_one(
+            "SELECT pg_is_in_recovery() AND pg_is_wal_replay_paused()",
+            &[],
+        )
+        .await
+        .map_err(|e| query_error(&sys, "reading whether replay is paused", &e))?;
+    let paused: bool = row.get(0);
+    if paused {
+        simple(
+            &client,
+            &sys,
+            "pg_wal_replay_resume()",
+            "SELECT pg_wal_replay_resume()",
+        )
+        .await?;
+    }
+    Ok(paused)
+}
+
 /// `pg_promote(wait => true)`: returns once the server accepts writes.
 pub async fn promote(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
     let sys = system(role, info);
@@ -291,6 +321,14 @@ async fn conninfo_to(
     Ok(render_pairs(&pairs))
 }
 
+/// Where a standby is to stream from, and as what.
+pub struct Follow<'a> {
+    pub host: &'a str,
+    pub port: &'a str,
+    pub application_name: &'a str,
+    pub slot: &'a str,
+}
+
 /// Points a running standby at a new primary and reloads (PostgreSQL 13+
 /// reconnects its WAL receiver; with `recovery_target_timeline = latest` it
 /// follows the new primary's timeline).
@@ -298,14 +336,12 @@ pub async fn follow(
     role: &str,
     info: &Conninfo,
     env: &PgEnv,
-    host: &str,
-    port: &str,
-    application_name: &str,
-    slot: &str,
+    to: &Follow<'_>,
 ) -> Result<(), ProviderError> {
     let sys = system(role, info);
     let client = connect(role, info, env).await?;
-    let conninfo = conninfo_to(&client, &sys, host, port, application_name).await?;
+    let conninfo = conninfo_to(&client, &sys, to.host, to.port, to.application_name).await?;
+    let slot = to.slot;
     simple(
         &client,
         &sys,
@@ -330,9 +366,10 @@ pub async fn follow(
 }
 
 /// Prepares a fenced old primary to come back as a standby of `host`/`port`:
-/// the configuration it needs as a standby (its primary_conninfo made from
-/// `template`, the new primary's own primary_conninfo, which already holds
-/// the replication login; the slot; the fence lifted, since it will be in
+/// a checkpoint on the new primary (`template`) for pg_rewind, and the
+/// configuration the old one needs as a standby (its primary_conninfo made
+/// from the new primary's own primary_conninfo, which already holds the
+/// replication login; the slot; the fence lifted, since it will be in
 /// recovery) written with ALTER SYSTEM while it still runs. Returns the lines
 /// to write again if pg_rewind replaces postgresql.auto.conf.
 pub async fn prepare_rejoin(
@@ -340,11 +377,9 @@ pub async fn prepare_rejoin(
     info: &Conninfo,
     template: (&str, &Conninfo),
     env: &PgEnv,
-    host: &str,
-    port: &str,
-    application_name: &str,
-    slot: &str,
+    to: &Follow<'_>,
 ) -> Result<Vec<String>, ProviderError> {
+    let (host, port, application_name, slot) = (to.host, to.port, to.application_name, to.slot);
     let sys = system(role, info);
     let (template_role, template_info) = template;
     let source = connect(template_role, template_info, env).await?;
@@ -354,6 +389,15 @@ pub async fn prepare_rejoin(
         host,
         port,
         application_name,
+    )
+    .await?;
+    // pg_rewind reads the new primary's timeline from its control file, which
+    // only a checkpoint after the promotion updates (pg_rewind's docs).
+    simple(
+        &source,
+        &system(template_role, template_info),
+        "CHECKPOINT",
+        "CHECKPOINT",
     )
     .await?;
     let client = connect(role, info, env).await?;

@@ -138,6 +138,8 @@ fn on_free_port(what: &str, start: impl Fn(u16) -> Output, undo: impl Fn()) -> u
 pub struct Postgres {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The loopback address it listens on (127.0.0.2 … stand in for other hosts).
+    pub host: String,
     /// The environment the server runs with (kept for restarts).
     envs: Vec<(String, String)>,
 }
@@ -201,6 +203,7 @@ impl Postgres {
         Postgres {
             dir,
             port,
+            host: "127.0.0.1".into(),
             envs: envs.to_vec(),
         }
     }
@@ -235,7 +238,12 @@ impl Postgres {
                 try_lib(&format!("stop_pg {d}/pg"));
             },
         );
-        Postgres { dir, port, envs }
+        Postgres {
+            dir,
+            port,
+            host: "127.0.0.1".into(),
+            envs,
+        }
     }
 
     /// A server someone else started from `dir/pg/data` on `port` (pgdr
@@ -244,6 +252,7 @@ impl Postgres {
         Postgres {
             dir,
             port,
+            host: "127.0.0.1".into(),
             envs: Vec::new(),
         }
     }
@@ -255,14 +264,20 @@ impl Postgres {
 
     /// A streaming standby of `primary` (pg_basebackup -R, slot `slot` created on the primary).
     pub fn standby_of(primary: &Postgres, slot: &str) -> Self {
+        Self::standby_on(primary, slot, "127.0.0.1")
+    }
+
+    /// [`Self::standby_of`], listening on `host` (127.0.0.2 …: another host
+    /// as far as pgdr and DNS records can tell).
+    pub fn standby_on(primary: &Postgres, slot: &str, host: &str) -> Self {
         let dir = server_dir("pgdr-test-standby");
         let d = dir.path().display().to_string();
         let port = on_free_port(
             "a standby",
             |port| {
                 try_lib(&format!(
-                    "start_standby {} {d}/pg {port} {slot}",
-                    primary.port
+                    "start_standby {} {d}/pg {port} {slot} {host} {}",
+                    primary.port, primary.host
                 ))
             },
             || {
@@ -274,6 +289,7 @@ impl Postgres {
         Postgres {
             dir,
             port,
+            host: host.into(),
             envs: Vec::new(),
         }
     }
@@ -300,8 +316,8 @@ impl Postgres {
 
     pub fn conninfo(&self) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable",
-            self.port
+            "host={} port={} user=postgres dbname=postgres sslmode=disable",
+            self.host, self.port
         )
     }
 
@@ -322,7 +338,7 @@ impl Postgres {
             Command::new("psql")
                 .args([
                     "-h",
-                    "127.0.0.1",
+                    &self.host,
                     "-p",
                     &self.port.to_string(),
                     "-U",

@@ -363,6 +363,14 @@ impl<'a> Step<RoleChange<'a>> for WaitReplay {
     ) -> BoxFuture<'b, Result<(), ProviderError>> {
         boxed(async move {
             let target = seen.target.expect("decide acts only with a target");
+            if let Some(info) = &ctx.to.postgres {
+                if pg_role::resume_replay(&ctx.role_of_to(), info, &ctx.systems.pg).await? {
+                    ctx.note(format!(
+                        "replay was paused on standby `{}`; pgdr resumed it to reach the primary's last WAL position",
+                        ctx.to.name
+                    ));
+                }
+            }
             let deadline = Instant::now() + ctx.replay_timeout;
             let mut last = seen.replayed;
             while Instant::now() < deadline {
@@ -577,10 +585,12 @@ impl<'a> Step<RoleChange<'a>> for Repoint {
                     &format!("standby.{}", standby.name),
                     sinfo,
                     &ctx.systems.pg,
-                    &host,
-                    &port,
-                    standby.name.as_str(),
-                    &standby.slot_name(),
+                    &pg_role::Follow {
+                        host: &host,
+                        port: &port,
+                        application_name: standby.name.as_str(),
+                        slot: &standby.slot_name(),
+                    },
                 )
                 .await?;
             }
@@ -611,6 +621,11 @@ impl<'a> Step<RoleChange<'a>> for Rejoin {
     type Seen = RejoinSeen;
     fn name(&self) -> &str {
         "rejoin-old-primary"
+    }
+    /// The new primary does not need the old one back to take over: a failed
+    /// rejoin is reported, and the endpoint still moves.
+    fn required(&self) -> bool {
+        false
     }
     fn observe<'b>(
         &'b self,
@@ -665,61 +680,76 @@ impl<'a> Step<RoleChange<'a>> for Rejoin {
             let RejoinSeen::Local(server) = seen else {
                 unreachable!("decide acts only on a local server")
             };
-            let old = ctx.old_info().expect("a local server has a conninfo");
-            let new = ctx
-                .to
-                .postgres
-                .as_ref()
-                .expect("a local rejoin needs the new primary's conninfo");
-            let (host, port) = ctx.new_address().expect("a conninfo with a host");
-            let slot = ctx.to.slot_name();
-            pg_role::ensure_slots(
-                &ctx.role_of_to(),
-                new,
-                &ctx.systems.pg,
-                std::slice::from_ref(&slot),
-            )
-            .await?;
-            let lines = pg_role::prepare_rejoin(
-                "primary",
-                old,
-                (&ctx.role_of_to(), new),
-                &ctx.systems.pg,
-                &host,
-                &port,
-                ctx.to.name.as_str(),
-                &slot,
-            )
-            .await?;
-            let source = new.to_libpq();
-            let server = server.clone();
-            let system = format!("postgres.primary ({old})");
-            let done = tokio::task::spawn_blocking(move || {
-                let how = server.rejoin(&source, &lines)?;
-                server.wait_running(Duration::from_secs(60))?;
-                Ok::<_, String>((how, server))
-            })
-            .await
-            .map_err(|e| ProviderError::new(&system, e.to_string()))?
-            .map_err(|e| ProviderError::new(&system, e))?;
-            ctx.note(format!(
-                "the old primary ({}) was restarted as a standby of the new primary: {}",
-                server_dir(&done.1),
-                done.0
-            ));
-            // Streaming is the proof: the new primary lists it.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let state = pg_role::state(&ctx.role_of_to(), new, &ctx.systems.pg).await?;
-                if state
-                    .replication
-                    .iter()
-                    .any(|(n, s, _)| n == ctx.to.name.as_str() && s == "streaming")
-                {
-                    return Ok(());
-                }
-                if Instant::now() > deadline {
-                    return Err(ProviderError::new(
+            let result = rejoin(ctx, server).await;
+            if let Err(e) = &result {
+                ctx.note(format!(
+                    "the old primary did not rejoin as a standby (see rejoin-old-primary: {}); it is left read-only. Rejoin it by hand (pg_rewind needs wal_log_hints = on or data checksums), or rebuild it from a base backup",
+                    e.message.split(';').next().unwrap_or_default()
+                ));
+            }
+            result
+        })
+    }
+}
+
+async fn rejoin(ctx: &RoleChange<'_>, server: &LocalServer) -> Result<(), ProviderError> {
+    let old = ctx.old_info().expect("a local server has a conninfo");
+    let new = ctx
+        .to
+        .postgres
+        .as_ref()
+        .expect("a local rejoin needs the new primary's conninfo");
+    let (host, port) = ctx.new_address().expect("a conninfo with a host");
+    let slot = ctx.to.slot_name();
+    pg_role::ensure_slots(
+        &ctx.role_of_to(),
+        new,
+        &ctx.systems.pg,
+        std::slice::from_ref(&slot),
+    )
+    .await?;
+    let lines = pg_role::prepare_rejoin(
+        "primary",
+        old,
+        (&ctx.role_of_to(), new),
+        &ctx.systems.pg,
+        &pg_role::Follow {
+            host: &host,
+            port: &port,
+            application_name: ctx.to.name.as_str(),
+            slot: &slot,
+        },
+    )
+    .await?;
+    let source = new.to_libpq();
+    let server = server.clone();
+    let system = format!("postgres.primary ({old})");
+    let done = tokio::task::spawn_blocking(move || {
+        let how = server.rejoin(&source, &lines)?;
+        server.wait_running(Duration::from_secs(60))?;
+        Ok::<_, String>((how, server))
+    })
+    .await
+    .map_err(|e| ProviderError::new(&system, e.to_string()))?
+    .map_err(|e| ProviderError::new(&system, e))?;
+    ctx.note(format!(
+        "the old primary ({}) was restarted as a standby of the new primary: {}",
+        server_dir(&done.1),
+        done.0
+    ));
+    // Streaming is the proof: the new primary lists it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = pg_role::state(&ctx.role_of_to(), new, &ctx.systems.pg).await?;
+        if state
+            .replication
+            .iter()
+            .any(|(n, s, _)| n == ctx.to.name.as_str() && s == "streaming")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ProviderError::new(
                         &system,
                         format!(
                             "restarted as a standby ({}), but it is not streaming from the new primary after 30s; {}",
@@ -727,10 +757,8 @@ impl<'a> Step<RoleChange<'a>> for Rejoin {
                             done.1.why_not_streaming()
                         ),
                     ));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
