@@ -270,6 +270,11 @@ fn switchover_under_a_writer_loses_no_acknowledged_row_and_the_edited_plan_is_cl
     assert!(journal["plan_file_written"].as_bool().unwrap());
 }
 
+/// The plan text with two conninfos exchanged (the edit --write-plan makes).
+fn crate_swap(text: &str, a: &str, b: &str) -> String {
+    text.replace(a, "\u{0}").replace(b, a).replace('\u{0}', b)
+}
+
 #[test]
 fn failover_of_a_killed_primary_moves_dns_and_a_returning_primary_is_split_brain() {
     let primary = Postgres::start_with("wal_log_hints = on\n");
@@ -322,6 +327,34 @@ fn failover_of_a_killed_primary_moves_dns_and_a_returning_primary_is_split_brain
     let apply = pgdr(Some(&moto), &["apply", &file, "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     assert_eq!(endpoint(&moto, "fo"), "127.0.0.2");
+    // With the plan file already naming the new roles, the returning server is
+    // the standby entry: `failover --to` it is refused (both write, and the
+    // plan's primary is the newer one), and nothing is fenced or moved.
+    let edited = dir.path().join("edited.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &edited,
+        crate_swap(&text, &primary.conninfo(), &standby.conninfo()),
+    )
+    .unwrap();
+    let wrong = pgdr(
+        Some(&moto),
+        &[
+            "failover",
+            edited.to_str().unwrap(),
+            "--to",
+            "fo-b",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(wrong.code, 1, "{}\n{}", wrong.stdout, wrong.stderr);
+    assert!(
+        wrong.stdout.contains("split brain") && wrong.stdout.contains("fences neither"),
+        "{}",
+        wrong.stdout
+    );
+    assert_eq!(standby.psql("SHOW default_transaction_read_only"), "off");
+    assert_eq!(primary.psql("SELECT pg_is_in_recovery()"), "f");
     // Running failover again resolves it: the returning primary is fenced and
     // rejoined as a standby (pg_rewind), and the endpoint stays where it is.
     let again = pgdr(Some(&moto), &["failover", &file, "--auto-approve"]);
@@ -469,7 +502,7 @@ fn a_crash_right_after_promotion_is_finished_by_the_next_run_without_a_second_pr
         ),
         "1"
     );
-    let streaming = standby.psql("SELECT string_agg(application_name, ',' ORDER BY 1) FROM pg_stat_replication WHERE state = 'streaming'");
+    let streaming = standby.psql("SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_replication WHERE state = 'streaming'");
     assert_eq!(streaming, "cr-b,cr-c");
 }
 

@@ -110,25 +110,26 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
                     CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()
                          THEN coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
                          ELSE 0 END::float8,
-                    (SELECT timeline_id::int8 FROM pg_control_checkpoint()),
+                    CASE WHEN pg_is_in_recovery()
+                         THEN (SELECT timeline_id::int8 FROM pg_control_checkpoint())
+                         -- A primary's current timeline: its checkpoint's lags
+                         -- behind a promotion until the next checkpoint.
+                         ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END,
                     (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
                     current_setting('port')::int4,
                     current_setting('server_version_num')::int4 / 10000,
                     (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo'),
                     ARRAY(SELECT slot_name::text FROM pg_replication_slots ORDER BY 1),
-                    ARRAY(SELECT application_name FROM pg_stat_replication ORDER BY 1),
-                    ARRAY(SELECT coalesce(state, '') FROM pg_stat_replication ORDER BY application_name),
-                    ARRAY(SELECT coalesce(extract(epoch FROM replay_lag), 0)::float8
-                            FROM pg_stat_replication ORDER BY application_name),
+                    ARRAY(SELECT application_name || E'\t' || coalesce(state, '') || E'\t'
+                                 || coalesce(extract(epoch FROM replay_lag), 0)::text
+                            FROM pg_stat_replication),
                     extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8",
             &[],
         )
         .await
         .map_err(|e| query_error(&sys, "reading its role", &e))?;
     let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|t| Lsn::parse(&t));
-    let names: Vec<String> = row.get(13);
-    let states: Vec<String> = row.get(14);
-    let lags: Vec<f64> = row.get(15);
+    let replication: Vec<String> = row.get(13);
     Ok(RoleState {
         in_recovery: row.get(0),
         read_only: row.get(1),
@@ -137,7 +138,7 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
         replay_lsn: lsn(4),
         receive_lsn: lsn(5),
         replay_delay_seconds: row.get(6),
-        last_commit_age_seconds: row.get(16),
+        last_commit_age_seconds: row.get(14),
         timeline: row.get::<_, Option<i64>>(7).unwrap_or(0),
         data_directory: row.get(8),
         port: row.get(9),
@@ -147,11 +148,15 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
             .as_deref()
             .and_then(upstream_of),
         slots: row.get(12),
-        replication: names
-            .into_iter()
-            .zip(states)
-            .zip(lags)
-            .map(|((n, s), l)| (n, s, l))
+        // One row per standby, as `name<TAB>state<TAB>lag`.
+        replication: replication
+            .iter()
+            .filter_map(|r| {
+                let mut f = r.rsplitn(3, '\t');
+                let lag = f.next()?.parse().unwrap_or(0.0);
+                let state = f.next()?.to_string();
+                Some((f.next()?.to_string(), state, lag))
+            })
             .collect(),
     })
 }

@@ -245,6 +245,8 @@ pub struct Fence;
 pub struct FenceSeen {
     kind: Kind,
     promoted: bool,
+    /// The standby's timeline, when it answers over SQL.
+    new_timeline: Option<i64>,
     old: Option<Result<RoleState, String>>,
 }
 
@@ -258,7 +260,10 @@ impl<'a> Step<RoleChange<'a>> for Fence {
         ctx: &'b RoleChange<'a>,
     ) -> BoxFuture<'b, Result<FenceSeen, ProviderError>> {
         boxed(async move {
-            let promoted = !ctx.taking_over().await.map(|(r, _)| r).unwrap_or(true);
+            let (promoted, new_timeline) = match ctx.taking_over().await {
+                Ok((in_recovery, state)) => (!in_recovery, state.map(|s| s.timeline)),
+                Err(_) => (false, None),
+            };
             let old = match ctx.old().await {
                 None => None,
                 Some(Ok(state)) => Some(Ok(state)),
@@ -279,6 +284,7 @@ impl<'a> Step<RoleChange<'a>> for Fence {
             Ok(FenceSeen {
                 kind: ctx.kind,
                 promoted,
+                new_timeline,
                 old,
             })
         })
@@ -296,6 +302,15 @@ impl<'a> Step<RoleChange<'a>> for Fence {
             Some(Ok(s)) if s.read_only && s.writers == 0 => Decision::Done(format!(
                 "fenced: read-only, no session writing; its last WAL position is {}",
                 s.flush_lsn.map_or("unknown".into(), |l| l.to_string())
+            )),
+            // Both accept writes: fence the plan's primary only when the
+            // standby's promotion is newer (a higher timeline). Otherwise the
+            // plan file may already name the new roles, and the "primary" is
+            // the server that took over: pgdr will not fence it.
+            Some(Ok(s)) if seen.promoted && seen.new_timeline.is_none_or(|t| s.timeline >= t) => Decision::Refuse(format!(
+                "split brain: the plan file's primary and standby both accept writes, and the primary is on timeline {} (the standby on {}): pgdr cannot tell which one lost, and fences neither. Stop the one that lost, or fix the plan file",
+                s.timeline,
+                seen.new_timeline.map_or("unknown".into(), |t| t.to_string())
             )),
             Some(Ok(_)) => Decision::Act(
                 "fence the primary: default_transaction_read_only = on, end every other session, checkpoint".into(),
