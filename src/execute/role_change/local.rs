@@ -136,6 +136,9 @@ impl LocalServer {
     /// starts it as a standby. Returns what pg_rewind did.
     pub fn rejoin(&self, source: &str, auto_conf: &[String]) -> Result<String, String> {
         let options = self.start_options()?;
+        // Before the stop: a crash from here on leaves a server that starts
+        // as a standby (primary_conninfo is already set), never as a writer.
+        self.write_file("standby.signal", "", false)?;
         let mut stop = self.command("pg_ctl");
         stop.arg("-D")
             .arg(&self.data)
@@ -166,6 +169,7 @@ impl LocalServer {
             ),
             true,
         )?;
+        // Again: pg_rewind removes what the new primary does not have.
         self.write_file("standby.signal", "", false)?;
         let log_dir = self.data.join("log");
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
