@@ -145,10 +145,14 @@ impl LocalServer {
             .args(["-m", "fast", "-w", "stop"]);
         self.run(stop, "pg_ctl stop")?;
         let mut rewind = self.command("pg_rewind");
+        // --write-recovery-conf: pg_rewind itself leaves standby.signal (it
+        // removes ours, which the new primary does not have), so a crash
+        // after it still leaves a standby.
         rewind
             .arg("--target-pgdata")
             .arg(&self.data)
-            .arg(format!("--source-server={source}"));
+            .arg(format!("--source-server={source}"))
+            .arg("--write-recovery-conf");
         let rewound = match self.run(rewind, "pg_rewind") {
             Ok(out) if out.contains("no rewind required") => "no rewind was needed".to_string(),
             Ok(_) => "rewound with pg_rewind".to_string(),
