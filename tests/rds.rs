@@ -16,30 +16,6 @@ mod common;
 use common::{addresses, assert_second_apply_writes_nothing, pgdr, write_plan, Moto};
 use serde_json::json;
 
-fn create_instance(moto: &Moto, id: &str) {
-    moto.aws(&[
-        "rds",
-        "create-db-instance",
-        "--db-instance-identifier",
-        id,
-        "--engine",
-        "postgres",
-        "--engine-version",
-        "15.4",
-        "--db-instance-class",
-        "db.t3.micro",
-        "--allocated-storage",
-        "20",
-        "--master-username",
-        "dr_admin",
-        "--master-user-password",
-        "not-a-real-secret",
-        "--backup-retention-period",
-        "1",
-    ])
-    .unwrap();
-}
-
 fn instance(moto: &Moto, id: &str, region: &str) -> serde_json::Value {
     moto.aws(&[
         "rds",
@@ -86,7 +62,7 @@ endpoint:
 #[test]
 fn the_rds_primary_and_its_replicas_are_reconciled() {
     let moto = Moto::start();
-    create_instance(&moto, "ledger-primary");
+    moto.create_rds_instance("ledger-primary");
     moto.create_zone("db.internal.");
     moto.aws(&[
         "rds",
@@ -262,8 +238,8 @@ fn the_rds_primary_and_its_replicas_are_reconciled() {
 #[test]
 fn a_replica_of_another_source_is_a_problem_not_a_change() {
     let moto = Moto::start();
-    create_instance(&moto, "ledger-primary");
-    create_instance(&moto, "ledger-b"); // a standalone instance where a replica is expected
+    moto.create_rds_instance("ledger-primary");
+    moto.create_rds_instance("ledger-b"); // a standalone instance where a replica is expected
     moto.create_zone("db.internal.");
     let dir = tempfile::tempdir().unwrap();
     // Without the cross-region replica: moto cannot create one whose source has
@@ -351,7 +327,7 @@ fn a_missing_rds_primary_is_named() {
 #[test]
 fn an_rds_drill_restores_into_a_tagged_scratch_instance_and_deletes_it() {
     let moto = Moto::start();
-    create_instance(&moto, "drill-primary");
+    moto.create_rds_instance("drill-primary");
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(
         dir.path(),

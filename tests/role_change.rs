@@ -510,38 +510,16 @@ fn a_crash_right_after_promotion_is_finished_by_the_next_run_without_a_second_pr
 fn an_rds_read_replica_is_promoted_and_the_endpoint_follows_it() {
     let moto = Moto::start();
     moto.create_zone("ledger.internal.");
-    for args in [
-        vec![
-            "rds",
-            "create-db-instance",
-            "--db-instance-identifier",
-            "ledger-1",
-            "--engine",
-            "postgres",
-            "--engine-version",
-            "15.4",
-            "--db-instance-class",
-            "db.t3.micro",
-            "--allocated-storage",
-            "20",
-            "--master-username",
-            "dr_admin",
-            "--master-user-password",
-            "not-a-real-secret",
-            "--backup-retention-period",
-            "1",
-        ],
-        vec![
-            "rds",
-            "create-db-instance-read-replica",
-            "--db-instance-identifier",
-            "ledger-2",
-            "--source-db-instance-identifier",
-            "ledger-1",
-        ],
-    ] {
-        moto.aws(&args).unwrap();
-    }
+    moto.create_rds_instance("ledger-1");
+    moto.aws(&[
+        "rds",
+        "create-db-instance-read-replica",
+        "--db-instance-identifier",
+        "ledger-2",
+        "--source-db-instance-identifier",
+        "ledger-1",
+    ])
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = "version: 1\ncluster: ledger\ntier: saas\nobjectives: { rpo: 5m, rto: 30m }\naws: { region: us-east-1 }\nprimary:\n  rds: { instance: ledger-1 }  # the writer\nstandbys:\n  - name: ledger-b\n    rds: { instance: ledger-2 }\nendpoint:\n  hosted_zone: ledger.internal.\n  record: primary.ledger.internal.\n  ttl: 30s\n";
     let file = write_plan(dir.path(), "plan.yaml", text);

@@ -194,19 +194,23 @@ async fn pick<'a>(
                 )
             });
     }
-    for standby in standbys {
-        if let Some(info) = &standby.postgres {
-            let role = format!("standby.{}", standby.name);
-            if let Ok(state) = pg_role::state(&role, info, &systems.pg).await {
-                if !state.in_recovery {
-                    eprintln!(
-                        "Standby `{}` already accepts writes: resuming with it.",
-                        standby.name
-                    );
-                    return Ok(standby);
-                }
-            }
-        }
+    // A standby an earlier run promoted (every standby asked at once).
+    let states = futures_util::future::join_all(standbys.iter().map(|standby| async move {
+        let info = standby.postgres.as_ref()?;
+        let role = format!("standby.{}", standby.name);
+        pg_role::state(&role, info, &systems.pg).await.ok()
+    }))
+    .await;
+    if let Some((standby, _)) = standbys
+        .iter()
+        .zip(&states)
+        .find(|(_, state)| state.as_ref().is_some_and(|s| !s.in_recovery))
+    {
+        eprintln!(
+            "Standby `{}` already accepts writes: resuming with it.",
+            standby.name
+        );
+        return Ok(standby);
     }
     let live = crate::observe::observe(desired, systems)
         .await

@@ -61,7 +61,9 @@ pub fn wanted_record(desired: &Desired, live: &Live) -> Result<Record, String> {
     })
 }
 
-fn same(a: &Record, b: &Record) -> bool {
+/// Whether two records hold the same type, TTL and values (in any order;
+/// CNAME targets compared without case or trailing dot).
+pub fn same(a: &Record, b: &Record) -> bool {
     let norm = |r: &Record| -> Vec<String> {
         let mut v: Vec<String> = r
             .values

@@ -6,13 +6,12 @@
 //! `primary_conninfo` may hold a password: it is read and rewritten here, and
 //! only its host, port and application_name ever leave this module.
 
-use super::postgres::{connect, query_error, quote_literal, system};
+use super::postgres::{connect, query_error, quote_literal, system, Session};
 use super::ProviderError;
 use crate::settings::PgEnv;
-use crate::spec::conninfo::{render_pairs, split_pairs};
+use crate::spec::conninfo::split_pairs;
 use crate::spec::Conninfo;
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
 
 /// A server's role and position, read in one round trip on a new session (so
 /// it sees the configuration the postmaster has now, after any reload).
@@ -25,9 +24,8 @@ pub struct RoleState {
     pub writers: i64,
     /// On a primary: WAL flushed to disk (what a standby can receive).
     pub flush_lsn: Option<Lsn>,
-    /// On a standby: replayed, and received.
+    /// On a standby: replayed.
     pub replay_lsn: Option<Lsn>,
-    pub receive_lsn: Option<Lsn>,
     /// On a standby with WAL received but not replayed: seconds since the last
     /// replayed commit (its own measure of lag); 0 when everything is replayed.
     pub replay_delay_seconds: f64,
@@ -106,7 +104,6 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
                         AND backend_xid IS NOT NULL),
                     CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END,
                     pg_last_wal_replay_lsn()::text,
-                    pg_last_wal_receive_lsn()::text,
                     CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()
                          THEN coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
                          ELSE 0 END::float8,
@@ -129,25 +126,24 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
         .await
         .map_err(|e| query_error(&sys, "reading its role", &e))?;
     let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|t| Lsn::parse(&t));
-    let replication: Vec<String> = row.get(13);
+    let replication: Vec<String> = row.get(12);
     Ok(RoleState {
         in_recovery: row.get(0),
         read_only: row.get(1),
         writers: row.get(2),
         flush_lsn: lsn(3),
         replay_lsn: lsn(4),
-        receive_lsn: lsn(5),
-        replay_delay_seconds: row.get(6),
-        last_commit_age_seconds: row.get(14),
-        timeline: row.get::<_, Option<i64>>(7).unwrap_or(0),
-        data_directory: row.get(8),
-        port: row.get(9),
-        major: row.get::<_, i32>(10).max(0) as u32,
+        replay_delay_seconds: row.get(5),
+        last_commit_age_seconds: row.get(13),
+        timeline: row.get::<_, Option<i64>>(6).unwrap_or(0),
+        data_directory: row.get(7),
+        port: row.get(8),
+        major: row.get::<_, i32>(9).max(0) as u32,
         upstream: row
-            .get::<_, Option<String>>(11)
+            .get::<_, Option<String>>(10)
             .as_deref()
             .and_then(upstream_of),
-        slots: row.get(12),
+        slots: row.get(11),
         // One row per standby, as `name<TAB>state<TAB>lag`.
         replication: replication
             .iter()
@@ -161,20 +157,13 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
     })
 }
 
-async fn simple(client: &Client, sys: &str, what: &str, sql: &str) -> Result<(), ProviderError> {
-    client
-        .simple_query(sql)
-        .await
-        .map(|_| ())
-        .map_err(|e| query_error(sys, what, &e))
-}
-
-async fn load_time(client: &Client, sys: &str) -> Result<String, ProviderError> {
-    client
+async fn load_time(session: &Session) -> Result<String, ProviderError> {
+    session
+        .client()
         .query_one("SELECT pg_conf_load_time()::text", &[])
         .await
         .map(|r| r.get::<_, String>(0))
-        .map_err(|e| query_error(sys, "reading pg_conf_load_time()", &e))
+        .map_err(|e| query_error(session.system(), "reading pg_conf_load_time()", &e))
 }
 
 /// Fences a primary: no new writes (`default_transaction_read_only`, kept
@@ -182,21 +171,17 @@ async fn load_time(client: &Client, sys: &str) -> Result<String, ProviderError> 
 /// transactions roll back), then a checkpoint so everything written is
 /// flushed and can be streamed. Replication connections are not touched.
 pub async fn fence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
-    let sys = system(role, info);
-    let client = connect(role, info, env).await?;
-    let before = load_time(&client, &sys).await?;
-    simple(
-        &client,
-        &sys,
-        "ALTER SYSTEM SET default_transaction_read_only",
-        "ALTER SYSTEM SET default_transaction_read_only = on",
-    )
-    .await?;
-    simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await?;
+    let session = Session::open(role, info, env).await?;
+    let sys = session.system().to_string();
+    let before = load_time(&session).await?;
+    session
+        .set_setting("default_transaction_read_only", "on")
+        .await?;
+    session.reload().await?;
     // The postmaster re-reads its configuration asynchronously: wait until it
     // has, so every session started from now on is read-only.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while load_time(&client, &sys).await? == before {
+    while load_time(&session).await? == before {
         if Instant::now() > deadline {
             return Err(ProviderError::new(
                 &sys,
@@ -209,7 +194,8 @@ pub async fn fence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), Provi
     // noticed the reload could otherwise still start a writing transaction.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let row = client
+        let row = session
+            .client()
             .query_one(
                 "SELECT count(*) FILTER (WHERE NOT pg_terminate_backend(pid)),
                         count(*)
@@ -232,21 +218,16 @@ pub async fn fence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), Provi
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    simple(&client, &sys, "CHECKPOINT", "CHECKPOINT").await
+    session.run("CHECKPOINT", "CHECKPOINT").await
 }
 
 /// Undoes [`fence`]: the primary takes writes again.
 pub async fn unfence(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
-    let sys = system(role, info);
-    let client = connect(role, info, env).await?;
-    simple(
-        &client,
-        &sys,
-        "ALTER SYSTEM RESET default_transaction_read_only",
-        "ALTER SYSTEM RESET default_transaction_read_only",
-    )
-    .await?;
-    simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await
+    let session = Session::open(role, info, env).await?;
+    session
+        .reset_setting("default_transaction_read_only")
+        .await?;
+    session.reload().await
 }
 
 /// Resumes replay on a standby where it was paused (`pg_wal_replay_pause()`):
@@ -257,73 +238,40 @@ pub async fn resume_replay(
     info: &Conninfo,
     env: &PgEnv,
 ) -> Result<bool, ProviderError> {
-    let sys = system(role, info);
-    let client = connect(role, info, env).await?;
-    let row = client
+    let session = Session::open(role, info, env).await?;
+    let row = session
+        .client()
         .query_one(
             "SELECT pg_is_in_recovery() AND pg_is_wal_replay_paused()",
             &[],
         )
         .await
-        .map_err(|e| query_error(&sys, "reading whether replay is paused", &e))?;
+        .map_err(|e| query_error(session.system(), "reading whether replay is paused", &e))?;
     let paused: bool = row.get(0);
     if paused {
-        simple(
-            &client,
-            &sys,
-            "pg_wal_replay_resume()",
-            "SELECT pg_wal_replay_resume()",
-        )
-        .await?;
+        session
+            .run("pg_wal_replay_resume()", "SELECT pg_wal_replay_resume()")
+            .await?;
     }
     Ok(paused)
 }
 
 /// `pg_promote(wait => true)`: returns once the server accepts writes.
 pub async fn promote(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), ProviderError> {
-    let sys = system(role, info);
-    let client = connect(role, info, env).await?;
-    let row = client
+    let session = Session::open(role, info, env).await?;
+    let row = session
+        .client()
         .query_one("SELECT pg_promote(true, 60)", &[])
         .await
-        .map_err(|e| query_error(&sys, "pg_promote()", &e))?;
+        .map_err(|e| query_error(session.system(), "pg_promote()", &e))?;
     if row.get::<_, bool>(0) {
         Ok(())
     } else {
         Err(ProviderError::new(
-            &sys,
+            session.system(),
             "pg_promote() did not finish within 60s",
         ))
     }
-}
-
-/// A standby's primary_conninfo pointed at `host`/`port`, every other key
-/// (user, password, sslmode…) kept, and `application_name` set: read and
-/// rewritten on the server, so its secrets never leave it.
-async fn conninfo_to(
-    client: &Client,
-    sys: &str,
-    host: &str,
-    port: &str,
-    application_name: &str,
-) -> Result<String, ProviderError> {
-    let row = client
-        .query_one("SELECT current_setting('primary_conninfo')", &[])
-        .await
-        .map_err(|e| query_error(sys, "reading primary_conninfo", &e))?;
-    let current: String = row.get(0);
-    let mut pairs = split_pairs(&current)
-        .map_err(|e| ProviderError::new(sys, format!("primary_conninfo cannot be parsed: {e}")))?;
-    pairs.retain(|(k, _)| {
-        !matches!(
-            k.as_str(),
-            "host" | "hostaddr" | "port" | "application_name"
-        )
-    });
-    pairs.push(("host".into(), host.into()));
-    pairs.push(("port".into(), port.into()));
-    pairs.push(("application_name".into(), application_name.into()));
-    Ok(render_pairs(&pairs))
 }
 
 /// Where a standby is to stream from, and as what.
@@ -332,6 +280,19 @@ pub struct Follow<'a> {
     pub port: &'a str,
     pub application_name: &'a str,
     pub slot: &'a str,
+}
+
+impl Follow<'_> {
+    /// `session`'s primary_conninfo pointed here; user, password, sslmode… kept.
+    async fn conninfo_from(&self, session: &Session) -> Result<String, ProviderError> {
+        session
+            .primary_conninfo_with(&[
+                ("host", self.host),
+                ("port", self.port),
+                ("application_name", self.application_name),
+            ])
+            .await
+    }
 }
 
 /// Points a running standby at a new primary and reloads (PostgreSQL 13+
@@ -343,35 +304,15 @@ pub async fn follow(
     env: &PgEnv,
     to: &Follow<'_>,
 ) -> Result<(), ProviderError> {
-    let sys = system(role, info);
-    let client = connect(role, info, env).await?;
-    let conninfo = conninfo_to(&client, &sys, to.host, to.port, to.application_name).await?;
-    let slot = to.slot;
-    simple(
-        &client,
-        &sys,
-        "ALTER SYSTEM SET primary_conninfo",
-        &format!(
-            "ALTER SYSTEM SET primary_conninfo = {}",
-            quote_literal(&conninfo)
-        ),
-    )
-    .await?;
-    simple(
-        &client,
-        &sys,
-        "ALTER SYSTEM SET primary_slot_name",
-        &format!(
-            "ALTER SYSTEM SET primary_slot_name = {}",
-            quote_literal(slot)
-        ),
-    )
-    .await?;
-    simple(&client, &sys, "pg_reload_conf()", "SELECT pg_reload_conf()").await
+    let session = Session::open(role, info, env).await?;
+    let conninfo = to.conninfo_from(&session).await?;
+    session.set_setting("primary_conninfo", &conninfo).await?;
+    session.set_setting("primary_slot_name", to.slot).await?;
+    session.reload().await
 }
 
-/// Prepares a fenced old primary to come back as a standby of `host`/`port`:
-/// a checkpoint on the new primary (`template`) for pg_rewind, and the
+/// Prepares a fenced old primary to come back as a standby of `to`: a
+/// checkpoint on the new primary (`template`) for pg_rewind, and the
 /// configuration the old one needs as a standby (its primary_conninfo made
 /// from the new primary's own primary_conninfo, which already holds the
 /// replication login; the slot; the fence lifted, since it will be in
@@ -384,50 +325,21 @@ pub async fn prepare_rejoin(
     env: &PgEnv,
     to: &Follow<'_>,
 ) -> Result<Vec<String>, ProviderError> {
-    let (host, port, application_name, slot) = (to.host, to.port, to.application_name, to.slot);
-    let sys = system(role, info);
-    let (template_role, template_info) = template;
-    let source = connect(template_role, template_info, env).await?;
-    let conninfo = conninfo_to(
-        &source,
-        &system(template_role, template_info),
-        host,
-        port,
-        application_name,
-    )
-    .await?;
+    let (source, old) = tokio::try_join!(
+        Session::open(template.0, template.1, env),
+        Session::open(role, info, env)
+    )?;
+    let conninfo = to.conninfo_from(&source).await?;
     // pg_rewind reads the new primary's timeline from its control file, which
     // only a checkpoint after the promotion updates (pg_rewind's docs).
-    simple(
-        &source,
-        &system(template_role, template_info),
-        "CHECKPOINT",
-        "CHECKPOINT",
-    )
-    .await?;
-    let client = connect(role, info, env).await?;
-    let lines = vec![
+    source.run("CHECKPOINT", "CHECKPOINT").await?;
+    old.set_setting("primary_conninfo", &conninfo).await?;
+    old.set_setting("primary_slot_name", to.slot).await?;
+    old.reset_setting("default_transaction_read_only").await?;
+    Ok(vec![
         format!("primary_conninfo = {}", quote_literal(&conninfo)),
-        format!("primary_slot_name = {}", quote_literal(slot)),
-    ];
-    for line in &lines {
-        let name = line.split(' ').next().unwrap_or_default();
-        simple(
-            &client,
-            &sys,
-            &format!("ALTER SYSTEM SET {name}"),
-            &format!("ALTER SYSTEM SET {line}"),
-        )
-        .await?;
-    }
-    simple(
-        &client,
-        &sys,
-        "ALTER SYSTEM RESET default_transaction_read_only",
-        "ALTER SYSTEM RESET default_transaction_read_only",
-    )
-    .await?;
-    Ok(lines)
+        format!("primary_slot_name = {}", quote_literal(to.slot)),
+    ])
 }
 
 /// Creates physical slots that are missing (reserving WAL at once).
@@ -437,7 +349,7 @@ pub async fn ensure_slots(
     env: &PgEnv,
     slots: &[String],
 ) -> Result<(), ProviderError> {
-    let session = super::postgres::Session::open(role, info, env).await?;
+    let session = Session::open(role, info, env).await?;
     for slot in slots {
         session.create_slot(slot).await?;
     }

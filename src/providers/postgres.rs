@@ -542,8 +542,18 @@ impl Session {
         })
     }
 
+    /// The open connection, for queries that read.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `postgres.<role> (host:port)`, for messages.
+    pub(crate) fn system(&self) -> &str {
+        &self.sys
+    }
+
     /// Runs one statement, logging it with its duration.
-    async fn run(&self, what: &str, sql: &str) -> Result<(), ProviderError> {
+    pub(crate) async fn run(&self, what: &str, sql: &str) -> Result<(), ProviderError> {
         let started = std::time::Instant::now();
         let result = self.client.simple_query(sql).await;
         tracing::info!(
@@ -558,6 +568,15 @@ impl Session {
             .map_err(|e| query_error(&self.sys, what, &e))
     }
 
+    /// `ALTER SYSTEM RESET`: back to the configuration files' value.
+    pub async fn reset_setting(&self, name: &str) -> Result<(), ProviderError> {
+        self.run(
+            &format!("ALTER SYSTEM RESET {name}"),
+            &format!("ALTER SYSTEM RESET {}", quote_ident(name)),
+        )
+        .await
+    }
+
     /// `ALTER SYSTEM SET`: writes postgresql.auto.conf; takes effect on reload or restart.
     pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), ProviderError> {
         let sql = format!(
@@ -569,9 +588,22 @@ impl Session {
     }
 
     /// Sets `application_name` in this standby's primary_conninfo, keeping every
-    /// other key as it is. Read and rewritten here, at apply time, so the rest of
-    /// the conninfo (which may hold a password) never enters a plan or a message.
+    /// other key as it is.
     pub async fn set_application_name(&self, name: &str) -> Result<(), ProviderError> {
+        let conninfo = self
+            .primary_conninfo_with(&[("application_name", name)])
+            .await?;
+        self.set_setting("primary_conninfo", &conninfo).await
+    }
+
+    /// This server's primary_conninfo with the keys of `set` replaced (a
+    /// `host` also replaces `hostaddr`), every other key kept. Read and
+    /// rewritten here, at apply time, so the rest of the conninfo (which may
+    /// hold a password) never enters a plan or a message.
+    pub(crate) async fn primary_conninfo_with(
+        &self,
+        set: &[(&str, &str)],
+    ) -> Result<String, ProviderError> {
         let row = self
             .client
             .query_one("SELECT current_setting('primary_conninfo')", &[])
@@ -581,13 +613,12 @@ impl Session {
         let mut pairs = crate::spec::conninfo::split_pairs(&current).map_err(|e| {
             ProviderError::new(&self.sys, format!("primary_conninfo cannot be parsed: {e}"))
         })?;
-        pairs.retain(|(k, _)| k != "application_name");
-        pairs.push(("application_name".into(), name.into()));
-        self.set_setting(
-            "primary_conninfo",
-            &crate::spec::conninfo::render_pairs(&pairs),
-        )
-        .await
+        pairs.retain(|(k, _)| {
+            !set.iter()
+                .any(|(key, _)| k == key || (*key == "host" && k == "hostaddr"))
+        });
+        pairs.extend(set.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ok(crate::spec::conninfo::render_pairs(&pairs))
     }
 
     pub async fn reload(&self) -> Result<(), ProviderError> {

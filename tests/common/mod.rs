@@ -579,6 +579,31 @@ print(writes)
         self.zone_id(name)
     }
 
+    /// A PostgreSQL 15 RDS instance `id` (aws CLI), with automated backups on.
+    pub fn create_rds_instance(&self, id: &str) {
+        self.aws(&[
+            "rds",
+            "create-db-instance",
+            "--db-instance-identifier",
+            id,
+            "--engine",
+            "postgres",
+            "--engine-version",
+            "15.4",
+            "--db-instance-class",
+            "db.t3.micro",
+            "--allocated-storage",
+            "20",
+            "--master-username",
+            "dr_admin",
+            "--master-user-password",
+            "not-a-real-secret",
+            "--backup-retention-period",
+            "1",
+        ])
+        .unwrap();
+    }
+
     /// The id of the hosted zone named `name` (e.g. `db.internal.`).
     pub fn zone_id(&self, name: &str) -> String {
         let zones = self

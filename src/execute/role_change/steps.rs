@@ -9,12 +9,12 @@
 use super::local::{self, LocalServer};
 use super::{lag_guard, Candidate, Kind, DEFAULT_MAX_LAG_SECONDS};
 use crate::execute::steps::{Decision, DynStep, Step};
-use crate::plan::route53::wanted_record;
+use crate::plan::route53::{self as route53_plan, wanted_record};
 use crate::providers::pg_role::{self, Lsn, RoleState};
 use crate::providers::{rds, route53, ProviderError, Systems};
 use crate::spec::{Conninfo, Desired, Standby};
 use crate::state::rds::RdsLive;
-use crate::state::route53::{normalize, Record};
+use crate::state::route53::Record;
 use crate::state::Live;
 use futures_util::future::BoxFuture;
 use std::sync::Mutex;
@@ -167,7 +167,9 @@ impl<'a> Step<RoleChange<'a>> for Guard {
         ctx: &'b RoleChange<'a>,
     ) -> BoxFuture<'b, Result<Checked, ProviderError>> {
         boxed(async move {
-            let (in_recovery, standby) = match ctx.taking_over().await {
+            // Both servers at once: each read is a connection and a query.
+            let (taking_over, old) = tokio::join!(ctx.taking_over(), ctx.old());
+            let (in_recovery, standby) = match taking_over {
                 Ok(seen) => seen,
                 Err(e) if e.unreachable => (true, None),
                 Err(e) => return Err(e),
@@ -193,7 +195,6 @@ impl<'a> Step<RoleChange<'a>> for Guard {
                     candidate,
                 });
             }
-            let old = ctx.old().await;
             if let (Some(Ok(primary)), Some(standby)) = (&old, &standby) {
                 let row = primary
                     .replication
@@ -260,11 +261,12 @@ impl<'a> Step<RoleChange<'a>> for Fence {
         ctx: &'b RoleChange<'a>,
     ) -> BoxFuture<'b, Result<FenceSeen, ProviderError>> {
         boxed(async move {
-            let (promoted, new_timeline) = match ctx.taking_over().await {
+            let (taking_over, old) = tokio::join!(ctx.taking_over(), ctx.old());
+            let (promoted, new_timeline) = match taking_over {
                 Ok((in_recovery, state)) => (!in_recovery, state.map(|s| s.timeline)),
                 Err(_) => (false, None),
             };
-            let old = match ctx.old().await {
+            let old = match old {
                 None => None,
                 Some(Ok(state)) => Some(Ok(state)),
                 Some(Err(e)) if e.unreachable => Some(Err(e.to_string())),
@@ -614,10 +616,6 @@ impl<'a> Step<RoleChange<'a>> for Repoint {
     }
 }
 
-fn server_dir(server: &LocalServer) -> String {
-    server.data.display().to_string()
-}
-
 fn info_address(info: Option<&Conninfo>) -> String {
     info.map_or("unknown".into(), |i| i.to_string())
 }
@@ -749,7 +747,7 @@ async fn rejoin(ctx: &RoleChange<'_>, server: &LocalServer) -> Result<(), Provid
     .map_err(|e| ProviderError::new(&system, e))?;
     ctx.note(format!(
         "the old primary ({}) was restarted as a standby of the new primary: {}",
-        server_dir(&done.1),
+        done.1.data.display(),
         done.0
     ));
     // Streaming is the proof: the new primary lists it.
@@ -789,15 +787,6 @@ pub struct EndpointSeen {
     old_writable: bool,
 }
 
-fn same_record(a: &Record, b: &Record) -> bool {
-    let values = |r: &Record| {
-        let mut v: Vec<String> = r.values.iter().map(|v| normalize(v)).collect();
-        v.sort();
-        v
-    };
-    a.rtype == b.rtype && a.ttl == b.ttl && values(a) == values(b)
-}
-
 impl<'a> Step<RoleChange<'a>> for MoveEndpoint {
     type Seen = EndpointSeen;
     fn name(&self) -> &str {
@@ -819,24 +808,37 @@ impl<'a> Step<RoleChange<'a>> for MoveEndpoint {
                 });
             };
             let client = ctx.systems.aws.route53().await;
-            let live = route53::observe(&client, &endpoint.hosted_zone, &endpoint.record).await?;
+            // The record, the new primary's RDS address (an RDS primary is
+            // reached through it) and both servers' roles, read at once.
+            let rds_instance = async {
+                match ctx.to.rds {
+                    Some(_) => ctx.rds_instance().await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (live, instance, taking_over, old) = tokio::join!(
+                route53::observe(&client, &endpoint.hosted_zone, &endpoint.record),
+                rds_instance,
+                ctx.taking_over(),
+                ctx.old()
+            );
+            let live = live?;
             if let Some(why) = live.unmanageable {
                 return Err(ProviderError::new(
                     format!("route53.{}", endpoint.record),
                     why,
                 ));
             }
-            // The record for the new roles: an RDS primary by its endpoint address.
-            let mut after_live = Live::default();
-            if ctx.to.rds.is_some() {
-                after_live.rds = Some(RdsLive {
-                    primary: Some(ctx.rds_instance().await?),
+            let after_live = Live {
+                rds: instance?.map(|primary| RdsLive {
+                    primary: Some(primary),
                     ..RdsLive::default()
-                });
-            }
+                }),
+                ..Live::default()
+            };
             let want = wanted_record(&ctx.after, &after_live);
-            let new_writable = !ctx.taking_over().await?.0;
-            let old_writable = match ctx.old().await {
+            let new_writable = !taking_over?.0;
+            let old_writable = match old {
                 Some(Ok(s)) => !s.in_recovery && !s.read_only,
                 _ => false,
             };
@@ -862,7 +864,11 @@ impl<'a> Step<RoleChange<'a>> for MoveEndpoint {
                 ))
             }
         };
-        if seen.have.as_ref().is_some_and(|h| same_record(h, want)) {
+        if seen
+            .have
+            .as_ref()
+            .is_some_and(|h| route53_plan::same(h, want))
+        {
             return Decision::Done(format!(
                 "points at {} ({})",
                 want.values.join(", "),
