@@ -44,8 +44,8 @@ primary:
     apply_immediately: true
     parameter_group: ledger-pg15
 settings:
-  log_min_duration_statement: "250"
-  archive_timeout: "60"
+  log_min_duration_statement: 250ms
+  archive_timeout: 1min
 standbys:
   - name: ledger-b
     availability_zone: us-east-1b
@@ -317,6 +317,65 @@ fn a_missing_rds_primary_is_named() {
         plan.stdout
     );
     assert!(json["changes"].as_array().unwrap().is_empty());
+    // The plan file names an instance pgdr cannot make: apply fails, writes nothing.
+    let writes = moto.writes();
+    let apply = pgdr(
+        Some(&moto),
+        &["apply", file.to_str().unwrap(), "--auto-approve"],
+    );
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(moto.writes(), writes);
+}
+
+/// Without a SQL connection, units come from the table generated from
+/// pg_settings (the main test writes `1min` and `250ms`); a unit PostgreSQL
+/// does not have fails apply before anything is written.
+#[test]
+fn an_rds_setting_in_an_impossible_unit_fails_apply_and_writes_nothing() {
+    let moto = Moto::start();
+    moto.create_rds_instance("ledger-primary");
+    let dir = tempfile::tempdir().unwrap();
+    let text = PLAN
+        .replace("archive_timeout: 1min", "archive_timeout: 60 parsecs")
+        .replace(
+            "standbys:\n  - name: ledger-b\n    availability_zone: us-east-1b\n    rds: { instance: ledger-b }\n  - name: ledger-west\n    region: us-west-2\n    rds: { instance: ledger-west }\n",
+            "",
+        )
+        .replace("endpoint:\n  hosted_zone: db.internal.\n  record: ledger-primary.db.internal.\n  ttl: 15s\n", "");
+    assert!(text.contains("parsecs") && !text.contains("standbys") && !text.contains("endpoint"));
+    let file = write_plan(dir.path(), "ledger.yaml", &text);
+    let file = file.to_str().unwrap();
+    let plan = pgdr(
+        Some(&moto),
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    let problem = plan.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == json!("rds.parameter_group.ledger-pg15.archive_timeout"))
+        .expect("problem")
+        .clone();
+    assert_eq!(problem["impossible"], json!(true), "{problem}");
+    assert!(
+        problem["message"].as_str().unwrap().contains("parsecs"),
+        "{problem}"
+    );
+    let writes = moto.writes();
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains("nothing was applied"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(moto.writes(), writes, "apply wrote to AWS");
+    assert_eq!(
+        instance(&moto, "ledger-primary", "us-east-1")["BackupRetentionPeriod"],
+        json!(1),
+        "the valid changes beside it were not made either"
+    );
 }
 
 /// A drill of an RDS primary: a point-in-time restore into a tagged scratch

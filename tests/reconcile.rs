@@ -650,6 +650,84 @@ fn archiver_failures_and_inactive_slots_are_problems() {
         "{}",
         human.stdout
     );
+    // Not the plan file's fault: reported, and apply still succeeds.
+    assert!(problems.iter().all(|p| p.get("impossible").is_none()));
+    let apply = pgdr(None, &["apply", file.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+}
+
+/// A value the server rejects is the plan file's fault: plan says so and
+/// exits 2 under --detailed-exitcode, apply changes nothing (not even the
+/// valid changes beside it) and exits 1; fixed, apply converges.
+#[test]
+fn a_setting_the_server_rejects_fails_apply_and_changes_nothing() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = "  archive_timeout: 60 parsecs\n  log_min_duration_statement: 250ms\n  no_such_setting: 3\n";
+    let file = write_plan(
+        dir.path(),
+        "p.yaml",
+        &common::minimal_plan("odd", &pg.conninfo(), settings),
+    );
+    let file = file.to_str().unwrap();
+    let before = pg.fingerprint();
+
+    let plan = pgdr(
+        None,
+        &["plan", file, "--format", "json", "--detailed-exitcode"],
+    );
+    assert_eq!(plan.code, 2, "{}\n{}", plan.stdout, plan.stderr);
+    let json = plan.json();
+    let impossible: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["impossible"] == json!(true))
+        .map(|p| p["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        impossible,
+        [
+            "postgres.primary.setting.archive_timeout",
+            "postgres.primary.setting.no_such_setting"
+        ]
+    );
+    let human = pgdr(None, &["plan", file]);
+    assert!(
+        human.stdout.contains("unit") && human.stdout.contains("[fix the plan file]"),
+        "{}",
+        human.stdout
+    );
+
+    let apply = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply
+            .stderr
+            .contains("the plan file asks for 2 things the live system rejects")
+            && apply
+                .stderr
+                .contains("postgres.primary.setting.archive_timeout")
+            && apply.stderr.contains("nothing was applied"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(pg.fingerprint(), before, "apply changed the server");
+    assert_eq!(pg.psql("SHOW log_min_duration_statement"), "-1");
+
+    std::fs::write(
+        file,
+        common::minimal_plan(
+            "odd",
+            &pg.conninfo(),
+            "  archive_timeout: 60s\n  log_min_duration_statement: 250ms\n",
+        ),
+    )
+    .unwrap();
+    let apply = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(pg.psql("SHOW archive_timeout"), "1min");
+    assert_eq!(pg.psql("SHOW log_min_duration_statement"), "250ms");
 }
 
 #[test]

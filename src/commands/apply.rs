@@ -1,7 +1,8 @@
 //! `pgdr apply PATH` and `pgdr apply FILE.plan.json`: make the changes.
 //!
 //! Order of safety checks, each before any write: every plan file valid; the
-//! cluster locks held; every cluster read; no destructive change unless
+//! cluster locks held; every cluster read; nothing the live system rejects
+//! (an impossible setting); no destructive change unless
 //! `--allow-destructive`; a saved plan still matching live state; confirmation.
 
 use super::{load_all, load_one, out, plan_all, style, Outcome};
@@ -41,6 +42,20 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
             "{} cluster{} could not be read; nothing was applied (fix the error above and run again)",
             failed.len(),
             if failed.len() == 1 { "" } else { "s" }
+        );
+    }
+
+    let impossible: Vec<&str> = plans
+        .iter()
+        .flat_map(|p| p.impossible_problems())
+        .map(|p| p.address.as_str())
+        .collect();
+    if !impossible.is_empty() {
+        bail!(
+            "the plan file asks for {} thing{} the live system rejects ({}); nothing was applied\n  hint: fix the plan file where the problems above point, then run again",
+            impossible.len(),
+            if impossible.len() == 1 { "" } else { "s" },
+            impossible.join(", ")
         );
     }
 

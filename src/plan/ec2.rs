@@ -37,7 +37,7 @@ pub fn plan_network(
     };
     if live.id.is_none() {
         if group.starts_with("sg-") {
-            plan.problem(
+            plan.impossible(
                 base,
                 format!("security group {group} does not exist; pgdr can create a group by name, not by id"),
             );

@@ -128,6 +128,14 @@ pub struct Problem {
     pub cluster: String,
     pub address: String,
     pub message: String,
+    /// The plan file asks for something the live system rejects (an unknown
+    /// setting, a value or unit the server refuses, a parameter RDS does not
+    /// let anyone change): only an edit of the plan file fixes it, so `apply`
+    /// refuses to run (exit 1). Conditions that are not the plan file's fault
+    /// (an archiver failing, a standby lagging) leave this false and are
+    /// reported without failing apply.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impossible: bool,
 }
 
 impl Problem {
@@ -136,6 +144,7 @@ impl Problem {
             cluster: cluster.to_string(),
             address: address.into(),
             message: message.into(),
+            impossible: false,
         }
     }
 }
@@ -279,6 +288,19 @@ impl ClusterPlan {
     pub fn problem(&mut self, address: impl Into<String>, message: impl Into<String>) {
         let problem = Problem::new(&self.cluster, address, message);
         self.problems.push(problem);
+    }
+
+    /// Records something the plan file asks for that the live system rejects
+    /// (see [`Problem::impossible`]).
+    pub fn impossible(&mut self, address: impl Into<String>, message: impl Into<String>) {
+        let mut problem = Problem::new(&self.cluster, address, message);
+        problem.impossible = true;
+        self.problems.push(problem);
+    }
+
+    /// The problems only an edit of the plan file can fix.
+    pub fn impossible_problems(&self) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(|p| p.impossible)
     }
 
     pub fn needs_attention(&self) -> bool {

@@ -225,16 +225,14 @@ fn plan_settings(
         let address = format!("{}.setting.{name}", server.address());
         let desired_value = desired_value.as_str();
         let Some(live) = pg.settings.get(name) else {
-            problem(
-                plan,
+            plan.impossible(
                 address,
                 format!("`{name}` is not a setting this server knows (PostgreSQL {}); check the spelling in `settings`", pg.version_num),
             );
             continue;
         };
         if matches!(live.context.as_str(), "internal") {
-            problem(
-                plan,
+            plan.impossible(
                 address,
                 format!(
                     "`{name}` is fixed when the server is built or initialised and cannot be set"
@@ -243,7 +241,7 @@ fn plan_settings(
             continue;
         }
         if let Err(why) = guc::check(desired_value, live) {
-            problem(plan, address, format!("settings.{name}: {why}"));
+            plan.impossible(address, format!("settings.{name}: {why}"));
             continue;
         }
         let requires_restart = live.context == "postmaster";

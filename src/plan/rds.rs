@@ -7,7 +7,7 @@
 //! pgdr never deletes or re-points one.
 
 use super::{Action, Change, ClusterPlan, Op, RdsOp, RdsWrite};
-use crate::spec::units::numeric_in_base;
+use crate::spec::units::{numeric_in_base, numeric_setting};
 use crate::spec::Desired;
 use crate::spec::RdsPrimary;
 use crate::state::postgres::LiveSetting;
@@ -15,13 +15,16 @@ use crate::state::rds::{InstanceChange, InstanceLive, ParameterLive, RdsLive};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// The value RDS should hold for a setting: booleans as `1`/`0` where the
-/// parameter takes those, sizes and times in the parameter's base unit (known
-/// from the primary's pg_settings when pgdr can read them).
+/// The value RDS should hold for setting `name`: booleans as `1`/`0` where the
+/// parameter takes those, sizes and times in the parameter's base unit, known
+/// from the primary's pg_settings when pgdr can read them, else from the table
+/// generated from `pg_settings` of each PostgreSQL major (`major`: the
+/// instance's).
 pub fn rds_value(
+    name: &str,
     desired: &str,
     param: Option<&ParameterLive>,
-    pg: Option<&LiveSetting>,
+    (pg, major): (Option<&LiveSetting>, Option<u32>),
 ) -> Result<String, String> {
     let text = desired.trim();
     if param.is_some_and(|p| p.allowed_values.as_deref() == Some("0,1")) {
@@ -41,15 +44,25 @@ pub fn rds_value(
     if !has_unit {
         return Ok(text.to_string());
     }
-    match pg.and_then(|s| s.unit.as_deref().map(|u| (s, u))) {
-        Some((setting, unit)) => numeric_in_base(text, Some(unit)).map(|n| {
-            if setting.vartype == "real" {
+    let known = match pg {
+        Some(s) => Some((s.vartype.as_str(), s.unit.as_deref())),
+        None => numeric_setting(name, major),
+    };
+    match known {
+        Some((vartype, Some(unit))) => numeric_in_base(text, Some(unit)).map(|n| {
+            if vartype == "real" {
                 n.to_string()
             } else {
                 (n.round() as i64).to_string()
             }
         }),
-        None => Err(format!("`{text}` has a unit, but an RDS parameter takes a plain number in its base unit (see `SHOW` on the server); give primary.postgres so pgdr can convert, or write the plain number")),
+        Some((_, None)) => Err(format!(
+            "`{text}` has a unit, but `{name}` is a plain number without one; write the number"
+        )),
+        None => Err(format!(
+            "`{text}` has a unit, but `{name}` is not a numeric setting of PostgreSQL {}; check the spelling, or write the value RDS takes",
+            crate::spec::units::generated_from()
+        )),
     }
 }
 
@@ -82,7 +95,7 @@ pub fn plan_rds(
     let region = desired.region();
     let base = format!("rds.{}", spec.instance);
     let Some(instance) = &live.primary else {
-        plan.problem(base, format!("RDS instance `{}` does not exist in {region}; pgdr reconciles an existing primary but does not create one", spec.instance));
+        plan.impossible(base, format!("RDS instance `{}` does not exist in {region}; pgdr reconciles an existing primary but does not create one", spec.instance));
         return;
     };
     if let Some(source) = &instance.replica_source {
@@ -230,7 +243,7 @@ fn plan_parameter_group(
     let settings = &desired.plan.settings;
     let (name, group) = match (&spec.parameter_group, &live.parameter_group) {
         (None, _) if !settings.is_empty() => {
-            plan.problem(
+            plan.impossible(
                 format!("{base}.parameter_group"),
                 "with primary.rds, `settings` are reconciled in a DB parameter group: name one in primary.rds.parameter_group",
             );
@@ -310,16 +323,21 @@ fn plan_parameter_group(
         // AWS lists every parameter of the family; a name it does not list
         // is planned anyway and RDS itself refuses it at apply if it is wrong.
         if live_param.is_some_and(|p| !p.modifiable) {
-            plan.problem(
+            plan.impossible(
                 address,
                 format!("`{param}` cannot be changed in an RDS parameter group"),
             );
             continue;
         }
-        let want = match rds_value(&value.0, live_param, pg_settings.and_then(|s| s.get(param))) {
+        let want = match rds_value(
+            param,
+            &value.0,
+            live_param,
+            (pg_settings.and_then(|s| s.get(param)), instance.major()),
+        ) {
             Ok(v) => v,
             Err(why) => {
-                plan.problem(address, format!("settings.{param}: {why}"));
+                plan.impossible(address, format!("settings.{param}: {why}"));
                 continue;
             }
         };

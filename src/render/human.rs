@@ -135,10 +135,15 @@ pub fn render_plan(plans: &[ClusterPlan], style: Style) -> String {
         for problem in &plan.problems {
             writeln!(
                 out,
-                "  {} {}: {}",
+                "  {} {}: {}{}",
                 style.red("!"),
                 style.bold(&problem.address),
-                problem.message
+                problem.message,
+                if problem.impossible {
+                    style.red(" [fix the plan file]")
+                } else {
+                    String::new()
+                }
             )
             .unwrap();
         }

@@ -66,7 +66,12 @@ pub fn render_plan(plans: &[ClusterPlan]) -> String {
         if !plan.problems.is_empty() {
             out.push_str("**Problems**\n\n");
             for p in &plan.problems {
-                writeln!(out, "- :x: `{}`: {}", p.address, p.message).unwrap();
+                let fix = if p.impossible {
+                    " (fix the plan file)"
+                } else {
+                    ""
+                };
+                writeln!(out, "- :x: `{}`: {}{fix}", p.address, p.message).unwrap();
             }
             out.push('\n');
         }

@@ -14,6 +14,7 @@ mod error;
 mod load;
 pub mod locate;
 mod network;
+mod pg_setting_units;
 mod plan_file;
 mod primary;
 mod standbys;

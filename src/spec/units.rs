@@ -5,6 +5,35 @@
 //! Pure functions used by the planner (comparing with live values) and by lint
 //! (RPO arithmetic on settings); they live in spec so both can reach them.
 
+/// The type (`integer` or `real`) and base unit of a numeric PostgreSQL
+/// setting, from the table generated from `pg_settings`
+/// (`scripts/gen-pg-setting-units`): what converts `60s` for a server pgdr
+/// cannot query (an RDS parameter group). The entry read from `major` is
+/// preferred; for a major the table was not generated from, the newest entry.
+pub fn numeric_setting(
+    name: &str,
+    major: Option<u32>,
+) -> Option<(&'static str, Option<&'static str>)> {
+    let entries = super::pg_setting_units::SETTINGS
+        .iter()
+        .filter(|(n, ..)| *n == name);
+    let chosen = entries
+        .clone()
+        .find(|(_, _, _, first, last)| major.is_some_and(|m| (*first..=*last).contains(&m)))
+        .or_else(|| entries.max_by_key(|(_, _, _, _, last)| *last))?;
+    let (_, vartype, unit, _, _) = *chosen;
+    Some((vartype, (!unit.is_empty()).then_some(unit)))
+}
+
+/// The majors the table was generated from, for messages (`15`, `15, 16`).
+pub fn generated_from() -> String {
+    let majors: Vec<String> = super::pg_setting_units::GENERATED_FROM
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    majors.join(", ")
+}
+
 /// A boolean as PostgreSQL reads one, or `None`.
 pub fn parse_bool(text: &str) -> Option<bool> {
     let t = text.trim().to_ascii_lowercase();
@@ -83,4 +112,32 @@ pub fn numeric_in_base(value: &str, unit: Option<&str>) -> Result<f64, String> {
         ));
     }
     Ok(number * value_size / base_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_table_knows_the_units_of_settings() {
+        assert_eq!(
+            numeric_setting("archive_timeout", Some(15)),
+            Some(("integer", Some("s")))
+        );
+        assert_eq!(
+            numeric_setting("shared_buffers", None),
+            Some(("integer", Some("8kB")))
+        );
+        assert_eq!(
+            numeric_setting("max_connections", Some(17)),
+            Some(("integer", None))
+        );
+        assert_eq!(
+            numeric_setting("autovacuum_vacuum_cost_delay", Some(15)),
+            Some(("real", Some("ms")))
+        );
+        assert_eq!(numeric_setting("wal_level", Some(15)), None, "not numeric");
+        assert_eq!(numeric_setting("no_such_setting", Some(15)), None);
+        assert!(generated_from().contains("15"));
+    }
 }

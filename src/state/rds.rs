@@ -37,6 +37,16 @@ pub struct InstanceLive {
 }
 
 impl InstanceLive {
+    /// The PostgreSQL major version: `15.4` → 15 (None before PostgreSQL 10).
+    pub fn major(&self) -> Option<u32> {
+        self.engine_version
+            .split('.')
+            .next()?
+            .parse()
+            .ok()
+            .filter(|m| *m >= 10)
+    }
+
     /// Major version for the parameter group family: `15.4` → `postgres15`.
     pub fn family(&self) -> String {
         let version = &self.engine_version;
