@@ -2,9 +2,13 @@
 # a fresh Debian machine lacks, and start throw-away PostgreSQL and moto servers on
 # loopback. Sourced, not run.
 
-# moto 5.2.x answers GetBucketVersioning with a root element AWS never sends
-# (GetBucketVersioningResponse), which the Rust SDK rightly rejects; 5.1.22 matches AWS.
-MOTO_VERSION=5.1.22
+# The repository root, and the project-local virtual environment the Python test
+# tools (moto, the aws CLI) live in, installed from scripts/requirements-tools.txt.
+# PGDR_TOOLS_DIR may move it outside the clone (a CI cache); it is rebuilt when
+# the requirements file changes.
+PGDR_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PGDR_TOOLS_DIR=${PGDR_TOOLS_DIR:-$PGDR_REPO/.tools}
+PGDR_VENV=$PGDR_TOOLS_DIR/venv
 
 pgdr_log() { printf '==> %s\n' "$*" >&2; }
 
@@ -21,33 +25,43 @@ pg_bindir() {
   return 1
 }
 
-# Installs the PostgreSQL server, moto[server] and the aws CLI when missing.
+# Installs what is missing: the PostgreSQL server and client tools from Debian's
+# packages (apt-get), and the Python test tools into the project-local venv
+# (never pip --user or --break-system-packages into the user's own Python).
 ensure_deps() {
-  export PATH="$HOME/.local/bin:$PATH"
   local apt_pkgs=()
   pg_bindir >/dev/null || apt_pkgs+=(postgresql)
   command -v openssl >/dev/null || apt_pkgs+=(openssl)
   command -v psql >/dev/null || apt_pkgs+=(postgresql-client)
   # Tests check the digest pgdr keeps with archived WAL with an independent tool.
   command -v xxhsum >/dev/null || apt_pkgs+=(xxhash)
-  python3 -m pip --version >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
+  # The venv is made by Debian's own python3, which needs python3-venv for it.
+  [ -x /usr/bin/python3 ] || apt_pkgs+=(python3)
+  /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
   fi
-  if ! command -v moto_server >/dev/null || ! command -v aws >/dev/null \
-     || [ "$(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null)" != "$MOTO_VERSION" ]; then
-    pgdr_log "installing moto[server]==$MOTO_VERSION and awscli (pip)"
-    # Debian's own python refuses pip installs outside a venv (PEP 668); the
-    # packages are only test tools, so install them for this user anyway.
-    python3 -m pip install --quiet --user "moto[server]==$MOTO_VERSION" awscli 2>/dev/null \
-      || python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" awscli 2>/dev/null \
-      || python3 -m pip install --quiet --user --break-system-packages "moto[server]==$MOTO_VERSION" awscli
-    hash -r
-  fi
-  command -v moto_server >/dev/null || { echo "moto_server is still missing after install" >&2; return 1; }
+  ensure_tools_venv
   pg_bindir >/dev/null || { echo "PostgreSQL server binaries are still missing after install" >&2; return 1; }
+}
+
+# The Python test tools, pinned, in $PGDR_VENV; its bin/ goes first on PATH so
+# `python3`, `moto_server` and `aws` are the venv's from here on.
+ensure_tools_venv() {
+  local req=$PGDR_REPO/scripts/requirements-tools.txt stamp=$PGDR_VENV/.requirements
+  if ! cmp -s "$req" "$stamp" 2>/dev/null || [ ! -x "$PGDR_VENV/bin/moto_server" ]; then
+    pgdr_log "installing the test tools (moto, aws CLI) into $PGDR_VENV from scripts/requirements-tools.txt"
+    rm -rf "$PGDR_VENV"
+    mkdir -p "$PGDR_TOOLS_DIR"
+    /usr/bin/python3 -m venv "$PGDR_VENV"
+    "$PGDR_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    cp "$req" "$stamp"
+  fi
+  export PATH="$PGDR_VENV/bin:$PATH"
+  hash -r
+  command -v moto_server >/dev/null || { echo "moto_server is missing from $PGDR_VENV after install" >&2; return 1; }
 }
 
 free_port() {

@@ -58,6 +58,15 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
     }
 }
 
+/// The project-local venv's bin/ with moto and the aws CLI (scripts/lib.sh
+/// ensure_tools_venv makes it; `PGDR_TOOLS_DIR` moves it, as there).
+pub fn tools_bin() -> PathBuf {
+    std::env::var_os("PGDR_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools"))
+        .join("venv/bin")
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -423,7 +432,8 @@ impl Moto {
         let mut child = Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "export PATH=\"$HOME/.local/bin:$PATH\"; exec python3 {}/scripts/moto_server.py -H 127.0.0.1 -p {port} >{} 2>&1",
+                "export PATH=\"{}:$PATH\"; exec python3 {}/scripts/moto_server.py -H 127.0.0.1 -p {port} >{} 2>&1",
+                tools_bin().display(),
                 repo().display(),
                 log.display()
             ))
@@ -542,7 +552,10 @@ print(writes)
         let out = run(
             Command::new("bash")
                 .arg("-c")
-                .arg("export PATH=\"$HOME/.local/bin:$PATH\"; exec aws \"$@\"")
+                .arg(format!(
+                    "export PATH=\"{}:$PATH\"; exec aws \"$@\"",
+                    tools_bin().display()
+                ))
                 .arg("aws")
                 .args(args)
                 .args(["--output", "json", "--endpoint-url", &self.endpoint()])
