@@ -56,6 +56,8 @@ pub enum Command {
     Switchover(SwitchoverArgs),
     /// Replace a lost or abandoned primary with a standby, within its max_lag unless forced.
     Failover(FailoverArgs),
+    /// Remove a bucket lock a crashed run left behind (only the one with LOCK_ID, and only while it still is).
+    ForceUnlock(ForceUnlockArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
     WalPush(WalPushArgs),
     /// PostgreSQL's restore_command: fetch one WAL file from the archive; exit 1 when it is not there.
@@ -224,6 +226,17 @@ pub struct ExpireArgs {
     /// Print what would be deleted; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// The id the refused run printed (`lock id …`).
+    pub lock_id: String,
+    /// Remove it without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,10 +5,10 @@
 //! (an impossible setting); no destructive change unless
 //! `--allow-destructive`; a saved plan still matching live state; confirmation.
 
-use super::{load_all, load_one, out, plan_all, style, Outcome};
+use super::{confirm, load_all, load_one, out, plan_all, style, Outcome};
 use crate::cli::ApplyArgs;
 use crate::execute::apply_cluster;
-use crate::execute::lock::ClusterLock;
+use crate::execute::lock::RunLock;
 use crate::plan::saved::{SavedPlan, SAVED_PLAN_VERSION};
 use crate::plan::ClusterPlan;
 use crate::providers::Systems;
@@ -16,7 +16,7 @@ use crate::render;
 use crate::settings::Settings;
 use crate::spec::Desired;
 use anyhow::{bail, Context};
-use std::io::{BufRead, Write};
+
 use std::path::Path;
 
 fn is_saved_plan(path: &Path) -> bool {
@@ -30,7 +30,7 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
         saved(&args.path, settings, &systems).await?
     } else {
         let desired = load_all(&args.path)?;
-        let locks = lock_all(&desired, settings)?;
+        let locks = lock_all(&desired, settings, &systems).await?;
         let plans = plan_all(&desired, &systems).await;
         (desired, plans, locks)
     };
@@ -85,7 +85,15 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
     }
     // A saved plan was reviewed when it was made, as with `terraform apply PLANFILE`.
     if !args.auto_approve && !is_saved_plan(&args.path) {
-        confirm(writes, settings)?;
+        confirm(
+            settings,
+            &format!(
+                "pgdr will make {writes} change{}.",
+                if writes == 1 { "" } else { "s" }
+            ),
+            "review `pgdr plan` and pass --auto-approve, or apply a saved plan",
+            "apply cancelled; nothing was applied",
+        )?;
     }
 
     let results = futures_util::future::join_all(
@@ -106,25 +114,18 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
     Ok(Outcome::Clean)
 }
 
-fn lock_all(desired: &[Desired], settings: &Settings) -> anyhow::Result<Vec<ClusterLock>> {
-    desired
-        .iter()
-        .map(|d| ClusterLock::acquire(&settings.lock_dir, d.cluster()).map_err(anyhow::Error::from))
-        .collect()
-}
-
-fn confirm(writes: usize, settings: &Settings) -> anyhow::Result<()> {
-    if !settings.interactive {
-        bail!("stdin is not a terminal, so pgdr cannot ask for confirmation; nothing was applied\n  hint: review `pgdr plan` and pass --auto-approve, or apply a saved plan");
+/// Every cluster's apply lock (local, and in its bucket when it has one),
+/// taken one by one so a refusal releases what was taken.
+async fn lock_all(
+    desired: &[Desired],
+    settings: &Settings,
+    systems: &Systems,
+) -> anyhow::Result<Vec<RunLock>> {
+    let mut locks = Vec::new();
+    for d in desired {
+        locks.push(RunLock::acquire(d, systems, &settings.lock_dir, "apply", "pgdr apply").await?);
     }
-    eprint!("\npgdr will make {writes} change{}. Only 'yes' will be accepted to approve.\n  Enter a value: ", if writes == 1 { "" } else { "s" });
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        bail!("apply cancelled; nothing was applied");
-    }
-    Ok(())
+    Ok(locks)
 }
 
 /// Reads a saved plan and checks it still holds: the same plan files and the
@@ -133,7 +134,7 @@ async fn saved(
     path: &Path,
     settings: &Settings,
     systems: &Systems,
-) -> anyhow::Result<(Vec<Desired>, Vec<ClusterPlan>, Vec<ClusterLock>)> {
+) -> anyhow::Result<(Vec<Desired>, Vec<ClusterPlan>, Vec<RunLock>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let saved: SavedPlan = serde_json::from_str(&text).with_context(|| {
@@ -157,7 +158,7 @@ async fn saved(
         }
         desired.push(d);
     }
-    let locks = lock_all(&desired, settings)?;
+    let locks = lock_all(&desired, settings, systems).await?;
     let now = plan_all(&desired, systems).await;
     let mut stale = Vec::new();
     for (then, now) in saved.clusters.iter().zip(&now) {

@@ -4,7 +4,7 @@
 use super::{archive_of, load_cluster, out, Outcome};
 use crate::archive::backup::{self, BackupRequest};
 use crate::cli::{BackupArgs, ListFormat};
-use crate::execute::lock::ClusterLock;
+use crate::execute::lock::RunLock;
 use crate::providers::{postgres, Systems};
 use crate::settings::Settings;
 use crate::spec::Conninfo;
@@ -41,7 +41,15 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             ("primary".to_string(), "primary".to_string(), info)
         }
     };
-    let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "backup")?;
+    let systems = Systems::new(settings);
+    let _lock = RunLock::acquire(
+        &desired,
+        &systems,
+        &settings.lock_dir,
+        "backup",
+        "pgdr backup",
+    )
+    .await?;
     let facts = postgres::backup_facts(&role, &conninfo, &settings.pg).await?;
     if args.standby.is_none() && facts.in_recovery {
         anyhow::bail!("the primary is in recovery (a standby now?); back up the server that accepts writes, or a standby with --standby");
@@ -54,7 +62,6 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             facts.version_num / 10000
         )
     })?;
-    let systems = Systems::new(settings);
     let client = systems.aws.s3(&region).await;
     let removed = backup::clean_leftovers(&client, &url)
         .await

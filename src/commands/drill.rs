@@ -11,7 +11,7 @@ use crate::archive::drill_rds::{self, RdsDrillRequest};
 use crate::archive::restore::{self, Target};
 use crate::archive::{backup, catalog, scratch};
 use crate::cli::{DrillArgs, ListFormat};
-use crate::execute::lock::ClusterLock;
+use crate::execute::lock::RunLock;
 use crate::providers::postgres;
 use crate::providers::s3::objects;
 use crate::providers::Systems;
@@ -46,7 +46,15 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         rpo_seconds: plan.objectives.rpo.as_secs(),
         rto_seconds: plan.objectives.rto.as_secs(),
     };
-    let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "drill")?;
+    let systems = Systems::new(settings);
+    let _lock = RunLock::acquire(
+        &desired,
+        &systems,
+        &settings.lock_dir,
+        "drill",
+        "pgdr drill",
+    )
+    .await?;
     let primary = plan.primary.postgres.as_ref();
     // Read while the backup is chosen: only a `latest` drill compares them.
     let source_databases = async {
@@ -57,7 +65,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     };
     let ts = backup::backup_id(std::time::SystemTime::now());
     if let Some(rds_primary) = &plan.primary.rds {
-        let client = Systems::new(settings).aws.rds(desired.region()).await;
+        let client = systems.aws.rds(desired.region()).await;
         for left in
             drill_rds::clean_leftovers(&client, &rds_primary.instance, desired.cluster()).await?
         {
@@ -105,7 +113,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         );
     }
 
-    let client = Systems::new(settings).aws.s3(&region).await;
+    let client = systems.aws.s3(&region).await;
     let (chosen, source_databases) = tokio::join!(
         restore::choose_in_archive(&client, &url, &target, None, now),
         source_databases

@@ -6,7 +6,7 @@
 use super::{archive_of, load_cluster, out, Outcome};
 use crate::archive::{backup, catalog, expire};
 use crate::cli::ExpireArgs;
-use crate::execute::lock::ClusterLock;
+use crate::execute::lock::RunLock;
 use crate::providers::s3::objects;
 use crate::providers::Systems;
 use crate::settings::Settings;
@@ -27,8 +27,16 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
                 desired.source.display()
             )
         })?;
-    let _lock = ClusterLock::acquire_for(&settings.lock_dir, desired.cluster(), "backup")?;
-    let client = Systems::new(settings).aws.s3(&region).await;
+    let systems = Systems::new(settings);
+    let _lock = RunLock::acquire(
+        &desired,
+        &systems,
+        &settings.lock_dir,
+        "backup",
+        "pgdr expire",
+    )
+    .await?;
+    let client = systems.aws.s3(&region).await;
     // The catalogue and the WAL listing are independent: read them together.
     let wal_prefix = url.wal_prefix();
     let (catalogue, wal, drills) = tokio::join!(

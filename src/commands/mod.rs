@@ -9,6 +9,7 @@ pub mod backups;
 pub mod check;
 pub mod drill;
 pub mod expire;
+pub mod force_unlock;
 pub mod lint;
 pub mod plan;
 pub mod restore;
@@ -189,4 +190,31 @@ pub fn out(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()
+}
+
+/// Asks on the terminal for `yes` before a change; refuses without a
+/// terminal. `question` says what will happen, `hint` how to go on without
+/// a terminal, `cancelled` what the refusal says (`apply cancelled; nothing
+/// was applied`).
+pub fn confirm(
+    settings: &Settings,
+    question: &str,
+    hint: &str,
+    cancelled: &str,
+) -> anyhow::Result<()> {
+    let nothing = cancelled
+        .split("; ")
+        .nth(1)
+        .unwrap_or("nothing was changed");
+    if !settings.interactive {
+        anyhow::bail!("stdin is not a terminal, so pgdr cannot ask for confirmation; {nothing}\n  hint: {hint}");
+    }
+    eprint!("\n{question} Only 'yes' will be accepted to approve.\n  Enter a value: ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("{cancelled}");
+    }
+    Ok(())
 }

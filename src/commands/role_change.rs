@@ -10,7 +10,7 @@
 use super::{archive_of, load_cluster, out, Outcome};
 use crate::archive::backup;
 use crate::cli::{FailoverArgs, RoleChangeArgs, SwitchoverArgs};
-use crate::execute::lock::ClusterLock;
+use crate::execute::lock::RunLock;
 use crate::execute::role_change::steps::{self, RoleChange};
 use crate::execute::role_change::{self, choose, Journal, Kind};
 use crate::execute::steps::{required_succeeded, run_steps, DynStep, StepOutcome, StepRecord};
@@ -20,7 +20,7 @@ use crate::settings::Settings;
 use crate::spec::{Desired, Standby};
 use anyhow::{anyhow, bail, Context};
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -71,13 +71,15 @@ async fn run(
     }
     // The apply lock: a role change and an apply (or a second role change)
     // never interleave on one cluster.
-    let _lock = ClusterLock::acquire_holding(
+    let systems = Systems::new(settings);
+    let _lock = RunLock::acquire(
+        &desired,
+        &systems,
         &settings.lock_dir,
-        desired.cluster(),
         "apply",
         &format!("pgdr {}", kind.as_str()),
-    )?;
-    let systems = Systems::new(settings);
+    )
+    .await?;
     let standby = pick(&desired, &systems, to).await?;
     let from = desired
         .plan
@@ -111,7 +113,12 @@ async fn run(
         eprintln!("  --force: the lag guard is overridden: {reason}");
     }
     if !common.auto_approve {
-        confirm(kind, settings)?;
+        super::confirm(
+            settings,
+            "This ends every session on the old primary and moves the endpoint.",
+            &format!("pass --auto-approve to {} without asking", kind.as_str()),
+            &format!("{} cancelled; nothing was changed", kind.as_str()),
+        )?;
     }
 
     let mut ctx = RoleChange::new(&desired, &systems, kind, standby, force.clone());
@@ -122,7 +129,7 @@ async fn run(
     let dyns: Vec<&dyn DynStep<RoleChange>> = sequence.iter().map(|s| s.as_ref()).collect();
     let records = run_steps(&ctx, &dyns, |record| {
         eprintln!("{}", step_line(record));
-        failpoint(&record.step);
+        crate::execute::failpoint::crash_point(&record.step);
     })
     .await;
     let ok = required_succeeded(&dyns, &records);
@@ -221,34 +228,6 @@ async fn pick<'a>(
         .iter()
         .find(|s| s.name.as_str() == chosen.name)
         .expect("candidates come from the plan's standbys"))
-}
-
-fn confirm(kind: Kind, settings: &Settings) -> anyhow::Result<()> {
-    if !settings.interactive {
-        bail!(
-            "stdin is not a terminal, so pgdr cannot ask for confirmation; nothing was changed\n  hint: pass --auto-approve to {} without asking",
-            kind.as_str()
-        );
-    }
-    eprint!(
-        "\nThis ends every session on the old primary and moves the endpoint. Only 'yes' will be accepted to approve.\n  Enter a value: "
-    );
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        bail!("{} cancelled; nothing was changed", kind.as_str());
-    }
-    Ok(())
-}
-
-/// A test hook, in the manner of the failpoints crate: `PGDR_FAILPOINT=after:STEP`
-/// aborts the process the moment STEP has ended, as a crash or `kill -9` would.
-fn failpoint(step: &str) {
-    if std::env::var("PGDR_FAILPOINT").is_ok_and(|f| f == format!("after:{step}")) {
-        eprintln!("PGDR_FAILPOINT: aborting after {step}");
-        std::process::abort();
-    }
 }
 
 fn step_line(record: &StepRecord) -> String {

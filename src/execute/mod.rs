@@ -9,6 +9,7 @@
 //!
 //! [`lock`] keeps two runs on one cluster apart.
 
+pub mod failpoint;
 pub mod lock;
 pub mod role_change;
 pub mod steps;
@@ -61,11 +62,35 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Syst
     );
     let aws = async {
         let mut outcomes = Vec::new();
+        // Endpoints that stopped answering: every retry of a change there
+        // failed to connect, so the changes after it are not sent (each would
+        // only wait out its own retries) and are reported as not attempted.
+        let mut gone: BTreeMap<String, String> = BTreeMap::new();
         for (address, op) in aws_ops {
-            tracing::info!(target: "pgdr::apply", cluster = desired.cluster(), address, "applying");
+            let endpoint = endpoint_of(op);
+            let result = match gone.get(&endpoint) {
+                Some(first) => Err(ProviderError::new(
+                    endpoint.clone(),
+                    format!(
+                        "not attempted: it did not answer for {first}, so nothing more was sent there"
+                    ),
+                )
+                .unreachable()),
+                None => {
+                    tracing::info!(target: "pgdr::apply", cluster = desired.cluster(), address, "applying");
+                    let result = apply_aws_op(desired, systems, op).await;
+                    if result.as_ref().is_err_and(|e| e.unreachable) {
+                        gone.insert(endpoint, address.to_string());
+                    }
+                    result
+                }
+            };
+            if result.is_ok() {
+                failpoint::reached(&format!("apply:{address}")).await;
+            }
             outcomes.push(ChangeOutcome {
                 address: address.to_string(),
-                result: apply_aws_op(desired, systems, op).await,
+                result,
             });
         }
         outcomes
@@ -103,6 +128,17 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Syst
         }
     }
     applied
+}
+
+/// The service and region an AWS op is sent to (`s3 us-east-1`).
+fn endpoint_of(op: &Op) -> String {
+    match op {
+        Op::S3(o) => format!("s3 {}", o.region),
+        Op::Rds(o) => format!("rds {}", o.region),
+        Op::Ec2(o) => format!("ec2 {}", o.region),
+        Op::Route53(_) => "route53".to_string(),
+        Op::Pg(_) => unreachable!("PostgreSQL ops are applied per server"),
+    }
 }
 
 /// One AWS op, with the client for its service and region.
@@ -270,6 +306,9 @@ async fn apply_server(
             }
             PgWrite::CreateSlot { slot } => session.create_slot(slot).await,
         };
+        if result.is_ok() {
+            failpoint::reached(&format!("apply:{address}")).await;
+        }
         outcomes.push(ChangeOutcome {
             address: address.to_string(),
             result,

@@ -108,6 +108,29 @@ impl AwsClients {
     }
 }
 
+/// How many times one AWS request is tried in all, unless `AWS_MAX_ATTEMPTS`
+/// says otherwise.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Throttling (`SlowDown`, `Throttling`, `RequestLimitExceeded`), 5xx answers
+/// and dropped connections are retried with exponential backoff and jitter
+/// (1 s doubling, at most 10 s between tries): at most [`MAX_ATTEMPTS`] tries
+/// and under half a minute of waiting, then the error is reported. Adaptive
+/// mode also slows this client down once AWS throttles it, so a fleet backs
+/// off together. `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` (or the profile's
+/// `retry_mode` / `max_attempts`) replace this, as with every AWS tool.
+fn retry_config() -> Option<aws_config::retry::RetryConfig> {
+    let user_set = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    (!user_set).then(|| {
+        aws_config::retry::RetryConfig::adaptive()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(std::time::Duration::from_secs(1))
+            .with_max_backoff(std::time::Duration::from_secs(10))
+    })
+}
+
 /// Route53 is a global service, served from us-east-1.
 const ROUTE53_REGION: &str = "us-east-1";
 
@@ -115,9 +138,13 @@ impl AwsClients {
     async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
         self.config
             .get(region, || {
-                aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .region(aws_config::Region::new(region.to_string()))
-                    .load()
+                let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(aws_config::Region::new(region.to_string()));
+                match retry_config() {
+                    Some(retry) => loader.retry_config(retry),
+                    None => loader,
+                }
+                .load()
             })
             .await
     }

@@ -100,7 +100,7 @@ pub fn aws_hint(detail: &str) -> Option<&'static str> {
     {
         Some("check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO login, ...")
     } else if detail.contains("dispatch failure") || detail.contains("timed out") {
-        Some("check network access to AWS, or AWS_ENDPOINT_URL")
+        Some("AWS did not answer (pgdr retried with backoff); check network access to AWS, or AWS_ENDPOINT_URL")
     } else {
         None
     }
@@ -123,10 +123,30 @@ pub fn aws_error<E>(what: &str, system: &str, err: &aws_sdk_s3::error::SdkError<
 where
     E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
 {
-    use aws_sdk_s3::error::ProvideErrorMetadata;
+    use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
     let detail = match (err.code(), err.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
         _ => error_chain(err),
     };
-    ProviderError::new(system, format!("{what}: {detail}")).with_aws_hint()
+    let e = ProviderError::new(system, format!("{what}: {detail}"));
+    let throttled = err.code().is_some_and(|c| {
+        [
+            "SlowDown",
+            "Throttling",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "TooManyRequestsException",
+            "PriorRequestNotComplete",
+        ]
+        .contains(&c)
+    });
+    if throttled {
+        return e.hint("AWS throttled the request and pgdr retried it with backoff until its attempts ran out (AWS_MAX_ATTEMPTS, default 5); run again later, or spread the work out");
+    }
+    match err {
+        // No answer at all (refused, reset, timed out): every retry failed the same way.
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => e.unreachable().with_aws_hint(),
+        _ => e.with_aws_hint(),
+    }
 }

@@ -11,6 +11,10 @@
 #![allow(dead_code)]
 
 use std::io::Read;
+
+mod proxy;
+#[allow(unused_imports)]
+pub use proxy::{Fault, Proxy};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -506,7 +510,19 @@ impl Moto {
 
     /// Requests that change state: REST calls with PUT, POST or DELETE, and
     /// query-protocol calls (EC2, RDS) whose Action is not Describe*/List*/Get*.
+    /// The run lock's own object (`<prefix>locks/*.json`, taken and released
+    /// by every apply) is pgdr's bookkeeping, not live state, and is left out;
+    /// [`Moto::lock_writes`] counts it.
     pub fn writes(&self) -> usize {
+        self.count_writes(false)
+    }
+
+    /// PUTs and DELETEs of run-lock objects (`<prefix>locks/*.json`).
+    pub fn lock_writes(&self) -> usize {
+        self.count_writes(true)
+    }
+
+    fn count_writes(&self, locks: bool) -> usize {
         let script = r#"
 import base64, json, sys, urllib.parse, urllib.request
 text = open(sys.argv[2]).read()  # a missing recording is an error, not zero
@@ -518,6 +534,10 @@ for line in text.splitlines():
         continue
     r = json.loads(line)
     if "/moto-api/" in r["url"]:
+        continue
+    path = urllib.parse.urlparse(r["url"]).path
+    is_lock = "/locks/" in path and path.endswith(".json")
+    if is_lock != (sys.argv[3] == "locks"):
         continue
     body = r.get("body") or ""
     if r.get("body_encoded"):
@@ -534,7 +554,8 @@ print(writes)
                 .arg("-c")
                 .arg(script)
                 .arg(self.port.to_string())
-                .arg(self._dir.path().join("recording")),
+                .arg(self._dir.path().join("recording"))
+                .arg(if locks { "locks" } else { "state" }),
             COMMAND_TIMEOUT,
         );
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -759,114 +780,6 @@ pub fn pgdr_for_postgres(dir: &Path) -> PathBuf {
     copy
 }
 
-/// A TCP forwarder on loopback in front of a server, which can be taken down
-/// (connections refused, open ones cut) and brought back on the same port:
-/// "the emulator is unreachable" without losing the emulator's contents.
-pub struct Proxy {
-    pub port: u16,
-    upstream: u16,
-    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
-}
-
-#[derive(Default)]
-struct ProxyState {
-    up: bool,
-    generation: u64,
-}
-
-impl Proxy {
-    pub fn start(upstream: u16) -> Self {
-        let port = free_port();
-        let proxy = Proxy {
-            port,
-            upstream,
-            state: Default::default(),
-        };
-        proxy.up();
-        proxy
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn up(&self) {
-        let generation = {
-            let mut state = self.state.lock().unwrap();
-            if state.up {
-                return;
-            }
-            state.up = true;
-            state.generation += 1;
-            state.generation
-        };
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("proxy port free again");
-        listener.set_nonblocking(true).unwrap();
-        let state = self.state.clone();
-        let upstream = self.upstream;
-        std::thread::spawn(move || loop {
-            let current = state.lock().unwrap().generation == generation;
-            if !current {
-                return; // dropping the listener refuses new connections
-            }
-            match listener.accept() {
-                Ok((client, _)) => {
-                    client.set_nonblocking(false).unwrap();
-                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
-                        continue;
-                    };
-                    for (mut from, mut to) in [
-                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                        (server, client),
-                    ] {
-                        let state = state.clone();
-                        std::thread::spawn(move || {
-                            let mut buf = [0u8; 65536];
-                            loop {
-                                from.set_read_timeout(Some(Duration::from_millis(200))).ok();
-                                if state.lock().unwrap().generation != generation {
-                                    let _ = from.shutdown(std::net::Shutdown::Both);
-                                    let _ = to.shutdown(std::net::Shutdown::Both);
-                                    return;
-                                }
-                                match std::io::Read::read(&mut from, &mut buf) {
-                                    Ok(0) => {
-                                        let _ = to.shutdown(std::net::Shutdown::Write);
-                                        return;
-                                    }
-                                    Ok(n) => {
-                                        if std::io::Write::write_all(&mut to, &buf[..n]).is_err() {
-                                            return;
-                                        }
-                                    }
-                                    Err(e)
-                                        if matches!(
-                                            e.kind(),
-                                            std::io::ErrorKind::WouldBlock
-                                                | std::io::ErrorKind::TimedOut
-                                        ) => {}
-                                    Err(_) => return,
-                                }
-                            }
-                        });
-                    }
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
-        });
-    }
-
-    /// Refuses new connections and cuts open ones.
-    pub fn down(&self) {
-        let mut state = self.state.lock().unwrap();
-        state.up = false;
-        state.generation += 1;
-        drop(state);
-        // Let the accept loop notice and drop its listener.
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -915,6 +828,16 @@ pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
 
 /// [`pgdr`] with extra environment variables (a value of `""` removes one).
 pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let out = run(&mut pgdr_command(moto, args, envs), COMMAND_TIMEOUT);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// The command [`pgdr_env`] runs, for a test that starts it in the background.
+pub fn pgdr_command(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Command {
     let locks = lock_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
     cmd.args(args)
@@ -940,12 +863,7 @@ pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Ru
             cmd.env(key, value);
         }
     }
-    let out = run(&mut cmd, COMMAND_TIMEOUT);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
+    cmd
 }
 
 /// Writes a plan file into `dir` and returns its path.

@@ -71,6 +71,33 @@ pub async fn put_new(
     }
 }
 
+/// Whether a failed write found no bucket at all (not yet created).
+pub fn is_missing_bucket(e: &ProviderError) -> bool {
+    e.message.contains("NoSuchBucket")
+}
+
+/// Deletes `key` only while its ETag is still `etag` (`If-Match`), so an
+/// object replaced in between is left alone. Gone already is done.
+pub async fn delete_if_match(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+) -> Result<(), ProviderError> {
+    match client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .set_if_match(etag.map(str::to_string))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, &["NoSuchKey"]) => Ok(()),
+        Err(e) => Err(sdk_error(bucket, &format!("deleting {key}"), &e)),
+    }
+}
+
 /// An object's size and user metadata, or `None` when there is none.
 #[derive(Debug, Clone)]
 pub struct Head {

@@ -1,8 +1,7 @@
-//! A per-cluster apply lock, so two applies on one cluster cannot interleave.
-//!
-//! An advisory file lock (flock) in the lock folder of [`crate::settings`]
-//! (`$PGDR_LOCK_DIR` or the temp directory): it is released by the kernel when
-//! pgdr exits, even on a crash, so a stale lock never needs clearing by hand.
+//! The local half of a run lock: an advisory file lock (flock) in the lock
+//! folder of [`crate::settings`] (`$PGDR_LOCK_DIR` or the temp directory), so two
+//! runs on one machine cannot interleave. The kernel releases it when pgdr
+//! exits, even on a crash, so it never needs clearing by hand.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -17,6 +16,19 @@ pub enum LockError {
         /// Who holds it, as the holder wrote it (`: held by pgdr failover, pid 42`).
         holder: String,
     },
+    #[error("another pgdr run holds the {kind} lock of cluster `{cluster}` ({location}): {holder}\n  hint: wait for it to finish; if it crashed, remove the lock with `{unlock}`")]
+    HeldElsewhere {
+        cluster: String,
+        kind: String,
+        /// `s3://bucket/prefix/locks/orders.apply.json`
+        location: String,
+        /// Who, where, since when and the lock id, from the lock object.
+        holder: String,
+        /// The command that removes it (`pgdr force-unlock orders.yaml 3f…`).
+        unlock: String,
+    },
+    #[error("{0}")]
+    Bucket(String),
     #[error("cannot open lock file {path}: {source}")]
     Io {
         path: PathBuf,

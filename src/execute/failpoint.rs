@@ -1,0 +1,50 @@
+//! Test hooks, in the manner of the failpoints crate: off unless the
+//! `PGDR_FAILPOINT` environment variable names one, so a test can stop pgdr at
+//! an exact point and break something there.
+//!
+//! - `after:NAME` aborts the process the moment NAME has ended, as a crash
+//!   or `kill -9` would.
+//! - `pause:NAME:DIR` creates `DIR/paused` and waits (up to ten minutes) until
+//!   `DIR/resume` exists, so the test can stop the emulator or restart
+//!   PostgreSQL in between, then lets the run go on.
+//!
+//! Names: role-change steps (`promote`, …) and `apply:ADDRESS` after each
+//! change apply makes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Aborts the process if `PGDR_FAILPOINT` is `after:NAME` (for callers that
+/// cannot wait: a pause needs [`reached`]).
+pub fn crash_point(name: &str) {
+    if std::env::var("PGDR_FAILPOINT").is_ok_and(|f| f == format!("after:{name}")) {
+        eprintln!("PGDR_FAILPOINT: aborting after {name}");
+        std::process::abort();
+    }
+}
+
+/// Runs the failpoint named `name`, if `PGDR_FAILPOINT` asks for it.
+pub async fn reached(name: &str) {
+    crash_point(name);
+    let Ok(spec) = std::env::var("PGDR_FAILPOINT") else {
+        return;
+    };
+    let Some(dir) = spec
+        .strip_prefix("pause:")
+        .and_then(|rest| rest.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix(':'))
+    else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    eprintln!(
+        "PGDR_FAILPOINT: paused after {name} until {} exists",
+        dir.join("resume").display()
+    );
+    // Best effort: a test that cannot see `paused` times out and says so.
+    let _ = std::fs::write(dir.join("paused"), name);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !dir.join("resume").exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,60 @@
+//! Run locks: two runs that change one cluster never interleave.
+//!
+//! - [`local`]: a file lock on this machine, always taken first.
+//! - [`bucket`]: when the plan file has an archive bucket, a lock object in it
+//!   (`<prefix>locks/<cluster>.<kind>.json`) written with `If-None-Match: *`,
+//!   so runs on different machines (two CI jobs, a laptop and a runner)
+//!   exclude each other too, as Terraform's S3 backend does.
+//!
+//! Kinds: `apply` (apply, switchover, failover), `backup` (backup, expire),
+//! `drill`. [`RunLock`] holds both halves; dropping it releases them.
+
+pub mod bucket;
+pub mod local;
+
+pub use bucket::{BucketLock, LockInfo};
+pub use local::{ClusterLock, LockError};
+
+use crate::providers::Systems;
+use crate::spec::Desired;
+
+/// Both halves of a cluster's lock of one kind, held until dropped.
+pub struct RunLock {
+    // Dropped in this order: the bucket's object first, then the file lock.
+    _bucket: Option<BucketLock>,
+    _local: ClusterLock,
+}
+
+impl RunLock {
+    /// Takes the local lock, then (with an archive bucket) the bucket's.
+    /// `command` names the run in both (`pgdr apply`).
+    pub async fn acquire(
+        desired: &Desired,
+        systems: &Systems,
+        lock_dir: &std::path::Path,
+        kind: &str,
+        command: &str,
+    ) -> Result<RunLock, LockError> {
+        let local = ClusterLock::acquire_holding(lock_dir, desired.cluster(), kind, command)?;
+        let bucket = match &desired.plan.archive {
+            Some(archive) => {
+                let url = crate::archive::ArchiveUrl::parse(&archive.url())
+                    .map_err(|e| LockError::Bucket(e.to_string()))?;
+                let client = systems.aws.s3(desired.region()).await;
+                BucketLock::acquire(
+                    client,
+                    &url,
+                    desired.cluster(),
+                    (kind, command),
+                    (&desired.source, lock_dir),
+                )
+                .await?
+            }
+            None => None,
+        };
+        Ok(RunLock {
+            _bucket: bucket,
+            _local: local,
+        })
+    }
+}

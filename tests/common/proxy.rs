@@ -1,0 +1,232 @@
+//! A fault-injecting TCP proxy on loopback, in front of the emulator (or any
+//! server): it forwards bytes unchanged, and on request it
+//!
+//! - goes down ([`Proxy::down`]): new connections refused, open ones cut —
+//!   "the emulator is unreachable" without losing what the emulator holds —
+//!   and comes back on the same port ([`Proxy::up`]);
+//! - answers the next requests itself with a fault ([`Proxy::fail_next`]):
+//!   AWS's throttling answer for the request's service (`503 SlowDown` for
+//!   S3, `400 Throttling` for RDS and Route53, `503 RequestLimitExceeded` for
+//!   EC2, told apart by the service in the request's SigV4 credential scope),
+//!   or a connection closed without an answer ([`Fault::Reset`]).
+//!
+//! Faults are served on fresh connections: arming them cuts the open ones, so
+//! the client's next request (or its retry) opens a connection and meets the
+//! fault; a fault answer closes its connection.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The service's throttling error.
+    Throttle,
+    /// The connection closed after the request, without an answer.
+    Reset,
+}
+
+pub struct Proxy {
+    pub port: u16,
+    upstream: u16,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    up: bool,
+    /// Bumped when the listener must stop.
+    listener: u64,
+    /// Bumped when open connections must be cut.
+    connections: u64,
+    faults: VecDeque<Fault>,
+    /// Every fault served: (service, fault).
+    served: Vec<(String, Fault)>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Self {
+        let proxy = Proxy {
+            port: super::free_port(),
+            upstream,
+            state: Default::default(),
+        };
+        proxy.up();
+        proxy
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Answers the next `n` requests with `fault` instead of forwarding them.
+    pub fn fail_next(&self, n: usize, fault: Fault) {
+        let mut state = self.state.lock().unwrap();
+        state.faults.extend(std::iter::repeat_n(fault, n));
+        state.connections += 1;
+    }
+
+    /// Faults armed and not yet served.
+    pub fn faults_pending(&self) -> usize {
+        self.state.lock().unwrap().faults.len()
+    }
+
+    /// Every fault served so far, with the service it was served to.
+    pub fn served(&self) -> Vec<(String, Fault)> {
+        self.state.lock().unwrap().served.clone()
+    }
+
+    pub fn up(&self) {
+        let generation = {
+            let mut state = self.state.lock().unwrap();
+            if state.up {
+                return;
+            }
+            state.up = true;
+            state.listener += 1;
+            state.listener
+        };
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("proxy port free again");
+        listener.set_nonblocking(true).unwrap();
+        let state = self.state.clone();
+        let upstream = self.upstream;
+        std::thread::spawn(move || loop {
+            if state.lock().unwrap().listener != generation {
+                return; // dropping the listener refuses new connections
+            }
+            match listener.accept() {
+                Ok((client, _)) => {
+                    client.set_nonblocking(false).unwrap();
+                    let state = state.clone();
+                    std::thread::spawn(move || serve(client, upstream, &state));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        });
+    }
+
+    /// Refuses new connections and cuts open ones.
+    pub fn down(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.up = false;
+        state.listener += 1;
+        state.connections += 1;
+        drop(state);
+        // Let the accept loop notice and drop its listener.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One client connection: a fault if one is armed, else forwarded both ways
+/// until either side closes or the connection is cut.
+fn serve(mut client: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
+    let generation = state.lock().unwrap().connections;
+    if !state.lock().unwrap().faults.is_empty() {
+        // Read the request head, to know which service asks.
+        client.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let fault = state.lock().unwrap().faults.pop_front();
+        if let Some(fault) = fault {
+            let service = service_of(&String::from_utf8_lossy(&head));
+            state.lock().unwrap().served.push((service.clone(), fault));
+            if fault == Fault::Throttle {
+                let _ = client.write_all(throttle_answer(&service).as_bytes());
+            }
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        // Served meanwhile by another connection: forward what was read.
+        let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        if server.write_all(&head).is_err() {
+            return;
+        }
+        client.set_read_timeout(None).ok();
+        pump(client, server, state, generation);
+        return;
+    }
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    pump(client, server, state, generation);
+}
+
+fn pump(client: TcpStream, server: TcpStream, state: &Arc<Mutex<State>>, generation: u64) {
+    for (mut from, mut to) in [
+        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+        (server, client),
+    ] {
+        let state = state.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            loop {
+                from.set_read_timeout(Some(Duration::from_millis(200))).ok();
+                if state.lock().unwrap().connections != generation {
+                    let _ = from.shutdown(std::net::Shutdown::Both);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                match from.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                        return;
+                    }
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+}
+
+/// The service in a SigV4 request's credential scope
+/// (`Credential=AKID/20261124/us-east-1/s3/aws4_request` → `s3`).
+fn service_of(head: &str) -> String {
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .and_then(|l| l.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// AWS's throttling answer, as each service sends it.
+fn throttle_answer(service: &str) -> String {
+    let (status, body) = match service {
+        "s3" => (
+            "503 Slow Down",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>fault-proxy</RequestId></Error>".to_string(),
+        ),
+        "ec2" => (
+            "503 Service Unavailable",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>".to_string(),
+        ),
+        _ => (
+            "400 Bad Request",
+            "<?xml version=\"1.0\"?>\n<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>".to_string(),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
