@@ -28,14 +28,24 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
             )
         })?;
     let systems = Systems::new(settings);
-    let _lock = RunLock::acquire(
-        &desired,
-        &systems,
-        &settings.lock_dir,
-        "backup",
-        "pgdr expire",
-    )
-    .await?;
+    // A dry run writes nothing, not even a lock object.
+    let _lock = if args.dry_run {
+        RunLock::local(
+            &settings.lock_dir,
+            desired.cluster(),
+            "backup",
+            "pgdr expire --dry-run",
+        )?
+    } else {
+        RunLock::acquire(
+            &desired,
+            &systems,
+            &settings.lock_dir,
+            "backup",
+            "pgdr expire",
+        )
+        .await?
+    };
     let client = systems.aws.s3(&region).await;
     // The catalogue and the WAL listing are independent: read them together.
     let wal_prefix = url.wal_prefix();

@@ -26,6 +26,20 @@ pub struct RunLock {
 }
 
 impl RunLock {
+    /// Only the local lock: for a run that reads and writes nothing
+    /// (`expire --dry-run`), which must not write a lock object either.
+    pub fn local(
+        lock_dir: &std::path::Path,
+        cluster: &str,
+        kind: &str,
+        command: &str,
+    ) -> Result<RunLock, LockError> {
+        Ok(RunLock {
+            _bucket: None,
+            _local: ClusterLock::acquire_holding(lock_dir, cluster, kind, command)?,
+        })
+    }
+
     /// Takes the local lock, then (with an archive bucket) the bucket's.
     /// `command` names the run in both (`pgdr apply`).
     pub async fn acquire(
