@@ -754,6 +754,50 @@ print(writes)
         .unwrap();
         std::fs::read(file).unwrap()
     }
+
+    /// Every version of every object in `bucket` (delete markers have none),
+    /// read in one boto3 process: (key, version id, bytes).
+    pub fn all_versions(&self, bucket: &str) -> Vec<(String, String, Vec<u8>)> {
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"
+import boto3, json, os, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+out, listing = sys.argv[3], []
+for page in s3.get_paginator("list_object_versions").paginate(Bucket=sys.argv[2]):
+    for v in page.get("Versions", []):
+        body = s3.get_object(Bucket=sys.argv[2], Key=v["Key"], VersionId=v["VersionId"])["Body"].read()
+        name = str(len(listing))
+        open(os.path.join(out, name), "wb").write(body)
+        listing.append([v["Key"], v["VersionId"], name])
+json.dump(listing, open(os.path.join(out, "listing.json"), "w"))
+"#;
+        let out = run(
+            Command::new(tools_bin().join("python3"))
+                .arg("-c")
+                .arg(script)
+                .arg(self.endpoint())
+                .arg(bucket)
+                .arg(dir.path())
+                // As in `aws`: moto's multipart checksums lack AWS's part-count suffix.
+                .env("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required"),
+            COMMAND_TIMEOUT,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listing: Vec<(String, String, String)> =
+            serde_json::from_slice(&std::fs::read(dir.path().join("listing.json")).unwrap())
+                .unwrap();
+        listing
+            .into_iter()
+            .map(|(key, version, name)| {
+                (key, version, std::fs::read(dir.path().join(name)).unwrap())
+            })
+            .collect()
+    }
 }
 
 /// The environment that points AWS clients at an emulator (test credentials only).
