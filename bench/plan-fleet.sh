@@ -3,8 +3,10 @@
 # clusters (default 50) against the local sandbox (one PostgreSQL primary with a
 # streaming standby, one moto), every resource kind included: settings, slots,
 # standbys, S3 archive, RDS primary/parameter group/replica, Route53, EC2.
-# Prints both medians and their ratio. Target: the fleet costs at most 3x one
-# cluster, because clusters, and the reads within each, run concurrently.
+# Prints both medians and their ratio (target: the fleet costs at most 3x one
+# cluster, because clusters, and the reads within each, run concurrently), and
+# per cluster: AWS requests by service, pgdr's CPU time, and the fleet's wall
+# time against its floor, the CPU time the single-threaded emulator spent.
 #
 #   bench/plan-fleet.sh [CLUSTERS] [RUNS]
 #
@@ -140,3 +142,29 @@ printf '  %-22s %6s ms wall\n' "$CLUSTERS one at a time:" "$serial"
 echo "  ratio fleet/one:       ${ratio}x   (target: at most 3x)"
 echo "  Where the emulator's CPU time approaches the fleet's wall time, the single-threaded"
 echo "  emulator (not pgdr) is what bounds the fleet on this machine."
+
+# Per cluster, from one more fleet plan with -v: every AWS request pgdr made
+# (its request log: one line per operation, whatever it took), by service.
+"$PGDR_BIN" -v plan "$WORK/fleet" 2>"$WORK/requests.log" >/dev/null || true
+echo
+echo "Per cluster, for a fleet of $CLUSTERS (one plan):"
+python3 - "$CLUSTERS" "$WORK/requests.log" <<'PY'
+import collections, re, sys
+clusters = int(sys.argv[1])
+counts = collections.Counter()
+for line in open(sys.argv[2]):
+    m = re.search(r'pgdr::aws: request service="([^"]+)" operation="([^"]+)"', line)
+    if m:
+        counts[m.group(1)] += 1
+total = sum(counts.values())
+print(f"  AWS requests: {total / clusters:.1f} per cluster ({total} in all)")
+for service, n in sorted(counts.items()):
+    print(f"    {service:<9} {n / clusters:5.1f} per cluster ({n})")
+PY
+python3 - "$CLUSTERS" "$fleet" "$fleet_cpu" "$fleet_moto" <<'PY'
+import sys
+clusters, wall, cpu, moto = (int(x) for x in sys.argv[1:])
+print(f"  pgdr CPU: {cpu / clusters:.1f} ms per cluster ({cpu} ms for the fleet)")
+print(f"  fleet wall / emulator-CPU floor: {wall / max(moto, 1):.2f}x "
+      f"({wall} ms wall, the emulator busy {moto} ms: 1.00x would mean pgdr only ever waits on it)")
+PY

@@ -1042,17 +1042,22 @@ fn an_unreadable_bucket_stops_the_cluster_and_nothing_reaches_postgresql() {
     let file = file.to_str().unwrap();
     let before = pg.fingerprint();
     // No emulator: AWS cannot be reached (the harness points it at a closed port).
+    // apply cannot take the cluster's lock in the bucket, so it stops there.
     let apply = pgdr(None, &["apply", file, "--auto-approve"]);
     assert_eq!(apply.code, 1, "{}", apply.stdout);
-    assert!(apply.stdout.contains("s3.wal-blind"), "{}", apply.stdout);
     assert!(
         apply
             .stderr
-            .contains("could not be read; nothing was applied"),
+            .contains("cannot take the lock in s3://wal-blind/blind/locks/blind.apply.json, so nothing was changed"),
         "{}",
         apply.stderr
     );
     assert_eq!(pg.fingerprint(), before, "PostgreSQL was written to");
+    // plan (which takes no lock) shows why: the bucket cannot be read.
+    let plan = pgdr(None, &["plan", file]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stdout.contains("s3.wal-blind"), "{}", plan.stdout);
+    assert!(plan.stderr.contains("could not be read"), "{}", plan.stderr);
     assert_eq!(pg.psql("SHOW archive_timeout"), "0");
 
     // A saved plan is refused for the same cluster, and check exits 1.
