@@ -42,9 +42,7 @@ impl LockInfo {
             cluster: cluster.to_string(),
             kind: kind.to_string(),
             command: command.to_string(),
-            who: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".to_string()),
+            who: this_user(),
             host: this_host(),
             pid: std::process::id(),
             created: crate::archive::backup::rfc3339(std::time::SystemTime::now()),
@@ -255,6 +253,36 @@ pub async fn force_delete(
             "s3://{bucket}/{key} no longer holds lock {lock_id}; nothing was removed"
         )),
     }
+}
+
+/// The operating-system user: `$USER` / `$LOGNAME`, else the name of this
+/// process's uid in /etc/passwd (cron and containers often set neither).
+fn this_user() -> String {
+    if let Some(name) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+    {
+        return name;
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        });
+    let Some(uid) = uid else {
+        return "unknown".to_string();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|l| {
+                let fields: Vec<&str> = l.split(':').collect();
+                (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// This machine's name, as `hostname` prints it.
