@@ -114,10 +114,10 @@ pub const MAX_ATTEMPTS: u32 = 5;
 
 /// Throttling (`SlowDown`, `Throttling`, `RequestLimitExceeded`), 5xx answers
 /// and dropped connections are retried with exponential backoff and jitter
-/// (1 s doubling, at most 10 s between tries): at most [`MAX_ATTEMPTS`] tries
-/// and under half a minute of waiting, then the error is reported. Adaptive
-/// mode also slows this client down once AWS throttles it, so a fleet backs
-/// off together. `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` (or the profile's
+/// (1 s doubling, at most 10 s between tries): at most [`MAX_ATTEMPTS`] tries,
+/// then the error is reported. Adaptive mode also slows this client down once
+/// AWS throttles it, so a fleet backs off together; that can stretch the wait
+/// (tests/faults.rs measured 39 s for a request throttled at every try). `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` (or the profile's
 /// `retry_mode` / `max_attempts`) replace this, as with every AWS tool.
 fn retry_config() -> Option<aws_config::retry::RetryConfig> {
     let user_set = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"]
