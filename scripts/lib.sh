@@ -38,12 +38,15 @@ ensure_deps() {
   # The venv is made by Debian's own python3, which needs python3-venv for it.
   [ -x /usr/bin/python3 ] || apt_pkgs+=(python3)
   /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
+  # The SARIF multitool comes from the npm registry (scripts/npm-tools).
+  command -v npm >/dev/null || apt_pkgs+=(npm)
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
   fi
   ensure_tools_venv
+  ensure_npm_tools
   pg_bindir >/dev/null || { echo "PostgreSQL server binaries are still missing after install" >&2; return 1; }
 }
 
@@ -62,6 +65,27 @@ ensure_tools_venv() {
   export PATH="$PGDR_VENV/bin:$PATH"
   hash -r
   command -v moto_server >/dev/null || { echo "moto_server is missing from $PGDR_VENV after install" >&2; return 1; }
+}
+
+# The validators from the npm registry (Microsoft's SARIF multitool), pinned by
+# scripts/npm-tools/package-lock.json, installed with `npm ci` into
+# $PGDR_TOOLS_DIR/npm: nothing global. `--ignore-scripts` skips the package's one
+# install script (a chmod), done here instead.
+ensure_npm_tools() {
+  local src=$PGDR_REPO/scripts/npm-tools dir=$PGDR_TOOLS_DIR/npm
+  local bin=$dir/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool
+  if ! cmp -s "$src/package-lock.json" "$dir/package-lock.json" 2>/dev/null || [ ! -f "$bin" ]; then
+    pgdr_log "installing the SARIF multitool into $dir from scripts/npm-tools"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  chmod u+x "$bin"
+  # A self-contained .NET program: without this it needs libicu, which a fresh
+  # Debian may lack; the validator needs no culture data.
+  export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1
+  export PGDR_SARIF_MULTITOOL=$bin
 }
 
 free_port() {

@@ -46,7 +46,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str, Vec<&'static str>)> {
         ("bare number duration", GOOD.replace("rpo: 5m", "rpo: 300"), ":5:8", vec!["objectives.rpo", "bare number (300)", "s, m, h, d or w"]),
         ("unknown duration unit", GOOD.replace("max_lag: 30s", "max_lag: 30sec"), ":23:14", vec!["standbys[0].max_lag", "unknown unit `sec`"]),
         ("wrong type", GOOD.replace("versioning: true", "versioning: often"), ":16:15", vec!["archive.versioning", "expected a boolean"]),
-        ("missing required key", GOOD.replace("tier: saas\n", ""), "", vec!["missing field `tier`"]),
+        ("missing required key", GOOD.replace("tier: saas\n", ""), ":1:1", vec!["missing field `tier`"]),
         ("unknown tier", GOOD.replace("tier: saas", "tier: gold"), ":3:7", vec!["tier", "unknown variant `gold`", "multi-region"]),
         ("password in conninfo", GOOD.replace("dbname=postgres\"", "dbname=postgres password=hunter2\""), ":10:13", vec!["primary.postgres", "password is not allowed", "PGPASSWORD"]),
         ("duplicate standby", GOOD.replace("    max_lag: 30s\n", "    max_lag: 30s\n  - name: orders-b\n    postgres: \"host=h3\"\n    slot: other\n"), ":24:5", vec!["standbys[1].name", "used twice"]),
@@ -58,12 +58,16 @@ fn corpus() -> Vec<(&'static str, String, &'static str, Vec<&'static str>)> {
         ("unsupported version", GOOD.replace("version: 1", "version: 2"), ":1:1", vec!["version", "version 2 is not supported"]),
         ("zone outside region", GOOD.replace("us-east-1b", "eu-west-1a"), ":22:5", vec!["standbys[0].availability_zone", "not in region us-east-1"]),
         ("bad cidr", GOOD.replace("10.1.0.0/16", "10.1.0.0/33"), ":30:17", vec!["replication_network.allow_cidrs[0]", "not a CIDR block"]),
-        ("yaml syntax", GOOD.replace("  rto: 30m", "  rto: 30m\n  - 1h"), ":7", vec!["did not find expected key"]),
-        ("empty file", String::new(), "", vec!["empty"]),
+        ("yaml syntax", GOOD.replace("  rto: 30m", "  rto: 30m\n  - 1h"), ":7:3", vec!["did not find expected key"]),
+        ("empty file", String::new(), ":1:1", vec!["empty"]),
         ("record outside zone", GOOD.replace("record: primary.db.internal.", "record: primary.example.com."), ":26:3", vec!["endpoint.record", "not inside hosted zone"]),
         ("unknown conninfo option", GOOD.replace("user=dr_admin dbname", "usr=dr_admin dbname"), ":10:13", vec!["unknown connection option `usr`"]),
         ("setting name", GOOD.replace("  archive_timeout: 60s", "  Archive-Timeout: 60s"), ":12:3", vec!["settings.Archive-Timeout", "not a server setting name"]),
         ("bad drill target", format!("{GOOD}drill:\n  every: 7d\n  target: yesterday\n"), ":33:3", vec!["drill.target", "not a drill target", "`latest`"]),
+        ("duplicate key", GOOD.replace("tier: saas\n", "tier: saas\ncluster: payments\n"), ":4:1", vec!["duplicate field `cluster`"]),
+        ("duplicate setting", GOOD.replace("  archive_timeout: 60s\n", "  archive_timeout: 60s\n  archive_timeout: 5min\n"), ":13:3", vec!["settings", "duplicate key `archive_timeout`"]),
+        ("two documents", format!("{GOOD}---\nversion: 1\n"), ":31:1", vec!["a second YAML document"]),
+        ("wrong shape", GOOD.replace("objectives:\n  rpo: 5m\n  rto: 30m\n", "objectives: [5m, 30m]\n"), ":4:13", vec!["objectives", "expected a mapping of keys"]),
         ("duplicate drill check", format!("{GOOD}drill:\n  every: 7d\n  checks:\n    - name: a\n      sql: select true\n    - name: a\n      sql: select false\n"), ":36:7", vec!["drill.checks[1].name", "names two checks"]),
     ]
 }
@@ -83,7 +87,8 @@ fn every_bad_file_is_refused_with_location_and_nothing_is_read() {
     for (what, text, at, fragments) in corpus() {
         let path = write_plan(dir.path(), "bad.yaml", &text);
         let run = pgdr(Some(&moto), &["plan", path.to_str().unwrap()]);
-        let expected_at = format!("{}{at}", path.display());
+        // The exact place: `file:line:col: ` (the colon after ends the location).
+        let expected_at = format!("{}{at}: ", path.display());
         let ok = run.code == 1
             && run.stdout.is_empty()
             && run.stderr.contains(&expected_at)
@@ -172,4 +177,74 @@ fn a_missing_path_is_named() {
         "{}",
         run.stderr
     );
+}
+
+/// Corpus entries the JSON Schema cannot say, and why. Every other bad file
+/// must fail check-jsonschema too; and each of these must pass it, so that when
+/// the schema learns one, this list is told.
+const SCHEMA_CANNOT: &[(&str, &str)] = &[
+    (
+        "duplicate standby",
+        "uniqueness of one field across list items",
+    ),
+    (
+        "object lock without versioning",
+        "a rule between two keys' values",
+    ),
+    (
+        "retention in hours",
+        "the schema takes any duration for wal_retention",
+    ),
+    (
+        "archive without aws",
+        "a key required only when another is present",
+    ),
+    ("zone outside region", "a rule between two keys' values"),
+    ("record outside zone", "a rule between two keys' values"),
+    (
+        "unknown conninfo option",
+        "a conninfo is one free-form string",
+    ),
+    (
+        "duplicate drill check",
+        "uniqueness of one field across list items",
+    ),
+];
+
+#[test]
+fn check_jsonschema_rejects_every_bad_file_the_schema_can_express() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = corpus();
+    let files: Vec<std::path::PathBuf> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, (_, text, _, _))| write_plan(dir.path(), &format!("bad-{i:02}.yaml"), text))
+        .collect();
+    let good = write_plan(dir.path(), "good.yaml", GOOD);
+    let mut all = files.clone();
+    all.push(good.clone());
+    let rejected = common::validators::check_jsonschema(&all);
+    assert!(
+        !rejected.contains_key(&good),
+        "GOOD fails the schema: {rejected:#?}"
+    );
+    let mut wrong = Vec::new();
+    for ((what, _, _, _), file) in corpus.iter().zip(&files) {
+        let cannot = SCHEMA_CANNOT.iter().find(|(name, _)| name == what);
+        match (cannot, rejected.get(file)) {
+            (None, None) => wrong.push(format!("{what}: the schema accepts it")),
+            (Some((_, why)), Some(messages)) => wrong.push(format!(
+                "{what}: listed as beyond the schema ({why}), yet it rejects it: {messages:?}"
+            )),
+            _ => {}
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let names: Vec<&str> = corpus.iter().map(|c| c.0).collect();
+    for (name, _) in SCHEMA_CANNOT {
+        assert!(
+            names.contains(name),
+            "SCHEMA_CANNOT names `{name}`, which the corpus lacks"
+        );
+    }
 }

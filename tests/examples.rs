@@ -1,6 +1,10 @@
 //! Every plan file shipped in plans/ and examples/ is valid: users copy them.
+//! Valid to pgdr's loader, and to check-jsonschema against the published schema
+//! (what an editor or a pre-commit hook checks them with).
 
-use std::path::Path;
+mod common;
+
+use std::path::{Path, PathBuf};
 
 #[test]
 fn one_example_per_tier_and_all_parse() {
@@ -13,13 +17,43 @@ fn one_example_per_tier_and_all_parse() {
     assert_eq!(tiers, ["Financial", "MultiRegion", "Mvp", "Saas"]);
 }
 
-#[test]
-fn the_sandbox_template_parses() {
-    let text = std::fs::read_to_string("examples/sandbox.yaml.in")
+fn sandbox_plan() -> String {
+    std::fs::read_to_string("examples/sandbox.yaml.in")
         .unwrap()
         .replace("@PGPORT@", "5432")
         .replace("@STANDBYPORT@", "5433")
-        .replace("@PGDR@", "/usr/local/bin/pgdr");
-    pgdr::spec::load_str(Path::new("examples/sandbox.yaml.in"), &text)
+        .replace("@PGDR@", "/usr/local/bin/pgdr")
+}
+
+#[test]
+fn the_sandbox_template_parses() {
+    pgdr::spec::load_str(Path::new("examples/sandbox.yaml.in"), &sandbox_plan())
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn check_jsonschema_accepts_every_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = common::write_plan(dir.path(), "sandbox.yaml", &sandbox_plan());
+    let mut files: Vec<PathBuf> = pgdr::spec::plan_files(Path::new("plans")).unwrap();
+    files.push(sandbox);
+    assert_eq!(files.len(), 5);
+    let rejected = common::validators::check_jsonschema(&files);
+    assert!(
+        rejected.is_empty(),
+        "the schema rejects an example: {rejected:#?}"
+    );
+    // The positive control: the same run does reject an unknown key.
+    let typo = common::write_plan(
+        dir.path(),
+        "typo.yaml",
+        &std::fs::read_to_string("plans/saas.yaml")
+            .unwrap()
+            .replacen("objectives:", "objectivs:", 1),
+    );
+    let rejected = common::validators::check_jsonschema(&[typo.clone()]);
+    assert!(
+        rejected[&typo].iter().any(|m| m.contains("objectivs")),
+        "{rejected:#?}"
+    );
 }

@@ -1,13 +1,16 @@
 //! pgdr lint: every rule has a plan file that triggers it and one that just
 //! avoids it; the four tier examples lint clean; every output format is
-//! snapshotted; SARIF is read back through the typed SARIF 2.1.0 structures.
+//! snapshotted; SARIF is read back through the typed SARIF 2.1.0 structures
+//! and passes Microsoft's SARIF multitool (with GitHub's ingestion rules) in
+//! every shape pgdr emits.
 
 mod common;
 
-use common::pgdr;
+use common::validators::validate_sarif;
+use common::{pgdr, pgdr_command, run, COMMAND_TIMEOUT};
 use pgdr::lint::{lint, policy::PolicyFile, Finding, Severity};
 use pgdr::render::human::Style;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(format!("plans/{name}.yaml")).unwrap()
@@ -328,7 +331,8 @@ fn snapshot_lint_github() {
 
 #[test]
 fn snapshot_lint_sarif_and_it_reads_back_as_sarif_2_1_0() {
-    let text = pgdr::render::lint::sarif(&fixture());
+    // A fixed working directory, so the snapshot does not depend on where the tests run.
+    let text = pgdr::render::lint::sarif(&fixture(), Path::new("/checkout"));
     let log: serde_sarif::sarif::Sarif =
         serde_json::from_str(&text).expect("valid against the typed SARIF 2.1.0 model");
     assert_eq!(log.version, serde_json::json!("2.1.0"));
@@ -351,6 +355,230 @@ fn snapshot_lint_sarif_and_it_reads_back_as_sarif_2_1_0() {
     ]}, {
         insta::assert_snapshot!(text);
     });
+}
+
+/// `pgdr lint ARGS --format sarif` run in `cwd`: the SARIF, written to `out`.
+fn sarif_in(cwd: &Path, args: &[&str], out: &Path) -> serde_json::Value {
+    let mut cmd = pgdr_command(
+        None,
+        &[&["lint"], args, &["--format", "sarif"]].concat(),
+        &[],
+    );
+    let output = run(cmd.current_dir(cwd), COMMAND_TIMEOUT);
+    // 0 when clean, 2 when a finding is an error: either way a full SARIF log.
+    assert!(
+        matches!(output.status.code(), Some(0 | 2)),
+        "{args:?} in {}: {}",
+        cwd.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::write(out, &output.stdout).unwrap();
+    serde_json::from_slice(&output.stdout).expect("SARIF is JSON")
+}
+
+/// Every result's artifact, resolved the way a SARIF reader does (base id from
+/// `originalUriBaseIds`, then the percent-decoded path), as a local path.
+fn resolved_artifacts(log: &serde_json::Value) -> Vec<PathBuf> {
+    let run = &log["runs"][0];
+    let file_path = |uri: &str| {
+        let path = uri
+            .strip_prefix("file://")
+            .unwrap_or_else(|| panic!("{uri} is not a file URI"));
+        PathBuf::from(
+            percent_encoding::percent_decode_str(path)
+                .decode_utf8()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| {
+            let artifact = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+            let uri = artifact["uri"].as_str().unwrap();
+            match artifact["uriBaseId"].as_str() {
+                Some(base) => {
+                    assert!(
+                        !uri.starts_with('/') && !uri.contains(':'),
+                        "{uri} is not relative"
+                    );
+                    let base = run["originalUriBaseIds"][base]["uri"].as_str().unwrap();
+                    assert!(base.ends_with('/'), "base {base} must end in /");
+                    file_path(&format!("{base}{uri}"))
+                }
+                None => file_path(uri),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn sarif_passes_the_multitool_for_relative_absolute_single_and_fleet_paths() {
+    let repo = common::repo();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path().canonicalize().unwrap();
+    // A fleet folder whose name needs percent-encoding: a space and non-ASCII letters.
+    let fleet = tmp.join("fleet dir").join("ünïcode #plans");
+    std::fs::create_dir_all(&fleet).unwrap();
+    // Findings with lines, one silenced by lint.ignore (a suppressed result)...
+    std::fs::copy(
+        repo.join("tests/fixtures/lint-many.yaml"),
+        fleet.join("shaky.yaml"),
+    )
+    .unwrap();
+    // ...and findings about keys the file lacks, so they have no line (no region).
+    std::fs::write(
+        fleet.join("bare.yaml"),
+        "version: 1\ncluster: bare\ntier: financial\nobjectives: { rpo: 1m, rto: 15m }\n\
+         primary:\n  postgres: \"host=db.internal port=5432 user=dr_admin dbname=postgres\"\n",
+    )
+    .unwrap();
+    let fleet_files = [fleet.join("bare.yaml"), fleet.join("shaky.yaml")];
+    let fixture = repo.join("tests/fixtures/lint-many.yaml");
+    let fleet_abs = fleet.to_str().unwrap();
+    let fixture_abs = fixture.to_str().unwrap();
+
+    // From the fleet folder, the repo's fixture through `..` up to `/` and down again.
+    let up_and_down = format!("{}{fixture_abs}", "../".repeat(fleet.components().count()));
+
+    // (name, working directory, path given, relative URIs expected, files the results name)
+    let shapes: Vec<(&str, &Path, &str, bool, Vec<PathBuf>)> = vec![
+        (
+            "single file, relative path",
+            &repo,
+            "tests/fixtures/lint-many.yaml",
+            true,
+            vec![fixture.clone()],
+        ),
+        (
+            "single file, absolute path under the working directory",
+            &repo,
+            fixture_abs,
+            true,
+            vec![fixture.clone()],
+        ),
+        (
+            "clean fleet folder, relative path",
+            &repo,
+            "plans/",
+            true,
+            vec![],
+        ),
+        (
+            "fleet folder, relative path with a space, `#` and unicode",
+            &tmp,
+            "fleet dir/ünïcode #plans",
+            true,
+            fleet_files.to_vec(),
+        ),
+        (
+            "fleet folder through `..`",
+            &fleet,
+            "../ünïcode #plans/../ünïcode #plans",
+            true,
+            fleet_files.to_vec(),
+        ),
+        (
+            "fleet folder, absolute path outside the working directory",
+            &repo,
+            fleet_abs,
+            false,
+            fleet_files.to_vec(),
+        ),
+        (
+            "single file, `..` path outside the working directory",
+            &fleet,
+            &up_and_down,
+            false,
+            vec![fixture.clone()],
+        ),
+    ];
+    let mut checked = 0;
+    for (n, (name, cwd, path, relative, files)) in shapes.into_iter().enumerate() {
+        let out = tmp.join(format!("shape-{n}.sarif"));
+        let log = sarif_in(cwd, &[path], &out);
+
+        let serious: Vec<_> = validate_sarif(&out)
+            .into_iter()
+            .filter(|v| v.level == "error" || v.level == "warning")
+            .collect();
+        assert!(
+            serious.is_empty(),
+            "{name}: the multitool objects: {serious:#?}"
+        );
+
+        let run = &log["runs"][0];
+        let base = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+            .as_str()
+            .unwrap();
+        let base = percent_encoding::percent_decode_str(base)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(
+            base,
+            format!("file://{}/", cwd.display()),
+            "{name}: the base is the working directory"
+        );
+        let results = run["results"].as_array().unwrap();
+        for result in results {
+            let artifact = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+            assert_eq!(
+                artifact["uriBaseId"].is_string(),
+                relative,
+                "{name}: {artifact}"
+            );
+            if !relative {
+                assert!(
+                    artifact["uri"].as_str().unwrap().starts_with("file:///"),
+                    "{name}: {artifact}"
+                );
+            }
+        }
+        // Every result names a real plan file, and together they name every file linted.
+        let mut named: Vec<PathBuf> = resolved_artifacts(&log)
+            .into_iter()
+            .map(|p| {
+                p.canonicalize()
+                    .unwrap_or_else(|e| panic!("{name}: {} ({e})", p.display()))
+            })
+            .collect();
+        named.sort();
+        named.dedup();
+        assert_eq!(named, files, "{name}");
+        checked += results.len();
+    }
+    assert!(checked > 30, "the shapes carried findings ({checked})");
+
+    // The shapes above cover a suppressed result and results without a line.
+    let fleet_log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.join("shape-5.sarif")).unwrap()).unwrap();
+    let results = fleet_log["runs"][0]["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["suppressions"].is_array()));
+    // A finding about a missing key sits on line 1 with no column.
+    assert!(results.iter().any(|r| {
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        region["startLine"] == 1 && region["startColumn"].is_null()
+    }));
+
+    // Control: the URIs pgdr used to write (an absolute path as a relative
+    // reference to %SRCROOT%) are errors to the multitool, so it can catch this.
+    let mut old_style = fleet_log.clone();
+    for result in old_style["runs"][0]["results"].as_array_mut().unwrap() {
+        let artifact = &mut result["locations"][0]["physicalLocation"]["artifactLocation"];
+        *artifact =
+            serde_json::json!({ "uri": fleet.join("shaky.yaml"), "uriBaseId": "%SRCROOT%" });
+    }
+    let control = tmp.join("old-style.sarif");
+    std::fs::write(&control, serde_json::to_vec(&old_style).unwrap()).unwrap();
+    let verdicts = validate_sarif(&control);
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.level == "error" && v.rule.starts_with("SARIF1004")),
+        "the multitool should reject an absolute path as a relative URI: {verdicts:#?}"
+    );
 }
 
 #[test]

@@ -21,6 +21,13 @@ pub fn lint_all(desired: &[Desired], policy: &PolicyFile) -> Vec<Finding> {
     desired.iter().flat_map(|d| lint::lint(d, policy)).collect()
 }
 
+/// The directory SARIF names plan files relative to (its `%SRCROOT%`).
+fn srcroot() -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context;
+    std::env::current_dir()
+        .context("cannot read the working directory, which SARIF names plan files relative to")
+}
+
 pub fn run(args: &LintArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let policy = load_policy(args.policy.as_deref())?;
     let desired = load_all(&args.path)?;
@@ -29,7 +36,7 @@ pub fn run(args: &LintArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let text = match args.format {
         LintFormat::Human => render::lint::human(&findings, &clusters, style(settings)),
         LintFormat::Json => render::lint::json(&findings),
-        LintFormat::Sarif => render::lint::sarif(&findings),
+        LintFormat::Sarif => render::lint::sarif(&findings, &srcroot()?),
         LintFormat::Github => render::lint::github(&findings),
     };
     out(&text)?;

@@ -1,7 +1,7 @@
 //! Tier policies as data: `policies/tiers.yaml` is built in, and `--policy FILE`
 //! replaces it with an organisation's own file of the same shape.
 
-use crate::spec::{yaml, Duration, LockMode, SpecError, SpecErrors};
+use crate::spec::{locate, yaml, Duration, LockMode, SpecError, SpecErrors};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,6 +12,7 @@ pub const BUILT_IN: &str = include_str!("../../policies/tiers.yaml");
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     pub version: u32,
+    #[serde(deserialize_with = "crate::spec::yaml::unique_map")]
     pub tiers: BTreeMap<String, TierPolicy>,
 }
 
@@ -58,12 +59,17 @@ impl PolicyFile {
                 message,
             }])
         };
-        let policy: PolicyFile =
-            yaml::from_str(text).map_err(|e| error(e.line, e.column, e.path, e.message))?;
+        let policy: PolicyFile = yaml::from_str(text).map_err(|e| {
+            let (line, column) = locate::place_parse_error(text, &e);
+            error(Some(line), Some(column), e.path, e.message)
+        })?;
+        let at =
+            |key: &str| locate::locate(text, key).map_or((None, None), |(l, c)| (Some(l), Some(c)));
         if policy.version != 1 {
+            let (line, column) = at("version");
             return Err(error(
-                None,
-                None,
+                line,
+                column,
                 "version".into(),
                 format!(
                     "policy version {} is not supported; expected 1",
@@ -73,7 +79,8 @@ impl PolicyFile {
         }
         for tier in ["mvp", "saas", "financial", "multi-region"] {
             if !policy.tiers.contains_key(tier) {
-                return Err(error(None, None, "tiers".into(), format!("tier `{tier}` is missing; a policy file defines mvp, saas, financial and multi-region")));
+                let (line, column) = at("tiers");
+                return Err(error(line, column, "tiers".into(), format!("tier `{tier}` is missing; a policy file defines mvp, saas, financial and multi-region")));
             }
         }
         Ok(policy)

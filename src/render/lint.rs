@@ -5,9 +5,11 @@
 
 use super::human::Style;
 use crate::lint::{Finding, Severity, RULES};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::Serialize;
 use serde_sarif::sarif;
 use std::fmt::Write;
+use std::path::{Component, Path, PathBuf};
 
 fn location(f: &Finding) -> String {
     match (f.line, f.column) {
@@ -106,15 +108,41 @@ pub fn json(findings: &[Finding]) -> String {
     text
 }
 
-pub fn sarif(findings: &[Finding]) -> String {
+/// Where the README explains every rule; each rule's `helpUri` points here.
+const RULES_HELP_URI: &str = "https://github.com/pgdr/pgdr#lint-the-plan-against-its-promises";
+
+/// The `uriBaseId` that relative artifact URIs are resolved against: the
+/// directory pgdr ran in, declared in `run.originalUriBaseIds`.
+const SRCROOT: &str = "%SRCROOT%";
+
+/// SARIF 2.1.0 for code scanning. `srcroot` is the absolute directory pgdr ran
+/// in: a plan file under it is named by a URI relative to it (what GitHub maps
+/// onto the repository when the job runs at the checkout's root), any other by
+/// an absolute `file://` URI, so no URI is a bare absolute path that a reader
+/// would wrongly combine with the base.
+pub fn sarif(findings: &[Finding], srcroot: &Path) -> String {
     let rules: Vec<sarif::ReportingDescriptor> = RULES
         .iter()
         .map(|r| {
             sarif::ReportingDescriptor::builder()
                 .id(r.id)
-                .name(r.id)
+                // SARIF wants `name` to be a readable identifier distinct from the opaque id.
+                .name(pascal_case(r.id))
                 .short_description(&r.summary.to_string())
-                .full_description(&r.summary.to_string())
+                .full_description(&format!("{}.", r.summary))
+                .help(
+                    sarif::MultiformatMessageString::builder()
+                        .text(format!(
+                            "{}. The rule, why it matters and what satisfies it: {RULES_HELP_URI}",
+                            r.summary
+                        ))
+                        .markdown(format!(
+                            "{}. See [the lint rules]({RULES_HELP_URI}) for why it matters and what satisfies it; a plan file can silence it under `lint.ignore` with a reason.",
+                            r.summary
+                        ))
+                        .build(),
+                )
+                .help_uri(RULES_HELP_URI)
                 .default_configuration(
                     sarif::ReportingConfiguration::builder()
                         .level(serde_json::json!(level(r.severity)))
@@ -126,21 +154,19 @@ pub fn sarif(findings: &[Finding]) -> String {
     let results: Vec<sarif::Result> = findings
         .iter()
         .map(|f| {
+            let mut physical = sarif::PhysicalLocation::builder()
+                .artifact_location(artifact_location(&f.file, srcroot))
+                .build();
+            // A finding about a key the file lacks has no line of its own; it
+            // is shown on the file's first line, since code scanning (and the
+            // multitool's SARIF2017) wants every result placed in a region.
             let mut region = sarif::Region::builder()
                 .start_line(f.line.unwrap_or(1) as i64)
                 .build();
             region.start_column = f.column.map(|c| c as i64);
+            physical.region = Some(region);
             let location = sarif::Location::builder()
-                .physical_location(
-                    sarif::PhysicalLocation::builder()
-                        .artifact_location(
-                            sarif::ArtifactLocation::builder()
-                                .uri(f.file.clone())
-                                .build(),
-                        )
-                        .region(region)
-                        .build(),
-                )
+                .physical_location(physical)
                 .build();
             let mut result = sarif::Result::builder()
                 .rule_id(f.rule)
@@ -170,7 +196,16 @@ pub fn sarif(findings: &[Finding]) -> String {
         .information_uri("https://github.com/pgdr/pgdr")
         .rules(rules)
         .build();
-    let run = sarif::Run::builder().tool(driver).results(results).build();
+    let mut run = sarif::Run::builder().tool(driver).results(results).build();
+    run.original_uri_base_ids = Some(
+        [(
+            SRCROOT.to_string(),
+            sarif::ArtifactLocation::builder()
+                .uri(file_uri(srcroot, true))
+                .build(),
+        )]
+        .into(),
+    );
     let log = sarif::Sarif::builder()
         .version(serde_json::json!(sarif::Version::V2_1_0.to_string()))
         .schema(sarif::SCHEMA_URL)
@@ -179,6 +214,99 @@ pub fn sarif(findings: &[Finding]) -> String {
     let mut text = serde_json::to_string_pretty(&log).expect("SARIF serialises");
     text.push('\n');
     text
+}
+
+/// `wal-retention-covers-backups` → `WalRetentionCoversBackups`.
+fn pascal_case(id: &str) -> String {
+    id.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The plan file as a SARIF artifact: relative to [`SRCROOT`] when it lies
+/// under `srcroot`, else an absolute `file://` URI (which takes no base id).
+fn artifact_location(file: &str, srcroot: &Path) -> sarif::ArtifactLocation {
+    let absolute = normalise(&srcroot.join(file));
+    let under = absolute
+        .strip_prefix(srcroot)
+        .ok()
+        .map(Path::to_path_buf)
+        .or_else(|| {
+            // The same place through a symlink (a workspace path that is a link).
+            let real = std::fs::canonicalize(&absolute).ok()?;
+            let root = std::fs::canonicalize(srcroot).ok()?;
+            real.strip_prefix(root).ok().map(Path::to_path_buf)
+        });
+    match under {
+        Some(relative) => sarif::ArtifactLocation::builder()
+            .uri(encode_path(&relative))
+            .uri_base_id(SRCROOT)
+            .build(),
+        None => sarif::ArtifactLocation::builder()
+            .uri(file_uri(&absolute, false))
+            .build(),
+    }
+}
+
+/// Resolves `.` and `..` without touching the file system (the file may be
+/// named through a path that no longer exists by the time this is read).
+fn normalise(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Characters a URI path cannot hold as they are (RFC 3986 `pchar` plus `/`).
+const URI_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+fn encode_path(path: &Path) -> String {
+    let segments: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => {
+                Some(utf8_percent_encode(&part.to_string_lossy(), URI_PATH).to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    segments.join("/")
+}
+
+/// `file:///abs/path`, with a trailing `/` for a directory (a base URI must end in one).
+fn file_uri(absolute: &Path, directory: bool) -> String {
+    let mut uri = format!("file:///{}", encode_path(absolute));
+    if directory && !uri.ends_with('/') {
+        uri.push('/');
+    }
+    uri
 }
 
 fn level(severity: Severity) -> &'static str {

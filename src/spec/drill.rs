@@ -12,6 +12,7 @@ pub struct Drill {
     pub every: Duration,
     /// `latest` (the default), or a span back from now such as `1h`.
     #[serde(default)]
+    #[schemars(extend("pattern" = "^(latest|[0-9]+[smhdw])$"))]
     pub target: Option<String>,
     /// SQL run on the restored server; each must return true.
     #[serde(default)]

@@ -28,20 +28,19 @@ pub fn load_str(path: &Path, text: &str) -> Result<Desired, SpecErrors> {
 /// [`load_str`] with the callers' own checks.
 pub fn load_str_with(path: &Path, text: &str, extra: &[ExtraCheck]) -> Result<Desired, SpecErrors> {
     let plan: PlanFile = yaml::from_str(text).map_err(|e| {
-        let (line, column) = match (e.line, e.column) {
-            (Some(l), c) => (Some(l), c),
-            // serde_yaml gives no position for some errors (e.g. a missing key): place the parent.
-            _ => locate::locate(text, &e.path).map_or((None, None), |(l, c)| (Some(l), Some(c))),
-        };
-        let message = if text.trim().is_empty() {
-            "the file is empty; expected a plan file (see `version: 1`, `cluster:`, ...)".into()
+        let empty = text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---");
+        let ((line, column), message) = if empty {
+            let message = "the file is empty (nothing but blank lines and comments); expected a plan file (see `version: 1`, `cluster:`, ...)";
+            ((1, 1), message.to_string())
         } else {
-            e.message
+            (locate::place_parse_error(text, &e), e.message)
         };
         SpecErrors(vec![SpecError {
             file: path.to_path_buf(),
-            line,
-            column,
+            line: Some(line),
+            column: Some(column),
             path: e.path,
             message,
         }])

@@ -21,6 +21,7 @@ pub enum Tier {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanFile {
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     pub cluster: Name,
     pub tier: Tier,
@@ -28,7 +29,8 @@ pub struct PlanFile {
     #[serde(default)]
     pub aws: Option<Aws>,
     pub primary: Primary,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::yaml::unique_map")]
+    #[schemars(extend("propertyNames" = { "pattern": "^[a-z_][a-z0-9_]*(\\.[a-z_][a-z0-9_]*)?$" }))]
     pub settings: BTreeMap<String, SettingValue>,
     #[serde(default)]
     pub archive: Option<Archive>,

@@ -162,7 +162,13 @@ impl JsonSchema for Cidr {
         "Cidr".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "description": "an IPv4 or IPv6 CIDR block", "examples": ["10.1.0.0/16"] })
+        // The same blocks Cidr::parse takes: an address, then a prefix length that fits it.
+        json_schema!({
+            "type": "string",
+            "description": "an IPv4 or IPv6 CIDR block",
+            "pattern": "^(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/0*(3[0-2]|[12]?[0-9])|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+            "examples": ["10.1.0.0/16", "2001:db8::/32"]
+        })
     }
 }
 

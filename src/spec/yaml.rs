@@ -30,6 +30,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
                 message = tail.to_string();
             }
         }
+        message = plain_words(&message);
         YamlError {
             line: location.as_ref().map(|l| l.line()),
             column: location.as_ref().map(|l| l.column()),
@@ -37,4 +38,84 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
             message,
         }
     })
+}
+
+/// serde's words for Rust types, in the words of a plan file's reader.
+fn plain_words(message: &str) -> String {
+    if message.contains("more than one document") {
+        return SECOND_DOCUMENT.to_string();
+    }
+    let mut out = message.to_string();
+    if let Some(at) = out.find("expected struct ") {
+        out.replace_range(at.., "expected a mapping of keys");
+    }
+    for int in ["u8", "u16", "u32", "u64", "usize", "i32", "i64"] {
+        if out.ends_with(&format!("expected {int}")) {
+            let cut = out.len() - int.len();
+            out.replace_range(cut.., "a whole number");
+        }
+    }
+    out
+}
+
+/// The key of a "given twice" error: serde's own for a struct's field, and
+/// [`unique_map`]'s for a map.
+pub fn duplicate_key(message: &str) -> Option<&str> {
+    ["duplicate field `", "duplicate key `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key)
+}
+
+pub fn is_missing_key(message: &str) -> bool {
+    message.starts_with("missing field `")
+}
+
+const SECOND_DOCUMENT: &str =
+    "a second YAML document starts here (`---`); a plan file is one document";
+
+pub fn is_second_document(message: &str) -> bool {
+    message == SECOND_DOCUMENT
+}
+
+/// Deserialises a map that refuses a key given twice: YAML forbids it, and
+/// serde's maps would otherwise keep the last silently (`settings:` with
+/// `work_mem` twice must not pick one for the user).
+pub fn unique_map<'de, D, K, V>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<K, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    K: serde::Deserialize<'de> + Ord + std::fmt::Display,
+    V: serde::Deserialize<'de>,
+{
+    struct Visitor<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K, V> serde::de::Visitor<'de> for Visitor<K, V>
+    where
+        K: serde::Deserialize<'de> + Ord + std::fmt::Display,
+        V: serde::Deserialize<'de>,
+    {
+        type Value = std::collections::BTreeMap<K, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a mapping")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = std::collections::BTreeMap::new();
+            while let Some(key) = map.next_key::<K>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "duplicate key `{key}`: a key may appear once in a mapping"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Visitor(std::marker::PhantomData))
 }

@@ -13,6 +13,7 @@
 use std::io::Read;
 
 mod proxy;
+pub mod validators;
 #[allow(unused_imports)]
 pub use proxy::{Fault, Proxy};
 use std::net::TcpListener;
