@@ -28,7 +28,10 @@ pg_bindir() {
 # Installs what is missing: the PostgreSQL server and client tools from Debian's
 # packages (apt-get), and the Python test tools into the project-local venv
 # (never pip --user or --break-system-packages into the user's own Python).
+# `ensure_deps test` adds what only the test suite uses: the validators from
+# the npm registry (scripts/npm-tools), with Debian's npm to fetch them.
 ensure_deps() {
+  local for_tests=${1:-}
   local apt_pkgs=()
   pg_bindir >/dev/null || apt_pkgs+=(postgresql)
   command -v openssl >/dev/null || apt_pkgs+=(openssl)
@@ -38,15 +41,18 @@ ensure_deps() {
   # The venv is made by Debian's own python3, which needs python3-venv for it.
   [ -x /usr/bin/python3 ] || apt_pkgs+=(python3)
   /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
-  # The SARIF multitool comes from the npm registry (scripts/npm-tools).
-  command -v npm >/dev/null || apt_pkgs+=(npm)
+  if [ "$for_tests" = test ]; then
+    command -v npm >/dev/null || apt_pkgs+=(npm)
+  fi
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
   fi
   ensure_tools_venv
-  ensure_npm_tools
+  if [ "$for_tests" = test ]; then
+    ensure_npm_tools
+  fi
   pg_bindir >/dev/null || { echo "PostgreSQL server binaries are still missing after install" >&2; return 1; }
 }
 

@@ -64,7 +64,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str, Vec<&'static str>)> {
         ("unknown conninfo option", GOOD.replace("user=dr_admin dbname", "usr=dr_admin dbname"), ":10:13", vec!["unknown connection option `usr`"]),
         ("setting name", GOOD.replace("  archive_timeout: 60s", "  Archive-Timeout: 60s"), ":12:3", vec!["settings.Archive-Timeout", "not a server setting name"]),
         ("bad drill target", format!("{GOOD}drill:\n  every: 7d\n  target: yesterday\n"), ":33:3", vec!["drill.target", "not a drill target", "`latest`"]),
-        ("duplicate key", GOOD.replace("tier: saas\n", "tier: saas\ncluster: payments\n"), ":4:1", vec!["duplicate field `cluster`"]),
+        ("duplicate key", GOOD.replace("tier: saas\n", "tier: saas\ncluster: payments\n"), ":4:1", vec!["duplicate key `cluster`"]),
         ("duplicate setting", GOOD.replace("  archive_timeout: 60s\n", "  archive_timeout: 60s\n  archive_timeout: 5min\n"), ":13:3", vec!["settings", "duplicate key `archive_timeout`"]),
         ("two documents", format!("{GOOD}---\nversion: 1\n"), ":31:1", vec!["a second YAML document"]),
         ("wrong shape", GOOD.replace("objectives:\n  rpo: 5m\n  rto: 30m\n", "objectives: [5m, 30m]\n"), ":4:13", vec!["objectives", "expected a mapping of keys"]),

@@ -70,13 +70,13 @@ fn unknown_anchor_is_placed_on_the_alias() {
 #[test]
 fn duplicate_top_level_key_points_at_its_second_appearance() {
     let text = BASE.replace("tier: mvp\n", "tier: mvp\ncluster: payments\n");
-    assert_at(&text, 4, 1, "", "duplicate field `cluster`");
+    assert_at(&text, 4, 1, "", "duplicate key `cluster`");
 }
 
 #[test]
 fn duplicate_nested_key_points_at_its_second_appearance() {
     let text = BASE.replace("  rto: 1h\n", "  rto: 1h\n  rpo: 1m\n");
-    assert_at(&text, 7, 3, "objectives", "duplicate field `rpo`");
+    assert_at(&text, 7, 3, "objectives", "duplicate key `rpo`");
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn duplicate_key_in_a_flow_mapping_points_at_its_second_appearance() {
         "objectives:\n  rpo: 5m\n  rto: 1h\n",
         "objectives: { rpo: 5m, rto: 1h, rpo: 1m }\n",
     );
-    assert_at(&text, 4, 33, "objectives", "duplicate field `rpo`");
+    assert_at(&text, 4, 33, "objectives", "duplicate key `rpo`");
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn duplicate_key_in_a_list_item_points_at_its_second_appearance() {
         "    max_lag: 30s\n",
         "    max_lag: 30s\n    name: orders-c\n",
     );
-    assert_at(&text, 15, 5, "standbys[0]", "duplicate field `name`");
+    assert_at(&text, 15, 5, "standbys[0]", "duplicate key `name`");
 }
 
 #[test]

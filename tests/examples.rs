@@ -51,7 +51,7 @@ fn check_jsonschema_accepts_every_example() {
             .unwrap()
             .replacen("objectives:", "objectivs:", 1),
     );
-    let rejected = common::validators::check_jsonschema(&[typo.clone()]);
+    let rejected = common::validators::check_jsonschema(std::slice::from_ref(&typo));
     assert!(
         rejected[&typo].iter().any(|m| m.contains("objectivs")),
         "{rejected:#?}"

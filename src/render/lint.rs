@@ -269,9 +269,11 @@ fn normalise(path: &Path) -> PathBuf {
     out
 }
 
-/// Characters a URI path cannot hold as they are (RFC 3986 `pchar` plus `/`).
+/// Characters a URI path cannot hold as they are (RFC 3986 `pchar` plus `/`),
+/// and `:`, which would make a relative path's first segment read as a scheme.
 const URI_PATH: &AsciiSet = &CONTROLS
     .add(b' ')
+    .add(b':')
     .add(b'"')
     .add(b'#')
     .add(b'%')

@@ -45,6 +45,13 @@ fn plain_words(message: &str) -> String {
     if message.contains("more than one document") {
         return SECOND_DOCUMENT.to_string();
     }
+    if let Some((key, _)) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        // serde's words for a struct; the same wording as unique_map's for a map.
+        return format!("duplicate key `{key}`: {DUPLICATE}");
+    }
     let mut out = message.to_string();
     if let Some(at) = out.find("expected struct ") {
         out.replace_range(at.., "expected a mapping of keys");
@@ -58,12 +65,11 @@ fn plain_words(message: &str) -> String {
     out
 }
 
-/// The key of a "given twice" error: serde's own for a struct's field, and
-/// [`unique_map`]'s for a map.
+/// The key of a "given twice" error (a struct's field, which [`plain_words`]
+/// has reworded, or a [`unique_map`] key).
 pub fn duplicate_key(message: &str) -> Option<&str> {
-    ["duplicate field `", "duplicate key `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix))
+    message
+        .strip_prefix("duplicate key `")
         .and_then(|rest| rest.split_once('`'))
         .map(|(key, _)| key)
 }
@@ -71,6 +77,10 @@ pub fn duplicate_key(message: &str) -> Option<&str> {
 pub fn is_missing_key(message: &str) -> bool {
     message.starts_with("missing field `")
 }
+
+/// Why a key given twice is refused, for struct fields and maps alike.
+const DUPLICATE: &str =
+    "a key may appear once in a mapping (YAML forbids a second; pgdr will not pick one)";
 
 const SECOND_DOCUMENT: &str =
     "a second YAML document starts here (`---`); a plan file is one document";
@@ -108,7 +118,7 @@ where
             while let Some(key) = map.next_key::<K>()? {
                 if out.contains_key(&key) {
                     return Err(serde::de::Error::custom(format!(
-                        "duplicate key `{key}`: a key may appear once in a mapping"
+                        "duplicate key `{key}`: {DUPLICATE}"
                     )));
                 }
                 let value = map.next_value()?;
