@@ -19,6 +19,11 @@ pub struct Cli {
     /// each step of apply; -vv also the AWS SDK's own logs. RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// How many clusters of a fleet are worked on at once (PostgreSQL
+    /// connections, apply's writes); AWS is read once per zone, region and
+    /// bucket before that. PGDR_PARALLELISM sets it too.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -14,7 +14,13 @@ fn main() {
         Color::Never => Some(false),
         Color::Auto => None,
     };
-    let settings = Settings::from_process(color, cli.verbose);
+    let settings = match Settings::from_process(color, cli.verbose, cli.parallelism) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
     init_logging(settings.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -42,6 +42,31 @@ pub struct Settings {
     pub scratch_dir: PathBuf,
     pub pg: PgEnv,
     pub aws: AwsEnv,
+    /// Clusters worked on at once (`--parallelism`, `PGDR_PARALLELISM`, or
+    /// [`DEFAULT_PARALLELISM`]): bounds a fleet's PostgreSQL connections and
+    /// apply's concurrent writes.
+    pub parallelism: usize,
+}
+
+/// Clusters worked on at once unless told otherwise: each holds a connection
+/// to its primary and one per standby, so 16 clusters stay well under a
+/// workstation's and a server's connection limits.
+pub const DEFAULT_PARALLELISM: usize = 16;
+
+/// `--parallelism` if given, else `PGDR_PARALLELISM`, else the default.
+fn parallelism(flag: Option<u16>, env: Option<String>) -> Result<usize, String> {
+    if let Some(n) = flag {
+        return Ok(n as usize);
+    }
+    match env.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_PARALLELISM),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(format!(
+                "PGDR_PARALLELISM={text} is not a number of clusters; expected a whole number of 1 or more (default {DEFAULT_PARALLELISM})"
+            )),
+        },
+    }
 }
 
 /// The libpq environment, read once. Empty values count as unset, as in libpq.
@@ -105,12 +130,17 @@ impl AwsEnv {
 impl Settings {
     /// Resolves everything from the process: `color` is `Some` when forced by
     /// `--color always/never`, `None` for auto.
-    pub fn from_process(color: Option<bool>, verbose: u8) -> Self {
+    pub fn from_process(
+        color: Option<bool>,
+        verbose: u8,
+        parallelism_flag: Option<u16>,
+    ) -> Result<Self, String> {
         let color = color.unwrap_or_else(|| {
             std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 && std::io::stdout().is_terminal()
         });
-        Settings {
+        Ok(Settings {
+            parallelism: parallelism(parallelism_flag, std::env::var("PGDR_PARALLELISM").ok())?,
             color,
             interactive: std::io::stdin().is_terminal(),
             verbose,
@@ -124,6 +154,26 @@ impl Settings {
                 .unwrap_or_else(|| std::env::temp_dir().join("pgdr-drills")),
             pg: PgEnv::from_process(),
             aws: AwsEnv::from_process(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parallelism, DEFAULT_PARALLELISM};
+
+    #[test]
+    fn parallelism_comes_from_the_flag_then_the_environment_then_the_default() {
+        assert_eq!(parallelism(Some(4), Some("9".into())), Ok(4));
+        assert_eq!(parallelism(None, Some("9".into())), Ok(9));
+        assert_eq!(parallelism(None, None), Ok(DEFAULT_PARALLELISM));
+        assert_eq!(parallelism(None, Some("".into())), Ok(DEFAULT_PARALLELISM));
+        for bad in ["0", "-3", "many"] {
+            let e = parallelism(None, Some(bad.into())).unwrap_err();
+            assert!(
+                e.contains(&format!("PGDR_PARALLELISM={bad}")) && e.contains("1 or more"),
+                "{e}"
+            );
         }
     }
 }

@@ -96,11 +96,13 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
         )?;
     }
 
-    let results = futures_util::future::join_all(
+    // At most `--parallelism` clusters write at once.
+    let results = super::bounded(
         desired
             .iter()
             .zip(&plans)
             .map(|(d, p)| apply_cluster(d, p, &systems)),
+        systems.parallelism,
     )
     .await;
     let (report, failures) = render::apply::report(&plans, &results, style);

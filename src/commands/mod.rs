@@ -146,12 +146,16 @@ pub fn pgdr_for_restore(desired: &Desired) -> anyhow::Result<String> {
         .to_string())
 }
 
-/// Observes and plans every cluster concurrently. A cluster whose state cannot be
-/// read gets an `error` and no changes; the others are unaffected.
+/// Observes and plans every cluster: AWS once per zone, region and bucket for
+/// the whole fleet, then up to `systems.parallelism` clusters at a time (each
+/// holds PostgreSQL connections while it is read). A cluster whose state
+/// cannot be read gets an `error` and no changes; the others are unaffected.
 pub async fn plan_all(desired: &[Desired], systems: &Systems) -> Vec<ClusterPlan> {
+    let shared = observe::Shared::read(desired, systems).await;
+    let shared = &shared;
     let plans = desired.iter().map(|d| async move {
         let started = std::time::Instant::now();
-        let plan = match observe::observe(d, systems).await {
+        let plan = match observe::observe_with(d, systems, shared).await {
             Ok(live) => plan_cluster(d, &live),
             Err(e) => ClusterPlan {
                 cluster: d.cluster().to_string(),
@@ -175,7 +179,19 @@ pub async fn plan_all(desired: &[Desired], systems: &Systems) -> Vec<ClusterPlan
         );
         plan
     });
-    futures_util::future::join_all(plans).await
+    bounded(plans, systems.parallelism).await
+}
+
+/// Runs the futures at most `limit` at a time; the results keep their order.
+pub async fn bounded<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+    limit: usize,
+) -> Vec<F::Output> {
+    use futures_util::stream::StreamExt;
+    futures_util::stream::iter(futures)
+        .buffered(limit.max(1))
+        .collect()
+        .await
 }
 
 pub fn style(settings: &Settings) -> Style {

@@ -14,21 +14,25 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
     let desired = load_all(&args.path)?;
     let systems = Systems::new(settings);
     let now = unix_now();
-    let clusters = futures_util::future::join_all(desired.iter().map(|d| {
-        let systems = &systems;
-        async move {
-            match observe::observe(d, systems).await {
-                Ok(live) => status::cluster_status(d, &live, now),
-                Err(e) => ClusterStatus {
-                    cluster: d.cluster().to_string(),
-                    file: d.source.display().to_string(),
-                    error: Some(e.to_string()),
-                    beyond: vec!["could not be read".into()],
-                    ..ClusterStatus::default()
-                },
+    let shared = observe::Shared::read(&desired, &systems).await;
+    let clusters = super::bounded(
+        desired.iter().map(|d| {
+            let (systems, shared) = (&systems, &shared);
+            async move {
+                match observe::observe_with(d, systems, shared).await {
+                    Ok(live) => status::cluster_status(d, &live, now),
+                    Err(e) => ClusterStatus {
+                        cluster: d.cluster().to_string(),
+                        file: d.source.display().to_string(),
+                        error: Some(e.to_string()),
+                        beyond: vec!["could not be read".into()],
+                        ..ClusterStatus::default()
+                    },
+                }
             }
-        }
-    }))
+        }),
+        systems.parallelism,
+    )
     .await;
     let report = StatusReport {
         format_version: 1,

@@ -1,5 +1,6 @@
 //! AWS clients: one per service and region, created once per run and shared by
-//! every cluster of a fleet.
+//! every cluster of a fleet, with adaptive retries and, for Route53, a
+//! client-side rate limit at AWS's documented request rate.
 //!
 //! Credentials and endpoints come from the standard AWS chain (AWS_PROFILE,
 //! AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...), never from the plan file. Every
@@ -93,6 +94,7 @@ pub struct AwsClients {
     ec2: PerRegion<aws_sdk_ec2::Client>,
     rds: PerRegion<aws_sdk_rds::Client>,
     route53: PerRegion<aws_sdk_route53::Client>,
+    route53_limit: Arc<RateLimit>,
 }
 
 impl AwsClients {
@@ -104,7 +106,66 @@ impl AwsClients {
             ec2: PerRegion::new(),
             rds: PerRegion::new(),
             route53: PerRegion::new(),
+            route53_limit: Arc::new(RateLimit::per_second(ROUTE53_REQUESTS_PER_SECOND)),
         }
+    }
+}
+
+/// Route53's documented limit: 5 requests per second per AWS account, for
+/// every API call together. Past it AWS answers `Throttling`, so pgdr keeps
+/// under it itself instead of learning it from errors.
+pub const ROUTE53_REQUESTS_PER_SECOND: u32 = 5;
+
+/// Spaces requests evenly: at most `n` per second, each waiting for its turn.
+/// Shared by every task of a run (a fleet's clusters take turns).
+pub struct RateLimit {
+    interval: std::time::Duration,
+    next: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl RateLimit {
+    pub fn per_second(n: u32) -> Self {
+        RateLimit {
+            interval: std::time::Duration::from_secs(1) / n.max(1),
+            next: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Waits until this caller may send one request.
+    pub async fn turn(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let (at, after) = next_turn(*next, tokio::time::Instant::now(), self.interval);
+            *next = Some(after);
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// When a request asked for `now` may go, and when the one after it may:
+/// the free slot, or now if the limiter has been idle.
+fn next_turn<T>(free: Option<T>, now: T, interval: std::time::Duration) -> (T, T)
+where
+    T: Ord + Copy + std::ops::Add<std::time::Duration, Output = T>,
+{
+    let at = free.map_or(now, |free| free.max(now));
+    (at, at + interval)
+}
+
+/// The Route53 client and the run's Route53 rate limit: call [`Route53::turn`]
+/// before every request (each page of a listing is a request).
+#[derive(Clone)]
+pub struct Route53 {
+    client: aws_sdk_route53::Client,
+    limit: Arc<RateLimit>,
+}
+
+impl Route53 {
+    /// The client, once it is this caller's turn to send a request.
+    pub async fn turn(&self) -> &aws_sdk_route53::Client {
+        self.limit.turn().await;
+        &self.client
     }
 }
 
@@ -190,9 +251,10 @@ impl AwsClients {
             .await
     }
 
-    pub async fn route53(&self) -> aws_sdk_route53::Client {
+    pub async fn route53(&self) -> Route53 {
         let config = self.sdk_config(ROUTE53_REGION).await;
-        self.route53
+        let client = self
+            .route53
             .get(ROUTE53_REGION, || async move {
                 aws_sdk_route53::Client::from_conf(
                     aws_sdk_route53::config::Builder::from(&config)
@@ -200,6 +262,43 @@ impl AwsClients {
                         .build(),
                 )
             })
-            .await
+            .await;
+        Route53 {
+            client,
+            limit: self.route53_limit.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_turn;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn turns_are_spaced_by_the_interval_and_an_idle_limiter_does_not_wait() {
+        let interval = Duration::from_millis(200);
+        let t0 = Instant::now();
+        // Idle: go now.
+        let (at, free) = next_turn(None, t0, interval);
+        assert_eq!((at, free), (t0, t0 + interval));
+        // Two more at the same moment wait one and two intervals.
+        let (at, free) = next_turn(Some(free), t0, interval);
+        assert_eq!(at, t0 + interval);
+        let (at, free) = next_turn(Some(free), t0, interval);
+        assert_eq!(at, t0 + 2 * interval);
+        // Long after, no debt is carried: the request goes at once.
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(next_turn(Some(free), later, interval).0, later);
+        // 5 per second: 5 requests asked for at once span 800 ms, the 6th goes at 1 s.
+        let mut free = None;
+        let mut starts = Vec::new();
+        for _ in 0..6 {
+            let (at, after) = next_turn(free, t0, Duration::from_secs(1) / 5);
+            starts.push(at - t0);
+            free = Some(after);
+        }
+        assert_eq!(starts[4], Duration::from_millis(800));
+        assert_eq!(starts[5], Duration::from_secs(1));
     }
 }

@@ -33,48 +33,140 @@ async fn default_vpc(client: &Client, system: &str) -> Result<String, ProviderEr
         })
 }
 
-pub async fn observe(
+/// Values per EC2 filter in one request (EC2 accepts up to 200).
+const FILTER_VALUES: usize = 200;
+
+/// A security group the plan files name: by `sg-` id, or by name in a VPC
+/// (the region's default VPC when none is given).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupRef {
+    pub group: String,
+    pub vpc: Option<String>,
+}
+
+/// The security groups of one region that a run's plan files name, read
+/// together: the default VPC once (if any group needs it), then the groups in
+/// as few `DescribeSecurityGroups` requests as the filters allow, paginated.
+#[derive(Debug, Clone)]
+pub struct RegionGroups {
+    default_vpc: Option<Result<String, ProviderError>>,
+    found: Vec<ec2t::SecurityGroup>,
+}
+
+pub async fn read_groups(
     client: &Client,
-    group: &str,
-    vpc: Option<&str>,
-) -> Result<GroupLive, ProviderError> {
-    let system = format!("ec2.{group}");
-    let request = if group.starts_with("sg-") {
-        client.describe_security_groups().group_ids(group)
+    wanted: &[GroupRef],
+) -> Result<RegionGroups, ProviderError> {
+    let system = format!(
+        "ec2.{}",
+        wanted
+            .first()
+            .map_or("security groups", |w| w.group.as_str())
+    );
+    let needs_default = wanted
+        .iter()
+        .any(|w| w.vpc.is_none() && !w.group.starts_with("sg-"));
+    let default_vpc = if needs_default {
+        Some(default_vpc(client, &system).await)
     } else {
-        let vpc_id = match vpc {
-            Some(v) => v.to_string(),
-            None => default_vpc(client, &system).await?,
-        };
-        client
+        None
+    };
+    let mut ids: Vec<&str> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for w in wanted {
+        if w.group.starts_with("sg-") {
+            ids.push(&w.group);
+        } else {
+            names.push(&w.group);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    names.sort();
+    names.dedup();
+    let mut found = Vec::new();
+    // By id one at a time: one unknown id fails a whole request (InvalidGroup.NotFound).
+    for id in ids {
+        found.extend(describe(client, &system, Some(id), None).await?);
+    }
+    // By name, many per request; the VPC is matched afterwards.
+    for chunk in names.chunks(FILTER_VALUES) {
+        found.extend(describe(client, &system, None, Some(chunk)).await?);
+    }
+    Ok(RegionGroups { default_vpc, found })
+}
+
+/// Every page of one `DescribeSecurityGroups`, by one id or by names.
+async fn describe(
+    client: &Client,
+    system: &str,
+    id: Option<&str>,
+    names: Option<&[&str]>,
+) -> Result<Vec<ec2t::SecurityGroup>, ProviderError> {
+    let mut groups = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = client
             .describe_security_groups()
-            .filters(
-                ec2t::Filter::builder()
-                    .name("group-name")
-                    .values(group)
-                    .build(),
-            )
-            .filters(
-                ec2t::Filter::builder()
-                    .name("vpc-id")
-                    .values(&vpc_id)
-                    .build(),
-            )
+            .set_next_token(token.take());
+        if let Some(id) = id {
+            request = request.group_ids(id);
+        }
+        if let Some(names) = names {
+            request = request
+                .filters(
+                    ec2t::Filter::builder()
+                        .name("group-name")
+                        .set_values(Some(names.iter().map(|n| n.to_string()).collect()))
+                        .build(),
+                )
+                // Paginated requests need a page size; 1000 is EC2's largest.
+                .max_results(1000);
+        }
+        match request.send().await {
+            Ok(out) => {
+                groups.extend(out.security_groups().iter().cloned());
+                match out.next_token() {
+                    Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                    _ => return Ok(groups),
+                }
+            }
+            Err(e) if e.code() == Some("InvalidGroup.NotFound") => return Ok(groups),
+            Err(e) => return Err(super::aws_error("reading the security group", system, &e)),
+        }
+    }
+}
+
+/// One group as pgdr sees it, from the region's groups read by [`read_groups`].
+pub fn group_live(region: &RegionGroups, wanted: &GroupRef) -> Result<GroupLive, ProviderError> {
+    let system = format!("ec2.{}", wanted.group);
+    let vpc_id = || -> Result<String, ProviderError> {
+        match (&wanted.vpc, &region.default_vpc) {
+            (Some(v), _) => Ok(v.clone()),
+            (None, _) if wanted.group.starts_with("sg-") => Ok(String::new()),
+            (None, Some(Ok(v))) => Ok(v.clone()),
+            (None, Some(Err(e))) => Err(ProviderError {
+                system: system.clone(),
+                ..e.clone()
+            }),
+            (None, None) => Err(ProviderError::new(&system, "the default VPC was not read")),
+        }
     };
-    let groups = match request.send().await {
-        Ok(out) => out.security_groups().to_vec(),
-        Err(e) if e.code() == Some("InvalidGroup.NotFound") => Vec::new(),
-        Err(e) => return Err(super::aws_error("reading the security group", &system, &e)),
+    let found = if wanted.group.starts_with("sg-") {
+        region
+            .found
+            .iter()
+            .find(|g| g.group_id() == Some(wanted.group.as_str()))
+    } else {
+        let vpc = vpc_id()?;
+        region.found.iter().find(|g| {
+            g.group_name() == Some(wanted.group.as_str()) && g.vpc_id() == Some(vpc.as_str())
+        })
     };
-    let Some(found) = groups.first() else {
-        let vpc_id = match vpc {
-            Some(v) => v.to_string(),
-            None if group.starts_with("sg-") => String::new(),
-            None => default_vpc(client, &system).await?,
-        };
+    let Some(found) = found else {
         return Ok(GroupLive {
             id: None,
-            vpc_id,
+            vpc_id: vpc_id()?,
             ingress: Vec::new(),
         });
     };
@@ -108,6 +200,20 @@ pub async fn observe(
         vpc_id: found.vpc_id().unwrap_or_default().to_string(),
         ingress,
     })
+}
+
+/// One group on its own (apply looks its id up before a write).
+pub async fn observe(
+    client: &Client,
+    group: &str,
+    vpc: Option<&str>,
+) -> Result<GroupLive, ProviderError> {
+    let wanted = GroupRef {
+        group: group.to_string(),
+        vpc: vpc.map(str::to_string),
+    };
+    let region = read_groups(client, std::slice::from_ref(&wanted)).await?;
+    group_live(&region, &wanted)
 }
 
 /// The group's id: given, or looked up by name in the VPC (it may have been created by this apply).

@@ -21,6 +21,8 @@ use std::fmt;
 pub struct Systems {
     pub aws: aws::AwsClients,
     pub pg: crate::settings::PgEnv,
+    /// Clusters of a fleet worked on at once ([`Settings::parallelism`]).
+    pub parallelism: usize,
 }
 
 impl Systems {
@@ -28,6 +30,7 @@ impl Systems {
         Systems {
             aws: aws::AwsClients::new(settings.aws.clone()),
             pg: settings.pg.clone(),
+            parallelism: settings.parallelism,
         }
     }
 }

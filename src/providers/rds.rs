@@ -39,6 +39,47 @@ fn to_live(db: &rdst::DbInstance) -> InstanceLive {
     }
 }
 
+/// Instance ids per `db-instance-id` filter in one request (RDS accepts up to 100).
+const FILTER_VALUES: usize = 100;
+
+/// The instances of one region that a run's plan files name, in as few
+/// `DescribeDBInstances` requests as the filter allows, paginated; an id
+/// missing from the answer does not exist.
+pub async fn observe_instances(
+    client: &Client,
+    ids: &[String],
+) -> Result<BTreeMap<String, InstanceLive>, ProviderError> {
+    let mut found = BTreeMap::new();
+    for chunk in ids.chunks(FILTER_VALUES) {
+        let system = format!("rds.{}", chunk[0]);
+        let mut marker: Option<String> = None;
+        loop {
+            let out = client
+                .describe_db_instances()
+                .filters(
+                    rdst::Filter::builder()
+                        .name("db-instance-id")
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .max_records(100)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| super::aws_error("reading the instances", &system, &e))?;
+            for db in out.db_instances() {
+                let live = to_live(db);
+                found.insert(live.id.clone(), live);
+            }
+            match out.marker() {
+                Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The instance, or `None` if it does not exist.
 pub async fn observe_instance(
     client: &Client,

@@ -1,22 +1,43 @@
 //! The DNS endpoint: one record in a Route53 hosted zone found by name.
 //!
+//! A run reads each zone once for every record its plan files name
+//! ([`read_zone`]), and every request waits its turn under Route53's rate limit.
+//!
 //! Only the record the plan file names is read or written; every other record
 //! in the zone is left as it is. A type change (A ⇄ CNAME) is one atomic batch
 //! (delete the old set, create the new one), since UPSERT cannot change a type.
 
+use super::aws::Route53;
 use super::ProviderError;
 use crate::state::route53::{normalize, EndpointLive, Record};
 use aws_sdk_route53::types::{self as r53t};
-use aws_sdk_route53::Client;
+use std::collections::{BTreeMap, BTreeSet};
 
-pub async fn observe(
-    client: &Client,
+/// Records per page of `ListResourceRecordSets` (Route53's maximum).
+const PAGE: usize = 300;
+
+/// One hosted zone as read for a run: its id and the record sets at the names
+/// the plan files ask about (every set at each name, of any type).
+#[derive(Debug, Clone)]
+pub struct ZoneLive {
+    pub zone_id: String,
+    sets: BTreeMap<String, Vec<r53t::ResourceRecordSet>>,
+}
+
+/// Finds the zone by name (one request) and reads the sets at `records`, in
+/// whichever costs fewer requests: the whole zone page by page, or one lookup
+/// per record. A fleet's 200 records in a zone of 250 take one page, not 200
+/// lookups; one record in a zone of 10,000 takes one lookup, not 34 pages.
+pub async fn read_zone(
+    r53: &Route53,
     zone: &str,
-    record: &str,
-) -> Result<EndpointLive, ProviderError> {
-    let system = format!("route53.{record}");
+    records: &BTreeSet<String>,
+) -> Result<ZoneLive, ProviderError> {
     let zone_name = normalize(zone);
-    let zones = client
+    let system = format!("route53.{zone_name}");
+    let zones = r53
+        .turn()
+        .await
         .list_hosted_zones_by_name()
         .dns_name(&zone_name)
         .send()
@@ -27,8 +48,11 @@ pub async fn observe(
         .iter()
         .filter(|z| normalize(z.name()) == zone_name)
         .collect();
-    let zone_id = match matching.as_slice() {
-        [one] => one.id().trim_start_matches("/hostedzone/").to_string(),
+    let (zone_id, count) = match matching.as_slice() {
+        [one] => (
+            one.id().trim_start_matches("/hostedzone/").to_string(),
+            one.resource_record_set_count().unwrap_or(i64::MAX).max(0) as usize,
+        ),
         [] => {
             return Err(ProviderError::new(&system, format!("no hosted zone named {zone_name}"))
                 .hint("create the zone, or correct endpoint.hosted_zone"))
@@ -38,24 +62,82 @@ pub async fn observe(
                 .hint("pgdr cannot tell which one clients resolve; keep one zone of that name in this account"))
         }
     };
-    let name = normalize(record);
-    let sets = client
-        .list_resource_record_sets()
-        .hosted_zone_id(&zone_id)
-        .start_record_name(&name)
-        .send()
-        .await
-        .map_err(|e| super::aws_error("reading the record", &system, &e))?;
-    let mut live = EndpointLive {
+    let wanted: BTreeSet<String> = records.iter().map(|r| normalize(r)).collect();
+    let mut live = ZoneLive {
         zone_id,
+        sets: BTreeMap::new(),
+    };
+    let keep = |live: &mut ZoneLive, sets: &[r53t::ResourceRecordSet]| {
+        for set in sets {
+            let name = normalize(set.name());
+            if wanted.contains(&name) {
+                live.sets.entry(name).or_default().push(set.clone());
+            }
+        }
+    };
+    if count.div_ceil(PAGE).max(1) <= wanted.len() {
+        // The whole zone, page by page.
+        let mut next: Option<(String, r53t::RrType, Option<String>)> = None;
+        loop {
+            let mut request = r53
+                .turn()
+                .await
+                .list_resource_record_sets()
+                .hosted_zone_id(&live.zone_id);
+            if let Some((name, rtype, identifier)) = next.take() {
+                request = request
+                    .start_record_name(name)
+                    .start_record_type(rtype)
+                    .set_start_record_identifier(identifier);
+            }
+            let page = request
+                .send()
+                .await
+                .map_err(|e| super::aws_error("listing the zone's records", &system, &e))?;
+            keep(&mut live, page.resource_record_sets());
+            match (
+                page.is_truncated(),
+                page.next_record_name(),
+                page.next_record_type(),
+            ) {
+                (true, Some(name), Some(rtype)) => {
+                    next = Some((
+                        name.to_string(),
+                        rtype.clone(),
+                        page.next_record_identifier().map(str::to_string),
+                    ))
+                }
+                _ => break,
+            }
+        }
+    } else {
+        // One lookup per record: the listing starts at the name.
+        for name in &wanted {
+            let page = r53
+                .turn()
+                .await
+                .list_resource_record_sets()
+                .hosted_zone_id(&live.zone_id)
+                .start_record_name(name)
+                .send()
+                .await
+                .map_err(|e| super::aws_error("reading the record", &system, &e))?;
+            keep(&mut live, page.resource_record_sets());
+        }
+    }
+    Ok(live)
+}
+
+/// The endpoint record as pgdr sees it, from a zone read by [`read_zone`]
+/// with `record` among its names.
+pub fn endpoint(zone: &ZoneLive, record: &str) -> EndpointLive {
+    let name = normalize(record);
+    let mut live = EndpointLive {
+        zone_id: zone.zone_id.clone(),
         record: None,
         unmanageable: None,
     };
-    for set in sets
-        .resource_record_sets()
-        .iter()
-        .filter(|s| normalize(s.name()) == name)
-    {
+    for set in zone.sets.get(&name).into_iter().flatten() {
         let rtype = set.r#type().as_str().to_string();
         if rtype != "A" && rtype != "CNAME" {
             continue;
@@ -76,7 +158,17 @@ pub async fn observe(
                 .collect(),
         });
     }
-    Ok(live)
+    live
+}
+
+/// One endpoint record on its own (a role change re-reads it before and after).
+pub async fn observe(
+    r53: &Route53,
+    zone: &str,
+    record: &str,
+) -> Result<EndpointLive, ProviderError> {
+    let zone = read_zone(r53, zone, &BTreeSet::from([record.to_string()])).await?;
+    Ok(endpoint(&zone, record))
 }
 
 fn record_set(name: &str, record: &Record) -> Result<r53t::ResourceRecordSet, String> {
@@ -98,7 +190,7 @@ fn record_set(name: &str, record: &Record) -> Result<r53t::ResourceRecordSet, St
 /// Makes the record `want`; `old` is the set to delete first when the type
 /// changes. Returns Route53's change id (to wait for it with [`wait_in_sync`]).
 pub async fn write(
-    client: &Client,
+    r53: &Route53,
     zone_id: &str,
     record: &str,
     old: Option<&Record>,
@@ -133,7 +225,8 @@ pub async fn write(
         .set_changes(Some(changes))
         .build()
         .map_err(|e| bad(e.to_string()))?;
-    client
+    r53.turn()
+        .await
         .change_resource_record_sets()
         .hosted_zone_id(zone_id)
         .change_batch(batch)
@@ -150,7 +243,7 @@ pub async fn write(
 /// Waits until Route53 reports the change `INSYNC` (every authoritative name
 /// server answers with it), polling every `every`, for at most `limit`.
 pub async fn wait_in_sync(
-    client: &Client,
+    r53: &Route53,
     record: &str,
     change_id: &str,
     every: std::time::Duration,
@@ -159,7 +252,9 @@ pub async fn wait_in_sync(
     let system = format!("route53.{record}");
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let out = client
+        let out = r53
+            .turn()
+            .await
             .get_change()
             .id(change_id)
             .send()

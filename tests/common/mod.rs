@@ -10,6 +10,7 @@
 //! reading zero.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 mod proxy;
@@ -408,6 +409,23 @@ impl Drop for Postgres {
 }
 
 /// moto_server on a free loopback port; its request log lets tests count writes.
+/// AWS requests as moto recorded them (see [`Moto::requests_since`]).
+#[derive(Debug)]
+pub struct Recorded {
+    /// Lines in the whole recording: the mark for the next count.
+    pub lines: usize,
+    /// Requests by service (`s3`, `ec2`, `rds`, `route53`).
+    pub services: BTreeMap<String, usize>,
+    /// Every request: (service, operation).
+    pub operations: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn count(&self, service: &str) -> usize {
+        self.services.get(service).copied().unwrap_or(0)
+    }
+}
+
 pub struct Moto {
     child: Child,
     pub port: u16,
@@ -507,6 +525,34 @@ impl Moto {
             "moto's recording is empty: not even the readiness request is in it"
         );
         requests
+    }
+
+    /// A mark in the recording: [`Moto::requests_since`] counts what comes after it.
+    pub fn mark(&self) -> usize {
+        self.requests_since(usize::MAX).lines
+    }
+
+    /// The AWS requests recorded after `mark`, by service and operation, as
+    /// scripts/moto_requests.py (shared with bench/plan-fleet.sh) reads them.
+    pub fn requests_since(&self, mark: usize) -> Recorded {
+        let out = run(
+            Command::new("python3")
+                .arg(repo().join("scripts/moto_requests.py"))
+                .arg(self._dir.path().join("recording"))
+                .arg(mark.min(usize::MAX / 2).to_string()),
+            COMMAND_TIMEOUT,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Recorded {
+            lines: v["lines"].as_u64().unwrap() as usize,
+            services: serde_json::from_value(v["services"].clone()).unwrap(),
+            operations: serde_json::from_value(v["operations"].clone()).unwrap(),
+        }
     }
 
     /// Requests that change state: REST calls with PUT, POST or DELETE, and

@@ -14,16 +14,56 @@ use aws_sdk_s3::Client;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
+/// One bucket's settings as read for a run, before they are seen from a
+/// cluster (whose lifecycle rules are whose): a bucket shared by several
+/// clusters is read once.
+#[derive(Debug, Clone)]
+pub struct BucketRead {
+    live: S3Live,
+    rules: Vec<s3t::LifecycleRule>,
+}
+
+impl BucketRead {
+    /// The bucket as `cluster` sees it: its own lifecycle rules, and the ids of the rest.
+    pub fn for_cluster(&self, cluster: &str) -> S3Live {
+        let mut live = self.live.clone();
+        let owned = owned_rule_ids(cluster);
+        for rule in &self.rules {
+            let id = rule.id().unwrap_or_default().to_string();
+            if owned.contains(&id) {
+                live.owned_rules.insert(id, to_live_rule(rule));
+            } else {
+                live.other_rules.push(id);
+            }
+        }
+        live.other_rules.sort();
+        live
+    }
+}
+
+/// One bucket for one cluster.
 pub async fn observe(
     client: &Client,
     bucket: &str,
     cluster: &str,
 ) -> Result<S3Live, ProviderError> {
+    Ok(read(client, bucket).await?.for_cluster(cluster))
+}
+
+/// The bucket's settings in at most 5 requests: versioning (which also tells
+/// whether it exists), then object lock, encryption, public access block and
+/// lifecycle rules at once.
+pub async fn read(client: &Client, bucket: &str) -> Result<BucketRead, ProviderError> {
     // GetBucketVersioning doubles as the existence check (NoSuchBucket), which
     // saves a HeadBucket round trip per bucket.
     let versioning = match client.get_bucket_versioning().bucket(bucket).send().await {
         Ok(out) => out,
-        Err(e) if is_code(&e, &["NoSuchBucket"]) => return Ok(S3Live::absent(bucket)),
+        Err(e) if is_code(&e, &["NoSuchBucket"]) => {
+            return Ok(BucketRead {
+                live: S3Live::absent(bucket),
+                rules: Vec::new(),
+            })
+        }
         Err(e) => {
             let forbidden = e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
             let err = sdk_error(bucket, "reading the bucket", &e);
@@ -110,17 +150,7 @@ pub async fn observe(
         Err(e) if is_code(&e, &["NoSuchLifecycleConfiguration"]) => Vec::new(),
         Err(e) => return Err(sdk_error(bucket, "reading lifecycle rules", &e)),
     };
-    let owned = owned_rule_ids(cluster);
-    for rule in &rules {
-        let id = rule.id().unwrap_or_default().to_string();
-        if owned.contains(&id) {
-            live.owned_rules.insert(id, to_live_rule(rule));
-        } else {
-            live.other_rules.push(id);
-        }
-    }
-    live.other_rules.sort();
-    Ok(live)
+    Ok(BucketRead { live, rules })
 }
 
 fn to_live_rule(rule: &s3t::LifecycleRule) -> LiveRule {

@@ -1,17 +1,21 @@
 //! Reads the live state a plan file names, all parts of a cluster concurrently.
+//! AWS is read once per scope for a whole run ([`shared`]); PostgreSQL and the
+//! archive's contents are read per cluster.
 //!
 //! If any part cannot be read, the whole cluster fails: planning (and so
 //! applying) against half a picture could undo what the unread half holds.
 //! (An unreachable standby is the exception: it is recorded in the live state.)
 
+pub mod shared;
+
 use crate::archive::{catalog, ArchiveUrl};
-use crate::providers::aws::AwsClients;
-use crate::providers::{ec2, postgres, rds, route53, s3};
+use crate::providers::postgres;
 use crate::providers::{ProviderError, Systems};
 use crate::spec::{Archiver, Desired};
 use crate::state::archive::ArchiveLive;
 use crate::state::rds::RdsLive;
 use crate::state::{Live, StandbyLive};
+pub use shared::Shared;
 
 /// The GUC names to read from a server: every setting the plan names, plus
 /// the ones pgdr derives for the primary.
@@ -27,9 +31,19 @@ fn setting_names(desired: &Desired, primary: bool) -> Vec<String> {
     names
 }
 
+/// One cluster on its own (a role change, a drill): its AWS reads are its own.
 pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, ProviderError> {
+    let shared = Shared::read([desired], systems).await;
+    observe_with(desired, systems, &shared).await
+}
+
+/// One cluster of a run, its AWS state taken from the run's [`Shared`] reads.
+pub async fn observe_with(
+    desired: &Desired,
+    systems: &Systems,
+    shared: &Shared,
+) -> Result<Live, ProviderError> {
     let plan = &desired.plan;
-    let aws = &systems.aws;
     let env = &systems.pg;
     let primary_names = setting_names(desired, true);
     let standby_names = setting_names(desired, false);
@@ -71,52 +85,37 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     let archive = async {
         match (&plan.archive, &plan.aws) {
             (Some(archive), Some(aws_section)) => {
-                let client = aws.s3(aws_section.region.as_str()).await;
-                // The bucket's settings and, when pgdr fills it, its contents, at once.
-                let content = async {
-                    if desired.archiver() == Some(Archiver::Pgdr) {
-                        Some(observe_content(&client, &archive.url()).await)
-                    } else {
-                        None
-                    }
+                let region = aws_section.region.as_str();
+                let bucket = shared.bucket(region, archive.bucket.as_str(), desired.cluster())?;
+                // When pgdr fills the archive, its contents too; a bucket still
+                // to be created holds nothing, so it is not listed.
+                let content = if bucket.exists && desired.archiver() == Some(Archiver::Pgdr) {
+                    let client = systems.aws.s3(region).await;
+                    Some(observe_content(&client, &archive.url()).await)
+                } else {
+                    None
                 };
-                let (bucket, content) = tokio::join!(
-                    s3::observe(&client, archive.bucket.as_str(), desired.cluster()),
-                    content
-                );
-                let bucket = bucket?;
-                // A bucket still to be created holds nothing; its listing error says nothing new.
-                let content = content.filter(|_| bucket.exists);
                 Ok((Some(bucket), content))
             }
             _ => Ok((None, None)),
         }
     };
-    let endpoint = async {
-        match (&plan.endpoint, &plan.aws) {
-            (Some(endpoint), Some(_)) => {
-                let client = aws.route53().await;
-                route53::observe(&client, &endpoint.hosted_zone, &endpoint.record)
-                    .await
-                    .map(Some)
-            }
-            _ => Ok(None),
+    let endpoint = match (&plan.endpoint, &plan.aws) {
+        (Some(endpoint), Some(_)) => {
+            Some(shared.endpoint(&endpoint.hosted_zone, &endpoint.record)?)
         }
+        _ => None,
     };
-    let network = async {
-        match (&plan.replication_network, &plan.aws) {
-            (Some(network), Some(aws_section)) => {
-                let client = aws.ec2(aws_section.region.as_str()).await;
-                ec2::observe(&client, &network.security_group, network.vpc.as_deref())
-                    .await
-                    .map(Some)
-            }
-            _ => Ok(None),
-        }
+    let network = match (&plan.replication_network, &plan.aws) {
+        (Some(network), Some(aws_section)) => Some(shared.group(
+            aws_section.region.as_str(),
+            &network.security_group,
+            network.vpc.as_deref(),
+        )?),
+        _ => None,
     };
-    let rds_state = observe_rds(desired, aws);
-    let (primary, standbys, archive, endpoint, network, rds_state) =
-        tokio::join!(primary, standbys, archive, endpoint, network, rds_state);
+    let rds_state = rds_from(desired, shared)?;
+    let (primary, standbys, archive) = tokio::join!(primary, standbys, archive);
     let (archive, archive_content) = archive?;
     let (primary, primary_error) = primary?;
     Ok(Live {
@@ -125,9 +124,9 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
         standbys: standbys.into_iter().collect(),
         archive,
         archive_content,
-        endpoint: endpoint?,
-        network: network?,
-        rds: rds_state?,
+        endpoint,
+        network,
+        rds: rds_state,
     })
 }
 
@@ -163,44 +162,32 @@ async fn observe_content(client: &aws_sdk_s3::Client, url: &str) -> Result<Archi
     Ok(content)
 }
 
-/// The RDS primary, its parameter group and every RDS replica, concurrently;
-/// each replica through the client of its own region.
-async fn observe_rds(
-    desired: &Desired,
-    aws: &AwsClients,
-) -> Result<Option<RdsLive>, ProviderError> {
+/// The RDS primary, its parameter group and every RDS replica (each in its
+/// own region), from the run's reads.
+fn rds_from(desired: &Desired, shared: &Shared) -> Result<Option<RdsLive>, ProviderError> {
     let plan = &desired.plan;
     let (Some(spec), Some(aws_section)) = (&plan.primary.rds, &plan.aws) else {
         return Ok(None);
     };
     let region = aws_section.region.as_str();
-    let client = aws.rds(region).await;
     let names: Vec<String> = plan.settings.keys().cloned().collect();
-    let group = async {
-        match &spec.parameter_group {
-            Some(name) => rds::observe_parameter_group(&client, name, &names)
-                .await
-                .map(Some),
-            None => Ok(None),
-        }
+    let parameter_group = match &spec.parameter_group {
+        Some(name) => Some(shared.parameter_group(region, name, &names)?),
+        None => None,
     };
-    let replicas = futures_util::future::join_all(plan.standbys.iter().filter_map(|s| {
-        let replica = s.rds.as_ref()?;
-        let replica_region = s.region.as_ref().map_or(region, |r| r.as_str());
-        Some(async move {
-            let client = aws.rds(replica_region).await;
-            let found = rds::observe_instance(&client, &replica.instance).await?;
-            Ok::<_, ProviderError>((s.name.as_str().to_string(), found))
-        })
-    }));
-    let (primary, group, replicas) = tokio::join!(
-        rds::observe_instance(&client, &spec.instance),
-        group,
-        replicas
-    );
+    let mut replicas = std::collections::BTreeMap::new();
+    for s in &plan.standbys {
+        if let Some(replica) = &s.rds {
+            let replica_region = s.region.as_ref().map_or(region, |r| r.as_str());
+            replicas.insert(
+                s.name.as_str().to_string(),
+                shared.instance(replica_region, &replica.instance)?,
+            );
+        }
+    }
     Ok(Some(RdsLive {
-        primary: primary?,
-        parameter_group: group?,
-        replicas: replicas.into_iter().collect::<Result<_, _>>()?,
+        primary: shared.instance(region, &spec.instance)?,
+        parameter_group,
+        replicas,
     }))
 }
