@@ -3,20 +3,26 @@
 # clusters (default 50) against the local sandbox (one PostgreSQL primary with a
 # streaming standby, one moto), every resource kind included: settings, slots,
 # standbys, S3 archive, RDS primary/parameter group/replica, Route53, EC2.
-# Prints both medians and their ratio (target: the fleet costs at most 3x one
-# cluster, because clusters, and the reads within each, run concurrently), and
-# per cluster: AWS requests by service, pgdr's CPU time, and the fleet's wall
-# time against its floor, the CPU time the single-threaded emulator spent.
+# Prints both medians and their ratio, pgdr's CPU time per cluster, the fleet's
+# wall time against its floor (the CPU time the single-threaded emulator
+# spent), and the AWS requests one plan makes by service for fleets of 10, 50
+# and 200 clusters (SIZES), counted by the emulator's own request recorder, so
+# how they grow with the fleet is visible.
 #
-#   bench/plan-fleet.sh [CLUSTERS] [RUNS]
+#   bench/plan-fleet.sh [CLUSTERS] [RUNS]      SIZES="10 50 200" by default
 #
-# Uses the release build (PGDR_BIN overrides). Everything it starts is stopped on exit.
+# Uses the release build (PGDR_BIN overrides, e.g. an older build to compare).
+# Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 CLUSTERS=${1:-50}
 RUNS=${2:-5}
+SIZES=${SIZES:-10 50 200}
+# The largest fleet is made (and applied) once; smaller ones are its first N clusters.
+MAX=$(printf '%s\n' $SIZES "$CLUSTERS" | sort -n | tail -1)
+WIDTH=${#MAX}
 ensure_deps
 if [ -z "${PGDR_BIN:-}" ]; then
   pgdr_log "building pgdr (release)"
@@ -40,18 +46,18 @@ MOTOPORT=$(free_port)
 # One server stands in for every cluster's primary: room for all their sessions and slots.
 printf 'max_connections = 300\nmax_replication_slots = 200\n' >"$WORK/extra.conf"
 start_pg "$WORK/pg" "$PGPORT" "$WORK/extra.conf"
-start_moto "$MOTOPORT" "$WORK/moto.log"
+start_moto "$MOTOPORT" "$WORK/moto.log" "$WORK/recording"
 use_moto_env "$MOTOPORT"
 export PGDR_LOCK_DIR="$WORK/locks"
 
-mkdir -p "$WORK/fleet" "$WORK/one"
+mkdir -p "$WORK/all" "$WORK/fleet" "$WORK/one"
 STANDBYPORT=$(free_port)
 start_standby "$PGPORT" "$WORK/standby" "$STANDBYPORT" bench_b
 aws route53 create-hosted-zone --name bench.internal. --caller-reference bench >/dev/null
 # Every resource kind pgdr reconciles. Odd clusters: a self-managed primary and
 # standby (one shared pair of servers stands in for all of them). Even clusters:
 # an RDS primary with a parameter group and a read replica.
-for i in $(seq -w 1 "$CLUSTERS"); do
+for i in $(seq -f "%0${WIDTH}g" 1 "$MAX"); do
   if [ $((10#$i % 2)) -eq 0 ]; then
     aws rds create-db-instance --endpoint-url "$AWS_ENDPOINT_URL" --db-instance-identifier "bench-$i" --engine postgres --engine-version 15.4 \
       --db-instance-class db.t3.micro --allocated-storage 20 --master-username bench \
@@ -66,7 +72,7 @@ for i in $(seq -w 1 "$CLUSTERS"); do
     slot: bench_b
     max_lag: 30s"
   fi
-  cat >"$WORK/fleet/c$i.yaml" <<YAML
+  cat >"$WORK/all/c$i.yaml" <<YAML
 version: 1
 cluster: bench-$i
 tier: saas
@@ -96,11 +102,17 @@ replication_network:
   allow_cidrs: [10.1.0.0/16]
 YAML
 done
-cp "$WORK/fleet/c$(printf "%0${#CLUSTERS}d" 1).yaml" "$WORK/one/"
+# first_n N DIR: a fleet of the first N clusters.
+first_n() {
+  mkdir -p "$2"
+  ls "$WORK/all"/*.yaml | sort | head -n "$1" | xargs -I{} cp {} "$2/"
+}
+first_n "$CLUSTERS" "$WORK/fleet"
+first_n 1 "$WORK/one"
 
-pgdr_log "applying the fleet once, so every plan reads a fully configured bucket"
-"$PGDR_BIN" apply "$WORK/fleet" --auto-approve >"$WORK/apply.log" || { tail -20 "$WORK/apply.log"; exit 1; }
-"$PGDR_BIN" plan "$WORK/fleet" | tail -1
+pgdr_log "applying the $MAX clusters once, so every plan reads fully configured buckets"
+"$PGDR_BIN" apply "$WORK/all" --auto-approve >"$WORK/apply.log" || { tail -20 "$WORK/apply.log"; exit 1; }
+"$PGDR_BIN" plan "$WORK/all" | tail -1
 
 # measure LABEL CMD...: runs CMD $RUNS times; prints the median wall time and
 # pgdr's own CPU time (ms), and the CPU the emulator spent serving it.
@@ -143,24 +155,27 @@ echo "  ratio fleet/one:       ${ratio}x   (target: at most 3x)"
 echo "  Where the emulator's CPU time approaches the fleet's wall time, the single-threaded"
 echo "  emulator (not pgdr) is what bounds the fleet on this machine."
 
-# Per cluster, from one more fleet plan with -v: every AWS request pgdr made
-# (its request log: one line per operation, whatever it took), by service.
-"$PGDR_BIN" -v plan "$WORK/fleet" 2>"$WORK/requests.log" >/dev/null || true
+# AWS requests of one plan, by service, for each fleet size, as the emulator
+# recorded them (scripts/moto_requests.py: the count the tests use too).
+echo
+echo "AWS requests of one \`pgdr plan\`, by fleet size (the emulator's recorder):"
+printf '  %8s %7s %7s %7s %7s %7s %12s\n' clusters ec2 rds route53 s3 total "per cluster"
+for size in $SIZES; do
+  first_n "$size" "$WORK/size-$size"
+  mark=$(wc -l <"$WORK/recording")
+  "$PGDR_BIN" plan "$WORK/size-$size" >/dev/null 2>&1 || true
+  python3 scripts/moto_requests.py "$WORK/recording" "$mark" >"$WORK/requests-$size.json"
+  python3 - "$size" "$WORK/requests-$size.json" <<'PY'
+import json, sys
+size = int(sys.argv[1])
+s = json.load(open(sys.argv[2]))["services"]
+total = sum(s.values())
+row = [s.get(k, 0) for k in ("ec2", "rds", "route53", "s3")]
+print(f"  {size:8d} {row[0]:7d} {row[1]:7d} {row[2]:7d} {row[3]:7d} {total:7d} {total / size:12.2f}")
+PY
+done
 echo
 echo "Per cluster, for a fleet of $CLUSTERS (one plan):"
-python3 - "$CLUSTERS" "$WORK/requests.log" <<'PY'
-import collections, re, sys
-clusters = int(sys.argv[1])
-counts = collections.Counter()
-for line in open(sys.argv[2]):
-    m = re.search(r'pgdr::aws: request service="([^"]+)" operation="([^"]+)"', line)
-    if m:
-        counts[m.group(1)] += 1
-total = sum(counts.values())
-print(f"  AWS requests: {total / clusters:.1f} per cluster ({total} in all)")
-for service, n in sorted(counts.items()):
-    print(f"    {service:<9} {n / clusters:5.1f} per cluster ({n})")
-PY
 python3 - "$CLUSTERS" "$fleet" "$fleet_cpu" "$fleet_moto" <<'PY'
 import sys
 clusters, wall, cpu, moto = (int(x) for x in sys.argv[1:])

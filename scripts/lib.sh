@@ -134,10 +134,17 @@ stop_pg() {
   return 0
 }
 
-# start_moto PORT LOG: moto_server on 127.0.0.1:PORT, waits until it answers.
+# start_moto PORT LOG [RECORDING]: moto_server on 127.0.0.1:PORT, waits until it
+# answers; with RECORDING, moto's recorder writes every request there
+# (scripts/moto_requests.py counts them).
 start_moto() {
-  local port=$1 log=$2
-  python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  local port=$1 log=$2 recording=${3:-}
+  if [ -n "$recording" ]; then
+    MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$recording \
+      python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  else
+    python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  fi
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0

@@ -174,3 +174,73 @@ fn a_throttled_fleet_read_is_retried_and_the_plan_completes() {
     let throttled: serde_json::Value = serde_json::from_str(&throttled.stdout).unwrap();
     assert_eq!(calm, throttled, "the same plan, throttled or not");
 }
+
+#[test]
+fn a_zone_larger_than_a_page_is_listed_page_by_page_or_looked_up_per_record() {
+    let moto = Moto::start();
+    let zone_id = moto.create_zone(ZONE);
+    moto.create_bucket(BUCKET);
+    for i in 1..=5 {
+        moto.create_rds_instance(&format!("fleet-{i:03}"));
+    }
+    // 400 other records that sort before the fleet's (`aaa-` < `fleet-`), so
+    // the fleet's records are on the second page of ListResourceRecordSets
+    // (300 a page); cluster 1's record exists already, with a stale value.
+    let record = |name: String, value: &str| {
+        serde_json::json!({ "Action": "CREATE", "ResourceRecordSet": {
+            "Name": name, "Type": "A", "TTL": 60, "ResourceRecords": [{ "Value": value }] } })
+    };
+    let mut changes: Vec<serde_json::Value> = (0..400)
+        .map(|i| record(format!("aaa-{i:03}.{ZONE}"), "10.9.0.1"))
+        .collect();
+    changes.push(record(format!("fleet-001.{ZONE}"), "10.9.9.9"));
+    let batch = serde_json::json!({ "Changes": changes }).to_string();
+    moto.aws(&[
+        "route53",
+        "change-resource-record-sets",
+        "--hosted-zone-id",
+        &zone_id,
+        "--change-batch",
+        &batch,
+    ])
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let route53_reads = |n: usize| {
+        let dir = tmp.path().join(format!("fleet-{n}"));
+        fleet(&dir, n);
+        let (plan, reads) = plan_counted(&moto, &dir);
+        (plan, reads.count("route53"))
+    };
+    // One record in a zone of 402: one lookup, not two pages.
+    let (_, one) = route53_reads(1);
+    assert_eq!(one, 2, "find the zone, look the record up");
+    // Two or more records: the two pages cost no more than two lookups would.
+    let (_, two) = route53_reads(2);
+    assert_eq!(two, 3, "find the zone, then two pages (or two lookups)");
+    let (plan, five) = route53_reads(5);
+    assert_eq!(five, 3, "find the zone, then its two pages");
+    // The listing crossed the page boundary and saw what is on page 2:
+    // cluster 1's A record is replaced by the endpoint's CNAME (it exists),
+    // the other four are created.
+    let records: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["address"].as_str().unwrap().starts_with("route53."))
+        .map(|c| {
+            (
+                c["cluster"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(records.len(), 5, "{records:?}");
+    for (cluster, action) in &records {
+        let want = if cluster == "fleet-001" {
+            "replace"
+        } else {
+            "create"
+        };
+        assert_eq!(action, want, "{cluster}: {records:?}");
+    }
+}

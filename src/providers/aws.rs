@@ -116,41 +116,60 @@ impl AwsClients {
 /// under it itself instead of learning it from errors.
 pub const ROUTE53_REQUESTS_PER_SECOND: u32 = 5;
 
-/// Spaces requests evenly: at most `n` per second, each waiting for its turn.
+/// At most `n` requests in any one second, each waiting for its turn when the
+/// last `n` went out less than a second ago: a burst of `n` goes at once (two
+/// requests of a small run never wait), a long run settles at `n` a second.
 /// Shared by every task of a run (a fleet's clusters take turns).
 pub struct RateLimit {
-    interval: std::time::Duration,
-    next: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    n: usize,
+    sent: tokio::sync::Mutex<std::collections::VecDeque<tokio::time::Instant>>,
 }
 
 impl RateLimit {
     pub fn per_second(n: u32) -> Self {
         RateLimit {
-            interval: std::time::Duration::from_secs(1) / n.max(1),
-            next: tokio::sync::Mutex::new(None),
+            n: n.max(1) as usize,
+            sent: tokio::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
     /// Waits until this caller may send one request.
     pub async fn turn(&self) {
         let at = {
-            let mut next = self.next.lock().await;
-            let (at, after) = next_turn(*next, tokio::time::Instant::now(), self.interval);
-            *next = Some(after);
+            let mut sent = self.sent.lock().await;
+            let at = next_turn(&sent, self.n, tokio::time::Instant::now(), WINDOW);
+            sent.push_back(at);
+            if sent.len() > self.n {
+                sent.pop_front();
+            }
             at
         };
         tokio::time::sleep_until(at).await;
     }
 }
 
-/// When a request asked for `now` may go, and when the one after it may:
-/// the free slot, or now if the limiter has been idle.
-fn next_turn<T>(free: Option<T>, now: T, interval: std::time::Duration) -> (T, T)
+/// The span a limit of n requests counts over.
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// When a request asked for at `now` may go, given the times of the requests
+/// before it (oldest first, at most `n` kept): now, unless `n` of them fall
+/// within the window before now, then once the oldest of those leaves it.
+fn next_turn<T>(
+    sent: &std::collections::VecDeque<T>,
+    n: usize,
+    now: T,
+    window: std::time::Duration,
+) -> T
 where
     T: Ord + Copy + std::ops::Add<std::time::Duration, Output = T>,
 {
-    let at = free.map_or(now, |free| free.max(now));
-    (at, at + interval)
+    if sent.len() < n {
+        return sent.back().map_or(now, |&last| last.max(now));
+    }
+    let nth_back = sent[sent.len() - n];
+    (nth_back + window)
+        .max(now)
+        .max(*sent.back().expect("n >= 1"))
 }
 
 /// The Route53 client and the run's Route53 rate limit: call [`Route53::turn`]
@@ -273,32 +292,48 @@ impl AwsClients {
 #[cfg(test)]
 mod tests {
     use super::next_turn;
+    use std::collections::VecDeque;
     use std::time::{Duration, Instant};
 
     #[test]
-    fn turns_are_spaced_by_the_interval_and_an_idle_limiter_does_not_wait() {
-        let interval = Duration::from_millis(200);
+    fn at_most_n_requests_go_in_any_second_and_a_small_burst_does_not_wait() {
+        let second = Duration::from_secs(1);
         let t0 = Instant::now();
-        // Idle: go now.
-        let (at, free) = next_turn(None, t0, interval);
-        assert_eq!((at, free), (t0, t0 + interval));
-        // Two more at the same moment wait one and two intervals.
-        let (at, free) = next_turn(Some(free), t0, interval);
-        assert_eq!(at, t0 + interval);
-        let (at, free) = next_turn(Some(free), t0, interval);
-        assert_eq!(at, t0 + 2 * interval);
-        // Long after, no debt is carried: the request goes at once.
-        let later = t0 + Duration::from_secs(5);
-        assert_eq!(next_turn(Some(free), later, interval).0, later);
-        // 5 per second: 5 requests asked for at once span 800 ms, the 6th goes at 1 s.
-        let mut free = None;
+        let ms = |m: u64| Duration::from_millis(m);
+        // Seven requests asked for at once with a limit of 5 per second: the
+        // first five go at once, the 6th and 7th a second after the 1st and 2nd.
+        let mut sent = VecDeque::new();
         let mut starts = Vec::new();
-        for _ in 0..6 {
-            let (at, after) = next_turn(free, t0, Duration::from_secs(1) / 5);
+        for _ in 0..7 {
+            let at = next_turn(&sent, 5, t0, second);
+            sent.push_back(at);
+            if sent.len() > 5 {
+                sent.pop_front();
+            }
             starts.push(at - t0);
-            free = Some(after);
         }
-        assert_eq!(starts[4], Duration::from_millis(800));
-        assert_eq!(starts[5], Duration::from_secs(1));
+        assert_eq!(
+            starts,
+            [ms(0), ms(0), ms(0), ms(0), ms(0), ms(1000), ms(1000)]
+        );
+        // In any window of one second, at most five.
+        for (i, start) in starts.iter().enumerate() {
+            let within = starts[i..].iter().filter(|s| **s < *start + second).count();
+            assert!(within <= 5, "{starts:?}");
+        }
+        // Requests spread out over time never wait.
+        let mut sent = VecDeque::new();
+        for k in 0..10 {
+            let now = t0 + ms(300 * k);
+            let at = next_turn(&sent, 5, now, second);
+            assert_eq!(at, now);
+            sent.push_back(at);
+            if sent.len() > 5 {
+                sent.pop_front();
+            }
+        }
+        // Two requests of a small run (find a zone, read its records): no wait.
+        let sent = VecDeque::from([t0]);
+        assert_eq!(next_turn(&sent, 5, t0 + ms(5), second), t0 + ms(5));
     }
 }
