@@ -97,7 +97,7 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
     }
 
     // At most `--parallelism` clusters write at once.
-    let results = super::bounded(
+    let results = crate::providers::bounded(
         desired
             .iter()
             .zip(&plans)

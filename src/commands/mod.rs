@@ -179,19 +179,7 @@ pub async fn plan_all(desired: &[Desired], systems: &Systems) -> Vec<ClusterPlan
         );
         plan
     });
-    bounded(plans, systems.parallelism).await
-}
-
-/// Runs the futures at most `limit` at a time; the results keep their order.
-pub async fn bounded<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-    limit: usize,
-) -> Vec<F::Output> {
-    use futures_util::stream::StreamExt;
-    futures_util::stream::iter(futures)
-        .buffered(limit.max(1))
-        .collect()
-        .await
+    crate::providers::bounded(plans, systems.parallelism).await
 }
 
 pub fn style(settings: &Settings) -> Style {

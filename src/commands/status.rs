@@ -15,7 +15,7 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
     let systems = Systems::new(settings);
     let now = unix_now();
     let shared = observe::Shared::read(&desired, &systems).await;
-    let clusters = super::bounded(
+    let clusters = crate::providers::bounded(
         desired.iter().map(|d| {
             let (systems, shared) = (&systems, &shared);
             async move {

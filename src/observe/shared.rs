@@ -11,7 +11,7 @@ use crate::providers::ec2::{self, GroupRef, RegionGroups};
 use crate::providers::rds;
 use crate::providers::route53::{self, ZoneLive};
 use crate::providers::s3::{self, BucketRead};
-use crate::providers::{ProviderError, Systems};
+use crate::providers::{bounded, ProviderError, Systems};
 use crate::spec::Desired;
 use crate::state::ec2::GroupLive;
 use crate::state::rds::{InstanceLive, ParameterGroupLive};
@@ -122,23 +122,30 @@ impl Shared {
             let ids: Vec<String> = ids.iter().cloned().collect();
             (region.clone(), rds::observe_instances(&client, &ids).await)
         }));
-        let parameter_groups = join_all(w.parameter_groups.iter().map(|(key, names)| async move {
-            let client = aws.rds(&key.0).await;
-            let names: Vec<String> = names.iter().cloned().collect();
-            (
-                key.clone(),
-                rds::observe_parameter_group(&client, &key.1, &names).await,
-            )
-        }));
+        // Parameter groups and buckets can number in the thousands: at most
+        // `parallelism` at a time (a bucket is read with 4 requests at once).
+        let limit = systems.parallelism;
+        let parameter_groups = bounded(
+            w.parameter_groups.iter().map(|(key, names)| async move {
+                let client = aws.rds(&key.0).await;
+                let names: Vec<String> = names.iter().cloned().collect();
+                let read = rds::observe_parameter_group(&client, &key.1, &names).await;
+                (key.clone(), read)
+            }),
+            limit,
+        );
         let groups = join_all(w.groups.iter().map(|(region, refs)| async move {
             let client = aws.ec2(region).await;
             let refs: Vec<GroupRef> = refs.iter().cloned().collect();
             (region.clone(), ec2::read_groups(&client, &refs).await)
         }));
-        let buckets = join_all(w.buckets.iter().map(|key| async move {
-            let client = aws.s3(&key.0).await;
-            (key.clone(), s3::read_bucket(&client, &key.1).await)
-        }));
+        let buckets = bounded(
+            w.buckets.iter().map(|key| async move {
+                let client = aws.s3(&key.0).await;
+                (key.clone(), s3::read_bucket(&client, &key.1).await)
+            }),
+            limit,
+        );
         let (zones, instances, parameter_groups, groups, buckets) =
             tokio::join!(zones, instances, parameter_groups, groups, buckets);
         Shared {

@@ -35,6 +35,19 @@ impl Systems {
     }
 }
 
+/// Runs the futures at most `limit` at a time (a fleet's clusters, buckets,
+/// parameter groups); the results keep their order.
+pub async fn bounded<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+    limit: usize,
+) -> Vec<F::Output> {
+    use futures_util::stream::StreamExt;
+    futures_util::stream::iter(futures)
+        .buffered(limit.max(1))
+        .collect()
+        .await
+}
+
 /// A failure talking to a live system, naming the system and, where the user can
 /// act on it, a hint.
 #[derive(Debug, Clone, thiserror::Error)]
