@@ -138,13 +138,9 @@ stop_pg() {
 # answers; with RECORDING, moto's recorder writes every request there
 # (scripts/moto_requests.py counts them).
 start_moto() {
-  local port=$1 log=$2 recording=${3:-}
-  if [ -n "$recording" ]; then
-    MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$recording \
-      python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-  else
-    python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-  fi
+  local port=$1 log=$2 recording=${3:-} record=()
+  [ -z "$recording" ] || record=(MOTO_ENABLE_RECORDING=true "MOTO_RECORDER_FILEPATH=$recording")
+  env "${record[@]}" python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && return 0

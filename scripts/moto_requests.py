@@ -4,9 +4,13 @@ tests (tests/common/mod.rs, Moto::operations) and bench/plan-fleet.sh.
 
     python3 scripts/moto_requests.py RECORDING [FIRST_LINE]
 
-Prints JSON: {"services": {"s3": 5, ...}, "operations": [["s3", "GET ?versioning"], ...]}.
-Lines before FIRST_LINE (0-based) are skipped, so one recording can be
-counted run by run. moto's own API (/moto-api/) is left out.
+Prints JSON: {"lines": N, "services": {"s3": 5, ...}, "operations": [["s3",
+"GET ?versioning"], ...], "writes": N, "lock_writes": N}. Lines before
+FIRST_LINE (0-based) are skipped, so one recording can be counted run by run.
+moto's own API (/moto-api/) is left out. A write changes state: a REST call
+with PUT, POST or DELETE, or a query-protocol call (EC2, RDS) whose Action is
+not Describe*/List*/Get*; writes of the run lock's own objects
+(`<prefix>locks/*.json`, pgdr's bookkeeping, not live state) are counted apart.
 """
 import base64
 import collections
@@ -20,6 +24,7 @@ QUERY_VERSIONS = {"2016-11-15": "ec2", "2014-10-31": "rds"}
 
 
 def classify(r):
+    """(service, operation, is a write) of one recorded request."""
     url = urllib.parse.urlparse(r["url"])
     body = r.get("body") or ""
     if r.get("body_encoded"):
@@ -27,14 +32,16 @@ def classify(r):
     if "Action=" in body:
         form = urllib.parse.parse_qs(body)
         action = form.get("Action", ["?"])[0]
-        return QUERY_VERSIONS.get(form.get("Version", [""])[0], "query"), action
+        service = QUERY_VERSIONS.get(form.get("Version", [""])[0], "query")
+        return service, action, not action.startswith(("Describe", "List", "Get"))
+    write = r["method"] in ("PUT", "POST", "DELETE")
     if url.path.startswith("/2013-04-01/"):
         # /2013-04-01/hostedzone/ID/rrset -> GET hostedzone/*/rrset
         path = re.sub(r"^/2013-04-01/", "", url.path)
         path = re.sub(r"/(?!rrset|change)[A-Za-z0-9]{6,}(?=/|$)", "/*", path)
-        return "route53", f"{r['method']} {path}"
+        return "route53", f"{r['method']} {path}", write
     query = "&".join(sorted(k for k in urllib.parse.parse_qs(url.query, keep_blank_values=True)))
-    return "s3", f"{r['method']} ?{query}" if query else r["method"]
+    return "s3", f"{r['method']} ?{query}" if query else r["method"], write
 
 
 def main():
@@ -42,15 +49,28 @@ def main():
     first = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     lines = open(path).read().splitlines()  # a missing recording is an error, not zero
     operations = []
+    writes = lock_writes = 0
     for line in lines[first:]:
         if not line.strip():
             continue
         r = json.loads(line)
         if "/moto-api/" in r["url"]:
             continue
-        operations.append(classify(r))
+        service, operation, write = classify(r)
+        operations.append((service, operation))
+        path = urllib.parse.urlparse(r["url"]).path
+        if "/locks/" in path and path.endswith(".json"):
+            lock_writes += write
+        else:
+            writes += write
     services = collections.Counter(service for service, _ in operations)
-    print(json.dumps({"lines": len(lines), "services": dict(sorted(services.items())), "operations": operations}))
+    print(json.dumps({
+        "lines": len(lines),
+        "services": dict(sorted(services.items())),
+        "operations": operations,
+        "writes": writes,
+        "lock_writes": lock_writes,
+    }))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ fn fleet(dir: &Path, n: usize) {
     }
 }
 
+/// The emulator with the fleet's shared zone and bucket and the RDS
+/// primaries of its first `clusters` clusters.
+fn emulator(clusters: usize) -> Moto {
+    let moto = Moto::start();
+    moto.create_zone(ZONE);
+    moto.create_bucket(BUCKET);
+    for i in 1..=clusters {
+        moto.create_rds_instance(&format!("fleet-{i:03}"));
+    }
+    moto
+}
+
 /// The fleet's JSON plan and the AWS requests it made, by service.
 fn plan_counted(moto: &Moto, dir: &Path) -> (serde_json::Value, common::Recorded) {
     let mark = moto.mark();
@@ -65,12 +77,7 @@ fn plan_counted(moto: &Moto, dir: &Path) -> (serde_json::Value, common::Recorded
 
 #[test]
 fn a_fleets_aws_reads_do_not_grow_with_its_clusters() {
-    let moto = Moto::start();
-    moto.create_zone(ZONE);
-    moto.create_bucket(BUCKET);
-    for i in 1..=20 {
-        moto.create_rds_instance(&format!("fleet-{i:03}"));
-    }
+    let moto = emulator(20);
     let tmp = tempfile::tempdir().unwrap();
     let (five, twenty) = (tmp.path().join("five"), tmp.path().join("twenty"));
     fleet(&five, 5);
@@ -149,12 +156,7 @@ fn a_fleets_aws_reads_do_not_grow_with_its_clusters() {
 
 #[test]
 fn a_throttled_fleet_read_is_retried_and_the_plan_completes() {
-    let moto = Moto::start();
-    moto.create_zone(ZONE);
-    moto.create_bucket(BUCKET);
-    for i in 1..=5 {
-        moto.create_rds_instance(&format!("fleet-{i:03}"));
-    }
+    let moto = emulator(5);
     let tmp = tempfile::tempdir().unwrap();
     fleet(tmp.path(), 5);
     let dir = tmp.path().to_str().unwrap();
@@ -177,12 +179,8 @@ fn a_throttled_fleet_read_is_retried_and_the_plan_completes() {
 
 #[test]
 fn a_zone_larger_than_a_page_is_listed_page_by_page_or_looked_up_per_record() {
-    let moto = Moto::start();
-    let zone_id = moto.create_zone(ZONE);
-    moto.create_bucket(BUCKET);
-    for i in 1..=5 {
-        moto.create_rds_instance(&format!("fleet-{i:03}"));
-    }
+    let moto = emulator(5);
+    let zone_id = moto.zone_id(ZONE);
     // 400 other records that sort before the fleet's (`aaa-` < `fleet-`), so
     // the fleet's records are on the second page of ListResourceRecordSets
     // (300 a page); cluster 1's record exists already, with a stale value.
@@ -243,4 +241,51 @@ fn a_zone_larger_than_a_page_is_listed_page_by_page_or_looked_up_per_record() {
         };
         assert_eq!(action, want, "{cluster}: {records:?}");
     }
+}
+
+#[test]
+fn groups_by_id_are_read_together_and_one_unknown_id_does_not_hide_the_others() {
+    let moto = emulator(2);
+    let group = moto
+        .aws(&[
+            "ec2",
+            "create-security-group",
+            "--group-name",
+            "by-id",
+            "--description",
+            "named by its id in the plan file",
+        ])
+        .unwrap()["GroupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let missing = "sg-0123456789abcdef0";
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, id) in [(1, group.as_str()), (2, missing)] {
+        let text = plan_file(i).replace(&format!("fleet-{i:03}-replication"), id);
+        std::fs::write(tmp.path().join(format!("fleet-{i:03}.yaml")), text).unwrap();
+    }
+    let (plan, reads) = plan_counted(&moto, tmp.path());
+    // Both ids in one request; EC2 refuses it for the unknown one, so each is
+    // then asked alone: 3 requests, and no default VPC (no group by name).
+    let ec2: Vec<&String> = reads
+        .operations
+        .iter()
+        .filter(|(s, _)| s == "ec2")
+        .map(|(_, op)| op)
+        .collect();
+    assert_eq!(ec2, ["DescribeSecurityGroups"; 3], "{:?}", reads.operations);
+    // The real group was found (its rule is planned into it), the unknown id is named.
+    let addresses = common::addresses(&plan);
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.starts_with(&format!("ec2.{group}"))),
+        "{addresses:?}"
+    );
+    let problems = plan["problems"].to_string();
+    assert!(
+        problems.contains(&format!("{missing} does not exist")),
+        "{problems}"
+    );
 }

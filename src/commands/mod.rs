@@ -146,40 +146,39 @@ pub fn pgdr_for_restore(desired: &Desired) -> anyhow::Result<String> {
         .to_string())
 }
 
-/// Observes and plans every cluster: AWS once per zone, region and bucket for
-/// the whole fleet, then up to `systems.parallelism` clusters at a time (each
-/// holds PostgreSQL connections while it is read). A cluster whose state
-/// cannot be read gets an `error` and no changes; the others are unaffected.
+/// Observes ([`observe::observe_all`]) and plans every cluster. A cluster
+/// whose state cannot be read gets an `error` and no changes; the others are
+/// unaffected.
 pub async fn plan_all(desired: &[Desired], systems: &Systems) -> Vec<ClusterPlan> {
-    let shared = observe::Shared::read(desired, systems).await;
-    let shared = &shared;
-    let plans = desired.iter().map(|d| async move {
-        let started = std::time::Instant::now();
-        let plan = match observe::observe_with(d, systems, shared).await {
-            Ok(live) => plan_cluster(d, &live),
-            Err(e) => ClusterPlan {
-                cluster: d.cluster().to_string(),
-                file: d.source.display().to_string(),
-                changes: Vec::new(),
-                problems: Vec::new(),
-                notes: Vec::new(),
-                error: Some(e.to_string()),
-                live_sha256: String::new(),
-                file_sha256: d.text_sha256.clone(),
-            },
-        };
-        tracing::info!(
-            target: "pgdr::plan",
-            cluster = d.cluster(),
-            ms = started.elapsed().as_millis() as u64,
-            changes = plan.changes.len(),
-            problems = plan.problems.len(),
-            read = plan.error.is_none(),
-            "planned"
-        );
-        plan
-    });
-    crate::providers::bounded(plans, systems.parallelism).await
+    let lives = observe::observe_all(desired, systems).await;
+    desired
+        .iter()
+        .zip(lives)
+        .map(|(d, live)| {
+            let plan = match live {
+                Ok(live) => plan_cluster(d, &live),
+                Err(e) => ClusterPlan {
+                    cluster: d.cluster().to_string(),
+                    file: d.source.display().to_string(),
+                    changes: Vec::new(),
+                    problems: Vec::new(),
+                    notes: Vec::new(),
+                    error: Some(e.to_string()),
+                    live_sha256: String::new(),
+                    file_sha256: d.text_sha256.clone(),
+                },
+            };
+            tracing::info!(
+                target: "pgdr::plan",
+                cluster = d.cluster(),
+                changes = plan.changes.len(),
+                problems = plan.problems.len(),
+                read = plan.error.is_none(),
+                "planned"
+            );
+            plan
+        })
+        .collect()
 }
 
 pub fn style(settings: &Settings) -> Style {

@@ -14,26 +14,21 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
     let desired = load_all(&args.path)?;
     let systems = Systems::new(settings);
     let now = unix_now();
-    let shared = observe::Shared::read(&desired, &systems).await;
-    let clusters = crate::providers::bounded(
-        desired.iter().map(|d| {
-            let (systems, shared) = (&systems, &shared);
-            async move {
-                match observe::observe_with(d, systems, shared).await {
-                    Ok(live) => status::cluster_status(d, &live, now),
-                    Err(e) => ClusterStatus {
-                        cluster: d.cluster().to_string(),
-                        file: d.source.display().to_string(),
-                        error: Some(e.to_string()),
-                        beyond: vec!["could not be read".into()],
-                        ..ClusterStatus::default()
-                    },
-                }
-            }
-        }),
-        systems.parallelism,
-    )
-    .await;
+    let lives = observe::observe_all(&desired, &systems).await;
+    let clusters = desired
+        .iter()
+        .zip(lives)
+        .map(|(d, live)| match live {
+            Ok(live) => status::cluster_status(d, &live, now),
+            Err(e) => ClusterStatus {
+                cluster: d.cluster().to_string(),
+                file: d.source.display().to_string(),
+                error: Some(e.to_string()),
+                beyond: vec!["could not be read".into()],
+                ..ClusterStatus::default()
+            },
+        })
+        .collect();
     let report = StatusReport {
         format_version: 1,
         clusters,

@@ -6,7 +6,7 @@
 //! applying) against half a picture could undo what the unread half holds.
 //! (An unreachable standby is the exception: it is recorded in the live state.)
 
-pub mod shared;
+mod shared;
 
 use crate::archive::{catalog, ArchiveUrl};
 use crate::providers::postgres;
@@ -15,7 +15,7 @@ use crate::spec::{Archiver, Desired};
 use crate::state::archive::ArchiveLive;
 use crate::state::rds::RdsLive;
 use crate::state::{Live, StandbyLive};
-pub use shared::Shared;
+use shared::Shared;
 
 /// The GUC names to read from a server: every setting the plan names, plus
 /// the ones pgdr derives for the primary.
@@ -37,8 +37,32 @@ pub async fn observe(desired: &Desired, systems: &Systems) -> Result<Live, Provi
     observe_with(desired, systems, &shared).await
 }
 
+/// Every cluster of a run, in order: AWS once per scope for all of them, then
+/// at most `systems.parallelism` clusters read at a time (each holds its
+/// PostgreSQL connections while it is read). Each read is logged with its
+/// duration (`-v`, target `pgdr::observe`).
+pub async fn observe_all(
+    desired: &[Desired],
+    systems: &Systems,
+) -> Vec<Result<Live, ProviderError>> {
+    let shared = &Shared::read(desired, systems).await;
+    let reads = desired.iter().map(|d| async move {
+        let started = std::time::Instant::now();
+        let live = observe_with(d, systems, shared).await;
+        tracing::info!(
+            target: "pgdr::observe",
+            cluster = d.cluster(),
+            ms = started.elapsed().as_millis() as u64,
+            read = live.is_ok(),
+            "observed"
+        );
+        live
+    });
+    crate::providers::bounded(reads, systems.parallelism).await
+}
+
 /// One cluster of a run, its AWS state taken from the run's [`Shared`] reads.
-pub async fn observe_with(
+async fn observe_with(
     desired: &Desired,
     systems: &Systems,
     shared: &Shared,

@@ -59,24 +59,24 @@ fn wanted<'a>(desired: impl IntoIterator<Item = &'a Desired>) -> Wanted {
                 .insert(endpoint.record.clone());
         }
         if let Some(spec) = &plan.primary.rds {
-            w.instances
-                .entry(region.clone())
-                .or_default()
-                .insert(spec.instance.clone());
+            // The primary in the plan's region, each replica in its own.
+            let replicas = plan.standbys.iter().filter_map(|s| {
+                let replica_region = s.region.as_ref().map_or(region.as_str(), |r| r.as_str());
+                Some((replica_region, &s.rds.as_ref()?.instance))
+            });
+            for (in_region, id) in
+                std::iter::once((region.as_str(), &spec.instance)).chain(replicas)
+            {
+                w.instances
+                    .entry(in_region.to_string())
+                    .or_default()
+                    .insert(id.clone());
+            }
             if let Some(group) = &spec.parameter_group {
                 w.parameter_groups
                     .entry((region.clone(), group.clone()))
                     .or_default()
                     .extend(plan.settings.keys().cloned());
-            }
-            for s in &plan.standbys {
-                if let Some(replica) = &s.rds {
-                    let replica_region = s.region.as_ref().map_or(region.as_str(), |r| r.as_str());
-                    w.instances
-                        .entry(replica_region.to_string())
-                        .or_default()
-                        .insert(replica.instance.clone());
-                }
             }
         }
         if let Some(network) = &plan.replication_network {
@@ -104,18 +104,16 @@ impl Shared {
     ) -> Shared {
         let w = wanted(desired);
         let aws = &systems.aws;
+        // Every zone at once; the run's Route53 rate limit spaces the requests.
         let zones = async {
             if w.zones.is_empty() {
                 return Vec::new();
             }
-            let r53 = aws.route53().await;
-            let r53 = &r53;
-            // One zone after another: Route53's rate limit is per account anyway.
-            let mut out = Vec::new();
-            for (zone, records) in &w.zones {
-                out.push((zone.clone(), route53::read_zone(r53, zone, records).await));
-            }
-            out
+            let r53 = &aws.route53().await;
+            join_all(w.zones.iter().map(|(zone, records)| async move {
+                (zone.clone(), route53::read_zone(r53, zone, records).await)
+            }))
+            .await
         };
         let instances = join_all(w.instances.iter().map(|(region, ids)| async move {
             let client = aws.rds(region).await;
@@ -165,7 +163,7 @@ impl Shared {
     /// The instance, or `None` when it does not exist.
     pub fn instance(&self, region: &str, id: &str) -> Read<Option<InstanceLive>> {
         let found = take(&self.instances, &region.to_string(), &format!("rds.{id}"))?;
-        Ok(found.get(id).cloned())
+        Ok(found.get(&rds::instance_key(id)).cloned())
     }
 
     /// The parameter group with only the parameters `names` asks for (others

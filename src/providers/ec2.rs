@@ -66,72 +66,107 @@ pub async fn read_groups(
     let needs_default = wanted
         .iter()
         .any(|w| w.vpc.is_none() && !w.group.starts_with("sg-"));
-    let default_vpc = if needs_default {
-        Some(default_vpc(client, &system).await)
-    } else {
-        None
+    let (ids, names): (Vec<&GroupRef>, Vec<&GroupRef>) =
+        wanted.iter().partition(|w| w.group.starts_with("sg-"));
+    let sorted = |refs: Vec<&GroupRef>| {
+        let mut out: Vec<String> = refs.into_iter().map(|w| w.group.clone()).collect();
+        out.sort();
+        out.dedup();
+        out
     };
-    let mut ids: Vec<&str> = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
-    for w in wanted {
-        if w.group.starts_with("sg-") {
-            ids.push(&w.group);
+    let (ids, names) = (sorted(ids), sorted(names));
+    // The default VPC and the groups at once: groups by name are matched to
+    // their VPC afterwards, so the VPC is not needed to ask for them.
+    let default_vpc = async {
+        if needs_default {
+            Some(default_vpc(client, &system).await)
         } else {
-            names.push(&w.group);
+            None
         }
-    }
-    ids.sort();
-    ids.dedup();
-    names.sort();
-    names.dedup();
+    };
+    let by_id = futures_util::future::join_all(
+        ids.chunks(FILTER_VALUES)
+            .map(|chunk| describe_ids(client, &system, chunk)),
+    );
+    let by_name = futures_util::future::join_all(
+        names
+            .chunks(FILTER_VALUES)
+            .map(|chunk| describe(client, &system, Lookup::Names(chunk))),
+    );
+    let (default_vpc, by_id, by_name) = tokio::join!(default_vpc, by_id, by_name);
     let mut found = Vec::new();
-    // By id one at a time: one unknown id fails a whole request (InvalidGroup.NotFound).
-    for id in ids {
-        found.extend(describe(client, &system, Some(id), None).await?);
-    }
-    // By name, many per request; the VPC is matched afterwards.
-    for chunk in names.chunks(FILTER_VALUES) {
-        found.extend(describe(client, &system, None, Some(chunk)).await?);
+    for groups in by_id.into_iter().chain(by_name) {
+        found.extend(groups?.unwrap_or_default());
     }
     Ok(RegionGroups { default_vpc, found })
 }
 
-/// Every page of one `DescribeSecurityGroups`, by one id or by names.
+/// What one `DescribeSecurityGroups` asks for.
+enum Lookup<'a> {
+    Ids(&'a [String]),
+    Names(&'a [String]),
+}
+
+/// Groups by id, many per request. One unknown id fails a whole request
+/// (`InvalidGroup.NotFound`), so then each id of the batch is asked alone.
+async fn describe_ids(
+    client: &Client,
+    system: &str,
+    ids: &[String],
+) -> Result<Option<Vec<ec2t::SecurityGroup>>, ProviderError> {
+    if let Some(groups) = describe(client, system, Lookup::Ids(ids)).await? {
+        return Ok(Some(groups));
+    }
+    if ids.len() == 1 {
+        return Ok(None);
+    }
+    let alone = futures_util::future::join_all(
+        ids.chunks(1)
+            .map(|id| describe(client, system, Lookup::Ids(id))),
+    )
+    .await;
+    let mut groups = Vec::new();
+    for one in alone {
+        groups.extend(one?.unwrap_or_default());
+    }
+    Ok(Some(groups))
+}
+
+/// Every page of one `DescribeSecurityGroups`; `None` when EC2 answers
+/// `InvalidGroup.NotFound` (an id that does not exist).
 async fn describe(
     client: &Client,
     system: &str,
-    id: Option<&str>,
-    names: Option<&[&str]>,
-) -> Result<Vec<ec2t::SecurityGroup>, ProviderError> {
+    lookup: Lookup<'_>,
+) -> Result<Option<Vec<ec2t::SecurityGroup>>, ProviderError> {
     let mut groups = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut request = client
+        let request = client
             .describe_security_groups()
             .set_next_token(token.take());
-        if let Some(id) = id {
-            request = request.group_ids(id);
-        }
-        if let Some(names) = names {
-            request = request
+        let request = match &lookup {
+            // All of them in one answer (EC2 takes no page size with ids).
+            Lookup::Ids(ids) => request.set_group_ids(Some(ids.to_vec())),
+            Lookup::Names(names) => request
                 .filters(
                     ec2t::Filter::builder()
                         .name("group-name")
-                        .set_values(Some(names.iter().map(|n| n.to_string()).collect()))
+                        .set_values(Some(names.to_vec()))
                         .build(),
                 )
                 // Paginated requests need a page size; 1000 is EC2's largest.
-                .max_results(1000);
-        }
+                .max_results(1000),
+        };
         match request.send().await {
             Ok(out) => {
                 groups.extend(out.security_groups().iter().cloned());
                 match out.next_token() {
                     Some(next) if !next.is_empty() => token = Some(next.to_string()),
-                    _ => return Ok(groups),
+                    _ => return Ok(Some(groups)),
                 }
             }
-            Err(e) if e.code() == Some("InvalidGroup.NotFound") => return Ok(groups),
+            Err(e) if e.code() == Some("InvalidGroup.NotFound") => return Ok(None),
             Err(e) => return Err(super::aws_error("reading the security group", system, &e)),
         }
     }

@@ -43,41 +43,63 @@ fn to_live(db: &rdst::DbInstance) -> InstanceLive {
 const FILTER_VALUES: usize = 100;
 
 /// The instances of one region that a run's plan files name, in as few
-/// `DescribeDBInstances` requests as the filter allows, paginated; an id
-/// missing from the answer does not exist.
+/// `DescribeDBInstances` requests as the filter allows (the batches at once),
+/// paginated; an id missing from the answer does not exist. Keyed by
+/// [`instance_key`]: RDS identifiers are case-insensitive and stored lower-case.
 pub async fn observe_instances(
     client: &Client,
     ids: &[String],
 ) -> Result<BTreeMap<String, InstanceLive>, ProviderError> {
+    let mut keys: Vec<String> = ids.iter().map(|id| instance_key(id)).collect();
+    keys.sort();
+    keys.dedup();
+    let batches = futures_util::future::join_all(
+        keys.chunks(FILTER_VALUES)
+            .map(|chunk| describe_batch(client, chunk)),
+    )
+    .await;
     let mut found = BTreeMap::new();
-    for chunk in ids.chunks(FILTER_VALUES) {
-        let system = format!("rds.{}", chunk[0]);
-        let mut marker: Option<String> = None;
-        loop {
-            let out = client
-                .describe_db_instances()
-                .filters(
-                    rdst::Filter::builder()
-                        .name("db-instance-id")
-                        .set_values(Some(chunk.to_vec()))
-                        .build(),
-                )
-                .max_records(100)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| super::aws_error("reading the instances", &system, &e))?;
-            for db in out.db_instances() {
-                let live = to_live(db);
-                found.insert(live.id.clone(), live);
-            }
-            match out.marker() {
-                Some(next) if !next.is_empty() => marker = Some(next.to_string()),
-                _ => break,
-            }
+    for batch in batches {
+        for live in batch? {
+            found.insert(instance_key(&live.id), live);
         }
     }
     Ok(found)
+}
+
+/// How [`observe_instances`] keys an instance id.
+pub fn instance_key(id: &str) -> String {
+    id.to_ascii_lowercase()
+}
+
+/// Every page of one `DescribeDBInstances` filtered to `ids`.
+async fn describe_batch(
+    client: &Client,
+    ids: &[String],
+) -> Result<Vec<InstanceLive>, ProviderError> {
+    let system = format!("rds.{}", ids[0]);
+    let mut found = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = client
+            .describe_db_instances()
+            .filters(
+                rdst::Filter::builder()
+                    .name("db-instance-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build(),
+            )
+            .max_records(100)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| super::aws_error("reading the instances", &system, &e))?;
+        found.extend(out.db_instances().iter().map(to_live));
+        match out.marker() {
+            Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// The instance, or `None` if it does not exist.

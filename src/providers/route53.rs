@@ -111,17 +111,21 @@ pub async fn read_zone(
             }
         }
     } else {
-        // One lookup per record: the listing starts at the name.
-        for name in &wanted {
-            let page = r53
-                .turn()
+        // One lookup per record (the listing starts at the name), all asked
+        // for at once; the rate limit spaces them.
+        let zone_id = &live.zone_id;
+        let pages = futures_util::future::join_all(wanted.iter().map(|name| async move {
+            r53.turn()
                 .await
                 .list_resource_record_sets()
-                .hosted_zone_id(&live.zone_id)
+                .hosted_zone_id(zone_id)
                 .start_record_name(name)
                 .send()
                 .await
-                .map_err(|e| super::aws_error("reading the record", &system, &e))?;
+        }))
+        .await;
+        for page in pages {
+            let page = page.map_err(|e| super::aws_error("reading the record", &system, &e))?;
             keep(&mut live, page.resource_record_sets());
         }
     }

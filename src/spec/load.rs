@@ -28,9 +28,7 @@ pub fn load_str(path: &Path, text: &str) -> Result<Desired, SpecErrors> {
 /// [`load_str`] with the callers' own checks.
 pub fn load_str_with(path: &Path, text: &str, extra: &[ExtraCheck]) -> Result<Desired, SpecErrors> {
     let plan: PlanFile = yaml::from_str(text).map_err(|e| {
-        let empty = text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---");
+        let empty = !text.lines().any(locate::is_content);
         let ((line, column), message) = if empty {
             let message = "the file is empty (nothing but blank lines and comments); expected a plan file (see `version: 1`, `cluster:`, ...)";
             ((1, 1), message.to_string())

@@ -26,7 +26,8 @@ fn segments(path: &str) -> Vec<Segment<'_>> {
     out
 }
 
-fn is_content(line: &str) -> bool {
+/// A line that holds YAML content: not blank, a comment or a document marker.
+pub(super) fn is_content(line: &str) -> bool {
     let t = line.trim();
     !t.is_empty() && !t.starts_with('#') && t != "---"
 }
@@ -181,7 +182,7 @@ pub fn place_parse_error(text: &str, e: &super::yaml::YamlError) -> (usize, usiz
     };
     let first_content = || {
         text.lines()
-            .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .position(is_content)
             .map_or((1, 1), |i| (i + 1, 1))
     };
     placed
@@ -198,9 +199,7 @@ fn second_document(text: &str) -> Option<(usize, usize)> {
         if (t == "---" || t.starts_with("--- ")) && content {
             return Some((i + 1, 1));
         }
-        if !t.trim().is_empty() && !t.trim_start().starts_with('#') && t != "---" {
-            content = true;
-        }
+        content |= is_content(line);
     }
     None
 }

@@ -408,7 +408,6 @@ impl Drop for Postgres {
     }
 }
 
-/// moto_server on a free loopback port; its request log lets tests count writes.
 /// AWS requests as moto recorded them (see [`Moto::requests_since`]).
 #[derive(Debug)]
 pub struct Recorded {
@@ -418,6 +417,9 @@ pub struct Recorded {
     pub services: BTreeMap<String, usize>,
     /// Every request: (service, operation).
     pub operations: Vec<(String, String)>,
+    /// Requests that changed state, run-lock objects apart ([`Moto::writes`]).
+    pub writes: usize,
+    pub lock_writes: usize,
 }
 
 impl Recorded {
@@ -426,6 +428,7 @@ impl Recorded {
     }
 }
 
+/// moto_server on a free loopback port; its request log lets tests count writes.
 pub struct Moto {
     child: Child,
     pub port: u16,
@@ -534,12 +537,14 @@ impl Moto {
 
     /// The AWS requests recorded after `mark`, by service and operation, as
     /// scripts/moto_requests.py (shared with bench/plan-fleet.sh) reads them.
+    /// A missing or empty recording fails the test: not even the readiness
+    /// request would be in it, so a count of zero would mean nothing.
     pub fn requests_since(&self, mark: usize) -> Recorded {
         let out = run(
             Command::new("python3")
                 .arg(repo().join("scripts/moto_requests.py"))
                 .arg(self._dir.path().join("recording"))
-                .arg(mark.min(usize::MAX / 2).to_string()),
+                .arg(mark.to_string()),
             COMMAND_TIMEOUT,
         );
         assert!(
@@ -548,10 +553,18 @@ impl Moto {
             String::from_utf8_lossy(&out.stderr)
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let lines = v["lines"].as_u64().unwrap() as usize;
+        assert!(
+            lines > 0,
+            "moto's recording is empty: not even the readiness request is in it"
+        );
+        let count = |key: &str| v[key].as_u64().unwrap() as usize;
         Recorded {
-            lines: v["lines"].as_u64().unwrap() as usize,
+            lines,
             services: serde_json::from_value(v["services"].clone()).unwrap(),
             operations: serde_json::from_value(v["operations"].clone()).unwrap(),
+            writes: count("writes"),
+            lock_writes: count("lock_writes"),
         }
     }
 
@@ -561,58 +574,12 @@ impl Moto {
     /// by every apply) is pgdr's bookkeeping, not live state, and is left out;
     /// [`Moto::lock_writes`] counts it.
     pub fn writes(&self) -> usize {
-        self.count_writes(false)
+        self.requests_since(0).writes
     }
 
     /// PUTs and DELETEs of run-lock objects (`<prefix>locks/*.json`).
     pub fn lock_writes(&self) -> usize {
-        self.count_writes(true)
-    }
-
-    fn count_writes(&self, locks: bool) -> usize {
-        let script = r#"
-import base64, json, sys, urllib.parse, urllib.request
-text = open(sys.argv[2]).read()  # a missing recording is an error, not zero
-if not text.strip():
-    sys.exit("moto's recording is empty: not even the readiness request is in it")
-writes = 0
-for line in text.splitlines():
-    if not line.strip():
-        continue
-    r = json.loads(line)
-    if "/moto-api/" in r["url"]:
-        continue
-    path = urllib.parse.urlparse(r["url"]).path
-    is_lock = "/locks/" in path and path.endswith(".json")
-    if is_lock != (sys.argv[3] == "locks"):
-        continue
-    body = r.get("body") or ""
-    if r.get("body_encoded"):
-        body = base64.b64decode(body).decode(errors="replace")
-    action = urllib.parse.parse_qs(body).get("Action", [None])[0] if "Action=" in body else None
-    if action:
-        writes += not action.startswith(("Describe", "List", "Get"))
-    else:
-        writes += r["method"] in ("PUT", "POST", "DELETE")
-print(writes)
-"#;
-        let out = run(
-            Command::new("python3")
-                .arg("-c")
-                .arg(script)
-                .arg(self.port.to_string())
-                .arg(self._dir.path().join("recording"))
-                .arg(if locks { "locks" } else { "state" }),
-            COMMAND_TIMEOUT,
-        );
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        assert!(
-            out.status.success(),
-            "{}\nmoto log tail:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            &log[log.len().saturating_sub(3000)..]
-        );
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        self.requests_since(0).lock_writes
     }
 
     /// Runs the aws CLI against this emulator; returns stdout (JSON).

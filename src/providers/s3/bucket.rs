@@ -41,15 +41,6 @@ impl BucketRead {
     }
 }
 
-/// One bucket for one cluster.
-pub async fn observe(
-    client: &Client,
-    bucket: &str,
-    cluster: &str,
-) -> Result<S3Live, ProviderError> {
-    Ok(read(client, bucket).await?.for_cluster(cluster))
-}
-
 /// The bucket's settings in at most 5 requests: versioning (which also tells
 /// whether it exists), then object lock, encryption, public access block and
 /// lifecycle rules at once.

@@ -7,8 +7,8 @@ mod bucket;
 pub mod objects;
 
 pub use bucket::{
-    create_bucket, observe, put_encryption, put_object_lock, put_public_access_block,
-    put_versioning, read as read_bucket, write_lifecycle_rule, BucketRead,
+    create_bucket, put_encryption, put_object_lock, put_public_access_block, put_versioning,
+    read as read_bucket, write_lifecycle_rule, BucketRead,
 };
 
 use crate::providers::ProviderError;
