@@ -8,7 +8,16 @@ use pgdr::commands::{self, Outcome, PlanFileErrors};
 use pgdr::settings::Settings;
 
 fn main() {
-    let cli = Cli::parse();
+    install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are answers (exit 0); every usage mistake is
+            // "could not do its job" (1), never 2, which means "found something".
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     let color = match cli.color {
         Color::Always => Some(true),
         Color::Never => Some(false),
@@ -22,6 +31,7 @@ fn main() {
         }
     };
     init_logging(settings.verbose);
+    pgdr::execute::failpoint::crash_point("start");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,6 +72,29 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
     }
+}
+
+/// A panic is a bug, but it still gets the exit-code contract: one line on
+/// stderr and the exit code [`commands::panic_exit_code`] names (1, or what
+/// `wal-fetch` needs PostgreSQL to read as "stop recovery"), never Rust's 101.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: pgdr hit an internal error (a bug, please report it): {}{at}",
+            message.replace('\n', " ")
+        );
+        std::process::exit(commands::panic_exit_code());
+    }));
 }
 
 /// The one place outcomes become exit codes and errors are reported.

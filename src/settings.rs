@@ -34,7 +34,7 @@ pub struct Settings {
     pub interactive: bool,
     /// `-v` count: 0 warnings only, 1 info (requests and steps), 2+ debug.
     pub verbose: u8,
-    /// Where per-cluster apply locks live (`PGDR_LOCK_DIR`, or the temp folder).
+    /// Where per-cluster locks live (`PGDR_LOCK_DIR`, or [`default_lock_dir`]).
     pub lock_dir: PathBuf,
     /// Where drills make their scratch servers (`PGDR_SCRATCH_DIR`, or
     /// `pgdr-drills` in the temp folder). The server's user must be able to
@@ -147,7 +147,7 @@ impl Settings {
             lock_dir: std::env::var_os("PGDR_LOCK_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-                .unwrap_or_else(|| std::env::temp_dir().join("pgdr-locks")),
+                .unwrap_or_else(default_lock_dir),
             scratch_dir: std::env::var_os("PGDR_SCRATCH_DIR")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
@@ -175,5 +175,19 @@ mod tests {
                 "{e}"
             );
         }
+    }
+}
+
+/// The lock folder every user of a host shares: `/run/lock/pgdr` (the FHS
+/// place for lock files, world-writable and sticky on Debian, and the same
+/// for every process whatever its TMPDIR or systemd's PrivateTmp, which would
+/// give two runs two different temp folders and so no exclusion at all), or
+/// `pgdr-locks` in the temp folder where there is no `/run/lock`.
+pub fn default_lock_dir() -> PathBuf {
+    let run_lock = std::path::Path::new("/run/lock");
+    if run_lock.is_dir() {
+        run_lock.join("pgdr")
+    } else {
+        std::env::temp_dir().join("pgdr-locks")
     }
 }

@@ -172,3 +172,81 @@ fn the_readme_draws_the_same_layers() {
         last = at;
     }
 }
+
+/// `text` without every item or statement marked `#[cfg(feature = "failpoints")]`
+/// (its braces matched, or up to its `;`): what a build without the feature
+/// compiles.
+fn without_failpoint_items(text: &str) -> String {
+    const MARK: &str = "#[cfg(feature = \"failpoints\")]";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + MARK.len()..];
+        let brace = after.find('{');
+        let semi = after.find(';');
+        let end = match (brace, semi) {
+            (Some(b), Some(s)) if s < b => s + 1,
+            (None, Some(s)) => s + 1,
+            (Some(b), _) => {
+                let mut depth = 0usize;
+                let mut end = after.len();
+                for (i, c) in after[b..].char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = b + i + 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                end
+            }
+            (None, None) => after.len(),
+        };
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Issue 25: the test hooks are not a production switch. Only
+/// `execute/failpoint.rs` reads `PGDR_FAILPOINT`, and only in code compiled
+/// with the `failpoints` feature, so a build without it (release, `cargo
+/// install`) cannot be paused or aborted from the environment.
+#[test]
+fn failpoints_exist_only_in_builds_with_the_feature() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let hook = src.join("execute/failpoint.rs");
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        if file != &hook {
+            assert!(
+                !text.contains("\"PGDR_FAILPOINT\""),
+                "{} reads PGDR_FAILPOINT: only execute/failpoint.rs may, behind the feature",
+                file.display()
+            );
+        }
+    }
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(text.contains("\"PGDR_FAILPOINT\""), "the hooks moved?");
+    let production = without_failpoint_items(&text);
+    for needle in ["\"PGDR_FAILPOINT\"", "abort()", "panic!", "sleep("] {
+        assert!(
+            !production.contains(needle),
+            "execute/failpoint.rs has `{needle}` outside #[cfg(feature = \"failpoints\")]:\n{production}"
+        );
+    }
+    let cargo =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    assert!(
+        !cargo.contains("default = [\"failpoints\"") && cargo.contains("failpoints = []"),
+        "failpoints is an opt-in feature"
+    );
+}

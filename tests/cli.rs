@@ -1,6 +1,8 @@
 //! Behaviour of the binary itself: `-v` logs every request to PostgreSQL and
 //! AWS and every change of apply on stderr, while stdout stays exactly the
-//! data; a reader that goes away (`pgdr ... | head`) ends the run quietly.
+//! data; a reader that goes away (`pgdr ... | head`) ends the run quietly;
+//! mistakes and bugs keep the exit-code contract (usage errors and panics exit
+//! 1, never 2 or 101).
 
 mod common;
 
@@ -143,4 +145,45 @@ fn a_closed_stdout_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "ends quietly: {stderr}");
     assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Issue 25: a typo on the command line is "could not do its job" (1), never
+/// "found something" (2, what `--detailed-exitcode` reads as drift); help and
+/// version are answers (0).
+#[test]
+fn usage_errors_exit_1_and_help_and_version_exit_0() {
+    for args in [
+        &["plan", "--bogus"][..],
+        &["plan"][..],
+        &["no-such-command"][..],
+        &[][..],
+        &["restore", "x.yaml", "--target-lsn"][..],
+    ] {
+        let run = pgdr(None, args);
+        assert_eq!(run.code, 1, "pgdr {args:?}: {}", run.stderr);
+        assert!(!run.stderr.is_empty(), "pgdr {args:?} says why");
+        assert!(run.stdout.is_empty(), "pgdr {args:?}: {}", run.stdout);
+    }
+    for args in [&["--help"][..], &["plan", "--help"][..], &["--version"][..]] {
+        let run = pgdr(None, args);
+        assert_eq!(run.code, 0, "pgdr {args:?}: {}", run.stderr);
+        assert!(run.stdout.contains("pgdr"), "{}", run.stdout);
+    }
+}
+
+/// Issue 25: a panic (a bug) still ends with one `error:` line and exit 1,
+/// not Rust's 101 and a backtrace hint.
+#[test]
+fn a_panic_exits_1_with_one_line() {
+    let (key, value) = common::failpoint("panic:start");
+    let run = common::pgdr_env(None, &["lint", "/nonexistent"], &[(key, &value)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("error: pgdr hit an internal error")
+            && lines[0].contains("PGDR_FAILPOINT: panic at start"),
+        "{}",
+        run.stderr
+    );
 }

@@ -218,3 +218,104 @@ fn a_failed_check_exits_2_and_a_killed_drill_is_cleaned_up_by_the_next() {
     assert!(scratch_of("failing").is_empty());
     assert!(!server_running("failing"));
 }
+
+/// Runs the pgdr copy `pgdr` as the `postgres` user with the emulator's
+/// environment and the default lock folder (no PGDR_LOCK_DIR).
+fn as_postgres(moto: &Moto, pgdr: &std::path::Path, args: &[&str]) -> common::Run {
+    let mut cmd = std::process::Command::new("runuser");
+    cmd.args(["-u", "postgres", "--", "env"]);
+    for (key, value) in moto.env() {
+        cmd.arg(format!("{key}={value}"));
+    }
+    cmd.arg(format!("PGDR_SCRATCH_DIR={}", scratch_dir().display()))
+        .arg("NO_COLOR=1")
+        .arg(pgdr)
+        .args(args)
+        .env_remove("PGDR_LOCK_DIR")
+        .stdin(std::process::Stdio::null());
+    let out = common::run(&mut cmd, common::COMMAND_TIMEOUT);
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// Issue 25: one host, two users, the default lock folder. `apply` runs as
+/// root; `backup` and `drill` run as `postgres` (from cron or a timer) and
+/// must not fail on a lock file root created, and a run of one user still
+/// excludes the other's.
+#[test]
+fn root_and_postgres_share_the_default_lock_folder_and_exclude_each_other() {
+    if !pgdr::archive::restore::runs_as_root() {
+        panic!("this test runs pgdr as root and as postgres: run the suite as root (CI does)");
+    }
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    // A name of this run only: the default folder is shared with every other
+    // test and user of this host, as it is in production.
+    let cluster = format!("twousers{}", std::process::id());
+    let pg = Postgres::start_archiving(
+        &moto.endpoint(),
+        &format!("{{pgdr}} wal-push s3://{BUCKET}/{cluster}/ %p"),
+        "",
+        "--data-checksums",
+    );
+    pg.psql("CREATE TABLE orders AS SELECT g AS id FROM generate_series(1, 100) g");
+    let shared = common::server_dir("pgdr-test-twousers");
+    let pgdr_copy = common::pgdr_for_postgres(shared.path());
+    let text = format!(
+        "version: 1\ncluster: {cluster}\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\narchive:\n  bucket: {BUCKET}\n  prefix: {cluster}/\n  archiver: external\n  base_backups: {{ every: 1d, keep: 2 }}\ndrill:\n  every: 7d\n",
+        pg.conninfo()
+    );
+    let plan = write_plan(shared.path(), "plan.yaml", &text)
+        .display()
+        .to_string();
+    let locks = pgdr::settings::default_lock_dir();
+
+    let apply = common::pgdr_env(
+        Some(&moto),
+        &["apply", &plan, "--auto-approve"],
+        &[("PGDR_LOCK_DIR", "")],
+    );
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        locks.join(format!("{cluster}.lock")).is_file(),
+        "apply as root took its lock in {}",
+        locks.display()
+    );
+
+    let backup = as_postgres(&moto, &pgdr_copy, &["backup", &plan]);
+    assert_eq!(backup.code, 0, "{}\n{}", backup.stdout, backup.stderr);
+    pg.psql("SELECT pg_switch_wal()");
+    let drill = as_postgres(&moto, &pgdr_copy, &["drill", &plan, "--format", "json"]);
+    assert_eq!(drill.code, 0, "{}\n{}", drill.stdout, drill.stderr);
+    assert_eq!(drill.json()["ok"], true, "{}", drill.stdout);
+    // And root again after postgres made the backup lock file.
+    let again = common::pgdr_env(Some(&moto), &["backup", &plan], &[("PGDR_LOCK_DIR", "")]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+
+    // Still one lock: root holding the backup lock keeps postgres's backup out.
+    let lock_file = locks.join(format!("{cluster}.backup.lock"));
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock_file)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let held = Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        let run = as_postgres(&moto, &pgdr_copy, &["backup", &plan]);
+        if run.code != 0 || Instant::now() > held {
+            break run;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(busy.code, 1, "{}", busy.stderr);
+    assert!(
+        busy.stderr.contains("another pgdr backup is running"),
+        "{}",
+        busy.stderr
+    );
+}

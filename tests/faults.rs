@@ -75,10 +75,11 @@ fn apply_breaking_after(
     meanwhile: impl FnOnce(),
 ) -> common::Run {
     let pause = tempfile::tempdir().unwrap();
-    let failpoint = format!("pause:apply:{address}:{}", pause.path().display());
+    let (key, failpoint) =
+        common::failpoint(&format!("pause:apply:{address}:{}", pause.path().display()));
     let env = through(proxy);
     let mut envs = env_refs(&env);
-    envs.push(("PGDR_FAILPOINT", &failpoint));
+    envs.push((key, &failpoint));
     let mut cmd = pgdr_command(None, &["apply", file, "--auto-approve"], &envs);
     let apply = std::thread::spawn(move || common::run(&mut cmd, Duration::from_secs(300)));
     let paused = pause.path().join("paused");

@@ -248,3 +248,70 @@ fn the_example_plans_load() {
         assert!(load_str(Path::new(&path), &text).is_ok(), "{path}");
     }
 }
+
+// What the bucket holds is untrusted input too (issue 25): WAL object names and
+// `backup.json` entries. Whatever they hold, reading them never panics.
+
+/// 24-character names near WAL names: hex, other letters, and multi-byte
+/// characters where a slice boundary would fall.
+fn wal_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[0-9A-Fa-fé€]{20,26}(\\.partial|\\.history|\\.backup|\\.[0-9A-F]{8}\\.backup)?",
+        "[0-9A-F]{7}[é€][0-9A-F]{15}",
+        "[0-9A-F]{15}[é][0-9A-F]{7}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn a_wal_name_from_the_bucket_never_panics(name in wal_like(), size_exp in 0u32..40) {
+        use pgdr::state::wal::{missing_segments, segments_per_log, WalName};
+        let segment_size = if size_exp == 0 { 0 } else { 1u64 << size_exp };
+        if let Some(wal) = WalName::parse(&name) {
+            // A parsed name is all ASCII: its parts can be sliced and printed.
+            prop_assert!(wal.name.is_ascii());
+            let _ = wal.segno(segment_size);
+        }
+        let _ = segments_per_log(segment_size);
+        let _ = missing_segments(
+            std::slice::from_ref(&name),
+            &name,
+            "000000010000000000000010",
+            segment_size,
+        );
+    }
+
+    #[test]
+    fn a_backup_entry_from_the_bucket_is_checked_never_trusted(
+        id in wal_like(),
+        start_wal in wal_like(),
+        segment_size in prop_oneof![Just(0u64), Just(16u64 << 20), any::<u64>()],
+        data_object in prop_oneof![Just("data.tar.zst".to_string()), Just("../x".to_string()), any::<String>()],
+    ) {
+        let mut entry: pgdr::state::archive::BackupEntry = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "id": "20261124T101500Z", "cluster": "c", "source": "primary",
+            "start_time": "2026-11-24T10:15:00Z", "stop_time": "2026-11-24T10:15:05Z",
+            "start_lsn": "0/2000028", "stop_lsn": "0/2000100", "timeline": 1,
+            "start_wal": "000000010000000000000002", "stop_wal": "000000010000000000000002",
+            "wal_segment_size": 16777216, "system_identifier": "1", "pg_version": 150000,
+            "size_bytes": 1, "stored_bytes": 1, "duration_seconds": 1.0, "compression": "zstd",
+            "data_object": "data.tar.zst", "manifest_object": "backup_manifest", "verified": true
+        })).unwrap();
+        prop_assert_eq!(entry.check("20261124T101500Z"), Ok(()));
+        entry.id = id;
+        entry.start_wal = start_wal;
+        entry.wal_segment_size = segment_size;
+        entry.data_object = data_object;
+        let folder = entry.id.clone();
+        if entry.check(&folder).is_ok() {
+            // Accepted only when every field is one pgdr could have written.
+            prop_assert!(pgdr::state::wal::valid_segment_size(entry.wal_segment_size));
+            prop_assert!(pgdr::state::wal::WalName::parse(&entry.start_wal).is_some());
+            prop_assert!(!entry.data_object.contains('/') && !entry.data_object.starts_with('.'));
+            prop_assert_eq!(entry.id.len(), 16);
+        }
+    }
+}

@@ -577,11 +577,14 @@ fn one_unreachable_cluster_is_reported_without_hiding_the_others_and_nothing_is_
             "--auto-approve",
         ],
     );
-    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    // Issue 25: apply that could not apply a cluster did not do its job (exit 1).
+    assert_eq!(apply.code, 1, "{}", apply.stderr);
     assert!(
-        apply.stdout.contains("Nothing to apply."),
-        "{}",
-        apply.stdout
+        apply.stdout.contains("Nothing to apply.")
+            && apply.stderr.contains("cluster dead could not be applied"),
+        "{}\n{}",
+        apply.stdout,
+        apply.stderr
     );
     assert!(
         moto.aws(&["s3api", "head-bucket", "--bucket", "wal-dead"])

@@ -447,10 +447,11 @@ fn a_crash_right_after_promotion_is_finished_by_the_next_run_without_a_second_pr
     let third = Postgres::standby_on(&primary, "cr_c", "127.0.0.3");
     let (moto, _dir, file) = setup("cr", &primary, &[("cr-b", &standby), ("cr-c", &third)], "");
 
+    let (key, value) = common::failpoint("after:promote");
     let crashed = pgdr_env(
         Some(&moto),
         &["switchover", &file, "--to", "cr-b", "--auto-approve"],
-        &[("PGDR_FAILPOINT", "after:promote")],
+        &[(key, &value)],
     );
     assert_ne!(crashed.code, 0, "{}", crashed.stderr);
     assert!(

@@ -399,7 +399,15 @@ fn with_the_primary_lost_plan_still_reads_everything_else() {
     );
     let writes = moto.writes();
     let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    // It could not apply the cluster's servers: exit 1 (issue 25), naming it.
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply
+            .stderr
+            .contains("cluster pair-lost could not be applied"),
+        "{}",
+        apply.stderr
+    );
     assert_eq!(
         moto.writes(),
         writes,

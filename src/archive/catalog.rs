@@ -53,8 +53,14 @@ pub async fn read(
         let fetched = objects::get(client, &url.bucket, &key)
             .await?
             .ok_or_else(|| ArchiveError::Failed(format!("{key} vanished while being read")))?;
-        serde_json::from_slice::<BackupEntry>(&fetched.body)
-            .map_err(|e| ArchiveError::Corrupt(format!("{key} cannot be read: {e}")))
+        let entry = serde_json::from_slice::<BackupEntry>(&fetched.body)
+            .map_err(|e| ArchiveError::Corrupt(format!("{key} cannot be read: {e}")))?;
+        entry.check(id).map_err(|e| {
+            ArchiveError::Corrupt(format!(
+                "{key} is not a backup entry pgdr wrote ({e}); something other than pgdr wrote it, so the archive is not trusted until it is removed or repaired"
+            ))
+        })?;
+        Ok::<_, ArchiveError>(entry)
     }))
     .await;
     let mut backups = entries.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -87,7 +93,7 @@ pub async fn wal_objects_from(
 ) -> Result<Vec<Listed>, ArchiveError> {
     let prefix = url.wal_prefix();
     // Timeline and log of `first`: sorts before every segment from it on.
-    let start_after = format!("{prefix}{}", &first[..first.len().min(16)]);
+    let start_after = format!("{prefix}{}", first.get(..16).unwrap_or(first));
     Ok(objects::list(client, &url.bucket, &prefix, Some(&start_after)).await?)
 }
 

@@ -81,7 +81,7 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
         .count();
     if writes == 0 {
         out("Nothing to apply.\n")?;
-        return Ok(Outcome::Clean);
+        return not_applied(&plans);
     }
     // A saved plan was reviewed when it was made, as with `terraform apply PLANFILE`.
     if !args.auto_approve && !is_saved_plan(&args.path) {
@@ -113,7 +113,30 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
             if failures == 1 { "" } else { "s" }
         );
     }
-    Ok(Outcome::Clean)
+    not_applied(&plans)
+}
+
+/// A cluster whose roles are not as planned (the primary unreachable, in
+/// recovery, or a split brain) had nothing planned for its servers, so apply
+/// did not do its job there: exit 1, as for an unreachable system anywhere,
+/// even when everything else was applied. (`plan` reports it as a problem and
+/// keeps its 0/2.)
+fn not_applied(plans: &[ClusterPlan]) -> anyhow::Result<Outcome> {
+    let clusters: Vec<&str> = plans
+        .iter()
+        .filter(|p| p.roles_not_as_planned())
+        .map(|p| p.cluster.as_str())
+        .collect();
+    if clusters.is_empty() {
+        return Ok(Outcome::Clean);
+    }
+    bail!(
+        "cluster{} {} could not be applied: {} primary is not as the plan file says (see the problem above), so nothing was planned for {} servers; everything else was applied",
+        if clusters.len() == 1 { "" } else { "s" },
+        clusters.join(", "),
+        if clusters.len() == 1 { "its" } else { "their" },
+        if clusters.len() == 1 { "its" } else { "their" },
+    )
 }
 
 /// Every cluster's apply lock (local, and in its bucket when it has one),

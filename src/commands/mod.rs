@@ -45,6 +45,19 @@ pub enum Outcome {
 #[error("{0}")]
 pub struct QuietFailure(pub String);
 
+/// The exit code a panic ends the process with (see `main`'s hook): 1, unless
+/// a command set another (`wal-fetch` during archive recovery, where 1 would
+/// tell PostgreSQL "no more WAL" and let it promote early).
+static PANIC_EXIT_CODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+
+pub fn panic_exit_code() -> i32 {
+    PANIC_EXIT_CODE.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+pub(crate) fn set_panic_exit_code(code: i32) {
+    PANIC_EXIT_CODE.store(code, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// Every error of every plan file that failed to load. `main` prints one
 /// `error:` line per entry, then the summary.
 #[derive(Debug, thiserror::Error)]

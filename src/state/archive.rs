@@ -40,6 +40,66 @@ pub struct BackupEntry {
     pub verified: bool,
 }
 
+impl BackupEntry {
+    /// Whether a `backup.json` read from the bucket (untrusted: anyone who can
+    /// write the bucket can write it) is one pgdr could have written for the
+    /// folder `folder`: every field later used as a name, a position or a
+    /// divisor is checked here, so nothing downstream slices or divides by
+    /// what a hostile object holds. Names the first bad field.
+    pub fn check(&self, folder: &str) -> Result<(), String> {
+        use crate::state::wal::{valid_segment_size, Lsn, WalKind, WalName};
+        let id_ok = self.id.len() == 16
+            && self.id.bytes().enumerate().all(|(i, b)| match i {
+                8 => b == b'T',
+                15 => b == b'Z',
+                _ => b.is_ascii_digit(),
+            });
+        if !id_ok {
+            return Err(format!(
+                "id `{}` is not a backup id (UTC time as 20261124T101500Z)",
+                self.id
+            ));
+        }
+        if self.id != folder {
+            return Err(format!("id `{}` is not its folder's ({folder})", self.id));
+        }
+        if !valid_segment_size(self.wal_segment_size) {
+            return Err(format!(
+                "wal_segment_size {} is not a power of two from 1 MiB to 1 GiB",
+                self.wal_segment_size
+            ));
+        }
+        for (field, value) in [("start_wal", &self.start_wal), ("stop_wal", &self.stop_wal)] {
+            if !WalName::parse(value).is_some_and(|w| w.kind == WalKind::Segment) {
+                return Err(format!("{field} `{value}` is not a WAL segment name"));
+            }
+        }
+        for (field, value) in [("start_lsn", &self.start_lsn), ("stop_lsn", &self.stop_lsn)] {
+            if Lsn::parse(value).is_none() {
+                return Err(format!(
+                    "{field} `{value}` is not an LSN (such as 0/3000028)"
+                ));
+            }
+        }
+        for (field, value) in [
+            ("data_object", &self.data_object),
+            ("manifest_object", &self.manifest_object),
+        ] {
+            let plain = !value.is_empty()
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+                && !value.starts_with('.');
+            if !plain {
+                return Err(format!(
+                    "{field} `{value}` is not an object name inside the backup's folder"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The archive as observed for one cluster.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArchiveLive {

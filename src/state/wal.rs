@@ -61,7 +61,9 @@ impl WalName {
         } else {
             (name, WalKind::Segment)
         };
-        if base.len() != 24 {
+        // ASCII first: a name from the bucket may hold any character, and
+        // slicing a multi-byte one would panic.
+        if base.len() != 24 || !base.is_ascii() {
             return None;
         }
         Some(WalName {
@@ -79,9 +81,15 @@ impl WalName {
     }
 }
 
-/// How many segments one 4 GiB "log" holds.
+/// How many segments one 4 GiB "log" holds. Sizes come from a server or a
+/// `backup.json` (checked by [`valid_segment_size`]); a zero never divides.
 pub fn segments_per_log(segment_size: u64) -> u64 {
-    0x1_0000_0000 / segment_size
+    0x1_0000_0000 / segment_size.max(1)
+}
+
+/// PostgreSQL's rule for `wal_segment_size`: a power of two from 1 MiB to 1 GiB.
+pub fn valid_segment_size(segment_size: u64) -> bool {
+    segment_size.is_power_of_two() && ((1 << 20)..=(1 << 30)).contains(&segment_size)
 }
 
 /// The segment file name of a timeline and absolute segment number.

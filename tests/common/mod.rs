@@ -160,7 +160,7 @@ pub struct Postgres {
 }
 
 /// A temp dir that the `postgres` user (when tests run as root) may write into.
-fn server_dir(prefix: &str) -> tempfile::TempDir {
+pub fn server_dir(prefix: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     std::fs::set_permissions(
         dir.path(),
@@ -922,6 +922,18 @@ pub fn pgdr_command(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -
         }
     }
     cmd
+}
+
+/// `("PGDR_FAILPOINT", spec)` for a test that stops pgdr at a failpoint. The
+/// hooks exist only in a build with the `failpoints` feature (scripts/test
+/// passes it): without it the test would silently test nothing, so it stops
+/// here saying how to run it.
+pub fn failpoint(spec: &str) -> (&'static str, String) {
+    assert!(
+        pgdr::execute::failpoint::COMPILED,
+        "this test needs the test hooks: run it with `cargo test --features failpoints` (scripts/test does)"
+    );
+    ("PGDR_FAILPOINT", spec.to_string())
 }
 
 /// Writes a plan file into `dir` and returns its path.
