@@ -179,6 +179,16 @@ pub struct WalFetchArgs {
     /// Segments to download ahead of recovery (0: none).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub prefetch: u16,
+    /// Every segment up to this one was archived when the folder was
+    /// restored (`pgdr restore` writes it): during archive recovery, one of
+    /// them missing or failing its digest stops recovery (exit 126) instead
+    /// of ending it early.
+    #[arg(long, value_name = "SEGMENT")]
+    pub until: Option<String>,
+    /// A gap after `--until` was accepted (`restore --accept-loss`): the
+    /// first segment missing there ends recovery.
+    #[arg(long)]
+    pub accept_loss: bool,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +282,12 @@ pub struct RestoreArgs {
     /// The port the started server listens on (default: a free one).
     #[arg(long, requires = "start")]
     pub port: Option<u16>,
+    /// When a gap in the archive (a segment missing, rewritten or deleted,
+    /// with WAL archived after it) keeps recovery from the target, recover to
+    /// the gap and promote there, losing what follows; said in the output.
+    /// Without it such a restore is refused, naming the reachable point.
+    #[arg(long)]
+    pub accept_loss: bool,
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +301,10 @@ pub struct DrillArgs {
     /// Leave the scratch server running and its folder in place.
     #[arg(long)]
     pub keep: bool,
+    /// Drill up to a gap in the archive instead of refusing (see `restore
+    /// --accept-loss`); the report records what was given up.
+    #[arg(long)]
+    pub accept_loss: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
 }

@@ -1,6 +1,7 @@
 //! The `pgdr` binary: parse arguments, resolve settings once, set up logging,
 //! run the command, and map its outcome to an exit code in one place:
-//! 0 nothing to do, 1 could not do its job, 2 found something.
+//! 0 nothing to do, 1 could not do its job, 2 found something (and 126 from
+//! `wal-fetch` to stop PostgreSQL's recovery, see `commands::wal`).
 
 use clap::Parser;
 use pgdr::cli::{Cli, Color, Command};
@@ -105,6 +106,10 @@ fn exit_code(result: anyhow::Result<Outcome>) -> i32 {
         // The reader went away (`pgdr plan x | head`): nothing left to say.
         Err(e) if is_broken_pipe(&e) => 0,
         Err(e) if e.downcast_ref::<commands::QuietFailure>().is_some() => 1,
+        Err(e) if e.downcast_ref::<commands::wal::StopRecovery>().is_some() => {
+            eprintln!("error: {e:#}");
+            commands::wal::STOP_RECOVERY_EXIT
+        }
         Err(e) => {
             if let Some(files) = e.downcast_ref::<PlanFileErrors>() {
                 for error in &files.errors {

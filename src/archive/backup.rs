@@ -22,7 +22,7 @@
 use super::catalog::{self, BACKUP_JSON};
 use super::codec::ZSTD_LEVEL;
 use super::meter::Meter;
-use super::tar::TarScan;
+use super::tar::{self, Scanned};
 use super::{ArchiveError, ArchiveUrl};
 use crate::providers::postgres::BackupFacts;
 use crate::providers::s3::objects::{self, Multipart};
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub const DATA_OBJECT: &str = "data.tar.zst";
 pub const DATA_OBJECT_PLAIN: &str = "data.tar";
-pub const MANIFEST_OBJECT: &str = "backup_manifest";
+pub const MANIFEST_OBJECT: &str = tar::MANIFEST_ENTRY;
 
 /// The first part size; parts grow as the backup does, so that S3's limit of
 /// 10,000 parts allows backups of several terabytes.
@@ -232,7 +232,7 @@ pub async fn take(
 
 struct Streamed {
     parts: Vec<aws_sdk_s3::types::CompletedPart>,
-    scan: TarScan,
+    scan: Scanned,
     raw_bytes: u64,
     stored_bytes: u64,
 }
@@ -360,63 +360,90 @@ async fn stream(
 /// The blocking half: read the tar stream, hash its files, compress, and hand
 /// full parts to the uploader. Returns the scan and the tar's size.
 fn read_and_compress(
-    mut stdout: impl Read,
+    stdout: impl Read,
     compression: Compression,
     parts: tokio::sync::mpsc::Sender<Vec<u8>>,
     total: u64,
     progress: bool,
-) -> Result<(TarScan, u64), ArchiveError> {
+) -> Result<(Scanned, u64), ArchiveError> {
     let failed =
         |e: std::io::Error| ArchiveError::Failed(format!("reading the backup stream: {e}"));
-    let mut scan = TarScan::default();
-    let mut encoder = match compression {
-        Compression::Zstd => {
-            Some(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(failed)?)
-        }
-        Compression::None => None,
+    let mut tee = Tee {
+        stdout,
+        encoder: match compression {
+            Compression::Zstd => {
+                Some(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(failed)?)
+            }
+            Compression::None => None,
+        },
+        plain: Vec::new(),
+        parts,
+        raw: 0,
+        sent_parts: 0,
+        meter: Meter::new("backup", "read", total, progress),
+        stopped: false,
     };
-    let mut plain = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut raw = 0u64;
-    let mut sent_parts = 0usize;
-    let mut meter = Meter::new("backup", "read", total, progress);
-    loop {
-        let n = stdout.read(&mut buf).map_err(failed)?;
-        if n == 0 {
-            break;
-        }
-        raw += n as u64;
-        scan.feed(&buf[..n]);
-        let out = match &mut encoder {
+    let scanned = tar::scan(&mut tee);
+    // What follows the end-of-archive marker is part of the stream too.
+    let drained = std::io::copy(&mut tee, &mut std::io::sink());
+    if tee.stopped {
+        return Err(ArchiveError::Failed("the upload stopped".into()));
+    }
+    let scanned = scanned?;
+    drained.map_err(failed)?;
+    let rest = match tee.encoder {
+        Some(encoder) => encoder.finish().map_err(failed)?,
+        None => tee.plain,
+    };
+    if (!rest.is_empty() || tee.sent_parts == 0) && tee.parts.blocking_send(rest).is_err() {
+        return Err(ArchiveError::Failed("the upload stopped".into()));
+    }
+    tee.meter.done(tee.raw);
+    Ok((scanned, tee.raw))
+}
+
+/// pg_basebackup's stdout as the tar reader reads it: every byte read is
+/// also compressed and cut into parts for the uploader.
+struct Tee<R> {
+    stdout: R,
+    encoder: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
+    plain: Vec<u8>,
+    parts: tokio::sync::mpsc::Sender<Vec<u8>>,
+    raw: u64,
+    sent_parts: usize,
+    meter: Meter,
+    /// The uploader went away (it failed; its error is the one reported).
+    stopped: bool,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.stdout.read(buf)?;
+        self.raw += n as u64;
+        let out = match &mut self.encoder {
             Some(encoder) => {
-                encoder.write_all(&buf[..n]).map_err(failed)?;
+                encoder.write_all(&buf[..n])?;
                 encoder.get_mut()
             }
             None => {
-                plain.extend_from_slice(&buf[..n]);
-                &mut plain
+                self.plain.extend_from_slice(&buf[..n]);
+                &mut self.plain
             }
         };
-        let part_size = FIRST_PART << (sent_parts / 1000).min(8);
+        let part_size = FIRST_PART << (self.sent_parts / 1000).min(8);
         if out.len() >= part_size {
             let part = std::mem::take(out);
-            sent_parts += 1;
-            if parts.blocking_send(part).is_err() {
-                return Err(ArchiveError::Failed("the upload stopped".into()));
+            self.sent_parts += 1;
+            if self.parts.blocking_send(part).is_err() {
+                self.stopped = true;
+                return Err(std::io::Error::other("the upload stopped"));
             }
         }
-        meter.show(raw);
+        self.meter.show(self.raw);
+        Ok(n)
     }
-    let rest = match encoder {
-        Some(encoder) => encoder.finish().map_err(failed)?,
-        None => plain,
-    };
-    if (!rest.is_empty() || sent_parts == 0) && parts.blocking_send(rest).is_err() {
-        return Err(ArchiveError::Failed("the upload stopped".into()));
-    }
-    meter.done(raw);
-    Ok((scan, raw))
 }
+
 
 /// Checks every file of the stream against the server's manifest and returns
 /// the manifest's WAL range (timeline, start, end).

@@ -3,11 +3,12 @@
 //! the newest. Read with listings, not a request per object: one listing of
 //! `base/`, one small read per complete backup, and one listing of `wal/` that
 //! starts at the newest backup's first segment, so a year of older WAL costs
-//! nothing.
+//! nothing. The WAL listing is of versions: it also sees a WAL object
+//! rewritten or deleted after it was archived.
 
 use super::{ArchiveError, ArchiveUrl};
 use crate::providers::s3::objects::{self, Listed};
-use crate::state::archive::{ArchiveLive, BackupEntry};
+use crate::state::archive::{ArchiveLive, BackupEntry, WalDamage, WalDamageKind};
 use crate::state::drill::{DrillReport, DrillsLive};
 use aws_sdk_s3::Client;
 use std::collections::BTreeMap;
@@ -74,27 +75,68 @@ pub async fn wal_from(
     url: &ArchiveUrl,
     first: &str,
 ) -> Result<Vec<String>, ArchiveError> {
-    let prefix = url.wal_prefix();
-    let mut names: Vec<String> = wal_objects_from(client, url, first)
-        .await?
-        .into_iter()
-        .map(|o| wal_name_of(&o.key[prefix.len()..]).to_string())
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
+    Ok(wal_objects_from(client, url, first).await?.names(url))
 }
 
-/// The WAL objects archived from `first` on (with their archive times).
+/// The WAL objects archived from `first` on, and those of them that changed
+/// after they were archived.
+#[derive(Debug, Clone, Default)]
+pub struct WalListing {
+    /// Current objects (with their archive times), by key.
+    pub objects: Vec<Listed>,
+    /// Sorted by name; only names from `first` on (expiry's delete markers on
+    /// older WAL are no damage).
+    pub damaged: Vec<WalDamage>,
+}
+
+impl WalListing {
+    /// The WAL file names of the current objects, sorted, without duplicates.
+    pub fn names(&self, url: &ArchiveUrl) -> Vec<String> {
+        let prefix = url.wal_prefix();
+        let mut names: Vec<String> = self
+            .objects
+            .iter()
+            .map(|o| wal_name_of(&o.key[prefix.len()..]).to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The WAL objects archived from `first` on, through a listing of versions:
+/// the same requests as a plain listing, and a key pgdr wrote once but the
+/// bucket holds twice (or deleted) is seen at once, not at restore time.
 pub async fn wal_objects_from(
     client: &Client,
     url: &ArchiveUrl,
     first: &str,
-) -> Result<Vec<Listed>, ArchiveError> {
+) -> Result<WalListing, ArchiveError> {
     let prefix = url.wal_prefix();
     // Timeline and log of `first`: sorts before every segment from it on.
     let start_after = format!("{prefix}{}", first.get(..16).unwrap_or(first));
-    Ok(objects::list(client, &url.bucket, &prefix, Some(&start_after)).await?)
+    let listed = objects::list_versions(client, &url.bucket, &prefix, Some(&start_after)).await?;
+    let name = |key: &str| wal_name_of(&key[prefix.len()..]).to_string();
+    let mut damaged: Vec<WalDamage> = listed
+        .rewritten
+        .iter()
+        .map(|(key, versions)| WalDamage {
+            name: name(key),
+            what: WalDamageKind::Rewritten {
+                versions: *versions,
+            },
+        })
+        .chain(listed.deleted.iter().map(|key| WalDamage {
+            name: name(key),
+            what: WalDamageKind::Deleted,
+        }))
+        .filter(|d| d.name.as_str() >= first)
+        .collect();
+    damaged.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(WalListing {
+        objects: listed.current,
+        damaged,
+    })
 }
 
 /// The WAL file name of an object name (without `.zst`).
@@ -105,14 +147,15 @@ pub fn wal_name_of(object: &str) -> &str {
 /// The archive's live model for `plan`.
 pub async fn observe(client: &Client, url: &ArchiveUrl) -> Result<ArchiveLive, ArchiveError> {
     let (backups, incomplete, _) = read(client, url).await?;
-    let wal_since_newest = match backups.last() {
-        Some(newest) => wal_from(client, url, &newest.start_wal).await?,
-        None => Vec::new(),
+    let wal = match backups.last() {
+        Some(newest) => wal_objects_from(client, url, &newest.start_wal).await?,
+        None => WalListing::default(),
     };
     Ok(ArchiveLive {
         backups,
         incomplete,
-        wal_since_newest,
+        wal_since_newest: wal.names(url),
+        wal_damaged: wal.damaged,
         // Needs a clock: the caller that has one sets it.
         newest_age_seconds: None,
         drills: DrillsLive::default(),

@@ -75,6 +75,7 @@ pub async fn run(
         request.objectives,
         backup.pg_version,
     );
+    report.accepted_loss = request.chosen.accepted_loss.clone();
     let ran = stages(client, request, &scratch, &mut report).await;
     conclude(&mut report, ran);
     let kept = if request.keep {
@@ -102,6 +103,8 @@ async fn stages(
         target: request.target.clone(),
         dir: &scratch.server.data,
         pgdr: &request.pgdr,
+        wal_until: Some(request.chosen.wal_until()),
+        accept_loss: request.chosen.accepted_loss.is_some(),
         extra_settings: &[],
         progress: request.progress,
     };

@@ -153,27 +153,208 @@ impl Target {
     }
 }
 
+/// How far recovery from a backup can get through the archive: the segments
+/// from its first on, without a gap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reach {
+    /// The last segment of the run without a gap, and when it was archived
+    /// (seconds since the epoch).
+    pub last: String,
+    pub last_at: i64,
+    /// The end of `last`: recovery can never replay past this position.
+    pub end_lsn: Lsn,
+    /// The first segment missing, rewritten or deleted that has WAL archived
+    /// after it (a gap recovery cannot cross); `None` when the run reaches
+    /// the newest archived segment.
+    pub gap: Option<Gap>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    pub segment: String,
+    /// "is missing", "was rewritten (2 versions)", "was deleted".
+    pub why: String,
+    /// The newest segment archived after the gap: what recovery never reaches.
+    pub newest: String,
+}
+
+/// [`Reach`] of `backup` through the archived WAL (`(name, archived at)`,
+/// any order) minus the objects known damaged. A segment counts on any
+/// timeline from the backup's on (after a promotion the same segment number
+/// continues on the next). Pure.
+pub fn reach(
+    archived: &[(String, i64)],
+    damaged: &[crate::state::archive::WalDamage],
+    backup: &BackupEntry,
+) -> Result<Reach, String> {
+    use crate::state::archive::WalDamageKind;
+    use crate::state::wal::{WalKind, WalName};
+    let size = backup.wal_segment_size;
+    let first = WalName::parse(&backup.start_wal)
+        .ok_or_else(|| format!("backup {}: start_wal is not a segment name", backup.id))?;
+    let bad: std::collections::HashMap<&str, String> = damaged
+        .iter()
+        .map(|d| {
+            let why = match d.what {
+                WalDamageKind::Rewritten { versions } => {
+                    format!("was rewritten after it was archived ({versions} versions)")
+                }
+                WalDamageKind::Deleted => "was deleted (a delete marker)".to_string(),
+            };
+            (d.name.as_str(), why)
+        })
+        .collect();
+    // segno → (name, archived at), the newest timeline's where several.
+    let mut have: std::collections::BTreeMap<u64, (u32, String, i64)> = Default::default();
+    for (name, at) in archived {
+        let Some(w) = WalName::parse(name) else {
+            continue;
+        };
+        if w.kind != WalKind::Segment || w.timeline < backup.timeline || bad.contains_key(name.as_str()) {
+            continue;
+        }
+        let segno = w.segno(size);
+        if have.get(&segno).is_none_or(|(tli, _, _)| *tli < w.timeline) {
+            have.insert(segno, (w.timeline, name.clone(), *at));
+        }
+    }
+    let start = first.segno(size);
+    let Some((_, first_name, first_at)) = have.get(&start).cloned() else {
+        return Err(format!(
+            "backup {}: its first WAL segment {} is not in the archive{}, so it cannot be restored",
+            backup.id,
+            backup.start_wal,
+            bad.get(backup.start_wal.as_str())
+                .map(|why| format!(" ({why})"))
+                .unwrap_or_default()
+        ));
+    };
+    let (mut last_segno, mut last, mut last_at) = (start, first_name, first_at);
+    while let Some((_, name, at)) = have.get(&(last_segno + 1)) {
+        last_segno += 1;
+        last = name.clone();
+        last_at = *at;
+    }
+    // What lies past the run: archived segments, or damaged ones (a rewritten
+    // newest segment is a gap too, though nothing follows it).
+    let past_damaged = damaged
+        .iter()
+        .filter_map(|d| WalName::parse(&d.name))
+        .filter(|w| w.kind == WalKind::Segment && w.segno(size) > last_segno)
+        .max_by_key(|w| w.segno(size))
+        .map(|w| w.name);
+    let past = have
+        .range(last_segno + 1..)
+        .next_back()
+        .map(|(_, (_, newest, _))| newest.clone())
+        .or(past_damaged);
+    let gap = past.map(|newest| {
+        let tli = WalName::parse(&last).map_or(backup.timeline, |w| w.timeline);
+        let segment = crate::state::wal::segment_name(tli, last_segno + 1, size);
+        let why = bad
+            .iter()
+            .find(|(name, _)| WalName::parse(name).is_some_and(|w| w.segno(size) == last_segno + 1))
+            .map(|(_, why)| why.clone())
+            .unwrap_or_else(|| "is missing".to_string());
+        Gap {
+            segment,
+            why,
+            newest,
+        }
+    });
+    Ok(Reach {
+        last,
+        last_at,
+        end_lsn: Lsn((last_segno + 1) * size),
+        gap,
+    })
+}
+
+/// Whether `target` can be recovered to through `reach`: the target to
+/// recover to, and (with `accept_loss` and a gap in the way) what is given up.
+/// A target the gap makes unreachable is refused with the reachable point
+/// and how to ask for it, never left to end early in silence. Pure.
+pub fn judge_reach(
+    target: &Target,
+    reach: &Reach,
+    accept_loss: bool,
+) -> Result<(Target, Option<String>), String> {
+    let Some(gap) = &reach.gap else {
+        return Ok((target.clone(), None));
+    };
+    let blocked = match target {
+        Target::Latest => true,
+        Target::Lsn(l) => *l >= reach.end_lsn,
+        Target::Time(t) => *t > reach.last_at,
+    };
+    if !blocked {
+        return Ok((target.clone(), None));
+    }
+    let point = format!(
+        "LSN {} (the end of {}, archived {})",
+        reach.end_lsn,
+        reach.last,
+        rfc3339(reach.last_at)
+    );
+    let loss = format!(
+        "the WAL after {point} was not replayed: segment {} {} and everything archived after it, up to {}, is out of reach",
+        gap.segment, gap.why, gap.newest
+    );
+    if accept_loss {
+        return Ok((Target::Latest, Some(loss)));
+    }
+    let asked = match target {
+        Target::Latest => "--latest".to_string(),
+        other => format!("the target {}", other.describe()),
+    };
+    Err(format!(
+        "{asked} cannot be reached: segment {} {}, and WAL up to {} is archived after it, so recovery would stop at {point} and promote without the rest. Recover to that point and accept the loss with --accept-loss, or stop before it with --target-lsn (below {}) or --target-time (up to {}); or first put the segment back (it may still be in the primary's pg_wal)",
+        gap.segment,
+        gap.why,
+        gap.newest,
+        reach.end_lsn,
+        rfc3339(reach.last_at)
+    ))
+}
+
 /// The backup a restore uses and the WAL it can replay.
 #[derive(Debug, Clone)]
 pub struct Chosen {
     pub backup: BackupEntry,
+    /// The target recovery goes to: the one asked for, or (with
+    /// `--accept-loss` and a gap in the way) the reachable end.
+    pub target: Target,
     /// The newest archived WAL file and when it was archived (seconds since
     /// the epoch): the end of the recoverable window.
     pub newest_wal: String,
     pub newest_wal_at: i64,
-    /// Segments from the backup's first to the newest archived (at most what
-    /// recovery replays).
+    /// How far the archive takes recovery from this backup.
+    pub reach: Reach,
+    /// What `--accept-loss` gave up, when it did.
+    pub accepted_loss: Option<String>,
+    /// Segments from the backup's first to the last recovery can replay (at
+    /// most what it replays).
     pub segments: u64,
 }
 
+impl Chosen {
+    /// `wal-fetch`'s `--until`: every segment up to this one was archived
+    /// when the restore was made, so missing it later is damage, not the end.
+    pub fn wal_until(&self) -> &str {
+        &self.reach.last
+    }
+}
+
 /// Reads the catalogue and the WAL after the newest backup, and picks the
-/// backup for `target`; refuses a target outside the recoverable window.
+/// backup for `target`; refuses a target outside the recoverable window, or
+/// past a gap in the archive unless `accept_loss`.
 pub async fn choose_in_archive(
     client: &Client,
     url: &ArchiveUrl,
     target: &Target,
     named: Option<&str>,
     now: i64,
+    accept_loss: bool,
 ) -> Result<Chosen, ArchiveError> {
     let (backups, _, _) = super::catalog::read(client, url).await?;
     let newest = backups.last().ok_or_else(|| {
@@ -182,16 +363,18 @@ pub async fn choose_in_archive(
         ))
     })?;
     let prefix = url.wal_prefix();
-    let wal = super::catalog::wal_objects_from(client, url, &newest.start_wal).await?;
+    let mut listing = super::catalog::wal_objects_from(client, url, &newest.start_wal).await?;
     let segment = |o: &&crate::providers::s3::objects::Listed| {
         let name = super::catalog::wal_name_of(&o.key[prefix.len()..]);
         crate::state::wal::WalName::parse(name)
             .is_some_and(|w| w.kind == crate::state::wal::WalKind::Segment)
     };
-    let newest_wal = wal
+    let newest_wal = listing
+        .objects
         .iter()
         .filter(segment)
         .max_by(|a, b| a.key.cmp(&b.key))
+        .cloned()
         .ok_or_else(|| {
             ArchiveError::Corrupt(format!(
                 "no WAL is archived from the newest backup's first segment {} on",
@@ -225,9 +408,26 @@ pub async fn choose_in_archive(
     let backup = choose(&backups, target, named, &window_end)
         .map_err(ArchiveError::Usage)?
         .clone();
+    if backup.id != newest.id {
+        // An older backup replays the WAL before the newest's too.
+        listing = super::catalog::wal_objects_from(client, url, &backup.start_wal).await?;
+    }
+    let archived: Vec<(String, i64)> = listing
+        .objects
+        .iter()
+        .map(|o| {
+            (
+                super::catalog::wal_name_of(&o.key[prefix.len()..]).to_string(),
+                o.modified_unix,
+            )
+        })
+        .collect();
+    let reach = reach(&archived, &listing.damaged, &backup).map_err(ArchiveError::Corrupt)?;
+    let (target, accepted_loss) =
+        judge_reach(target, &reach, accept_loss).map_err(ArchiveError::Usage)?;
     let segments = match (
         crate::state::wal::WalName::parse(&backup.start_wal),
-        crate::state::wal::WalName::parse(&newest_name),
+        crate::state::wal::WalName::parse(&reach.last),
     ) {
         (Some(first), Some(last)) => (last.segno(backup.wal_segment_size) + 1)
             .saturating_sub(first.segno(backup.wal_segment_size)),
@@ -235,8 +435,11 @@ pub async fn choose_in_archive(
     };
     Ok(Chosen {
         backup,
+        target,
         newest_wal: newest_name,
         newest_wal_at: newest_wal.modified_unix,
+        reach,
+        accepted_loss,
         segments,
     })
 }
@@ -255,6 +458,11 @@ pub struct RestoreRequest<'a> {
     pub dir: &'a Path,
     /// How the restored server calls pgdr (`restore_command`).
     pub pgdr: &'a str,
+    /// `wal-fetch --until`: the last segment archived without a gap when the
+    /// restore was made ([`Chosen::wal_until`]).
+    pub wal_until: Option<&'a str>,
+    /// The loss past a gap was accepted: `wal-fetch --accept-loss`.
+    pub accept_loss: bool,
     /// Extra settings for the restored server (a drill turns archiving off).
     pub extra_settings: &'a [(&'a str, String)],
     pub progress: bool,
@@ -370,6 +578,14 @@ pub fn recovery_settings(request: &RestoreRequest<'_>) -> Vec<(String, String)> 
     if let Some(region) = request.region {
         command.push_str(&format!(" --region {region}"));
     }
+    // What makes recovery stop (FATAL) instead of promoting when the archive
+    // ends early: see `wal-fetch`'s guard (commands/wal.rs).
+    if let Some(until) = request.wal_until {
+        command.push_str(&format!(" --until {until}"));
+    }
+    if request.accept_loss {
+        command.push_str(" --accept-loss");
+    }
     let mut settings = vec![("restore_command".to_string(), command)];
     match &request.target {
         Target::Latest => {}
@@ -419,9 +635,10 @@ pub async fn restore(
     .await?;
     let auto_conf = request.dir.join("postgresql.auto.conf");
     let mut text = format!(
-        "\n# Recovery settings written by pgdr restore of backup {}, target {}.\n",
+        "\n# Recovery settings written by pgdr restore of backup {}, target {}.\n# If the archive ends early (a segment up to {} missing or failing its digest,\n# or missing while later WAL is archived, or the archive unreachable),\n# wal-fetch exits 126 and PostgreSQL stops recovery instead of promoting;\n# a time or LSN target not reached stops it too (PostgreSQL 13+).\n",
         request.backup.id,
-        request.target.describe()
+        request.target.describe(),
+        request.wal_until.unwrap_or("the newest archived")
     );
     for (name, value) in recovery_settings(request) {
         text.push_str(&format!("{name} = {}\n", quoted(&value)));
@@ -458,6 +675,79 @@ mod tests {
         b.stop_time = stop_time.into();
         b.stop_lsn = stop_lsn.into();
         b
+    }
+
+    fn wal(names: &[&str]) -> Vec<(String, i64)> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), 1_000 + i as i64))
+            .collect()
+    }
+
+    #[test]
+    fn the_reach_ends_at_the_first_gap_with_wal_after_it() {
+        let b = BackupEntry::sample("20261120T000000Z", "000000010000000000000002");
+        let whole = wal(&[
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000010000000000000004",
+        ]);
+        let r = reach(&whole, &[], &b).unwrap();
+        assert_eq!(r.last, "000000010000000000000004");
+        assert_eq!(r.end_lsn, Lsn(5 * 16 * 1024 * 1024));
+        assert!(r.gap.is_none());
+        assert_eq!(judge_reach(&Target::Latest, &r, false), Ok((Target::Latest, None)));
+
+        let holed = wal(&[
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000010000000000000005",
+            "000000010000000000000006",
+        ]);
+        let r = reach(&holed, &[], &b).unwrap();
+        assert_eq!(r.last, "000000010000000000000003");
+        assert_eq!(r.last_at, 1_001);
+        let gap = r.gap.clone().unwrap();
+        assert_eq!(gap.segment, "000000010000000000000004");
+        assert_eq!(gap.newest, "000000010000000000000006");
+        let err = judge_reach(&Target::Latest, &r, false).unwrap_err();
+        assert!(
+            err.contains("000000010000000000000004 is missing")
+                && err.contains("LSN 0/4000000")
+                && err.contains("--accept-loss")
+                && err.contains("--target-lsn"),
+            "{err}"
+        );
+        // Before the gap: allowed. At or past its start: refused.
+        let before = Target::Lsn(Lsn::parse("0/3FFFF00").unwrap());
+        assert_eq!(judge_reach(&before, &r, false), Ok((before.clone(), None)));
+        assert!(judge_reach(&Target::Lsn(Lsn::parse("0/4000000").unwrap()), &r, false).is_err());
+        assert!(judge_reach(&Target::Time(1_002), &r, false).is_err());
+        assert!(judge_reach(&Target::Time(1_001), &r, false).is_ok());
+        // Accepted: recovery goes to the reachable end, and the loss is said.
+        let (to, loss) = judge_reach(&Target::Time(1_003), &r, true).unwrap();
+        assert_eq!(to, Target::Latest);
+        assert!(loss.unwrap().contains("up to 000000010000000000000006"));
+
+        // A rewritten segment is a gap like a missing one, even the newest.
+        let damaged = [crate::state::archive::WalDamage {
+            name: "000000010000000000000004".into(),
+            what: crate::state::archive::WalDamageKind::Rewritten { versions: 2 },
+        }];
+        let r = reach(&whole, &damaged, &b).unwrap();
+        assert_eq!(r.last, "000000010000000000000003");
+        assert!(r.gap.unwrap().why.contains("rewritten"));
+        // After a promotion the numbers go on on the next timeline.
+        let promoted = wal(&[
+            "000000010000000000000002",
+            "000000010000000000000003",
+            "000000020000000000000004",
+        ]);
+        let r = reach(&promoted, &[], &b).unwrap();
+        assert_eq!(r.last, "000000020000000000000004");
+        assert!(r.gap.is_none());
+        assert!(reach(&wal(&["000000010000000000000003"]), &[], &b).is_err());
     }
 
     #[test]

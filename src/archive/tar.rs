@@ -1,253 +1,266 @@
-//! A tar stream followed as it passes, never held whole: the SHA-256 and size
-//! of every regular file, the contents of `backup_manifest`, and (for a
-//! restore) every entry written under a folder. `backup` scans the stream
-//! pg_basebackup sends; `restore` scans and extracts the same stream back.
+//! The tar stream of a base backup, read as it passes and never held whole:
+//! the SHA-256 and size of every regular file and the contents of
+//! `backup_manifest`, and (for a restore) every entry written under a folder.
+//! `backup` scans the stream pg_basebackup sends; `restore` scans and
+//! extracts the same stream back from the bucket.
 //!
-//! pg_basebackup writes plain ustar (regular files, folders, symbolic links);
-//! anything else in a stream being extracted is refused, as is any path that
-//! would leave the target folder.
+//! Headers are parsed by the `tar` crate (header checksums verified, size
+//! fields strictly octal or base-256, GNU and PAX long names), not by hand:
+//! a malformed header is an error, never a size of 0. Writing is done here,
+//! because the bucket is untrusted (anyone holding its key can rewrite a
+//! backup) and a restore often runs as root:
+//!
+//! - only regular files, folders and symbolic links are written; every path
+//!   is relative, without `..`;
+//! - nothing is written through a link: an entry's parent must be the target
+//!   folder itself or a folder this extraction created (never one that
+//!   was there, never a link), and files are created new (`O_EXCL`,
+//!   `O_NOFOLLOW`), so nothing that existed is opened;
+//! - a link may only point down inside the data folder (relative, no `..`),
+//!   which by the rule above stays inside however links chain; a tablespace
+//!   link `pg_tblspc/OID` (which points outside by nature) becomes a folder
+//!   of the restore's own, PostgreSQL's in-place tablespace layout.
+//!
+//! `unpack_in` of the same crate guards writes through links too, but it
+//! follows links inside the target (by canonicalising) and gives no hash of
+//! what it writes; the manifest check needs the hash of every byte written.
 
-use super::backup::MANIFEST_OBJECT;
 use super::ArchiveError;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use tar::EntryType;
 
-/// The entry being read: its path, hash, size, whether it is the manifest,
-/// and (when extracting) the open file.
-struct Entry {
-    path: String,
-    hasher: Sha256,
-    size: u64,
-    capture: bool,
-    file: Option<std::fs::File>,
-}
+/// The server's manifest, the last file of a pg_basebackup stream.
+pub const MANIFEST_ENTRY: &str = "backup_manifest";
 
-#[derive(Default)]
-pub struct TarScan {
-    header: Vec<u8>,
-    /// Data bytes left in the current entry, then padding to skip.
-    remaining: u64,
-    padding: u64,
-    current: Option<Entry>,
-    /// Where entries are written; `None` only hashes.
-    extract_to: Option<PathBuf>,
-    /// The first extraction error; the scan stops writing after it.
-    pub error: Option<ArchiveError>,
-    /// Path → (size, hex SHA-256).
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Path → (size, hex SHA-256) of every regular file but the manifest.
     pub files: BTreeMap<String, (u64, String)>,
     pub manifest: Option<Vec<u8>>,
-    /// Regular files, folders and links written.
+    /// Regular files, folders and links written (when extracting).
     pub written: u64,
 }
 
-impl TarScan {
-    /// A scan that also writes every entry under `dir`.
-    pub fn extracting(dir: &Path) -> Self {
-        TarScan {
-            extract_to: Some(dir.to_path_buf()),
-            ..TarScan::default()
-        }
+impl Scanned {
+    /// Bytes of file data in the stream.
+    pub fn bytes(&self) -> u64 {
+        self.files.values().map(|(size, _)| size).sum::<u64>()
+            + self.manifest.as_ref().map_or(0, |m| m.len() as u64)
     }
+}
 
-    pub fn feed(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && self.error.is_none() {
-            if self.remaining > 0 {
-                let n = (self.remaining as usize).min(data.len());
-                if let Some(entry) = &mut self.current {
-                    entry.hasher.update(&data[..n]);
-                    if entry.capture {
-                        self.manifest
-                            .get_or_insert_with(Vec::new)
-                            .extend_from_slice(&data[..n]);
-                    }
-                    if let Some(file) = &mut entry.file {
-                        if let Err(e) = file.write_all(&data[..n]) {
-                            self.error = Some(ArchiveError::Io {
-                                path: entry.path.clone(),
-                                source: e,
-                            });
-                        }
-                    }
-                }
-                self.remaining -= n as u64;
-                data = &data[n..];
-                if self.remaining == 0 {
-                    self.finish_entry();
-                }
-            } else if self.padding > 0 {
-                let n = (self.padding as usize).min(data.len());
-                self.padding -= n as u64;
-                data = &data[n..];
-            } else {
-                let n = (512 - self.header.len()).min(data.len());
-                self.header.extend_from_slice(&data[..n]);
-                data = &data[n..];
-                if self.header.len() == 512 {
-                    let header = std::mem::take(&mut self.header);
-                    if let Err(e) = self.start_entry(&header) {
-                        self.error = Some(e);
-                    }
-                }
-            }
-        }
-    }
+/// Reads the stream to its end-of-archive marker, hashing every file.
+pub fn scan(reader: impl Read) -> Result<Scanned, ArchiveError> {
+    walk(reader, None)
+}
 
-    fn start_entry(&mut self, h: &[u8]) -> Result<(), ArchiveError> {
-        if h.iter().all(|b| *b == 0) {
-            return Ok(()); // end-of-archive blocks
-        }
-        let text = |range: std::ops::Range<usize>| {
-            let field = &h[range];
-            let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
-            String::from_utf8_lossy(&field[..end]).to_string()
-        };
-        let name = text(0..100);
-        let prefix = text(345..500);
-        let path = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = path.trim_end_matches('/').to_string();
-        let size = u64::from_str_radix(text(124..136).trim(), 8).unwrap_or(0);
-        let mode = u32::from_str_radix(text(100..108).trim(), 8).unwrap_or(0o600) & 0o7777;
-        let kind = h[156];
-        let regular = matches!(kind, b'0' | 0);
-        self.remaining = size;
-        self.padding = (512 - size % 512) % 512;
+/// [`scan`], writing every entry under `dir` (an existing, empty folder).
+pub fn extract(reader: impl Read, dir: &Path) -> Result<Scanned, ArchiveError> {
+    walk(reader, Some(dir))
+}
+
+fn corrupt(what: impl std::fmt::Display) -> ArchiveError {
+    ArchiveError::Corrupt(format!("the backup's tar stream is damaged: {what}"))
+}
+
+fn walk(reader: impl Read, extract_to: Option<&Path>) -> Result<Scanned, ArchiveError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut scanned = Scanned::default();
+    // Folders this extraction created: the only places entries go.
+    let mut made: HashSet<PathBuf> = HashSet::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let raw_path = entry.path().map_err(corrupt)?.into_owned();
+        let path = relative_path(&raw_path)?;
+        let name = path.to_string_lossy().to_string();
+        let kind = entry.header().entry_type();
+        let mode = entry.header().mode().map_err(corrupt)? & 0o7777;
         let mut file = None;
-        if let Some(root) = &self.extract_to {
-            let target = safe_join(root, &path)?;
+        if let Some(root) = extract_to {
+            let parent = path.parent().unwrap_or(Path::new(""));
+            if !parent.as_os_str().is_empty() && !made.contains(parent) {
+                return Err(ArchiveError::Corrupt(format!(
+                    "tar entry `{name}` lies in `{}`, which is not a folder of this backup (a link, or not yet made): nothing is written through a link, so the backup is refused",
+                    parent.display()
+                )));
+            }
+            let target = root.join(&path);
             let io = |e| ArchiveError::io(&target, e);
             match kind {
-                b'0' | 0 => {
+                EntryType::Regular | EntryType::Continuous => {
                     use std::os::unix::fs::OpenOptionsExt;
                     file = Some(
                         std::fs::OpenOptions::new()
                             .write(true)
                             .create_new(true)
-                            .mode(mode)
+                            .mode(mode | 0o600)
+                            .custom_flags(libc::O_NOFOLLOW)
                             .open(&target)
                             .map_err(io)?,
                     );
                 }
-                b'5' => {
-                    use std::os::unix::fs::DirBuilderExt;
-                    std::fs::DirBuilder::new()
-                        .mode(mode)
-                        .create(&target)
-                        .map_err(io)?;
+                EntryType::Directory => {
+                    make_dir(&target, mode).map_err(io)?;
+                    made.insert(path.clone());
                 }
-                b'2' => std::os::unix::fs::symlink(text(157..257), &target).map_err(io)?,
+                EntryType::Symlink => {
+                    let link = entry
+                        .link_name()
+                        .map_err(corrupt)?
+                        .map(|l| l.into_owned())
+                        .unwrap_or_default();
+                    if is_tablespace_link(&path) {
+                        // The tablespace's own files are not in this stream:
+                        // the restore keeps it in a folder it owns.
+                        make_dir(&target, 0o700).map_err(io)?;
+                        made.insert(path.clone());
+                    } else if stays_inside(&link) {
+                        std::os::unix::fs::symlink(&link, &target).map_err(io)?;
+                    } else {
+                        return Err(ArchiveError::Corrupt(format!(
+                            "tar entry `{name}` is a link to `{}`, outside the data folder; pg_basebackup writes no such link, so the backup is refused",
+                            link.display()
+                        )));
+                    }
+                }
                 other => {
                     return Err(ArchiveError::Corrupt(format!(
-                        "{path}: tar entry type `{}` is not one pg_basebackup writes; the backup was not written by it and is not restored",
-                        other as char
+                        "{name}: tar entry type {other:?} is not one pg_basebackup writes; the backup was not written by it and is not restored"
                     )))
                 }
             }
-            self.written += 1;
+            scanned.written += 1;
         }
-        self.current = regular.then(|| Entry {
-            capture: path == MANIFEST_OBJECT,
-            path,
-            hasher: Sha256::new(),
-            size,
-            file,
-        });
-        if size == 0 {
-            self.finish_entry();
+        if !matches!(kind, EntryType::Regular | EntryType::Continuous) {
+            continue;
         }
-        Ok(())
-    }
-
-    fn finish_entry(&mut self) {
-        if let Some(entry) = self.current.take() {
-            if entry.capture {
-                self.manifest.get_or_insert_with(Vec::new);
+        let capture = name == MANIFEST_ENTRY;
+        let mut hasher = Sha256::new();
+        let mut captured = Vec::new();
+        let mut size = 0u64;
+        loop {
+            let n = entry.read(&mut buf).map_err(corrupt)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if capture {
+                captured.extend_from_slice(&buf[..n]);
             } else {
-                let sha: String = entry
-                    .hasher
-                    .finalize()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                self.files.insert(entry.path, (entry.size, sha));
+                hasher.update(&buf[..n]);
+            }
+            if let Some(file) = &mut file {
+                file.write_all(&buf[..n])
+                    .map_err(|e| ArchiveError::io(&path, e))?;
+            }
+        }
+        if capture {
+            scanned.manifest = Some(captured);
+        } else {
+            let sha: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            scanned.files.insert(name, (size, sha));
+        }
+    }
+    Ok(scanned)
+}
+
+/// An entry's path as a relative path of plain names; anything that could
+/// leave the folder (absolute, `..`) or is empty is refused.
+fn relative_path(raw: &Path) -> Result<PathBuf, ArchiveError> {
+    let mut path = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::CurDir => {}
+            _ => {
+                return Err(ArchiveError::Corrupt(format!(
+                    "tar entry `{}` would be written outside the restore folder; refused",
+                    raw.display()
+                )))
             }
         }
     }
-}
-
-/// `root/path`, refusing absolute paths and `..`: a tar entry never writes
-/// outside the folder being restored into.
-fn safe_join(root: &Path, path: &str) -> Result<PathBuf, ArchiveError> {
-    let relative = Path::new(path);
-    if path.is_empty()
-        || !relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-    {
+    if path.as_os_str().is_empty() {
         return Err(ArchiveError::Corrupt(format!(
-            "tar entry `{path}` would be written outside the restore folder; refused"
+            "tar entry `{}` has no name; refused",
+            raw.display()
         )));
     }
-    Ok(root.join(relative))
+    Ok(path)
+}
+
+/// `pg_tblspc/<oid>`: where PostgreSQL keeps a tablespace's link.
+fn is_tablespace_link(path: &Path) -> bool {
+    let parts: Vec<_> = path.components().collect();
+    matches!(parts.as_slice(), [Component::Normal(dir), Component::Normal(oid)]
+        if *dir == "pg_tblspc" && oid.to_str().is_some_and(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// A link target that only goes down from the link's folder.
+fn stays_inside(link: &Path) -> bool {
+    !link.as_os_str().is_empty() && link.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn make_dir(target: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    // Owner access always: the restore must be able to write into it.
+    std::fs::DirBuilder::new().mode(mode | 0o700).create(target)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn tar_entry(name: &str, kind: u8, data: &[u8]) -> Vec<u8> {
-        let mut h = vec![0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..108].copy_from_slice(b"0000600\0");
-        let size = format!("{:011o}\0", data.len());
-        h[124..136].copy_from_slice(size.as_bytes());
-        h[156] = kind;
-        let mut out = h;
-        out.extend_from_slice(data);
-        out.resize(out.len() + (512 - data.len() % 512) % 512, 0);
-        out
+    fn entry(builder: &mut tar::Builder<Vec<u8>>, name: &str, kind: EntryType, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(if kind == EntryType::Directory { 0o700 } else { 0o600 });
+        h.set_size(data.len() as u64);
+        builder.append_data(&mut h, name, data).unwrap();
+    }
+
+    fn link(builder: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        builder.append_link(&mut h, name, target).unwrap();
     }
 
     fn sample() -> Vec<u8> {
-        let mut tar = tar_entry("base", b'5', b"");
-        tar.extend(tar_entry("base/1234", b'0', &[7u8; 1000]));
-        tar.extend(tar_entry("PG_VERSION", b'0', b"15\n"));
-        tar.extend(tar_entry("backup_manifest", b'0', b"{\"x\":1}"));
-        tar.extend(vec![0u8; 1024]);
-        tar
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "base", EntryType::Directory, b"");
+        entry(&mut b, "base/1234", EntryType::Regular, &[7u8; 1000]);
+        entry(&mut b, "PG_VERSION", EntryType::Regular, b"15\n");
+        entry(&mut b, "backup_manifest", EntryType::Regular, b"{\"x\":1}");
+        b.into_inner().unwrap()
     }
 
     #[test]
-    fn the_scan_hashes_files_across_any_split_and_captures_the_manifest() {
-        let tar = sample();
-        for split in [1, 7, 512, 513, 100_000] {
-            let mut scan = TarScan::default();
-            for chunk in tar.chunks(split) {
-                scan.feed(chunk);
-            }
-            assert_eq!(scan.files.len(), 2);
-            assert_eq!(
-                scan.files["PG_VERSION"],
-                (3, crate::spec::sha256_hex(b"15\n"))
-            );
-            assert_eq!(scan.files["base/1234"].0, 1000);
-            assert_eq!(scan.manifest.as_deref(), Some(&b"{\"x\":1}"[..]));
-        }
+    fn the_scan_hashes_every_file_and_captures_the_manifest() {
+        let scan = scan(sample().as_slice()).unwrap();
+        assert_eq!(scan.files.len(), 2);
+        assert_eq!(
+            scan.files["PG_VERSION"],
+            (3, crate::spec::sha256_hex(b"15\n"))
+        );
+        assert_eq!(scan.files["base/1234"].0, 1000);
+        assert_eq!(scan.manifest.as_deref(), Some(&b"{\"x\":1}"[..]));
     }
 
     #[test]
-    fn extraction_writes_every_entry_and_refuses_to_leave_the_folder() {
+    fn extraction_writes_every_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let mut scan = TarScan::extracting(dir.path());
-        for chunk in sample().chunks(300) {
-            scan.feed(chunk);
-        }
-        assert!(scan.error.is_none(), "{:?}", scan.error);
+        let scan = extract(sample().as_slice(), dir.path()).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("base/1234")).unwrap(),
             [7u8; 1000]
@@ -257,10 +270,89 @@ mod tests {
             b"{\"x\":1}"
         );
         assert_eq!(scan.written, 4);
+    }
 
-        let mut evil = TarScan::extracting(dir.path());
-        evil.feed(&tar_entry("../escaped", b'0', b"x"));
-        assert!(matches!(evil.error, Some(ArchiveError::Corrupt(ref m)) if m.contains("outside")));
-        assert!(!dir.path().parent().unwrap().join("escaped").exists());
+    /// CVE-2018-20990's class: a link, then a file "inside" it.
+    #[test]
+    fn nothing_is_written_through_a_link_or_outside_the_folder() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "base", EntryType::Directory, b"");
+        link(&mut b, "base/evil", outside.path().to_str().unwrap());
+        entry(&mut b, "base/evil/owned", EntryType::Regular, b"x");
+        let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("outside the data folder"), "{err}");
+        assert!(!outside.path().join("owned").exists());
+
+        // A link that points inside, then a file through it: still refused.
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "base", EntryType::Directory, b"");
+        link(&mut b, "alias", "base");
+        entry(&mut b, "alias/owned", EntryType::Regular, b"x");
+        let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("nothing is written through a link"), "{err}");
+        assert!(!dir.path().join("base/owned").exists());
+
+        // `..` climbing out, through a link or not.
+        for target in ["../x", "base/../../x"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            link(&mut b, "up", target);
+            let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+            assert!(err.to_string().contains("outside"), "{target}: {err}");
+        }
+        let mut raw = sample();
+        // An entry named `../escaped`, written into the header by hand (the
+        // builder refuses it).
+        raw[..100].fill(0);
+        raw[..10].copy_from_slice(b"../escaped");
+        fix_checksum(&mut raw[..512]);
+        let dir = tempfile::tempdir().unwrap();
+        let err = extract(raw.as_slice(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("outside the restore folder"), "{err}");
+    }
+
+    #[test]
+    fn a_tablespace_link_becomes_a_folder_of_the_restore() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "pg_tblspc", EntryType::Directory, b"");
+        link(&mut b, "pg_tblspc/16390", outside.path().to_str().unwrap());
+        entry(&mut b, "pg_tblspc/16390/PG_15_x", EntryType::Directory, b"");
+        extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap();
+        let made = dir.path().join("pg_tblspc/16390");
+        assert!(made.is_dir() && !made.is_symlink());
+        assert!(made.join("PG_15_x").is_dir());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    fn fix_checksum(header: &mut [u8]) {
+        header[148..156].fill(b' ');
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+
+    #[test]
+    fn a_bad_checksum_or_size_field_is_refused_not_read_as_zero() {
+        let good = sample();
+        let mut bad_sum = good.clone();
+        bad_sum[0] = b'X'; // name changed, checksum not
+        assert!(scan(bad_sum.as_slice())
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+        // "base/1234" is the second header (after the folder's).
+        let mut bad_size = good.clone();
+        bad_size[512 + 124..512 + 136].copy_from_slice(b"zz000001750\0");
+        fix_checksum(&mut bad_size[512..1024]);
+        let err = scan(bad_size.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        let mut empty_size = good;
+        empty_size[512 + 124..512 + 136].fill(0);
+        fix_checksum(&mut empty_size[512..1024]);
+        assert!(scan(empty_size.as_slice()).is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! whatever the backup's size; nothing is staged on disk.
 
 use super::meter::Meter;
-use super::tar::TarScan;
+use super::tar::{self, Scanned};
 use super::{backup, ArchiveError, ArchiveUrl};
 use crate::providers::s3::objects;
 use crate::providers::ProviderError;
@@ -113,16 +113,11 @@ pub async fn unpack(
         )));
     }
     Ok(Unpacked {
-        bytes: scan_bytes(&scan),
+        bytes: scan.bytes(),
         stored_bytes: head.size,
         files: scan.files.len(),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-fn scan_bytes(scan: &TarScan) -> u64 {
-    scan.files.values().map(|(size, _)| size).sum::<u64>()
-        + scan.manifest.as_ref().map_or(0, |m| m.len() as u64)
 }
 
 /// The downloaded ranges, in order, as one byte stream.
@@ -157,29 +152,35 @@ fn write_stream(
     dir: &Path,
     total: u64,
     progress: bool,
-) -> Result<TarScan, ArchiveError> {
+) -> Result<Scanned, ArchiveError> {
     let failed = |e: std::io::Error| ArchiveError::Corrupt(format!("reading the backup: {e}"));
-    let mut source: Box<dyn Read + '_> = if compressed {
+    let source: Box<dyn Read + '_> = if compressed {
         Box::new(zstd::stream::read::Decoder::new(source).map_err(failed)?)
     } else {
         Box::new(source)
     };
-    let mut scan = TarScan::extracting(dir);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut meter = Meter::new("restore", "written", total, progress);
-    let mut written = 0u64;
-    loop {
-        let n = source.read(&mut buf).map_err(failed)?;
-        if n == 0 {
-            break;
-        }
-        scan.feed(&buf[..n]);
-        if let Some(e) = scan.error.take() {
-            return Err(e);
-        }
-        written += n as u64;
-        meter.show(written);
+    let mut metered = Metered {
+        inner: source,
+        read: 0,
+        meter: Meter::new("restore", "written", total, progress),
+    };
+    let scanned = tar::extract(&mut metered, dir)?;
+    metered.meter.done(metered.read);
+    Ok(scanned)
+}
+
+/// The decompressed stream, showing progress as it is read.
+struct Metered<R> {
+    inner: R,
+    read: u64,
+    meter: Meter,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        self.meter.show(self.read);
+        Ok(n)
     }
-    meter.done(written);
-    Ok(scan)
 }

@@ -92,6 +92,132 @@ pub async fn download(
     Ok(None)
 }
 
+/// The guard against recovery ending early: where `wal-fetch` runs and what
+/// the restore that wrote its command knew. PostgreSQL treats a failing
+/// `restore_command` as "no more WAL": in a standby that is a reason to
+/// stream and retry, but in archive recovery (recovery.signal, no
+/// standby.signal) it ends recovery and promotes, and a copy promoted at a
+/// hole can never replay the rest. There a hole becomes a stop instead
+/// (exit above 125, which PostgreSQL takes as fatal).
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    /// PostgreSQL is in archive recovery (its working folder, the data
+    /// folder, holds recovery.signal and not standby.signal).
+    pub archive_recovery: bool,
+    /// `--until`: the last segment archived without a gap at restore time.
+    pub until: Option<WalName>,
+    /// `--accept-loss`: a gap after `until` ends recovery.
+    pub accept_loss: bool,
+}
+
+/// Why `wal-fetch` could not deliver a file.
+#[derive(Debug, Clone)]
+pub enum Unavailable {
+    /// Not in the archive; `later` names a segment of the same timeline
+    /// archived after it, when one was looked for and found.
+    Missing { later: Option<String> },
+    /// In the archive but not delivered: a digest that does not match, or
+    /// the archive could not be read.
+    Failed(String),
+}
+
+/// What to tell PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Exit 1: the end of the archived WAL, as PostgreSQL expects.
+    End,
+    /// Exit 126: stop recovery, do not promote; the reason for the log.
+    Stop(String),
+}
+
+impl Guard {
+    /// Whether a missing `name` needs the "anything archived after it?" look.
+    pub fn needs_later(&self, name: &str) -> bool {
+        let Some(wal) = WalName::parse(name).filter(|w| w.kind == WalKind::Segment) else {
+            return false;
+        };
+        self.archive_recovery
+            && !self.accept_loss
+            && self
+                .until
+                .as_ref()
+                .is_none_or(|u| (wal.log, wal.seg) > (u.log, u.seg))
+    }
+
+    /// The decision for `name` that could not be delivered. Pure.
+    /// Segments are compared by (log, segment) pairs, which order them
+    /// whatever the segment size.
+    pub fn judge(&self, name: &str, why: &Unavailable) -> Verdict {
+        if !self.archive_recovery {
+            return Verdict::End;
+        }
+        let segment = WalName::parse(name).filter(|w| w.kind == WalKind::Segment);
+        let Some(wal) = segment else {
+            // A timeline history or backup file: missing is normal (PostgreSQL
+            // probes for the next timeline), unreadable is not.
+            return match why {
+                Unavailable::Missing { .. } => Verdict::End,
+                Unavailable::Failed(e) => Verdict::Stop(format!(
+                    "{name} could not be delivered ({e}); recovery stops here rather than go on without it"
+                )),
+            };
+        };
+        let archived_at_restore = self
+            .until
+            .as_ref()
+            .is_some_and(|u| (wal.log, wal.seg) <= (u.log, u.seg));
+        let advice = "start it again once the archive is repaired, or restore again (pgdr restore names the reachable point; --accept-loss recovers to it)";
+        match why {
+            _ if archived_at_restore => Verdict::Stop(format!(
+                "segment {name} was in the archive when this folder was restored (up to {}) and now {}; recovery stops rather than promote without the WAL after it: {advice}",
+                self.until.as_ref().map_or("", |u| u.name.as_str()),
+                match why {
+                    Unavailable::Missing { .. } => "is missing".to_string(),
+                    Unavailable::Failed(e) => format!("cannot be delivered: {e}"),
+                }
+            )),
+            _ if self.accept_loss => Verdict::End,
+            Unavailable::Missing { later: Some(later) } => Verdict::Stop(format!(
+                "segment {name} is missing from the archive but {later} is archived after it: a gap, so recovery stops rather than promote without the rest; {advice}"
+            )),
+            Unavailable::Missing { later: None } => Verdict::End,
+            Unavailable::Failed(e) => Verdict::Stop(format!(
+                "segment {name} cannot be delivered ({e}); recovery stops rather than end here and promote: {advice}"
+            )),
+        }
+    }
+}
+
+/// The first segment of `name`'s timeline archived after it, if any: one
+/// listing of at most a few keys.
+pub async fn later_segment(
+    client: &Client,
+    url: &ArchiveUrl,
+    name: &str,
+) -> Result<Option<String>, ArchiveError> {
+    let prefix = url.wal_prefix();
+    let Some(timeline) = name.get(..8) else {
+        return Ok(None);
+    };
+    // `NAME.zst` sorts after NAME, its `.partial` and `.backup` files, and
+    // before the next segment.
+    let keys = objects::list_first(
+        client,
+        &url.bucket,
+        &format!("{prefix}{timeline}"),
+        &format!("{prefix}{name}.zst"),
+        10,
+    )
+    .await?;
+    Ok(keys
+        .iter()
+        .map(|k| super::catalog::wal_name_of(&k[prefix.len()..]))
+        .find(|n| {
+            WalName::parse(n).is_some_and(|w| w.kind == WalKind::Segment) && *n > name
+        })
+        .map(str::to_string))
+}
+
 /// Writes a file so that it exists only complete: a temp file beside it, then a rename.
 fn write_whole(dest: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
     let tmp = dest.with_file_name(format!(
@@ -201,6 +327,49 @@ fn tidy(dir: &Path, current: &str, segment_size: u64) {
 mod tests {
     use super::*;
     use crate::state::wal::DEFAULT_SEGMENT_SIZE;
+
+    #[test]
+    fn in_archive_recovery_a_gap_stops_recovery_and_the_end_ends_it() {
+        let size = DEFAULT_SEGMENT_SIZE;
+        let seg = |n: u64| segment_name(1, n, size);
+        let missing = Unavailable::Missing { later: None };
+        let gap = Unavailable::Missing {
+            later: Some(seg(9)),
+        };
+        let bad = Unavailable::Failed("digest mismatch".into());
+        let standby = Guard::default();
+        for why in [&missing, &gap, &bad] {
+            assert_eq!(standby.judge(&seg(5), why), Verdict::End);
+        }
+        let recovery = Guard {
+            archive_recovery: true,
+            until: WalName::parse(&seg(6)),
+            accept_loss: false,
+        };
+        let stops = |g: &Guard, n: &str, why: &Unavailable| {
+            matches!(g.judge(n, why), Verdict::Stop(_))
+        };
+        // Up to --until: it was archived, so anything short of it is damage.
+        assert!(stops(&recovery, &seg(5), &missing));
+        assert!(stops(&recovery, &seg(6), &bad));
+        // Past it: the natural end, unless something later exists or it is bad.
+        assert!(recovery.needs_later(&seg(7)) && !recovery.needs_later(&seg(6)));
+        assert_eq!(recovery.judge(&seg(7), &missing), Verdict::End);
+        assert!(stops(&recovery, &seg(7), &gap));
+        assert!(stops(&recovery, &seg(7), &bad));
+        // History files: missing is normal, unreadable stops.
+        assert_eq!(recovery.judge("00000002.history", &missing), Verdict::End);
+        assert!(stops(&recovery, "00000002.history", &bad));
+        // --accept-loss: past --until everything ends recovery.
+        let accepted = Guard {
+            accept_loss: true,
+            ..recovery.clone()
+        };
+        assert!(!accepted.needs_later(&seg(7)));
+        assert_eq!(accepted.judge(&seg(7), &gap), Verdict::End);
+        assert_eq!(accepted.judge(&seg(7), &bad), Verdict::End);
+        assert!(stops(&accepted, &seg(5), &missing));
+    }
 
     #[test]
     fn prefetch_follows_the_timeline_across_a_log_boundary() {

@@ -115,7 +115,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
 
     let client = systems.aws.s3(&region).await;
     let (chosen, source_databases) = tokio::join!(
-        restore::choose_in_archive(&client, &url, &target, None, now),
+        restore::choose_in_archive(&client, &url, &target, None, now, args.accept_loss),
         source_databases
     );
     let chosen = chosen.with_context(|| format!("drill of {}", desired.cluster()))?;
@@ -123,7 +123,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         cluster: desired.cluster(),
         url: &url,
         region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
-        target,
+        target: chosen.target.clone(),
         chosen,
         checks,
         objectives,

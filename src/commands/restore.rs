@@ -73,14 +73,29 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     let owner = restore::intended_owner(&args.to);
     let client = Systems::new(settings).aws.s3(&region).await;
     let (chosen, drills) = tokio::join!(
-        restore::choose_in_archive(&client, &url, &target, args.backup.as_deref(), now),
+        restore::choose_in_archive(
+            &client,
+            &url,
+            &target,
+            args.backup.as_deref(),
+            now,
+            args.accept_loss
+        ),
         catalog::drills(&client, &url)
     );
     let chosen = chosen.with_context(|| format!("restore of {}", desired.cluster()))?;
     let drills = drills.unwrap_or_default();
     let b = &chosen.backup;
+    let target = chosen.target.clone();
+    if let Some(loss) = &chosen.accepted_loss {
+        out(&format!("Loss accepted (--accept-loss): {loss}.\n"))?;
+    }
     let wal_bytes = chosen.segments * b.wal_segment_size;
     let replays = match &target {
+        Target::Latest if chosen.reach.gap.is_some() => format!(
+            "{} to {}, where a gap stops it (the newest archived is {})",
+            b.start_wal, chosen.reach.last, chosen.newest_wal
+        ),
         Target::Latest => format!(
             "{} to {}, the newest archived",
             b.start_wal, chosen.newest_wal
@@ -109,6 +124,8 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
         target: target.clone(),
         dir: &args.to,
         pgdr: &pgdr,
+        wal_until: Some(chosen.wal_until()),
+        accept_loss: chosen.accepted_loss.is_some(),
         extra_settings: &[],
         progress: std::io::stderr().is_terminal(),
     };

@@ -11,6 +11,7 @@ use crate::cli::{CompressionArg, WalFetchArgs, WalPrefetchArgs, WalPushArgs};
 use crate::providers::aws::AwsClients;
 use crate::settings::Settings;
 use crate::spec::{Compression, DEFAULT_S3_REGION};
+use crate::state::wal::{WalKind, WalName};
 use anyhow::Context;
 
 pub async fn push(args: &WalPushArgs, settings: &Settings) -> anyhow::Result<Outcome> {
@@ -44,16 +45,69 @@ pub async fn push(args: &WalPushArgs, settings: &Settings) -> anyhow::Result<Out
     Ok(Outcome::Clean)
 }
 
+/// The exit code that makes PostgreSQL stop recovery (it reads any exit
+/// above 125 from `restore_command` as fatal).
+pub const STOP_RECOVERY_EXIT: i32 = 126;
+
+/// `wal-fetch` asks PostgreSQL to stop recovery rather than end it early.
+#[derive(Debug, thiserror::Error)]
+#[error("wal-fetch: {0}")]
+pub struct StopRecovery(pub String);
+
 pub async fn fetch(args: &WalFetchArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let url = ArchiveUrl::parse(&args.archive)?;
+    let until = match &args.until {
+        Some(name) => Some(
+            WalName::parse(name)
+                .filter(|w| w.kind == WalKind::Segment)
+                .ok_or_else(|| anyhow::anyhow!("--until {name}: not a WAL segment name"))?,
+        ),
+        None => None,
+    };
+    // PostgreSQL runs restore_command in the data folder.
+    let guard = wal_fetch::Guard {
+        archive_recovery: std::path::Path::new("recovery.signal").exists()
+            && !std::path::Path::new("standby.signal").exists(),
+        until,
+        accept_loss: args.accept_loss,
+    };
+    if guard.archive_recovery {
+        // Even a bug must not read as "no more WAL" here.
+        super::set_panic_exit_code(STOP_RECOVERY_EXIT);
+    }
     let aws = AwsClients::new(settings.aws.clone());
     let region = args.region.as_deref().unwrap_or(DEFAULT_S3_REGION);
-    let fetched = wal_fetch::fetch(|| aws.s3(region), &url, &args.wal_name, &args.dest)
-        .await
-        .with_context(|| format!("wal-fetch {}", args.wal_name))?;
-    let Some((how, size)) = fetched else {
-        tracing::info!(target: "pgdr::archive", file = args.wal_name, "not in the archive");
-        return Err(QuietFailure(format!("{} is not in {url}", args.wal_name)).into());
+    let fetched = wal_fetch::fetch(|| aws.s3(region), &url, &args.wal_name, &args.dest).await;
+    let unavailable = match fetched {
+        Ok(Some(delivered)) => Ok(delivered),
+        Ok(None) if guard.needs_later(&args.wal_name) => {
+            let client = aws.s3(region).await;
+            match wal_fetch::later_segment(&client, &url, &args.wal_name).await {
+                Ok(later) => Err(wal_fetch::Unavailable::Missing { later }),
+                Err(e) => Err(wal_fetch::Unavailable::Failed(format!(
+                    "missing, and the archive could not be listed to tell a gap from the end: {e}"
+                ))),
+            }
+        }
+        Ok(None) => Err(wal_fetch::Unavailable::Missing { later: None }),
+        Err(e) => Err(wal_fetch::Unavailable::Failed(e.to_string())),
+    };
+    let (how, size) = match unavailable {
+        Ok(delivered) => delivered,
+        Err(why) => {
+            if let wal_fetch::Verdict::Stop(reason) = guard.judge(&args.wal_name, &why) {
+                return Err(StopRecovery(reason).into());
+            }
+            return Err(match why {
+                wal_fetch::Unavailable::Failed(e) => {
+                    anyhow::anyhow!("wal-fetch {}: {e}", args.wal_name)
+                }
+                wal_fetch::Unavailable::Missing { .. } => {
+                    tracing::info!(target: "pgdr::archive", file = args.wal_name, "not in the archive");
+                    QuietFailure(format!("{} is not in {url}", args.wal_name)).into()
+                }
+            });
+        }
     };
     tracing::info!(
         target: "pgdr::archive",

@@ -72,6 +72,7 @@ pub fn plan_archive_health(desired: &Desired, live: &Live, plan: &mut ClusterPla
         .as_ref()
         .and_then(|p| p.health.archiver.as_ref())
         .and_then(|a| a.last_archived_wal.as_deref());
+    check_damaged(content, &url, &file.to_string(), plan);
     let holes = wal_holes(content, archived_by_postgres);
     if let (Some(first), Some(last)) = (holes.first(), holes.last()) {
         let range = if holes.len() == 1 {
@@ -88,6 +89,33 @@ pub fn plan_archive_health(desired: &Desired, live: &Live, plan: &mut ClusterPla
             ),
         );
     }
+}
+
+/// WAL objects changed after pgdr archived them (it writes each key once):
+/// `wal-fetch` refuses a rewritten one and a deleted one is gone, so a
+/// restore would stop there; said now rather than found at restore time.
+fn check_damaged(content: &ArchiveLive, url: &str, file: &str, plan: &mut ClusterPlan) {
+    let (Some(newest), Some(first)) = (content.backups.last(), content.wal_damaged.first()) else {
+        return;
+    };
+    let shown: Vec<String> = content
+        .wal_damaged
+        .iter()
+        .take(5)
+        .map(|d| d.to_string())
+        .collect();
+    let more = content.wal_damaged.len().saturating_sub(shown.len());
+    plan.problem(
+        "archive.wal",
+        format!(
+            "{} WAL object(s) in {url}wal/ after the newest base backup {} changed after they were archived: {}{}. pgdr stores each WAL file once, so something else wrote there; wal-fetch refuses bytes that fail the digest archived with them, so a restore stops before {}. Find the writer (CloudTrail, the bucket's access logs), put the archived version back (`aws s3api list-object-versions --bucket ... --prefix ...`), then take a new base backup with `pgdr backup {file}`",
+            content.wal_damaged.len(),
+            newest.id,
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() },
+            first.name,
+        ),
+    );
 }
 
 /// The segments after the newest backup's start that are missing although

@@ -40,6 +40,35 @@ pub struct BackupEntry {
     pub verified: bool,
 }
 
+/// A WAL object that is not as pgdr archived it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalDamage {
+    /// The WAL file name (without `.zst`).
+    pub name: String,
+    pub what: WalDamageKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalDamageKind {
+    /// Stored more than once under its key: the current bytes are not (or
+    /// not only) what was archived.
+    Rewritten { versions: usize },
+    /// Its newest version is a delete marker.
+    Deleted,
+}
+
+impl std::fmt::Display for WalDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.what {
+            WalDamageKind::Rewritten { versions } => {
+                write!(f, "{} rewritten ({versions} versions)", self.name)
+            }
+            WalDamageKind::Deleted => write!(f, "{} deleted (a delete marker)", self.name),
+        }
+    }
+}
+
 impl BackupEntry {
     /// Whether a `backup.json` read from the bucket (untrusted: anyone who can
     /// write the bucket can write it) is one pgdr could have written for the
@@ -109,6 +138,11 @@ pub struct ArchiveLive {
     pub incomplete: Vec<String>,
     /// WAL file names archived from the newest backup's first segment on, sorted.
     pub wal_since_newest: Vec<String>,
+    /// WAL objects from the newest backup's first segment on that changed
+    /// after they were archived (pgdr writes each key once): seen in a
+    /// versioned bucket, sorted by name.
+    #[serde(default)]
+    pub wal_damaged: Vec<WalDamage>,
     /// Seconds since the newest backup finished, when it was read (the planner
     /// has no clock of its own).
     #[serde(default)]

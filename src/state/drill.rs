@@ -46,6 +46,10 @@ pub struct DrillReport {
     pub replayed_wal_bytes: u64,
     #[serde(default)]
     pub pg_version: u32,
+    /// `drill --accept-loss`: recovery went only to a gap in the archive, and
+    /// this is what it gave up. `None`: nothing archived was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_loss: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -102,6 +106,7 @@ impl DrillReport {
             recovery_seconds: 0.0,
             replayed_wal_bytes: 0,
             pg_version,
+            accepted_loss: None,
         }
     }
 

@@ -244,6 +244,102 @@ pub async fn list(
     Ok(found)
 }
 
+/// The first `max` objects under `prefix` after `start_after`: one request,
+/// for a question one page answers ("is anything archived after this?").
+pub async fn list_first(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: &str,
+    max: i32,
+) -> Result<Vec<String>, ProviderError> {
+    let page = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .start_after(start_after)
+        .max_keys(max)
+        .send()
+        .await
+        .map_err(|e| sdk_error(bucket, &format!("listing {prefix}"), &e))?;
+    Ok(page
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect())
+}
+
+/// What a listing of versions found: the current objects, as [`list`] gives
+/// them, and the keys with a history, which a write-once archive should not
+/// have.
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    pub current: Vec<Listed>,
+    /// Keys with more than one stored version (rewritten), and how many.
+    pub rewritten: Vec<(String, usize)>,
+    /// Keys whose newest version is a delete marker (deleted in a versioned
+    /// bucket; the data may survive as an older version).
+    pub deleted: Vec<String>,
+}
+
+/// [`list`] through ListObjectVersions: the same 1,000 keys a page (so the
+/// same requests for a write-once archive), and also what was rewritten or
+/// deleted. In a bucket without versioning every object is one version
+/// (`null`): a rewrite there leaves no trace a listing can see.
+pub async fn list_versions(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> Result<Versions, ProviderError> {
+    let mut found = Versions::default();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut key_marker = start_after.map(str::to_string);
+    let mut version_marker: Option<String> = None;
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, &format!("listing the versions of {prefix}"), &e))?;
+        for version in page.versions() {
+            let key = version.key().unwrap_or_default().to_string();
+            *counts.entry(key.clone()).or_default() += 1;
+            if version.is_latest().unwrap_or(false) {
+                found.current.push(Listed {
+                    key,
+                    size: version.size().unwrap_or(0).max(0) as u64,
+                    modified_unix: version.last_modified().map_or(0, |t| t.secs()),
+                });
+            }
+        }
+        for marker in page.delete_markers() {
+            let key = marker.key().unwrap_or_default().to_string();
+            if marker.is_latest().unwrap_or(false) {
+                found.deleted.push(key);
+            }
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        let next = page.next_key_marker().map(str::to_string);
+        // A page that does not move on would loop forever: stop there.
+        if next.is_none() || (next == key_marker && page.next_version_id_marker() == version_marker.as_deref()) {
+            break;
+        }
+        key_marker = next;
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+    found.current.sort_by(|a, b| a.key.cmp(&b.key));
+    found.rewritten = counts.into_iter().filter(|(_, n)| *n > 1).collect();
+    found.deleted.sort();
+    Ok(found)
+}
+
 /// Deletes keys in batches of 1,000 (S3's limit). Returns the keys S3 refused
 /// with its reason (an object under retention, a missing permission), so one
 /// locked object does not hide what happened to the rest.
