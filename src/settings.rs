@@ -158,6 +158,20 @@ impl Settings {
     }
 }
 
+/// The lock folder every user of a host shares: `/run/lock/pgdr` (the FHS
+/// place for lock files, world-writable and sticky on Debian, and the same
+/// for every process whatever its TMPDIR or systemd's PrivateTmp, which would
+/// give two runs two different temp folders and so no exclusion at all), or
+/// `pgdr-locks` in the temp folder where there is no `/run/lock`.
+pub fn default_lock_dir() -> PathBuf {
+    let run_lock = std::path::Path::new("/run/lock");
+    if run_lock.is_dir() {
+        run_lock.join("pgdr")
+    } else {
+        std::env::temp_dir().join("pgdr-locks")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parallelism, DEFAULT_PARALLELISM};
@@ -175,19 +189,5 @@ mod tests {
                 "{e}"
             );
         }
-    }
-}
-
-/// The lock folder every user of a host shares: `/run/lock/pgdr` (the FHS
-/// place for lock files, world-writable and sticky on Debian, and the same
-/// for every process whatever its TMPDIR or systemd's PrivateTmp, which would
-/// give two runs two different temp folders and so no exclusion at all), or
-/// `pgdr-locks` in the temp folder where there is no `/run/lock`.
-pub fn default_lock_dir() -> PathBuf {
-    let run_lock = std::path::Path::new("/run/lock");
-    if run_lock.is_dir() {
-        run_lock.join("pgdr")
-    } else {
-        std::env::temp_dir().join("pgdr-locks")
     }
 }

@@ -444,7 +444,6 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-
 /// Checks every file of the stream against the server's manifest and returns
 /// the manifest's WAL range (timeline, start, end).
 pub fn check_manifest(

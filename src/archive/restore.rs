@@ -210,7 +210,10 @@ pub fn reach(
         let Some(w) = WalName::parse(name) else {
             continue;
         };
-        if w.kind != WalKind::Segment || w.timeline < backup.timeline || bad.contains_key(name.as_str()) {
+        if w.kind != WalKind::Segment
+            || w.timeline < backup.timeline
+            || bad.contains_key(name.as_str())
+        {
             continue;
         }
         let segno = w.segno(size);
@@ -697,7 +700,10 @@ mod tests {
         assert_eq!(r.last, "000000010000000000000004");
         assert_eq!(r.end_lsn, Lsn(5 * 16 * 1024 * 1024));
         assert!(r.gap.is_none());
-        assert_eq!(judge_reach(&Target::Latest, &r, false), Ok((Target::Latest, None)));
+        assert_eq!(
+            judge_reach(&Target::Latest, &r, false),
+            Ok((Target::Latest, None))
+        );
 
         let holed = wal(&[
             "000000010000000000000002",

@@ -223,7 +223,11 @@ mod tests {
     fn entry(builder: &mut tar::Builder<Vec<u8>>, name: &str, kind: EntryType, data: &[u8]) {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
-        h.set_mode(if kind == EntryType::Directory { 0o700 } else { 0o600 });
+        h.set_mode(if kind == EntryType::Directory {
+            0o700
+        } else {
+            0o600
+        });
         h.set_size(data.len() as u64);
         builder.append_data(&mut h, name, data).unwrap();
     }
@@ -292,7 +296,11 @@ mod tests {
         link(&mut b, "alias", "base");
         entry(&mut b, "alias/owned", EntryType::Regular, b"x");
         let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("nothing is written through a link"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("nothing is written through a link"),
+            "{err}"
+        );
         assert!(!dir.path().join("base/owned").exists());
 
         // `..` climbing out, through a link or not.
@@ -311,7 +319,10 @@ mod tests {
         fix_checksum(&mut raw[..512]);
         let dir = tempfile::tempdir().unwrap();
         let err = extract(raw.as_slice(), dir.path()).unwrap_err();
-        assert!(err.to_string().contains("outside the restore folder"), "{err}");
+        assert!(
+            err.to_string().contains("outside the restore folder"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -212,9 +212,7 @@ pub async fn later_segment(
     Ok(keys
         .iter()
         .map(|k| super::catalog::wal_name_of(&k[prefix.len()..]))
-        .find(|n| {
-            WalName::parse(n).is_some_and(|w| w.kind == WalKind::Segment) && *n > name
-        })
+        .find(|n| WalName::parse(n).is_some_and(|w| w.kind == WalKind::Segment) && *n > name)
         .map(str::to_string))
 }
 
@@ -346,9 +344,8 @@ mod tests {
             until: WalName::parse(&seg(6)),
             accept_loss: false,
         };
-        let stops = |g: &Guard, n: &str, why: &Unavailable| {
-            matches!(g.judge(n, why), Verdict::Stop(_))
-        };
+        let stops =
+            |g: &Guard, n: &str, why: &Unavailable| matches!(g.judge(n, why), Verdict::Stop(_));
         // Up to --until: it was archived, so anything short of it is damage.
         assert!(stops(&recovery, &seg(5), &missing));
         assert!(stops(&recovery, &seg(6), &bad));

@@ -99,7 +99,7 @@ impl BackupEntry {
             ));
         }
         for (field, value) in [("start_wal", &self.start_wal), ("stop_wal", &self.stop_wal)] {
-            if !WalName::parse(value).is_some_and(|w| w.kind == WalKind::Segment) {
+            if WalName::parse(value).is_none_or(|w| w.kind != WalKind::Segment) {
                 return Err(format!("{field} `{value}` is not a WAL segment name"));
             }
         }

@@ -928,6 +928,9 @@ pub fn pgdr_command(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -
 /// hooks exist only in a build with the `failpoints` feature (scripts/test
 /// passes it): without it the test would silently test nothing, so it stops
 /// here saying how to run it.
+// A run-time check on purpose: a `const` one would stop every test that
+// shares this module from compiling without the feature.
+#[allow(clippy::assertions_on_constants)]
 pub fn failpoint(spec: &str) -> (&'static str, String) {
     assert!(
         pgdr::execute::failpoint::COMPILED,

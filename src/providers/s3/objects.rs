@@ -328,7 +328,9 @@ pub async fn list_versions(
         }
         let next = page.next_key_marker().map(str::to_string);
         // A page that does not move on would loop forever: stop there.
-        if next.is_none() || (next == key_marker && page.next_version_id_marker() == version_marker.as_deref()) {
+        if next.is_none()
+            || (next == key_marker && page.next_version_id_marker() == version_marker.as_deref())
+        {
             break;
         }
         key_marker = next;
