@@ -157,28 +157,31 @@ pub fn content_metadata(digest: &str, size: usize) -> HashMap<String, String> {
 }
 
 /// Checks decoded bytes against the digest and size stored with the object.
-/// An object without them (not written by pgdr) is accepted on S3's own
-/// checksum alone.
+/// pgdr stores every object with both, and never writes a key twice, so an
+/// object without them is not pgdr's: a rewrite by something else (anyone
+/// holding the bucket's key), refused rather than trusted on S3's checksum,
+/// which only says the bytes arrived as the rewriter sent them.
 pub fn verify(
     name: &str,
     raw: &[u8],
     metadata: &HashMap<String, String>,
 ) -> Result<(), ArchiveError> {
-    if let Some(size) = metadata.get(META_SIZE) {
-        if size != &raw.len().to_string() {
-            return Err(ArchiveError::Corrupt(format!(
-                "{name}: {} bytes after decompression, but {size} were archived",
-                raw.len()
-            )));
-        }
+    let (Some(expected), Some(size)) = (metadata.get(META_DIGEST), metadata.get(META_SIZE)) else {
+        return Err(ArchiveError::Corrupt(format!(
+            "{name}: stored without pgdr's {META_DIGEST} digest, so pgdr did not write it (something else replaced or wrote it); refused. Put the archived version back (list-object-versions)"
+        )));
+    };
+    if size != &raw.len().to_string() {
+        return Err(ArchiveError::Corrupt(format!(
+            "{name}: {} bytes after decompression, but {size} were archived",
+            raw.len()
+        )));
     }
-    if let Some(expected) = metadata.get(META_DIGEST) {
-        let actual = content_digest(raw);
-        if &actual != expected {
-            return Err(ArchiveError::Corrupt(format!(
-                "{name}: XXH128 {actual} after decompression, but {expected} was archived"
-            )));
-        }
+    let actual = content_digest(raw);
+    if &actual != expected {
+        return Err(ArchiveError::Corrupt(format!(
+            "{name}: XXH128 {actual} after decompression, but {expected} was archived"
+        )));
     }
     Ok(())
 }
@@ -207,6 +210,11 @@ mod tests {
             let back = decode(encoded.body, c).unwrap();
             assert_eq!(back, raw);
             verify("x", &back, &meta).unwrap();
+            // Without pgdr's digest the object is not pgdr's: refused.
+            assert!(matches!(
+                verify("x", &back, &HashMap::new()),
+                Err(ArchiveError::Corrupt(_))
+            ));
             let mut changed = back.clone();
             changed[500] ^= 1;
             assert!(matches!(

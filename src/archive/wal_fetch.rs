@@ -136,17 +136,20 @@ impl Guard {
         let Some(wal) = WalName::parse(name).filter(|w| w.kind == WalKind::Segment) else {
             return false;
         };
-        self.archive_recovery
-            && !self.accept_loss
-            && self
-                .until
-                .as_ref()
-                .is_none_or(|u| (wal.log, wal.seg) > (u.log, u.seg))
+        self.archive_recovery && !self.accept_loss && !self.archived_at_restore(&wal)
+    }
+
+    /// Whether `wal` was in the archive when the folder was restored: on
+    /// `--until`'s timeline, at or before it. (A later timeline, one a
+    /// promoted copy started since, was not; segments are compared by
+    /// (log, segment), which orders them whatever the segment size.)
+    fn archived_at_restore(&self, wal: &WalName) -> bool {
+        self.until
+            .as_ref()
+            .is_some_and(|u| wal.timeline == u.timeline && (wal.log, wal.seg) <= (u.log, u.seg))
     }
 
     /// The decision for `name` that could not be delivered. Pure.
-    /// Segments are compared by (log, segment) pairs, which order them
-    /// whatever the segment size.
     pub fn judge(&self, name: &str, why: &Unavailable) -> Verdict {
         if !self.archive_recovery {
             return Verdict::End;
@@ -162,10 +165,7 @@ impl Guard {
                 )),
             };
         };
-        let archived_at_restore = self
-            .until
-            .as_ref()
-            .is_some_and(|u| (wal.log, wal.seg) <= (u.log, u.seg));
+        let archived_at_restore = self.archived_at_restore(&wal);
         let advice = "start it again once the archive is repaired, or restore again (pgdr restore names the reachable point; --accept-loss recovers to it)";
         match why {
             _ if archived_at_restore => Verdict::Stop(format!(
@@ -351,6 +351,12 @@ mod tests {
         assert!(stops(&recovery, &seg(6), &bad));
         // Past it: the natural end, unless something later exists or it is bad.
         assert!(recovery.needs_later(&seg(7)) && !recovery.needs_later(&seg(6)));
+        // A later timeline (a copy promoted since) was not there at restore.
+        assert!(recovery.needs_later(&segment_name(2, 5, size)));
+        assert_eq!(
+            recovery.judge(&segment_name(2, 5, size), &missing),
+            Verdict::End
+        );
         assert_eq!(recovery.judge(&seg(7), &missing), Verdict::End);
         assert!(stops(&recovery, &seg(7), &gap));
         assert!(stops(&recovery, &seg(7), &bad));

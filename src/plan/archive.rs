@@ -6,7 +6,7 @@
 
 use super::ClusterPlan;
 use crate::spec::{Archiver, Desired};
-use crate::state::archive::ArchiveLive;
+use crate::state::archive::{ArchiveLive, WalDamageKind};
 use crate::state::postgres::PgLive;
 use crate::state::wal::{missing_segments, segment_name, WalKind, WalName};
 use crate::state::Live;
@@ -72,18 +72,29 @@ pub fn plan_archive_health(desired: &Desired, live: &Live, plan: &mut ClusterPla
         .as_ref()
         .and_then(|p| p.health.archiver.as_ref())
         .and_then(|a| a.last_archived_wal.as_deref());
-    check_damaged(content, &url, &file.to_string(), plan);
     let holes = wal_holes(content, archived_by_postgres);
+    // A deleted segment is a hole: said once, in the hole's problem.
+    let deleted_holes = content
+        .wal_damaged
+        .iter()
+        .filter(|d| d.what == WalDamageKind::Deleted && holes.contains(&d.name))
+        .count();
+    check_damaged(content, &holes, &url, &file.to_string(), plan);
     if let (Some(first), Some(last)) = (holes.first(), holes.last()) {
         let range = if holes.len() == 1 {
             first.clone()
         } else {
             format!("{first} to {last}")
         };
+        let deleted = if deleted_holes > 0 {
+            format!(" {deleted_holes} of them were deleted behind pgdr's back (a delete marker): the archived version is still in the bucket, and deleting the marker (`aws s3api delete-object --version-id`) brings it back.")
+        } else {
+            String::new()
+        };
         plan.problem(
             "archive.wal",
             format!(
-                "{} WAL segment(s) missing from {url}wal/ after the newest base backup {} ({range}): a restore from it stops before {first}. Find what removed them or sent them elsewhere (a lifecycle rule, another archive_command), then take a new base backup with `pgdr backup {file}`",
+                "{} WAL segment(s) missing from {url}wal/ after the newest base backup {} ({range}): a restore from it stops before {first}.{deleted} Find what removed them or sent them elsewhere (a lifecycle rule, another archive_command), then take a new base backup with `pgdr backup {file}`",
                 holes.len(),
                 newest.id,
             ),
@@ -94,22 +105,28 @@ pub fn plan_archive_health(desired: &Desired, live: &Live, plan: &mut ClusterPla
 /// WAL objects changed after pgdr archived them (it writes each key once):
 /// `wal-fetch` refuses a rewritten one and a deleted one is gone, so a
 /// restore would stop there; said now rather than found at restore time.
-fn check_damaged(content: &ArchiveLive, url: &str, file: &str, plan: &mut ClusterPlan) {
-    let (Some(newest), Some(first)) = (content.backups.last(), content.wal_damaged.first()) else {
-        return;
-    };
-    let shown: Vec<String> = content
+fn check_damaged(
+    content: &ArchiveLive,
+    holes: &[String],
+    url: &str,
+    file: &str,
+    plan: &mut ClusterPlan,
+) {
+    let damaged: Vec<_> = content
         .wal_damaged
         .iter()
-        .take(5)
-        .map(|d| d.to_string())
+        .filter(|d| !(d.what == WalDamageKind::Deleted && holes.contains(&d.name)))
         .collect();
-    let more = content.wal_damaged.len().saturating_sub(shown.len());
+    let (Some(newest), Some(first)) = (content.backups.last(), damaged.first()) else {
+        return;
+    };
+    let shown: Vec<String> = damaged.iter().take(5).map(|d| d.to_string()).collect();
+    let more = damaged.len().saturating_sub(shown.len());
     plan.problem(
         "archive.wal",
         format!(
             "{} WAL object(s) in {url}wal/ after the newest base backup {} changed after they were archived: {}{}. pgdr stores each WAL file once, so something else wrote there; wal-fetch refuses bytes that fail the digest archived with them, so a restore stops before {}. Find the writer (CloudTrail, the bucket's access logs), put the archived version back (`aws s3api list-object-versions --bucket ... --prefix ...`), then take a new base backup with `pgdr backup {file}`",
-            content.wal_damaged.len(),
+            damaged.len(),
             newest.id,
             shown.join(", "),
             if more > 0 { format!(" and {more} more") } else { String::new() },

@@ -164,6 +164,12 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
         }
     }
 
+    if let Some(Err(why)) = &live.archive_content {
+        status.beyond.push(format!(
+            "the archive's contents could not be read, so no backup or WAL in it is counted: {}",
+            why.lines().next().unwrap_or_default()
+        ));
+    }
     if let Some(Ok(content)) = &live.archive_content {
         if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
             status.recoverable_window = Some(Window {
@@ -202,6 +208,26 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
                     ),
                 });
             }
+        }
+        // A gap or a rewritten object ends every restore there: the window's
+        // end is not reachable, whatever the figures above say.
+        let archived_wal = live
+            .primary
+            .as_ref()
+            .and_then(|p| p.health.archiver.as_ref())
+            .and_then(|a| a.last_archived_wal.as_deref());
+        if let Some(first) = crate::plan::archive::wal_holes(content, archived_wal).first() {
+            status.beyond.push(format!(
+                "WAL segment {first} is missing from the archive: a restore from the newest backup stops before it"
+            ));
+        }
+        if let Some(first) = content.wal_damaged.first() {
+            status.beyond.push(format!(
+                "{} WAL object(s) changed after they were archived ({first}{}): a restore stops before {}",
+                content.wal_damaged.len(),
+                if content.wal_damaged.len() > 1 { ", ..." } else { "" },
+                first.name
+            ));
         }
         if let Some(drill) = &content.drills.newest {
             status.last_drill = Some(LastDrill {

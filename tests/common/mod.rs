@@ -106,12 +106,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn try_lib(script: &str) -> Output {
+pub fn try_lib(script: &str) -> Output {
     try_lib_env(script, &[])
 }
 
 /// [`try_lib`] with extra environment (servers started by it inherit it).
-fn try_lib_env(script: &str, envs: &[(String, String)]) -> Output {
+pub fn try_lib_env(script: &str, envs: &[(String, String)]) -> Output {
     run(
         Command::new("bash")
             .arg("-c")
