@@ -155,7 +155,9 @@ fn a_rewritten_backup_stream_cannot_write_outside_the_restore_folder() {
     let outside = tempfile::tempdir().unwrap();
     let outside_s = outside.path().to_str().unwrap().to_string();
     let escape = format!("../../../../../../../..{outside_s}");
-    let cases: Vec<(&str, Vec<(&str, Option<&str>)>)> = vec![
+    // (what the case is, its entries: a path and, for a link, its target)
+    type Case<'a> = (&'a str, Vec<(&'a str, Option<&'a str>)>);
+    let cases: Vec<Case> = vec![
         // The case: an absolute link, then a file through it.
         (
             "an absolute link",
