@@ -4,8 +4,10 @@
 //! acknowledged row and the edited plan file is clean; a failover of a killed
 //! primary moves DNS and a returning primary is split brain; the lag guard
 //! refuses and changes nothing; a crash right after promotion is finished by
-//! the next run without a second promotion; a third server follows; an RDS
-//! read replica is promoted; two runs at once are refused.
+//! the next run without a second promotion; a rejoined old primary keeps its
+//! own configuration (ALTER SYSTEM) and the endpoint moves before it; a third
+//! server follows; an RDS read replica is promoted; two runs at once are
+//! refused.
 
 mod common;
 
@@ -270,6 +272,86 @@ fn switchover_under_a_writer_loses_no_acknowledged_row_and_the_edited_plan_is_cl
     assert!(journal["plan_file_written"].as_bool().unwrap());
 }
 
+/// Moves a server's port, address, socket folder and fsync from pg_ctl's
+/// command line into its `postgresql.auto.conf` (ALTER SYSTEM, as many hosts
+/// configure them) and restarts it with no options at all.
+fn configure_with_alter_system(server: &Postgres) {
+    let d = server.dir.path().display().to_string();
+    for (name, value) in [
+        ("port", server.port.to_string()),
+        ("listen_addresses", server.host.clone()),
+        ("unix_socket_directories", format!("{d}/pg")),
+        ("fsync", "off".to_string()),
+    ] {
+        server.psql(&format!("ALTER SYSTEM SET {name} = '{value}'"));
+    }
+    let out = common::try_lib(&format!(
+        "stop_pg {d}/pg && pg_run \"$(pg_bindir)/pg_ctl\" -D {d}/pg/data -l {d}/pg/server.log -w start >/dev/null"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opts = std::fs::read_to_string(server.data_dir().join("postmaster.opts")).unwrap();
+    assert!(!opts.contains("\"-p\""), "started without options: {opts}");
+    assert_eq!(server.psql("SHOW port"), server.port.to_string());
+}
+
+#[test]
+fn a_rejoined_old_primary_keeps_its_own_configuration_and_the_endpoint_moves_before_it() {
+    let primary = Postgres::start_with("wal_log_hints = on\n");
+    let standby = Postgres::standby_on(&primary, "ac_b", "127.0.0.2");
+    configure_with_alter_system(&primary);
+    configure_with_alter_system(&standby);
+    let (moto, dir, file) = setup("ac", &primary, &[("ac-b", &standby)], "");
+    primary.psql("CREATE TABLE t AS SELECT 1 AS id");
+    standby.wait_for("SELECT count(*) FROM pg_class WHERE relname = 't'", "1");
+
+    let run = pgdr(
+        Some(&moto),
+        &["switchover", &file, "--to", "ac-b", "--auto-approve"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(endpoint(&moto, "ac"), "127.0.0.2");
+    let journal = journal(dir.path());
+    assert_eq!(outcome(&journal, "rejoin-old-primary"), "done", "{journal}");
+    assert_eq!(outcome(&journal, "move-endpoint"), "done", "{journal}");
+    // The endpoint moved before the rejoin began: clients reach the new
+    // primary while the old one is stopped, rewound and started.
+    let steps = journal["steps"].as_array().unwrap();
+    let at = |name: &str| steps.iter().find(|s| s["step"] == name).unwrap();
+    let moved = at("move-endpoint");
+    let rejoin = at("rejoin-old-primary");
+    assert!(
+        moved["started_unix_ms"].as_u64().unwrap() + moved["duration_ms"].as_u64().unwrap()
+            <= rejoin["started_unix_ms"].as_u64().unwrap(),
+        "{journal}"
+    );
+
+    // pg_rewind copied the new primary's files; the old primary runs on its
+    // own port and address all the same, as a streaming standby.
+    assert_eq!(primary.psql("SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(primary.psql("SHOW port"), primary.port.to_string());
+    assert_eq!(primary.psql("SHOW listen_addresses"), "127.0.0.1");
+    assert_eq!(primary.psql("SHOW default_transaction_read_only"), "off");
+    let auto = std::fs::read_to_string(primary.data_dir().join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains(&format!("port = '{}'", primary.port)) && !auto.contains("127.0.0.2'\n"),
+        "{auto}"
+    );
+    assert_eq!(standby.psql("SHOW port"), standby.port.to_string());
+    assert_eq!(
+        standby.wait_for(
+            "SELECT application_name || ' ' || state FROM pg_stat_replication",
+            "ac-b streaming"
+        ),
+        "ac-b streaming"
+    );
+    standby.psql("INSERT INTO t VALUES (2)");
+    assert_eq!(primary.wait_for("SELECT count(*) FROM t", "2"), "2");
+}
+
 /// The plan text with two conninfos exchanged (the edit --write-plan makes).
 fn crate_swap(text: &str, a: &str, b: &str) -> String {
     text.replace(a, "\u{0}").replace(b, a).replace('\u{0}', b)
@@ -324,8 +406,14 @@ fn failover_of_a_killed_primary_moves_dns_and_a_returning_primary_is_split_brain
         plan.stdout
     );
     let writes = moto.writes();
+    // apply changes nothing and says it could not apply the cluster (exit 1).
     let apply = pgdr(Some(&moto), &["apply", &file, "--auto-approve"]);
-    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(
+        apply.stderr.contains("cluster fo could not be applied"),
+        "{}",
+        apply.stderr
+    );
     assert_eq!(endpoint(&moto, "fo"), "127.0.0.2");
     // With the plan file already naming the new roles, the returning server is
     // the standby entry: `failover --to` it is refused (both write, and the

@@ -104,7 +104,7 @@ async fn run(
         .unwrap_or_default();
 
     eprintln!(
-        "pgdr {}: standby `{}` ({to_server}) becomes the primary of `{}` (now {from}).\n  steps: check-standby → fence-primary → wait-replay → promote → repoint-standbys → rejoin-old-primary → move-endpoint",
+        "pgdr {}: standby `{}` ({to_server}) becomes the primary of `{}` (now {from}).\n  steps: check-standby → fence-primary → wait-replay → promote → repoint-standbys → move-endpoint → rejoin-old-primary",
         kind.as_str(),
         standby.name,
         desired.cluster()

@@ -6,7 +6,7 @@
 //! `primary_conninfo` may hold a password: it is read and rewritten here, and
 //! only its host, port and application_name ever leave this module.
 
-use super::postgres::{connect, query_error, quote_literal, system, Session};
+use super::postgres::{connect, query_error, system, Session};
 use super::ProviderError;
 use crate::settings::PgEnv;
 use crate::spec::conninfo::split_pairs;
@@ -316,15 +316,15 @@ pub async fn follow(
 /// configuration the old one needs as a standby (its primary_conninfo made
 /// from the new primary's own primary_conninfo, which already holds the
 /// replication login; the slot; the fence lifted, since it will be in
-/// recovery) written with ALTER SYSTEM while it still runs. Returns the lines
-/// to write again if pg_rewind replaces postgresql.auto.conf.
+/// recovery) written with ALTER SYSTEM while it still runs, so the rejoin
+/// keeps them with the server's own `postgresql.auto.conf`.
 pub async fn prepare_rejoin(
     role: &str,
     info: &Conninfo,
     template: (&str, &Conninfo),
     env: &PgEnv,
     to: &Follow<'_>,
-) -> Result<Vec<String>, ProviderError> {
+) -> Result<(), ProviderError> {
     let (source, old) = tokio::try_join!(
         Session::open(template.0, template.1, env),
         Session::open(role, info, env)
@@ -335,11 +335,7 @@ pub async fn prepare_rejoin(
     source.run("CHECKPOINT", "CHECKPOINT").await?;
     old.set_setting("primary_conninfo", &conninfo).await?;
     old.set_setting("primary_slot_name", to.slot).await?;
-    old.reset_setting("default_transaction_read_only").await?;
-    Ok(vec![
-        format!("primary_conninfo = {}", quote_literal(&conninfo)),
-        format!("primary_slot_name = {}", quote_literal(to.slot)),
-    ])
+    old.reset_setting("default_transaction_read_only").await
 }
 
 /// Creates physical slots that are missing (reserving WAL at once).

@@ -24,6 +24,17 @@ pub struct LocalServer {
     run_as: Option<(String, u32, u32)>,
 }
 
+/// The configuration files pg_rewind overwrites with the source's (it copies
+/// the whole data directory): the server's own port, addresses and access
+/// rules live there on many hosts (ALTER SYSTEM, an initdb layout), so they are
+/// kept, as Patroni keeps them.
+const OWN_CONFIG: [&str; 4] = [
+    "postgresql.conf",
+    "postgresql.auto.conf",
+    "pg_hba.conf",
+    "pg_ident.conf",
+];
+
 fn is_loopback(host: &str) -> bool {
     host.starts_with('/')
         || host == "localhost"
@@ -132,9 +143,11 @@ impl LocalServer {
     }
 
     /// Stops the server, rewinds it from `source` (libpq conninfo of the new
-    /// primary) if needed, writes `auto_conf` lines and standby.signal, and
-    /// starts it as a standby. Returns what pg_rewind did.
-    pub fn rejoin(&self, source: &str, auto_conf: &[String]) -> Result<String, String> {
+    /// primary) if needed, keeps its own configuration files, writes
+    /// standby.signal and starts it as a standby. `primary_conninfo` and the
+    /// slot are already in its `postgresql.auto.conf` (ALTER SYSTEM, before
+    /// the stop). Returns what pg_rewind did.
+    pub fn rejoin(&self, source: &str) -> Result<String, String> {
         let options = self.start_options()?;
         // Before the stop: a crash from here on leaves a server that starts
         // as a standby (primary_conninfo is already set), never as a writer.
@@ -144,6 +157,7 @@ impl LocalServer {
             .arg(&self.data)
             .args(["-m", "fast", "-w", "stop"]);
         self.run(stop, "pg_ctl stop")?;
+        let own = self.save_config()?;
         let mut rewind = self.command("pg_rewind");
         // --write-recovery-conf: pg_rewind itself leaves standby.signal (it
         // removes ours, which the new primary does not have), so a crash
@@ -161,18 +175,15 @@ impl LocalServer {
             Err(e) if e.contains("wal_log_hints") => {
                 "pg_rewind cannot run here (neither wal_log_hints nor data checksums): started without it".to_string()
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // pg_rewind may have copied some files before it failed.
+                self.restore_config(&own)?;
+                return Err(e);
+            }
         };
-        // pg_rewind copies the new primary's postgresql.auto.conf: the standby's
-        // own lines go after it (the last line of a setting wins).
-        self.write_file(
-            "postgresql.auto.conf",
-            &format!(
-                "# pgdr: a standby of the new primary\n{}\n",
-                auto_conf.join("\n")
-            ),
-            true,
-        )?;
+        // pg_rewind copies the new primary's configuration files: its port and
+        // addresses would make this server collide with the new primary.
+        self.restore_config(&own)?;
         // Again: pg_rewind removes what the new primary does not have.
         self.write_file("standby.signal", "", false)?;
         let log_dir = self.data.join("log");
@@ -193,9 +204,66 @@ impl LocalServer {
         Ok(rewound)
     }
 
+    /// The configuration files in the data directory, as they are now (or
+    /// their absence), before pg_rewind replaces them with the source's.
+    fn save_config(&self) -> Result<Vec<(&'static str, Option<(Vec<u8>, u32)>)>, String> {
+        OWN_CONFIG
+            .iter()
+            .map(|name| {
+                let path = self.data.join(name);
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        let mode = std::fs::metadata(&path)
+                            .map_err(|e| format!("{}: {e}", path.display()))?
+                            .mode();
+                        Ok((*name, Some((bytes, mode & 0o7777))))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((*name, None)),
+                    Err(e) => Err(format!("{}: {e}", path.display())),
+                }
+            })
+            .collect()
+    }
+
+    /// Puts back what [`Self::save_config`] read: each file written whole
+    /// (a temporary file renamed over it, mode and owner kept), and a file
+    /// the server did not have removed.
+    fn restore_config(
+        &self,
+        saved: &[(&'static str, Option<(Vec<u8>, u32)>)],
+    ) -> Result<(), String> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        for (name, content) in saved {
+            let path = self.data.join(name);
+            let Some((bytes, mode)) = content else {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(format!("{}: {e}", path.display()))
+                    }
+                    _ => continue,
+                }
+            };
+            let tmp = self.data.join(format!("{name}.pgdr-tmp"));
+            let written = (|| {
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(bytes)?;
+                file.set_permissions(std::fs::Permissions::from_mode(*mode))?;
+                if let Some((_, uid, gid)) = &self.run_as {
+                    std::os::unix::fs::fchown(&file, Some(*uid), Some(*gid))?;
+                }
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            })();
+            written.map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// Waits until the server's pid file is there and it has not exited.
     pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
+        let mut seen = false;
         loop {
             let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap_or_default();
             if pid
@@ -205,10 +273,23 @@ impl LocalServer {
             {
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            // A server that exits (a port taken, a bad setting) removes its
+            // pid file: say so now rather than at the deadline.
+            let alive = pid
+                .lines()
+                .next()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            seen |= alive;
+            let exited = seen && !alive;
+            if exited || Instant::now() > deadline {
                 return Err(format!(
-                    "the old primary did not come up as a standby within {}s; its log ({}) ends:\n  {}",
-                    limit.as_secs(),
+                    "the old primary did not come up as a standby ({}); its log ({}) ends:\n  {}",
+                    if exited {
+                        "it exited".to_string()
+                    } else {
+                        format!("not within {}s", limit.as_secs())
+                    },
                     self.log().display(),
                     self.log_tail()
                 ));

@@ -4,7 +4,7 @@
 //! nor moves the endpoint twice.
 //!
 //! check-standby → fence-primary → wait-replay → promote → repoint-standbys →
-//! rejoin-old-primary → move-endpoint.
+//! move-endpoint → rejoin-old-primary.
 
 use super::local::{self, LocalServer};
 use super::{lag_guard, Candidate, Kind, DEFAULT_MAX_LAG_SECONDS};
@@ -635,8 +635,8 @@ impl<'a> Step<RoleChange<'a>> for Rejoin {
     fn name(&self) -> &str {
         "rejoin-old-primary"
     }
-    /// The new primary does not need the old one back to take over: a failed
-    /// rejoin is reported, and the endpoint still moves.
+    /// The new primary does not need the old one back to take over (the
+    /// endpoint has already moved): a failed rejoin is reported, not fatal.
     fn required(&self) -> bool {
         false
     }
@@ -721,7 +721,7 @@ async fn rejoin(ctx: &RoleChange<'_>, server: &LocalServer) -> Result<(), Provid
         std::slice::from_ref(&slot),
     )
     .await?;
-    let lines = pg_role::prepare_rejoin(
+    pg_role::prepare_rejoin(
         "primary",
         old,
         (&ctx.role_of_to(), new),
@@ -738,7 +738,7 @@ async fn rejoin(ctx: &RoleChange<'_>, server: &LocalServer) -> Result<(), Provid
     let server = server.clone();
     let system = format!("postgres.primary ({old})");
     let done = tokio::task::spawn_blocking(move || {
-        let how = server.rejoin(&source, &lines)?;
+        let how = server.rejoin(&source)?;
         server.wait_running(Duration::from_secs(60))?;
         Ok::<_, String>((how, server))
     })
@@ -937,7 +937,9 @@ pub fn sequence<'a>(force: Option<String>) -> Vec<Box<dyn DynStep<RoleChange<'a>
         Box::new(WaitReplay),
         Box::new(Promote),
         Box::new(Repoint),
-        Box::new(Rejoin),
+        // The endpoint moves as soon as the new primary takes writes and the
+        // old one is fenced: a slow or failing rejoin never holds up clients.
         Box::new(MoveEndpoint),
+        Box::new(Rejoin),
     ]
 }
