@@ -35,6 +35,10 @@ const OWN_CONFIG: [&str; 4] = [
     "pg_ident.conf",
 ];
 
+/// One of [`OWN_CONFIG`] as it was: its name and, when it existed, its bytes
+/// and mode.
+type SavedFile = (&'static str, Option<(Vec<u8>, u32)>);
+
 fn is_loopback(host: &str) -> bool {
     host.starts_with('/')
         || host == "localhost"
@@ -206,7 +210,7 @@ impl LocalServer {
 
     /// The configuration files in the data directory, as they are now (or
     /// their absence), before pg_rewind replaces them with the source's.
-    fn save_config(&self) -> Result<Vec<(&'static str, Option<(Vec<u8>, u32)>)>, String> {
+    fn save_config(&self) -> Result<Vec<SavedFile>, String> {
         OWN_CONFIG
             .iter()
             .map(|name| {
@@ -228,10 +232,7 @@ impl LocalServer {
     /// Puts back what [`Self::save_config`] read: each file written whole
     /// (a temporary file renamed over it, mode and owner kept), and a file
     /// the server did not have removed.
-    fn restore_config(
-        &self,
-        saved: &[(&'static str, Option<(Vec<u8>, u32)>)],
-    ) -> Result<(), String> {
+    fn restore_config(&self, saved: &[SavedFile]) -> Result<(), String> {
         use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         for (name, content) in saved {
