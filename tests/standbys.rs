@@ -252,9 +252,17 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
     // The zone's creation above is a recorded write: the counter is live.
     let writes = moto.writes();
     assert!(writes > 0, "the recorder saw the hosted zone being created");
+    // apply could not apply the cluster: exit 1, and it says so.
     let writes_refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert_eq!(writes_refused.code, 0, "{}", writes_refused.stderr);
+    assert_eq!(writes_refused.code, 1, "{}", writes_refused.stderr);
     assert!(writes_refused.stdout.contains("Nothing to apply."));
+    assert!(
+        writes_refused
+            .stderr
+            .contains("cluster pair-failover could not be applied"),
+        "{}",
+        writes_refused.stderr
+    );
     assert_eq!(moto.writes(), writes, "split brain: not one AWS write");
     // Neither writable server was touched (psql), and no record exists (aws CLI).
     for server in [&primary, &standby] {
@@ -298,8 +306,18 @@ fn a_promoted_standby_is_a_split_brain_then_a_failover() {
     );
     // Applying after the failover moves nothing that depends on roles: no DNS
     // record (aws CLI), no synchronous_standby_names on the new writer (psql).
+    // It applies the rest and exits 1: the plan file's roles are stale.
     let after = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
-    assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
+    assert_eq!(after.code, 1, "{}\n{}", after.stdout, after.stderr);
+    assert!(
+        after.stdout.contains("4 changes made, 0 failed")
+            && after
+                .stderr
+                .contains("cluster pair-failover could not be applied"),
+        "{}\n{}",
+        after.stdout,
+        after.stderr
+    );
     assert_eq!(endpoint_records(&moto, &zone), Vec::<String>::new());
     assert_eq!(standby.psql("SHOW synchronous_standby_names"), "");
     assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "f");

@@ -117,10 +117,11 @@ pub async fn run(args: &ApplyArgs, settings: &Settings) -> anyhow::Result<Outcom
 }
 
 /// A cluster whose roles are not as planned (the primary unreachable, in
-/// recovery, or a split brain) had nothing planned for its servers, so apply
-/// did not do its job there: exit 1, as for an unreachable system anywhere,
-/// even when everything else was applied. (`plan` reports it as a problem and
-/// keeps its 0/2.)
+/// recovery after a failover, or a split brain) had nothing planned that
+/// depends on its roles (and, unreachable or split, nothing for its servers at
+/// all), so apply did not do its job there: exit 1, as for an unreachable
+/// system anywhere, even when everything else was applied. (`plan` reports it
+/// as a problem and keeps its 0/2.)
 fn not_applied(plans: &[ClusterPlan]) -> anyhow::Result<Outcome> {
     let clusters: Vec<&str> = plans
         .iter()
@@ -131,7 +132,7 @@ fn not_applied(plans: &[ClusterPlan]) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     bail!(
-        "cluster{} {} could not be applied: {} primary is not as the plan file says (see the problem above), so nothing was planned for {} servers; everything else was applied",
+        "cluster{} {} could not be applied: {} primary is not as the plan file says (see the problem above), so nothing that depends on {} roles was planned; everything else was applied",
         if clusters.len() == 1 { "" } else { "s" },
         clusters.join(", "),
         if clusters.len() == 1 { "its" } else { "their" },
