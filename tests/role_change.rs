@@ -308,11 +308,31 @@ fn a_rejoined_old_primary_keeps_its_own_configuration_and_the_endpoint_moves_bef
     primary.psql("CREATE TABLE t AS SELECT 1 AS id");
     standby.wait_for("SELECT count(*) FROM pg_class WHERE relname = 't'", "1");
 
+    let mark = moto.mark();
     let run = pgdr(
         Some(&moto),
         &["switchover", &file, "--to", "ac-b", "--auto-approve"],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // The zone is found once per run: the whole switchover stays within
+    // Route53's 5 requests a second, so moving the endpoint never waits a
+    // second for its turn.
+    let route53: Vec<String> = moto
+        .requests_since(mark)
+        .operations
+        .into_iter()
+        .filter(|(service, _)| service == "route53")
+        .map(|(_, op)| op)
+        .collect();
+    assert_eq!(
+        route53
+            .iter()
+            .filter(|op| op.as_str() == "GET hostedzonesbyname")
+            .count(),
+        1,
+        "{route53:?}"
+    );
+    assert!(route53.len() <= 5, "{route53:?}");
     assert_eq!(endpoint(&moto, "ac"), "127.0.0.2");
     let journal = journal(dir.path());
     assert_eq!(outcome(&journal, "rejoin-old-primary"), "done", "{journal}");

@@ -95,6 +95,7 @@ pub struct AwsClients {
     rds: PerRegion<aws_sdk_rds::Client>,
     route53: PerRegion<aws_sdk_route53::Client>,
     route53_limit: Arc<RateLimit>,
+    route53_zones: Arc<ZoneIds>,
 }
 
 impl AwsClients {
@@ -107,6 +108,7 @@ impl AwsClients {
             rds: PerRegion::new(),
             route53: PerRegion::new(),
             route53_limit: Arc::new(RateLimit::per_second(ROUTE53_REQUESTS_PER_SECOND)),
+            route53_zones: Arc::new(ZoneIds::default()),
         }
     }
 }
@@ -178,13 +180,34 @@ where
 pub struct Route53 {
     client: aws_sdk_route53::Client,
     limit: Arc<RateLimit>,
+    zones: Arc<ZoneIds>,
 }
+
+/// Hosted zones found by name in this run: (zone id, record set count). A
+/// zone's id never changes, so a run finds each zone once; a role change then
+/// moves the endpoint without looking the zone up again, which keeps it
+/// inside Route53's 5 requests a second (the sixth would wait a second).
+#[derive(Default)]
+pub struct ZoneIds(std::sync::Mutex<std::collections::HashMap<String, (String, usize)>>);
 
 impl Route53 {
     /// The client, once it is this caller's turn to send a request.
     pub async fn turn(&self) -> &aws_sdk_route53::Client {
         self.limit.turn().await;
         &self.client
+    }
+
+    /// The zone `name` (normalised) found earlier in this run, if it was.
+    pub fn known_zone(&self, name: &str) -> Option<(String, usize)> {
+        self.zones.0.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn remember_zone(&self, name: &str, id: &str, count: usize) {
+        self.zones
+            .0
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), (id.to_string(), count));
     }
 }
 
@@ -285,6 +308,7 @@ impl AwsClients {
         Route53 {
             client,
             limit: self.route53_limit.clone(),
+            zones: self.route53_zones.clone(),
         }
     }
 }

@@ -24,7 +24,40 @@ pub struct ZoneLive {
     sets: BTreeMap<String, Vec<r53t::ResourceRecordSet>>,
 }
 
-/// Finds the zone by name (one request) and reads the sets at `records`, in
+/// The hosted zone named `zone_name`: its id and record set count. Exactly one
+/// zone may have the name (a public and a private one would leave pgdr unable
+/// to tell which one clients resolve).
+async fn find_zone(
+    r53: &Route53,
+    zone_name: &str,
+    system: &str,
+) -> Result<(String, usize), ProviderError> {
+    let zones = r53
+        .turn()
+        .await
+        .list_hosted_zones_by_name()
+        .dns_name(zone_name)
+        .send()
+        .await
+        .map_err(|e| super::aws_error("finding the hosted zone", system, &e))?;
+    let matching: Vec<&r53t::HostedZone> = zones
+        .hosted_zones()
+        .iter()
+        .filter(|z| normalize(z.name()) == zone_name)
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((
+            one.id().trim_start_matches("/hostedzone/").to_string(),
+            one.resource_record_set_count().unwrap_or(i64::MAX).max(0) as usize,
+        )),
+        [] => Err(ProviderError::new(system, format!("no hosted zone named {zone_name}"))
+            .hint("create the zone, or correct endpoint.hosted_zone")),
+        _ => Err(ProviderError::new(system, format!("{} hosted zones are named {zone_name} (public and private?)", matching.len()))
+            .hint("pgdr cannot tell which one clients resolve; keep one zone of that name in this account")),
+    }
+}
+
+/// Finds the zone by name (one request, once a run) and reads the sets at `records`, in
 /// whichever costs fewer requests: the whole zone page by page, or one lookup
 /// per record. A fleet's 200 records in a zone of 250 take one page, not 200
 /// lookups; one record in a zone of 10,000 takes one lookup, not 34 pages.
@@ -35,31 +68,12 @@ pub async fn read_zone(
 ) -> Result<ZoneLive, ProviderError> {
     let zone_name = normalize(zone);
     let system = format!("route53.{zone_name}");
-    let zones = r53
-        .turn()
-        .await
-        .list_hosted_zones_by_name()
-        .dns_name(&zone_name)
-        .send()
-        .await
-        .map_err(|e| super::aws_error("finding the hosted zone", &system, &e))?;
-    let matching: Vec<&r53t::HostedZone> = zones
-        .hosted_zones()
-        .iter()
-        .filter(|z| normalize(z.name()) == zone_name)
-        .collect();
-    let (zone_id, count) = match matching.as_slice() {
-        [one] => (
-            one.id().trim_start_matches("/hostedzone/").to_string(),
-            one.resource_record_set_count().unwrap_or(i64::MAX).max(0) as usize,
-        ),
-        [] => {
-            return Err(ProviderError::new(&system, format!("no hosted zone named {zone_name}"))
-                .hint("create the zone, or correct endpoint.hosted_zone"))
-        }
-        _ => {
-            return Err(ProviderError::new(&system, format!("{} hosted zones are named {zone_name} (public and private?)", matching.len()))
-                .hint("pgdr cannot tell which one clients resolve; keep one zone of that name in this account"))
+    let (zone_id, count) = match r53.known_zone(&zone_name) {
+        Some(known) => known,
+        None => {
+            let found = find_zone(r53, &zone_name, &system).await?;
+            r53.remember_zone(&zone_name, &found.0, found.1);
+            found
         }
     };
     let wanted: BTreeSet<String> = records.iter().map(|r| normalize(r)).collect();
