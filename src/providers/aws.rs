@@ -220,7 +220,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// (1 s doubling, at most 10 s between tries): at most [`MAX_ATTEMPTS`] tries,
 /// then the error is reported. Adaptive mode also slows this client down once
 /// AWS throttles it, so a fleet backs off together; that can stretch the wait
-/// (tests/faults.rs measured 39 s for a request throttled at every try). `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` (or the profile's
+/// (tests/it/faults.rs measured 39 s for a request throttled at every try). `AWS_RETRY_MODE` / `AWS_MAX_ATTEMPTS` (or the profile's
 /// `retry_mode` / `max_attempts`) replace this, as with every AWS tool.
 fn retry_config() -> Option<aws_config::retry::RetryConfig> {
     let user_set = ["AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"]

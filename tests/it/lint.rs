@@ -4,10 +4,10 @@
 //! and passes Microsoft's SARIF multitool (with GitHub's ingestion rules) in
 //! every shape pgdr emits.
 
-mod common;
+use crate::common;
 
-use common::validators::validate_sarif;
-use common::{pgdr, pgdr_command, run, COMMAND_TIMEOUT};
+use crate::common::validators::validate_sarif;
+use crate::common::{pgdr, pgdr_command, run, COMMAND_TIMEOUT};
 use pgdr::lint::{lint, policy::PolicyFile, Finding, Severity};
 use pgdr::render::human::Style;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! Valid to pgdr's loader, and to check-jsonschema against the published schema
 //! (what an editor or a pre-commit hook checks them with).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,9 @@
 //! sslmode against a real server that only accepts TLS (hostssl), with a test CA:
 //! require encrypts, verify-ca checks the chain, verify-full also the host name.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, write_plan, Postgres};
+use crate::common::{pgdr, write_plan, Postgres};
 use std::path::Path;
 use std::process::Command;
 

@@ -5,9 +5,9 @@
 //! cluster alone; an injected `Throttling` answer is retried and the fleet
 //! plan still completes.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, pgdr_env, Fault, Moto, Proxy};
+use crate::common::{pgdr, pgdr_env, Fault, Moto, Proxy};
 use std::path::Path;
 
 const ZONE: &str = "fleet.internal.";

@@ -10,7 +10,7 @@
 //! reading zero.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 mod proxy;
@@ -20,7 +20,7 @@ pub use proxy::{Fault, Proxy};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long any one helper command (initdb, pg_ctl, psql, the aws CLI, pgdr) may take.
@@ -860,31 +860,52 @@ impl Run {
     }
 }
 
-/// Runs the pgdr binary with the emulator's environment (if any) and a private lock dir.
-/// This test process's own lock folder: concurrent `cargo test` runs never share one.
+/// One folder per test file and kind, made on first use and kept for the
+/// run: the test files share one binary (tests/it), and each keeps the
+/// folders it had when it was a binary of its own. The file is the caller's
+/// (`#[track_caller]` down from the test), so tests in one file share their
+/// lock folder and cluster names never meet across files.
+#[track_caller]
+fn per_file(kind: &'static str, make: fn() -> tempfile::TempDir) -> &'static Path {
+    type Folders = Mutex<HashMap<(&'static str, &'static str), &'static Path>>;
+    static FOLDERS: OnceLock<Folders> = OnceLock::new();
+    let file = std::panic::Location::caller().file();
+    let mut folders = FOLDERS.get_or_init(Folders::default).lock().unwrap();
+    folders.entry((kind, file)).or_insert_with(|| {
+        // Kept until the process ends, as a static would be.
+        let dir: &'static tempfile::TempDir = Box::leak(Box::new(make()));
+        dir.path()
+    })
+}
+
+/// This test file's own lock folder: concurrent `cargo test` runs and other
+/// test files never share one. (`drill.rs` tests the shared default.)
+#[track_caller]
 pub fn lock_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
+    per_file("locks", || {
         tempfile::Builder::new()
             .prefix("pgdr-test-locks")
             .tempdir()
             .unwrap()
     })
-    .path()
 }
 
-/// This test process's folder for drills' scratch servers (the `postgres`
+/// This test file's folder for drills' scratch servers (the `postgres`
 /// user must be able to enter it, unlike the lock folder).
+#[track_caller]
 pub fn scratch_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| server_dir("pgdr-test-drills")).path()
+    per_file("scratch", || server_dir("pgdr-test-drills"))
 }
 
+/// Runs the pgdr binary with the emulator's environment (if any) and the
+/// calling test file's lock and scratch folders.
+#[track_caller]
 pub fn pgdr(moto: Option<&Moto>, args: &[&str]) -> Run {
     pgdr_env(moto, args, &[])
 }
 
 /// [`pgdr`] with extra environment variables (a value of `""` removes one).
+#[track_caller]
 pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let out = run(&mut pgdr_command(moto, args, envs), COMMAND_TIMEOUT);
     Run {
@@ -895,6 +916,7 @@ pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Ru
 }
 
 /// The command [`pgdr_env`] runs, for a test that starts it in the background.
+#[track_caller]
 pub fn pgdr_command(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Command {
     let locks = lock_dir();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
@@ -965,6 +987,7 @@ pub fn addresses(plan: &serde_json::Value) -> Vec<String> {
 }
 
 /// `pgdr plan FILE --format json`: asserts it ran (exit 0) and returns the JSON.
+#[track_caller]
 pub fn plan_json(moto: Option<&Moto>, file: &str) -> serde_json::Value {
     let run = pgdr(moto, &["plan", file, "--format", "json"]);
     assert_eq!(run.code, 0, "plan failed:\n{}", run.stderr);
@@ -973,6 +996,7 @@ pub fn plan_json(moto: Option<&Moto>, file: &str) -> serde_json::Value {
 
 /// The idempotence promise: after an apply that wrote something, a second
 /// apply finds nothing to do and sends not one write to AWS.
+#[track_caller]
 pub fn assert_second_apply_writes_nothing(moto: &Moto, path: &str) {
     let before = moto.writes();
     assert!(

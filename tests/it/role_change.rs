@@ -9,9 +9,9 @@
 //! server follows; an RDS read replica is promoted; two runs at once are
 //! refused.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, pgdr_env, write_plan, Moto, Postgres};
+use crate::common::{pgdr, pgdr_env, write_plan, Moto, Postgres};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -4,9 +4,9 @@
 //! the bucket and leaves nothing running; a failing check exits 2 and `plan`
 //! shows it; a drill killed outright is cleaned up by the next one.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, scratch_dir, write_plan, Moto, Postgres};
+use crate::common::{pgdr, scratch_dir, write_plan, Moto, Postgres};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "drill-test";

@@ -2,9 +2,8 @@
 //! against the emulator, and `pgdr wal-fetch` back: checked with the aws CLI
 //! (objects, versions, bytes) and psql (pg_stat_archiver).
 
-mod common;
 
-use common::{pgdr, pgdr_env, xxhsum, Moto, Postgres, Proxy};
+use crate::common::{pgdr, pgdr_env, xxhsum, Moto, Postgres, Proxy};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "wal-archive-test";

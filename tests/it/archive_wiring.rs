@@ -3,9 +3,9 @@
 //! sets them (checked with psql), and after a restart PostgreSQL archives
 //! through `pgdr wal-push` into the plan's bucket (checked with the aws CLI).
 
-mod common;
+use crate::common;
 
-use common::{addresses, pgdr, plan_json, write_plan, Moto, Postgres};
+use crate::common::{addresses, pgdr, plan_json, write_plan, Moto, Postgres};
 
 #[test]
 fn archiver_pgdr_sets_archive_command_and_postgres_archives_into_the_bucket() {

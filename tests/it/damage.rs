@@ -5,9 +5,9 @@
 //! a server started by hand, a rewritten WAL object is seen by `plan` and
 //! `status`, and hostile keys and catalogue files are reported, never a panic.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, write_plan, Moto, Postgres};
+use crate::common::{pgdr, write_plan, Moto, Postgres};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,9 @@
 //! settings, application_name, synchronous_standby_names, lag, a stopped
 //! standby, a split brain and a failover — checked with psql as well as pgdr.
 
-mod common;
+use crate::common;
 
-use common::{addresses, pgdr, write_plan, Moto, Postgres};
+use crate::common::{addresses, pgdr, write_plan, Moto, Postgres};
 use serde_json::json;
 
 fn plan_text(primary: &Postgres, standby: &Postgres, max_lag: &str) -> String {

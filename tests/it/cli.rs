@@ -4,9 +4,9 @@
 //! mistakes and bugs keep the exit-code contract (usage errors and panics exit
 //! 1, never 2 or 101).
 
-mod common;
+use crate::common;
 
-use common::{pgdr, write_plan, Moto, Postgres};
+use crate::common::{pgdr, write_plan, Moto, Postgres};
 use std::io::Read;
 use std::process::{Command, Stdio};
 

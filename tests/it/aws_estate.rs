@@ -3,9 +3,8 @@
 //! writes nothing, records and rules pgdr does not own left alone, and removal
 //! of an owned rule refused unless --allow-destructive.
 
-mod common;
 
-use common::{
+use crate::common::{
     addresses, assert_second_apply_writes_nothing, pgdr, plan_json, write_plan, Moto, Postgres,
 };
 use serde_json::json;

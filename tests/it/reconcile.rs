@@ -1,9 +1,9 @@
 //! plan/apply end to end against a real PostgreSQL cluster and a real S3
 //! emulator (moto), with results checked through psql and the aws CLI.
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     addresses, assert_second_apply_writes_nothing, pgdr, plan_json, write_plan, Moto, Postgres,
 };
 use serde_json::json;

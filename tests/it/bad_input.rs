@@ -2,9 +2,9 @@
 //! be accepted; exit 1; and nothing live is read or written (the emulator sees
 //! no request at all).
 
-mod common;
+use crate::common;
 
-use common::{pgdr, write_plan, Moto};
+use crate::common::{pgdr, write_plan, Moto};
 
 const GOOD: &str = r#"version: 1
 cluster: orders

@@ -9,9 +9,9 @@
 //! stored in the bucket (WAL, backups, catalogue, drill report, failover
 //! journal, lock objects).
 
-mod common;
+use crate::common;
 
-use common::{pgdr_env, write_plan, Moto, Postgres};
+use crate::common::{pgdr_env, write_plan, Moto, Postgres};
 use std::path::Path;
 
 const PG_ENV_SECRET: &str = "S3cr3t-pgenv-7f1e";

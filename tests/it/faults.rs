@@ -12,9 +12,9 @@
 //! (archive_wal.rs `with_s3_unreachable_postgres_keeps_the_segments_…`), a
 //! killed backup (archive_backup.rs `a_killed_backup_leaves_nothing_complete_…`).
 
-mod common;
+use crate::common;
 
-use common::{
+use crate::common::{
     assert_second_apply_writes_nothing, aws_env, pgdr, pgdr_command, pgdr_env, write_plan, Fault,
     Moto, Postgres, Proxy,
 };

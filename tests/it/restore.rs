@@ -4,9 +4,9 @@
 //! folder starts with a plain `pg_ctl start` and passes pg_verifybackup, and a
 //! target outside the window, a folder in use and a changed byte are refused.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, write_plan, Moto, Postgres};
+use crate::common::{pgdr, write_plan, Moto, Postgres};
 use std::time::Duration;
 
 const BUCKET: &str = "restore-test";

@@ -4,9 +4,9 @@
 //! backup, a killed backup leaves nothing that looks complete, and `expire`
 //! keeps exactly what it must.
 
-mod common;
+use crate::common;
 
-use common::{pgdr, write_plan, Moto, Postgres, COMMAND_TIMEOUT};
+use crate::common::{pgdr, write_plan, Moto, Postgres, COMMAND_TIMEOUT};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
