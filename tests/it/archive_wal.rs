@@ -2,7 +2,6 @@
 //! against the emulator, and `pgdr wal-fetch` back: checked with the aws CLI
 //! (objects, versions, bytes) and psql (pg_stat_archiver).
 
-
 use crate::common::{pgdr, pgdr_env, xxhsum, Moto, Postgres, Proxy};
 use std::time::{Duration, Instant};
 

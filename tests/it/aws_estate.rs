@@ -3,7 +3,6 @@
 //! writes nothing, records and rules pgdr does not own left alone, and removal
 //! of an owned rule refused unless --allow-destructive.
 
-
 use crate::common::{
     addresses, assert_second_apply_writes_nothing, pgdr, plan_json, write_plan, Moto, Postgres,
 };

@@ -11,7 +11,6 @@
 //! region; AWS uses that region's default group), so the test first creates a
 //! group of the same name in us-west-2.
 
-
 use crate::common::{addresses, assert_second_apply_writes_nothing, pgdr, write_plan, Moto};
 use serde_json::json;
 
