@@ -1,7 +1,8 @@
 //! The module layers of the README's "Architecture" section, enforced: every
 //! top-level module of `src/` may use only the modules listed before it, so the
 //! module graph has no cycle and, for example, the planner never reaches for a
-//! provider. Reads the source text; runs no server.
+//! provider; and every import edge is exactly what the README's table lists.
+//! Reads the source text; runs no server.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -171,6 +172,57 @@ fn the_readme_draws_the_same_layers() {
         );
         last = at;
     }
+}
+
+/// The README's layer table: each layer's "may import" column, `None` for
+/// "everything below".
+fn readme_table() -> BTreeMap<String, Option<BTreeSet<String>>> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Architecture")
+        .nth(1)
+        .expect("README has an Architecture section");
+    let mut table = BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let layer = cells[0].trim_matches('`').to_string();
+        let may = cells.last().unwrap();
+        let allowed = match *may {
+            "everything below" => None,
+            "—" => Some(BTreeSet::new()),
+            list => Some(list.split(',').map(|m| m.trim().to_string()).collect()),
+        };
+        table.insert(layer, allowed);
+    }
+    table
+}
+
+#[test]
+fn every_import_edge_is_the_one_the_readme_table_lists() {
+    let graph = graph();
+    let table = readme_table();
+    let mut wrong = Vec::new();
+    for layer in LAYERS {
+        let uses = graph.get(*layer).cloned().unwrap_or_default();
+        match table.get(*layer) {
+            None => wrong.push(format!("the README's table has no row for `{layer}`")),
+            Some(None) => {}
+            Some(Some(allowed)) => {
+                for used in uses.difference(allowed) {
+                    wrong.push(format!(
+                        "{layer} imports {used}, which the README's table does not list for it"
+                    ));
+                }
+                for listed in allowed.difference(&uses) {
+                    wrong.push(format!(
+                        "the README's table lets {layer} import {listed}, which it does not"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// `text` without every item or statement marked `#[cfg(feature = "failpoints")]`

@@ -77,17 +77,10 @@ pub fn backup_id(at: SystemTime) -> String {
 }
 
 pub fn rfc3339(at: SystemTime) -> String {
-    rfc3339_secs(
+    crate::spec::time::rfc3339(
         at.duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
     )
-}
-
-/// [`rfc3339`] of seconds since the epoch.
-pub fn rfc3339_secs(secs: i64) -> String {
-    aws_smithy_types::DateTime::from_secs(secs)
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default()
 }
 
 /// Removes what killed backups left: open multipart uploads under `base/` and

@@ -71,7 +71,7 @@ pub async fn run(
         request.cluster,
         backup.id.clone(),
         request.target.describe(),
-        super::backup::rfc3339_secs(request.started_unix),
+        crate::spec::time::rfc3339(request.started_unix),
         request.objectives,
         backup.pg_version,
     );
@@ -158,8 +158,8 @@ async fn stages(
         report.replayed_wal_bytes = end.0.saturating_sub(start.0);
     }
     // With no commit replayed, the data is as of the backup's end.
-    let restored_until = last_commit.or_else(|| restore::stop_secs(backup).map(|s| s as f64));
-    report.last_replayed_commit = last_commit.map(|t| super::backup::rfc3339_secs(t as i64));
+    let restored_until = last_commit.or_else(|| backup.stop_secs().map(|s| s as f64));
+    report.last_replayed_commit = last_commit.map(|t| crate::spec::time::rfc3339(t as i64));
     let target_time = match request.target {
         Target::Time(t) => Some(t as f64),
         Target::Latest => Some(request.started_unix as f64),
@@ -186,7 +186,7 @@ pub(super) fn record_ready(report: &mut DrillReport, started: Instant, started_u
     if report.checks.iter().all(|c| c.ok) {
         let rto = started.elapsed().as_secs_f64();
         report.rto_seconds = Some(rto);
-        report.ready_at = Some(super::backup::rfc3339_secs(
+        report.ready_at = Some(crate::spec::time::rfc3339(
             started_unix + rto.round() as i64,
         ));
     }

@@ -90,7 +90,7 @@ pub async fn run(
         request.cluster,
         format!("rds:{}", request.instance),
         request.target.describe(),
-        super::backup::rfc3339_secs(request.started_unix),
+        crate::spec::time::rfc3339(request.started_unix),
         request.objectives,
         0,
     );

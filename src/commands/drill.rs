@@ -28,9 +28,9 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     let started = std::time::Instant::now();
     let now = unix_now();
     let target = match (&args.target_time, plan.drill.as_ref()) {
-        (Some(t), _) => {
-            Target::Time(restore::parse_time(t, now).map_err(|e| anyhow!("--target-time: {e}"))?)
-        }
+        (Some(t), _) => Target::Time(
+            crate::spec::time::parse_target(t, now).map_err(|e| anyhow!("--target-time: {e}"))?,
+        ),
         (None, Some(d)) => match d.target().map_err(|e| anyhow!("drill.target: {e}"))? {
             DrillTarget::Latest => Target::Latest,
             DrillTarget::Ago(span) => Target::Time(now - span.as_secs() as i64),

@@ -20,9 +20,9 @@ use std::io::IsTerminal;
 /// The recovery target the flags ask for; `now` is seconds since the epoch.
 pub fn target_of(time: Option<&str>, lsn: Option<&str>, now: i64) -> anyhow::Result<Target> {
     Ok(match (time, lsn) {
-        (Some(t), _) => {
-            Target::Time(restore::parse_time(t, now).map_err(|e| anyhow!("--target-time: {e}"))?)
-        }
+        (Some(t), _) => Target::Time(
+            crate::spec::time::parse_target(t, now).map_err(|e| anyhow!("--target-time: {e}"))?,
+        ),
         (_, Some(l)) => Target::Lsn(Lsn::parse(l).ok_or_else(|| {
             anyhow!("--target-lsn: `{l}` is not a WAL position; expected the form 0/9000138")
         })?),

@@ -170,12 +170,8 @@ async fn observe_content(client: &aws_sdk_s3::Client, url: &str) -> Result<Archi
         .map_or(0, |d| d.as_secs() as i64);
     content.observed_at_unix = Some(now);
     let age = |rfc3339: &str| {
-        let at = aws_smithy_types::DateTime::from_str(
-            rfc3339,
-            aws_smithy_types::date_time::Format::DateTime,
-        )
-        .ok()?;
-        Some((now - at.secs()).max(0) as u64)
+        let at = crate::spec::time::parse_rfc3339(rfc3339)?;
+        Some((now - at).max(0) as u64)
     };
     content.newest_age_seconds = content.backups.last().and_then(|b| age(&b.stop_time));
     content.drills.newest_age_seconds = content

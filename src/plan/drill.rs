@@ -5,7 +5,6 @@
 //! run a drill. Pure: ages come from the observation's clock reading.
 
 use super::ClusterPlan;
-use crate::archive::restore::stop_secs;
 use crate::spec::Desired;
 use crate::state::archive::ArchiveLive;
 
@@ -88,9 +87,8 @@ fn plan_wal_expiry(desired: &Desired, content: &ArchiveLive, plan: &mut ClusterP
     else {
         return;
     };
-    let Some(started) = crate::archive::restore::parse_time(&backup.start_time, now)
-        .ok()
-        .or_else(|| stop_secs(backup))
+    let Some(started) =
+        crate::spec::time::parse_rfc3339(&backup.start_time).or_else(|| backup.stop_secs())
     else {
         return;
     };

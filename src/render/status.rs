@@ -4,7 +4,7 @@
 //! past the plan's objectives; the command exits 2 when any cluster has one.
 
 use super::human::bytes;
-use crate::archive::restore::{parse_time, stop_secs};
+use crate::spec::time::{parse_rfc3339, rfc3339};
 use crate::spec::Desired;
 use crate::state::{roles, Live, Roles};
 use serde::Serialize;
@@ -75,7 +75,7 @@ pub struct Expiry {
 
 /// `2026-11-24 10:15:00 UTC` (pg_stat_archiver) or RFC 3339 → seconds.
 fn secs(text: &str) -> Option<i64> {
-    parse_time(&text.replace(" UTC", "Z"), 0).ok()
+    parse_rfc3339(&text.replace(" UTC", "Z"))
 }
 
 /// The status of one cluster from what was observed at `now`.
@@ -176,8 +176,8 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
                 from: oldest.stop_time.clone(),
                 // The newest archived WAL, or the newest backup's end when
                 // that is later (it waits for its own WAL to be archived).
-                to: match (archived_at, stop_secs(newest)) {
-                    (Some(a), Some(s)) if a > s => crate::archive::backup::rfc3339_secs(a),
+                to: match (archived_at, newest.stop_secs()) {
+                    (Some(a), Some(s)) if a > s => rfc3339(a),
                     _ => newest.stop_time.clone(),
                 },
             });
@@ -187,7 +187,7 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
                 size_bytes: newest.size_bytes,
             });
             if let Some(every) = plan.archive.as_ref().and_then(|a| a.base_backups.as_ref()) {
-                if let Some(stop) = stop_secs(newest) {
+                if let Some(stop) = newest.stop_secs() {
                     if now - stop > every.every.as_secs() as i64 {
                         status.beyond.push(format!(
                             "the newest backup is older than base_backups.every ({})",
@@ -201,7 +201,7 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
                 secs(&oldest.start_time),
             ) {
                 status.next_expiry = Some(Expiry {
-                    at: crate::archive::backup::rfc3339_secs(start + retention.as_secs() as i64),
+                    at: rfc3339(start + retention.as_secs() as i64),
                     what: format!(
                         "the WAL lifecycle ({retention}) starts removing WAL backup {} needs",
                         oldest.id

@@ -30,6 +30,13 @@ impl Duration {
             .then_some(self.seconds / 86_400)
     }
 
+    /// What people type at a prompt: the plan file's form (`10m`), or words
+    /// (`10 minutes`, `1 hour`, `2 days`). The plan file itself takes only
+    /// [`Duration::parse`]'s form.
+    pub fn parse_spoken(text: &str) -> Result<Self, String> {
+        Self::parse(text).or_else(|e| words(text).map(Duration::from_secs).ok_or(e))
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let split = text
@@ -59,6 +66,27 @@ impl Duration {
             .map(Duration::from_secs)
             .ok_or_else(|| format!("`{text}` is too large"))
     }
+}
+
+/// Words for "N units" ([`Duration::parse_spoken`]).
+const WORDS: &[(&str, u64)] = &[
+    ("second", 1),
+    ("minute", 60),
+    ("hour", 3_600),
+    ("day", 86_400),
+    ("week", 604_800),
+];
+
+/// "10 minutes", "1 hour", "2 days": seconds.
+fn words(text: &str) -> Option<u64> {
+    let mut parts = text.split_whitespace();
+    let number: u64 = parts.next()?.parse().ok()?;
+    let unit = parts.next()?.trim_end_matches('s');
+    if parts.next().is_some() {
+        return None;
+    }
+    let factor = WORDS.iter().find(|(name, _)| *name == unit)?.1;
+    number.checked_mul(factor)
 }
 
 impl fmt::Display for Duration {

@@ -18,6 +18,7 @@ mod pg_setting_units;
 mod plan_file;
 mod primary;
 mod standbys;
+pub mod time;
 pub mod units;
 mod validate;
 mod values;

@@ -70,6 +70,11 @@ impl std::fmt::Display for WalDamage {
 }
 
 impl BackupEntry {
+    /// When the backup ended (consistent from then on), in seconds since the epoch.
+    pub fn stop_secs(&self) -> Option<i64> {
+        crate::spec::time::parse_rfc3339(&self.stop_time)
+    }
+
     /// Whether a `backup.json` read from the bucket (untrusted: anyone who can
     /// write the bucket can write it) is one pgdr could have written for the
     /// folder `folder`: every field later used as a name, a position or a
