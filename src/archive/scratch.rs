@@ -47,15 +47,6 @@ pub fn bin_dir(major: u32) -> Option<PathBuf> {
     dir.join("pg_ctl").is_file().then_some(dir)
 }
 
-/// Uid and gid of a local user, from /etc/passwd.
-fn user_ids(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
-    })
-}
-
 pub fn free_port() -> Result<u16, ArchiveError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -140,7 +131,9 @@ impl Server {
             ))
         })?;
         let (run_as, owner) = if restore::runs_as_root() {
-            let ids = user_ids("postgres").ok_or_else(|| {
+            let ids = crate::providers::os_user::by_name("postgres")
+                .map(|u| (u.uid, u.gid))
+                .ok_or_else(|| {
                 ArchiveError::Failed("pgdr runs as root, and PostgreSQL refuses to; the server would run as `postgres`, but there is no such user".into())
             })?;
             (Some("postgres".to_string()), Some(ids))

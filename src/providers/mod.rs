@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod ec2;
+pub mod os_user;
 pub mod pg_role;
 pub mod postgres;
 pub mod rds;

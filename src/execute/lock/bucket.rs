@@ -256,7 +256,7 @@ pub async fn force_delete(
 }
 
 /// The operating-system user: `$USER` / `$LOGNAME`, else the name of this
-/// process's uid in /etc/passwd (cron and containers often set neither).
+/// process's uid (through NSS; cron and containers often set neither).
 fn this_user() -> String {
     if let Some(name) = ["USER", "LOGNAME"]
         .iter()
@@ -264,25 +264,8 @@ fn this_user() -> String {
     {
         return name;
     }
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        });
-    let Some(uid) = uid else {
-        return "unknown".to_string();
-    };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|l| {
-                let fields: Vec<&str> = l.split(':').collect();
-                (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| format!("uid {uid}"))
+    let uid = crate::providers::os_user::current_uid();
+    crate::providers::os_user::by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name)
 }
 
 /// This machine's name, as `hostname` prints it.

@@ -48,14 +48,6 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-    })
-}
-
 /// The server behind `info`, if this machine runs it.
 pub fn find(info: &Conninfo, state: &RoleState) -> Option<LocalServer> {
     let host = info
@@ -74,7 +66,11 @@ pub fn find(info: &Conninfo, state: &RoleState) -> Option<LocalServer> {
     let bin = scratch::bin_dir(state.major)?;
     let meta = std::fs::metadata(&data).ok()?;
     let run_as = if restore::runs_as_root() && meta.uid() != 0 {
-        Some((user_name(meta.uid())?, meta.uid(), meta.gid()))
+        Some((
+            crate::providers::os_user::by_uid(meta.uid())?.name,
+            meta.uid(),
+            meta.gid(),
+        ))
     } else {
         None
     };
