@@ -2,15 +2,17 @@
 //!
 //! The flow, one module each: plan file → [`spec`] (Desired) → [`observe`]
 //! (the live model of [`state`], read through [`providers`]) → [`plan`] (pure
-//! diff) → [`execute`] (apply, and ordered steps for recovery) → [`render`].
+//! diff, and the recovery decisions) → [`execute`] (apply, and the recovery
+//! commands as ordered steps) → [`render`]. [`format`] holds the archive's
+//! formats (layout, codec, tar, manifest, catalogue), pure.
 //! [`lint`] judges plan files offline. [`commands`] wires them for the CLI,
 //! with [`settings`] resolved once. The layers, and what each may import, are
 //! in the README's "Architecture" section and enforced by `tests/architecture.rs`.
 
-pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod execute;
+pub mod format;
 pub mod lint;
 pub mod observe;
 pub mod plan;

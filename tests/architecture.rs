@@ -12,8 +12,8 @@ const LAYERS: &[&str] = &[
     "spec",
     "settings",
     "state",
+    "format",
     "providers",
-    "archive",
     "observe",
     "plan",
     "lint",
@@ -42,6 +42,11 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
         "lint is offline: it reads plan files only",
     ),
     ("state", "settings", "the live model is plain data"),
+    (
+        "format",
+        "settings",
+        "the archive's formats are pure: bytes in, values out",
+    ),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

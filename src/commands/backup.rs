@@ -2,9 +2,10 @@
 //! a standby) into `<prefix>base/<id>/`, under the cluster's backup lock.
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::archive::backup::{self, BackupRequest};
 use crate::cli::{BackupArgs, ListFormat};
+use crate::execute::backup::{self, BackupRequest};
 use crate::execute::lock::RunLock;
+use crate::providers::storage::Store;
 use crate::providers::{postgres, Systems};
 use crate::settings::Settings;
 use crate::spec::Conninfo;
@@ -62,8 +63,8 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             facts.version_num / 10000
         )
     })?;
-    let client = systems.aws.s3(&region).await;
-    let removed = backup::clean_leftovers(&client, &url)
+    let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
+    let removed = backup::clean_leftovers(&store, &url)
         .await
         .context("removing what an interrupted backup left")?;
     if let Some(message) = backup::leftovers_message(&removed) {
@@ -93,7 +94,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             }
         }
     };
-    let entry = backup::take(&client, &request, switch_wal)
+    let entry = backup::take(&store, &request, switch_wal)
         .await
         .with_context(|| format!("backup of {} ({})", desired.cluster(), request.source))?;
     let text = match args.format {

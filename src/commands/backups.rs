@@ -2,16 +2,21 @@
 //! last, as a table or JSON (`format_version` 1).
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::archive::catalog;
 use crate::cli::{BackupsArgs, ListFormat};
+use crate::observe::archive as catalog;
+use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::settings::Settings;
 
 pub async fn run(args: &BackupsArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "backups")?;
     let (url, region, _) = archive_of(&desired)?;
-    let client = Systems::new(settings).aws.s3(&region).await;
-    let (backups, incomplete, _) = catalog::read(&client, &url).await?;
+    let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
+    let catalog::Catalogue {
+        backups,
+        incomplete,
+        ..
+    } = catalog::read(&store, &url).await?;
     let text = match args.format {
         ListFormat::Json => format!(
             "{}\n",

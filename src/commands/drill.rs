@@ -4,16 +4,15 @@
 //! passed, 2 ran but failed, 1 could not run. Ctrl-C stops the scratch server
 //! and removes its folder; a drill killed outright is cleaned up by the next.
 
-use super::restore::unix_now;
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::archive::drill::{self, DrillRequest};
-use crate::archive::drill_rds::{self, RdsDrillRequest};
-use crate::archive::restore::{self, Target};
-use crate::archive::{backup, catalog, scratch};
 use crate::cli::{DrillArgs, ListFormat};
+use crate::execute::drill::rds::{self as drill_rds, RdsDrillRequest};
+use crate::execute::drill::{self, scratch, DrillRequest};
 use crate::execute::lock::RunLock;
+use crate::execute::{backup, restore};
+use crate::plan::recovery::restore::Target;
 use crate::providers::postgres;
-use crate::providers::s3::objects;
+use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::settings::Settings;
 use crate::spec::{DrillTarget, DEFAULT_S3_REGION};
@@ -26,7 +25,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     let desired = load_cluster(&args.path, "drill")?;
     let plan = &desired.plan;
     let started = std::time::Instant::now();
-    let now = unix_now();
+    let now = crate::spec::time::now_unix();
     let target = match (&args.target_time, plan.drill.as_ref()) {
         (Some(t), _) => Target::Time(
             crate::spec::time::parse_target(t, now).map_err(|e| anyhow!("--target-time: {e}"))?,
@@ -113,9 +112,9 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         );
     }
 
-    let client = systems.aws.s3(&region).await;
+    let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
     let (chosen, source_databases) = tokio::join!(
-        restore::choose_in_archive(&client, &url, &target, None, now, args.accept_loss),
+        restore::choose_in_archive(&store, &url, &target, None, now, args.accept_loss),
         source_databases
     );
     let chosen = chosen.with_context(|| format!("drill of {}", desired.cluster()))?;
@@ -152,7 +151,7 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         root.display()
     );
     let (report, kept) = tokio::select! {
-        ran = drill::run(&client, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
+        ran = drill::run(&store, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
         signal = interrupted() => {
             let removed = scratch::clean_leftovers(&root, desired.cluster()).unwrap_or_default();
             anyhow::bail!("drill interrupted by {signal}; the scratch server was stopped and {} folder(s) removed", removed.len());
@@ -196,10 +195,11 @@ async fn finish(
 ) -> anyhow::Result<Outcome> {
     let stored_at = match archive_of(desired) {
         Ok((url, region, _)) => {
-            let client = Systems::new(settings).aws.s3(&region).await;
-            let key = format!("{}{ts}.json", catalog::drills_prefix(&url));
+            let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
+            let key = format!("{}{ts}.json", url.drills_prefix());
             let json = serde_json::to_vec_pretty(report).expect("report serialises");
-            objects::put_new(&client, &url.bucket, &key, json, &HashMap::new())
+            store
+                .put_new(&key, json, &HashMap::new())
                 .await
                 .with_context(|| {
                     format!("storing the drill report at s3://{}/{key}", url.bucket)

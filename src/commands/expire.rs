@@ -1,16 +1,18 @@
 //! `pgdr expire PLAN_FILE [--dry-run]`: delete base backups beyond
 //! `archive.base_backups.keep` and the WAL only they needed (the decision is
-//! `archive::expire::decide`), under the cluster's backup lock. Objects S3
-//! refuses to delete (retention, permissions) are listed, and the rest still go.
+//! `plan::recovery::expire::decide`, the deletes `execute::expire`), under
+//! the cluster's backup lock. Objects S3 refuses to delete (retention,
+//! permissions) are listed, and the rest still go.
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::archive::{backup, catalog, expire};
 use crate::cli::ExpireArgs;
 use crate::execute::lock::RunLock;
-use crate::providers::s3::objects;
+use crate::execute::{backup, expire};
+use crate::format::layout::wal_name_of;
+use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::settings::Settings;
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 
 pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "expire")?;
@@ -46,25 +48,9 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
         )
         .await?
     };
-    let client = systems.aws.s3(&region).await;
-    // The catalogue and the WAL listing are independent: read them together.
-    let wal_prefix = url.wal_prefix();
-    let (catalogue, wal, drills) = tokio::join!(
-        catalog::read(&client, &url),
-        objects::list(&client, &url.bucket, &wal_prefix, None),
-        catalog::drills(&client, &url)
-    );
-    let (backups, _, folders) = catalogue?;
-    // Without the drill reports pgdr cannot tell what must stay: delete nothing.
-    let drills = drills.context(
-        "reading the drill reports (expire keeps what the newest passed drill restored)",
-    )?;
-    let drilled = drills.newest_ok.as_ref().map(|d| d.backup_id.as_str());
-    let wal: Vec<String> = wal?
-        .into_iter()
-        .map(|o| o.key[wal_prefix.len()..].to_string())
-        .collect();
-    let plan = expire::decide(&backups, keep, &wal, drilled);
+    let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
+    let expiry = expire::decide(&store, &url, keep).await?;
+    let plan = &expiry.plan;
 
     let mut text = format!(
         "{} {} of {} backups (keeping {}: {}) and {} WAL files{}.\n",
@@ -74,7 +60,7 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
             "Deleting"
         },
         plan.backups.len(),
-        backups.len(),
+        expiry.backups,
         keep,
         if plan.kept.is_empty() {
             "none".to_string()
@@ -87,7 +73,7 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
             .map(|w| format!(" from before {w}, the first segment the oldest kept backup needs"))
             .unwrap_or_default(),
     );
-    if let (Some(id), Some(drill)) = (&plan.protected, &drills.newest_ok) {
+    if let (Some(id), Some(drill)) = (&plan.protected, &expiry.drills.newest_ok) {
         text.push_str(&format!(
             "Not deleting backup {id} or the WAL from its start: the newest passed drill ({}) restored it, and expiry never removes what that proof needs. It goes once a newer backup passes a drill (`pgdr drill {}`).\n",
             drill.started_at,
@@ -100,29 +86,20 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
     if let (Some(first), Some(last)) = (plan.wal.first(), plan.wal.last()) {
         text.push_str(&format!(
             "  - WAL {} .. {}\n",
-            catalog::wal_name_of(first),
-            catalog::wal_name_of(last)
+            wal_name_of(first),
+            wal_name_of(last)
         ));
     }
     if args.dry_run {
         out(&text)?;
         return Ok(Outcome::Clean);
     }
-    let removed = backup::clean_leftovers(&client, &url).await?;
-    if let Some(message) = backup::leftovers_message(&removed) {
+    let expired = expire::carry_out(&store, &url, &expiry).await?;
+    if let Some(message) = backup::leftovers_message(&expired.leftovers) {
         text.push_str(&format!("{message}\n"));
     }
-    let mut keys: Vec<String> = plan
-        .backups
-        .iter()
-        .flat_map(|id| folders.get(id).into_iter().flatten().map(|o| o.key.clone()))
-        .collect();
-    keys.extend(plan.wal.iter().map(|w| format!("{wal_prefix}{w}")));
-    let refused = objects::delete(&client, &url.bucket, &keys).await?;
-    text.push_str(&format!(
-        "Deleted {} objects.\n",
-        keys.len() - refused.len()
-    ));
+    text.push_str(&format!("Deleted {} objects.\n", expired.deleted));
+    let refused = expired.refused;
     for (key, why) in &refused {
         text.push_str(&format!("  not deleted: {key}: {why}\n"));
     }

@@ -6,6 +6,7 @@
 use super::{archive_of, confirm, load_cluster, out, Outcome};
 use crate::cli::ForceUnlockArgs;
 use crate::execute::lock::bucket;
+use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::settings::Settings;
 use anyhow::bail;
@@ -19,8 +20,8 @@ pub async fn run(args: &ForceUnlockArgs, settings: &Settings) -> anyhow::Result<
         );
     }
     let (url, region, _) = archive_of(&desired)?;
-    let client = Systems::new(settings).aws.s3(&region).await;
-    let held = bucket::list(&client, &url).await.map_err(|e| {
+    let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
+    let held = bucket::list(&store, &url).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot list the locks in s3://{}/{}: {e}",
             url.bucket,
@@ -59,7 +60,7 @@ pub async fn run(args: &ForceUnlockArgs, settings: &Settings) -> anyhow::Result<
             "force-unlock cancelled; nothing was removed",
         )?;
     }
-    bucket::force_delete(&client, &url.bucket, key, &args.lock_id)
+    bucket::force_delete(&store, key, &args.lock_id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     out(&format!(

@@ -130,14 +130,14 @@ pub fn load_cluster(path: &Path, command: &str) -> anyhow::Result<Desired> {
 /// bucket's region and the plan's compression.
 pub fn archive_of(
     desired: &Desired,
-) -> anyhow::Result<(crate::archive::ArchiveUrl, String, spec::Compression)> {
+) -> anyhow::Result<(crate::format::ArchiveUrl, String, spec::Compression)> {
     let archive = desired.plan.archive.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
             "{}: the plan file has no `archive` section, so there is no bucket to keep backups in",
             desired.source.display()
         )
     })?;
-    let url = crate::archive::ArchiveUrl::parse(&archive.url())?;
+    let url = crate::format::ArchiveUrl::parse(&archive.url()).map_err(anyhow::Error::msg)?;
     Ok((url, desired.region().to_string(), archive.compression))
 }
 

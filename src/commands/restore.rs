@@ -3,14 +3,13 @@
 //! written into an empty folder, ready for a plain `pg_ctl start`.
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::archive::catalog;
-use crate::archive::drill::recovery_limit;
-use crate::archive::restore::{self, RestoreRequest, Target};
-use crate::archive::scratch::{self, Server};
 use crate::cli::RestoreArgs;
+use crate::execute::restore::{self, RestoreRequest};
+use crate::observe::archive as catalog;
+use crate::plan::recovery::restore::Target;
+use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::render::human::bytes;
-use crate::settings::PgEnv;
 use crate::settings::Settings;
 use crate::spec::DEFAULT_S3_REGION;
 use crate::state::wal::Lsn;
@@ -28,12 +27,6 @@ pub fn target_of(time: Option<&str>, lsn: Option<&str>, now: i64) -> anyhow::Res
         })?),
         _ => Target::Latest,
     })
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// "about 2m 10s" from the last passed drill's rates, or why there is none.
@@ -66,22 +59,22 @@ pub fn estimate(
 pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "restore")?;
     let (url, region, _) = archive_of(&desired)?;
-    let now = unix_now();
+    let now = crate::spec::time::now_unix();
     let target = target_of(args.target_time.as_deref(), args.target_lsn.as_deref(), now)?;
     // Refuse a folder in use before reading anything remote.
     restore::check_dir(&args.to)?;
     let owner = restore::intended_owner(&args.to);
-    let client = Systems::new(settings).aws.s3(&region).await;
+    let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
     let (chosen, drills) = tokio::join!(
         restore::choose_in_archive(
-            &client,
+            &store,
             &url,
             &target,
             args.backup.as_deref(),
             now,
             args.accept_loss
         ),
-        catalog::drills(&client, &url)
+        catalog::drills(&store, &url)
     );
     let chosen = chosen.with_context(|| format!("restore of {}", desired.cluster()))?;
     let drills = drills.unwrap_or_default();
@@ -129,7 +122,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
         extra_settings: &[],
         progress: std::io::stderr().is_terminal(),
     };
-    let unpacked = restore::restore(&client, &request)
+    let unpacked = restore::restore(&store, &request)
         .await
         .with_context(|| format!("restore of backup {} into {}", b.id, args.to.display()))?;
     if let Some(owner) = owner {
@@ -160,71 +153,32 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     ));
     out(&text)?;
     if args.start {
-        let started = start(args, &desired, b).await?;
-        out(&started)?;
+        let primary = desired.plan.primary.postgres.as_ref();
+        let objectives = crate::state::drill::Objectives {
+            rpo_seconds: desired.plan.objectives.rpo.as_secs(),
+            rto_seconds: desired.plan.objectives.rto.as_secs(),
+        };
+        let started = restore::start::start(
+            &args.to,
+            args.port,
+            b.pg_version / 10_000,
+            (
+                primary.and_then(|i| i.get("user")).unwrap_or("postgres"),
+                primary.and_then(|i| i.get("dbname")).unwrap_or("postgres"),
+            ),
+            &objectives,
+        )
+        .await?;
+        out(&format!(
+            "Recovered and promoted in {:.1}s: last replayed transaction {} (WAL {}).\nRunning on port {} (socket in {}, log {}); stop it with pg_ctl -D {} stop.\n",
+            started.seconds,
+            started.last_transaction,
+            started.replay_lsn,
+            started.port,
+            args.to.display(),
+            started.log.display(),
+            args.to.display()
+        ))?;
     }
     Ok(Outcome::Clean)
-}
-
-/// `--start`: starts the restored folder, waits until it promoted, and says
-/// what it recovered. The server's socket is in the folder (only its user may
-/// enter it) and trusted first, before the folder's own pg_hba.conf rules.
-async fn start(
-    args: &RestoreArgs,
-    desired: &crate::spec::Desired,
-    backup: &crate::state::archive::BackupEntry,
-) -> anyhow::Result<String> {
-    let dir = &args.to;
-    let port = match args.port {
-        Some(p) => p,
-        None => scratch::free_port()?,
-    };
-    let server = Server::new(
-        dir,
-        &dir.join("pgdr-start.log"),
-        dir,
-        port,
-        backup.pg_version / 10_000,
-    )?;
-    let conf = dir.join("postgresql.conf");
-    if !conf.exists() {
-        // A Debian-style source keeps its configuration outside the folder.
-        std::fs::write(&conf, "# written by pgdr restore --start\n")?;
-    }
-    let own_rules = std::fs::read_to_string(dir.join("pg_hba.conf")).unwrap_or_default();
-    let hba = dir.join("pgdr_hba.conf");
-    scratch::write_socket_hba(&hba, &own_rules)?;
-    server.adopt(dir)?;
-    let clock = std::time::Instant::now();
-    server.start(&format!("-c hba_file={}", hba.display()))?;
-    let primary = desired.plan.primary.postgres.as_ref();
-    let info = crate::spec::Conninfo::parse(&server.conninfo(
-        primary.and_then(|i| i.get("user")).unwrap_or("postgres"),
-        primary.and_then(|i| i.get("dbname")).unwrap_or("postgres"),
-    ))
-    .map_err(|e| anyhow!("the restored server's conninfo: {e}"))?;
-    let objectives = crate::state::drill::Objectives {
-        rpo_seconds: desired.plan.objectives.rpo.as_secs(),
-        rto_seconds: desired.plan.objectives.rto.as_secs(),
-    };
-    let pg = server
-        .wait_promoted(&info, &PgEnv::default(), recovery_limit(&objectives))
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    let row = pg
-        .query_one(
-            "SELECT coalesce(pg_last_xact_replay_timestamp()::text, 'none (the data is as of the backup''s end)'), pg_last_wal_replay_lsn()::text",
-            &[],
-        )
-        .await
-        .map_err(|e| anyhow!("reading what recovery replayed: {}", crate::providers::postgres::error_text(&e)))?;
-    Ok(format!(
-        "Recovered and promoted in {:.1}s: last replayed transaction {} (WAL {}).\nRunning on port {port} (socket in {}, log {}); stop it with pg_ctl -D {} stop.\n",
-        clock.elapsed().as_secs_f64(),
-        row.get::<_, String>(0),
-        row.get::<_, Option<String>>(1).unwrap_or_default(),
-        dir.display(),
-        dir.join("pgdr-start.log").display(),
-        dir.display()
-    ))
 }

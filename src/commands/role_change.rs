@@ -8,14 +8,15 @@
 //! command again resumes from there.
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::archive::backup;
 use crate::cli::{FailoverArgs, RoleChangeArgs, SwitchoverArgs};
+use crate::execute::backup;
 use crate::execute::lock::RunLock;
 use crate::execute::role_change::steps::{self, RoleChange};
 use crate::execute::role_change::{self, choose, Journal, Kind};
 use crate::execute::steps::{required_succeeded, run_steps, DynStep, StepOutcome, StepRecord};
-use crate::providers::s3::objects;
-use crate::providers::{pg_role, Systems};
+use crate::providers::postgres::role as pg_role;
+use crate::providers::storage::Store;
+use crate::providers::Systems;
 use crate::settings::Settings;
 use crate::spec::{Desired, Standby};
 use anyhow::{anyhow, bail, Context};
@@ -299,9 +300,9 @@ async fn store_journal(
     let json = serde_json::to_vec_pretty(journal).expect("journal serialises");
     match archive_of(desired) {
         Ok((url, region, _)) => {
-            let client = systems.aws.s3(&region).await;
-            let key = format!("{}failovers/{ts}.json", url.prefix);
-            match objects::put_new(&client, &url.bucket, &key, json, &HashMap::new()).await {
+            let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
+            let key = url.failover_key(ts);
+            match store.put_new(&key, json, &HashMap::new()).await {
                 Ok(_) => format!("s3://{}/{key}", url.bucket),
                 Err(e) => format!("not stored ({e})"),
             }

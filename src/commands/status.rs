@@ -2,7 +2,6 @@
 //! (the same observation `plan` makes) and show where recovery stands. Read
 //! only. Exit 2 when any figure is beyond the plan's objectives.
 
-use super::restore::unix_now;
 use super::{load_all, out, Outcome};
 use crate::cli::{ListFormat, StatusArgs};
 use crate::observe;
@@ -13,7 +12,7 @@ use crate::settings::Settings;
 pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_all(&args.path)?;
     let systems = Systems::new(settings);
-    let now = unix_now();
+    let now = crate::spec::time::now_unix();
     let lives = observe::observe_all(&desired, &systems).await;
     let clusters = desired
         .iter()

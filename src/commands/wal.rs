@@ -4,18 +4,20 @@
 //! (never above 125, which would abort recovery) on any failure.
 
 use super::{Outcome, QuietFailure};
-use crate::archive::wal_fetch::{self, Delivered};
-use crate::archive::wal_push::{self, PushOptions, Pushed};
-use crate::archive::ArchiveUrl;
 use crate::cli::{CompressionArg, WalFetchArgs, WalPrefetchArgs, WalPushArgs};
+use crate::execute::wal::fetch::{self as wal_fetch, Delivered};
+use crate::execute::wal::push::{self as wal_push, PushOptions, Pushed};
+use crate::format::ArchiveUrl;
 use crate::providers::aws::AwsClients;
+use crate::providers::storage::Store;
 use crate::settings::Settings;
 use crate::spec::{Compression, DEFAULT_S3_REGION};
 use crate::state::wal::{WalKind, WalName};
 use anyhow::Context;
 
 pub async fn push(args: &WalPushArgs, settings: &Settings) -> anyhow::Result<Outcome> {
-    let url = ArchiveUrl::parse(&args.archive)?;
+    let url = ArchiveUrl::parse(&args.archive).map_err(anyhow::Error::msg)?;
+    let bucket = url.bucket.clone();
     let aws = AwsClients::new(settings.aws.clone());
     let region = args.region.as_deref().unwrap_or(DEFAULT_S3_REGION);
     let options = PushOptions {
@@ -27,7 +29,8 @@ pub async fn push(args: &WalPushArgs, settings: &Settings) -> anyhow::Result<Out
         parallel: usize::from(args.parallel),
     };
     let started = std::time::Instant::now();
-    let (pushed, ahead) = wal_push::push(|| aws.s3(region), &options, &args.wal_path)
+    let store = || async { Store::s3(aws.s3(region).await, &bucket) };
+    let (pushed, ahead) = wal_push::push(store, &options, &args.wal_path)
         .await
         .with_context(|| format!("wal-push {}", args.wal_path.display()))?;
     tracing::info!(
@@ -55,7 +58,7 @@ pub const STOP_RECOVERY_EXIT: i32 = 126;
 pub struct StopRecovery(pub String);
 
 pub async fn fetch(args: &WalFetchArgs, settings: &Settings) -> anyhow::Result<Outcome> {
-    let url = ArchiveUrl::parse(&args.archive)?;
+    let url = ArchiveUrl::parse(&args.archive).map_err(anyhow::Error::msg)?;
     let until = match &args.until {
         Some(name) => Some(
             WalName::parse(name)
@@ -77,12 +80,13 @@ pub async fn fetch(args: &WalFetchArgs, settings: &Settings) -> anyhow::Result<O
     }
     let aws = AwsClients::new(settings.aws.clone());
     let region = args.region.as_deref().unwrap_or(DEFAULT_S3_REGION);
-    let fetched = wal_fetch::fetch(|| aws.s3(region), &url, &args.wal_name, &args.dest).await;
+    let store = || async { Store::s3(aws.s3(region).await, &url.bucket) };
+    let fetched = wal_fetch::fetch(store, &url, &args.wal_name, &args.dest).await;
     let unavailable = match fetched {
         Ok(Some(delivered)) => Ok(delivered),
         Ok(None) if guard.needs_later(&args.wal_name) => {
-            let client = aws.s3(region).await;
-            match wal_fetch::later_segment(&client, &url, &args.wal_name).await {
+            let store = Store::s3(aws.s3(region).await, &url.bucket);
+            match wal_fetch::later_segment(&store, &url, &args.wal_name).await {
                 Ok(later) => Err(wal_fetch::Unavailable::Missing { later }),
                 Err(e) => Err(wal_fetch::Unavailable::Failed(format!(
                     "missing, and the archive could not be listed to tell a gap from the end: {e}"
@@ -154,12 +158,12 @@ fn start_prefetch(args: &WalFetchArgs, dir: &std::path::Path, segment_size: u64)
 }
 
 pub async fn prefetch(args: &WalPrefetchArgs, settings: &Settings) -> anyhow::Result<Outcome> {
-    let url = ArchiveUrl::parse(&args.archive)?;
+    let url = ArchiveUrl::parse(&args.archive).map_err(anyhow::Error::msg)?;
     let aws = AwsClients::new(settings.aws.clone());
     let region = args.region.as_deref().unwrap_or(DEFAULT_S3_REGION);
-    let client = aws.s3(region).await;
+    let store = Store::s3(aws.s3(region).await, &url.bucket);
     wal_fetch::prefetch(
-        &client,
+        &store,
         &url,
         &args.wal_name,
         &args.dir,

@@ -15,18 +15,19 @@
 //! A step already done is skipped (its act never runs again): that is how a
 //! second run after a crash resumes.
 
-use crate::providers::ProviderError;
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// What a step's pure `decide` concluded from what it observed.
+/// What a step's pure `decide` concluded from what it observed. `A` is what
+/// `act` needs to do the step (a server's address, the record to write),
+/// decided here, so `act` never has to find it again or assume it is there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<A = ()> {
     /// Already in the state the step would bring about: skip it. Says why.
     Done(String),
-    /// Needed: say what `act` will do.
-    Act(String),
+    /// Needed: says what `act` will do, and hands it what it needs.
+    Act(String, A),
     /// Must not go ahead (a lag guard, a fence that cannot be set): says why.
     /// The sequence stops here.
     Refuse(String),
@@ -37,7 +38,11 @@ pub enum Decision {
 /// One step of a sequence over a context `C` (connections, clients, the plan).
 pub trait Step<C: Sync>: Send + Sync {
     /// What the step observes.
-    type Seen: Send;
+    type Seen: Send + Sync;
+    /// What `act` is handed when `decide` says [`Decision::Act`].
+    type Act: Send;
+    /// Why observing or acting failed (its message goes to the journal).
+    type Error: std::fmt::Display + Send;
 
     /// A short, stable name for logs and the journal: `fence-primary`.
     fn name(&self) -> &str;
@@ -50,57 +55,17 @@ pub trait Step<C: Sync>: Send + Sync {
     }
 
     /// Reads what the decision needs.
-    fn observe<'a>(&'a self, ctx: &'a C) -> BoxFuture<'a, Result<Self::Seen, ProviderError>>;
+    fn observe(&self, ctx: &C) -> impl Future<Output = Result<Self::Seen, Self::Error>> + Send;
 
     /// Pure: what to do, given what was observed.
-    fn decide(&self, seen: &Self::Seen) -> Decision;
+    fn decide(&self, seen: &Self::Seen) -> Decision<Self::Act>;
 
-    /// Makes the step happen. Runs only after `decide` said [`Decision::Act`].
-    fn act<'a>(
-        &'a self,
-        ctx: &'a C,
-        seen: &'a Self::Seen,
-    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+    /// Makes the step happen, with what `decide` handed over.
+    fn act(&self, ctx: &C, with: Self::Act)
+        -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
-/// How one step ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
-pub enum StepOutcome {
-    /// Found done; nothing was done (a resumed run).
-    AlreadyDone(String),
-    /// Acted, and observed done afterwards.
-    Done(String),
-    /// Refused by its decision; nothing was done.
-    Refused(String),
-    /// A check that passed.
-    Passed(String),
-    /// Could not observe, act, or acted without effect.
-    Failed(String),
-    /// Not run because an earlier step did not succeed.
-    NotRun,
-}
-
-impl StepOutcome {
-    /// Whether the sequence may go on after this step.
-    pub fn succeeded(&self) -> bool {
-        matches!(
-            self,
-            StepOutcome::AlreadyDone(_) | StepOutcome::Done(_) | StepOutcome::Passed(_)
-        )
-    }
-}
-
-/// One line of a journal: a step, when it started, how long it took, how it ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub step: String,
-    /// Milliseconds since the Unix epoch (UTC).
-    pub started_unix_ms: u64,
-    pub duration_ms: u64,
-    #[serde(flatten)]
-    pub outcome: StepOutcome,
-}
+pub use crate::state::journal::{StepOutcome, StepRecord};
 
 /// An object-safe view of a [`Step`], so one sequence can hold steps whose
 /// observations have different types.
@@ -125,14 +90,14 @@ impl<C: Sync, S: Step<C>> DynStep<C> for S {
                 Ok(seen) => seen,
                 Err(e) => return StepOutcome::Failed(e.to_string()),
             };
-            let what = match self.decide(&seen) {
+            let (what, with) = match self.decide(&seen) {
                 Decision::Done(why) => return StepOutcome::AlreadyDone(why),
                 Decision::Refuse(why) => return StepOutcome::Refused(why),
                 Decision::Passed(what) => return StepOutcome::Passed(what),
-                Decision::Act(what) => what,
+                Decision::Act(what, with) => (what, with),
             };
             tracing::info!(target: "pgdr::steps", step = Step::name(self), "{what}");
-            if let Err(e) = self.act(ctx, &seen).await {
+            if let Err(e) = self.act(ctx, with).await {
                 return StepOutcome::Failed(e.to_string());
             }
             // Check after acting too: an act that did not take effect must not
@@ -141,7 +106,7 @@ impl<C: Sync, S: Step<C>> DynStep<C> for S {
                 Err(e) => StepOutcome::Failed(format!("acted, then could not check: {e}")),
                 Ok(after) => match self.decide(&after) {
                     Decision::Done(_) | Decision::Passed(_) => StepOutcome::Done(what),
-                    Decision::Act(still) | Decision::Refuse(still) => {
+                    Decision::Act(still, _) | Decision::Refuse(still) => {
                         StepOutcome::Failed(format!("acted, but it did not take effect: {still}"))
                     }
                 },
@@ -205,6 +170,7 @@ pub fn required_succeeded<C: Sync>(steps: &[&dyn DynStep<C>], records: &[StepRec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::ProviderError;
     use std::collections::BTreeSet;
     use std::sync::Mutex;
 
@@ -223,11 +189,13 @@ mod tests {
 
     impl Step<World> for SetFlag {
         type Seen = bool;
+        type Act = ();
+        type Error = ProviderError;
         fn name(&self) -> &str {
             self.0
         }
-        fn observe<'a>(&'a self, w: &'a World) -> BoxFuture<'a, Result<bool, ProviderError>> {
-            Box::pin(async move { Ok(w.set.lock().unwrap().contains(self.0)) })
+        async fn observe(&self, w: &World) -> Result<bool, ProviderError> {
+            Ok(w.set.lock().unwrap().contains(self.0))
         }
         fn decide(&self, seen: &bool) -> Decision {
             if *seen {
@@ -235,24 +203,18 @@ mod tests {
             } else if self.0.starts_with("guard") {
                 Decision::Refuse(format!("{} refused", self.0))
             } else {
-                Decision::Act(format!("set {}", self.0))
+                Decision::Act(format!("set {}", self.0), ())
             }
         }
-        fn act<'a>(
-            &'a self,
-            w: &'a World,
-            _: &'a bool,
-        ) -> BoxFuture<'a, Result<(), ProviderError>> {
-            Box::pin(async move {
-                w.acts.lock().unwrap().push(self.0);
-                if w.failing.contains(self.0) {
-                    return Err(ProviderError::new(self.0, "boom"));
-                }
-                if !w.broken.contains(self.0) && !w.refuse.contains(self.0) {
-                    w.set.lock().unwrap().insert(self.0);
-                }
-                Ok(())
-            })
+        async fn act(&self, w: &World, _: ()) -> Result<(), ProviderError> {
+            w.acts.lock().unwrap().push(self.0);
+            if w.failing.contains(self.0) {
+                return Err(ProviderError::new(self.0, "boom"));
+            }
+            if !w.broken.contains(self.0) && !w.refuse.contains(self.0) {
+                w.set.lock().unwrap().insert(self.0);
+            }
+            Ok(())
         }
     }
 

@@ -6,10 +6,12 @@
 //! applying) against half a picture could undo what the unread half holds.
 //! (An unreachable standby is the exception: it is recorded in the live state.)
 
+pub mod archive;
 mod shared;
 
-use crate::archive::{catalog, ArchiveUrl};
+use crate::format::ArchiveUrl;
 use crate::providers::postgres;
+use crate::providers::storage::Store;
 use crate::providers::{ProviderError, Systems};
 use crate::spec::{Archiver, Desired};
 use crate::state::archive::ArchiveLive;
@@ -115,7 +117,8 @@ async fn observe_with(
                 // to be created holds nothing, so it is not listed.
                 let content = if bucket.exists && desired.archiver() == Some(Archiver::Pgdr) {
                     let client = systems.aws.s3(region).await;
-                    Some(observe_content(&client, &archive.url()).await)
+                    let store = Store::s3(client, archive.bucket.as_str());
+                    Some(observe_content(&store, &archive.url()).await)
                 } else {
                     None
                 };
@@ -154,15 +157,13 @@ async fn observe_with(
     })
 }
 
-/// The backups and the WAL since the newest (see [`catalog::observe`] for the
+/// The backups and the WAL since the newest (see [`archive::observe`] for the
 /// requests), with the newest backup's age. A failure is kept as a message:
 /// the bucket's settings can still be planned without it.
-async fn observe_content(client: &aws_sdk_s3::Client, url: &str) -> Result<ArchiveLive, String> {
-    let url = ArchiveUrl::parse(url).map_err(|e| e.to_string())?;
-    let (content, drills) = tokio::join!(
-        catalog::observe(client, &url),
-        catalog::drills(client, &url)
-    );
+async fn observe_content(store: &Store, url: &str) -> Result<ArchiveLive, String> {
+    let url = ArchiveUrl::parse(url)?;
+    let (content, drills) =
+        tokio::join!(archive::observe(store, &url), archive::drills(store, &url));
     let mut content = content.map_err(|e| e.to_string())?;
     content.drills = drills.map_err(|e| e.to_string())?;
     let now = std::time::SystemTime::now()

@@ -5,14 +5,14 @@
 //! planning tests need no server. Each change carries the [`Op`] that apply
 //! executes, so a saved plan can be applied without planning again.
 
-pub mod archive;
-pub mod drill;
+pub mod assess;
 pub mod ec2;
 pub mod guc;
 pub mod op;
 pub mod postgres;
 pub mod rds;
 pub mod readiness;
+pub mod recovery;
 pub mod route53;
 pub mod s3;
 pub mod saved;
@@ -241,9 +241,18 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     if let (Some(archive), Some(s3)) = (&desired.plan.archive, &live.archive) {
         s3::plan_archive(&cluster, region, archive, s3, &mut plan);
     }
-    archive::plan_archive_health(desired, live, &mut plan);
-    if let Some(Ok(content)) = &live.archive_content {
-        drill::plan_drills(desired, content, &mut plan);
+    // The objective checks (backups, WAL, drills, expiry): judged once, in
+    // `assess`, which `status` reads too. Ages come from the observation.
+    for finding in assess::assess(desired, live, None).findings {
+        match finding.plan_entry() {
+            Some(assess::PlanEntry::Problem(text)) => plan.problem(finding.address, text),
+            Some(assess::PlanEntry::Note(text)) => plan.notes.push(Note {
+                cluster: plan.cluster.clone(),
+                address: finding.address,
+                message: text,
+            }),
+            None => {}
+        }
     }
     if live.primary_error.is_some() && !plan.changes.is_empty() {
         // The primary is lost: what is read is reported, but nothing is

@@ -56,7 +56,7 @@ fn lost_primary(desired: &Desired, live: &Live) -> String {
                 let replay = pg.health.replay.clone().unwrap_or_default();
                 candidates.push(format!(
                     "{name} (replayed to {}, last transaction {}{})",
-                    replay.lsn.as_deref().unwrap_or("?"),
+                    replay.lsn.map_or("?".to_string(), |l| l.to_string()),
                     replay
                         .last_transaction
                         .as_deref()
@@ -385,21 +385,20 @@ fn plan_standby_health(desired: &Desired, live: &Live, primary: &PgLive, plan: &
                 ),
             );
         }
-        if let Some(max) = standby.max_lag {
-            if row.replay_lag_seconds > max.as_secs() as f64 {
-                let bytes = row
-                    .replay_lag_bytes
-                    .map(|b| format!(", {} of WAL", human_bytes(b)))
-                    .unwrap_or_default();
-                problem(
-                    plan,
-                    address,
-                    format!(
-                        "standby `{name}` replays {:.1}s behind the primary{bytes}, more than its max_lag of {max}; failover to it would lose more than planned",
-                        row.replay_lag_seconds
-                    ),
-                );
-            }
+        if let Some(super::assess::Kind::StandbyLag { seconds, max, .. }) =
+            super::assess::figures::standby_lag(standby, row)
+        {
+            let bytes = row
+                .replay_lag_bytes
+                .map(|b| format!(", {} of WAL", human_bytes(b)))
+                .unwrap_or_default();
+            problem(
+                plan,
+                address,
+                format!(
+                    "standby `{name}` replays {seconds:.1}s behind the primary{bytes}, more than its max_lag of {max}; failover to it would lose more than planned"
+                ),
+            );
         }
     }
 }

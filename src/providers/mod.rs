@@ -6,12 +6,14 @@
 
 pub mod aws;
 pub mod ec2;
+pub mod local_server;
 pub mod os_user;
-pub mod pg_role;
+pub mod poll;
 pub mod postgres;
 pub mod rds;
 pub mod route53;
 pub mod s3;
+pub mod storage;
 pub mod tls;
 
 use crate::settings::Settings;
@@ -61,6 +63,10 @@ pub struct ProviderError {
     /// it may be down. An answer that refuses (authentication, TLS, a missing
     /// database) is not this: the server is there and the configuration is wrong.
     pub unreachable: bool,
+    /// The system's own code for the failure, to decide on it by code rather
+    /// than by text: the AWS error code (`NoSuchBucket`, `SlowDown`) or the
+    /// PostgreSQL SQLSTATE (`42704`).
+    pub code: Option<String>,
 }
 
 impl ProviderError {
@@ -70,7 +76,17 @@ impl ProviderError {
             message: message.into(),
             hint: None,
             unreachable: false,
+            code: None,
         }
+    }
+    /// Records the system's code for the failure.
+    pub fn with_code(mut self, code: Option<&str>) -> Self {
+        self.code = code.map(str::to_string);
+        self
+    }
+    /// Whether the system answered with this code.
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
     }
     /// Marks the failure as the server not being reachable at all.
     pub fn unreachable(mut self) -> Self {
@@ -146,7 +162,7 @@ where
         (Some(code), None) => code.to_string(),
         _ => error_chain(err),
     };
-    let e = ProviderError::new(system, format!("{what}: {detail}"));
+    let e = ProviderError::new(system, format!("{what}: {detail}")).with_code(err.code());
     let throttled = err.code().is_some_and(|c| {
         [
             "SlowDown",

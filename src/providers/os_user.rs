@@ -40,6 +40,12 @@ pub fn current_uid() -> u32 {
     nix::unistd::getuid().as_raw()
 }
 
+/// Whether pgdr runs as root (PostgreSQL refuses to: its files and servers
+/// go to another user).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,12 @@
-//! `pgdr status`: the on-call view of each cluster, computed purely from what
-//! `observe` read (roles, replication, the archiver, the archive's backups and
-//! drills), and rendered for people or as JSON. `beyond` lists every figure
-//! past the plan's objectives; the command exits 2 when any cluster has one.
+//! `pgdr status`: the on-call view of each cluster, for people or as JSON:
+//! the figures and findings of the one assessment (`plan::assess`), which
+//! `plan` judges by too. `beyond` lists every finding past the plan's
+//! promises; the command exits 2 when any cluster has one.
 
 use super::human::bytes;
-use crate::spec::time::{parse_rfc3339, rfc3339};
+use crate::plan::assess::assess;
 use crate::spec::Desired;
-use crate::state::{roles, Live, Roles};
+use crate::state::Live;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,207 +73,50 @@ pub struct Expiry {
     pub what: String,
 }
 
-/// `2026-11-24 10:15:00 UTC` (pg_stat_archiver) or RFC 3339 → seconds.
-fn secs(text: &str) -> Option<i64> {
-    parse_rfc3339(&text.replace(" UTC", "Z"))
-}
-
-/// The status of one cluster from what was observed at `now`.
+/// The status of one cluster from what was observed at `now`: the
+/// assessment's figures and, as "beyond plan" lines, its findings.
 pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus {
-    let plan = &desired.plan;
-    let objectives = &plan.objectives;
-    let mut status = ClusterStatus {
+    let assessment = assess(desired, live, Some(now));
+    let figures = assessment.figures;
+    ClusterStatus {
         cluster: desired.cluster().to_string(),
         file: desired.source.display().to_string(),
-        ..ClusterStatus::default()
-    };
-    status.primary = match roles(live) {
-        Roles::AsPlanned => Some("primary".into()),
-        Roles::FailedOver(w) => Some(w[0].clone()),
-        Roles::SplitBrain(w) => {
-            status
-                .beyond
-                .push(format!("split brain: {} all accept writes", w.join(", ")));
-            None
-        }
-        Roles::NoWritable => {
-            status.beyond.push("nothing accepts writes".to_string());
-            None
-        }
-    };
-    if let Some(e) = &live.primary_error {
-        status.beyond.push(format!(
-            "the primary cannot be reached: {}",
-            e.lines().next().unwrap_or_default()
-        ));
+        primary: figures.writable,
+        standbys: figures
+            .standbys
+            .into_iter()
+            .map(|s| StandbyStatus {
+                name: s.name,
+                state: s.state,
+                replay_lag_seconds: s.replay_lag_seconds,
+            })
+            .collect(),
+        archive_exposure_seconds: figures.archive_exposure_seconds,
+        rpo_exposure_seconds: figures.rpo_exposure_seconds,
+        recoverable_window: figures.window.map(|(from, to)| Window { from, to }),
+        last_backup: figures
+            .last_backup
+            .map(|(id, stop_time, size_bytes)| LastBackup {
+                id,
+                stop_time,
+                size_bytes,
+            }),
+        last_drill: figures
+            .last_drill
+            .map(|(at, ok, rto_seconds, rpo_seconds)| LastDrill {
+                at,
+                ok,
+                rto_seconds,
+                rpo_seconds,
+            }),
+        next_expiry: figures.next_expiry.map(|(at, what)| Expiry { at, what }),
+        beyond: assessment
+            .findings
+            .iter()
+            .filter_map(|f| f.beyond())
+            .collect(),
+        error: None,
     }
-    let replication = live
-        .primary
-        .as_ref()
-        .map(|p| p.health.replication.as_slice())
-        .unwrap_or_default();
-    for standby in &plan.standbys {
-        let name = standby.name.as_str();
-        let streaming = replication.iter().find(|r| r.application_name == name);
-        let seen = live.standbys.get(name);
-        let (state, lag) = match (streaming, seen) {
-            (Some(r), _) => (r.state.clone(), Some(r.replay_lag_seconds)),
-            (None, Some(s)) if s.live.as_ref().is_some_and(|l| !l.in_recovery) => {
-                ("writable".into(), None)
-            }
-            (None, Some(s)) if s.live.is_some() => ("not connected".into(), None),
-            _ => ("unreachable".into(), None),
-        };
-        if let (Some(lag), Some(max)) = (lag, standby.max_lag) {
-            if lag > max.as_secs() as f64 {
-                status.beyond.push(format!(
-                    "standby {name} lags {lag:.0}s, more than its max_lag ({max})"
-                ));
-            }
-        }
-        status.standbys.push(StandbyStatus {
-            name: name.to_string(),
-            state,
-            replay_lag_seconds: lag,
-        });
-    }
-
-    let archived_at = live
-        .primary
-        .as_ref()
-        .and_then(|p| p.health.archiver.as_ref())
-        .and_then(|a| a.last_archived_time.as_deref())
-        .and_then(secs);
-    status.archive_exposure_seconds = archived_at.map(|t| (now - t).max(0) as f64);
-    let best_lag = status
-        .standbys
-        .iter()
-        .filter(|s| s.state == "streaming")
-        .filter_map(|s| s.replay_lag_seconds)
-        .min_by(f64::total_cmp);
-    status.rpo_exposure_seconds = match (status.archive_exposure_seconds, best_lag) {
-        (Some(a), Some(l)) => Some(a.min(l)),
-        (a, l) => a.or(l),
-    };
-    if let Some(exposure) = status.rpo_exposure_seconds {
-        if exposure > objectives.rpo.as_secs() as f64 {
-            status.beyond.push(format!(
-                "RPO exposure {exposure:.0}s is above objectives.rpo ({})",
-                objectives.rpo
-            ));
-        }
-    }
-
-    if let Some(Err(why)) = &live.archive_content {
-        status.beyond.push(format!(
-            "the archive's contents could not be read, so no backup or WAL in it is counted: {}",
-            why.lines().next().unwrap_or_default()
-        ));
-    }
-    if let Some(Ok(content)) = &live.archive_content {
-        if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
-            status.recoverable_window = Some(Window {
-                from: oldest.stop_time.clone(),
-                // The newest archived WAL, or the newest backup's end when
-                // that is later (it waits for its own WAL to be archived).
-                to: match (archived_at, newest.stop_secs()) {
-                    (Some(a), Some(s)) if a > s => rfc3339(a),
-                    _ => newest.stop_time.clone(),
-                },
-            });
-            status.last_backup = Some(LastBackup {
-                id: newest.id.clone(),
-                stop_time: newest.stop_time.clone(),
-                size_bytes: newest.size_bytes,
-            });
-            if let Some(every) = plan.archive.as_ref().and_then(|a| a.base_backups.as_ref()) {
-                if let Some(stop) = newest.stop_secs() {
-                    if now - stop > every.every.as_secs() as i64 {
-                        status.beyond.push(format!(
-                            "the newest backup is older than base_backups.every ({})",
-                            every.every
-                        ));
-                    }
-                }
-            }
-            if let (Some(retention), Some(start)) = (
-                plan.archive.as_ref().and_then(|a| a.wal_retention),
-                secs(&oldest.start_time),
-            ) {
-                status.next_expiry = Some(Expiry {
-                    at: rfc3339(start + retention.as_secs() as i64),
-                    what: format!(
-                        "the WAL lifecycle ({retention}) starts removing WAL backup {} needs",
-                        oldest.id
-                    ),
-                });
-            }
-        }
-        // A gap or a rewritten object ends every restore there: the window's
-        // end is not reachable, whatever the figures above say.
-        let archived_wal = live
-            .primary
-            .as_ref()
-            .and_then(|p| p.health.archiver.as_ref())
-            .and_then(|a| a.last_archived_wal.as_deref());
-        if let Some(first) = crate::plan::archive::wal_holes(content, archived_wal).first() {
-            status.beyond.push(format!(
-                "WAL segment {first} is missing from the archive: a restore from the newest backup stops before it"
-            ));
-        }
-        if let Some(first) = content.wal_damaged.first() {
-            status.beyond.push(format!(
-                "{} WAL object(s) changed after they were archived ({first}{}): a restore stops before {}",
-                content.wal_damaged.len(),
-                if content.wal_damaged.len() > 1 { ", ..." } else { "" },
-                first.name
-            ));
-        }
-        if let Some(drill) = &content.drills.newest {
-            status.last_drill = Some(LastDrill {
-                at: drill.started_at.clone(),
-                ok: drill.ok,
-                rto_seconds: drill.rto_seconds,
-                rpo_seconds: drill.rpo_seconds,
-            });
-            if !drill.ok {
-                status
-                    .beyond
-                    .push(format!("the last drill ({}) failed", drill.started_at));
-            }
-            if drill
-                .rto_seconds
-                .is_some_and(|r| r > objectives.rto.as_secs() as f64)
-            {
-                status.beyond.push(format!(
-                    "the last drill's RTO is above objectives.rto ({})",
-                    objectives.rto
-                ));
-            }
-            if drill
-                .rpo_seconds
-                .is_some_and(|r| r > objectives.rpo.as_secs() as f64)
-            {
-                status.beyond.push(format!(
-                    "the last drill's RPO is above objectives.rpo ({})",
-                    objectives.rpo
-                ));
-            }
-            if let (Some(every), Some(at)) = (
-                plan.drill.as_ref().map(|d| d.every),
-                secs(&drill.started_at),
-            ) {
-                if now - at > every.as_secs() as i64 {
-                    status.beyond.push(format!(
-                        "the last drill is older than drill.every ({every})"
-                    ));
-                }
-            }
-        } else if plan.drill.is_some() {
-            status.beyond.push("no drill yet".into());
-        }
-    }
-    status
 }
 
 fn seconds(v: Option<f64>) -> String {

@@ -35,6 +35,12 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
+/// Now, in seconds since the epoch: the clock read the commands and
+/// executors hand to the pure code (the planner never reads it itself).
+pub fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// `secs` as RFC 3339 in UTC, to the second (`2026-11-24T10:15:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     match OffsetDateTime::from_unix_timestamp(secs) {

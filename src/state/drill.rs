@@ -50,6 +50,10 @@ pub struct DrillReport {
     /// this is what it gave up. `None`: nothing archived was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_loss: Option<String>,
+    /// The drill's steps as they ran (restore, start, recover, check): its
+    /// journal, like a role change's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::state::journal::StepRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -107,6 +111,7 @@ impl DrillReport {
             replayed_wal_bytes: 0,
             pg_version,
             accepted_loss: None,
+            steps: Vec::new(),
         }
     }
 

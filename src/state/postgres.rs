@@ -49,7 +49,7 @@ pub struct PgHealth {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replay {
     /// `pg_last_wal_replay_lsn()`.
-    pub lsn: Option<String>,
+    pub lsn: Option<crate::state::wal::Lsn>,
     /// The last replayed transaction's commit time (`YYYY-MM-DD HH:MM:SS UTC`).
     pub last_transaction: Option<String>,
     /// Seconds since then.

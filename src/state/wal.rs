@@ -126,7 +126,8 @@ pub fn missing_segments(
         .collect()
 }
 
-/// A WAL position (`0/3000028`).
+/// A WAL position (`0/3000028`): the one LSN type (the servers' `pg_lsn`
+/// columns are read into it by the PostgreSQL provider).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Lsn(pub u64);
 
@@ -141,6 +142,22 @@ impl Lsn {
     /// The segment this position lies in.
     pub fn segno(self, segment_size: u64) -> u64 {
         self.0 / segment_size
+    }
+}
+
+/// Stored and compared as PostgreSQL prints it (`0/3000028`).
+impl serde::Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Lsn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Lsn::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{text}` is not an LSN (such as 0/3000028)"))
+        })
     }
 }
 
@@ -197,6 +214,19 @@ mod tests {
         assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
         assert_eq!(Lsn::parse("1/A0").unwrap().to_string(), "1/A0");
         assert_eq!(Lsn::parse("x/1"), None);
+    }
+
+    #[test]
+    fn lsns_parse_compare_and_print_as_postgresql_does() {
+        let a = Lsn::parse("0/3000288").unwrap();
+        let b = Lsn::parse("1/0").unwrap();
+        assert!(a < b);
+        assert_eq!(a.to_string(), "0/3000288");
+        assert_eq!(
+            Lsn::parse("16/B374D848").unwrap().to_string(),
+            "16/B374D848"
+        );
+        assert_eq!(Lsn::parse("nope"), None);
     }
 
     #[test]

@@ -8,6 +8,10 @@ use crate::common::{
 };
 use serde_json::json;
 
+/// The tests here apply the same cluster, `estate`, and pgdr refuses a second
+/// apply of a cluster while one runs (the lock): they take turns.
+static ESTATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn plan_text(pg: &Postgres, host: &str, cidrs: &str) -> String {
     format!(
         r#"version: 1
@@ -87,6 +91,7 @@ fn ingress(moto: &Moto) -> Vec<(String, i64, String)> {
 
 #[test]
 fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own() {
+    let _turn = ESTATE.lock().unwrap_or_else(|e| e.into_inner());
     let pg = Postgres::start();
     let moto = Moto::start();
     moto.create_zone("db.internal.");
@@ -247,6 +252,7 @@ fn endpoint_and_network_are_reconciled_without_touching_what_pgdr_does_not_own()
 
 #[test]
 fn a_missing_hosted_zone_is_named() {
+    let _turn = ESTATE.lock().unwrap_or_else(|e| e.into_inner());
     let pg = Postgres::start();
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
@@ -266,6 +272,7 @@ fn a_missing_hosted_zone_is_named() {
 
 #[test]
 fn a_routing_policy_record_is_reported_and_a_group_is_found_by_its_id() {
+    let _turn = ESTATE.lock().unwrap_or_else(|e| e.into_inner());
     let pg = Postgres::start();
     let moto = Moto::start();
     moto.create_zone("db.internal.");

@@ -247,7 +247,7 @@ fn as_postgres(moto: &Moto, pgdr: &std::path::Path, args: &[&str]) -> common::Ru
 /// excludes the other's.
 #[test]
 fn root_and_postgres_share_the_default_lock_folder_and_exclude_each_other() {
-    if !pgdr::archive::restore::runs_as_root() {
+    if !pgdr::providers::os_user::is_root() {
         panic!("this test runs pgdr as root and as postgres: run the suite as root (CI does)");
     }
     let moto = Moto::start();

@@ -7,9 +7,9 @@
 //! until `pgdr force-unlock PLAN_FILE LOCK_ID` removes it.
 
 use super::LockError;
-use crate::archive::ArchiveUrl;
-use crate::providers::s3::objects::{self, PutOutcome};
-use aws_sdk_s3::Client;
+use crate::format::ArchiveUrl;
+use crate::providers::s3::is_missing_bucket;
+use crate::providers::storage::{PutOutcome, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -45,7 +45,7 @@ impl LockInfo {
             who: this_user(),
             host: this_host(),
             pid: std::process::id(),
-            created: crate::archive::backup::rfc3339(std::time::SystemTime::now()),
+            created: crate::spec::time::rfc3339(crate::spec::time::now_unix()),
             pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
             lock_dir: lock_dir.display().to_string(),
         }
@@ -74,13 +74,12 @@ pub fn lock_key(url: &ArchiveUrl, cluster: &str, kind: &str) -> String {
 
 /// Where every lock object under an archive prefix lives.
 pub fn locks_prefix(url: &ArchiveUrl) -> String {
-    format!("{}locks/", url.prefix)
+    url.locks_prefix()
 }
 
 /// Held until dropped; dropping deletes the object.
 pub struct BucketLock {
-    client: Client,
-    bucket: String,
+    store: Store,
     key: String,
     info: LockInfo,
 }
@@ -94,7 +93,7 @@ impl BucketLock {
     /// a run that has ended — a live one would still hold that file lock — so
     /// it is removed and taken over, and only then. Any other holder refuses.
     pub async fn acquire(
-        client: Client,
+        store: Store,
         url: &ArchiveUrl,
         cluster: &str,
         (kind, command): (&str, &str),
@@ -104,19 +103,16 @@ impl BucketLock {
         let info = LockInfo::new(cluster, kind, command, lock_dir);
         let body = serde_json::to_vec_pretty(&info).expect("lock info serialises");
         let metadata = HashMap::from([("pgdr-lock-id".to_string(), info.lock_id.clone())]);
-        let mut put = objects::put_new(&client, &url.bucket, &key, body.clone(), &metadata).await;
+        let mut put = store.put_new(&key, body.clone(), &metadata).await;
         if matches!(put, Ok(PutOutcome::Exists)) {
-            if let Ok(Some(stale)) = read(&client, &url.bucket, &key).await {
+            if let Ok(Some(stale)) = read(&store, &key).await {
                 if stale.host == this_host() && stale.lock_dir == info.lock_dir {
                     eprintln!(
                         "Removing the {kind} lock left by an ended run on this machine ({}).",
                         stale.describe()
                     );
-                    if force_delete(&client, &url.bucket, &key, &stale.lock_id)
-                        .await
-                        .is_ok()
-                    {
-                        put = objects::put_new(&client, &url.bucket, &key, body, &metadata).await;
+                    if force_delete(&store, &key, &stale.lock_id).await.is_ok() {
+                        put = store.put_new(&key, body, &metadata).await;
                     }
                 }
             }
@@ -124,15 +120,10 @@ impl BucketLock {
         match put {
             Ok(PutOutcome::Stored) => {
                 tracing::info!(target: "pgdr::lock", bucket = %url.bucket, key, lock_id = %info.lock_id, "took the lock");
-                Ok(Some(BucketLock {
-                    client,
-                    bucket: url.bucket.clone(),
-                    key,
-                    info,
-                }))
+                Ok(Some(BucketLock { store, key, info }))
             }
             Ok(PutOutcome::Exists) => {
-                let holder = read(&client, &url.bucket, &key).await;
+                let holder = read(&store, &key).await;
                 let lock_id = match &holder {
                     Ok(Some(h)) => h.lock_id.clone(),
                     _ => "LOCK_ID".to_string(),
@@ -149,7 +140,7 @@ impl BucketLock {
                     },
                 })
             }
-            Err(e) if objects::is_missing_bucket(&e) => {
+            Err(e) if is_missing_bucket(&e) => {
                 tracing::info!(target: "pgdr::lock", bucket = %url.bucket, "the bucket does not exist yet: only the local lock is held");
                 Ok(None)
             }
@@ -162,7 +153,7 @@ impl BucketLock {
 
     /// Deletes the object if it is still this run's.
     async fn release(&self) {
-        let current = objects::head(&self.client, &self.bucket, &self.key).await;
+        let current = self.store.head(&self.key).await;
         let etag = match current {
             Ok(Some(head)) if head.metadata.get("pgdr-lock-id") == Some(&self.info.lock_id) => {
                 head.etag
@@ -170,18 +161,18 @@ impl BucketLock {
             Ok(_) => {
                 eprintln!(
                     "warning: the lock s3://{}/{} is no longer this run's (force-unlocked?); left as it is",
-                    self.bucket, self.key
+                    self.store.bucket(), self.key
                 );
                 return;
             }
             Err(e) => {
-                eprintln!("warning: could not release the lock s3://{}/{} ({e}); remove it with `pgdr force-unlock PLAN_FILE {}`", self.bucket, self.key, self.info.lock_id);
+                eprintln!("warning: could not release the lock s3://{}/{} ({e}); remove it with `pgdr force-unlock PLAN_FILE {}`", self.store.bucket(), self.key, self.info.lock_id);
                 return;
             }
         };
-        match objects::delete_if_match(&self.client, &self.bucket, &self.key, etag.as_deref()).await {
+        match self.store.delete_if_match(&self.key, etag.as_deref()).await {
             Ok(()) => tracing::info!(target: "pgdr::lock", key = %self.key, "released the lock"),
-            Err(e) => eprintln!("warning: could not release the lock s3://{}/{} ({e}); remove it with `pgdr force-unlock PLAN_FILE {}`", self.bucket, self.key, self.info.lock_id),
+            Err(e) => eprintln!("warning: could not release the lock s3://{}/{} ({e}); remove it with `pgdr force-unlock PLAN_FILE {}`", self.store.bucket(), self.key, self.info.lock_id),
         }
     }
 }
@@ -198,18 +189,18 @@ impl Drop for BucketLock {
             }
             _ => eprintln!(
                 "warning: the lock s3://{}/{} was not released; remove it with `pgdr force-unlock PLAN_FILE {}`",
-                self.bucket, self.key, self.info.lock_id
+                self.store.bucket(), self.key, self.info.lock_id
             ),
         }
     }
 }
 
 /// Reads the lock object at `key`; `None` when there is none.
-pub async fn read(client: &Client, bucket: &str, key: &str) -> Result<Option<LockInfo>, String> {
-    match objects::get(client, bucket, key).await {
+pub async fn read(store: &Store, key: &str) -> Result<Option<LockInfo>, String> {
+    match store.get(key).await {
         Ok(Some(fetched)) => serde_json::from_slice(&fetched.body)
             .map(Some)
-            .map_err(|e| format!("s3://{bucket}/{key} is not a pgdr lock: {e}")),
+            .map_err(|e| format!("s3://{}/{key} is not a pgdr lock: {e}", store.bucket())),
         Ok(None) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
@@ -217,15 +208,16 @@ pub async fn read(client: &Client, bucket: &str, key: &str) -> Result<Option<Loc
 
 /// Every lock object under the archive prefix, with its key.
 pub async fn list(
-    client: &Client,
+    store: &Store,
     url: &ArchiveUrl,
 ) -> Result<Vec<(String, Result<LockInfo, String>)>, String> {
-    let keys = objects::list(client, &url.bucket, &locks_prefix(url), None)
+    let keys = store
+        .list(&locks_prefix(url), None)
         .await
         .map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     for object in keys {
-        let info = read(client, &url.bucket, &object.key)
+        let info = read(store, &object.key)
             .await
             .and_then(|i| i.ok_or_else(|| "released while being read".to_string()));
         found.push((object.key, info));
@@ -234,23 +226,16 @@ pub async fn list(
 }
 
 /// Deletes the lock object at `key` if it still is the one with `lock_id`.
-pub async fn force_delete(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    lock_id: &str,
-) -> Result<(), String> {
-    let head = objects::head(client, bucket, key)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn force_delete(store: &Store, key: &str, lock_id: &str) -> Result<(), String> {
+    let head = store.head(key).await.map_err(|e| e.to_string())?;
     match head {
-        Some(h) if h.metadata.get("pgdr-lock-id").map(String::as_str) == Some(lock_id) => {
-            objects::delete_if_match(client, bucket, key, h.etag.as_deref())
-                .await
-                .map_err(|e| e.to_string())
-        }
+        Some(h) if h.metadata.get("pgdr-lock-id").map(String::as_str) == Some(lock_id) => store
+            .delete_if_match(key, h.etag.as_deref())
+            .await
+            .map_err(|e| e.to_string()),
         _ => Err(format!(
-            "s3://{bucket}/{key} no longer holds lock {lock_id}; nothing was removed"
+            "s3://{}/{key} no longer holds lock {lock_id}; nothing was removed",
+            store.bucket()
         )),
     }
 }

@@ -52,11 +52,11 @@ impl RunLock {
         let local = ClusterLock::acquire_holding(lock_dir, desired.cluster(), kind, command)?;
         let bucket = match &desired.plan.archive {
             Some(archive) => {
-                let url = crate::archive::ArchiveUrl::parse(&archive.url())
-                    .map_err(|e| LockError::Bucket(e.to_string()))?;
+                let url =
+                    crate::format::ArchiveUrl::parse(&archive.url()).map_err(LockError::Bucket)?;
                 let client = systems.aws.s3(desired.region()).await;
                 BucketLock::acquire(
-                    client,
+                    crate::providers::storage::Store::s3(client, &url.bucket),
                     &url,
                     desired.cluster(),
                     (kind, command),

@@ -7,22 +7,12 @@
 //! a socket), and its data directory here holds a `postmaster.pid` for the
 //! port pgdr reached it on. Anything else is reported for a person to rejoin.
 
-use crate::archive::{restore, scratch};
-use crate::providers::pg_role::RoleState;
+use crate::providers::local_server::{LocalServer, WaitFailed};
+use crate::providers::postgres::role::RoleState;
 use crate::spec::Conninfo;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A server this machine runs: its data directory, binaries and owner.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LocalServer {
-    pub data: PathBuf,
-    bin: PathBuf,
-    /// The data directory's owner, when pgdr runs as root (PostgreSQL refuses root).
-    run_as: Option<(String, u32, u32)>,
-}
+use std::time::Duration;
 
 /// The configuration files pg_rewind overwrites with the source's (it copies
 /// the whole data directory): the server's own port, addresses and access
@@ -39,72 +29,29 @@ const OWN_CONFIG: [&str; 4] = [
 /// and mode.
 type SavedFile = (&'static str, Option<(Vec<u8>, u32)>);
 
-fn is_loopback(host: &str) -> bool {
-    host.starts_with('/')
-        || host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// The server behind `info`, if this machine runs it.
 pub fn find(info: &Conninfo, state: &RoleState) -> Option<LocalServer> {
-    let host = info
-        .get("host")
-        .or(info.get("hostaddr"))
-        .unwrap_or("localhost");
-    if !is_loopback(host) {
-        return None;
-    }
-    let data = PathBuf::from(state.data_directory.as_deref()?);
-    let pid = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
-    // postmaster.pid: pid, data directory, start time, port, ...
-    if pid.lines().nth(3)?.trim() != state.port.to_string() {
-        return None;
-    }
-    let bin = scratch::bin_dir(state.major)?;
-    let meta = std::fs::metadata(&data).ok()?;
-    let run_as = if restore::runs_as_root() && meta.uid() != 0 {
-        Some((
-            crate::providers::os_user::by_uid(meta.uid())?.name,
-            meta.uid(),
-            meta.gid(),
-        ))
-    } else {
-        None
-    };
-    Some(LocalServer { data, bin, run_as })
+    LocalServer::running(
+        info,
+        state.data_directory.as_deref()?,
+        state.port,
+        state.major,
+    )
 }
 
-impl LocalServer {
-    fn command(&self, program: &str) -> Command {
-        let mut c = scratch::as_user(
-            self.run_as.as_ref().map(|(name, _, _)| name.as_str()),
-            &self.bin.join(program),
-        );
-        c.stdin(Stdio::null());
-        c
-    }
+/// The log the rejoined server is started with.
+pub fn log_of(server: &LocalServer) -> PathBuf {
+    server.data.join("log").join("pgdr-rejoin.log")
+}
 
-    fn run(&self, mut c: Command, what: &str) -> Result<String, String> {
-        let out = c.output().map_err(|e| format!("{what}: {e}"))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
-            Ok(text)
-        } else {
-            Err(format!("{what} failed: {}", text.trim()))
-        }
-    }
+/// An old primary on this machine, for its rejoin.
+pub struct Rejoining<'a>(pub &'a LocalServer);
 
+impl Rejoining<'_> {
     /// Writes `name` in the data directory, owned like the directory.
     fn write_file(&self, name: &str, text: &str, append: bool) -> Result<(), String> {
         use std::io::Write;
-        let path = self.data.join(name);
+        let path = self.0.data.join(name);
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(append)
@@ -115,8 +62,8 @@ impl LocalServer {
         file.write_all(text.as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some((_, uid, gid)) = &self.run_as {
-            std::os::unix::fs::chown(&path, Some(*uid), Some(*gid))
+        if let Some((uid, gid)) = self.0.owner() {
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(())
@@ -125,15 +72,14 @@ impl LocalServer {
     /// The options the server was started with (after `-D DIR`), as pg_ctl's
     /// `-o` takes them, so it comes back on the same port and addresses.
     fn start_options(&self) -> Result<String, String> {
-        let path = self.data.join("postmaster.opts");
+        let path = self.0.data.join("postmaster.opts");
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(postmaster_options(&text))
     }
 
-    /// The log this module starts the server with.
-    pub fn log(&self) -> PathBuf {
-        self.data.join("log").join("pgdr-rejoin.log")
+    fn log(&self) -> PathBuf {
+        log_of(self.0)
     }
 
     fn log_tail(&self) -> String {
@@ -152,22 +98,18 @@ impl LocalServer {
         // Before the stop: a crash from here on leaves a server that starts
         // as a standby (primary_conninfo is already set), never as a writer.
         self.write_file("standby.signal", "", false)?;
-        let mut stop = self.command("pg_ctl");
-        stop.arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "stop"]);
-        self.run(stop, "pg_ctl stop")?;
+        self.0.stop("fast")?;
         let own = self.save_config()?;
-        let mut rewind = self.command("pg_rewind");
+        let mut rewind = self.0.command("pg_rewind");
         // --write-recovery-conf: pg_rewind itself leaves standby.signal (it
         // removes ours, which the new primary does not have), so a crash
         // after it still leaves a standby.
         rewind
             .arg("--target-pgdata")
-            .arg(&self.data)
+            .arg(&self.0.data)
             .arg(format!("--source-server={source}"))
             .arg("--write-recovery-conf");
-        let rewound = match self.run(rewind, "pg_rewind") {
+        let rewound = match self.0.run(rewind, "pg_rewind") {
             Ok(out) if out.contains("no rewind required") => "no rewind was needed".to_string(),
             Ok(_) => "rewound with pg_rewind".to_string(),
             // pg_rewind needs data checksums or wal_log_hints; without them the
@@ -186,21 +128,13 @@ impl LocalServer {
         self.restore_config(&own)?;
         // Again: pg_rewind removes what the new primary does not have.
         self.write_file("standby.signal", "", false)?;
-        let log_dir = self.data.join("log");
+        let log_dir = self.0.data.join("log");
         std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
-        if let Some((_, uid, gid)) = &self.run_as {
-            std::os::unix::fs::chown(&log_dir, Some(*uid), Some(*gid))
+        if let Some((uid, gid)) = self.0.owner() {
+            std::os::unix::fs::chown(&log_dir, Some(uid), Some(gid))
                 .map_err(|e| format!("{}: {e}", log_dir.display()))?;
         }
-        let mut start = self.command("pg_ctl");
-        start
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-l")
-            .arg(self.log())
-            .args(["-W", "-o", &options, "start"])
-            .stdout(Stdio::null());
-        self.run(start, "pg_ctl start")?;
+        self.0.start(&self.log(), &options)?;
         Ok(rewound)
     }
 
@@ -210,7 +144,7 @@ impl LocalServer {
         OWN_CONFIG
             .iter()
             .map(|name| {
-                let path = self.data.join(name);
+                let path = self.0.data.join(name);
                 match std::fs::read(&path) {
                     Ok(bytes) => {
                         let mode = std::fs::metadata(&path)
@@ -232,7 +166,7 @@ impl LocalServer {
         use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         for (name, content) in saved {
-            let path = self.data.join(name);
+            let path = self.0.data.join(name);
             let Some((bytes, mode)) = content else {
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -241,13 +175,13 @@ impl LocalServer {
                     _ => continue,
                 }
             };
-            let tmp = self.data.join(format!("{name}.pgdr-tmp"));
+            let tmp = self.0.data.join(format!("{name}.pgdr-tmp"));
             let written = (|| {
                 let mut file = std::fs::File::create(&tmp)?;
                 file.write_all(bytes)?;
                 file.set_permissions(std::fs::Permissions::from_mode(*mode))?;
-                if let Some((_, uid, gid)) = &self.run_as {
-                    std::os::unix::fs::fchown(&file, Some(*uid), Some(*gid))?;
+                if let Some((uid, gid)) = self.0.owner() {
+                    std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
                 }
                 file.sync_all()?;
                 std::fs::rename(&tmp, &path)
@@ -257,42 +191,20 @@ impl LocalServer {
         Ok(())
     }
 
-    /// Waits until the server's pid file is there and it has not exited.
-    pub fn wait_running(&self, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
-        let mut seen = false;
-        loop {
-            let pid = std::fs::read_to_string(self.data.join("postmaster.pid")).unwrap_or_default();
-            if pid
-                .lines()
-                .nth(7)
-                .is_some_and(|status| status.trim() == "ready" || status.trim() == "standby")
-            {
-                return Ok(());
-            }
-            // A server that exits (a port taken, a bad setting) removes its
-            // pid file: say so now rather than at the deadline.
-            let alive = pid
-                .lines()
-                .next()
-                .and_then(|p| p.trim().parse::<u32>().ok())
-                .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-            seen |= alive;
-            let exited = seen && !alive;
-            if exited || Instant::now() > deadline {
-                return Err(format!(
-                    "the old primary did not come up as a standby ({}); its log ({}) ends:\n  {}",
-                    if exited {
-                        "it exited".to_string()
-                    } else {
-                        format!("not within {}s", limit.as_secs())
-                    },
-                    self.log().display(),
-                    self.log_tail()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Waits until the server is up as a standby; one that exits is
+    /// reported at once.
+    pub async fn wait_running(&self, limit: Duration) -> Result<(), String> {
+        self.0.wait_running(limit).await.map_err(|failed| {
+            format!(
+                "the old primary did not come up as a standby ({}); its log ({}) ends:\n  {}",
+                match failed {
+                    WaitFailed::Exited => "it exited".to_string(),
+                    WaitFailed::TimedOut => format!("not within {}s", limit.as_secs()),
+                },
+                self.log().display(),
+                self.log_tail()
+            )
+        })
     }
 
     /// Why it is not streaming, from its log, for a failed rejoin.
@@ -350,21 +262,5 @@ mod tests {
             "'-p' '5433' '-k' '/tmp/x/pg' '-c' 'listen_addresses=127.0.0.2'"
         );
         assert_eq!(postmaster_options("/usr/bin/postgres\n"), "");
-    }
-
-    #[test]
-    fn only_loopback_hosts_can_be_on_this_machine() {
-        for host in [
-            "127.0.0.1",
-            "127.0.0.3",
-            "localhost",
-            "/var/run/postgresql",
-            "::1",
-        ] {
-            assert!(is_loopback(host), "{host}");
-        }
-        for host in ["10.0.0.1", "db.internal"] {
-            assert!(!is_loopback(host), "{host}");
-        }
     }
 }

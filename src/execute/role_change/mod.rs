@@ -162,8 +162,7 @@ pub fn candidates(desired: &Desired, live: &Live) -> Vec<Candidate> {
                     .get(&name)
                     .and_then(|l| l.live.as_ref())
                     .and_then(|l| l.health.replay.as_ref())
-                    .and_then(|r| r.lsn.as_deref())
-                    .and_then(crate::providers::pg_role::Lsn::parse)
+                    .and_then(|r| r.lsn)
                     .map(|l| l.0),
                 max_lag_seconds: s
                     .max_lag

@@ -1,10 +1,9 @@
 //! S3: the archive bucket. `bucket` reads and writes the bucket's settings
 //! (versioning, object lock, encryption, public access, lifecycle rules);
-//! `objects` reads and writes what the bucket holds (WAL, base backups, the
-//! catalogue). Both share the error mapping here.
+//! what the bucket holds is read and written through
+//! [`crate::providers::storage`]. Both share the error mapping here.
 
 mod bucket;
-pub mod objects;
 
 pub use bucket::{
     create_bucket, put_encryption, put_object_lock, put_public_access_block, put_versioning,
@@ -34,4 +33,9 @@ where
 /// "Not configured" answers that mean an empty setting, not a failure.
 pub(crate) fn is_code<E: ProvideErrorMetadata>(err: &SdkError<E>, codes: &[&str]) -> bool {
     err.code().is_some_and(|c| codes.contains(&c))
+}
+
+/// Whether a failed write found no bucket at all (not yet created).
+pub fn is_missing_bucket(e: &ProviderError) -> bool {
+    e.has_code("NoSuchBucket")
 }

@@ -1,0 +1,279 @@
+//! A drill's steps, run by [`crate::execute::steps`] like a role change's,
+//! each observing before it acts and checked again after:
+//!
+//! restore-backup → start-server → recover → check.
+//!
+//! A failed step stops the drill, and its message is the drill's first
+//! failure; the records are the report's journal (`steps`).
+
+use super::checks::{amcheck, databases_check, sql_check};
+use super::scratch::Scratch;
+use super::DrillRequest;
+use crate::execute::restore::{self, RestoreRequest};
+use crate::execute::steps::{Decision, DynStep, Step};
+use crate::plan::recovery::drill::recovery_limit;
+use crate::plan::recovery::restore::Target;
+use crate::providers::postgres;
+use crate::providers::storage::Store;
+use crate::settings::PgEnv;
+use crate::spec::Conninfo;
+use crate::state::drill::{CheckResult, DrillReport};
+use crate::state::wal::Lsn;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What the steps share: the request, the scratch server and the report
+/// they fill in.
+pub struct Drill<'a> {
+    pub store: &'a Store,
+    pub request: &'a DrillRequest<'a>,
+    pub scratch: &'a Scratch,
+    pub report: Mutex<DrillReport>,
+    /// When the server was started (recovery time is measured from it).
+    started: Mutex<Option<Instant>>,
+}
+
+impl<'a> Drill<'a> {
+    pub fn new(
+        store: &'a Store,
+        request: &'a DrillRequest<'a>,
+        scratch: &'a Scratch,
+        report: DrillReport,
+    ) -> Self {
+        Drill {
+            store,
+            request,
+            scratch,
+            report: Mutex::new(report),
+            started: Mutex::new(None),
+        }
+    }
+
+    fn info(&self) -> Result<Conninfo, String> {
+        Conninfo::parse(
+            &self
+                .scratch
+                .server
+                .conninfo(&self.request.user, &self.request.dbname),
+        )
+        .map_err(|e| format!("the restored server's conninfo: {e}"))
+    }
+
+    /// A connection to the restored server once it accepts one and has left
+    /// recovery; `None` before.
+    async fn promoted(&self) -> Option<tokio_postgres::Client> {
+        let info = self.info().ok()?;
+        let pg = postgres::connect("restored", &info, &PgEnv::default())
+            .await
+            .ok()?;
+        matches!(postgres::backup::in_recovery(&pg).await, Ok(false)).then_some(pg)
+    }
+}
+
+/// The backup and its recovery settings are in the scratch folder.
+pub struct RestoreBackup;
+
+impl<'a> Step<Drill<'a>> for RestoreBackup {
+    type Seen = bool;
+    type Act = ();
+    type Error = String;
+    fn name(&self) -> &str {
+        "restore-backup"
+    }
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+        let data = ctx.scratch.server.data();
+        Ok(data.join("recovery.signal").is_file() && !data.join(restore::IN_PROGRESS).exists())
+    }
+    fn decide(&self, restored: &bool) -> Decision {
+        if *restored {
+            Decision::Done("the backup is restored".into())
+        } else {
+            Decision::Act(
+                "restore the backup and write its recovery settings".into(),
+                (),
+            )
+        }
+    }
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+        let request = ctx.request;
+        let backup = &request.chosen.backup;
+        let data = ctx.scratch.server.data();
+        let restore_request = RestoreRequest {
+            url: request.url,
+            region: request.region,
+            backup,
+            target: request.target.clone(),
+            dir: data,
+            pgdr: &request.pgdr,
+            wal_until: Some(request.chosen.wal_until()),
+            accept_loss: request.chosen.accepted_loss.is_some(),
+            extra_settings: &[],
+            progress: request.progress,
+        };
+        let unpacked = restore::restore(ctx.store, &restore_request)
+            .await
+            .map_err(|e| format!("the restore of backup {} failed: {e}", backup.id))?;
+        {
+            let mut report = ctx.report.lock().unwrap();
+            report.restore_seconds = unpacked.seconds;
+            report.restored_bytes = unpacked.bytes;
+        }
+        // A Debian-style cluster keeps postgresql.conf outside the data folder.
+        let conf = data.join("postgresql.conf");
+        if !conf.exists() {
+            std::fs::write(
+                &conf,
+                "# written by pgdr drill: the source keeps its configuration elsewhere\n",
+            )
+            .map_err(|e| format!("{}: {e}", conf.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The restored server is started (it recovers first).
+pub struct StartServer;
+
+impl<'a> Step<Drill<'a>> for StartServer {
+    type Seen = bool;
+    type Act = ();
+    type Error = String;
+    fn name(&self) -> &str {
+        "start-server"
+    }
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+        Ok(ctx.started.lock().unwrap().is_some())
+    }
+    fn decide(&self, started: &bool) -> Decision {
+        if *started {
+            Decision::Done("started".into())
+        } else {
+            Decision::Act("start the restored server on loopback".into(), ())
+        }
+    }
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+        let now = Instant::now();
+        ctx.scratch.start().map_err(|e| e.to_string())?;
+        *ctx.started.lock().unwrap() = Some(now);
+        Ok(())
+    }
+}
+
+/// Recovery reached the target and the server promoted.
+pub struct Recover;
+
+impl<'a> Step<Drill<'a>> for Recover {
+    type Seen = bool;
+    type Act = ();
+    type Error = String;
+    fn name(&self) -> &str {
+        "recover"
+    }
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+        Ok(ctx.promoted().await.is_some())
+    }
+    fn decide(&self, promoted: &bool) -> Decision {
+        if *promoted {
+            Decision::Done("recovered and promoted".into())
+        } else {
+            Decision::Act(
+                "wait until recovery reaches the target and the server promotes".into(),
+                (),
+            )
+        }
+    }
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+        let info = ctx.info()?;
+        ctx.scratch
+            .server
+            .wait_promoted(
+                &info,
+                &PgEnv::default(),
+                recovery_limit(&ctx.request.objectives),
+            )
+            .await?;
+        let recovering = ctx.started.lock().unwrap().unwrap_or_else(Instant::now);
+        let mut report = ctx.report.lock().unwrap();
+        report.recovery_seconds = recovering.elapsed().as_secs_f64();
+        let detail = format!(
+            "accepts connections and promoted after {:.1}s of recovery",
+            report.recovery_seconds
+        );
+        report.checks.push(CheckResult {
+            name: "recovered".into(),
+            ok: true,
+            detail,
+        });
+        Ok(())
+    }
+}
+
+/// What recovery replayed (the RPO), then the checks: the source's
+/// databases, `pg_amcheck`, the plan's SQL.
+pub struct Check;
+
+impl<'a> Step<Drill<'a>> for Check {
+    type Seen = bool;
+    type Act = ();
+    type Error = String;
+    fn name(&self) -> &str {
+        "check"
+    }
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+        // `recovered` is the first check; the others come from this step.
+        Ok(ctx.report.lock().unwrap().checks.len() > 1)
+    }
+    fn decide(&self, checked: &bool) -> Decision {
+        if *checked {
+            Decision::Done("checked".into())
+        } else {
+            Decision::Act("measure what was replayed and run the checks".into(), ())
+        }
+    }
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+        let request = ctx.request;
+        let backup = &request.chosen.backup;
+        let pg = postgres::connect("restored", &ctx.info()?, &PgEnv::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let replayed = postgres::backup::replayed(&pg)
+            .await
+            .map_err(|e| e.message)?;
+        let (last_commit, replay_lsn) = (replayed.commit_epoch, replayed.lsn);
+        let mut checks = Vec::new();
+        if let Some(source) = &request.source_databases {
+            checks.push(databases_check(&pg, source).await);
+        }
+        checks.push(amcheck(ctx.scratch, &request.user).await);
+        for check in request.checks {
+            checks.push(sql_check(&pg, check).await);
+        }
+        let mut report = ctx.report.lock().unwrap();
+        if let (Some(end), Some(start)) = (replay_lsn, Lsn::parse(&backup.start_lsn)) {
+            report.replayed_wal_bytes = end.0.saturating_sub(start.0);
+        }
+        // With no commit replayed, the data is as of the backup's end.
+        let restored_until = last_commit.or_else(|| backup.stop_secs().map(|s| s as f64));
+        report.last_replayed_commit = last_commit.map(|t| crate::spec::time::rfc3339(t as i64));
+        let target_time = match request.target {
+            Target::Time(t) => Some(t as f64),
+            Target::Latest => Some(request.started_unix as f64),
+            Target::Lsn(_) => None,
+        };
+        if let (Some(target), Some(until)) = (target_time, restored_until) {
+            report.rpo_seconds = Some((target - until).max(0.0));
+        }
+        report.checks.extend(checks);
+        Ok(())
+    }
+}
+
+/// The steps, in order.
+pub fn sequence<'a>() -> Vec<Box<dyn DynStep<Drill<'a>> + 'a>> {
+    vec![
+        Box::new(RestoreBackup),
+        Box::new(StartServer),
+        Box::new(Recover),
+        Box::new(Check),
+    ]
+}

@@ -1,0 +1,210 @@
+//! Writes a backup's tar stream into a folder: the [`Sink`] that
+//! [`crate::format::tar`] hands checked entries to. Files are created new
+//! (`O_EXCL`, `O_NOFOLLOW`), so nothing that existed is opened or followed;
+//! folders get owner access whatever the stream says, so the restore can
+//! write into them.
+
+use crate::format::tar::{self as stream, Scanned, Sink};
+use crate::format::FormatError;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Writes under `root` (an existing, empty folder).
+pub struct FolderSink {
+    root: PathBuf,
+}
+
+impl Sink for FolderSink {
+    type File = std::fs::File;
+
+    fn dir(&mut self, path: &Path, mode: u32) -> Result<(), FormatError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let target = self.root.join(path);
+        // Owner access always: the restore must be able to write into it.
+        std::fs::DirBuilder::new()
+            .mode(mode | 0o700)
+            .create(&target)
+            .map_err(|e| FormatError::io(&target, e))
+    }
+
+    fn file(&mut self, path: &Path, mode: u32) -> Result<Self::File, FormatError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let target = self.root.join(path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&target)
+            .map_err(|e| FormatError::io(&target, e))
+    }
+
+    fn symlink(&mut self, path: &Path, target: &Path) -> Result<(), FormatError> {
+        let at = self.root.join(path);
+        std::os::unix::fs::symlink(target, &at).map_err(|e| FormatError::io(&at, e))
+    }
+}
+
+/// Scans `reader` and writes every entry under `dir` (an existing, empty folder).
+pub fn extract(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
+    stream::extract(
+        reader,
+        &mut FolderSink {
+            root: dir.to_path_buf(),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::tar::scan;
+    use tar::EntryType;
+
+    fn entry(builder: &mut tar::Builder<Vec<u8>>, name: &str, kind: EntryType, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(if kind == EntryType::Directory {
+            0o700
+        } else {
+            0o600
+        });
+        h.set_size(data.len() as u64);
+        builder.append_data(&mut h, name, data).unwrap();
+    }
+
+    fn link(builder: &mut tar::Builder<Vec<u8>>, name: &str, target: &str) {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        builder.append_link(&mut h, name, target).unwrap();
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "base", EntryType::Directory, b"");
+        entry(&mut b, "base/1234", EntryType::Regular, &[7u8; 1000]);
+        entry(&mut b, "PG_VERSION", EntryType::Regular, b"15\n");
+        entry(&mut b, "backup_manifest", EntryType::Regular, b"{\"x\":1}");
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn the_scan_hashes_every_file_and_captures_the_manifest() {
+        let scan = scan(sample().as_slice()).unwrap();
+        assert_eq!(scan.files.len(), 2);
+        assert_eq!(
+            scan.files["PG_VERSION"],
+            (3, crate::spec::sha256_hex(b"15\n"))
+        );
+        assert_eq!(scan.files["base/1234"].0, 1000);
+        assert_eq!(scan.manifest.as_deref(), Some(&b"{\"x\":1}"[..]));
+    }
+
+    #[test]
+    fn extraction_writes_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let scan = extract(sample().as_slice(), dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("base/1234")).unwrap(),
+            [7u8; 1000]
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("backup_manifest")).unwrap(),
+            b"{\"x\":1}"
+        );
+        assert_eq!(scan.written, 4);
+    }
+
+    /// CVE-2018-20990's class: a link, then a file "inside" it.
+    #[test]
+    fn nothing_is_written_through_a_link_or_outside_the_folder() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "base", EntryType::Directory, b"");
+        link(&mut b, "base/evil", outside.path().to_str().unwrap());
+        entry(&mut b, "base/evil/owned", EntryType::Regular, b"x");
+        let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("outside the data folder"), "{err}");
+        assert!(!outside.path().join("owned").exists());
+
+        // A link that points inside, then a file through it: still refused.
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "base", EntryType::Directory, b"");
+        link(&mut b, "alias", "base");
+        entry(&mut b, "alias/owned", EntryType::Regular, b"x");
+        let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("nothing is written through a link"),
+            "{err}"
+        );
+        assert!(!dir.path().join("base/owned").exists());
+
+        // `..` climbing out, through a link or not.
+        for target in ["../x", "base/../../x"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            link(&mut b, "up", target);
+            let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+            assert!(err.to_string().contains("outside"), "{target}: {err}");
+        }
+        let mut raw = sample();
+        // An entry named `../escaped`, written into the header by hand (the
+        // builder refuses it).
+        raw[..100].fill(0);
+        raw[..10].copy_from_slice(b"../escaped");
+        fix_checksum(&mut raw[..512]);
+        let dir = tempfile::tempdir().unwrap();
+        let err = extract(raw.as_slice(), dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("outside the restore folder"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tablespace_link_becomes_a_folder_of_the_restore() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        entry(&mut b, "pg_tblspc", EntryType::Directory, b"");
+        link(&mut b, "pg_tblspc/16390", outside.path().to_str().unwrap());
+        entry(&mut b, "pg_tblspc/16390/PG_15_x", EntryType::Directory, b"");
+        extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap();
+        let made = dir.path().join("pg_tblspc/16390");
+        assert!(made.is_dir() && !made.is_symlink());
+        assert!(made.join("PG_15_x").is_dir());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    fn fix_checksum(header: &mut [u8]) {
+        header[148..156].fill(b' ');
+        let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+
+    #[test]
+    fn a_bad_checksum_or_size_field_is_refused_not_read_as_zero() {
+        let good = sample();
+        let mut bad_sum = good.clone();
+        bad_sum[0] = b'X'; // name changed, checksum not
+        assert!(scan(bad_sum.as_slice())
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+        // "base/1234" is the second header (after the folder's).
+        let mut bad_size = good.clone();
+        bad_size[512 + 124..512 + 136].copy_from_slice(b"zz000001750\0");
+        fix_checksum(&mut bad_size[512..1024]);
+        let err = scan(bad_size.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        let mut empty_size = good;
+        empty_size[512 + 124..512 + 136].fill(0);
+        fix_checksum(&mut empty_size[512..1024]);
+        assert!(scan(empty_size.as_slice()).is_err());
+    }
+}

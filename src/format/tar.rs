@@ -1,0 +1,226 @@
+//! The tar stream of a base backup, read as it passes and never held whole:
+//! the SHA-256 and size of every regular file and the contents of
+//! `backup_manifest`, and (for a restore) every entry handed to a [`Sink`]
+//! that writes it. `backup` scans the stream pg_basebackup sends; `restore`
+//! scans and extracts the same stream back from the bucket.
+//!
+//! Headers are parsed by the `tar` crate (header checksums verified, size
+//! fields strictly octal or base-256, GNU and PAX long names), not by hand:
+//! a malformed header is an error, never a size of 0. What may be written is
+//! decided here, because the bucket is untrusted (anyone holding its key can
+//! rewrite a backup) and a restore often runs as root:
+//!
+//! - only regular files, folders and symbolic links are written; every path
+//!   is relative, without `..`;
+//! - nothing is written through a link: an entry's parent must be the target
+//!   folder itself or a folder this extraction created (never one that
+//!   was there, never a link); the sink creates files new (`O_EXCL`,
+//!   `O_NOFOLLOW`), so nothing that existed is opened;
+//! - a link may only point down inside the data folder (relative, no `..`),
+//!   which by the rule above stays inside however links chain; a tablespace
+//!   link `pg_tblspc/OID` (which points outside by nature) becomes a folder
+//!   of the restore's own, PostgreSQL's in-place tablespace layout.
+//!
+//! `unpack_in` of the same crate guards writes through links too, but it
+//! follows links inside the target (by canonicalising) and gives no hash of
+//! what it writes; the manifest check needs the hash of every byte written.
+//! The writes themselves are the sink's (`execute::restore::extract`).
+
+use super::manifest::MANIFEST_ENTRY;
+use super::FormatError;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use tar::EntryType;
+
+/// Where an extraction writes: relative paths the walk has already checked.
+pub trait Sink {
+    type File: Write;
+    /// Makes a folder (its parent exists: made by this extraction).
+    fn dir(&mut self, path: &Path, mode: u32) -> Result<(), FormatError>;
+    /// Creates a new regular file; it must not exist yet.
+    fn file(&mut self, path: &Path, mode: u32) -> Result<Self::File, FormatError>;
+    /// Makes a symbolic link to `target` (relative, pointing down).
+    fn symlink(&mut self, path: &Path, target: &Path) -> Result<(), FormatError>;
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Path → (size, hex SHA-256) of every regular file but the manifest.
+    pub files: BTreeMap<String, (u64, String)>,
+    pub manifest: Option<Vec<u8>>,
+    /// Regular files, folders and links written (when extracting).
+    pub written: u64,
+}
+
+impl Scanned {
+    /// Bytes of file data in the stream.
+    pub fn bytes(&self) -> u64 {
+        self.files.values().map(|(size, _)| size).sum::<u64>()
+            + self.manifest.as_ref().map_or(0, |m| m.len() as u64)
+    }
+}
+
+/// A sink for a scan: never called (a scan writes nothing).
+enum NoSink {}
+
+impl Sink for NoSink {
+    type File = std::io::Sink;
+    fn dir(&mut self, _: &Path, _: u32) -> Result<(), FormatError> {
+        match *self {}
+    }
+    fn file(&mut self, _: &Path, _: u32) -> Result<Self::File, FormatError> {
+        match *self {}
+    }
+    fn symlink(&mut self, _: &Path, _: &Path) -> Result<(), FormatError> {
+        match *self {}
+    }
+}
+
+/// Reads the stream to its end-of-archive marker, hashing every file.
+pub fn scan(reader: impl Read) -> Result<Scanned, FormatError> {
+    walk::<NoSink>(reader, None)
+}
+
+/// [`scan`], handing every entry to `sink` under the rules above.
+pub fn extract<S: Sink>(reader: impl Read, sink: &mut S) -> Result<Scanned, FormatError> {
+    walk(reader, Some(sink))
+}
+
+fn corrupt(what: impl std::fmt::Display) -> FormatError {
+    FormatError::Corrupt(format!("the backup's tar stream is damaged: {what}"))
+}
+
+fn walk<S: Sink>(reader: impl Read, mut sink: Option<&mut S>) -> Result<Scanned, FormatError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut scanned = Scanned::default();
+    // Folders this extraction created: the only places entries go.
+    let mut made: HashSet<PathBuf> = HashSet::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let raw_path = entry.path().map_err(corrupt)?.into_owned();
+        let path = relative_path(&raw_path)?;
+        let name = path.to_string_lossy().to_string();
+        let kind = entry.header().entry_type();
+        let mode = entry.header().mode().map_err(corrupt)? & 0o7777;
+        let mut file = None;
+        if let Some(sink) = sink.as_deref_mut() {
+            let parent = path.parent().unwrap_or(Path::new(""));
+            if !parent.as_os_str().is_empty() && !made.contains(parent) {
+                return Err(FormatError::Corrupt(format!(
+                    "tar entry `{name}` lies in `{}`, which is not a folder of this backup (a link, or not yet made): nothing is written through a link, so the backup is refused",
+                    parent.display()
+                )));
+            }
+            match kind {
+                EntryType::Regular | EntryType::Continuous => {
+                    file = Some(sink.file(&path, mode | 0o600)?);
+                }
+                EntryType::Directory => {
+                    sink.dir(&path, mode)?;
+                    made.insert(path.clone());
+                }
+                EntryType::Symlink => {
+                    let link = entry
+                        .link_name()
+                        .map_err(corrupt)?
+                        .map(|l| l.into_owned())
+                        .unwrap_or_default();
+                    if is_tablespace_link(&path) {
+                        // The tablespace's own files are not in this stream:
+                        // the restore keeps it in a folder it owns.
+                        sink.dir(&path, 0o700)?;
+                        made.insert(path.clone());
+                    } else if stays_inside(&link) {
+                        sink.symlink(&path, &link)?;
+                    } else {
+                        return Err(FormatError::Corrupt(format!(
+                            "tar entry `{name}` is a link to `{}`, outside the data folder; pg_basebackup writes no such link, so the backup is refused",
+                            link.display()
+                        )));
+                    }
+                }
+                other => {
+                    return Err(FormatError::Corrupt(format!(
+                        "{name}: tar entry type {other:?} is not one pg_basebackup writes; the backup was not written by it and is not restored"
+                    )))
+                }
+            }
+            scanned.written += 1;
+        }
+        if !matches!(kind, EntryType::Regular | EntryType::Continuous) {
+            continue;
+        }
+        let capture = name == MANIFEST_ENTRY;
+        let mut hasher = Sha256::new();
+        let mut captured = Vec::new();
+        let mut size = 0u64;
+        loop {
+            let n = entry.read(&mut buf).map_err(corrupt)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if capture {
+                captured.extend_from_slice(&buf[..n]);
+            } else {
+                hasher.update(&buf[..n]);
+            }
+            if let Some(file) = &mut file {
+                file.write_all(&buf[..n])
+                    .map_err(|e| FormatError::io(&path, e))?;
+            }
+        }
+        if capture {
+            scanned.manifest = Some(captured);
+        } else {
+            let sha: String = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            scanned.files.insert(name, (size, sha));
+        }
+    }
+    Ok(scanned)
+}
+
+/// An entry's path as a relative path of plain names; anything that could
+/// leave the folder (absolute, `..`) or is empty is refused.
+fn relative_path(raw: &Path) -> Result<PathBuf, FormatError> {
+    let mut path = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::CurDir => {}
+            _ => {
+                return Err(FormatError::Corrupt(format!(
+                    "tar entry `{}` would be written outside the restore folder; refused",
+                    raw.display()
+                )))
+            }
+        }
+    }
+    if path.as_os_str().is_empty() {
+        return Err(FormatError::Corrupt(format!(
+            "tar entry `{}` has no name; refused",
+            raw.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// `pg_tblspc/<oid>`: where PostgreSQL keeps a tablespace's link.
+fn is_tablespace_link(path: &Path) -> bool {
+    let parts: Vec<_> = path.components().collect();
+    matches!(parts.as_slice(), [Component::Normal(dir), Component::Normal(oid)]
+        if *dir == "pg_tblspc" && oid.to_str().is_some_and(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit())))
+}
+
+/// A link target that only goes down from the link's folder.
+fn stays_inside(link: &Path) -> bool {
+    !link.as_os_str().is_empty() && link.components().all(|c| matches!(c, Component::Normal(_)))
+}

@@ -1,0 +1,220 @@
+//! The on-call figures: who accepts writes, each standby's state and replay
+//! lag, what losing the primary now could cost (RPO exposure), the
+//! recoverable window, the last backup and drill and the next WAL expiry;
+//! and the findings they make when beyond the plan (roles, `max_lag`,
+//! `objectives.rpo`).
+
+use super::{Finding, Kind};
+use crate::spec::time::{parse_rfc3339, rfc3339};
+use crate::spec::Desired;
+use crate::state::postgres::Replication;
+use crate::state::{roles, Live, Roles};
+
+/// What `status` shows of a cluster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Figures {
+    /// Who accepts writes: `primary`, `standby NAME`; `None` when nothing
+    /// (or more than one) does.
+    pub writable: Option<String>,
+    pub standbys: Vec<StandbyFigure>,
+    /// Seconds since the newest WAL file reached the archive.
+    pub archive_exposure_seconds: Option<f64>,
+    /// The smaller of the archive's exposure and the best streaming
+    /// standby's replay lag.
+    pub rpo_exposure_seconds: Option<f64>,
+    /// From the end of the oldest backup to the newest archived WAL (RFC 3339).
+    pub window: Option<(String, String)>,
+    /// The newest backup: id, end, size.
+    pub last_backup: Option<(String, String, u64)>,
+    /// The newest drill: started, passed, RTO, RPO.
+    pub last_drill: Option<(String, bool, Option<f64>, Option<f64>)>,
+    /// When WAL retention starts removing what the proven restore needs (see
+    /// [`super::drills::wal_expiry_of`]), and of which backup.
+    pub next_expiry: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandbyFigure {
+    pub name: String,
+    /// `streaming`, `catchup`, ... as the primary reports it; `writable`,
+    /// `not connected` or `unreachable` otherwise.
+    pub state: String,
+    pub replay_lag_seconds: Option<f64>,
+}
+
+/// `2026-11-24 10:15:00 UTC` (pg_stat_archiver) or RFC 3339 → seconds.
+fn secs(text: &str) -> Option<i64> {
+    parse_rfc3339(&text.replace(" UTC", "Z"))
+}
+
+pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
+    let mut figures = Figures {
+        writable: match roles(live) {
+            Roles::AsPlanned => Some("primary".into()),
+            Roles::FailedOver(w) => Some(w[0].clone()),
+            Roles::SplitBrain(_) | Roles::NoWritable => None,
+        },
+        ..Figures::default()
+    };
+    let replication = replication(live);
+    for standby in &desired.plan.standbys {
+        let name = standby.name.as_str();
+        let streaming = replication.iter().find(|r| r.application_name == name);
+        let seen = live.standbys.get(name);
+        let (state, lag) = match (streaming, seen) {
+            (Some(r), _) => (r.state.clone(), Some(r.replay_lag_seconds)),
+            (None, Some(s)) if s.live.as_ref().is_some_and(|l| !l.in_recovery) => {
+                ("writable".into(), None)
+            }
+            (None, Some(s)) if s.live.is_some() => ("not connected".into(), None),
+            _ => ("unreachable".into(), None),
+        };
+        figures.standbys.push(StandbyFigure {
+            name: name.to_string(),
+            state,
+            replay_lag_seconds: lag,
+        });
+    }
+    let archived_at = live
+        .primary
+        .as_ref()
+        .and_then(|p| p.health.archiver.as_ref())
+        .and_then(|a| a.last_archived_time.as_deref())
+        .and_then(secs);
+    figures.archive_exposure_seconds = archived_at.zip(now).map(|(t, now)| (now - t).max(0) as f64);
+    let best_lag = figures
+        .standbys
+        .iter()
+        .filter(|s| s.state == "streaming")
+        .filter_map(|s| s.replay_lag_seconds)
+        .min_by(f64::total_cmp);
+    figures.rpo_exposure_seconds = match (figures.archive_exposure_seconds, best_lag) {
+        (Some(a), Some(l)) => Some(a.min(l)),
+        (a, l) => a.or(l),
+    };
+    if let Some(Ok(content)) = &live.archive_content {
+        if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
+            figures.window = Some((
+                oldest.stop_time.clone(),
+                // The newest archived WAL, or the newest backup's end when
+                // that is later (it waits for its own WAL to be archived).
+                match (archived_at, newest.stop_secs()) {
+                    (Some(a), Some(s)) if a > s => rfc3339(a),
+                    _ => newest.stop_time.clone(),
+                },
+            ));
+            figures.last_backup = Some((
+                newest.id.clone(),
+                newest.stop_time.clone(),
+                newest.size_bytes,
+            ));
+        }
+        let retention = desired.plan.archive.as_ref().and_then(|a| a.wal_retention);
+        if let (Some((backup, _, age, _)), Some(now), Some(retention)) = (
+            super::drills::wal_expiry_of(desired, content),
+            content.observed_at_unix,
+            retention,
+        ) {
+            let started = now - age as i64;
+            figures.next_expiry = Some((
+                rfc3339(started + retention.as_secs() as i64),
+                format!(
+                    "the WAL lifecycle ({retention}) starts removing WAL backup {backup} needs"
+                ),
+            ));
+        }
+        figures.last_drill = content
+            .drills
+            .newest
+            .as_ref()
+            .map(|d| (d.started_at.clone(), d.ok, d.rto_seconds, d.rpo_seconds));
+    }
+    figures
+}
+
+fn replication(live: &Live) -> &[Replication] {
+    live.primary
+        .as_ref()
+        .map(|p| p.health.replication.as_slice())
+        .unwrap_or_default()
+}
+
+/// Split brain, nothing writable, the primary unreachable.
+pub fn role_findings(live: &Live) -> Vec<Finding> {
+    let mut found = Vec::new();
+    match roles(live) {
+        Roles::SplitBrain(servers) => {
+            found.push(Finding::new("postgres", Kind::SplitBrain { servers }))
+        }
+        Roles::NoWritable => found.push(Finding::new("postgres", Kind::NoWritable)),
+        _ => {}
+    }
+    if let Some(e) = &live.primary_error {
+        found.push(Finding::new(
+            "postgres.primary",
+            Kind::PrimaryUnreachable {
+                why: e.lines().next().unwrap_or_default().to_string(),
+            },
+        ));
+    }
+    found
+}
+
+/// A streaming standby's lag beyond its `max_lag`: the one rule `plan` and
+/// `status` both apply.
+pub fn standby_lag(standby: &crate::spec::Standby, row: &Replication) -> Option<Kind> {
+    let max = standby.max_lag?;
+    (row.replay_lag_seconds > max.as_secs() as f64).then(|| Kind::StandbyLag {
+        name: standby.name.as_str().to_string(),
+        seconds: row.replay_lag_seconds,
+        bytes: row.replay_lag_bytes.map(|b| b.max(0) as u64),
+        max,
+    })
+}
+
+pub fn standby_findings(desired: &Desired, live: &Live) -> Vec<Finding> {
+    let replication = replication(live);
+    desired
+        .plan
+        .standbys
+        .iter()
+        .filter_map(|standby| {
+            let name = standby.name.as_str();
+            let row = replication.iter().find(|r| r.application_name == name)?;
+            Some(Finding::new(
+                format!("postgres.standby.{name}"),
+                standby_lag(standby, row)?,
+            ))
+        })
+        .collect()
+}
+
+pub fn exposure_findings(desired: &Desired, figures: &Figures) -> Vec<Finding> {
+    let objective = desired.plan.objectives.rpo;
+    figures
+        .rpo_exposure_seconds
+        .filter(|e| *e > objective.as_secs() as f64)
+        .map(|seconds| Finding::new("objectives.rpo", Kind::RpoExposure { seconds, objective }))
+        .into_iter()
+        .collect()
+}
+
+/// `status`'s line.
+pub(super) fn beyond(kind: &Kind) -> Option<String> {
+    Some(match kind {
+        Kind::SplitBrain { servers } => {
+            format!("split brain: {} all accept writes", servers.join(", "))
+        }
+        Kind::NoWritable => "nothing accepts writes".to_string(),
+        Kind::PrimaryUnreachable { why } => format!("the primary cannot be reached: {why}"),
+        Kind::StandbyLag {
+            name, seconds, max, ..
+        } => {
+            format!("standby {name} lags {seconds:.0}s, more than its max_lag ({max})")
+        }
+        Kind::RpoExposure { seconds, objective } => {
+            format!("RPO exposure {seconds:.0}s is above objectives.rpo ({objective})")
+        }
+        _ => return None,
+    })
+}

@@ -1,0 +1,9 @@
+//! The recovery half's decisions, pure like the rest of the planner: which
+//! backup a restore or drill uses and how far the archive takes it
+//! ([`restore`]), what expiry lets go ([`expire`]), and a drill's verdict
+//! ([`drill`]). The executors (`execute::restore`, `execute::drill`,
+//! `execute::expire`) read the archive, call these, and act.
+
+pub mod drill;
+pub mod expire;
+pub mod restore;
