@@ -307,3 +307,294 @@ fn failpoints_exist_only_in_builds_with_the_feature() {
         "failpoints is an opt-in feature"
     );
 }
+
+/// Every module of `src/` by its path (`execute::restore::folder`), with
+/// its file.
+fn module_files() -> BTreeMap<String, PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut modules = BTreeMap::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().to_string())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        if parts == ["lib"] || parts == ["main"] {
+            continue;
+        }
+        modules.insert(parts.join("::"), file);
+    }
+    modules
+}
+
+/// The paths a file names (`crate::a::b`, `super::c`, `self::d`), with
+/// `use` groups one level deep expanded (`use super::{a, b::c}`).
+fn named_paths(text: &str) -> Vec<String> {
+    let code: String = text
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut paths = Vec::new();
+    let bytes = code.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !code.is_char_boundary(i) {
+            i += 1;
+            continue;
+        }
+        let rest = &code[i..];
+        let starts = ["crate::", "super::", "self::"]
+            .iter()
+            .any(|p| rest.starts_with(*p))
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(rest.len());
+        let path = rest[..len].trim_end_matches(':').to_string();
+        if rest[len..].starts_with('{') {
+            let close = rest[len..].find('}').map_or(rest.len(), |c| len + c);
+            for item in rest[len + 1..close].split(',') {
+                let item = item.trim().split(" as ").next().unwrap_or("").trim();
+                if !item.is_empty() && item != "self" {
+                    paths.push(format!("{path}::{item}"));
+                }
+            }
+            paths.push(path);
+            i += close;
+        } else {
+            paths.push(path);
+            i += len.max(1);
+        }
+    }
+    paths
+}
+
+/// The module a path from module `from` lands in: the longest module path
+/// it walks through (`super::X` with no module `X` lands in the parent).
+fn resolve(path: &str, from: &str, modules: &BTreeMap<String, PathBuf>) -> Option<String> {
+    let segments: Vec<&str> = path.split("::").collect();
+    let mut base: Vec<&str> = Vec::new();
+    let mut at = 1;
+    match segments[0] {
+        "crate" => {}
+        "self" => base = from.split("::").collect(),
+        "super" => {
+            base = from.split("::").collect();
+            at = 0;
+            while segments.get(at) == Some(&"super") {
+                base.pop();
+                at += 1;
+            }
+        }
+        _ => return None,
+    }
+    for segment in &segments[at..] {
+        base.push(segment);
+        if !modules.contains_key(&base.join("::")) {
+            base.pop();
+            break;
+        }
+    }
+    let module = base.join("::");
+    modules.contains_key(&module).then_some(module)
+}
+
+/// Issue 26: no import cycle anywhere, inside a folder too. A module's uses
+/// of its own descendants (declaring and re-exporting them) are structure,
+/// not dependencies; every other use between modules is an edge, and the
+/// graph of them has no cycle.
+#[test]
+fn no_module_imports_form_a_cycle_inside_a_folder_either() {
+    let modules = module_files();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, file) in &modules {
+        let text = std::fs::read_to_string(file).unwrap();
+        for path in named_paths(&text) {
+            let Some(to) = resolve(&path, module, &modules) else {
+                continue;
+            };
+            let descendant = to.starts_with(&format!("{module}::"));
+            if to != *module && !descendant {
+                edges.entry(module.clone()).or_default().insert(to);
+            }
+        }
+    }
+    // Depth-first search with colours: grey on the stack, black done.
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        colour: &mut BTreeMap<String, u8>,
+        stack: &mut Vec<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        colour.insert(node.to_string(), 1);
+        stack.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            match colour.get(next.as_str()).copied().unwrap_or(0) {
+                0 => visit(next, edges, colour, stack, cycles),
+                1 => {
+                    let at = stack.iter().position(|s| s == next).unwrap();
+                    cycles.push(format!("{} -> {next}", stack[at..].join(" -> ")));
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        colour.insert(node.to_string(), 2);
+    }
+    let mut colour = BTreeMap::new();
+    let mut cycles = Vec::new();
+    for module in modules.keys() {
+        if colour.get(module).copied().unwrap_or(0) == 0 {
+            visit(module, &edges, &mut colour, &mut Vec::new(), &mut cycles);
+        }
+    }
+    assert!(
+        edges.values().map(BTreeSet::len).sum::<usize>() > 100,
+        "the scanner sees the uses between modules: {edges:?}"
+    );
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_cycle_scanner_resolves_paths_as_rust_does() {
+    let modules: BTreeMap<String, PathBuf> = [
+        "execute",
+        "execute::restore",
+        "execute::restore::folder",
+        "format",
+        "format::tar",
+    ]
+    .iter()
+    .map(|m| (m.to_string(), PathBuf::new()))
+    .collect();
+    let r = |p: &str, from: &str| resolve(p, from, &modules);
+    assert_eq!(
+        r("crate::format::tar::scan", "execute").as_deref(),
+        Some("format::tar")
+    );
+    assert_eq!(
+        r("super::folder::check_dir", "execute::restore::unpack").as_deref(),
+        Some("execute::restore::folder")
+    );
+    assert_eq!(
+        r("super::ArchiveError", "execute::restore").as_deref(),
+        Some("execute")
+    );
+    assert_eq!(
+        r("super::super::super::format", "execute::restore::folder").as_deref(),
+        Some("format")
+    );
+    assert_eq!(
+        named_paths("use super::{folder, extract::x as y};\nlet a = crate::format::tar::scan(); // crate::nope"),
+        ["super::folder", "super::extract::x", "super", "crate::format::tar::scan"]
+    );
+}
+
+/// The number of lines of each function of `text` (from its `fn` line to
+/// its closing brace), skipping braces in strings, chars and comments.
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start();
+        let t = t
+            .strip_prefix("pub ")
+            .or_else(|| t.strip_prefix("pub(crate) "))
+            .or_else(|| t.strip_prefix("pub(super) "))
+            .unwrap_or(t);
+        let t = t.strip_prefix("async ").unwrap_or(t);
+        let Some(rest) = t.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let mut depth = 0i32;
+        let mut opened = false;
+        'lines: for (j, l) in lines.iter().enumerate().skip(i) {
+            let mut chars = l.chars().peekable();
+            let mut in_str = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if in_str => {
+                        chars.next();
+                    }
+                    '"' => in_str = !in_str,
+                    '/' if !in_str && chars.peek() == Some(&'/') => break,
+                    '\'' if !in_str => {
+                        // A char literal ('{', '\'') or a lifetime ('a).
+                        let ahead: String = chars.clone().take(3).collect();
+                        if ahead.starts_with('\\') {
+                            chars.nth(2);
+                        } else if ahead.chars().nth(1) == Some('\'') {
+                            chars.nth(1);
+                        }
+                    }
+                    '{' if !in_str => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' if !in_str => depth -= 1,
+                    ';' if !in_str && !opened && depth == 0 => break 'lines,
+                    _ => {}
+                }
+            }
+            if opened && depth == 0 {
+                found.push((name.clone(), j - i + 1));
+                break;
+            }
+        }
+    }
+    found
+}
+
+/// Functions longer than this are split, unless they are a flat list of
+/// independent checks or cases (named in [`FLAT_LISTS`]).
+const MAX_FUNCTION_LINES: usize = 120;
+const MAX_FILE_LINES: usize = 700;
+/// `file:function`: one independent case after another, each short.
+const FLAT_LISTS: &[&str] = &[];
+
+#[test]
+fn no_file_over_700_lines_and_no_function_over_120() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        let lines = text.lines().count();
+        if lines > MAX_FILE_LINES {
+            wrong.push(format!("{rel}: {lines} lines"));
+        }
+        for (name, length) in function_lengths(&text) {
+            if length > MAX_FUNCTION_LINES
+                && !FLAT_LISTS.contains(&format!("{rel}:{name}").as_str())
+            {
+                wrong.push(format!("{rel}: fn {name} is {length} lines"));
+            }
+        }
+    }
+    assert_eq!(
+        function_lengths(
+            "fn a() {\n    let c = '{';\n    let s = \"}\";\n}\nfn b(x: &'static str);\n"
+        )
+        .len(),
+        1,
+        "the length scanner skips braces in chars and strings"
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -56,24 +56,73 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
     .await?;
     let primary = plan.primary.postgres.as_ref();
     // Read while the backup is chosen: only a `latest` drill compares them.
-    let source_databases = async {
-        match (&target, primary) {
-            (Target::Latest, Some(info)) => source_databases(info, settings).await,
+    let latest = target == Target::Latest;
+    let source_databases = async move {
+        match (latest, primary) {
+            (true, Some(info)) => source_databases(info, settings).await,
             _ => None,
         }
     };
-    let ts = backup::backup_id(std::time::SystemTime::now());
-    if let Some(rds_primary) = &plan.primary.rds {
+    let drill = Drill {
+        args,
+        settings,
+        desired: &desired,
+        systems: &systems,
+        target,
+        checks,
+        objectives,
+        ts: backup::backup_id(std::time::SystemTime::now()),
+        started,
+        now,
+    };
+    match &plan.primary.rds {
+        Some(rds_primary) => drill.on_rds(&rds_primary.instance, source_databases).await,
+        None => drill.restoring_the_archive(source_databases).await,
+    }
+}
+
+/// What both kinds of drill share: the request, settled.
+struct Drill<'a> {
+    args: &'a DrillArgs,
+    settings: &'a Settings,
+    desired: &'a crate::spec::Desired,
+    systems: &'a Systems,
+    target: Target,
+    checks: &'a [crate::spec::DrillCheck],
+    objectives: Objectives,
+    ts: String,
+    started: std::time::Instant,
+    now: i64,
+}
+
+impl Drill<'_> {
+    /// An RDS primary: a point-in-time restore into a scratch instance.
+    async fn on_rds(
+        self,
+        instance: &str,
+        source_databases: impl std::future::Future<Output = Option<Vec<String>>>,
+    ) -> anyhow::Result<Outcome> {
+        let Drill {
+            args,
+            settings,
+            desired,
+            systems,
+            target,
+            checks,
+            objectives,
+            ts,
+            started,
+            now,
+        } = self;
+        let primary = desired.plan.primary.postgres.as_ref();
         let client = systems.aws.rds(desired.region()).await;
-        for left in
-            drill_rds::clean_leftovers(&client, &rds_primary.instance, desired.cluster()).await?
-        {
+        for left in drill_rds::clean_leftovers(&client, instance, desired.cluster()).await? {
             eprintln!("Deleted the scratch instance an interrupted drill left: {left}.");
         }
         let source_databases = source_databases.await;
         let request = RdsDrillRequest {
             cluster: desired.cluster(),
-            instance: &rds_primary.instance,
+            instance,
             target,
             checks,
             objectives,
@@ -88,83 +137,102 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         eprintln!(
             "Drilling {}: RDS point-in-time restore of {} to {} into {}",
             desired.cluster(),
-            rds_primary.instance,
+            instance,
             request.target.describe(),
-            drill_rds::scratch_id(&rds_primary.instance, &ts)
+            drill_rds::scratch_id(instance, &ts)
         );
         let (report, kept) = tokio::select! {
             ran = drill_rds::run(&client, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
             signal = interrupted() => {
-                let removed = drill_rds::clean_leftovers(&client, &rds_primary.instance, desired.cluster()).await.unwrap_or_default();
+                let removed = drill_rds::clean_leftovers(&client, instance, desired.cluster()).await.unwrap_or_default();
                 anyhow::bail!("drill interrupted by {signal}; scratch instance(s) deleted: {}", removed.join(", "));
             }
         };
         let kept = kept.map(|id| format!("the scratch instance {id}"));
-        return finish(args, settings, &desired, &ts, &report, kept).await;
+        finish(args, settings, desired, &ts, &report, kept).await
     }
 
-    let (url, region, _) = archive_of(&desired)?;
-    let root = settings.scratch_dir.clone();
-    for left in scratch::clean_leftovers(&root, desired.cluster())? {
-        eprintln!(
-            "Removed what an interrupted drill left: {} (its server stopped).",
-            left.display()
-        );
-    }
-
-    let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
-    let (chosen, source_databases) = tokio::join!(
-        restore::choose_in_archive(&store, &url, &target, None, now, args.accept_loss),
-        source_databases
-    );
-    let chosen = chosen.with_context(|| format!("drill of {}", desired.cluster()))?;
-    let request = DrillRequest {
-        cluster: desired.cluster(),
-        url: &url,
-        region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
-        target: chosen.target.clone(),
-        chosen,
-        checks,
-        objectives,
-        source_databases,
-        user: primary
-            .and_then(|i| i.get("user"))
-            .unwrap_or("postgres")
-            .to_string(),
-        dbname: primary
-            .and_then(|i| i.get("dbname"))
-            .unwrap_or("postgres")
-            .to_string(),
-        root: root.clone(),
-        ts: ts.clone(),
-        keep: args.keep,
-        pgdr: super::pgdr_for_restore(&desired)?,
-        progress: std::io::stderr().is_terminal(),
-        started,
-        started_unix: now,
-    };
-    eprintln!(
-        "Drilling {}: backup {} to {} in {}",
-        desired.cluster(),
-        request.chosen.backup.id,
-        request.target.describe(),
-        root.display()
-    );
-    let (report, kept) = tokio::select! {
-        ran = drill::run(&store, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
-        signal = interrupted() => {
-            let removed = scratch::clean_leftovers(&root, desired.cluster()).unwrap_or_default();
-            anyhow::bail!("drill interrupted by {signal}; the scratch server was stopped and {} folder(s) removed", removed.len());
+    /// A restore from the archive into a scratch server on this machine.
+    async fn restoring_the_archive(
+        self,
+        source_databases: impl std::future::Future<Output = Option<Vec<String>>>,
+    ) -> anyhow::Result<Outcome> {
+        let Drill {
+            args,
+            settings,
+            desired,
+            systems,
+            target,
+            checks,
+            objectives,
+            ts,
+            started,
+            now,
+        } = self;
+        let primary = desired.plan.primary.postgres.as_ref();
+        let (url, region, _) = archive_of(desired)?;
+        let root = settings.scratch_dir.clone();
+        for left in scratch::clean_leftovers(&root, desired.cluster())? {
+            eprintln!(
+                "Removed what an interrupted drill left: {} (its server stopped).",
+                left.display()
+            );
         }
-    };
-    let kept = kept.map(|dir| {
+
+        let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
+        let (chosen, source_databases) = tokio::join!(
+            restore::choose_in_archive(&store, &url, &target, None, now, args.accept_loss),
+            source_databases
+        );
+        let chosen = chosen.with_context(|| format!("drill of {}", desired.cluster()))?;
+        let request = DrillRequest {
+            cluster: desired.cluster(),
+            url: &url,
+            region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
+            target: chosen.target.clone(),
+            chosen,
+            checks,
+            objectives,
+            source_databases,
+            user: primary
+                .and_then(|i| i.get("user"))
+                .unwrap_or("postgres")
+                .to_string(),
+            dbname: primary
+                .and_then(|i| i.get("dbname"))
+                .unwrap_or("postgres")
+                .to_string(),
+            root: root.clone(),
+            ts: ts.clone(),
+            keep: args.keep,
+            pgdr: super::pgdr_for_restore(desired)?,
+            progress: std::io::stderr().is_terminal(),
+            started,
+            started_unix: now,
+        };
+        eprintln!(
+            "Drilling {}: backup {} to {} in {}",
+            desired.cluster(),
+            request.chosen.backup.id,
+            request.target.describe(),
+            root.display()
+        );
+        let (report, kept) = tokio::select! {
+            ran = drill::run(&store, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
+            signal = interrupted() => {
+                let removed = scratch::clean_leftovers(&root, desired.cluster()).unwrap_or_default();
+                anyhow::bail!("drill interrupted by {signal}; the scratch server was stopped and {} folder(s) removed", removed.len());
+            }
+        };
+        let kept = kept.map(|dir| {
         format!(
             "the server, still running from {} (stop it with pg_ctl -D {}/data stop; the next drill leaves it alone, remove it yourself)",
             dir.display(),
             dir.display()
         )
     });
-    finish(args, settings, &desired, &ts, &report, kept).await
+        finish(args, settings, desired, &ts, &report, kept).await
+    }
 }
 
 /// The databases the source lists, compared with the restored server's.

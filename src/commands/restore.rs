@@ -9,7 +9,7 @@ use crate::observe::archive as catalog;
 use crate::plan::recovery::restore::Target;
 use crate::providers::storage::Store;
 use crate::providers::Systems;
-use crate::render::human::bytes;
+use crate::render;
 use crate::settings::Settings;
 use crate::spec::DEFAULT_S3_REGION;
 use crate::state::wal::Lsn;
@@ -83,31 +83,15 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     if let Some(loss) = &chosen.accepted_loss {
         out(&format!("Loss accepted (--accept-loss): {loss}.\n"))?;
     }
-    let wal_bytes = chosen.segments * b.wal_segment_size;
-    let replays = match &target {
-        Target::Latest if chosen.reach.gap.is_some() => format!(
-            "{} to {}, where a gap stops it (the newest archived is {})",
-            b.start_wal, chosen.reach.last, chosen.newest_wal
-        ),
-        Target::Latest => format!(
-            "{} to {}, the newest archived",
-            b.start_wal, chosen.newest_wal
-        ),
-        _ => format!(
-            "{} until the target (at most to {}, the newest archived)",
-            b.start_wal, chosen.newest_wal
-        ),
-    };
-    out(&format!(
-        "Restoring {} to {} into {}:\n  backup  {} (ended {}, {} as stored {})\n  WAL     {replays}\n  time    {}\n",
+    out(&render::archive::restoring(
         desired.cluster(),
-        target.describe(),
-        args.to.display(),
-        b.id,
-        b.stop_time,
-        bytes(b.size_bytes),
-        bytes(b.stored_bytes),
-        estimate(drills.newest_ok.as_ref(), b.size_bytes, wal_bytes),
+        &args.to,
+        &chosen,
+        &estimate(
+            drills.newest_ok.as_ref(),
+            b.size_bytes,
+            chosen.segments * b.wal_segment_size,
+        ),
     ))?;
     let pgdr = super::pgdr_for_restore(&desired)?;
     let request = RestoreRequest {
@@ -128,29 +112,14 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     if let Some(owner) = owner {
         restore::chown_tree(&args.to, owner)?;
     }
-    let mut text = format!(
-        "Restored backup {} into {}: {} in {:.1}s ({:.0} MB/s), {} files matched the backup manifest.\n",
-        b.id,
-        args.to.display(),
-        bytes(unpacked.bytes),
-        unpacked.seconds,
-        unpacked.bytes as f64 / 1e6 / unpacked.seconds.max(0.001),
-        unpacked.files
+    let text = render::archive::restored(
+        b,
+        &args.to,
+        &unpacked,
+        &restore::recovery_settings(&request),
+        args.start,
+        &url,
     );
-    text.push_str("Recovery settings (appended to postgresql.auto.conf, with recovery.signal):\n");
-    for (name, value) in restore::recovery_settings(&request) {
-        text.push_str(&format!("  {name} = '{value}'\n"));
-    }
-    if !args.start {
-        text.push_str(&format!(
-            "Start it with: pg_ctl -D {} start   (PostgreSQL {} binaries), or restore with --start.\nIt replays the WAL, then promotes; `SELECT pg_last_xact_replay_timestamp()` shows the last transaction it replayed.\n",
-            args.to.display(),
-            b.pg_version / 10000
-        ));
-    }
-    text.push_str(&format!(
-        "Its archive_command is the backup's: once promoted it archives its new timeline into {url}; add `-o \"-c archive_mode=off\"` to keep it out of the archive.\n"
-    ));
     out(&text)?;
     if args.start {
         let primary = desired.plan.primary.postgres.as_ref();

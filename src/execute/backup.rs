@@ -27,6 +27,7 @@ use crate::format::manifest::check_manifest;
 use crate::format::tar::{self, Scanned};
 use crate::format::ArchiveUrl;
 use crate::observe::archive as catalog;
+use crate::providers::poll::{poll_until, Polled};
 use crate::providers::postgres::BackupFacts;
 use crate::providers::storage::{Part, Store, Upload};
 use crate::spec::{Compression, Conninfo};
@@ -71,14 +72,16 @@ pub fn pg_basebackup_for(version_num: u32) -> Option<PathBuf> {
 
 /// A backup id: the UTC start time, `20261124T101500Z`.
 pub fn backup_id(at: SystemTime) -> String {
-    rfc3339(at).replace(['-', ':'], "")
+    crate::spec::time::compact(unix(at))
 }
 
-pub fn rfc3339(at: SystemTime) -> String {
-    crate::spec::time::rfc3339(
-        at.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    )
+fn unix(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    crate::spec::time::rfc3339(unix(at))
 }
 
 /// Removes what killed backups left: open multipart uploads under `base/` and
@@ -424,29 +427,30 @@ async fn wait_for_wal(
     switch_wal: impl std::future::Future<Output = ()>,
 ) -> Result<(), ArchiveError> {
     let segment_size = request.facts.wal_segment_size;
-    let deadline = Instant::now() + request.wal_timeout;
-    let mut switch_wal = Some(switch_wal);
-    loop {
+    let switch_wal = std::sync::Mutex::new(Some(Box::pin(switch_wal)));
+    let archived = poll_until(Duration::from_millis(500), request.wal_timeout, || async {
         let archived = catalog::wal_from(store, &request.url, start).await?;
         let missing = missing_segments(&archived, start, stop, segment_size);
         if missing.is_empty() {
-            return Ok(());
+            return Ok::<_, ArchiveError>(Polled::Ready(()));
         }
-        if let Some(switch) = switch_wal.take() {
+        let switch = switch_wal.lock().unwrap().take();
+        if let Some(switch) = switch {
             switch.await;
         }
-        if Instant::now() > deadline {
-            return Err(ArchiveError::Failed(format!(
-                "the WAL this backup needs ({start} to {stop}) is not all in {}: {} missing after {}s (first {}); the backup is not usable without it and was not recorded. Is archive_command `pgdr wal-push {}`, and is it succeeding (pg_stat_archiver)?",
-                request.url.wal_prefix(),
-                missing.len(),
-                request.wal_timeout.as_secs(),
-                missing[0],
-                request.url,
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        Ok(Polled::Waiting(missing))
+    })
+    .await?;
+    archived.map_err(|missing| {
+        ArchiveError::Failed(format!(
+            "the WAL this backup needs ({start} to {stop}) is not all in {}: {} missing after {}s (first {}); the backup is not usable without it and was not recorded. Is archive_command `pgdr wal-push {}`, and is it succeeding (pg_stat_archiver)?",
+            request.url.wal_prefix(),
+            missing.len(),
+            request.wal_timeout.as_secs(),
+            missing[0],
+            request.url,
+        ))
+    })
 }
 
 #[cfg(test)]

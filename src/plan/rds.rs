@@ -317,6 +317,23 @@ fn plan_parameter_group(
             );
         }
     }
+    plan_group_parameters(
+        (name, group),
+        (instance, pg_settings),
+        (region, &cluster, settings),
+        plan,
+    );
+}
+
+/// Each planned setting as a parameter of the group `name`: set where it
+/// differs (at once when dynamic), impossible where RDS cannot take it.
+fn plan_group_parameters(
+    (name, group): (&String, &crate::state::rds::ParameterGroupLive),
+    (instance, pg_settings): (&InstanceLive, Option<&BTreeMap<String, LiveSetting>>),
+    (region, cluster, settings): (&str, &str, &BTreeMap<String, crate::spec::SettingValue>),
+    plan: &mut ClusterPlan,
+) {
+    let group_base = format!("rds.parameter_group.{name}");
     for (param, value) in settings {
         let address = format!("{group_base}.{param}");
         let live_param = group.parameters.get(param);
@@ -349,7 +366,7 @@ fn plan_parameter_group(
         let dynamic = live_param.is_some_and(|p| p.apply_type == "dynamic");
         plan.changes.push(
             Change::new(
-                &cluster,
+                cluster,
                 address,
                 if have.is_none() {
                     Action::Create

@@ -44,6 +44,28 @@ fn encryption_json(kms_key: Option<&str>, algorithm: &str) -> Value {
     }
 }
 
+/// One bucket change: where under `s3.<bucket>`, what, and why.
+struct Proposed {
+    /// `versioning`, `lifecycle.<id>`; empty for the bucket itself.
+    suffix: String,
+    action: Action,
+    before: Value,
+    after: Value,
+    destructive: bool,
+    reason: String,
+    write: S3Write,
+}
+
+/// `create` when nothing was there, else `update`.
+fn create_or_update(before: &Value) -> Action {
+    if before.is_null() {
+        Action::Create
+    } else {
+        Action::Update
+    }
+}
+
+/// The bucket's changes, in the order apply makes them (the bucket first).
 pub fn plan_archive(
     cluster: &str,
     region: &str,
@@ -53,157 +75,164 @@ pub fn plan_archive(
 ) {
     let bucket = archive.bucket.as_str().to_string();
     let base = format!("s3.{bucket}");
-    let mut push = |suffix: &str,
-                    action: Action,
-                    before_after: (Value, Value),
-                    destructive: bool,
-                    reason: String,
-                    write: S3Write| {
-        let address = if suffix.is_empty() {
+    let proposed = bucket_itself(archive, live)
+        .into_iter()
+        .chain(versioning(archive, live))
+        .chain(object_lock(archive, live))
+        .chain(encryption(archive, live))
+        .chain(public_access_block(archive, live))
+        .chain(lifecycle(cluster, archive, live));
+    for p in proposed {
+        let address = if p.suffix.is_empty() {
             base.clone()
         } else {
-            format!("{base}.{suffix}")
+            format!("{base}.{}", p.suffix)
         };
         let op = Op::S3(S3Op {
             region: region.to_string(),
             bucket: bucket.clone(),
-            write,
+            write: p.write,
         });
         plan.changes.push(
-            Change::new(cluster, address, action, before_after, reason)
-                .destructive(destructive)
+            Change::new(cluster, address, p.action, (p.before, p.after), p.reason)
+                .destructive(p.destructive)
                 .op(Some(op)),
-        )
-    };
-    let create_or_update = |before: &Value| {
-        if before.is_null() {
-            Action::Create
-        } else {
-            Action::Update
-        }
-    };
-
-    if !live.exists {
-        push(
-            "",
-            Action::Create,
-            (
-                json!(null),
-                json!({ "object_lock": archive.object_lock.is_some() }),
-            ),
-            false,
-            "the archive bucket does not exist".into(),
-            S3Write::CreateBucket {
-                object_lock: archive.object_lock.is_some(),
-            },
         );
     }
+}
 
-    if let Some(want) = archive.versioning {
-        let have = live.versioning.as_deref();
-        let enabled = have == Some("Enabled");
-        // `versioning: false` on a bucket never versioned is already right.
-        let never_versioned = have.is_none();
-        if want != enabled && (want || !never_versioned) {
-            let before = have.map_or(json!(null), |h| json!(h));
-            push(
-                "versioning",
-                create_or_update(&before),
-                (before, json!(if want { "Enabled" } else { "Suspended" })),
-                !want,
-                if want {
-                    "versioning keeps overwritten or deleted WAL recoverable".into()
-                } else {
-                    "suspending versioning stops protecting overwritten or deleted WAL".into()
-                },
-                S3Write::PutVersioning { enabled: want },
-            );
-        }
+fn bucket_itself(archive: &Archive, live: &S3Live) -> Option<Proposed> {
+    (!live.exists).then(|| Proposed {
+        suffix: String::new(),
+        action: Action::Create,
+        before: json!(null),
+        after: json!({ "object_lock": archive.object_lock.is_some() }),
+        destructive: false,
+        reason: "the archive bucket does not exist".into(),
+        write: S3Write::CreateBucket {
+            object_lock: archive.object_lock.is_some(),
+        },
+    })
+}
+
+fn versioning(archive: &Archive, live: &S3Live) -> Option<Proposed> {
+    let want = archive.versioning?;
+    let have = live.versioning.as_deref();
+    let enabled = have == Some("Enabled");
+    // `versioning: false` on a bucket never versioned is already right.
+    let never_versioned = have.is_none();
+    if want == enabled || (!want && never_versioned) {
+        return None;
     }
+    let before = have.map_or(json!(null), |h| json!(h));
+    Some(Proposed {
+        suffix: "versioning".into(),
+        action: create_or_update(&before),
+        before,
+        after: json!(if want { "Enabled" } else { "Suspended" }),
+        destructive: !want,
+        reason: if want {
+            "versioning keeps overwritten or deleted WAL recoverable".into()
+        } else {
+            "suspending versioning stops protecting overwritten or deleted WAL".into()
+        },
+        write: S3Write::PutVersioning { enabled: want },
+    })
+}
 
-    if let Some(want) = &archive.object_lock {
-        if live.object_lock.as_ref() != Some(want) {
-            let before = live
-                .object_lock
-                .as_ref()
-                .map_or(json!(null), |l| json!({ "mode": l.mode, "days": l.days }));
-            let weaker = live.object_lock.as_ref().is_some_and(|have| {
-                want.days < have.days
-                    || (have.mode == LockMode::Compliance && want.mode == LockMode::Governance)
-            });
-            push(
-                "object_lock",
-                create_or_update(&before),
-                (before, json!({ "mode": want.mode, "days": want.days })),
-                weaker,
-                if weaker {
-                    "the new default retention is weaker than the current one".into()
-                } else {
-                    "object lock default retention differs".into()
-                },
-                S3Write::PutObjectLock {
-                    mode: want.mode,
-                    days: want.days,
-                },
-            );
-        }
+fn object_lock(archive: &Archive, live: &S3Live) -> Option<Proposed> {
+    let want = archive.object_lock.as_ref()?;
+    if live.object_lock.as_ref() == Some(want) {
+        return None;
     }
+    let before = live
+        .object_lock
+        .as_ref()
+        .map_or(json!(null), |l| json!({ "mode": l.mode, "days": l.days }));
+    let weaker = live.object_lock.as_ref().is_some_and(|have| {
+        want.days < have.days
+            || (have.mode == LockMode::Compliance && want.mode == LockMode::Governance)
+    });
+    Some(Proposed {
+        suffix: "object_lock".into(),
+        action: create_or_update(&before),
+        before,
+        after: json!({ "mode": want.mode, "days": want.days }),
+        destructive: weaker,
+        reason: if weaker {
+            "the new default retention is weaker than the current one".into()
+        } else {
+            "object lock default retention differs".into()
+        },
+        write: S3Write::PutObjectLock {
+            mode: want.mode,
+            days: want.days,
+        },
+    })
+}
 
-    if let Some(want) = &archive.encryption {
-        let (algorithm, key) = match (&want.kms_key, &want.sse) {
-            (Some(key), _) => ("aws:kms", Some(key.as_str())),
-            (None, Some(sse)) => (sse.as_str(), None),
-            (None, None) => ("AES256", None),
-        };
-        let matches = live
-            .encryption
-            .as_ref()
-            .is_some_and(|have| have.algorithm == algorithm && have.kms_key.as_deref() == key);
-        if !matches {
-            let before = live.encryption.as_ref().map_or(json!(null), |h| {
-                encryption_json(h.kms_key.as_deref(), &h.algorithm)
-            });
-            push(
-                "encryption",
-                create_or_update(&before),
-                (before, encryption_json(key, algorithm)),
-                false,
-                "default encryption differs".into(),
-                S3Write::PutEncryption {
-                    encryption: want.clone(),
-                },
-            );
-        }
+fn encryption(archive: &Archive, live: &S3Live) -> Option<Proposed> {
+    let want = archive.encryption.as_ref()?;
+    let (algorithm, key) = match (&want.kms_key, &want.sse) {
+        (Some(key), _) => ("aws:kms", Some(key.as_str())),
+        (None, Some(sse)) => (sse.as_str(), None),
+        (None, None) => ("AES256", None),
+    };
+    let matches = live
+        .encryption
+        .as_ref()
+        .is_some_and(|have| have.algorithm == algorithm && have.kms_key.as_deref() == key);
+    if matches {
+        return None;
     }
+    let before = live.encryption.as_ref().map_or(json!(null), |h| {
+        encryption_json(h.kms_key.as_deref(), &h.algorithm)
+    });
+    Some(Proposed {
+        suffix: "encryption".into(),
+        action: create_or_update(&before),
+        before,
+        after: encryption_json(key, algorithm),
+        destructive: false,
+        reason: "default encryption differs".into(),
+        write: S3Write::PutEncryption {
+            encryption: want.clone(),
+        },
+    })
+}
 
-    if let Some(want) = archive.block_public_access {
-        let matches = live
-            .public_access_block
-            .is_some_and(|flags| flags.iter().all(|f| *f == want))
-            || (!want && live.public_access_block.is_none());
-        if !matches {
-            let before = live.public_access_block.map_or(json!(null), |f| {
-                json!({ "block_public_acls": f[0], "ignore_public_acls": f[1], "block_public_policy": f[2], "restrict_public_buckets": f[3] })
-            });
-            push(
-                "public_access_block",
-                create_or_update(&before),
-                (
-                    before,
-                    json!({ "block_public_acls": want, "ignore_public_acls": want, "block_public_policy": want, "restrict_public_buckets": want }),
-                ),
-                false,
-                if want {
-                    "the WAL archive must not be publicly reachable".into()
-                } else {
-                    "block_public_access is false in the plan file".into()
-                },
-                S3Write::PutPublicAccessBlock { block: want },
-            );
-        }
+fn public_access_block(archive: &Archive, live: &S3Live) -> Option<Proposed> {
+    let want = archive.block_public_access?;
+    let matches = live
+        .public_access_block
+        .is_some_and(|flags| flags.iter().all(|f| *f == want))
+        || (!want && live.public_access_block.is_none());
+    if matches {
+        return None;
     }
+    let before = live.public_access_block.map_or(json!(null), |f| {
+        json!({ "block_public_acls": f[0], "ignore_public_acls": f[1], "block_public_policy": f[2], "restrict_public_buckets": f[3] })
+    });
+    Some(Proposed {
+        suffix: "public_access_block".into(),
+        action: create_or_update(&before),
+        before,
+        after: json!({ "block_public_acls": want, "ignore_public_acls": want, "block_public_policy": want, "restrict_public_buckets": want }),
+        destructive: false,
+        reason: if want {
+            "the WAL archive must not be publicly reachable".into()
+        } else {
+            "block_public_access is false in the plan file".into()
+        },
+        write: S3Write::PutPublicAccessBlock { block: want },
+    })
+}
 
+/// pgdr's own lifecycle rules: the one the plan wants, and any it owns that
+/// the plan no longer asks for (removed, destructively).
+fn lifecycle(cluster: &str, archive: &Archive, live: &S3Live) -> Vec<Proposed> {
     let wanted = wal_rule(cluster, archive);
+    let mut proposed = Vec::new();
     for id in owned_rule_ids(cluster) {
         let have = live.owned_rules.get(&id);
         let want = wanted.as_ref().filter(|r| r.id == id);
@@ -219,12 +248,13 @@ pub fn plan_archive(
                             || want.noncurrent_days < h.rule.noncurrent_days
                             || want.prefix != h.rule.prefix)
                 });
-                push(
-                    &suffix,
-                    create_or_update(&before),
-                    (before, rule_json(want)),
-                    shorter,
-                    if shorter {
+                proposed.push(Proposed {
+                    suffix,
+                    action: create_or_update(&before),
+                    before,
+                    after: rule_json(want),
+                    destructive: shorter,
+                    reason: if shorter {
                         "WAL would expire sooner than the current rule allows".into()
                     } else {
                         format!(
@@ -232,18 +262,21 @@ pub fn plan_archive(
                             want.prefix, want.expiration_days
                         )
                     },
-                    S3Write::PutLifecycleRule { rule: want.clone() },
-                );
+                    write: S3Write::PutLifecycleRule { rule: want.clone() },
+                });
             }
-            (Some(have), None) => push(
-                &suffix,
-                Action::Delete,
-                (rule_json(&have.rule), json!(null)),
-                true,
-                "archive.wal_retention is not set, so pgdr's WAL expiry rule would be removed"
-                    .into(),
-                S3Write::DeleteLifecycleRule { id: id.clone() },
-            ),
+            (Some(have), None) => proposed.push(Proposed {
+                suffix,
+                action: Action::Delete,
+                before: rule_json(&have.rule),
+                after: json!(null),
+                destructive: true,
+                reason:
+                    "archive.wal_retention is not set, so pgdr's WAL expiry rule would be removed"
+                        .into(),
+                write: S3Write::DeleteLifecycleRule { id: id.clone() },
+            }),
         }
     }
+    proposed
 }

@@ -17,6 +17,43 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Why a local server could not be driven.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalServerError {
+    #[error("PostgreSQL {major} is not installed here (no /usr/lib/postgresql/{major}/bin/pg_ctl); the backup starts only with the binaries of its major version. Install postgresql-{major}")]
+    NotInstalled { major: u32 },
+    #[error("pgdr runs as root, and PostgreSQL refuses to; the server would run as `postgres`, but there is no such user")]
+    NoPostgresUser,
+    #[error("no free loopback port: {0}")]
+    NoPort(std::io::Error),
+    /// A program could not be started.
+    #[error("{what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    /// A program ran and failed; its output (stdout and stderr).
+    #[error("{what} failed: {output}")]
+    Failed { what: String, output: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A server that did not come up (it exited, or not in time), with why.
+    #[error("{0}")]
+    NotUp(String),
+}
+
+impl LocalServerError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        LocalServerError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 /// Where PostgreSQL `major`'s binaries are (Debian's layout), if installed.
 pub fn bin_dir(major: u32) -> Option<PathBuf> {
     let dir = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
@@ -30,11 +67,11 @@ pub fn program(major: u32, program: &str) -> Option<PathBuf> {
 }
 
 /// A free TCP port on loopback, for a server pgdr starts.
-pub fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, LocalServerError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free loopback port: {e}"))
+        .map_err(LocalServerError::NoPort)
 }
 
 /// `program` run as `user` (through `runuser`) when given, else as pgdr.
@@ -62,16 +99,10 @@ pub struct LocalServer {
 impl LocalServer {
     /// A folder pgdr restored and starts itself: run as `postgres` when pgdr
     /// runs as root.
-    pub fn restored(data: &Path, major: u32) -> Result<Self, String> {
-        let bin = bin_dir(major).ok_or_else(|| {
-            format!(
-                "PostgreSQL {major} is not installed here (no /usr/lib/postgresql/{major}/bin/pg_ctl); the backup starts only with the binaries of its major version. Install postgresql-{major}"
-            )
-        })?;
+    pub fn restored(data: &Path, major: u32) -> Result<Self, LocalServerError> {
+        let bin = bin_dir(major).ok_or(LocalServerError::NotInstalled { major })?;
         let run_as = if os_user::is_root() {
-            Some(os_user::by_name("postgres").ok_or_else(|| {
-                "pgdr runs as root, and PostgreSQL refuses to; the server would run as `postgres`, but there is no such user".to_string()
-            })?)
+            Some(os_user::by_name("postgres").ok_or(LocalServerError::NoPostgresUser)?)
         } else {
             None
         };
@@ -133,9 +164,12 @@ impl LocalServer {
         self.bin.join(program)
     }
 
-    /// Runs `command`; its output on success, `what failed: output` otherwise.
-    pub fn run(&self, mut command: Command, what: &str) -> Result<String, String> {
-        let out = command.output().map_err(|e| format!("{what}: {e}"))?;
+    /// Runs `command`; its output (stdout and stderr) on success.
+    pub fn run(&self, mut command: Command, what: &str) -> Result<String, LocalServerError> {
+        let out = command.output().map_err(|source| LocalServerError::Spawn {
+            what: what.to_string(),
+            source,
+        })?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -144,13 +178,16 @@ impl LocalServer {
         if out.status.success() {
             Ok(text)
         } else {
-            Err(format!("{what} failed: {}", text.trim()))
+            Err(LocalServerError::Failed {
+                what: what.to_string(),
+                output: text.trim().to_string(),
+            })
         }
     }
 
     /// Starts it without waiting (`pg_ctl -W`; recovery runs first), logging
     /// to `log`, with `options` for `postgres` (`-c name=value ...`).
-    pub fn start(&self, log: &Path, options: &str) -> Result<(), String> {
+    pub fn start(&self, log: &Path, options: &str) -> Result<(), LocalServerError> {
         let mut start = self.command("pg_ctl");
         start
             .arg("-D")
@@ -163,7 +200,7 @@ impl LocalServer {
     }
 
     /// Stops it (`fast` or `immediate`), waiting until it has.
-    pub fn stop(&self, mode: &str) -> Result<(), String> {
+    pub fn stop(&self, mode: &str) -> Result<(), LocalServerError> {
         let mut stop = self.command("pg_ctl");
         stop.arg("-D")
             .arg(&self.data)

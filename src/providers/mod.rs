@@ -124,29 +124,33 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// A hint for AWS failures the user fixes in their environment, not in the plan file.
-pub fn aws_hint(detail: &str) -> Option<&'static str> {
-    if detail.contains("no credentials")
-        || detail.contains("InvalidAccessKeyId")
-        || detail.contains("SignatureDoesNotMatch")
-        || detail.contains("ExpiredToken")
-    {
-        Some("check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO login, ...")
-    } else if detail.contains("dispatch failure") || detail.contains("timed out") {
-        Some("AWS did not answer (pgdr retried with backoff); check network access to AWS, or AWS_ENDPOINT_URL")
-    } else {
-        None
-    }
-}
+/// AWS error codes that mean the credentials are wrong or expired: the user
+/// fixes them in their environment, not in the plan file.
+const CREDENTIAL_CODES: &[&str] = &[
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "AuthFailure",
+];
 
-impl ProviderError {
-    /// Adds the AWS hint that fits the message, unless there is a hint already.
-    pub fn with_aws_hint(self) -> Self {
-        match (self.hint.is_none(), aws_hint(&self.message)) {
-            (true, Some(h)) => self.hint(h),
-            _ => self,
+const CREDENTIALS_HINT: &str = "check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, SSO login, ...";
+
+/// Whether the request never left because no credentials could be loaded
+/// (the SDK's credentials provider failed).
+fn no_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(s) = source {
+        if s.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
         }
+        source = s.source();
     }
+    false
 }
 
 /// An AWS SDK error as a [`ProviderError`]: the service's code and message when
@@ -177,9 +181,14 @@ where
     if throttled {
         return e.hint("AWS throttled the request and pgdr retried it with backoff until its attempts ran out (AWS_MAX_ATTEMPTS, default 5); run again later, or spread the work out");
     }
+    if err.code().is_some_and(|c| CREDENTIAL_CODES.contains(&c)) || no_credentials(err) {
+        return e.hint(CREDENTIALS_HINT);
+    }
     match err {
         // No answer at all (refused, reset, timed out): every retry failed the same way.
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => e.unreachable().with_aws_hint(),
-        _ => e.with_aws_hint(),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => e.unreachable().hint(
+            "AWS did not answer (pgdr retried with backoff); check network access to AWS, or AWS_ENDPOINT_URL",
+        ),
+        _ => e,
     }
 }

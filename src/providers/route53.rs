@@ -268,8 +268,7 @@ pub async fn wait_in_sync(
     limit: std::time::Duration,
 ) -> Result<(), ProviderError> {
     let system = format!("route53.{record}");
-    let deadline = std::time::Instant::now() + limit;
-    loop {
+    let synced = super::poll::poll_until(every, limit, || async {
         let out = r53
             .turn()
             .await
@@ -279,20 +278,21 @@ pub async fn wait_in_sync(
             .await
             .map_err(|e| super::aws_error("reading the change's status", &system, &e))?;
         let status = out.change_info().map(|c| c.status().as_str().to_string());
-        if status.as_deref() == Some("INSYNC") {
-            return Ok(());
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(ProviderError::new(
-                &system,
-                format!(
-                    "change {change_id} is still {} after {}s",
-                    status.unwrap_or_default(),
-                    limit.as_secs()
-                ),
-            )
-            .hint("the record is written; Route53 has not yet reported every name server updated. Run the command again to wait again"));
-        }
-        tokio::time::sleep(every).await;
-    }
+        Ok::<_, ProviderError>(if status.as_deref() == Some("INSYNC") {
+            super::poll::Polled::Ready(())
+        } else {
+            super::poll::Polled::Waiting(status.unwrap_or_default())
+        })
+    })
+    .await?;
+    synced.map_err(|status| {
+        ProviderError::new(
+            &system,
+            format!(
+                "change {change_id} is still {status} after {}s",
+                limit.as_secs()
+            ),
+        )
+        .hint("the record is written; Route53 has not yet reported every name server updated. Run the command again to wait again")
+    })
 }

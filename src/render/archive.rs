@@ -1,6 +1,10 @@
-//! The archive for people: the `pgdr backups` table.
+//! The archive for people: the `pgdr backups` table, and what `restore` is
+//! about to do and did.
 
 use super::human::bytes;
+use crate::execute::restore::unpack::Unpacked;
+use crate::format::ArchiveUrl;
+use crate::plan::recovery::restore::{Chosen, Target};
 use crate::state::archive::BackupEntry;
 
 pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> String {
@@ -61,6 +65,70 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
             incomplete.join(", ")
         ));
     }
+    text
+}
+
+/// What `restore` is about to do: the backup, the WAL it replays, and the
+/// time it should take (`estimate`).
+pub fn restoring(cluster: &str, to: &std::path::Path, chosen: &Chosen, estimate: &str) -> String {
+    let b = &chosen.backup;
+    let replays = match &chosen.target {
+        Target::Latest if chosen.reach.gap.is_some() => format!(
+            "{} to {}, where a gap stops it (the newest archived is {})",
+            b.start_wal, chosen.reach.last, chosen.newest_wal
+        ),
+        Target::Latest => format!(
+            "{} to {}, the newest archived",
+            b.start_wal, chosen.newest_wal
+        ),
+        _ => format!(
+            "{} until the target (at most to {}, the newest archived)",
+            b.start_wal, chosen.newest_wal
+        ),
+    };
+    format!(
+        "Restoring {cluster} to {} into {}:\n  backup  {} (ended {}, {} as stored {})\n  WAL     {replays}\n  time    {estimate}\n",
+        chosen.target.describe(),
+        to.display(),
+        b.id,
+        b.stop_time,
+        bytes(b.size_bytes),
+        bytes(b.stored_bytes),
+    )
+}
+
+/// What `restore` did, the recovery settings it wrote, and how to start it.
+pub fn restored(
+    b: &BackupEntry,
+    to: &std::path::Path,
+    unpacked: &Unpacked,
+    settings: &[(String, String)],
+    starting: bool,
+    url: &ArchiveUrl,
+) -> String {
+    let mut text = format!(
+        "Restored backup {} into {}: {} in {:.1}s ({:.0} MB/s), {} files matched the backup manifest.\n",
+        b.id,
+        to.display(),
+        bytes(unpacked.bytes),
+        unpacked.seconds,
+        unpacked.bytes as f64 / 1e6 / unpacked.seconds.max(0.001),
+        unpacked.files
+    );
+    text.push_str("Recovery settings (appended to postgresql.auto.conf, with recovery.signal):\n");
+    for (name, value) in settings {
+        text.push_str(&format!("  {name} = '{value}'\n"));
+    }
+    if !starting {
+        text.push_str(&format!(
+            "Start it with: pg_ctl -D {} start   (PostgreSQL {} binaries), or restore with --start.\nIt replays the WAL, then promotes; `SELECT pg_last_xact_replay_timestamp()` shows the last transaction it replayed.\n",
+            to.display(),
+            b.pg_version / 10000
+        ));
+    }
+    text.push_str(&format!(
+        "Its archive_command is the backup's: once promoted it archives its new timeline into {url}; add `-o \"-c archive_mode=off\"` to keep it out of the archive.\n"
+    ));
     text
 }
 

@@ -9,6 +9,7 @@ pub mod human;
 pub mod json;
 pub mod lint;
 pub mod markdown;
+pub mod role_change;
 pub mod status;
 
 use serde_json::Value;

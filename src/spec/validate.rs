@@ -15,11 +15,27 @@ fn is_guc_name(name: &str) -> bool {
     parts.all(ok_part) && name.split('.').count() <= 2
 }
 
-/// Checks that span keys or depend on values; returns (key path, message) pairs.
+/// Checks that span keys or depend on values; returns (key path, message)
+/// pairs. One function a section, each a list of independent checks.
 pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut err = |path: &str, message: String| out.push((path.to_string(), message));
+    check_top(plan, &mut err);
+    check_aws_needed(plan, &mut err);
+    check_drill(plan, &mut err);
+    check_archive(plan, &mut err);
+    check_standbys(plan, &mut err);
+    check_endpoint_and_network(plan, &mut err);
+    out
+}
 
+/// `` `section` manages AWS resources and needs an `aws:` section ``.
+fn needs_aws(section: &str) -> String {
+    format!("`{section}` manages AWS resources and needs an `aws:` section with a `region`")
+}
+
+/// The version, the primary and the setting names.
+fn check_top(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
     if plan.version != 1 {
         err(
             "version",
@@ -56,10 +72,10 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             );
         }
     }
+}
 
-    let needs_aws = |section: &str| {
-        format!("`{section}` manages AWS resources and needs an `aws:` section with a `region`")
-    };
+/// Sections that manage AWS resources need `aws:`.
+fn check_aws_needed(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
     if plan.aws.is_none() {
         if plan.archive.is_some() {
             err("archive", needs_aws("archive"));
@@ -74,7 +90,10 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             err("replication_network", needs_aws("replication_network"));
         }
     }
+}
 
+/// `drill`: a target, something to restore from, checks with names and SQL.
+fn check_drill(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
     if let Some(drill) = &plan.drill {
         if let Err(message) = drill.target() {
             err("drill.target", message);
@@ -101,7 +120,10 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             }
         }
     }
+}
 
+/// `archive`: prefix, object lock, encryption, who archives, retention, backups.
+fn check_archive(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
     if let Some(archive) = &plan.archive {
         if !archive.prefix.is_empty()
             && (!archive.prefix.ends_with('/') || archive.prefix.starts_with('/'))
@@ -200,7 +222,10 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             }
         }
     }
+}
 
+/// `standbys`: unique names and slots, a server each, zones in their region.
+fn check_standbys(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
     let mut names = BTreeSet::new();
     let mut slots = BTreeMap::new();
     for (i, standby) in plan.standbys.iter().enumerate() {
@@ -247,7 +272,10 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             }
         }
     }
+}
 
+/// `endpoint` inside its zone with a sane TTL; `replication_network` with CIDRs and a port.
+fn check_endpoint_and_network(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
     if let Some(endpoint) = &plan.endpoint {
         if endpoint.ttl.as_secs() == 0 || endpoint.ttl.as_secs() > 2_147_483_647 {
             err("endpoint.ttl", "expected a TTL between 1s and 68y".into());
@@ -279,5 +307,4 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
             );
         }
     }
-    out
 }

@@ -27,7 +27,7 @@ pub struct Scratch {
 }
 
 pub fn free_port() -> Result<u16, ArchiveError> {
-    local_server::free_port().map_err(ArchiveError::Failed)
+    local_server::free_port().map_err(|e| ArchiveError::Failed(e.to_string()))
 }
 
 /// Stops the server in `dir` (if one runs) and removes the folder.

@@ -11,6 +11,7 @@ use super::scratch::Scratch;
 use super::DrillRequest;
 use crate::execute::restore::{self, RestoreRequest};
 use crate::execute::steps::{Decision, DynStep, Step};
+use crate::execute::ArchiveError;
 use crate::plan::recovery::drill::recovery_limit;
 use crate::plan::recovery::restore::Target;
 use crate::providers::postgres;
@@ -49,14 +50,14 @@ impl<'a> Drill<'a> {
         }
     }
 
-    fn info(&self) -> Result<Conninfo, String> {
+    fn info(&self) -> Result<Conninfo, ArchiveError> {
         Conninfo::parse(
             &self
                 .scratch
                 .server
                 .conninfo(&self.request.user, &self.request.dbname),
         )
-        .map_err(|e| format!("the restored server's conninfo: {e}"))
+        .map_err(|e| ArchiveError::Failed(format!("the restored server's conninfo: {e}")))
     }
 
     /// A connection to the restored server once it accepts one and has left
@@ -76,11 +77,11 @@ pub struct RestoreBackup;
 impl<'a> Step<Drill<'a>> for RestoreBackup {
     type Seen = bool;
     type Act = ();
-    type Error = String;
+    type Error = ArchiveError;
     fn name(&self) -> &str {
         "restore-backup"
     }
-    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, ArchiveError> {
         let data = ctx.scratch.server.data();
         Ok(data.join("recovery.signal").is_file() && !data.join(restore::IN_PROGRESS).exists())
     }
@@ -94,7 +95,7 @@ impl<'a> Step<Drill<'a>> for RestoreBackup {
             )
         }
     }
-    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), ArchiveError> {
         let request = ctx.request;
         let backup = &request.chosen.backup;
         let data = ctx.scratch.server.data();
@@ -112,7 +113,9 @@ impl<'a> Step<Drill<'a>> for RestoreBackup {
         };
         let unpacked = restore::restore(ctx.store, &restore_request)
             .await
-            .map_err(|e| format!("the restore of backup {} failed: {e}", backup.id))?;
+            .map_err(|e| {
+                ArchiveError::Failed(format!("the restore of backup {} failed: {e}", backup.id))
+            })?;
         {
             let mut report = ctx.report.lock().unwrap();
             report.restore_seconds = unpacked.seconds;
@@ -125,7 +128,7 @@ impl<'a> Step<Drill<'a>> for RestoreBackup {
                 &conf,
                 "# written by pgdr drill: the source keeps its configuration elsewhere\n",
             )
-            .map_err(|e| format!("{}: {e}", conf.display()))?;
+            .map_err(|e| ArchiveError::io(&conf, e))?;
         }
         Ok(())
     }
@@ -137,11 +140,11 @@ pub struct StartServer;
 impl<'a> Step<Drill<'a>> for StartServer {
     type Seen = bool;
     type Act = ();
-    type Error = String;
+    type Error = ArchiveError;
     fn name(&self) -> &str {
         "start-server"
     }
-    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, ArchiveError> {
         Ok(ctx.started.lock().unwrap().is_some())
     }
     fn decide(&self, started: &bool) -> Decision {
@@ -151,9 +154,9 @@ impl<'a> Step<Drill<'a>> for StartServer {
             Decision::Act("start the restored server on loopback".into(), ())
         }
     }
-    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), ArchiveError> {
         let now = Instant::now();
-        ctx.scratch.start().map_err(|e| e.to_string())?;
+        ctx.scratch.start()?;
         *ctx.started.lock().unwrap() = Some(now);
         Ok(())
     }
@@ -165,11 +168,11 @@ pub struct Recover;
 impl<'a> Step<Drill<'a>> for Recover {
     type Seen = bool;
     type Act = ();
-    type Error = String;
+    type Error = ArchiveError;
     fn name(&self) -> &str {
         "recover"
     }
-    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, ArchiveError> {
         Ok(ctx.promoted().await.is_some())
     }
     fn decide(&self, promoted: &bool) -> Decision {
@@ -182,7 +185,7 @@ impl<'a> Step<Drill<'a>> for Recover {
             )
         }
     }
-    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), ArchiveError> {
         let info = ctx.info()?;
         ctx.scratch
             .server
@@ -191,7 +194,8 @@ impl<'a> Step<Drill<'a>> for Recover {
                 &PgEnv::default(),
                 recovery_limit(&ctx.request.objectives),
             )
-            .await?;
+            .await
+            .map_err(ArchiveError::Failed)?;
         let recovering = ctx.started.lock().unwrap().unwrap_or_else(Instant::now);
         let mut report = ctx.report.lock().unwrap();
         report.recovery_seconds = recovering.elapsed().as_secs_f64();
@@ -215,11 +219,11 @@ pub struct Check;
 impl<'a> Step<Drill<'a>> for Check {
     type Seen = bool;
     type Act = ();
-    type Error = String;
+    type Error = ArchiveError;
     fn name(&self) -> &str {
         "check"
     }
-    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, String> {
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, ArchiveError> {
         // `recovered` is the first check; the others come from this step.
         Ok(ctx.report.lock().unwrap().checks.len() > 1)
     }
@@ -230,15 +234,11 @@ impl<'a> Step<Drill<'a>> for Check {
             Decision::Act("measure what was replayed and run the checks".into(), ())
         }
     }
-    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), String> {
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), ArchiveError> {
         let request = ctx.request;
         let backup = &request.chosen.backup;
-        let pg = postgres::connect("restored", &ctx.info()?, &PgEnv::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let replayed = postgres::backup::replayed(&pg)
-            .await
-            .map_err(|e| e.message)?;
+        let pg = postgres::connect("restored", &ctx.info()?, &PgEnv::default()).await?;
+        let replayed = postgres::backup::replayed(&pg).await?;
         let (last_commit, replay_lsn) = (replayed.commit_epoch, replayed.lsn);
         let mut checks = Vec::new();
         if let Some(source) = &request.source_databases {

@@ -32,8 +32,8 @@ pub async fn choose_in_archive(
             newest.start_wal
         ))
     })?;
-    let backup = restore::choose_backup(&backups, &newest_wal, target, named, now)
-        .map_err(ArchiveError::Usage)?;
+    let backup =
+        restore::choose_backup(&backups, &newest_wal, target, named, now).map_err(refused)?;
     if backup.id != newest.id {
         // An older backup replays the WAL before the newest's too.
         listing = catalog::wal_objects_from(store, url, &backup.start_wal).await?;
@@ -47,8 +47,16 @@ pub async fn choose_in_archive(
         target,
         accept_loss,
     )
-    .map_err(|refusal| match refusal {
+    .map_err(refused)
+}
+
+/// A refusal as the command reports it: damage is the archive's, the rest
+/// is the request's (a target that cannot be served).
+fn refused(refusal: RestoreRefusal) -> ArchiveError {
+    match refusal {
         RestoreRefusal::Damaged(why) => ArchiveError::Corrupt(why),
-        RestoreRefusal::Unreachable(why) => ArchiveError::Usage(why),
-    })
+        RestoreRefusal::OutsideWindow(why) | RestoreRefusal::Unreachable(why) => {
+            ArchiveError::Usage(why)
+        }
+    }
 }

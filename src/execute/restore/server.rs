@@ -5,7 +5,7 @@
 //! [`LocalServer`].
 
 use crate::execute::ArchiveError;
-use crate::providers::local_server::{self, LocalServer};
+use crate::providers::local_server::{self, LocalServer, LocalServerError};
 use crate::settings::PgEnv;
 use crate::spec::Conninfo;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,8 @@ impl Restored {
         major: u32,
     ) -> Result<Self, ArchiveError> {
         Ok(Restored {
-            local: LocalServer::restored(data, major).map_err(ArchiveError::Failed)?,
+            local: LocalServer::restored(data, major)
+                .map_err(|e| ArchiveError::Failed(e.to_string()))?,
             log: log.to_path_buf(),
             socket_dir: socket_dir.to_path_buf(),
             port,
@@ -57,9 +58,12 @@ impl Restored {
             self.socket_dir.display()
         );
         self.local.start(&self.log, &options).map_err(|e| {
+            let why = match e {
+                LocalServerError::Failed { output, .. } => output,
+                other => other.to_string(),
+            };
             ArchiveError::Failed(format!(
-                "the restored server did not start: {}{}",
-                e.trim_start_matches("pg_ctl start failed: "),
+                "the restored server did not start: {why}{}",
                 local_server::log_tail(&self.log)
             ))
         })

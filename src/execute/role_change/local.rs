@@ -7,7 +7,7 @@
 //! a socket), and its data directory here holds a `postmaster.pid` for the
 //! port pgdr reached it on. Anything else is reported for a person to rejoin.
 
-use crate::providers::local_server::{LocalServer, WaitFailed};
+use crate::providers::local_server::{LocalServer, LocalServerError, WaitFailed};
 use crate::providers::postgres::role::RoleState;
 use crate::spec::Conninfo;
 use std::os::unix::fs::MetadataExt;
@@ -49,7 +49,7 @@ pub struct Rejoining<'a>(pub &'a LocalServer);
 
 impl Rejoining<'_> {
     /// Writes `name` in the data directory, owned like the directory.
-    fn write_file(&self, name: &str, text: &str, append: bool) -> Result<(), String> {
+    fn write_file(&self, name: &str, text: &str, append: bool) -> Result<(), LocalServerError> {
         use std::io::Write;
         let path = self.0.data.join(name);
         let mut file = std::fs::OpenOptions::new()
@@ -58,23 +58,22 @@ impl Rejoining<'_> {
             .write(true)
             .truncate(!append)
             .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| LocalServerError::io(&path, e))?;
         file.write_all(text.as_bytes())
             .and_then(|_| file.sync_all())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| LocalServerError::io(&path, e))?;
         if let Some((uid, gid)) = self.0.owner() {
             std::os::unix::fs::chown(&path, Some(uid), Some(gid))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| LocalServerError::io(&path, e))?;
         }
         Ok(())
     }
 
     /// The options the server was started with (after `-D DIR`), as pg_ctl's
     /// `-o` takes them, so it comes back on the same port and addresses.
-    fn start_options(&self) -> Result<String, String> {
+    fn start_options(&self) -> Result<String, LocalServerError> {
         let path = self.0.data.join("postmaster.opts");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| LocalServerError::io(&path, e))?;
         Ok(postmaster_options(&text))
     }
 
@@ -93,7 +92,7 @@ impl Rejoining<'_> {
     /// standby.signal and starts it as a standby. `primary_conninfo` and the
     /// slot are already in its `postgresql.auto.conf` (ALTER SYSTEM, before
     /// the stop). Returns what pg_rewind did.
-    pub fn rejoin(&self, source: &str) -> Result<String, String> {
+    pub fn rejoin(&self, source: &str) -> Result<String, LocalServerError> {
         let options = self.start_options()?;
         // Before the stop: a crash from here on leaves a server that starts
         // as a standby (primary_conninfo is already set), never as a writer.
@@ -114,7 +113,8 @@ impl Rejoining<'_> {
             Ok(_) => "rewound with pg_rewind".to_string(),
             // pg_rewind needs data checksums or wal_log_hints; without them the
             // server may still follow if its WAL did not go past the fork.
-            Err(e) if e.contains("wal_log_hints") => {
+            // (pg_rewind says so only in its output.)
+            Err(LocalServerError::Failed { output, .. }) if output.contains("wal_log_hints") => {
                 "pg_rewind cannot run here (neither wal_log_hints nor data checksums): started without it".to_string()
             }
             Err(e) => {
@@ -129,10 +129,10 @@ impl Rejoining<'_> {
         // Again: pg_rewind removes what the new primary does not have.
         self.write_file("standby.signal", "", false)?;
         let log_dir = self.0.data.join("log");
-        std::fs::create_dir_all(&log_dir).map_err(|e| format!("{}: {e}", log_dir.display()))?;
+        std::fs::create_dir_all(&log_dir).map_err(|e| LocalServerError::io(&log_dir, e))?;
         if let Some((uid, gid)) = self.0.owner() {
             std::os::unix::fs::chown(&log_dir, Some(uid), Some(gid))
-                .map_err(|e| format!("{}: {e}", log_dir.display()))?;
+                .map_err(|e| LocalServerError::io(&log_dir, e))?;
         }
         self.0.start(&self.log(), &options)?;
         Ok(rewound)
@@ -140,7 +140,7 @@ impl Rejoining<'_> {
 
     /// The configuration files in the data directory, as they are now (or
     /// their absence), before pg_rewind replaces them with the source's.
-    fn save_config(&self) -> Result<Vec<SavedFile>, String> {
+    fn save_config(&self) -> Result<Vec<SavedFile>, LocalServerError> {
         OWN_CONFIG
             .iter()
             .map(|name| {
@@ -148,12 +148,12 @@ impl Rejoining<'_> {
                 match std::fs::read(&path) {
                     Ok(bytes) => {
                         let mode = std::fs::metadata(&path)
-                            .map_err(|e| format!("{}: {e}", path.display()))?
+                            .map_err(|e| LocalServerError::io(&path, e))?
                             .mode();
                         Ok((*name, Some((bytes, mode & 0o7777))))
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((*name, None)),
-                    Err(e) => Err(format!("{}: {e}", path.display())),
+                    Err(e) => Err(LocalServerError::io(&path, e)),
                 }
             })
             .collect()
@@ -162,7 +162,7 @@ impl Rejoining<'_> {
     /// Puts back what [`Self::save_config`] read: each file written whole
     /// (a temporary file renamed over it, mode and owner kept), and a file
     /// the server did not have removed.
-    fn restore_config(&self, saved: &[SavedFile]) -> Result<(), String> {
+    fn restore_config(&self, saved: &[SavedFile]) -> Result<(), LocalServerError> {
         use std::io::Write;
         use std::os::unix::fs::PermissionsExt;
         for (name, content) in saved {
@@ -170,7 +170,7 @@ impl Rejoining<'_> {
             let Some((bytes, mode)) = content else {
                 match std::fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(format!("{}: {e}", path.display()))
+                        return Err(LocalServerError::io(&path, e))
                     }
                     _ => continue,
                 }
@@ -186,16 +186,16 @@ impl Rejoining<'_> {
                 file.sync_all()?;
                 std::fs::rename(&tmp, &path)
             })();
-            written.map_err(|e| format!("{}: {e}", path.display()))?;
+            written.map_err(|e| LocalServerError::io(&path, e))?;
         }
         Ok(())
     }
 
     /// Waits until the server is up as a standby; one that exits is
     /// reported at once.
-    pub async fn wait_running(&self, limit: Duration) -> Result<(), String> {
+    pub async fn wait_running(&self, limit: Duration) -> Result<(), LocalServerError> {
         self.0.wait_running(limit).await.map_err(|failed| {
-            format!(
+            LocalServerError::NotUp(format!(
                 "the old primary did not come up as a standby ({}); its log ({}) ends:\n  {}",
                 match failed {
                     WaitFailed::Exited => "it exited".to_string(),
@@ -203,7 +203,7 @@ impl Rejoining<'_> {
                 },
                 self.log().display(),
                 self.log_tail()
-            )
+            ))
         })
     }
 

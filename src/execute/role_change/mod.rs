@@ -11,6 +11,7 @@
 //! that would be lost, unless forced with a reason.
 
 pub mod local;
+pub mod run;
 pub mod steps;
 
 use super::steps::Decision;

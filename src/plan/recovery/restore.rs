@@ -28,10 +28,12 @@ pub fn choose<'a>(
     target: &Target,
     named: Option<&str>,
     newest_wal: &str,
-) -> Result<&'a BackupEntry, String> {
+) -> Result<&'a BackupEntry, RestoreRefusal> {
     let oldest = backups.first().ok_or_else(|| {
-        "the archive has no complete base backup to restore; take one with `pgdr backup`"
-            .to_string()
+        RestoreRefusal::OutsideWindow(
+            "the archive has no complete base backup to restore; take one with `pgdr backup`"
+                .to_string(),
+        )
     })?;
     let window = || {
         format!(
@@ -47,18 +49,18 @@ pub fn choose<'a>(
     if let Some(id) = named {
         let backup = backups.iter().find(|b| b.id == id).ok_or_else(|| {
             let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
-            format!(
+            RestoreRefusal::OutsideWindow(format!(
                 "there is no complete backup {id}; the archive has {}",
                 ids.join(", ")
-            )
+            ))
         })?;
         if !reaches(backup) {
-            return Err(format!(
+            return Err(RestoreRefusal::OutsideWindow(format!(
                 "backup {id} ended at {} ({}), after the target: recovery cannot stop before a backup is consistent; {}",
                 backup.stop_time,
                 backup.stop_lsn,
                 window()
-            ));
+            )));
         }
         return Ok(backup);
     }
@@ -68,7 +70,7 @@ pub fn choose<'a>(
             Target::Lsn(l) => format!("the target LSN {l}"),
             Target::Latest => "the target".into(),
         };
-        format!("{what} is before every backup ended; {}", window())
+        RestoreRefusal::OutsideWindow(format!("{what} is before every backup ended; {}", window()))
     })
 }
 
@@ -116,10 +118,14 @@ pub fn reach(
     archived: &[(String, i64)],
     damaged: &[WalDamage],
     backup: &BackupEntry,
-) -> Result<Reach, String> {
+) -> Result<Reach, RestoreRefusal> {
     let size = backup.wal_segment_size;
-    let first = WalName::parse(&backup.start_wal)
-        .ok_or_else(|| format!("backup {}: start_wal is not a segment name", backup.id))?;
+    let first = WalName::parse(&backup.start_wal).ok_or_else(|| {
+        RestoreRefusal::Damaged(format!(
+            "backup {}: start_wal is not a segment name",
+            backup.id
+        ))
+    })?;
     let bad: std::collections::HashMap<&str, String> = damaged
         .iter()
         .map(|d| {
@@ -151,14 +157,14 @@ pub fn reach(
     }
     let start = first.segno(size);
     let Some((_, first_name, first_at)) = have.get(&start).cloned() else {
-        return Err(format!(
+        return Err(RestoreRefusal::Damaged(format!(
             "backup {}: its first WAL segment {} is not in the archive{}, so it cannot be restored",
             backup.id,
             backup.start_wal,
             bad.get(backup.start_wal.as_str())
                 .map(|why| format!(" ({why})"))
                 .unwrap_or_default()
-        ));
+        )));
     };
     let (mut last_segno, mut last, mut last_at) = (start, first_name, first_at);
     while let Some((_, name, at)) = have.get(&(last_segno + 1)) {
@@ -209,7 +215,7 @@ pub fn judge_reach(
     target: &Target,
     reach: &Reach,
     accept_loss: bool,
-) -> Result<(Target, Option<String>), String> {
+) -> Result<(Target, Option<String>), RestoreRefusal> {
     let Some(gap) = &reach.gap else {
         return Ok((target.clone(), None));
     };
@@ -238,14 +244,14 @@ pub fn judge_reach(
         Target::Latest => "--latest".to_string(),
         other => format!("the target {}", other.describe()),
     };
-    Err(format!(
+    Err(RestoreRefusal::Unreachable(format!(
         "{asked} cannot be reached: segment {} {}, and WAL up to {} is archived after it, so recovery would stop at {point} and promote without the rest. Recover to that point and accept the loss with --accept-loss, or stop before it with --target-lsn (below {}) or --target-time (up to {}); or first put the segment back (it may still be in the primary's pg_wal)",
         gap.segment,
         gap.why,
         gap.newest,
         reach.end_lsn,
         rfc3339(reach.last_at)
-    ))
+    )))
 }
 
 /// The backup a restore uses and the WAL it can replay.
@@ -296,7 +302,7 @@ pub fn choose_backup<'a>(
     target: &Target,
     named: Option<&str>,
     now: i64,
-) -> Result<&'a BackupEntry, String> {
+) -> Result<&'a BackupEntry, RestoreRefusal> {
     let (newest_name, newest_at) = newest;
     let window_end = format!("{newest_name} (archived {})", rfc3339(*newest_at));
     if let (Target::Time(t), Some(oldest)) = (target, backups.first()) {
@@ -305,16 +311,16 @@ pub fn choose_backup<'a>(
             oldest.stop_time, oldest.id
         );
         if *t > now {
-            return Err(format!(
+            return Err(RestoreRefusal::OutsideWindow(format!(
                 "the target time {} is in the future; {window}",
                 rfc3339(*t)
-            ));
+            )));
         }
         if t > newest_at {
-            return Err(format!(
+            return Err(RestoreRefusal::OutsideWindow(format!(
                 "the target time {} is after the newest archived WAL, so recovery would end before reaching it; {window}. Use --latest to recover everything archived",
                 rfc3339(*t)
-            ));
+            )));
         }
     }
     choose(backups, target, named, &window_end)
@@ -331,9 +337,8 @@ pub fn plan_restore(
     target: &Target,
     accept_loss: bool,
 ) -> Result<Chosen, RestoreRefusal> {
-    let reach = reach(archived, damaged, backup).map_err(RestoreRefusal::Damaged)?;
-    let (target, accepted_loss) =
-        judge_reach(target, &reach, accept_loss).map_err(RestoreRefusal::Unreachable)?;
+    let reach = reach(archived, damaged, backup)?;
+    let (target, accepted_loss) = judge_reach(target, &reach, accept_loss)?;
     let segments = match (
         WalName::parse(&backup.start_wal),
         WalName::parse(&reach.last),
@@ -356,6 +361,10 @@ pub fn plan_restore(
 /// Why a restore is not planned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RestoreRefusal {
+    /// No backup serves the target: none at all, the one named is missing
+    /// or ends after it, or the target lies outside the recoverable window.
+    #[error("{0}")]
+    OutsideWindow(String),
     /// The archive cannot serve the backup at all (its first segment gone).
     #[error("{0}")]
     Damaged(String),
@@ -412,7 +421,9 @@ mod tests {
         let gap = r.gap.clone().unwrap();
         assert_eq!(gap.segment, "000000010000000000000004");
         assert_eq!(gap.newest, "000000010000000000000006");
-        let err = judge_reach(&Target::Latest, &r, false).unwrap_err();
+        let err = judge_reach(&Target::Latest, &r, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("000000010000000000000004 is missing")
                 && err.contains("LSN 0/4000000")
@@ -478,7 +489,8 @@ mod tests {
             None,
             "000000010000000000000042 (2026-11-24T09:00:00Z)",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("2026-11-20T00:01:00Z")
                 && err.contains("2026-11-20T00:05:00Z")
@@ -492,12 +504,16 @@ mod tests {
             Some("20261122T000000Z"),
             "x",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("after the target"), "{err}");
-        let err = choose(&backups, &Target::Latest, Some("nope"), "x").unwrap_err();
+        let err = choose(&backups, &Target::Latest, Some("nope"), "x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("20261120T000000Z, 20261122T000000Z"), "{err}");
         assert!(choose(&[], &Target::Latest, None, "x")
             .unwrap_err()
+            .to_string()
             .contains("pgdr backup"));
     }
 }

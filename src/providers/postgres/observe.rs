@@ -14,6 +14,7 @@ use crate::state::postgres::{
 use crate::state::wal::Lsn;
 use std::collections::BTreeMap;
 use tokio_postgres::types::PgLsn;
+use tokio_postgres::Row;
 
 /// Reads the named settings, every slot and the archiver of one server.
 pub async fn observe(
@@ -113,122 +114,161 @@ pub async fn observe(
     let settings = settings.map_err(|e| query_error(&sys, "reading pg_settings", &e))?;
     let slots = slots.map_err(|e| query_error(&sys, "reading pg_replication_slots", &e))?;
     let archiver = archiver.map_err(|e| query_error(&sys, "reading pg_stat_archiver", &e))?;
-    let decoded = (|| -> Result<PgLive, tokio_postgres::Error> {
-        let mut file_values: BTreeMap<String, String> = BTreeMap::new();
-        if let Ok(rows) = &files {
-            for row in rows {
-                file_values.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
-        let conninfo: Option<String> = conninfo.as_ref().map(|r| r.try_get(0)).transpose()?;
-        let in_recovery: bool = basics.try_get(1)?;
-        let mut live = PgLive {
-            server: info.to_string(),
-            version_num: basics.try_get(0)?,
-            in_recovery,
-            settings: BTreeMap::new(),
-            slots: BTreeMap::new(),
-            primary_conninfo_readable: conninfo.is_some(),
-            primary_conninfo_app: conninfo.as_deref().and_then(application_name_of),
-            health: PgHealth {
-                conninfo_user: conninfo.as_deref().and_then(|c| conninfo_key(c, "user")),
-                ..PgHealth::default()
-            },
-        };
-        for r in &readiness {
-            match r.try_get::<_, &str>(0)? {
-                "s" => {
-                    live.health
-                        .limits
-                        .insert(r.try_get(1)?, r.try_get::<_, Option<i64>>(2)?.unwrap_or(0));
-                }
-                _ => live.health.expiring_roles.push((
-                    r.try_get(1)?,
-                    r.try_get::<_, Option<f64>>(3)?.unwrap_or(0.0),
-                )),
-            }
-        }
-        for row in &replication {
-            live.health.replication.push(Replication {
-                application_name: row.try_get(0)?,
-                state: row.try_get(1)?,
-                sync_state: row.try_get(2)?,
-                replay_lag_seconds: row.try_get(3)?,
-                replay_lag_bytes: row.try_get(4)?,
-            });
-        }
-        live.health.receiver = receiver.as_ref().map(|row| row.try_get(0)).transpose()?;
-        if in_recovery {
-            live.health.replay = Some(Replay {
-                lsn: basics
-                    .try_get::<_, Option<PgLsn>>(2)?
-                    .map(|l| Lsn(u64::from(l))),
-                last_transaction: basics.try_get(3)?,
-                age_seconds: basics.try_get(4)?,
-            });
-        }
-        for row in &settings {
-            let name: String = row.try_get(0)?;
-            let pending_restart: bool = row.try_get(8)?;
-            let setting: String = row.try_get(1)?;
-            live.settings.insert(
-                name.clone(),
-                LiveSetting {
-                    // archive_command reads "(disabled)" while archive_mode is off; the
-                    // configured value is what a restart with archiving on will use.
-                    setting: if setting == "(disabled)" {
-                        file_values.get(&name).cloned().unwrap_or_default()
-                    } else {
-                        setting
-                    },
-                    unit: row.try_get(2)?,
-                    vartype: row.try_get(3)?,
-                    context: row.try_get(4)?,
-                    enumvals: row.try_get(5)?,
-                    min_val: row.try_get(6)?,
-                    max_val: row.try_get(7)?,
-                    pending_restart,
-                    display: row.try_get(9)?,
-                    file_value: if pending_restart {
-                        file_values.get(&name).cloned()
-                    } else {
-                        None
-                    },
-                    name,
-                },
-            );
-        }
-        for row in &slots {
-            let name: String = row.try_get(0)?;
-            let slot_type: String = row.try_get(1)?;
-            live.slots.insert(name.clone(), slot_type.clone());
-            live.health.slots.push(SlotHealth {
-                name,
-                slot_type,
-                active: row.try_get(2)?,
-                retained_bytes: row.try_get(3)?,
-                failover: row.try_get(4)?,
-            });
-        }
-        live.health.archiver = Some(Archiver {
-            archive_mode: archiver.try_get(0)?,
-            failed_count: archiver.try_get(1)?,
-            last_failed_wal: archiver.try_get(2)?,
-            last_failed_time: archiver.try_get(3)?,
-            last_archived_wal: archiver.try_get(4)?,
-            last_archived_time: archiver.try_get(5)?,
-            failing: archiver.try_get(6)?,
-            current_wal: archiver.try_get(7)?,
-        });
-        Ok(live)
-    })();
-    let live = decoded.map_err(|e| query_error(&sys, "reading the server's state", &e))?;
+    let rows = Rows {
+        basics,
+        settings,
+        files: files.ok(),
+        slots,
+        archiver,
+        conninfo,
+        replication,
+        receiver,
+        readiness,
+    };
+    let live =
+        decode(info, &rows).map_err(|e| query_error(&sys, "reading the server's state", &e))?;
     tracing::info!(
         target: "pgdr::postgres",
         server = %sys,
         ms = started.elapsed().as_millis() as u64,
         "read settings, slots, archiver and replication"
     );
+    Ok(live)
+}
+
+/// What the queries of [`observe`] answered.
+struct Rows {
+    basics: Row,
+    settings: Vec<Row>,
+    /// `pg_file_settings`: readable by superusers (and pg_read_all_settings) only.
+    files: Option<Vec<Row>>,
+    slots: Vec<Row>,
+    archiver: Row,
+    conninfo: Option<Row>,
+    replication: Vec<Row>,
+    receiver: Option<Row>,
+    readiness: Vec<Row>,
+}
+
+/// The live model from the rows, every column read with `try_get`.
+fn decode(info: &Conninfo, rows: &Rows) -> Result<PgLive, tokio_postgres::Error> {
+    let Rows {
+        basics,
+        settings,
+        files,
+        slots,
+        archiver,
+        conninfo,
+        replication,
+        receiver,
+        readiness,
+    } = rows;
+    let mut file_values: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(rows) = files {
+        for row in rows {
+            file_values.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    let conninfo: Option<String> = conninfo.as_ref().map(|r| r.try_get(0)).transpose()?;
+    let in_recovery: bool = basics.try_get(1)?;
+    let mut live = PgLive {
+        server: info.to_string(),
+        version_num: basics.try_get(0)?,
+        in_recovery,
+        settings: BTreeMap::new(),
+        slots: BTreeMap::new(),
+        primary_conninfo_readable: conninfo.is_some(),
+        primary_conninfo_app: conninfo.as_deref().and_then(application_name_of),
+        health: PgHealth {
+            conninfo_user: conninfo.as_deref().and_then(|c| conninfo_key(c, "user")),
+            ..PgHealth::default()
+        },
+    };
+    for r in readiness {
+        match r.try_get::<_, &str>(0)? {
+            "s" => {
+                live.health
+                    .limits
+                    .insert(r.try_get(1)?, r.try_get::<_, Option<i64>>(2)?.unwrap_or(0));
+            }
+            _ => live.health.expiring_roles.push((
+                r.try_get(1)?,
+                r.try_get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+            )),
+        }
+    }
+    for row in replication {
+        live.health.replication.push(Replication {
+            application_name: row.try_get(0)?,
+            state: row.try_get(1)?,
+            sync_state: row.try_get(2)?,
+            replay_lag_seconds: row.try_get(3)?,
+            replay_lag_bytes: row.try_get(4)?,
+        });
+    }
+    live.health.receiver = receiver.as_ref().map(|row| row.try_get(0)).transpose()?;
+    if in_recovery {
+        live.health.replay = Some(Replay {
+            lsn: basics
+                .try_get::<_, Option<PgLsn>>(2)?
+                .map(|l| Lsn(u64::from(l))),
+            last_transaction: basics.try_get(3)?,
+            age_seconds: basics.try_get(4)?,
+        });
+    }
+    for row in settings {
+        let name: String = row.try_get(0)?;
+        let pending_restart: bool = row.try_get(8)?;
+        let setting: String = row.try_get(1)?;
+        live.settings.insert(
+            name.clone(),
+            LiveSetting {
+                // archive_command reads "(disabled)" while archive_mode is off; the
+                // configured value is what a restart with archiving on will use.
+                setting: if setting == "(disabled)" {
+                    file_values.get(&name).cloned().unwrap_or_default()
+                } else {
+                    setting
+                },
+                unit: row.try_get(2)?,
+                vartype: row.try_get(3)?,
+                context: row.try_get(4)?,
+                enumvals: row.try_get(5)?,
+                min_val: row.try_get(6)?,
+                max_val: row.try_get(7)?,
+                pending_restart,
+                display: row.try_get(9)?,
+                file_value: if pending_restart {
+                    file_values.get(&name).cloned()
+                } else {
+                    None
+                },
+                name,
+            },
+        );
+    }
+    for row in slots {
+        let name: String = row.try_get(0)?;
+        let slot_type: String = row.try_get(1)?;
+        live.slots.insert(name.clone(), slot_type.clone());
+        live.health.slots.push(SlotHealth {
+            name,
+            slot_type,
+            active: row.try_get(2)?,
+            retained_bytes: row.try_get(3)?,
+            failover: row.try_get(4)?,
+        });
+    }
+    live.health.archiver = Some(Archiver {
+        archive_mode: archiver.try_get(0)?,
+        failed_count: archiver.try_get(1)?,
+        last_failed_wal: archiver.try_get(2)?,
+        last_failed_time: archiver.try_get(3)?,
+        last_archived_wal: archiver.try_get(4)?,
+        last_archived_time: archiver.try_get(5)?,
+        failing: archiver.try_get(6)?,
+        current_wal: archiver.try_get(7)?,
+    });
     Ok(live)
 }
 

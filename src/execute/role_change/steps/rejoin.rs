@@ -151,12 +151,12 @@ async fn rejoin(ctx: &RoleChange<'_>, with: &Rejoinable) -> Result<(), ProviderE
     let how = tokio::task::spawn_blocking(move || Rejoining(&server).rejoin(&source))
         .await
         .map_err(|e| ProviderError::new(&system, e.to_string()))?
-        .map_err(|e| ProviderError::new(&system, e))?;
+        .map_err(|e| ProviderError::new(&system, e.to_string()))?;
     let rejoining = Rejoining(&with.server);
     rejoining
         .wait_running(Duration::from_secs(60))
         .await
-        .map_err(|e| ProviderError::new(&system, e))?;
+        .map_err(|e| ProviderError::new(&system, e.to_string()))?;
     ctx.note(format!(
         "the old primary ({}) was restarted as a standby of the new primary: {how}",
         with.server.data.display()
