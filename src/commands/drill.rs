@@ -328,10 +328,10 @@ pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&str>) -> Strin
         "  RPO  {} (objective {}s): last replayed commit {}\n",
         seconds(report.rpo_seconds),
         report.objectives.rpo_seconds,
-        report
-            .last_replayed_commit
-            .as_deref()
-            .unwrap_or("none (the data is as of the backup's end)")
+        report.last_replayed_commit.map_or(
+            "none (the data is as of the backup's end)".to_string(),
+            |t| t.to_string()
+        )
     ));
     for check in &report.checks {
         text.push_str(&format!(

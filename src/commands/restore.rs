@@ -90,7 +90,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
         &estimate(
             drills.newest_ok.as_ref(),
             b.size_bytes,
-            chosen.segments * b.wal_segment_size,
+            chosen.segments * b.wal_segment_size.bytes(),
         ),
     ))?;
     let pgdr = super::pgdr_for_restore(&desired)?;

@@ -130,7 +130,12 @@ pub async fn fetch(args: &WalFetchArgs, settings: &Settings) -> anyhow::Result<O
 /// Starts `pgdr wal-prefetch` detached: recovery goes on while it downloads.
 /// A failure to start it only costs speed.
 fn start_prefetch(args: &WalFetchArgs, dir: &std::path::Path, segment_size: u64) {
-    if wal_fetch::following(&args.wal_name, 1, segment_size.max(1 << 20)).is_empty() {
+    // A delivered segment's size is the segment size; a history or backup
+    // file has nothing after it worth fetching.
+    let Some(size) = crate::state::wal::SegmentSize::new(segment_size) else {
+        return;
+    };
+    if wal_fetch::following(&args.wal_name, 1, size).is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -168,7 +173,12 @@ pub async fn prefetch(args: &WalPrefetchArgs, settings: &Settings) -> anyhow::Re
         &args.wal_name,
         &args.dir,
         usize::from(args.count),
-        args.segment_size,
+        crate::state::wal::SegmentSize::new(args.segment_size).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--segment-size {}: not a WAL segment size (a power of two from 1 MiB to 1 GiB)",
+                args.segment_size
+            )
+        })?,
         4,
     )
     .await?;

@@ -30,6 +30,7 @@ use crate::observe::archive as catalog;
 use crate::providers::poll::{poll_until, Polled};
 use crate::providers::postgres::BackupFacts;
 use crate::providers::storage::{Part, Store, Upload};
+use crate::spec::time::Timestamp;
 use crate::spec::{Compression, Conninfo};
 use crate::state::archive::BackupEntry;
 use crate::state::wal::{missing_segments, segment_name, Lsn};
@@ -78,10 +79,6 @@ pub fn backup_id(at: SystemTime) -> String {
 fn unix(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn rfc3339(at: SystemTime) -> String {
-    crate::spec::time::rfc3339(unix(at))
 }
 
 /// Removes what killed backups left: open multipart uploads under `base/` and
@@ -178,10 +175,10 @@ pub async fn take(
         id: id.clone(),
         cluster: request.cluster.clone(),
         source: request.source.clone(),
-        start_time: rfc3339(started),
-        stop_time: rfc3339(SystemTime::now()),
-        start_lsn: start_lsn.to_string(),
-        stop_lsn: end_lsn.to_string(),
+        start_time: Timestamp(unix(started)),
+        stop_time: Timestamp(unix(SystemTime::now())),
+        start_lsn,
+        stop_lsn: end_lsn,
         timeline,
         start_wal,
         stop_wal,
@@ -460,7 +457,7 @@ mod tests {
     #[test]
     fn ids_are_utc_timestamps() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_515_300);
-        assert_eq!(rfc3339(at), "2026-11-24T10:15:00Z");
+        assert_eq!(Timestamp(unix(at)).to_string(), "2026-11-24T10:15:00Z");
         assert_eq!(backup_id(at), "20261124T101500Z");
     }
 }

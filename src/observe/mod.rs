@@ -170,16 +170,9 @@ async fn observe_content(store: &Store, url: &str) -> Result<ArchiveLive, String
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     content.observed_at_unix = Some(now);
-    let age = |rfc3339: &str| {
-        let at = crate::spec::time::parse_rfc3339(rfc3339)?;
-        Some((now - at).max(0) as u64)
-    };
-    content.newest_age_seconds = content.backups.last().and_then(|b| age(&b.stop_time));
-    content.drills.newest_age_seconds = content
-        .drills
-        .newest
-        .as_ref()
-        .and_then(|d| age(&d.started_at));
+    let age = |at: crate::spec::time::Timestamp| (now - at.secs()).max(0) as u64;
+    content.newest_age_seconds = content.backups.last().map(|b| age(b.stop_time));
+    content.drills.newest_age_seconds = content.drills.newest.as_ref().map(|d| age(d.started_at));
     Ok(content)
 }
 

@@ -35,9 +35,9 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
         rows.push([
             b.id.clone(),
             b.source.clone(),
-            b.stop_time.clone(),
-            b.start_lsn.clone(),
-            b.stop_lsn.clone(),
+            b.stop_time.to_string(),
+            b.start_lsn.to_string(),
+            b.stop_lsn.to_string(),
             b.timeline.to_string(),
             bytes(b.size_bytes),
             bytes(b.stored_bytes),

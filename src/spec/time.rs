@@ -7,6 +7,48 @@ use super::duration::Duration;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+/// A point in time to the second (UTC): the one timestamp type of the stored
+/// files (backup entries, drill reports). Kept as seconds, read and written
+/// as RFC 3339, so a stored time is parsed once, by the stored-time parser,
+/// and a file with a time that is not one is refused when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Seconds since the epoch.
+    pub fn secs(self) -> i64 {
+        self.0
+    }
+
+    /// RFC 3339 (see [`parse_rfc3339`]).
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        parse_rfc3339(text).map(Timestamp)
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&rfc3339(self.0))
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an RFC 3339 time (such as 2026-11-24T10:15:00Z)"
+            ))
+        })
+    }
+}
+
 pub const ACCEPTED: &str = "an RFC 3339 time (\"2026-11-24T10:15:00Z\", \"2026-11-24T11:15:00+01:00\") or a span back from now (\"10m\", \"10 minutes ago\", \"2 hours ago\")";
 
 /// Reads `--target-time`; `now` is seconds since the epoch.
@@ -39,6 +81,12 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 /// executors hand to the pure code (the planner never reads it itself).
 pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `secs` as the compact UTC form ids and file names use: `20261124T101500Z`
+/// (a backup's id, a drill's or a role change's timestamp; sorts by age).
+pub fn compact(secs: i64) -> String {
+    rfc3339(secs).replace(['-', ':'], "")
 }
 
 /// `secs` as RFC 3339 in UTC, to the second (`2026-11-24T10:15:00Z`).

@@ -2,6 +2,8 @@
 //! and the WAL archived after the newest one — the live model `plan` judges the
 //! archive's health from and `expire` decides from. Plain data.
 
+use crate::spec::time::Timestamp;
+use crate::state::wal::{Lsn, SegmentSize};
 use serde::{Deserialize, Serialize};
 
 /// One base backup's catalogue entry, `<prefix>base/<id>/backup.json`. Written
@@ -15,16 +17,15 @@ pub struct BackupEntry {
     pub cluster: String,
     /// `primary` or `standby <name>`.
     pub source: String,
-    /// RFC 3339 UTC.
-    pub start_time: String,
-    pub stop_time: String,
-    pub start_lsn: String,
-    pub stop_lsn: String,
+    pub start_time: Timestamp,
+    pub stop_time: Timestamp,
+    pub start_lsn: Lsn,
+    pub stop_lsn: Lsn,
     pub timeline: u32,
     /// The first and last WAL segment the backup needs to be consistent.
     pub start_wal: String,
     pub stop_wal: String,
-    pub wal_segment_size: u64,
+    pub wal_segment_size: SegmentSize,
     pub system_identifier: String,
     /// `server_version_num`, e.g. 150004.
     pub pg_version: u32,
@@ -72,16 +73,18 @@ impl std::fmt::Display for WalDamage {
 impl BackupEntry {
     /// When the backup ended (consistent from then on), in seconds since the epoch.
     pub fn stop_secs(&self) -> Option<i64> {
-        crate::spec::time::parse_rfc3339(&self.stop_time)
+        Some(self.stop_time.secs())
     }
 
     /// Whether a `backup.json` read from the bucket (untrusted: anyone who can
     /// write the bucket can write it) is one pgdr could have written for the
     /// folder `folder`: every field later used as a name, a position or a
     /// divisor is checked here, so nothing downstream slices or divides by
-    /// what a hostile object holds. Names the first bad field.
+    /// what a hostile object holds. Times, positions and the segment size
+    /// are typed, so reading the file checked them already. Names the first
+    /// bad field.
     pub fn check(&self, folder: &str) -> Result<(), String> {
-        use crate::state::wal::{valid_segment_size, Lsn, WalKind, WalName};
+        use crate::state::wal::{WalKind, WalName};
         let id_ok = self.id.len() == 16
             && self.id.bytes().enumerate().all(|(i, b)| match i {
                 8 => b == b'T',
@@ -97,22 +100,9 @@ impl BackupEntry {
         if self.id != folder {
             return Err(format!("id `{}` is not its folder's ({folder})", self.id));
         }
-        if !valid_segment_size(self.wal_segment_size) {
-            return Err(format!(
-                "wal_segment_size {} is not a power of two from 1 MiB to 1 GiB",
-                self.wal_segment_size
-            ));
-        }
         for (field, value) in [("start_wal", &self.start_wal), ("stop_wal", &self.stop_wal)] {
             if WalName::parse(value).is_none_or(|w| w.kind != WalKind::Segment) {
                 return Err(format!("{field} `{value}` is not a WAL segment name"));
-            }
-        }
-        for (field, value) in [("start_lsn", &self.start_lsn), ("stop_lsn", &self.stop_lsn)] {
-            if Lsn::parse(value).is_none() {
-                return Err(format!(
-                    "{field} `{value}` is not an LSN (such as 0/3000028)"
-                ));
             }
         }
         for (field, value) in [
@@ -170,10 +160,10 @@ impl BackupEntry {
             id: id.into(),
             cluster: "c".into(),
             source: "primary".into(),
-            start_time: String::new(),
-            stop_time: String::new(),
-            start_lsn: String::new(),
-            stop_lsn: String::new(),
+            start_time: Timestamp(0),
+            stop_time: Timestamp(0),
+            start_lsn: Lsn(0),
+            stop_lsn: Lsn(0),
             timeline: 1,
             start_wal: start_wal.into(),
             stop_wal: start_wal.into(),

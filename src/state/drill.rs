@@ -4,6 +4,7 @@
 //! `plan`, `status`, `restore` (its estimate) and `expire` (what it must keep)
 //! read it. Plain data.
 
+use crate::spec::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,10 +16,9 @@ pub struct DrillReport {
     pub backup_id: String,
     /// `latest`, or the RFC 3339 time recovery stopped at.
     pub target: String,
-    /// RFC 3339 UTC.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// When the restored server had passed every check; `None` when it never did.
-    pub ready_at: Option<String>,
+    pub ready_at: Option<Timestamp>,
     /// Measured: drill start until the restored server passed every check.
     pub rto_seconds: Option<f64>,
     /// Achieved: the target time minus the last replayed commit time. For
@@ -30,9 +30,9 @@ pub struct DrillReport {
     /// Why the drill did not pass, one line each (empty when `ok`).
     #[serde(default)]
     pub failures: Vec<String>,
-    /// The last transaction the restored server replayed (RFC 3339).
+    /// The last transaction the restored server replayed.
     #[serde(default)]
-    pub last_replayed_commit: Option<String>,
+    pub last_replayed_commit: Option<Timestamp>,
     /// Where the time went: the restore of the base backup and WAL replay
     /// until promotion; with the sizes, the rates `restore` estimates from.
     #[serde(default)]
@@ -87,7 +87,7 @@ impl DrillReport {
         cluster: &str,
         backup_id: String,
         target: String,
-        started_at: String,
+        started_at: Timestamp,
         objectives: Objectives,
         pg_version: u32,
     ) -> Self {

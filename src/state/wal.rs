@@ -9,7 +9,42 @@
 use std::fmt;
 
 /// PostgreSQL's default `wal_segment_size`.
-pub const DEFAULT_SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_SEGMENT_SIZE: SegmentSize = SegmentSize(16 * 1024 * 1024);
+
+/// A `wal_segment_size` PostgreSQL allows: a power of two from 1 MiB to
+/// 1 GiB. Made only through [`SegmentSize::new`] (or read from a file, which
+/// checks the same), so the arithmetic below never divides by zero or by a
+/// size a hostile `backup.json` made up.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct SegmentSize(u64);
+
+impl SegmentSize {
+    pub fn new(bytes: u64) -> Option<SegmentSize> {
+        valid_segment_size(bytes).then_some(SegmentSize(bytes))
+    }
+
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for SegmentSize {
+    type Error = String;
+    fn try_from(bytes: u64) -> Result<Self, String> {
+        SegmentSize::new(bytes).ok_or_else(|| {
+            format!("wal_segment_size {bytes} is not a power of two from 1 MiB to 1 GiB")
+        })
+    }
+}
+
+impl From<SegmentSize> for u64 {
+    fn from(size: SegmentSize) -> u64 {
+        size.0
+    }
+}
 
 /// What kind of file an archived WAL name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,15 +111,14 @@ impl WalName {
     }
 
     /// The absolute segment number, for a given segment size.
-    pub fn segno(&self, segment_size: u64) -> u64 {
+    pub fn segno(&self, segment_size: SegmentSize) -> u64 {
         u64::from(self.log) * segments_per_log(segment_size) + u64::from(self.seg)
     }
 }
 
-/// How many segments one 4 GiB "log" holds. Sizes come from a server or a
-/// `backup.json` (checked by [`valid_segment_size`]); a zero never divides.
-pub fn segments_per_log(segment_size: u64) -> u64 {
-    0x1_0000_0000 / segment_size.max(1)
+/// How many segments one 4 GiB "log" holds.
+pub fn segments_per_log(segment_size: SegmentSize) -> u64 {
+    0x1_0000_0000 / segment_size.0
 }
 
 /// PostgreSQL's rule for `wal_segment_size`: a power of two from 1 MiB to 1 GiB.
@@ -93,7 +127,7 @@ pub fn valid_segment_size(segment_size: u64) -> bool {
 }
 
 /// The segment file name of a timeline and absolute segment number.
-pub fn segment_name(timeline: u32, segno: u64, segment_size: u64) -> String {
+pub fn segment_name(timeline: u32, segno: u64, segment_size: SegmentSize) -> String {
     let per = segments_per_log(segment_size);
     format!("{timeline:08X}{:08X}{:08X}", segno / per, segno % per)
 }
@@ -106,7 +140,7 @@ pub fn missing_segments(
     archived: &[String],
     start: &str,
     stop: &str,
-    segment_size: u64,
+    segment_size: SegmentSize,
 ) -> Vec<String> {
     let (Some(a), Some(b)) = (WalName::parse(start), WalName::parse(stop)) else {
         return vec![start.to_string()];
@@ -140,8 +174,8 @@ impl Lsn {
     }
 
     /// The segment this position lies in.
-    pub fn segno(self, segment_size: u64) -> u64 {
-        self.0 / segment_size
+    pub fn segno(self, segment_size: SegmentSize) -> u64 {
+        self.0 / segment_size.0
     }
 }
 
@@ -211,7 +245,14 @@ mod tests {
             "000000010000000100000000"
         );
         // 1 GiB segments: 4 per log.
-        assert_eq!(segment_name(1, 5, 1 << 30), "000000010000000100000001");
+        assert_eq!(
+            segment_name(1, 5, SegmentSize::new(1 << 30).unwrap()),
+            "000000010000000100000001"
+        );
+        // Sizes PostgreSQL does not allow cannot be made.
+        for bad in [0, 1, 3 << 20, 2 << 30] {
+            assert_eq!(SegmentSize::new(bad), None, "{bad}");
+        }
         assert_eq!(Lsn::parse("1/A0").unwrap().to_string(), "1/A0");
         assert_eq!(Lsn::parse("x/1"), None);
     }

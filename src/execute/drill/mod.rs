@@ -74,7 +74,7 @@ pub async fn run(
         request.cluster,
         backup.id.clone(),
         request.target.describe(),
-        crate::spec::time::rfc3339(request.started_unix),
+        crate::spec::time::Timestamp(request.started_unix),
         request.objectives,
         backup.pg_version,
     );
@@ -110,7 +110,7 @@ pub(super) fn record_ready(report: &mut DrillReport, started: Instant, started_u
     if report.checks.iter().all(|c| c.ok) {
         let rto = started.elapsed().as_secs_f64();
         report.rto_seconds = Some(rto);
-        report.ready_at = Some(crate::spec::time::rfc3339(
+        report.ready_at = Some(crate::spec::time::Timestamp(
             started_unix + rto.round() as i64,
         ));
     }

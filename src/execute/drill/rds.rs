@@ -92,7 +92,7 @@ pub async fn run(
         request.cluster,
         format!("rds:{}", request.instance),
         request.target.describe(),
-        crate::spec::time::rfc3339(request.started_unix),
+        crate::spec::time::Timestamp(request.started_unix),
         request.objectives,
         0,
     );

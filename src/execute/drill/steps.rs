@@ -19,7 +19,6 @@ use crate::providers::storage::Store;
 use crate::settings::PgEnv;
 use crate::spec::Conninfo;
 use crate::state::drill::{CheckResult, DrillReport};
-use crate::state::wal::Lsn;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -249,12 +248,12 @@ impl<'a> Step<Drill<'a>> for Check {
             checks.push(sql_check(&pg, check).await);
         }
         let mut report = ctx.report.lock().unwrap();
-        if let (Some(end), Some(start)) = (replay_lsn, Lsn::parse(&backup.start_lsn)) {
+        if let (Some(end), start) = (replay_lsn, backup.start_lsn) {
             report.replayed_wal_bytes = end.0.saturating_sub(start.0);
         }
         // With no commit replayed, the data is as of the backup's end.
         let restored_until = last_commit.or_else(|| backup.stop_secs().map(|s| s as f64));
-        report.last_replayed_commit = last_commit.map(|t| crate::spec::time::rfc3339(t as i64));
+        report.last_replayed_commit = last_commit.map(|t| crate::spec::time::Timestamp(t as i64));
         let target_time = match request.target {
             Target::Time(t) => Some(t as f64),
             Target::Latest => Some(request.started_unix as f64),

@@ -106,7 +106,7 @@ pub async fn unpack(
         ))
     })?;
     let (_, _, end_lsn) = check_manifest(manifest, &scan.files)?;
-    if end_lsn.to_string() != backup.stop_lsn {
+    if end_lsn != backup.stop_lsn {
         return Err(ArchiveError::Corrupt(format!(
             "backup {}: its manifest ends at {end_lsn}, its backup.json at {}; one of them is not this backup's",
             backup.id, backup.stop_lsn

@@ -16,7 +16,7 @@ use crate::format::layout::wal_name_of;
 use crate::format::ArchiveUrl;
 use crate::providers::storage::Store;
 use crate::spec::Compression;
-use crate::state::wal::{segment_name, WalKind, WalName};
+use crate::state::wal::{segment_name, SegmentSize, WalKind, WalName};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -228,7 +228,7 @@ fn write_whole(dest: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
 
 /// The segments after `name` worth prefetching: the next `count` on the same
 /// timeline. Nothing follows a history, `.partial` or `.backup` file.
-pub fn following(name: &str, count: usize, segment_size: u64) -> Vec<String> {
+pub fn following(name: &str, count: usize, segment_size: SegmentSize) -> Vec<String> {
     let Some(wal) = WalName::parse(name).filter(|w| w.kind == WalKind::Segment) else {
         return Vec::new();
     };
@@ -250,7 +250,7 @@ pub async fn prefetch(
     name: &str,
     dir: &Path,
     count: usize,
-    segment_size: u64,
+    segment_size: SegmentSize,
     parallel: usize,
 ) -> Result<usize, ArchiveError> {
     std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(dir, e))?;
@@ -296,7 +296,7 @@ pub async fn prefetch(
 }
 
 /// Removes prefetched segments recovery has passed and abandoned `.part` files.
-fn tidy(dir: &Path, current: &str, segment_size: u64) {
+fn tidy(dir: &Path, current: &str, segment_size: SegmentSize) {
     let Some(now) = WalName::parse(current) else {
         return;
     };

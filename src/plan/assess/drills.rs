@@ -22,7 +22,7 @@ pub fn findings(desired: &Desired, content: &ArchiveLive) -> Vec<Finding> {
                             "drill",
                             Kind::DrillTooOld {
                                 age_seconds: age,
-                                started_at: newest.started_at.clone(),
+                                started_at: newest.started_at,
                                 every: drill.every,
                                 file,
                             },
@@ -33,7 +33,7 @@ pub fn findings(desired: &Desired, content: &ArchiveLive) -> Vec<Finding> {
                     found.push(Finding::new(
                         "drill",
                         Kind::DrillFailed {
-                            started_at: newest.started_at.clone(),
+                            started_at: newest.started_at,
                             backup_id: newest.backup_id.clone(),
                             failures: newest.failures.clone(),
                         },
@@ -78,8 +78,7 @@ pub fn wal_expiry_of(desired: &Desired, content: &ArchiveLive) -> Option<(String
     let (backup, was_drilled) = drilled
         .map(|b| (b, true))
         .or_else(|| content.backups.last().map(|b| (b, false)))?;
-    let started =
-        crate::spec::time::parse_rfc3339(&backup.start_time).or_else(|| backup.stop_secs())?;
+    let started = backup.start_time.secs();
     let age = (now - started).max(0) as u64;
     Some((
         backup.id.clone(),

@@ -95,17 +95,17 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
     if let Some(Ok(content)) = &live.archive_content {
         if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
             figures.window = Some((
-                oldest.stop_time.clone(),
+                oldest.stop_time.to_string(),
                 // The newest archived WAL, or the newest backup's end when
                 // that is later (it waits for its own WAL to be archived).
                 match (archived_at, newest.stop_secs()) {
                     (Some(a), Some(s)) if a > s => rfc3339(a),
-                    _ => newest.stop_time.clone(),
+                    _ => newest.stop_time.to_string(),
                 },
             ));
             figures.last_backup = Some((
                 newest.id.clone(),
-                newest.stop_time.clone(),
+                newest.stop_time.to_string(),
                 newest.size_bytes,
             ));
         }
@@ -127,7 +127,7 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
             .drills
             .newest
             .as_ref()
-            .map(|d| (d.started_at.clone(), d.ok, d.rto_seconds, d.rpo_seconds));
+            .map(|d| (d.started_at.to_string(), d.ok, d.rto_seconds, d.rpo_seconds));
     }
     figures
 }

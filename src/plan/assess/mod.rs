@@ -17,6 +17,7 @@ pub mod archive;
 pub mod drills;
 pub mod figures;
 
+use crate::spec::time::Timestamp;
 use crate::spec::{Desired, Duration};
 use crate::state::archive::WalDamage;
 use crate::state::Live;
@@ -80,12 +81,12 @@ pub enum Kind {
     },
     DrillTooOld {
         age_seconds: u64,
-        started_at: String,
+        started_at: Timestamp,
         every: Duration,
         file: String,
     },
     DrillFailed {
-        started_at: String,
+        started_at: Timestamp,
         backup_id: String,
         failures: Vec<String>,
     },

@@ -32,7 +32,9 @@ pub fn judge(report: &DrillReport) -> Vec<String> {
             failures.push(format!(
                 "achieved RPO {rpo:.0}s is above the objective {}s (last replayed commit {})",
                 report.objectives.rpo_seconds,
-                report.last_replayed_commit.as_deref().unwrap_or("none")
+                report
+                    .last_replayed_commit
+                    .map_or("none".to_string(), |t| t.to_string())
             ));
         }
     }
@@ -53,7 +55,7 @@ mod tests {
             "c",
             "b".into(),
             "latest".into(),
-            String::new(),
+            crate::spec::time::Timestamp(0),
             objectives,
             150000,
         );

@@ -44,7 +44,7 @@ pub fn choose<'a>(
     let reaches = |b: &BackupEntry| match target {
         Target::Latest => true,
         Target::Time(t) => b.stop_secs().is_some_and(|stop| stop <= *t),
-        Target::Lsn(l) => Lsn::parse(&b.stop_lsn).is_some_and(|stop| stop <= *l),
+        Target::Lsn(l) => b.stop_lsn <= *l,
     };
     if let Some(id) = named {
         let backup = backups.iter().find(|b| b.id == id).ok_or_else(|| {
@@ -202,7 +202,7 @@ pub fn reach(
     Ok(Reach {
         last,
         last_at,
-        end_lsn: Lsn((last_segno + 1) * size),
+        end_lsn: Lsn((last_segno + 1) * size.bytes()),
         gap,
     })
 }
@@ -379,8 +379,8 @@ mod tests {
 
     fn backup(id: &str, stop_time: &str, stop_lsn: &str) -> BackupEntry {
         let mut b = BackupEntry::sample(id, "000000010000000000000002");
-        b.stop_time = stop_time.into();
-        b.stop_lsn = stop_lsn.into();
+        b.stop_time = crate::spec::time::Timestamp::parse(stop_time).unwrap();
+        b.stop_lsn = Lsn::parse(stop_lsn).unwrap();
         b
     }
 

@@ -6,7 +6,7 @@ use super::{connect, query_error, system};
 use crate::providers::ProviderError;
 use crate::settings::PgEnv;
 use crate::spec::Conninfo;
-use crate::state::wal::Lsn;
+use crate::state::wal::{Lsn, SegmentSize, DEFAULT_SEGMENT_SIZE};
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::Client;
 
@@ -16,7 +16,7 @@ pub struct BackupFacts {
     /// `server_version_num`, e.g. 150004.
     pub version_num: u32,
     pub system_identifier: String,
-    pub wal_segment_size: u64,
+    pub wal_segment_size: SegmentSize,
     pub in_recovery: bool,
     /// The sum of every database's size: the progress bar's total.
     pub total_bytes: u64,
@@ -44,7 +44,11 @@ pub async fn backup_facts(
         Ok(BackupFacts {
             version_num: row.try_get::<_, i32>(0)?.max(0) as u32,
             system_identifier: row.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
-            wal_segment_size: row.try_get::<_, Option<i64>>(2)?.unwrap_or(16 << 20).max(1) as u64,
+            // A server only runs with a size PostgreSQL allows.
+            wal_segment_size: row
+                .try_get::<_, Option<i64>>(2)?
+                .and_then(|b| SegmentSize::new(b.max(0) as u64))
+                .unwrap_or(DEFAULT_SEGMENT_SIZE),
             in_recovery: row.try_get(3)?,
             total_bytes: row.try_get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
         })
