@@ -61,6 +61,8 @@ pub enum Command {
     Switchover(SwitchoverArgs),
     /// Replace a lost or abandoned primary with a standby, within its max_lag unless forced.
     Failover(FailoverArgs),
+    /// Watch the primary and fail over when it is lost (failover.automatic), fenced first; --guard runs beside the primary.
+    Watch(WatchArgs),
     /// Remove a bucket lock a crashed run left behind (only the one with LOCK_ID, and only while it still is).
     ForceUnlock(ForceUnlockArgs),
     /// PostgreSQL's archive_command: store one WAL file in the archive (write-once, verified).
@@ -348,6 +350,24 @@ pub struct RoleChangeArgs {
     /// How long to wait for the standby to replay the fenced primary's last WAL before giving up and unfencing.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub replay_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A plan file, or a folder of plan files (a fleet: every cluster watched).
+    pub path: PathBuf,
+    /// Look once and exit (cron, a Kubernetes CronJob): 0 healthy, 2 acted
+    /// or found something, 1 could not look.
+    #[arg(long)]
+    pub once: bool,
+    /// Run beside the primary: renew the guard lease and fence the primary
+    /// when it is cut off from its standbys and the bucket.
+    #[arg(long)]
+    pub guard: bool,
+    /// After an automatic failover, write the new roles into the plan file
+    /// (comments kept), as `pgdr failover --write-plan` does.
+    #[arg(long)]
+    pub write_plan: bool,
 }
 
 #[derive(Debug, Args)]

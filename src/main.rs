@@ -55,6 +55,7 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
         Command::Switchover(args) => commands::role_change::switchover(args, settings).await,
         Command::Failover(args) => commands::role_change::failover(args, settings).await,
         Command::Restore(args) => commands::restore::run(args, settings).await,
+        Command::Watch(args) => commands::watch::run(args, settings).await,
         Command::ForceUnlock(args) => commands::force_unlock::run(args, settings).await,
         Command::WalPush(args) => commands::wal::push(args, settings).await,
         Command::WalFetch(args) => commands::wal::fetch(args, settings).await,

@@ -143,7 +143,7 @@ impl Drill<'_> {
         );
         let (report, kept) = tokio::select! {
             ran = drill_rds::run(&client, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
-            signal = interrupted() => {
+            signal = super::interrupted() => {
                 let removed = drill_rds::clean_leftovers(&client, instance, desired.cluster()).await.unwrap_or_default();
                 anyhow::bail!("drill interrupted by {signal}; scratch instance(s) deleted: {}", removed.join(", "));
             }
@@ -219,7 +219,7 @@ impl Drill<'_> {
         );
         let (report, kept) = tokio::select! {
             ran = drill::run(&store, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
-            signal = interrupted() => {
+            signal = super::interrupted() => {
                 let removed = scratch::clean_leftovers(&root, desired.cluster()).unwrap_or_default();
                 anyhow::bail!("drill interrupted by {signal}; the scratch server was stopped and {} folder(s) removed", removed.len());
             }
@@ -292,17 +292,6 @@ async fn finish(
 }
 
 /// Ctrl-C or SIGTERM.
-async fn interrupted() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = term.recv() => "SIGTERM",
-    }
-}
-
 fn seconds(v: Option<f64>) -> String {
     v.map_or("not measured".into(), |s| format!("{s:.1}s"))
 }

@@ -16,6 +16,7 @@ pub mod restore;
 pub mod role_change;
 pub mod status;
 pub mod wal;
+pub mod watch;
 
 use crate::observe;
 use crate::plan::{plan_cluster, ClusterPlan};
@@ -233,4 +234,16 @@ pub fn confirm(
         anyhow::bail!("{cancelled}");
     }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM, whichever comes first: its name.
+pub async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
 }

@@ -102,6 +102,10 @@ async fn run(
         force,
         replay_timeout: std::time::Duration::from_secs(replay_timeout.as_secs().max(1)),
         write_plan: common.write_plan,
+        trigger: role_change::Trigger::Manual,
+        fenced_by: None,
+        evidence: None,
+        lost_at: None,
     };
     let (journal, stored_at) = role_change::run::run(&request, |record| {
         eprintln!("{}", render::role_change::step_line(record));

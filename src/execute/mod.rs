@@ -25,6 +25,7 @@ pub mod restore;
 pub mod role_change;
 pub mod steps;
 pub mod wal;
+pub mod watch;
 
 pub use apply::{apply_cluster, Applied, ChangeOutcome};
 pub use error::ArchiveError;

@@ -7,6 +7,8 @@ use super::layout::{wal_name_of, BACKUP_JSON};
 use super::FormatError;
 use crate::state::archive::{BackupEntry, WalDamage, WalDamageKind};
 use crate::state::drill::DrillReport;
+use crate::state::journal::Journal;
+use crate::state::watch::Leases;
 
 /// The backup id of a key under `base/` (`<base>/<id>/...`), if it is in a folder.
 pub fn backup_folder_of<'a>(base_prefix: &str, key: &'a str) -> Option<&'a str> {
@@ -65,4 +67,16 @@ pub fn wal_damage(
         .collect();
     damaged.sort_by(|a, b| a.name.cmp(&b.name));
     damaged
+}
+
+/// A role change's journal at `key`.
+pub fn journal(key: &str, bytes: &[u8]) -> Result<Journal, FormatError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| FormatError::Corrupt(format!("{key} cannot be read: {e}")))
+}
+
+/// The lease object at `key`.
+pub fn leases(key: &str, bytes: &[u8]) -> Result<Leases, FormatError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| FormatError::Corrupt(format!("{key} cannot be read: {e}")))
 }

@@ -1,7 +1,8 @@
 //! Where each object lives under a plan's prefix (the contract in
 //! plan-format.md, "Bucket layout"): `wal/<name>[.zst]`,
 //! `base/<id>/{data.tar.zst, backup_manifest, backup.json}`, `drills/<ts>.json`,
-//! `failovers/<ts>.json`, `locks/<cluster>.<kind>.json`. One place names keys.
+//! `failovers/<ts>.json`, `locks/<cluster>.<kind>.json`, `leases/<cluster>.json`.
+//! One place names keys.
 
 use crate::spec::Compression;
 use std::fmt;
@@ -88,6 +89,16 @@ impl ArchiveUrl {
     /// The run locks' folder.
     pub fn locks_prefix(&self) -> String {
         format!("{}locks/", self.prefix)
+    }
+
+    /// The leases' folder: the watcher's and the guard's, one object a cluster.
+    pub fn leases_prefix(&self) -> String {
+        format!("{}leases/", self.prefix)
+    }
+
+    /// The role-change journals' folder.
+    pub fn failovers_prefix(&self) -> String {
+        format!("{}failovers/", self.prefix)
     }
 }
 

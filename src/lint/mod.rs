@@ -39,6 +39,9 @@ pub const RULES: &[Rule] = &[
     Rule { id: "rds-backups", severity: Severity::Error, summary: "RDS automated backups enabled and covering the recovery window" },
     Rule { id: "drill-cadence", severity: Severity::Error, summary: "Restore drills at least as often as the tier requires, and within WAL retention" },
     Rule { id: "tier-requirements", severity: Severity::Error, summary: "Everything the tier's policy demands" },
+    Rule { id: "failover-fencing", severity: Severity::Error, summary: "Automatic failover needs a way to fence the old primary: the guard or a fence_command" },
+    Rule { id: "failover-within-rto", severity: Severity::Error, summary: "The watcher's wait and the endpoint TTL must leave room in the RTO" },
+    Rule { id: "failover-drilled", severity: Severity::Error, summary: "Automatic failover needs a failover drill cadence (drill.failover_every)" },
 ];
 
 /// The loader check for `lint: { ignore: [...] }`: every rule named exists and

@@ -101,6 +101,9 @@ pub fn run(desired: &Desired, policy: &PolicyFile) -> Vec<Raw> {
     rds_backups(plan, &mut out);
     drill_cadence(plan, &tier, &mut out);
     tier_requirements(plan, &tier, &mut out);
+    failover_fencing(plan, &mut out);
+    failover_within_rto(plan, &mut out);
+    failover_drilled(plan, &mut out);
     out
 }
 
@@ -457,5 +460,65 @@ fn tier_requirements(plan: &PlanFile, tier: &TierPolicy, out: &mut Vec<Raw>) {
                 format!("an RPO of at most {max}, not {}", plan.objectives.rpo),
             );
         }
+    }
+}
+
+/// Automatic failover done naively is how split brains happen: a watcher that
+/// lost its own network promotes a standby while the old primary keeps taking
+/// writes. Before promoting, pgdr needs the old primary fenced: by the guard
+/// beside it, or a STONITH command. Without either it can only fence a
+/// primary that still answers, and refuses otherwise.
+fn failover_fencing(plan: &PlanFile, out: &mut Vec<Raw>) {
+    let Some(failover) = plan.failover.as_ref().filter(|f| f.automatic) else {
+        return;
+    };
+    if failover.fence_command.is_some() || failover.guard {
+        return;
+    }
+    let message = "automatic failover with neither `guard: true` (a `pgdr watch --guard` beside the primary fences it when it is cut off) nor a `fence_command` (STONITH): when the primary stops answering, the watcher cannot know it stopped taking writes, so it refuses to promote and pages instead — no automatic failover when it matters most. Add one of them".to_string();
+    out.push(if plan.tier == Tier::Financial {
+        error("failover-fencing", "failover", message)
+    } else {
+        warning("failover-fencing", "failover", message)
+    });
+}
+
+/// The watcher waits `after` before acting; clients then wait out the
+/// endpoint's TTL. Both come out of the RTO before the promotion itself.
+fn failover_within_rto(plan: &PlanFile, out: &mut Vec<Raw>) {
+    let Some(failover) = plan.failover.as_ref().filter(|f| f.automatic) else {
+        return;
+    };
+    let ttl = plan.endpoint.as_ref().map_or(0, |e| e.ttl.as_secs());
+    let spent = failover.after.as_secs() + ttl;
+    let rto = plan.objectives.rto;
+    if spent >= rto.as_secs() {
+        out.push(error("failover-within-rto", "failover.after", format!(
+            "the watcher waits {} before it acts{}, which alone uses up the RTO of {rto}: shorten failover.after (or the TTL), or state the RTO you can keep",
+            failover.after,
+            if ttl > 0 { format!(" and clients keep the old address for the endpoint's TTL ({}s)", ttl) } else { String::new() }
+        )));
+    } else if spent * 2 > rto.as_secs() {
+        out.push(warning("failover-within-rto", "failover.after", format!(
+            "the watcher's wait ({}) and the endpoint's TTL ({ttl}s) use more than half of the RTO of {rto}, leaving little for promotion, the endpoint move and anything that goes wrong",
+            failover.after
+        )));
+    }
+}
+
+/// A failover that was never rehearsed is a runbook never run: with
+/// automatic failover on, the plan should say how often a switchover or
+/// failover is measured (`drill.failover_every`), and `plan` then checks it.
+fn failover_drilled(plan: &PlanFile, out: &mut Vec<Raw>) {
+    if !plan.failover.as_ref().is_some_and(|f| f.automatic) {
+        return;
+    }
+    if plan.drill.as_ref().and_then(|d| d.failover_every).is_none() {
+        let message = "automatic failover is on, but nothing says how often a failover is rehearsed: set `drill.failover_every` (90d is usual) and run `pgdr switchover` that often; `plan` then reports a failover drill that is missing, old, or beyond the objectives".to_string();
+        out.push(if plan.tier == Tier::Financial {
+            error("failover-drilled", "drill.failover_every", message)
+        } else {
+            warning("failover-drilled", "drill.failover_every", message)
+        });
     }
 }

@@ -12,8 +12,9 @@ use crate::format::layout::{wal_name_of, BACKUP_JSON};
 use crate::format::{ArchiveUrl, FormatError};
 use crate::providers::storage::{Listed, Store};
 use crate::providers::ProviderError;
-use crate::state::archive::{ArchiveLive, BackupEntry, WalDamage};
+use crate::state::archive::{ArchiveLive, BackupEntry, FailoversLive, WalDamage};
 use crate::state::drill::DrillsLive;
+use crate::state::watch::Leases;
 use std::collections::BTreeMap;
 
 /// Why the catalogue could not be read.
@@ -202,4 +203,45 @@ pub async fn drills(store: &Store, url: &ArchiveUrl) -> Result<DrillsLive, Catal
         }
     }
     Ok(live)
+}
+
+/// How many journals back `failovers` looks for the newest that finished.
+const FAILOVERS_SEARCHED: usize = 10;
+
+/// The newest role-change journal, and the newest that finished
+/// (`failovers/<ts>.json`, newest first; one listing and a read per journal
+/// looked at).
+pub async fn failovers(store: &Store, url: &ArchiveUrl) -> Result<FailoversLive, CatalogError> {
+    let mut listed = store.list(&url.failovers_prefix(), None).await?;
+    listed.retain(|o| o.key.ends_with(".json"));
+    listed.sort_by(|a, b| b.key.cmp(&a.key));
+    let mut live = FailoversLive::default();
+    for object in listed.iter().take(FAILOVERS_SEARCHED) {
+        let Some(fetched) = store.get(&object.key).await? else {
+            continue;
+        };
+        let journal = catalog::journal(&object.key, &fetched.body)?;
+        let done = journal.outcome == "done";
+        if live.newest.is_none() {
+            live.newest = Some(journal.clone());
+        }
+        if done {
+            live.newest_done = Some(journal);
+            break;
+        }
+    }
+    Ok(live)
+}
+
+/// The watcher's and the guard's leases, when there is a lease object.
+pub async fn leases(
+    store: &Store,
+    url: &ArchiveUrl,
+    cluster: &str,
+) -> Result<Option<Leases>, CatalogError> {
+    let key = format!("{}{cluster}.json", url.leases_prefix());
+    let Some(fetched) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    Ok(Some(catalog::leases(&key, &fetched.body)?))
 }

@@ -14,8 +14,9 @@ use crate::providers::postgres;
 use crate::providers::storage::Store;
 use crate::providers::{ProviderError, Systems};
 use crate::spec::{Archiver, Desired};
-use crate::state::archive::ArchiveLive;
+use crate::state::archive::{ArchiveLive, FailoversLive};
 use crate::state::rds::RdsLive;
+use crate::state::watch::Leases;
 use crate::state::{Live, StandbyLive};
 use shared::Shared;
 
@@ -115,16 +116,23 @@ async fn observe_with(
                 let bucket = shared.bucket(region, archive.bucket.as_str(), desired.cluster())?;
                 // When pgdr fills the archive, its contents too; a bucket still
                 // to be created holds nothing, so it is not listed.
-                let content = if bucket.exists && desired.archiver() == Some(Archiver::Pgdr) {
-                    let client = systems.aws.s3(region).await;
-                    let store = Store::s3(client, archive.bucket.as_str());
-                    Some(observe_content(&store, &archive.url()).await)
-                } else {
-                    None
+                let store = Store::s3(systems.aws.s3(region).await, archive.bucket.as_str());
+                let content = async {
+                    match bucket.exists && desired.archiver() == Some(Archiver::Pgdr) {
+                        true => Some(observe_content(&store, &archive.url()).await),
+                        false => None,
+                    }
                 };
-                Ok((Some(bucket), content))
+                let roles = async {
+                    match bucket.exists {
+                        true => observe_roles(desired, &store, &archive.url()).await,
+                        false => (None, None),
+                    }
+                };
+                let (content, roles) = tokio::join!(content, roles);
+                Ok((Some(bucket), content, roles))
             }
-            _ => Ok((None, None)),
+            _ => Ok((None, None, (None, None))),
         }
     };
     let endpoint = match (&plan.endpoint, &plan.aws) {
@@ -143,7 +151,7 @@ async fn observe_with(
     };
     let rds_state = rds_from(desired, shared)?;
     let (primary, standbys, archive) = tokio::join!(primary, standbys, archive);
-    let (archive, archive_content) = archive?;
+    let (archive, archive_content, (failovers, leases)) = archive?;
     let (primary, primary_error) = primary?;
     Ok(Live {
         primary,
@@ -151,10 +159,63 @@ async fn observe_with(
         standbys: standbys.into_iter().collect(),
         archive,
         archive_content,
+        failovers,
+        leases,
         endpoint,
         network,
         rds: rds_state,
     })
+}
+
+/// The role-change journals when the plan measures failovers
+/// (`drill.failover_every`, a `failover` section) and the leases with a
+/// `failover` section: `None` when not asked for or unreadable (a failure is
+/// logged; the rest of the cluster is still planned).
+async fn observe_roles(
+    desired: &Desired,
+    store: &Store,
+    url: &str,
+) -> (Option<FailoversLive>, Option<Leases>) {
+    let Ok(url) = ArchiveUrl::parse(url) else {
+        return (None, None);
+    };
+    let plan = &desired.plan;
+    let watched = plan.failover.is_some();
+    let measured = watched
+        || plan
+            .drill
+            .as_ref()
+            .is_some_and(|d| d.failover_every.is_some());
+    let failovers = async {
+        if !measured {
+            return None;
+        }
+        match archive::failovers(store, &url).await {
+            Ok(mut found) => {
+                let now = crate::spec::time::now_unix();
+                found.newest_done_age_seconds = found
+                    .newest_done
+                    .as_ref()
+                    .map(|j| (now - j.started_at.secs()).max(0) as u64);
+                Some(found)
+            }
+            Err(e) => {
+                tracing::warn!(target: "pgdr::observe", error = %e, "role-change journals not read");
+                None
+            }
+        }
+    };
+    let leases = async {
+        if !watched {
+            return None;
+        }
+        archive::leases(store, &url, desired.cluster())
+            .await
+            .map_err(|e| tracing::warn!(target: "pgdr::observe", error = %e, "leases not read"))
+            .ok()
+            .flatten()
+    };
+    tokio::join!(failovers, leases)
 }
 
 /// The backups and the WAL since the newest (see [`archive::observe`] for the
@@ -173,6 +234,7 @@ async fn observe_content(store: &Store, url: &str) -> Result<ArchiveLive, String
     let age = |at: crate::spec::time::Timestamp| (now - at.secs()).max(0) as u64;
     content.newest_age_seconds = content.backups.last().map(|b| age(b.stop_time));
     content.drills.newest_age_seconds = content.drills.newest.as_ref().map(|d| age(d.started_at));
+
     Ok(content)
 }
 

@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod route53;
 pub mod s3;
 pub mod saved;
+pub mod watch;
 
 use crate::spec::Desired;
 use crate::state::Live;

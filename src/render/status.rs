@@ -31,6 +31,10 @@ pub struct ClusterStatus {
     pub last_backup: Option<LastBackup>,
     pub last_drill: Option<LastDrill>,
     pub next_expiry: Option<Expiry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<LastFailover>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<WatchStatus>,
     /// Figures beyond the plan's objectives, one line each.
     pub beyond: Vec<String>,
     /// Why the cluster could not be read.
@@ -65,6 +69,34 @@ pub struct LastDrill {
     pub ok: bool,
     pub rto_seconds: Option<f64>,
     pub rpo_seconds: Option<f64>,
+}
+
+/// The newest role change (`failovers/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LastFailover {
+    pub at: String,
+    pub kind: String,
+    pub trigger: String,
+    pub outcome: String,
+    pub to: String,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+}
+
+/// Automatic failover: armed or not, the leases' holders, the last verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchStatus {
+    pub automatic: bool,
+    pub watcher: Option<String>,
+    pub guard: Option<String>,
+    pub last_evaluation: Option<Evaluation>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub at: String,
+    pub verdict: String,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +142,25 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
                 rpo_seconds,
             }),
         next_expiry: figures.next_expiry.map(|(at, what)| Expiry { at, what }),
+        last_failover: figures.last_failover.map(|f| LastFailover {
+            at: f.at,
+            kind: f.kind,
+            trigger: f.trigger,
+            outcome: f.outcome,
+            to: f.to,
+            rto_seconds: f.rto_seconds,
+            rpo_seconds: f.rpo_seconds,
+        }),
+        failover: figures.watch.map(|w| WatchStatus {
+            automatic: w.armed,
+            watcher: w.watcher,
+            guard: w.guard,
+            last_evaluation: w.last_evaluation.map(|(at, verdict, detail)| Evaluation {
+                at,
+                verdict,
+                detail,
+            }),
+        }),
         beyond: assessment
             .findings
             .iter()
@@ -169,6 +220,36 @@ pub fn human(report: &StatusReport) -> String {
                 seconds(d.rpo_seconds)
             )),
             None => text.push_str("  last drill       none\n"),
+        }
+        if let Some(f) = &c.last_failover {
+            text.push_str(&format!(
+                "  last failover    {} {} ({}) to {}: {} (RTO {}, RPO {})\n",
+                f.at,
+                f.kind,
+                f.trigger,
+                f.to,
+                f.outcome,
+                seconds(f.rto_seconds),
+                seconds(f.rpo_seconds)
+            ));
+        }
+        if let Some(w) = &c.failover {
+            text.push_str(&format!(
+                "  auto failover    {} (watcher {}, guard {})\n",
+                if w.automatic {
+                    "armed"
+                } else {
+                    "off: the watcher only reports"
+                },
+                w.watcher.as_deref().unwrap_or("none"),
+                w.guard.as_deref().unwrap_or("none")
+            ));
+            if let Some(e) = &w.last_evaluation {
+                text.push_str(&format!(
+                    "  last look        {} {}: {}\n",
+                    e.at, e.verdict, e.detail
+                ));
+            }
         }
         if let Some(e) = &c.next_expiry {
             text.push_str(&format!("  next expiry      {}: {}\n", e.at, e.what));

@@ -17,6 +17,10 @@ pub struct Drill {
     /// SQL run on the restored server; each must return true.
     #[serde(default)]
     pub checks: Vec<DrillCheck>,
+    /// A measured switchover or failover at least this often (its RTO and RPO
+    /// judged against the objectives).
+    #[serde(default)]
+    pub failover_every: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -23,6 +23,13 @@ impl Duration {
     pub fn as_secs(self) -> u64 {
         self.seconds
     }
+    pub fn as_secs_f64(self) -> f64 {
+        self.seconds as f64
+    }
+    /// As the standard library's duration (sleeps, timeouts).
+    pub fn std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds)
+    }
     /// Whole days, if the duration is a whole number of days.
     pub fn whole_days(self) -> Option<u64> {
         self.seconds

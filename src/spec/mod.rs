@@ -11,6 +11,7 @@ pub mod duration;
 pub mod edit;
 mod endpoint;
 mod error;
+mod failover;
 mod load;
 pub mod locate;
 mod network;
@@ -28,6 +29,7 @@ pub use archive::{Archive, Archiver, BaseBackups, Compression, Encryption, LockM
 pub use drill::{Drill, DrillCheck, DrillTarget};
 pub use endpoint::Endpoint;
 pub use error::{SpecError, SpecErrors};
+pub use failover::Failover;
 pub use load::{load_file, load_file_with, load_str, load_str_with, plan_files, ExtraCheck};
 pub use network::ReplicationNetwork;
 pub use plan_file::{Aws, LintIgnore, LintSection, Objectives, PlanFile, Tier};
@@ -118,7 +120,13 @@ impl Desired {
     }
 
     /// The settings pgdr keeps on self-managed servers: the plan file's
-    /// `settings`, plus `archive_mode` and `archive_command` when pgdr archives.
+    /// `settings`, plus `archive_mode` and `archive_command` when pgdr
+    /// archives, and what the watcher and the guard rely on when the plan
+    /// has a `failover` section (unless `settings` names them):
+    /// `wal_receiver_timeout` (a standby gives up on a silent primary within
+    /// half of `failover.after`, so it can witness the loss) and
+    /// `wal_receiver_status_interval` (standbys answer every second, so the
+    /// guard sees them go).
     pub fn server_settings(&self) -> Vec<(String, String)> {
         let mut settings: Vec<(String, String)> = self
             .plan
@@ -131,6 +139,20 @@ impl Desired {
                 settings.push(("archive_mode".into(), "on".into()));
             }
             settings.push(("archive_command".into(), command));
+        }
+        if let Some(failover) = &self.plan.failover {
+            let derived = [
+                (
+                    "wal_receiver_timeout",
+                    format!("{}s", failover.receiver_timeout().as_secs()),
+                ),
+                ("wal_receiver_status_interval", "1s".to_string()),
+            ];
+            for (name, value) in derived {
+                if !self.plan.settings.contains_key(name) {
+                    settings.push((name.to_string(), value));
+                }
+            }
         }
         settings
     }

@@ -2,8 +2,8 @@
 //! and the `lint` section.
 
 use super::{
-    Archive, Drill, Duration, Endpoint, Name, Primary, Region, ReplicationNetwork, SettingValue,
-    Standby,
+    Archive, Drill, Duration, Endpoint, Failover, Name, Primary, Region, ReplicationNetwork,
+    SettingValue, Standby,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,9 @@ pub struct PlanFile {
     /// Restore drills: how often, to which point, and the checks.
     #[serde(default)]
     pub drill: Option<Drill>,
+    /// Automatic failover: `pgdr watch` acts, fenced, when the primary is lost.
+    #[serde(default)]
+    pub failover: Option<Failover>,
     /// Lint settings for this file: rules silenced, each with its reason.
     #[serde(default)]
     pub lint: Option<LintSection>,

@@ -26,6 +26,7 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
     check_archive(plan, &mut err);
     check_standbys(plan, &mut err);
     check_endpoint_and_network(plan, &mut err);
+    check_failover(plan, &mut err);
     out
 }
 
@@ -304,6 +305,55 @@ fn check_endpoint_and_network(plan: &PlanFile, err: &mut impl FnMut(&str, String
             err(
                 "replication_network.port",
                 "expected a TCP port, 1-65535".into(),
+            );
+        }
+    }
+}
+
+/// `failover`: a watcher needs a standby to fail over to and the archive
+/// bucket (its lease lives there); `check_every` shorter than `after`.
+fn check_failover(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
+    let Some(failover) = &plan.failover else {
+        return;
+    };
+    if failover.after.as_secs() < 2 {
+        err(
+            "failover.after",
+            format!(
+                "{} is too short to tell a lost primary from a slow one; expected at least 2s (30s is the playbook's)",
+                failover.after
+            ),
+        );
+    }
+    if failover.check_every.as_secs() == 0 || failover.check_every >= failover.after {
+        err(
+            "failover.check_every",
+            format!(
+                "{} must be at least 1s and shorter than failover.after ({}), so several probes fail before the watcher acts",
+                failover.check_every, failover.after
+            ),
+        );
+    }
+    if (failover.automatic || failover.guard) && plan.archive.is_none() {
+        err(
+            "failover",
+            "the watcher and the guard hold their leases in the archive bucket (`<prefix>leases/`): add an `archive` section".into(),
+        );
+    }
+    if failover.automatic && plan.standbys.is_empty() {
+        err(
+            "failover.automatic",
+            "there is no standby to fail over to: add one under `standbys`, or set `automatic: false`".into(),
+        );
+    }
+    for (key, command) in [
+        ("failover.fence_command", &failover.fence_command),
+        ("failover.notify_command", &failover.notify_command),
+    ] {
+        if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            err(
+                key,
+                "must not be empty: give the command, or leave the key out".into(),
             );
         }
     }

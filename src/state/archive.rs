@@ -145,9 +145,23 @@ pub struct ArchiveLive {
     /// The drill reports: the newest, and the newest that passed.
     #[serde(default)]
     pub drills: crate::state::drill::DrillsLive,
+
     /// When this was read (seconds since the epoch): ages are measured from it.
     #[serde(default)]
     pub observed_at_unix: Option<i64>,
+}
+
+/// The role changes a bucket records (`failovers/<ts>.json`), as `plan` and
+/// `status` need them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FailoversLive {
+    /// The newest journal, done or not.
+    pub newest: Option<crate::state::journal::Journal>,
+    /// The newest that finished (`done`): the last measured failover.
+    pub newest_done: Option<crate::state::journal::Journal>,
+    /// Seconds since `newest_done` started, when read.
+    #[serde(default)]
+    pub newest_done_age_seconds: Option<u64>,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod rds;
 pub mod route53;
 pub mod s3;
 pub mod wal;
+pub mod watch;
 
 use crate::spec::sha256_hex;
 use archive::ArchiveLive;
@@ -39,6 +40,14 @@ pub struct Live {
     /// could not be read. Not digested: it grows on its own with every segment.
     #[serde(skip)]
     pub archive_content: Option<Result<ArchiveLive, String>>,
+    /// The role-change journals (`failovers/`), read when the plan measures
+    /// failovers or watches the cluster; not digested.
+    #[serde(skip)]
+    pub failovers: Option<archive::FailoversLive>,
+    /// The watcher's and the guard's leases, read when the plan has a
+    /// `failover` section; not digested (they move on their own).
+    #[serde(skip)]
+    pub leases: Option<watch::Leases>,
     pub endpoint: Option<EndpointLive>,
     pub network: Option<GroupLive>,
     pub rds: Option<RdsLive>,

@@ -28,3 +28,4 @@ mod role_change;
 mod secrets;
 mod standbys;
 mod tls;
+mod watch;

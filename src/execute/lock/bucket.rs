@@ -118,7 +118,7 @@ impl BucketLock {
             }
         }
         match put {
-            Ok(PutOutcome::Stored) => {
+            Ok(PutOutcome::Stored { .. }) => {
                 tracing::info!(target: "pgdr::lock", bucket = %url.bucket, key, lock_id = %info.lock_id, "took the lock");
                 Ok(Some(BucketLock { store, key, info }))
             }

@@ -18,48 +18,7 @@ use super::steps::Decision;
 use crate::spec::{Desired, Standby};
 use crate::state::Live;
 
-/// Which role change: a switchover hands over from a working primary with no
-/// data lost; a failover replaces a primary that is lost or abandoned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Switchover,
-    Failover,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Switchover => "switchover",
-            Kind::Failover => "failover",
-        }
-    }
-}
-
-/// The record of one run: `<prefix>failovers/<ts>.json` in the archive
-/// bucket, or a local file when the plan has no archive.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Journal {
-    pub cluster: String,
-    pub kind: Kind,
-    /// The standby that takes over (its plan-file name) and its address.
-    pub to: String,
-    pub to_server: String,
-    /// The old primary's address.
-    pub from_server: String,
-    pub started_at: String,
-    pub finished_at: String,
-    /// `done`, `refused` or `failed`.
-    pub outcome: String,
-    /// `--force`'s reason, when the lag guard was overridden.
-    pub forced: Option<String>,
-    pub steps: Vec<super::steps::StepRecord>,
-    /// What a person must know or do (could not fence, rejoin by hand).
-    pub notes: Vec<String>,
-    /// The plan-file change that makes the new roles the desired state (a diff).
-    pub plan_file_change: Option<String>,
-    pub plan_file_written: bool,
-}
+pub use crate::state::journal::{Journal, Kind, Trigger};
 
 /// The plan with the new roles: the primary and the standby `to` exchange
 /// their servers (conninfo, RDS instance). The standby entry keeps its name,

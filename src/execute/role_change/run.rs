@@ -5,7 +5,7 @@
 //! plan file. `switchover`, `failover` and the watcher run it alike.
 
 use super::steps::{self, RoleChange};
-use super::{choose, Journal, Kind};
+use super::{choose, Journal, Kind, Trigger};
 use crate::execute::steps::{required_succeeded, run_steps, DynStep, StepOutcome, StepRecord};
 use crate::format::ArchiveUrl;
 use crate::providers::postgres::role as pg_role;
@@ -29,6 +29,12 @@ pub struct Request<'a> {
     pub replay_timeout: std::time::Duration,
     /// Write the new roles into the plan file (`--write-plan`).
     pub write_plan: bool,
+    /// A person, or the watcher (which also says how the old primary was
+    /// fenced, what it saw, and when it lost the primary: the RTO's start).
+    pub trigger: Trigger,
+    pub fenced_by: Option<String>,
+    pub evidence: Option<serde_json::Value>,
+    pub lost_at: Option<i64>,
 }
 
 /// The old primary's and the new one's addresses, as the journal names them.
@@ -74,8 +80,13 @@ pub async fn run(
     let (from, to_server) = servers(desired, standby);
     let mut ctx = RoleChange::new(desired, systems, kind, standby, force.clone());
     ctx.replay_timeout = request.replay_timeout;
+    ctx.trigger = request.trigger;
+    ctx.fenced_by = request.fenced_by.clone();
     let now = crate::spec::time::now_unix();
-    let started_at = crate::spec::time::rfc3339(now);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let started_at = crate::spec::time::Timestamp(now);
     let ts = crate::spec::time::compact(now);
     let sequence = steps::sequence(force.clone());
     let dyns: Vec<&dyn DynStep<RoleChange>> = sequence.iter().map(|s| s.as_ref()).collect();
@@ -106,16 +117,47 @@ pub async fn run(
         to_server,
         from_server: from,
         started_at,
-        finished_at: crate::spec::time::rfc3339(crate::spec::time::now_unix()),
+        finished_at: crate::spec::time::Timestamp(crate::spec::time::now_unix()),
         outcome: outcome.to_string(),
         forced: force,
         steps: records,
         notes: ctx.notes(),
         plan_file_change: change,
         plan_file_written: written,
+        trigger: request.trigger,
+        evidence: request.evidence.clone(),
+        rto_seconds: None,
+        rpo_seconds: None,
+    };
+    let journal = Journal {
+        rto_seconds: measured_rto(
+            &journal.steps,
+            request.lost_at.map_or(started, |lost| lost as f64),
+        ),
+        rpo_seconds: match (kind, outcome) {
+            (_, "done") if kind == Kind::Switchover => Some(0.0),
+            (_, "done") => ctx.measured_lag(),
+            _ => None,
+        },
+        ..journal
     };
     let stored_at = store_journal(desired, systems, &ts, &journal).await;
     Ok((journal, stored_at))
+}
+
+/// Seconds from `from` (seconds since the epoch) until the new primary took
+/// writes and clients were sent to it: the end of `move-endpoint` (in sync),
+/// or of `promote` without an endpoint. `None` when neither succeeded.
+pub fn measured_rto(steps: &[StepRecord], from: f64) -> Option<f64> {
+    let end_of = |name: &str| {
+        steps
+            .iter()
+            .find(|r| r.step == name && r.outcome.succeeded())
+            .map(|r| r.started_unix_ms + r.duration_ms)
+    };
+    let promoted = end_of("promote")?;
+    let end = end_of("move-endpoint").unwrap_or(promoted).max(promoted);
+    Some((end as f64 / 1000.0 - from).max(0.0))
 }
 
 /// The standby that takes over: the one named, else (failover) one already

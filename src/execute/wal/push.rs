@@ -168,7 +168,7 @@ pub async fn push_one(
     let metadata = codec::content_metadata(&encoded.digest, encoded.size);
     let digest = encoded.digest;
     match store.put_new(&key, encoded.body, &metadata).await? {
-        PutOutcome::Stored => Ok(Pushed::Stored),
+        PutOutcome::Stored { .. } => Ok(Pushed::Stored),
         PutOutcome::Exists => {
             let archived = archived_digest(store, &key, compression).await?;
             if archived == digest {

@@ -199,7 +199,7 @@ pub(super) fn beyond(kind: &Kind) -> Option<String> {
 
 impl Objective {
     /// `("RTO", "measured", "rto")`.
-    fn words(self) -> (&'static str, &'static str, &'static str) {
+    pub(super) fn words(self) -> (&'static str, &'static str, &'static str) {
         match self {
             Objective::Rto => ("RTO", "measured", "rto"),
             Objective::Rpo => ("RPO", "achieved", "rpo"),

@@ -31,6 +31,34 @@ pub struct Figures {
     /// When WAL retention starts removing what the proven restore needs (see
     /// [`super::drills::wal_expiry_of`]), and of which backup.
     pub next_expiry: Option<(String, String)>,
+    /// The newest role change the bucket records.
+    pub last_failover: Option<FailoverFigure>,
+    /// Automatic failover, when the plan has a `failover` section.
+    pub watch: Option<WatchFigure>,
+}
+
+/// The newest role change, as its journal says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverFigure {
+    pub at: String,
+    /// `switchover` or `failover`; `manual` or `automatic`; `done`, `refused`, `failed`.
+    pub kind: String,
+    pub trigger: String,
+    pub outcome: String,
+    pub to: String,
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+}
+
+/// Whether `pgdr watch` would act, who holds its leases, and what it last concluded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchFigure {
+    /// `failover.automatic`: the watcher fails over by itself.
+    pub armed: bool,
+    pub watcher: Option<String>,
+    pub guard: Option<String>,
+    /// (when, verdict, why).
+    pub last_evaluation: Option<(String, String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +157,37 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
             .as_ref()
             .map(|d| (d.started_at.to_string(), d.ok, d.rto_seconds, d.rpo_seconds));
     }
+    figures.last_failover = live
+        .failovers
+        .as_ref()
+        .and_then(|f| f.newest.as_ref())
+        .map(|j| FailoverFigure {
+            at: j.started_at.to_string(),
+            kind: j.kind.as_str().to_string(),
+            trigger: match j.trigger {
+                crate::state::journal::Trigger::Manual => "manual".into(),
+                crate::state::journal::Trigger::Automatic => "automatic".into(),
+            },
+            outcome: j.outcome.clone(),
+            to: j.to.clone(),
+            rto_seconds: j.rto_seconds,
+            rpo_seconds: j.rpo_seconds,
+        });
+    figures.watch = desired.plan.failover.as_ref().map(|f| {
+        let leases = live.leases.as_ref();
+        WatchFigure {
+            armed: f.automatic,
+            watcher: leases
+                .and_then(|l| l.watcher.as_ref())
+                .map(|l| l.holder.clone()),
+            guard: leases
+                .and_then(|l| l.guard.as_ref())
+                .map(|l| l.holder.clone()),
+            last_evaluation: leases
+                .and_then(|l| l.last_evaluation.as_ref())
+                .map(|e| (e.at.to_string(), e.verdict.clone(), e.detail.clone())),
+        }
+    });
     figures
 }
 

@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod drills;
+pub mod failovers;
 pub mod figures;
 
 use crate::spec::time::Timestamp;
@@ -123,6 +124,25 @@ pub enum Kind {
     PrimaryUnreachable {
         why: String,
     },
+    /// `drill.failover_every` is set and no role change finished yet.
+    NoFailoverDrill {
+        every: Duration,
+        file: String,
+    },
+    FailoverDrillTooOld {
+        age_seconds: u64,
+        started_at: Timestamp,
+        every: Duration,
+        file: String,
+    },
+    /// The last finished role change measured an RTO or RPO above today's objective.
+    FailoverOverObjective {
+        figure: Objective,
+        value: f64,
+        objective: Duration,
+        kind: String,
+        started_at: Timestamp,
+    },
 }
 
 /// RTO or RPO.
@@ -163,6 +183,7 @@ pub fn assess(desired: &Desired, live: &Live, now: Option<i64>) -> Assessment {
     if let Some(Ok(content)) = &live.archive_content {
         findings.extend(drills::findings(desired, content));
     }
+    findings.extend(failovers::findings(desired, live));
     Assessment { findings, figures }
 }
 
@@ -194,6 +215,7 @@ impl Finding {
     pub fn plan_entry(&self) -> Option<PlanEntry> {
         archive::plan_entry(&self.kind)
             .or_else(|| drills::plan_entry(&self.kind))
+            .or_else(|| failovers::plan_entry(&self.kind))
             .map(|(note, text)| {
                 if note {
                     PlanEntry::Note(text)
@@ -208,6 +230,7 @@ impl Finding {
     pub fn beyond(&self) -> Option<String> {
         archive::beyond(&self.kind)
             .or_else(|| drills::beyond(&self.kind))
+            .or_else(|| failovers::beyond(&self.kind))
             .or_else(|| figures::beyond(&self.kind))
     }
 }

@@ -30,8 +30,10 @@ pub struct RoleState {
     /// On a standby: replayed.
     pub replay_lsn: Option<Lsn>,
     /// On a standby with WAL received but not replayed: seconds since the last
-    /// replayed commit (its own measure of lag); 0 when everything is replayed.
-    pub replay_delay_seconds: f64,
+    /// replayed commit (its own measure of lag); 0 when everything is
+    /// replayed; `None` when it has WAL to replay and never replayed a
+    /// commit, so its lag cannot be told.
+    pub replay_delay_seconds: Option<f64>,
     /// On a standby: seconds since the last replayed transaction committed.
     pub last_commit_age_seconds: Option<f64>,
     pub timeline: i64,
@@ -88,7 +90,7 @@ pub async fn state(role: &str, info: &Conninfo, env: &PgEnv) -> Result<RoleState
                     CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn() END,
                     pg_last_wal_replay_lsn(),
                     CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()
-                         THEN coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+                         THEN extract(epoch FROM now() - pg_last_xact_replay_timestamp())
                          ELSE 0 END::float8,
                     CASE WHEN pg_is_in_recovery()
                          THEN (SELECT timeline_id::int8 FROM pg_control_checkpoint())
@@ -377,6 +379,89 @@ pub async fn ensure_slots(
         session.create_slot(slot).await?;
     }
     Ok(())
+}
+
+/// What a standby's WAL receiver says about its upstream: the watcher's
+/// witness of the primary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receiver {
+    pub in_recovery: bool,
+    /// `streaming`, `waiting`, ...; `None` when no receiver runs.
+    pub status: Option<String>,
+    /// Seconds since the receiver last heard from its upstream.
+    pub last_message_age: Option<f64>,
+    /// Where it streams from (host, port), as the receiver connected.
+    pub sender: Option<(String, i32)>,
+    /// Its `wal_receiver_timeout`, in seconds: a receiver that heard
+    /// nothing this long has given up on its upstream.
+    pub timeout_seconds: f64,
+}
+
+pub async fn receiver(role: &str, info: &Conninfo, env: &PgEnv) -> Result<Receiver, ProviderError> {
+    let sys = system(role, info);
+    let client = connect(role, info, env).await?;
+    let read = |e: tokio_postgres::Error| query_error(&sys, "reading its WAL receiver", &e);
+    let row = client
+        .query_one(
+            "SELECT pg_is_in_recovery(), r.status,
+                    extract(epoch FROM now() - r.last_msg_receipt_time)::float8,
+                    r.sender_host, r.sender_port,
+                    (SELECT setting::float8 / 1000 FROM pg_settings WHERE name = 'wal_receiver_timeout')
+               FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true",
+            &[],
+        )
+        .await
+        .map_err(read)?;
+    let host: Option<String> = row.try_get(3).map_err(read)?;
+    let port: Option<i32> = row.try_get(4).map_err(read)?;
+    Ok(Receiver {
+        in_recovery: row.try_get(0).map_err(read)?,
+        status: row.try_get(1).map_err(read)?,
+        last_message_age: row.try_get(2).map_err(read)?,
+        sender: host.zip(port),
+        timeout_seconds: row
+            .try_get::<_, Option<f64>>(5)
+            .map_err(read)?
+            .unwrap_or(60.0),
+    })
+}
+
+/// How long ago each standby streaming from this server last answered it
+/// (`pg_stat_replication.reply_time`): (application_name, state, seconds).
+/// What the guard watches beside the primary.
+pub async fn replies(session: &Session) -> Result<Vec<(String, String, f64)>, ProviderError> {
+    let read =
+        |e: tokio_postgres::Error| query_error(session.system(), "reading pg_stat_replication", &e);
+    let rows = session
+        .client()
+        .query(
+            "SELECT application_name, coalesce(state, ''),
+                    coalesce(extract(epoch FROM now() - reply_time), 1e9)::float8
+               FROM pg_stat_replication",
+            &[],
+        )
+        .await
+        .map_err(read)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(read)
+}
+
+/// Whether the server takes writes now: not in recovery, and a new session
+/// is not read-only (not fenced).
+pub async fn writable(session: &Session) -> Result<bool, ProviderError> {
+    let read = |e: tokio_postgres::Error| query_error(session.system(), "reading its role", &e);
+    let row = session
+        .client()
+        .query_one(
+            "SELECT NOT pg_is_in_recovery()
+                    AND current_setting('default_transaction_read_only') = 'off'",
+            &[],
+        )
+        .await
+        .map_err(read)?;
+    row.try_get(0).map_err(read)
 }
 
 #[cfg(test)]

@@ -16,13 +16,24 @@ pub mod s3;
 use super::ProviderError;
 use std::collections::HashMap;
 
-/// What a write-once put found.
+/// What a conditional put found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    /// Stored; the store verified the SHA-256 it was sent.
-    Stored,
-    /// An object already has this key; nothing was written.
+    /// Stored; the store verified the SHA-256 it was sent. The new ETag.
+    Stored { etag: Option<String> },
+    /// The condition did not hold (an object already has this key, or not
+    /// with that ETag); nothing was written.
     Exists,
+}
+
+/// When a put may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When<'a> {
+    /// Only if nothing has the key (`If-None-Match: *`): write-once.
+    Absent,
+    /// Only if the object there still has this ETag (`If-Match`): a lease
+    /// renewed or taken over by exactly one writer.
+    Matches(&'a str),
 }
 
 /// An object's size and user metadata.
@@ -93,7 +104,18 @@ impl Store {
         body: Vec<u8>,
         metadata: &HashMap<String, String>,
     ) -> Result<PutOutcome, ProviderError> {
-        s3::put_new(&self.client, &self.bucket, key, body, metadata).await
+        self.put_if(key, body, metadata, When::Absent).await
+    }
+
+    /// Stores `body` at `key` if `when` holds.
+    pub async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        metadata: &HashMap<String, String>,
+        when: When<'_>,
+    ) -> Result<PutOutcome, ProviderError> {
+        s3::put_if(&self.client, &self.bucket, key, body, metadata, &when).await
     }
 
     /// An object's size and metadata, or `None` when there is none.

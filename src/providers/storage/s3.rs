@@ -21,20 +21,27 @@ fn checksum_b64(body: &[u8]) -> String {
     aws_smithy_types::base64::encode(Sha256::digest(body))
 }
 
-/// Stores `body` at `key` unless an object is already there.
-pub async fn put_new(
+/// Stores `body` at `key` if `when` holds: the key is free, or its current
+/// ETag is the one given.
+pub async fn put_if(
     client: &Client,
     bucket: &str,
     key: &str,
     body: Vec<u8>,
     metadata: &HashMap<String, String>,
+    when: &super::When<'_>,
 ) -> Result<PutOutcome, ProviderError> {
     let checksum = checksum_b64(&body);
+    let (none_match, if_match) = match when {
+        super::When::Absent => (Some("*".to_string()), None),
+        super::When::Matches(etag) => (None, Some(etag.to_string())),
+    };
     let result = client
         .put_object()
         .bucket(bucket)
         .key(key)
-        .if_none_match("*")
+        .set_if_none_match(none_match)
+        .set_if_match(if_match)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .checksum_sha256(&checksum)
         .set_metadata(Some(metadata.clone()))
@@ -52,12 +59,24 @@ pub async fn put_new(
                         "storing {key}: the store reports SHA-256 {stored}, pgdr sent {checksum}"
                     ),
                 )),
-                _ => Ok(PutOutcome::Stored),
+                _ => Ok(PutOutcome::Stored {
+                    etag: out.e_tag().map(str::to_string),
+                }),
             }
         }
-        // 412: the key exists. 409: a concurrent conditional write to the same key
-        // won; either way the object is someone else's to compare.
-        Err(e) if is_code(&e, &["PreconditionFailed", "ConditionalRequestConflict"]) => {
+        // 412: the key exists (or no longer has that ETag). 409: a concurrent
+        // conditional write to the same key won. 404 with If-Match: it is gone.
+        // Either way the object is someone else's to compare.
+        Err(e)
+            if is_code(
+                &e,
+                &[
+                    "PreconditionFailed",
+                    "ConditionalRequestConflict",
+                    "NoSuchKey",
+                ],
+            ) =>
+        {
             Ok(PutOutcome::Exists)
         }
         Err(e) => Err(sdk_error(bucket, &format!("storing {key}"), &e)),

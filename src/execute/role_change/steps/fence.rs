@@ -3,7 +3,7 @@
 //! checkpoint). Its last WAL position then is what a switchover waits for.
 
 use super::RoleChange;
-use crate::execute::role_change::Kind;
+use crate::execute::role_change::{Kind, Trigger};
 use crate::execute::steps::{Decision, Step};
 use crate::providers::postgres::role::{self as pg_role, RoleState};
 use crate::providers::ProviderError;
@@ -13,6 +13,9 @@ pub struct Fence;
 
 pub struct FenceSeen {
     kind: Kind,
+    /// Started by the watcher, and how the old primary was fenced if so.
+    automatic: bool,
+    fenced_by: Option<String>,
     promoted: bool,
     /// The standby's timeline, when it answers over SQL.
     new_timeline: Option<i64>,
@@ -53,6 +56,8 @@ impl<'a> Step<RoleChange<'a>> for Fence {
         }
         Ok(FenceSeen {
             kind: ctx.kind,
+            automatic: ctx.trigger == Trigger::Automatic,
+            fenced_by: ctx.fenced_by.clone(),
             promoted,
             new_timeline,
             old,
@@ -68,7 +73,18 @@ impl<'a> Step<RoleChange<'a>> for Fence {
             Err(e) if seen.kind == Kind::Switchover && !seen.promoted => Decision::Refuse(format!(
                 "the primary does not answer ({e}): a switchover needs it to hand over. If it is lost, run `pgdr failover`"
             )),
-            Err(_) => Decision::Done("could not fence the old primary: it does not answer".into()),
+            Err(_) => match (&seen.fenced_by, seen.automatic) {
+                (Some(how), _) => Decision::Done(format!(
+                    "the old primary does not answer; it was fenced before: {how}"
+                )),
+                // Never two primaries: the watcher promotes only what it knows is alone.
+                (None, true) => Decision::Refuse(
+                    "the old primary does not answer and nothing fenced it (no fence_command, no lapsed guard lease): an automatic failover does not promote".into(),
+                ),
+                (None, false) => {
+                    Decision::Done("could not fence the old primary: it does not answer".into())
+                }
+            },
             Ok(s) if s.in_recovery => Decision::Done("the old primary is in recovery: it takes no writes".into()),
             Ok(s) if s.read_only && s.writers == 0 => Decision::Done(format!(
                 "fenced: read-only, no session writing; its last WAL position is {}",

@@ -58,7 +58,8 @@ impl<'a> Step<RoleChange<'a>> for Guard {
             candidate.streaming = row.is_some_and(|(_, s, _)| s == "streaming");
             // The primary's measure and the standby's own (WAL received
             // and waiting to be replayed), whichever is worse.
-            candidate.lag_seconds = row.map(|(_, _, lag)| lag.max(standby.replay_delay_seconds));
+            candidate.lag_seconds =
+                row.map(|(_, _, lag)| lag.max(standby.replay_delay_seconds.unwrap_or(0.0)));
             candidate.lag_bytes = match (primary.flush_lsn, standby.replay_lsn) {
                 (Some(p), Some(s)) => Some(p.0.saturating_sub(s.0) as i64),
                 _ => None,
@@ -67,9 +68,12 @@ impl<'a> Step<RoleChange<'a>> for Guard {
             // The primary is gone: the standby can measure only the WAL it
             // received and has not replayed (what the seed's check saw);
             // the guard says that what was never sent cannot be measured.
-            candidate.lag_seconds = Some(standby.replay_delay_seconds);
+            // None: WAL waits to be replayed and no commit was ever
+            // replayed, so its age cannot be told; the guard refuses then.
+            candidate.lag_seconds = standby.replay_delay_seconds;
             candidate.primary_lost = Some(standby.last_commit_age_seconds);
         }
+        *ctx.measured_lag.lock().unwrap() = candidate.lag_seconds;
         Ok(Checked {
             promoted: false,
             candidate,

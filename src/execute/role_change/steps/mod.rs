@@ -20,7 +20,7 @@ pub mod rejoin;
 pub mod repoint;
 pub mod wait_replay;
 
-use super::Kind;
+use super::{Kind, Trigger};
 use crate::execute::steps::DynStep;
 use crate::providers::postgres::role::{self as pg_role, RoleState};
 use crate::providers::{rds, ProviderError, Systems};
@@ -43,8 +43,16 @@ pub struct RoleChange<'a> {
     pub replay_timeout: Duration,
     /// How long to wait for Route53 to report the change in sync.
     pub dns_timeout: Duration,
+    /// Started by the watcher: an old primary that does not answer must
+    /// have been fenced another way (`fenced_by`), or nothing is promoted.
+    pub trigger: Trigger,
+    /// How the old primary was fenced before this run, when it does not
+    /// answer (the watcher's fence_command, the guard's lapsed lease).
+    pub fenced_by: Option<String>,
     /// The fenced primary's last WAL position.
     pub(super) final_lsn: Mutex<Option<Lsn>>,
+    /// The standby's lag as check-standby measured it (seconds).
+    pub(super) measured_lag: Mutex<Option<f64>>,
     /// What a person must know or do afterwards (could not fence, rejoin by hand).
     notes: Mutex<Vec<String>>,
 }
@@ -66,13 +74,21 @@ impl<'a> RoleChange<'a> {
             force,
             replay_timeout: Duration::from_secs(30),
             dns_timeout: Duration::from_secs(300),
+            trigger: Trigger::Manual,
+            fenced_by: None,
             final_lsn: Mutex::new(None),
+            measured_lag: Mutex::new(None),
             notes: Mutex::new(Vec::new()),
         }
     }
 
     pub fn notes(&self) -> Vec<String> {
         self.notes.lock().unwrap().clone()
+    }
+
+    /// The standby's lag as check-standby measured it, in seconds.
+    pub fn measured_lag(&self) -> Option<f64> {
+        *self.measured_lag.lock().unwrap()
     }
 
     pub(super) fn note(&self, text: String) {

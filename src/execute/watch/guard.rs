@@ -1,0 +1,209 @@
+//! `pgdr watch --guard`: runs beside the primary, renews the guard lease in
+//! the bucket, watches its standbys answer, and fences its own server (as
+//! `fence-primary` does: read-only, every session ended) when
+//! [`crate::plan::watch::guard_decide`] says it is cut off — so that when a
+//! watcher promotes a standby, the old primary is already taking no writes.
+//!
+//! The ordering that keeps two primaries from taking writes at once is in
+//! the lease object, written only with conditional puts: a watcher starts a
+//! failover only while the guard's renewal counter is the one it saw lapse,
+//! and the guard lifts its own fence only after a renewal that found no
+//! failover started. Of the two writes one comes first; the other sees it.
+
+use super::lease;
+use crate::plan::watch::{guard_decide, GuardLook, GuardVerdict, STANDBY_SILENCE};
+use crate::providers::postgres::role as pg_role;
+use crate::providers::postgres::Session;
+use crate::providers::storage::Store;
+use crate::providers::{ProviderError, Systems};
+use crate::spec::time::now_unix;
+use crate::spec::{Desired, Failover};
+use std::time::{Duration, Instant};
+
+pub struct Guard<'a> {
+    desired: &'a Desired,
+    systems: &'a Systems,
+    pub failover: Failover,
+    store: Store,
+    key: String,
+    me: String,
+    /// Its own server, kept open between looks.
+    session: Option<Session>,
+    started_at: i64,
+    last_renewed: Option<Instant>,
+    fenced_by_me: bool,
+}
+
+/// What one look of the guard concluded and did.
+#[derive(Debug)]
+pub struct GuardLooked {
+    pub verdict: GuardVerdict,
+    /// The look's figures, for the log line.
+    pub look: GuardLook,
+}
+
+impl<'a> Guard<'a> {
+    pub async fn new(desired: &'a Desired, systems: &'a Systems) -> Result<Self, ProviderError> {
+        let watcher = super::Watcher::new(desired, systems).await?;
+        if desired.plan.primary.postgres.is_none() {
+            return Err(ProviderError::new(
+                "watch --guard",
+                "the guard fences the primary over SQL: the plan file needs primary.postgres",
+            ));
+        }
+        Ok(Guard {
+            desired,
+            systems,
+            failover: watcher.failover,
+            store: watcher.store,
+            key: watcher.key,
+            me: watcher.me,
+            session: None,
+            started_at: now_unix(),
+            last_renewed: None,
+            fenced_by_me: false,
+        })
+    }
+
+    /// One look: the server, its standbys, the bucket; then fence, lift the
+    /// fence or leave it.
+    pub async fn look(&mut self) -> Result<GuardLooked, ProviderError> {
+        let limit = self.failover.check_every.std().max(Duration::from_secs(1));
+        let info = self
+            .desired
+            .plan
+            .primary
+            .postgres
+            .clone()
+            .expect("checked in new");
+        if self.session.is_none() {
+            let opened =
+                tokio::time::timeout(limit, Session::open("primary", &info, &self.systems.pg))
+                    .await
+                    .map_err(|_| {
+                        ProviderError::new("postgres.primary", "no answer in time").unreachable()
+                    })?;
+            self.session = Some(opened?);
+        }
+        let session = self.session.as_ref().expect("opened above");
+        let server = tokio::time::timeout(limit, async {
+            tokio::try_join!(pg_role::writable(session), pg_role::replies(session))
+        })
+        .await
+        .unwrap_or_else(|_| Err(ProviderError::new("postgres.primary", "no answer in time")));
+        let (writable, replies) = match server {
+            Ok(read) => read,
+            Err(e) => {
+                // Reconnect next look; a server that does not answer its own
+                // guard takes no writes from anyone else either.
+                self.session = None;
+                return Err(e);
+            }
+        };
+        let planned: Vec<&str> = self
+            .desired
+            .plan
+            .standbys
+            .iter()
+            .filter(|s| s.postgres.is_some() && s.rds.is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        let streaming = planned
+            .iter()
+            .filter(|name| {
+                replies.iter().any(|(app, state, age)| {
+                    app == *name && state == "streaming" && *age < STANDBY_SILENCE
+                })
+            })
+            .count();
+        let renew_every = (self.failover.lease_time().as_secs_f64() / 3.0)
+            .max(self.failover.check_every.as_secs_f64());
+        let due = self
+            .last_renewed
+            .is_none_or(|at| at.elapsed().as_secs_f64() >= renew_every);
+        let (bucket_answers, failed_over) =
+            self.touch_bucket(due || self.fenced_by_me, limit).await;
+        let look = GuardLook {
+            writable,
+            standbys_streaming: streaming,
+            standbys: planned.len(),
+            bucket_answers,
+            unrenewed_for: self
+                .last_renewed
+                .map_or(f64::MAX, |at| at.elapsed().as_secs_f64()),
+            failed_over,
+            fenced_by_me: self.fenced_by_me,
+        };
+        let verdict = guard_decide(&look, &self.failover);
+        match &verdict {
+            GuardVerdict::Fence(_) => {
+                pg_role::fence("primary", &info, &self.systems.pg).await?;
+                self.fenced_by_me = true;
+            }
+            GuardVerdict::Unfence(_) => {
+                pg_role::unfence("primary", &info, &self.systems.pg).await?;
+                self.fenced_by_me = false;
+            }
+            _ => {}
+        }
+        Ok(GuardLooked { verdict, look })
+    }
+
+    /// Stopped on purpose (SIGTERM): the guard lease is removed, not left to
+    /// lapse — a lapsed lease tells a watcher the old primary is fenced or
+    /// gone, which a stopped guard cannot promise. Without it a watcher
+    /// refuses to fail over (nothing can fence) until the guard is back.
+    pub async fn release(&self) -> Result<(), ProviderError> {
+        let me = self.me.clone();
+        lease::update(&self.store, &self.key, self.desired.cluster(), |leases| {
+            if leases.guard.as_ref().is_some_and(|g| g.holder == me) {
+                leases.guard = None;
+                true
+            } else {
+                false
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Renews the guard lease when `renew`, else only checks the bucket
+    /// answers; bounded by `limit`. Returns whether it answered and, from
+    /// the lease object, a failover started or done since this guard began.
+    async fn touch_bucket(&mut self, renew: bool, limit: Duration) -> (bool, Option<String>) {
+        let me = self.me.clone();
+        let seconds = self.failover.lease_time().as_secs();
+        let started_at = self.started_at;
+        let cluster = self.desired.cluster().to_string();
+        let touched = tokio::time::timeout(limit, async {
+            if renew {
+                lease::update(&self.store, &self.key, &cluster, |leases| {
+                    // One guard a cluster (beside its primary): it takes the
+                    // slot whoever held it before (a guard restarted).
+                    lease::take_or_renew(&mut leases.guard, &me, seconds, f64::MAX)
+                })
+                .await
+                .map(Some)
+            } else {
+                self.store.head(&self.key).await.map(|_| None)
+            }
+        })
+        .await;
+        match touched {
+            Ok(Ok(leases)) => {
+                if renew {
+                    self.last_renewed = Some(Instant::now());
+                }
+                let failed_over = leases.and_then(|l| {
+                    l.failing_over_to.clone().or_else(|| {
+                        l.failed_over_at
+                            .filter(|at| at.secs() >= started_at)
+                            .and(l.failed_over_to.clone())
+                    })
+                });
+                (true, failed_over)
+            }
+            _ => (false, None),
+        }
+    }
+}
