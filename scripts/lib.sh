@@ -43,6 +43,8 @@ ensure_deps() {
   /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
   if [ "$for_tests" = test ]; then
     command -v npm >/dev/null || apt_pkgs+=(npm)
+    # The partition tests put a primary on a host of its own (ip netns).
+    command -v ip >/dev/null || apt_pkgs+=(iproute2)
   fi
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
@@ -99,12 +101,16 @@ free_port() {
 }
 
 # PostgreSQL refuses to run as root: run its tools as `postgres` then.
+# pg_run CMD...: CMD as the server's user (postgres when run as root); inside the
+# network namespace PGDR_NETNS when that is set (a test's other host).
 pg_run() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  local ns=()
+  [ -n "${PGDR_NETNS:-}" ] && ns=(ip netns exec "$PGDR_NETNS")
+  if [ "$(id -u)" -eq 0 ]; then "${ns[@]}" runuser -u postgres -- "$@"; else "${ns[@]}" "$@"; fi
 }
 
-# start_pg DIR PORT [CONF]: a fresh cluster in DIR on 127.0.0.1:PORT, trust auth on
-# loopback; the lines of the file CONF, if given, are added to postgresql.conf first.
+# start_pg DIR PORT [CONF]: a fresh cluster in DIR on 127.0.0.1:PORT (or DIR/listen's
+# address), trust auth on loopback; the lines of the file CONF, if given, are added to postgresql.conf first.
 # PGDR_INITDB_OPTS adds initdb options (e.g. --data-checksums).
 start_pg() {
   local dir=$1 port=$2 conf=${3:-} bin
@@ -114,6 +120,8 @@ start_pg() {
   # shellcheck disable=SC2086 # PGDR_INITDB_OPTS holds several words on purpose
   pg_run "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync ${PGDR_INITDB_OPTS:-} >/dev/null
   [ -n "$conf" ] && pg_run tee -a "$dir/data/postgresql.conf" <"$conf" >/dev/null
+  # DIR/hba, if present, adds pg_hba.conf lines (clients on another host's network).
+  [ -f "$dir/hba" ] && pg_run tee -a "$dir/data/pg_hba.conf" <"$dir/hba" >/dev/null
   pg_ctl_in "$dir" "$port" start
 }
 

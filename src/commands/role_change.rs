@@ -109,7 +109,6 @@ async fn run(
     };
     let (journal, stored_at) = role_change::run::run(&request, |record| {
         eprintln!("{}", render::role_change::step_line(record));
-        crate::execute::failpoint::crash_point(&record.step);
     })
     .await?;
     out(&render::role_change::report(&journal, &stored_at, path))?;

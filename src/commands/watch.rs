@@ -13,6 +13,7 @@ use crate::execute::watch::{describe, Watcher};
 use crate::plan::watch::{GuardVerdict, Verdict};
 use crate::providers::Systems;
 use crate::settings::Settings;
+use crate::spec::time::log_stamp;
 use crate::spec::Desired;
 use anyhow::Context;
 
@@ -35,7 +36,7 @@ pub async fn run(args: &WatchArgs, settings: &Settings) -> anyhow::Result<Outcom
     });
     let signal = async {
         let signal = super::interrupted().await;
-        eprintln!("pgdr watch: {signal}: stopping");
+        eprintln!("{} pgdr watch: {signal}: stopping", log_stamp());
         let _ = stop_tx.send(true);
         std::future::pending::<()>().await;
     };
@@ -73,8 +74,17 @@ async fn watch(
     let mut watcher = Watcher::new(desired, systems)
         .await
         .with_context(|| format!("watching {}", desired.cluster()))?;
+    if args.once {
+        watcher = watcher.looking_once();
+    }
     watcher.write_plan = args.write_plan;
-    watcher.on_step = |record| eprintln!("{}", crate::render::role_change::step_line(record));
+    watcher.on_step = |record| {
+        eprintln!(
+            "{} {}",
+            log_stamp(),
+            crate::render::role_change::step_line(record)
+        )
+    };
     let every = watcher.failover.check_every.std();
     let cluster = desired.cluster().to_string();
     let mut last = String::new();
@@ -85,11 +95,14 @@ async fn watch(
             Ok(look) => {
                 let line = format!("{}: {}", look.verdict.word(), describe(&look.verdict));
                 if line != last || args.once {
-                    eprintln!("pgdr watch {cluster}: {line}");
+                    eprintln!("{} pgdr watch {cluster}: {line}", log_stamp());
                     last = line;
                 }
                 if let Some((outcome, journal)) = &look.acted {
-                    eprintln!("pgdr watch {cluster}: failover {outcome}; journal {journal}");
+                    eprintln!(
+                        "{} pgdr watch {cluster}: failover {outcome}; journal {journal}",
+                        log_stamp()
+                    );
                 }
                 look.verdict == Verdict::Healthy && look.acted.is_none()
             }
@@ -99,7 +112,7 @@ async fn watch(
                 // said, and the next look tries again.
                 let line = format!("could not look: {e}");
                 if line != last {
-                    eprintln!("pgdr watch {cluster}: {line}");
+                    eprintln!("{} pgdr watch {cluster}: {line}", log_stamp());
                     last = line;
                 }
                 false
@@ -144,7 +157,7 @@ async fn guard(
     let mut guard = Guard::new(desired, systems)
         .await
         .with_context(|| format!("guarding {}", desired.cluster()))?;
-    let every = guard.failover.check_every.std();
+    let every = crate::execute::watch::guard::guard_every(&guard.failover);
     let cluster = desired.cluster().to_string();
     let mut last = String::new();
     loop {
@@ -175,7 +188,7 @@ async fn guard(
         // The healthy line carries counts that move: say it when the state changes.
         let key = line.split(':').next().unwrap_or_default().to_string() + &line;
         if key != last || once {
-            eprintln!("pgdr watch --guard {cluster}: {line}");
+            eprintln!("{} pgdr watch --guard {cluster}: {line}", log_stamp());
             last = key;
         }
         if once {

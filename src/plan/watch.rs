@@ -61,10 +61,12 @@ impl Verdict {
 }
 
 /// How much longer than its length a guard lease must stay unrenewed before
-/// it counts as expired: two renewal periods, so a guard that renews late
-/// (a slow bucket) is not mistaken for a gone one.
+/// it counts as expired (and how much before its end the guard fences when
+/// it cannot renew): two checks, at most half the lease, so a guard that
+/// renews late (a slow bucket) is not mistaken for a gone one and fences
+/// well before a watcher may act.
 pub fn guard_margin(failover: &Failover) -> f64 {
-    2.0 * failover.check_every.as_secs_f64()
+    (2.0 * failover.check_every.as_secs_f64()).min(failover.guard_lease_time().as_secs_f64() / 2.0)
 }
 
 pub fn decide(seen: &WatchSeen, failover: &Failover) -> Verdict {
@@ -380,8 +382,10 @@ pub struct GuardLook {
 }
 
 /// A standby that has not answered its primary this long (seconds) is gone:
-/// standbys answer every second (`wal_receiver_status_interval`, set by apply).
-pub const STANDBY_SILENCE: f64 = 3.0;
+/// standbys answer at least every second (`wal_receiver_status_interval`,
+/// set by apply), and at every WAL write when busy. Silence alone fences
+/// nothing: the bucket must also fail to answer.
+pub const STANDBY_SILENCE: f64 = 1.5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuardVerdict {
@@ -417,8 +421,12 @@ pub fn guard_decide(look: &GuardLook, failover: &Failover) -> GuardVerdict {
     let all_streaming = look.standbys > 0 && look.standbys_streaming == look.standbys;
     let cut_off_now = look.standbys_streaming == 0 && !look.bucket_answers;
     let lapsing = look.unrenewed_for
-        > (failover.lease_time().as_secs_f64() - guard_margin(failover)).max(0.0);
+        > (failover.guard_lease_time().as_secs_f64() - guard_margin(failover)).max(0.0);
     if look.writable {
+        if look.standbys == 0 {
+            // Nothing can be promoted: fencing would only stop the one server.
+            return GuardVerdict::Healthy;
+        }
         if cut_off_now {
             return GuardVerdict::Fence(
                 "cut off from every standby and from the bucket: a watcher may promote a standby now".into(),
@@ -490,7 +498,9 @@ mod guard_tests {
             ..healthy()
         };
         assert_eq!(guard_decide(&s3_down, &f), GuardVerdict::Healthy);
-        // …but with a standby gone, fenced before the lease lapses (10s - 2s margin).
+        // …but with a standby gone, fenced before the guard's lease lapses
+        // (half of `after`, 5s, less a margin of two checks: after 3s).
+        assert_eq!(f.guard_lease_time().as_secs(), 5);
         let one_gone = GuardLook {
             standbys_streaming: 1,
             ..s3_down.clone()
@@ -500,7 +510,7 @@ mod guard_tests {
             GuardVerdict::Fence(_)
         ));
         let early = GuardLook {
-            unrenewed_for: 7.0,
+            unrenewed_for: 2.5,
             ..one_gone.clone()
         };
         assert_eq!(guard_decide(&early, &f), GuardVerdict::Healthy);

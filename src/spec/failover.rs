@@ -59,9 +59,18 @@ impl Failover {
         Duration::from_secs((self.after.as_secs() / 2).max(2))
     }
 
-    /// How long the guard's lease lasts: the guard renews it every
-    /// `check_every`; a lease unchanged this long means the guard is gone.
+    /// How long the watcher's lease lasts: a watcher whose lease stood
+    /// still this long is gone, and another takes over.
     pub fn lease_time(&self) -> Duration {
         self.after
+    }
+
+    /// How long the guard's lease lasts: half of `after` (at least two
+    /// checks), so that when the primary's host dies the lease has lapsed,
+    /// with its margin, by the time the primary has been lost for `after` —
+    /// the guard's lease never makes a failover wait longer than `after`.
+    pub fn guard_lease_time(&self) -> Duration {
+        let half = self.after.as_secs() / 2;
+        Duration::from_secs(half.max(2 * self.check_every.as_secs()).max(1))
     }
 }

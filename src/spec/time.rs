@@ -106,6 +106,15 @@ pub fn rfc3339(secs: i64) -> String {
     }
 }
 
+/// Now as a log line's time, in UTC to the millisecond
+/// (`2026-11-24T10:15:00.123Z`): `pgdr watch` lines, which a cron job or a
+/// container log keeps without a timestamp of its own.
+pub fn log_stamp() -> String {
+    let now = OffsetDateTime::now_utc();
+    let secs = rfc3339(now.unix_timestamp());
+    format!("{}.{:03}Z", secs.trim_end_matches('Z'), now.millisecond())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

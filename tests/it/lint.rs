@@ -88,6 +88,33 @@ fn cases() -> Vec<(
             Severity::Warning,
         ),
         (
+            "failover-fencing",
+            "saas",
+            ("  guard: true\n", "  guard: false\n"),
+            &[(
+                "  guard: true\n",
+                "  guard: false\n  fence_command: \"/usr/local/bin/fence-orders-a\"\n",
+            )],
+            "failover",
+            Severity::Warning,
+        ),
+        (
+            "failover-within-rto",
+            "saas",
+            ("  after: 30s\n", "  after: 30m\n"),
+            &[("  after: 30s\n", "  after: 14m\n")],
+            "failover.after",
+            Severity::Error,
+        ),
+        (
+            "failover-drilled",
+            "saas",
+            ("  failover_every: 90d\n", ""),
+            &[],
+            "drill.failover_every",
+            Severity::Warning,
+        ),
+        (
             "endpoint-ttl",
             "saas",
             ("ttl: 30s", "ttl: 61s"),

@@ -6,13 +6,20 @@
 //! that only lost its own route to the primary does nothing while a standby
 //! still hears it; a bucket outage neither fences nor fails over a healthy
 //! cluster; a standby beyond max_lag is not promoted and a person is told;
-//! `--once` exits 0 / 2 / 1.
+//! `--once` exits 0 / 2 / 1; two watchers promote once, and a watcher killed
+//! mid-failover is finished by the other without a second promotion; a
+//! flapping primary is failed over at most once; a primary cut off in its
+//! own network namespace acknowledges no write once the new primary took
+//! one (the guard fenced it first).
 
 use crate::common;
 
-use crate::common::{pgdr, pgdr_command, write_plan, Moto, Postgres, Proxy};
+use crate::common::{pgdr, pgdr_command_in, write_plan, Moto, Netns, Postgres, Proxy};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "pgdr-watch-test";
@@ -51,8 +58,21 @@ struct Background {
 impl Background {
     #[track_caller]
     fn start(moto: &Moto, endpoint: Option<&str>, args: &[&str], log: &Path) -> Background {
+        Self::start_in(None, moto, endpoint, args, &[], log)
+    }
+
+    /// [`Background::start`] inside `ns` (another host), with `envs`.
+    #[track_caller]
+    fn start_in(
+        ns: Option<&Netns>,
+        moto: &Moto,
+        endpoint: Option<&str>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> Background {
         let file = std::fs::File::create(log).unwrap();
-        let mut command = pgdr_command(Some(moto), args, &[]);
+        let mut command = pgdr_command_in(ns, Some(moto), args, envs);
         if let Some(endpoint) = endpoint {
             command.env("AWS_ENDPOINT_URL", endpoint);
         }
@@ -268,8 +288,9 @@ fn a_killed_primary_is_failed_over_automatically_once_the_guards_lease_lapses() 
         "automatic failover: endpoint moved within {:.1}s",
         in_sync.as_secs_f64()
     );
-    // Never before `after`: the watcher waited for the primary to be lost.
-    assert!(first_write >= Duration::from_secs(6), "{first_write:?}");
+    // Never before `after` since the last probe that answered (the probes
+    // are a second apart: at least 5 s after the kill).
+    assert!(first_write >= Duration::from_secs(5), "{first_write:?}");
     assert!(
         wait_until(Duration::from_secs(20), || journals(&moto, "auto")
             .iter()
@@ -529,4 +550,362 @@ fn watch_once_exits_0_healthy_2_found_and_1_when_it_cannot_look() {
     // No bucket to keep the lease in: it cannot look.
     let run = common::pgdr_env(None, &["watch", "--once", &file], &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    // Armed, with a fence_command: the next run from cron fails over (the
+    // runs share the lease; the silence still counts from the lease).
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "  automatic: false\n",
+        "  automatic: true\n  fence_command: \"true\"\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let run = pgdr(Some(&moto), &["watch", "--once", &file]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("failover done"), "{}", run.stderr);
+    assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "f");
+    let all = journals(&moto, "once");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["trigger"], "automatic");
+    // And the next run reports the failover, never acts again.
+    let run = pgdr(Some(&moto), &["watch", "--once", &file]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("never fails back"), "{}", run.stderr);
+    assert_eq!(journals(&moto, "once").len(), 1);
+}
+
+/// Holds the lease the test reads: `"host:pid"` of the watcher.
+fn holder(moto: &Moto, cluster: &str, who: &str) -> Option<String> {
+    leases(moto, cluster)[who]["holder"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The timeline a server writes on (the first 8 hex digits of its WAL file).
+fn timeline(server: &Postgres) -> String {
+    server.psql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
+}
+
+#[test]
+fn two_watchers_promote_once_and_one_killed_mid_failover_is_finished_by_the_other() {
+    let primary = Postgres::start_with("wal_log_hints = on\n");
+    let standby = Postgres::standby_on(&primary, "two_b", "127.0.0.2");
+    let failover = "  automatic: true\n  after: 5s\n  check_every: 1s\n  guard: true\n";
+    let (moto, dir, file) = setup(
+        "two",
+        &plan_text("two", &primary.conninfo(), &[("two-b", &standby)], failover),
+    );
+    let mut guard = Background::start(
+        &moto,
+        None,
+        &["watch", "--guard", &file],
+        &dir.path().join("guard.log"),
+    );
+    // Watcher A holds the lease and will die the moment it has promoted.
+    let (key, spec) = common::failpoint("after:promote");
+    let a = Background::start_in(
+        None,
+        &moto,
+        None,
+        &["watch", &file],
+        &[(key, &spec)],
+        &dir.path().join("a.log"),
+    );
+    let a_pid = a.child.id();
+    assert!(
+        wait_until(Duration::from_secs(20), || holder(&moto, "two", "watcher")
+            .is_some_and(|h| h.ends_with(&format!(":{a_pid}")))
+            && holder(&moto, "two", "guard").is_some())
+        .is_some(),
+        "{}\n{}",
+        leases(&moto, "two"),
+        a.log()
+    );
+    let b = Background::start(&moto, None, &["watch", &file], &dir.path().join("b.log"));
+    primary.psql("CREATE TABLE t AS SELECT 1 AS id");
+    standby.wait_for("SELECT count(*) FROM pg_class WHERE relname = 't'", "1");
+    assert_eq!(timeline(&primary), "00000001");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(b.log().contains("healthy"), "{}", b.log());
+
+    guard.kill();
+    kill_postmaster(&primary);
+    // A promotes and dies (the failpoint aborts it right after the step).
+    assert!(
+        wait_until(Duration::from_secs(60), || a
+            .log()
+            .contains("aborting after promote"))
+        .is_some(),
+        "A never promoted:\n{}\nB:\n{}",
+        a.log(),
+        b.log()
+    );
+    // B takes the lapsed lease over and finishes: one journal, done.
+    assert!(
+        wait_until(Duration::from_secs(60), || journals(&moto, "two")
+            .iter()
+            .any(|j| j["outcome"] == "done"))
+        .is_some(),
+        "B did not finish:\n{}\nA:\n{}",
+        b.log(),
+        a.log()
+    );
+    let all = journals(&moto, "two");
+    assert_eq!(all.len(), 1, "{all:?}");
+    let journal = &all[0];
+    assert_eq!(journal["trigger"], "automatic", "{journal}");
+    let promote = journal["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "promote")
+        .unwrap();
+    // B found the standby promoted already and did not promote again.
+    assert_eq!(promote["outcome"], "already_done", "{promote}");
+    assert!(b.log().contains("finishing the failover"), "{}", b.log());
+    // One promotion: the timeline went up by exactly one.
+    assert_eq!(timeline(&standby), "00000002");
+    assert!(writable(&standby));
+    assert_eq!(endpoint(&moto, "two"), "127.0.0.2");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(journals(&moto, "two").len(), 1);
+    assert_eq!(timeline(&standby), "00000002");
+}
+
+#[test]
+fn a_flapping_primary_is_failed_over_at_most_once() {
+    let primary = Postgres::start_with("wal_log_hints = on\n");
+    let standby = Postgres::standby_on(&primary, "flap_b", "127.0.0.2");
+    let failover = "  automatic: true\n  after: 6s\n  check_every: 1s\n  guard: true\n";
+    let (moto, dir, file) = setup(
+        "flap",
+        &plan_text(
+            "flap",
+            &primary.conninfo(),
+            &[("flap-b", &standby)],
+            failover,
+        ),
+    );
+    let _guard = Background::start(
+        &moto,
+        None,
+        &["watch", "--guard", &file],
+        &dir.path().join("guard.log"),
+    );
+    let watcher = Background::start(
+        &moto,
+        None,
+        &["watch", &file],
+        &dir.path().join("watch.log"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || holder(&moto, "flap", "guard")
+            .is_some()
+            && watcher.log().contains("healthy"))
+        .is_some(),
+        "{}",
+        watcher.log()
+    );
+    // Down and up every few seconds, each outage shorter than `after`.
+    for _ in 0..5 {
+        primary.pg_ctl("-m immediate stop");
+        std::thread::sleep(Duration::from_secs(3));
+        primary.pg_ctl("start");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert!(journals(&moto, "flap").is_empty(), "{}", watcher.log());
+    assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "t");
+    assert!(writable(&primary));
+    // Then down for good: one failover.
+    primary.pg_ctl("-m immediate stop");
+    assert!(
+        wait_until(Duration::from_secs(60), || journals(&moto, "flap")
+            .iter()
+            .any(|j| j["outcome"] == "done"))
+        .is_some(),
+        "{}",
+        watcher.log()
+    );
+    // The old primary keeps flapping back: its guard keeps it fenced, and
+    // nothing fails over again (never back automatically).
+    for _ in 0..3 {
+        primary.pg_ctl("start");
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            !writable(&primary),
+            "the old primary took a write after the failover"
+        );
+        primary.pg_ctl("-m immediate stop");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_eq!(journals(&moto, "flap").len(), 1, "{}", watcher.log());
+    assert!(writable(&standby));
+    assert_eq!(timeline(&standby), "00000002");
+}
+
+/// Clients inside the old primary's network writing ten times a second:
+/// every write they saw acknowledged, with when.
+struct Writers {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(i64, Instant)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(ns: &Netns, server: &Postgres) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let (ns_name, host, port) = (ns.name.clone(), server.host.clone(), server.port);
+        let thread = {
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let mut id = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    id += 1;
+                    let began = Instant::now();
+                    let out = common::run(
+                        std::process::Command::new("ip")
+                            .args(["netns", "exec", &ns_name, "psql", "-h", &host])
+                            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
+                            .args(["-XAtc", &format!("INSERT INTO w (id) VALUES ({id})")])
+                            .env("PGCONNECT_TIMEOUT", "2")
+                            .stdin(Stdio::null()),
+                        Duration::from_secs(10),
+                    );
+                    if out.status.success() {
+                        acked.lock().unwrap().push((id, Instant::now()));
+                    }
+                    std::thread::sleep(Duration::from_millis(100).saturating_sub(began.elapsed()));
+                }
+            })
+        };
+        Writers {
+            stop,
+            acked,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) -> Vec<(i64, Instant)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_partitioned_primary_acknowledges_no_write_once_the_new_primary_took_one() {
+    assert!(
+        Netns::available(),
+        "this test puts the primary on a host of its own (ip netns): run the tests as root"
+    );
+    let ns = Netns::new();
+    let primary = Postgres::start_in_netns(&ns, "wal_log_hints = on\n");
+    let standby = Postgres::standby_on(&primary, "part_b", "127.0.0.2");
+    let failover = "  automatic: true\n  after: 6s\n  check_every: 1s\n  guard: true\n";
+    let (moto, dir, file) = setup(
+        "part",
+        &plan_text(
+            "part",
+            &primary.conninfo(),
+            &[("part-b", &standby)],
+            failover,
+        ),
+    );
+    // The guard runs beside the primary, on its host: it reaches the bucket
+    // over the same link.
+    let proxy = Proxy::start_on(&ns.host_addr, moto.port);
+    let guard = Background::start_in(
+        Some(&ns),
+        &moto,
+        Some(&proxy.endpoint()),
+        &["watch", "--guard", &file],
+        &[],
+        &dir.path().join("guard.log"),
+    );
+    let watcher = Background::start(
+        &moto,
+        None,
+        &["watch", &file],
+        &dir.path().join("watch.log"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || holder(&moto, "part", "guard")
+            .is_some()
+            && watcher.log().contains("healthy"))
+        .is_some(),
+        "{}\n{}",
+        guard.log(),
+        watcher.log()
+    );
+    primary.psql("CREATE TABLE w (id bigint PRIMARY KEY, at timestamptz DEFAULT now())");
+    standby.wait_for("SELECT count(*) FROM pg_class WHERE relname = 'w'", "1");
+    let mut writers = Writers::start(&ns, &primary);
+    std::thread::sleep(Duration::from_secs(3));
+
+    let cut = Instant::now();
+    ns.cut();
+    // The first write the new primary accepts; the time its attempt began
+    // (the earliest it can have been accepted).
+    let mut first_write = None;
+    let took = wait_until(Duration::from_secs(60), || {
+        let began = Instant::now();
+        let ok = writable(&standby);
+        if ok {
+            first_write = Some(began);
+        }
+        ok
+    });
+    assert!(
+        took.is_some(),
+        "no failover\nwatcher:\n{}\nguard:\n{}",
+        watcher.log(),
+        guard.log()
+    );
+    let first_write = first_write.unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let acked = writers.stop();
+    let after_cut: Vec<_> = acked.iter().filter(|(_, at)| *at > cut).collect();
+    let split_brain = acked.iter().filter(|(_, at)| *at >= first_write).count();
+    let on_new: HashSet<i64> = standby
+        .psql("SELECT id FROM w")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let lost = acked.iter().filter(|(id, _)| !on_new.contains(id)).count();
+    let window = after_cut
+        .iter()
+        .map(|(_, at)| *at - cut)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "partition: {} writes acknowledged before the cut; the old primary acknowledged {} after it, for {:.1}s ({lost} lost); {split_brain} after the new primary's first write ({:.1}s after the cut)",
+        acked.len() - after_cut.len(),
+        after_cut.len(),
+        window.as_secs_f64(),
+        (first_write - cut).as_secs_f64()
+    );
+    eprintln!("guard:\n{}", guard.log());
+    assert!(acked.len() > after_cut.len(), "the writers never wrote");
+    assert_eq!(
+        split_brain, 0,
+        "split brain: the old primary acknowledged writes after the new one took its first"
+    );
+    // The guard fenced before its lease could lapse: well inside `after`.
+    assert!(
+        window < Duration::from_secs(6),
+        "{window:?}\n{}",
+        guard.log()
+    );
+    assert!(
+        guard.log().contains("fenced the primary"),
+        "{}",
+        guard.log()
+    );
+    let journal = journals(&moto, "part").pop().unwrap();
+    assert_eq!(journal["trigger"], "automatic", "{journal}");
+    // The link comes back: the old primary stays fenced.
+    ns.heal();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!writable(&primary), "the old primary takes writes again");
+    assert_eq!(journals(&moto, "part").len(), 1);
 }

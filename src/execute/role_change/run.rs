@@ -67,7 +67,7 @@ pub fn servers(desired: &Desired, standby: &Standby) -> (String, String) {
 /// journal and where it was stored (or why it could not be).
 pub async fn run(
     request: &Request<'_>,
-    on_step: impl FnMut(&StepRecord),
+    mut on_step: impl FnMut(&StepRecord),
 ) -> anyhow::Result<(Journal, String)> {
     let Request {
         desired,
@@ -90,7 +90,12 @@ pub async fn run(
     let ts = crate::spec::time::compact(now);
     let sequence = steps::sequence(force.clone());
     let dyns: Vec<&dyn DynStep<RoleChange>> = sequence.iter().map(|s| s.as_ref()).collect();
-    let records = run_steps(&ctx, &dyns, on_step).await;
+    let records = run_steps(&ctx, &dyns, |record| {
+        on_step(record);
+        // A test's crash between two steps (`after:promote`), whoever runs them.
+        crate::execute::failpoint::crash_point(&record.step);
+    })
+    .await;
     let outcome = if required_succeeded(&dyns, &records) {
         "done"
     } else if records

@@ -29,7 +29,7 @@ pub async fn act(
             let fenced_by = match fence {
                 FenceBy::GuardLeaseExpired(seconds) => format!(
                     "the guard's lease went unrenewed for {seconds:.0}s (its length is {}s): the guard fenced its server, or is gone with it",
-                    w.failover.lease_time().as_secs()
+                    w.failover.guard_lease_time().as_secs()
                 ),
                 FenceBy::Command => match run_fence_command(w).await {
                     Ok(how) => how,
@@ -77,7 +77,7 @@ async fn fail_over(
     seen: &WatchSeen,
     leases: &Leases,
 ) -> Result<(String, String), ProviderError> {
-    let me = lease::me();
+    let me = w.me.clone();
     let cluster = w.desired.cluster().to_string();
     // Started only while this watcher holds the lease and (when the guard's
     // lapsed lease is the fence) the guard has not renewed since: the guard
@@ -88,8 +88,11 @@ async fn fail_over(
         .as_deref()
         .is_some_and(|f| f.starts_with("the guard's lease"));
     let mut started = false;
+    let resuming = seen.unfinished.as_deref() == Some(to);
     let mark = lease::update(&w.store, &w.key, &cluster, |l| {
+        // A failover another run started is resumed, never started twice.
         started = l.watcher.as_ref().is_some_and(|h| h.holder == me)
+            && (l.failing_over_to.is_none() || resuming)
             && (!lapsed_guard || l.guard.as_ref().map(|g| g.renewals) == guard_renewals);
         if started {
             l.failing_over_to = Some(to.to_string());

@@ -18,6 +18,7 @@ use crate::providers::storage::Store;
 use crate::providers::{ProviderError, Systems};
 use crate::spec::time::now_unix;
 use crate::spec::{Desired, Failover};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 pub struct Guard<'a> {
@@ -32,7 +33,21 @@ pub struct Guard<'a> {
     started_at: i64,
     last_renewed: Option<Instant>,
     fenced_by_me: bool,
+    /// Each standby's last reply time and when this guard saw it change.
+    replies_seen: HashMap<String, (Option<f64>, Instant)>,
 }
+
+/// How often the guard looks: four times a check, at most a second apart
+/// between looks at its own server (a local query; the bucket is asked only
+/// when a renewal is due or the standbys fall silent). The lost-write window
+/// of a partition is about [`STANDBY_SILENCE`] plus this plus the bucket probe.
+pub fn guard_every(failover: &Failover) -> Duration {
+    failover.check_every.std().min(Duration::from_secs(1)) / 4
+}
+
+/// How long the bucket may take to confirm the guard is cut off, once its
+/// standbys are silent (a healthy S3 answers a HEAD in tens of milliseconds).
+const CUT_OFF_PROBE: Duration = Duration::from_millis(500);
 
 /// What one look of the guard concluded and did.
 #[derive(Debug)]
@@ -62,6 +77,7 @@ impl<'a> Guard<'a> {
             started_at: now_unix(),
             last_renewed: None,
             fenced_by_me: false,
+            replies_seen: HashMap::new(),
         })
     }
 
@@ -108,21 +124,40 @@ impl<'a> Guard<'a> {
             .filter(|s| s.postgres.is_some() && s.rds.is_none())
             .map(|s| s.name.as_str())
             .collect();
+        let now = Instant::now();
         let streaming = planned
             .iter()
             .filter(|name| {
-                replies.iter().any(|(app, state, age)| {
-                    app == *name && state == "streaming" && *age < STANDBY_SILENCE
+                replies.iter().any(|(app, state, reply)| {
+                    app == *name
+                        && state == "streaming"
+                        && self.silent_for(app, *reply, now) < STANDBY_SILENCE
                 })
             })
             .count();
-        let renew_every = (self.failover.lease_time().as_secs_f64() / 3.0)
+        self.replies_seen
+            .retain(|app, _| replies.iter().any(|(a, _, _)| a == app));
+        let renew_every = (self.failover.guard_lease_time().as_secs_f64() / 3.0)
             .max(self.failover.check_every.as_secs_f64());
         let due = self
             .last_renewed
             .is_none_or(|at| at.elapsed().as_secs_f64() >= renew_every);
-        let (bucket_answers, failed_over) =
-            self.touch_bucket(due || self.fenced_by_me, limit).await;
+        let silent = writable && streaming < planned.len();
+        let (bucket_answers, failed_over) = if due || self.fenced_by_me {
+            // With the standbys silent the renewal is also the probe; else
+            // at most a second, so a cut during a renewal does not hold the
+            // next look back for long.
+            let limit = if silent {
+                CUT_OFF_PROBE
+            } else {
+                limit.min(Duration::from_secs(1))
+            };
+            self.touch_bucket(true, limit).await
+        } else if silent {
+            self.touch_bucket(false, CUT_OFF_PROBE).await
+        } else {
+            (true, None)
+        };
         let look = GuardLook {
             writable,
             standbys_streaming: streaming,
@@ -149,6 +184,22 @@ impl<'a> Guard<'a> {
         Ok(GuardLooked { verdict, look })
     }
 
+    /// How long (seconds, on this guard's clock) `app`'s reply time has
+    /// stood still; a value seen for the first time counts as just heard.
+    fn silent_for(&mut self, app: &str, reply: Option<f64>, now: Instant) -> f64 {
+        let seen = self
+            .replies_seen
+            .entry(app.to_string())
+            .or_insert((reply, now));
+        if seen.0 != reply {
+            *seen = (reply, now);
+        }
+        if reply.is_none() {
+            return f64::MAX;
+        }
+        now.duration_since(seen.1).as_secs_f64()
+    }
+
     /// Stopped on purpose (SIGTERM): the guard lease is removed, not left to
     /// lapse — a lapsed lease tells a watcher the old primary is fenced or
     /// gone, which a stopped guard cannot promise. Without it a watcher
@@ -172,7 +223,7 @@ impl<'a> Guard<'a> {
     /// the lease object, a failover started or done since this guard began.
     async fn touch_bucket(&mut self, renew: bool, limit: Duration) -> (bool, Option<String>) {
         let me = self.me.clone();
-        let seconds = self.failover.lease_time().as_secs();
+        let seconds = self.failover.guard_lease_time().as_secs();
         let started_at = self.started_at;
         let cluster = self.desired.cluster().to_string();
         let touched = tokio::time::timeout(limit, async {

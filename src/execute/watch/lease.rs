@@ -86,6 +86,12 @@ pub async fn bounded<T>(
     })
 }
 
+/// The holder name every run of `pgdr watch --once` shares (cron runs one
+/// at a time; a Kubernetes CronJob with `concurrencyPolicy: Forbid`).
+pub fn once_holder() -> String {
+    "pgdr watch --once".to_string()
+}
+
 /// This process's name in a lease: `host:pid`.
 pub fn me() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

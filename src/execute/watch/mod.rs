@@ -43,6 +43,12 @@ pub struct Watcher<'a> {
     guard_seen: Option<Sighting>,
     /// `--write-plan`: an automatic failover writes the new roles into the plan file.
     pub write_plan: bool,
+    /// `--once` (cron): this process looks once and remembers nothing, so
+    /// it cannot see a lease stand still on its own clock. Runs of `--once`
+    /// share one holder name, and judge other holders by the age of their
+    /// last renewal (`renewed_at`: the holder's clock against this one's —
+    /// keep the clocks in sync, as NTP does).
+    once: bool,
     /// The last refusal paged (a person is told once, not every look).
     paged: Option<String>,
     /// Sees each step of an automatic failover as it ends (the command prints it).
@@ -86,9 +92,32 @@ impl<'a> Watcher<'a> {
             watcher_seen: None,
             guard_seen: None,
             write_plan: false,
+            once: false,
             paged: None,
             on_step: |_| {},
         })
+    }
+
+    /// For `--once`: see [`Watcher::once`].
+    pub fn looking_once(mut self) -> Self {
+        self.once = true;
+        self.me = lease::once_holder();
+        self
+    }
+
+    /// Seconds `lease` has gone unrenewed, as far as this watcher can tell
+    /// (updating what it saw).
+    fn unchanged_for(
+        once: bool,
+        seen: &mut Option<Sighting>,
+        lease: &crate::state::watch::Lease,
+    ) -> f64 {
+        let here = Sighting::unchanged_for(seen, lease);
+        if once {
+            (now_unix() - lease.renewed_at.secs()).max(0) as f64
+        } else {
+            here
+        }
     }
 
     /// One look: observe, decide, act when the verdict says so, and record
@@ -158,7 +187,7 @@ impl<'a> Watcher<'a> {
                 .map(|_| format!("standby {}", s.name))
         });
         let guard = leases.guard.as_ref().map(|g| GuardSeen {
-            unchanged_for: Sighting::unchanged_for(&mut self.guard_seen, g),
+            unchanged_for: Self::unchanged_for(self.once, &mut self.guard_seen, g),
             seconds: g.seconds,
         });
         let seen = WatchSeen {
@@ -207,12 +236,13 @@ impl<'a> Watcher<'a> {
         let seconds = self.failover.lease_time().as_secs();
         let mut holds = Err(String::new());
         let seen = &mut self.watcher_seen;
+        let once = self.once;
         let limit = bucket_limit(&self.failover);
         let update = lease::update(&self.store, &self.key, self.desired.cluster(), |leases| {
             let unchanged = leases
                 .watcher
                 .as_ref()
-                .map_or(0.0, |l| Sighting::unchanged_for(seen, l));
+                .map_or(0.0, |l| Self::unchanged_for(once, seen, l));
             holds = if lease::take_or_renew(&mut leases.watcher, &me, seconds, unchanged) {
                 Ok(())
             } else {

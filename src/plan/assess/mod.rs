@@ -143,6 +143,20 @@ pub enum Kind {
         kind: String,
         started_at: Timestamp,
     },
+    /// `failover.automatic` is on and no watcher (`guard: false`) or no
+    /// guard (`guard: true`) renews its lease: `who` is `watcher` or
+    /// `guard`; `last` when it was last renewed, if ever.
+    FailoverAgentMissing {
+        who: &'static str,
+        last: Option<Timestamp>,
+        file: String,
+    },
+    /// The watcher's last look refused an automatic failover a person must
+    /// act on (and paged through `notify_command`).
+    FailoverRefused {
+        at: Timestamp,
+        why: String,
+    },
 }
 
 /// RTO or RPO.
@@ -184,6 +198,13 @@ pub fn assess(desired: &Desired, live: &Live, now: Option<i64>) -> Assessment {
         findings.extend(drills::findings(desired, content));
     }
     findings.extend(failovers::findings(desired, live));
+    let now = now.or_else(|| {
+        live.archive_content
+            .as_ref()
+            .and_then(|c| c.as_ref().ok())
+            .and_then(|c| c.observed_at_unix)
+    });
+    findings.extend(failovers::watch_findings(desired, live, now));
     Assessment { findings, figures }
 }
 

@@ -426,17 +426,21 @@ pub async fn receiver(role: &str, info: &Conninfo, env: &PgEnv) -> Result<Receiv
     })
 }
 
-/// How long ago each standby streaming from this server last answered it
-/// (`pg_stat_replication.reply_time`): (application_name, state, seconds).
-/// What the guard watches beside the primary.
-pub async fn replies(session: &Session) -> Result<Vec<(String, String, f64)>, ProviderError> {
+/// Each standby streaming from this server and when it last answered
+/// (`pg_stat_replication.reply_time`, on the standby's clock, as Unix
+/// seconds): (application_name, state, reply time). What the guard watches
+/// beside the primary; it judges silence by how long the value stays still
+/// on its own clock, so two hosts' clocks are never compared.
+pub async fn replies(
+    session: &Session,
+) -> Result<Vec<(String, String, Option<f64>)>, ProviderError> {
     let read =
         |e: tokio_postgres::Error| query_error(session.system(), "reading pg_stat_replication", &e);
     let rows = session
         .client()
         .query(
             "SELECT application_name, coalesce(state, ''),
-                    coalesce(extract(epoch FROM now() - reply_time), 1e9)::float8
+                    extract(epoch FROM reply_time)::float8
                FROM pg_stat_replication",
             &[],
         )

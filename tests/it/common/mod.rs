@@ -13,8 +13,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
+mod netns;
 mod proxy;
 pub mod validators;
+pub use netns::Netns;
 #[allow(unused_imports)]
 pub use proxy::{Fault, Proxy};
 use std::net::TcpListener;
@@ -212,7 +214,7 @@ impl Postgres {
                 )
             },
             || {
-                try_lib(&format!("stop_pg {d}/pg; rm -rf {d}/pg"));
+                try_lib(&format!("stop_pg {d}/pg; rm -rf {d}/pg/data"));
             },
         );
         Postgres {
@@ -221,6 +223,27 @@ impl Postgres {
             host: "127.0.0.1".into(),
             envs: envs.to_vec(),
         }
+    }
+
+    /// A server on another host: inside `ns`, listening on its address,
+    /// trusting clients from the host's side of the link (the standbys, pgdr).
+    pub fn start_in_netns(ns: &Netns, conf: &str) -> Self {
+        let dir = server_dir("pgdr-test-pg");
+        let pg = dir.path().join("pg");
+        std::fs::create_dir_all(&pg).unwrap();
+        std::fs::write(pg.join("listen"), &ns.addr).unwrap();
+        std::fs::write(
+            pg.join("hba"),
+            format!(
+                "host all all {0}/32 trust\nhost replication all {0}/32 trust\nhost all all {1}/32 trust\n",
+                ns.host_addr, ns.addr
+            ),
+        )
+        .unwrap();
+        let envs = [("PGDR_NETNS".to_string(), ns.name.clone())];
+        let mut server = Self::start_in(dir, conf, &envs);
+        server.host = ns.addr.clone();
+        server
     }
 
     /// A folder to restore a server into: `dir/pg` owned by the server's user,
@@ -918,8 +941,22 @@ pub fn pgdr_env(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Ru
 /// The command [`pgdr_env`] runs, for a test that starts it in the background.
 #[track_caller]
 pub fn pgdr_command(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -> Command {
+    pgdr_command_in(None, moto, args, envs)
+}
+
+/// [`pgdr_command`] run inside `ns` (another host), when given.
+pub fn pgdr_command_in(
+    ns: Option<&Netns>,
+    moto: Option<&Moto>,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Command {
     let locks = lock_dir();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgdr"));
+    let bin = env!("CARGO_BIN_EXE_pgdr");
+    let mut cmd = match ns {
+        Some(ns) => ns.command(bin),
+        None => Command::new(bin),
+    };
     cmd.args(args)
         .env("PGDR_LOCK_DIR", locks)
         .env("PGDR_SCRATCH_DIR", scratch_dir())

@@ -30,6 +30,8 @@ pub enum Fault {
 
 pub struct Proxy {
     pub port: u16,
+    /// The address it listens on (another host's side of a veth pair, say).
+    addr: String,
     upstream: u16,
     state: Arc<Mutex<State>>,
 }
@@ -48,8 +50,15 @@ struct State {
 
 impl Proxy {
     pub fn start(upstream: u16) -> Self {
+        Self::start_on("127.0.0.1", upstream)
+    }
+
+    /// A proxy listening on `addr`: how a process in a network namespace
+    /// reaches the emulator on the host's loopback.
+    pub fn start_on(addr: &str, upstream: u16) -> Self {
         let proxy = Proxy {
             port: super::free_port(),
+            addr: addr.to_string(),
             upstream,
             state: Default::default(),
         };
@@ -58,7 +67,7 @@ impl Proxy {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.addr, self.port)
     }
 
     /// Answers the next `n` requests with `fault` instead of forwarding them.
@@ -88,7 +97,8 @@ impl Proxy {
             state.listener += 1;
             state.listener
         };
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("proxy port free again");
+        let listener =
+            TcpListener::bind((self.addr.as_str(), self.port)).expect("proxy port free again");
         listener.set_nonblocking(true).unwrap();
         let state = self.state.clone();
         let upstream = self.upstream;
