@@ -76,9 +76,15 @@ teardown() {
     kill -9 "$pid" 2>/dev/null || true
   done
   for d in "${DATA_DIRS[@]}"; do
-    [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$BIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1
+    # A killed postmaster leaves its pid file: pg_ctl fails then, which is fine.
+    if [ -f "$d/postmaster.pid" ]; then
+      runuser -u postgres -- "$BIN/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true
+    fi
   done
-  [ -n "$NS" ] && ip netns del "$NS" 2>/dev/null
+  if [ -n "$NS" ]; then
+    ip netns del "$NS" 2>/dev/null || true
+    ip link del "$HOST_IF" 2>/dev/null || true
+  fi
   KILL_PIDS=() DATA_DIRS=() NS=
   sleep 0.5
 }
@@ -109,19 +115,25 @@ first_write() {
   echo "never" && return 1
 }
 
-# A network namespace for the isolated primary: NS, HOST_IF, HOST_ADDR, NS_ADDR.
+# A network namespace for the isolated primary (a new one each call: a
+# deleted one's interfaces go away in the background): NS, HOST_IF,
+# HOST_ADDR, NS_ADDR.
+NS_SEQ=0
 make_ns() {
-  NS="pgdr-bench-$1"
-  HOST_IF="pbh$1"
-  HOST_ADDR="10.230.$1.1"
-  NS_ADDR="10.230.$1.2"
+  NS_SEQ=$((NS_SEQ + 1))
+  while ip link show "pbh$NS_SEQ" >/dev/null 2>&1; do NS_SEQ=$((NS_SEQ + 1)); done
+  local n=$NS_SEQ
+  NS="pgdr-bench-$n"
+  HOST_IF="pbh$n"
+  HOST_ADDR="10.230.$n.1"
+  NS_ADDR="10.230.$n.2"
   ip netns add "$NS"
-  ip link add "$HOST_IF" type veth peer name "pbn$1"
-  ip link set "pbn$1" netns "$NS"
+  ip link add "$HOST_IF" type veth peer name "pbn$n"
+  ip link set "pbn$n" netns "$NS"
   ip addr add "$HOST_ADDR/24" dev "$HOST_IF"
   ip link set "$HOST_IF" up
-  ip netns exec "$NS" ip addr add "$NS_ADDR/24" dev "pbn$1"
-  ip netns exec "$NS" ip link set "pbn$1" up
+  ip netns exec "$NS" ip addr add "$NS_ADDR/24" dev "pbn$n"
+  ip netns exec "$NS" ip link set "pbn$n" up
   ip netns exec "$NS" ip link set lo up
 }
 
@@ -261,7 +273,7 @@ pgdr_host_death() {
 
 pgdr_partition() {
   local name="pgdr-part-$1-$2" cut first
-  make_ns "$2"
+  make_ns
   pgdr_pair "$name" "$1" "$NS"
   pgdr_agents "$name" "$NS"
   writer "$NS" "$NS_ADDR" "$P" "$D/acked" "$D/stop" &
@@ -320,7 +332,7 @@ patroni_cluster() {
 scope: $1
 name: n$i
 restapi: {listen: '$host:$api', connect_address: '$host:$api'}
-etcd3: {hosts: '$hosts'}
+etcd3: {hosts: '$hosts', use_proxies: true}  # no discovery: n1 reaches etcd at another address
 bootstrap:
   dcs:
     ttl: $ttl
@@ -388,7 +400,7 @@ patroni_host_death() {
 
 patroni_partition() {
   local name="patroni-part-$1-$2" cut first
-  make_ns "$2"
+  make_ns
   patroni_cluster "$name" "$1" "$NS"
   writer "$NS" "$NS_ADDR" "$P1" "$D/acked" "$D/stop" &
   local writing=$!

@@ -78,6 +78,14 @@ async fn watch(
         watcher = watcher.looking_once();
     }
     watcher.write_plan = args.write_plan;
+    watcher.on_acting = |cluster, verdict| {
+        eprintln!(
+            "{} pgdr watch {cluster}: {}: {}",
+            log_stamp(),
+            verdict.word(),
+            describe(verdict)
+        )
+    };
     watcher.on_step = |record| {
         eprintln!(
             "{} {}",
@@ -94,7 +102,10 @@ async fn watch(
         let quiet = match &looked {
             Ok(look) => {
                 let line = format!("{}: {}", look.verdict.word(), describe(&look.verdict));
-                if line != last || args.once {
+                // An action's verdict was said before it began.
+                if look.verdict.acts() {
+                    last = line;
+                } else if line != last || args.once {
                     eprintln!("{} pgdr watch {cluster}: {line}", log_stamp());
                     last = line;
                 }
@@ -121,7 +132,11 @@ async fn watch(
         if args.once {
             return Ok(quiet);
         }
-        if stopped(&mut stop, every.saturating_sub(started.elapsed())).await {
+        let mut pause = every.saturating_sub(started.elapsed());
+        if let Some(decisive) = looked.as_ref().ok().and_then(|l| l.decisive_in) {
+            pause = pause.min(decisive);
+        }
+        if stopped(&mut stop, pause).await {
             // Given up at once: another watcher need not wait for it to lapse.
             if let Err(e) = watcher.release().await {
                 eprintln!(

@@ -50,6 +50,11 @@ pub enum Verdict {
 
 impl Verdict {
     /// The word `status` and the lease show.
+    /// Whether the watcher acts on it (fails over, or finishes a failover).
+    pub fn acts(&self) -> bool {
+        matches!(self, Verdict::FailOver { .. } | Verdict::Resume { .. })
+    }
+
     pub fn word(&self) -> &'static str {
         match self {
             Verdict::Healthy => "healthy",
@@ -386,6 +391,13 @@ pub struct GuardLook {
 /// set by apply), and at every WAL write when busy. Silence alone fences
 /// nothing: the bucket must also fail to answer.
 pub const STANDBY_SILENCE: f64 = 1.5;
+
+/// The same for a standby that owes an answer: the primary has WAL it has not
+/// written. A connected standby answers as soon as it writes what it
+/// received, however far behind; silence with WAL owed means the link is
+/// gone, and that is exactly when writes are being acknowledged that the
+/// standby will never have — so the guard judges it four times sooner.
+pub const STANDBY_SILENCE_OWED: f64 = 0.5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GuardVerdict {

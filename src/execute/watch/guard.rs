@@ -11,7 +11,9 @@
 //! failover started. Of the two writes one comes first; the other sees it.
 
 use super::lease;
-use crate::plan::watch::{guard_decide, GuardLook, GuardVerdict, STANDBY_SILENCE};
+use crate::plan::watch::{
+    guard_decide, GuardLook, GuardVerdict, STANDBY_SILENCE, STANDBY_SILENCE_OWED,
+};
 use crate::providers::postgres::role as pg_role;
 use crate::providers::postgres::Session;
 use crate::providers::storage::Store;
@@ -128,15 +130,20 @@ impl<'a> Guard<'a> {
         let streaming = planned
             .iter()
             .filter(|name| {
-                replies.iter().any(|(app, state, reply)| {
-                    app == *name
-                        && state == "streaming"
-                        && self.silent_for(app, *reply, now) < STANDBY_SILENCE
+                replies.iter().any(|r| {
+                    let limit = if r.owes {
+                        STANDBY_SILENCE_OWED
+                    } else {
+                        STANDBY_SILENCE
+                    };
+                    r.application_name.as_str() == **name
+                        && r.state == "streaming"
+                        && self.silent_for(&r.application_name, r.reply_time, now) < limit
                 })
             })
             .count();
         self.replies_seen
-            .retain(|app, _| replies.iter().any(|(a, _, _)| a == app));
+            .retain(|app, _| replies.iter().any(|r| r.application_name == *app));
         let renew_every = (self.failover.guard_lease_time().as_secs_f64() / 3.0)
             .max(self.failover.check_every.as_secs_f64());
         let due = self

@@ -53,6 +53,9 @@ pub struct Watcher<'a> {
     paged: Option<String>,
     /// Sees each step of an automatic failover as it ends (the command prints it).
     pub on_step: fn(&crate::state::journal::StepRecord),
+    /// Sees a verdict that acts (a failover, or finishing one) before the
+    /// action begins, so the log says why before it says what.
+    pub on_acting: fn(&str, &Verdict),
 }
 
 /// What one look concluded, and did.
@@ -62,6 +65,10 @@ pub struct Look {
     /// A role change ran: its outcome (`done`, `refused`, `failed`) and
     /// where its journal is.
     pub acted: Option<(String, String)>,
+    /// When the primary is silent: how long until `after` (and the guard's
+    /// lease with its margin) will have run out, so the next look can come
+    /// then rather than up to a check later.
+    pub decisive_in: Option<Duration>,
 }
 
 impl<'a> Watcher<'a> {
@@ -95,6 +102,7 @@ impl<'a> Watcher<'a> {
             once: false,
             paged: None,
             on_step: |_| {},
+            on_acting: |_, _| {},
         })
     }
 
@@ -125,9 +133,17 @@ impl<'a> Watcher<'a> {
     pub async fn look(&mut self) -> Result<Look, ProviderError> {
         let (seen, leases) = self.observe().await?;
         let verdict = decide(&seen, &self.failover);
+        if verdict.acts() {
+            (self.on_acting)(self.desired.cluster(), &verdict);
+        }
         let acted = act::act(self, &verdict, &seen, &leases).await?;
         self.record(&verdict).await?;
-        Ok(Look { verdict, acted })
+        let decisive_in = decisive_in(&seen, &self.failover);
+        Ok(Look {
+            verdict,
+            acted,
+            decisive_in,
+        })
     }
 
     /// The primary, the standbys and the leases, read at once.
@@ -315,6 +331,19 @@ impl<'a> Watcher<'a> {
 /// two seconds (an object store's slow moments), well inside the lease.
 pub(super) fn bucket_limit(failover: &Failover) -> Duration {
     failover.check_every.std().max(Duration::from_secs(2))
+}
+
+/// While the primary is silent and not yet lost: when the verdict can next
+/// change — `after` run out, and the guard's lease lapsed with its margin.
+fn decisive_in(seen: &WatchSeen, failover: &Failover) -> Option<Duration> {
+    let down = seen.primary_down_for.filter(|_| !seen.primary_answers)?;
+    let mut wait = failover.after.as_secs_f64() - down;
+    if let Some(guard) = seen.guard {
+        let lapse = guard.seconds as f64 + crate::plan::watch::guard_margin(failover);
+        wait = wait.max(lapse - guard.unchanged_for);
+    }
+    // Just past the line, so that the look then finds it crossed.
+    (wait > 0.0).then(|| Duration::from_secs_f64(wait + 0.05))
 }
 
 /// A plan without a `failover` section is watched with the defaults and

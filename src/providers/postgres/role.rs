@@ -426,28 +426,45 @@ pub async fn receiver(role: &str, info: &Conninfo, env: &PgEnv) -> Result<Receiv
     })
 }
 
-/// Each standby streaming from this server and when it last answered
-/// (`pg_stat_replication.reply_time`, on the standby's clock, as Unix
-/// seconds): (application_name, state, reply time). What the guard watches
-/// beside the primary; it judges silence by how long the value stays still
-/// on its own clock, so two hosts' clocks are never compared.
-pub async fn replies(
-    session: &Session,
-) -> Result<Vec<(String, String, Option<f64>)>, ProviderError> {
+/// One standby as its primary sees it (`pg_stat_replication`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub application_name: String,
+    pub state: String,
+    /// When it last answered (`reply_time`, on the standby's clock, as Unix
+    /// seconds): the guard judges silence by how long this stands still on
+    /// its own clock, so two hosts' clocks are never compared.
+    pub reply_time: Option<f64>,
+    /// The primary has WAL this standby has not yet written: it owes an answer.
+    pub owes: bool,
+}
+
+/// Each standby streaming from this server, and whether it owes an answer.
+/// What the guard watches beside the primary.
+pub async fn replies(session: &Session) -> Result<Vec<Reply>, ProviderError> {
     let read =
         |e: tokio_postgres::Error| query_error(session.system(), "reading pg_stat_replication", &e);
     let rows = session
         .client()
         .query(
             "SELECT application_name, coalesce(state, ''),
-                    extract(epoch FROM reply_time)::float8
+                    extract(epoch FROM reply_time)::float8,
+                    CASE WHEN pg_is_in_recovery() THEN false
+                         ELSE coalesce(write_lsn < pg_current_wal_lsn(), true) END
                FROM pg_stat_replication",
             &[],
         )
         .await
         .map_err(read)?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok(Reply {
+                application_name: r.try_get(0)?,
+                state: r.try_get(1)?,
+                reply_time: r.try_get(2)?,
+                owes: r.try_get(3)?,
+            })
+        })
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(read)
 }

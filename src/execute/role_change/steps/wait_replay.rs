@@ -40,7 +40,7 @@ impl<'a> Step<RoleChange<'a>> for WaitReplay {
         match (seen.promoted, seen.target, seen.replayed) {
             (true, _, _) => Decision::Done("the standby is already promoted".into()),
             (false, None, _) => Decision::Done(
-                "the old primary was not fenced (it does not answer): the standby promotes with all the WAL it received".into(),
+                "the old primary does not answer, so its last WAL position is unknown: the standby promotes with all the WAL it received".into(),
             ),
             (false, Some(target), Some(replayed)) if replayed >= target => Decision::Done(format!(
                 "the standby replayed up to {replayed}, past the primary's last WAL position {target}: nothing is lost"
