@@ -9,8 +9,8 @@
 #   - host death, RUNS times each: SIGKILL of the primary's postmaster and of
 #     its agent (pgdr's guard, Patroni itself); seconds from the kill to the
 #     first INSERT accepted on the other node (polled every 0.1 s), and for
-#     pgdr to the endpoint record moved (moto answers INSYNC at once; pgdr's
-#     dns step waits for it). Patroni moves no DNS.
+#     pgdr to the endpoint in sync (the end of the journal's move-endpoint
+#     step, which waits for Route53's INSYNC). Patroni moves no DNS.
 #   - partition, PARTITION_RUNS times each: the primary and its agent in a
 #     network namespace of their own (another host), a writer beside them
 #     inserting every 0.1 s; the link cut. Counted: writes the isolated old
@@ -19,7 +19,7 @@
 #     its first (split brain).
 #
 # Prints figures and the pgdr/Patroni ratios (medians); asserts nothing.
-# Targets: pgdr (to the endpoint moved) <= 0.9x Patroni's first write at each
+# Targets: pgdr (to the endpoint in sync) <= 0.9x Patroni's first write at each
 # budget; lost-write window <= 0.5x Patroni's; 0 split-brain writes.
 #
 #   bench/auto-failover.sh [RUNS=5] [PARTITION_RUNS=3]
@@ -244,14 +244,23 @@ pgdr_agents() {
   return 1
 }
 
-endpoint_moved() {
-  local zone
-  zone=$(aws route53 list-hosted-zones-by-name --dns-name bench.internal. --query 'HostedZones[0].Id' --output text)
+# endpoint_insync NAME: when the endpoint was in sync on the new primary (Unix
+# seconds): the end of the journal's move-endpoint step, which waits for
+# INSYNC — read from the bucket once the journal is there (polling the aws
+# CLI would add its own second to every figure).
+endpoint_insync() {
+  local key
   for _ in $(seq 1 600); do
-    [ "$(aws route53 list-resource-record-sets --hosted-zone-id "$zone" \
-      --query "ResourceRecordSets[?Name=='$1.bench.internal.' && Type=='A'].ResourceRecords[0].Value" --output text)" = 127.0.0.2 ] &&
-      { now; return 0; }
-    sleep 0.1
+    key=$(aws s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1/failovers/" --query 'Contents[-1].Key' --output text 2>/dev/null)
+    if [ -n "$key" ] && [ "$key" != None ]; then
+      aws s3 cp "s3://$BUCKET/$key" - | python3 -c '
+import json, sys
+steps = {s["step"]: s for s in json.load(sys.stdin)["steps"]}
+s = steps.get("move-endpoint")
+print((s["started_unix_ms"] + s["duration_ms"]) / 1000 if s and s["outcome"] == "done" else "never")'
+      return 0
+    fi
+    sleep 0.2
   done
   echo never
 }
@@ -265,7 +274,7 @@ pgdr_host_death() {
   kill -9 "$(postmaster_pid "$D/pg/data")"
   killed=$(now)
   written=$(first_write 127.0.0.2 "$S") || true
-  moved=$(endpoint_moved "$name")
+  moved=$(endpoint_insync "$name")
   printf '%-8s %6ss %4s %10s %10s\n' pgdr "$1" "$2" "$(elapsed "$killed" "$written")" "$(elapsed "$killed" "$moved")"
   echo "pgdr $1 death $(elapsed "$killed" "$written") $(elapsed "$killed" "$moved")" >>"$WORK/figures"
   teardown
