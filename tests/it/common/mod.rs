@@ -945,6 +945,9 @@ pub fn pgdr_command(moto: Option<&Moto>, args: &[&str], envs: &[(&str, &str)]) -
 }
 
 /// [`pgdr_command`] run inside `ns` (another host), when given.
+// `#[track_caller]` all the way down from the test, so the folders are the
+// test file's own: the same ones its direct `common::lock_dir()` calls get.
+#[track_caller]
 pub fn pgdr_command_in(
     ns: Option<&Netns>,
     moto: Option<&Moto>,
