@@ -214,6 +214,12 @@ pub enum ListFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupMethodArg {
+    Files,
+    Stream,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// The cluster's plan file.
@@ -226,6 +232,15 @@ pub struct BackupArgs {
     /// Seconds to wait for the backup's last WAL segment to reach the archive.
     #[arg(long, default_value_t = 120)]
     pub wal_timeout: u64,
+    /// `files`: read the data folder here (the server's host), several files
+    /// at once; `stream`: pg_basebackup's one stream. Default: files when
+    /// the server's data folder is on this host and readable, else stream.
+    #[arg(long, value_enum)]
+    pub method: Option<BackupMethodArg>,
+    /// Files read at once, each into an object of its own (files method).
+    /// Default: the cores of this host.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
 }
 
 #[derive(Debug, Args)]

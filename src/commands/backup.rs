@@ -1,16 +1,20 @@
-//! `pgdr backup PLAN_FILE [--standby NAME]`: one base backup of the primary (or
-//! a standby) into `<prefix>base/<id>/`, under the cluster's backup lock.
+//! `pgdr backup PLAN_FILE [--standby NAME] [--method files|stream] [--jobs N]`:
+//! one base backup of the primary (or a standby) into `<prefix>base/<id>/`,
+//! under the cluster's backup lock.
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::cli::{BackupArgs, ListFormat};
-use crate::execute::backup::{self, BackupRequest};
+use crate::cli::{BackupArgs, BackupMethodArg, ListFormat};
+use crate::execute::backup::{self, BackupRequest, Method};
 use crate::execute::lock::RunLock;
+use crate::format::datadir;
+use crate::providers::postgres::BackupFacts;
 use crate::providers::storage::Store;
 use crate::providers::{postgres, Systems};
 use crate::settings::Settings;
 use crate::spec::Conninfo;
 use anyhow::{anyhow, Context};
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "backup")?;
@@ -55,14 +59,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
     if args.standby.is_none() && facts.in_recovery {
         anyhow::bail!("the primary is in recovery (a standby now?); back up the server that accepts writes, or a standby with --standby");
     }
-    let pg_basebackup = backup::pg_basebackup_for(facts.version_num).ok_or_else(|| {
-        anyhow!(
-            "pg_basebackup for PostgreSQL {} is not installed (looked in /usr/lib/postgresql/{}/bin)\nhint: install it with `apt-get install postgresql-client-{}`",
-            facts.version_num / 10000,
-            facts.version_num / 10000,
-            facts.version_num / 10000
-        )
-    })?;
+    let method = choose_method(args, &facts)?;
     let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
     let removed = backup::clean_leftovers(&store, &url)
         .await
@@ -74,9 +71,11 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
         url,
         cluster: desired.cluster().to_string(),
         source,
+        role,
         conninfo,
+        pg: settings.pg.clone(),
         facts,
-        pg_basebackup,
+        method,
         compression,
         wal_timeout: std::time::Duration::from_secs(args.wal_timeout),
         progress: std::io::stderr().is_terminal(),
@@ -103,10 +102,14 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             serde_json::to_string_pretty(&entry).expect("entry serialises")
         ),
         ListFormat::Human => format!(
-            "Backup {} of {} ({}): {} read in {:.1}s ({:.1} MB/s), {} stored ({:.1}x), every file matched the manifest; WAL {} to {} is archived.\n",
+            "Backup {} of {} ({}, {}): {} read in {:.1}s ({:.1} MB/s), {} stored ({:.1}x), every file matched the manifest; WAL {} to {} is archived.\n",
             entry.id,
             entry.cluster,
             entry.source,
+            match entry.bundles.len() {
+                0 => "pg_basebackup stream".to_string(),
+                n => format!("files, {} jobs", n - 1),
+            },
             crate::render::human::bytes(entry.size_bytes),
             entry.duration_seconds,
             entry.size_bytes as f64 / 1e6 / entry.duration_seconds.max(0.001),
@@ -118,4 +121,55 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
     };
     out(&text)?;
     Ok(Outcome::Clean)
+}
+
+/// Files when the server's data folder is on this host and readable (its
+/// `pg_control` names the same system), else pg_basebackup's stream;
+/// `--method` insists on one.
+fn choose_method(args: &BackupArgs, facts: &BackupFacts) -> anyhow::Result<Method> {
+    let data_dir = PathBuf::from(&facts.data_directory);
+    let local = local_data_dir(&data_dir, &facts.system_identifier);
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    match (args.method, local) {
+        (Some(BackupMethodArg::Files) | None, Ok(())) => Ok(Method::Files { data_dir, jobs }),
+        (Some(BackupMethodArg::Files), Err(why)) => Err(anyhow!(
+            "--method files reads the server's data folder on this host, and {why}\nhint: run pgdr backup on the database host (where archive_command runs pgdr), or use --method stream"
+        )),
+        (None, Err(why)) => {
+            tracing::info!(target: "pgdr::archive", "pg_basebackup's stream, not a file-level backup: {why}");
+            stream_method(facts)
+        }
+        (Some(BackupMethodArg::Stream), _) => stream_method(facts),
+    }
+}
+
+/// pg_basebackup of the server's major version.
+fn stream_method(facts: &BackupFacts) -> anyhow::Result<Method> {
+    let pg_basebackup = backup::pg_basebackup_for(facts.version_num).ok_or_else(|| {
+        let major = facts.version_num / 10000;
+        anyhow!(
+            "pg_basebackup for PostgreSQL {major} is not installed (looked in /usr/lib/postgresql/{major}/bin)\nhint: install it with `apt-get install postgresql-client-{major}`"
+        )
+    })?;
+    Ok(Method::Stream { pg_basebackup })
+}
+
+/// Whether `data_dir` on this host is the data folder of the server with
+/// `system_identifier`; why not, if it is not.
+fn local_data_dir(data_dir: &Path, system_identifier: &str) -> Result<(), String> {
+    let control = data_dir.join("global/pg_control");
+    let bytes = std::fs::read(&control)
+        .map_err(|e| format!("{} cannot be read here ({e})", control.display()))?;
+    let here = datadir::control_system_identifier(&bytes).map(|id| id.to_string());
+    if here.as_deref() != Some(system_identifier) {
+        return Err(format!(
+            "{} on this host belongs to another server (system identifier {}, the server's is {system_identifier})",
+            data_dir.display(),
+            here.unwrap_or_default()
+        ));
+    }
+    Ok(())
 }

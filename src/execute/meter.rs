@@ -61,3 +61,34 @@ impl Meter {
         }
     }
 }
+
+/// A [`Meter`] several workers add to at once (a backup's or a restore's
+/// objects, read and written in parallel).
+pub struct SharedMeter {
+    read: std::sync::atomic::AtomicU64,
+    meter: std::sync::Mutex<Meter>,
+}
+
+impl SharedMeter {
+    pub fn new(label: &'static str, verb: &'static str, total: u64, on: bool) -> Self {
+        SharedMeter {
+            read: std::sync::atomic::AtomicU64::new(0),
+            meter: std::sync::Mutex::new(Meter::new(label, verb, total, on)),
+        }
+    }
+
+    /// Counts `n` more bytes; redraws unless another worker is drawing.
+    pub fn add(&self, n: u64) {
+        let read = self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        if let Ok(mut meter) = self.meter.try_lock() {
+            meter.show(read);
+        }
+    }
+
+    pub fn done(&self) {
+        let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
+        if let Ok(meter) = self.meter.lock() {
+            meter.done(read);
+        }
+    }
+}

@@ -20,6 +20,14 @@ pub const BACKUP_JSON: &str = "backup.json";
 /// A backup's data: the tar stream, compressed or not.
 pub const DATA_OBJECT: &str = "data.tar.zst";
 pub const DATA_OBJECT_PLAIN: &str = "data.tar";
+/// A file-level backup's objects: `data-0.tar.zst` (folders, `pg_control`,
+/// `backup_label`), then one per job.
+pub fn bundle_object(index: usize, compression: Compression) -> String {
+    match compression {
+        Compression::Zstd => format!("data-{index}.tar.zst"),
+        Compression::None => format!("data-{index}.tar"),
+    }
+}
 /// The server's manifest, kept beside the data (also the stream's last file).
 pub const MANIFEST_OBJECT: &str = super::manifest::MANIFEST_ENTRY;
 

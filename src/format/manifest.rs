@@ -1,7 +1,9 @@
-//! PostgreSQL's `backup_manifest` (the server's own list of every file of a
-//! base backup, with sizes and SHA-256, and the WAL range it needs): every
-//! file of a stream is checked against it, when the backup is taken and again
-//! when it is restored. Pure.
+//! PostgreSQL's `backup_manifest` (the list of every file of a base backup,
+//! with sizes and SHA-256, and the WAL range it needs): every file is checked
+//! against it when the backup is taken and again when it is restored. A
+//! stream backup gets it from the server; a file-level backup writes its own
+//! in the same format ([`render_manifest`]), so `pg_verifybackup` checks
+//! either. Pure.
 
 use super::FormatError;
 use crate::state::wal::Lsn;
@@ -77,6 +79,44 @@ pub fn check_manifest(
     Ok((timeline, lsn("Start-LSN")?, lsn("End-LSN")?))
 }
 
+/// One file of a backup as its manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// Relative to the data folder, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// Unix seconds.
+    pub modified: i64,
+    /// Hex SHA-256 of the bytes stored.
+    pub sha256: String,
+}
+
+/// A `backup_manifest` in PostgreSQL's format (version 1, as
+/// src/backend/backup/backup_manifest.c writes it): one line per file, the
+/// WAL range, and last the SHA-256 of everything before that line, which
+/// `pg_verifybackup` checks first.
+pub fn render_manifest(files: &[ManifestFile], timeline: u32, start: Lsn, end: Lsn) -> Vec<u8> {
+    let mut text = String::from("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [");
+    for (i, file) in files.iter().enumerate() {
+        text.push_str(if i == 0 { "\n" } else { ",\n" });
+        text.push_str(&format!(
+            "{{ \"Path\": {}, \"Size\": {}, \"Last-Modified\": \"{}\", \"Checksum-Algorithm\": \"SHA256\", \"Checksum\": \"{}\" }}",
+            serde_json::Value::from(file.path.as_str()),
+            file.size,
+            crate::spec::time::rfc3339(file.modified)
+                .replace('T', " ")
+                .replace('Z', " GMT"),
+            file.sha256
+        ));
+    }
+    text.push_str(&format!(
+        "\n],\n\"WAL-Ranges\": [\n{{ \"Timeline\": {timeline}, \"Start-LSN\": \"{start}\", \"End-LSN\": \"{end}\" }}\n],\n"
+    ));
+    let checksum = crate::spec::sha256_hex(text.as_bytes());
+    text.push_str(&format!("\"Manifest-Checksum\": \"{checksum}\"}}\n"));
+    text.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +148,30 @@ mod tests {
         extra.insert("stray".into(), (0, String::new()));
         assert!(check_manifest(&manifest(&good, 3), &extra).is_err());
         assert!(check_manifest(&manifest(&good, 3), &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_rendered_manifest_is_json_checks_its_files_and_carries_its_checksum() {
+        let files = vec![ManifestFile {
+            path: "PG_VERSION".into(),
+            size: 3,
+            modified: 1_795_515_300,
+            sha256: crate::spec::sha256_hex(b"15\n"),
+        }];
+        let start = Lsn::parse("0/2000028").unwrap();
+        let end = Lsn::parse("0/2000100").unwrap();
+        let text = render_manifest(&files, 1, start, end);
+        let doc: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(doc["Files"][0]["Last-Modified"], "2026-11-24 10:15:00 GMT");
+        let mut streamed = BTreeMap::new();
+        streamed.insert("PG_VERSION".to_string(), (3, files[0].sha256.clone()));
+        assert_eq!(check_manifest(&text, &streamed).unwrap(), (1, start, end));
+        // The checksum covers everything up to the line that carries it.
+        let body = std::str::from_utf8(&text).unwrap();
+        let cut = body.rfind("\"Manifest-Checksum\"").unwrap();
+        assert_eq!(
+            doc["Manifest-Checksum"],
+            crate::spec::sha256_hex(&text[..cut])
+        );
     }
 }

@@ -11,8 +11,10 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod datadir;
 pub mod layout;
 pub mod manifest;
+pub mod page;
 pub mod tar;
 
 pub use layout::ArchiveUrl;

@@ -53,6 +53,9 @@ pub struct Scanned {
     pub manifest: Option<Vec<u8>>,
     /// Regular files, folders and links written (when extracting).
     pub written: u64,
+    /// The folders this extraction made: where the files of a file-level
+    /// backup's other objects may go ([`extract_files`]).
+    pub folders: HashSet<PathBuf>,
 }
 
 impl Scanned {
@@ -81,23 +84,39 @@ impl Sink for NoSink {
 
 /// Reads the stream to its end-of-archive marker, hashing every file.
 pub fn scan(reader: impl Read) -> Result<Scanned, FormatError> {
-    walk::<NoSink>(reader, None)
+    walk::<NoSink>(reader, None, None)
 }
 
 /// [`scan`], handing every entry to `sink` under the rules above.
 pub fn extract<S: Sink>(reader: impl Read, sink: &mut S) -> Result<Scanned, FormatError> {
-    walk(reader, Some(sink))
+    walk(reader, Some(sink), None)
+}
+
+/// [`extract`] of a stream that holds regular files only, each into one of
+/// `folders` (what the extraction of the backup's first object made): the
+/// other objects of a file-level backup, written at once into one folder.
+pub fn extract_files<S: Sink>(
+    reader: impl Read,
+    sink: &mut S,
+    folders: &HashSet<PathBuf>,
+) -> Result<Scanned, FormatError> {
+    walk(reader, Some(sink), Some(folders))
 }
 
 fn corrupt(what: impl std::fmt::Display) -> FormatError {
     FormatError::Corrupt(format!("the backup's tar stream is damaged: {what}"))
 }
 
-fn walk<S: Sink>(reader: impl Read, mut sink: Option<&mut S>) -> Result<Scanned, FormatError> {
+fn walk<S: Sink>(
+    reader: impl Read,
+    mut sink: Option<&mut S>,
+    known: Option<&HashSet<PathBuf>>,
+) -> Result<Scanned, FormatError> {
     let mut archive = tar::Archive::new(reader);
     let mut scanned = Scanned::default();
     // Folders this extraction created: the only places entries go.
     let mut made: HashSet<PathBuf> = HashSet::new();
+
     let mut buf = vec![0u8; 1 << 20];
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
@@ -109,7 +128,16 @@ fn walk<S: Sink>(reader: impl Read, mut sink: Option<&mut S>) -> Result<Scanned,
         let mut file = None;
         if let Some(sink) = sink.as_deref_mut() {
             let parent = path.parent().unwrap_or(Path::new(""));
-            if !parent.as_os_str().is_empty() && !made.contains(parent) {
+            let known_parent = match known {
+                Some(folders) => folders.contains(parent),
+                None => made.contains(parent),
+            };
+            if known.is_some() && !matches!(kind, EntryType::Regular | EntryType::Continuous) {
+                return Err(FormatError::Corrupt(format!(
+                    "tar entry `{name}` is a {kind:?} in an object that holds only files (pgdr writes folders and links into a backup's first object), so the backup is refused"
+                )));
+            }
+            if !parent.as_os_str().is_empty() && !known_parent {
                 return Err(FormatError::Corrupt(format!(
                     "tar entry `{name}` lies in `{}`, which is not a folder of this backup (a link, or not yet made): nothing is written through a link, so the backup is refused",
                     parent.display()
@@ -185,6 +213,7 @@ fn walk<S: Sink>(reader: impl Read, mut sink: Option<&mut S>) -> Result<Scanned,
             scanned.files.insert(name, (size, sha));
         }
     }
+    scanned.folders = made;
     Ok(scanned)
 }
 

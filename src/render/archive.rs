@@ -22,6 +22,7 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
     let mut rows = vec![[
         "ID".to_string(),
         "SOURCE".into(),
+        "METHOD".into(),
         "STOP TIME".into(),
         "START LSN".into(),
         "STOP LSN".into(),
@@ -35,6 +36,7 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
         rows.push([
             b.id.clone(),
             b.source.clone(),
+            b.method.as_str().into(),
             b.stop_time.to_string(),
             b.start_lsn.to_string(),
             b.stop_lsn.to_string(),
@@ -45,7 +47,7 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
             if b.verified { "yes" } else { "no" }.into(),
         ]);
     }
-    let widths: Vec<usize> = (0..10)
+    let widths: Vec<usize> = (0..11)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut text = format!("Base backups in {url} (oldest first):\n");

@@ -34,11 +34,43 @@ pub struct BackupEntry {
     pub stored_bytes: u64,
     pub duration_seconds: f64,
     pub compression: String,
-    /// Object names inside the backup's folder.
+    /// Object names inside the backup's folder. For a file-level backup,
+    /// `data_object` is the first of `bundles`.
     pub data_object: String,
     pub manifest_object: String,
+    /// How it was taken: `stream` (pg_basebackup's tar stream, one object) or
+    /// `files` (pgdr read the data folder itself, in `bundles`). Entries
+    /// written before file-level backups existed are streams.
+    #[serde(default)]
+    pub method: BackupMethod,
+    /// A file-level backup's tar objects, in restore order: the first holds
+    /// the folders, links, `pg_control` and `backup_label`; each of the
+    /// others only files, so they are restored at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bundles: Vec<String>,
     /// Every file of the stream matched the server's manifest (SHA-256).
     pub verified: bool,
+}
+
+/// How a base backup was taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupMethod {
+    /// `pg_basebackup`'s tar stream: one server process reading, one object.
+    #[default]
+    Stream,
+    /// pgdr read the data folder between `pg_backup_start` and
+    /// `pg_backup_stop`, several files at once, into several objects.
+    Files,
+}
+
+impl BackupMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupMethod::Stream => "stream",
+            BackupMethod::Files => "files",
+        }
+    }
 }
 
 /// A WAL object that is not as pgdr archived it.
@@ -105,10 +137,18 @@ impl BackupEntry {
                 return Err(format!("{field} `{value}` is not a WAL segment name"));
             }
         }
-        for (field, value) in [
+        if self.method == BackupMethod::Files && self.bundles.first() != Some(&self.data_object) {
+            return Err(format!(
+                "a file-level backup whose data_object `{}` is not its first bundle",
+                self.data_object
+            ));
+        }
+        let names = [
             ("data_object", &self.data_object),
             ("manifest_object", &self.manifest_object),
-        ] {
+        ];
+        let bundles = self.bundles.iter().map(|b| ("bundles", b));
+        for (field, value) in names.into_iter().chain(bundles) {
             let plain = !value.is_empty()
                 && value
                     .bytes()
@@ -190,6 +230,8 @@ impl BackupEntry {
             compression: "zstd".into(),
             data_object: "data.tar.zst".into(),
             manifest_object: "backup_manifest".into(),
+            method: BackupMethod::Stream,
+            bundles: Vec::new(),
             verified: true,
         }
     }

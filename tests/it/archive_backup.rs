@@ -50,25 +50,33 @@ fn open_uploads(moto: &Moto) -> usize {
 /// with pg_verifybackup against the manifest stored beside it.
 fn verify_with_pg_verifybackup(moto: &Moto, folder: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let data = moto.download(BUCKET, &format!("{folder}data.tar.zst"));
-    let tar = zstd::stream::decode_all(data.as_slice()).unwrap();
-    let tar_file = dir.path().join("data.tar");
-    std::fs::write(&tar_file, tar).unwrap();
     let target = dir.path().join("restored");
     std::fs::create_dir(&target).unwrap();
-    let out = common::run(
-        Command::new("tar")
-            .arg("-xf")
-            .arg(&tar_file)
-            .arg("-C")
-            .arg(&target),
-        COMMAND_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "tar: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // Every data object (a file-level backup's first holds the folders).
+    let mut objects: Vec<String> = keys(moto, folder)
+        .into_iter()
+        .filter(|k| k.ends_with(".tar.zst"))
+        .collect();
+    objects.sort();
+    assert!(!objects.is_empty(), "no data object in {folder}");
+    for key in objects {
+        let tar = zstd::stream::decode_all(moto.download(BUCKET, &key).as_slice()).unwrap();
+        let tar_file = dir.path().join("data.tar");
+        std::fs::write(&tar_file, tar).unwrap();
+        let out = common::run(
+            Command::new("tar")
+                .arg("-xf")
+                .arg(&tar_file)
+                .arg("-C")
+                .arg(&target),
+            COMMAND_TIMEOUT,
+        );
+        assert!(
+            out.status.success(),
+            "tar: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     std::fs::write(
         target.join("backup_manifest"),
         moto.download(BUCKET, &format!("{folder}backup_manifest")),
@@ -98,9 +106,13 @@ fn a_backup_is_stored_listed_verified_by_pg_verifybackup_and_expired_by_keep() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_for(dir.path(), &pg, "bk/", 1);
 
-    let run = pgdr(Some(&moto), &["backup", &plan, "--format", "json"]);
+    // pg_basebackup's stream (the default where the data folder is not on
+    // this host; see the file-level test below for the default here).
+    let stream = ["backup", &plan, "--format", "json", "--method", "stream"];
+    let run = pgdr(Some(&moto), &stream);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let first = run.json();
+    assert_eq!(first["method"], "stream");
     let id = first["id"].as_str().unwrap().to_string();
     assert_eq!(first["verified"], true);
     assert!(first["size_bytes"].as_u64().unwrap() > 10_000_000);
@@ -156,7 +168,7 @@ fn a_backup_is_stored_listed_verified_by_pg_verifybackup_and_expired_by_keep() {
     for _ in 0..3 {
         pg.psql("INSERT INTO orders SELECT g, 'x' FROM generate_series(1, 50000) g; SELECT pg_switch_wal()");
     }
-    let run = pgdr(Some(&moto), &["backup", &plan, "--format", "json"]);
+    let run = pgdr(Some(&moto), &stream);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let second = run.json();
     let second_id = second["id"].as_str().unwrap().to_string();
@@ -243,9 +255,21 @@ fn a_corrupt_data_page_fails_the_backup_and_nothing_is_recorded() {
     pg.pg_ctl("start");
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_for(dir.path(), &pg, "bad/", 2);
-    let run = pgdr(Some(&moto), &["backup", &plan]);
+    // The server checks pages for pg_basebackup's stream.
+    let run = pgdr(Some(&moto), &["backup", &plan, "--method", "stream"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stderr.contains("checksum"), "{}", run.stderr);
+    // pgdr checks them as it reads the files itself, naming file and block.
+    let run = pgdr(Some(&moto), &["backup", &plan, "--jobs", "2"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let relation = pg.psql("SELECT pg_relation_filepath('precious')");
+    assert!(
+        run.stderr.contains(&format!(
+            "checksum verification failed in file \"{relation}\", block 0"
+        )),
+        "{}",
+        run.stderr
+    );
     assert!(!keys(&moto, "bad/base/")
         .iter()
         .any(|k| k.ends_with("backup.json")));
@@ -268,41 +292,220 @@ fn a_killed_backup_leaves_nothing_complete_and_the_next_one_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_for(dir.path(), &pg, "kill/", 2);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pgdr"));
-    child
-        .args(["backup", &plan])
-        .envs(moto.env())
-        .env("PGDR_LOCK_DIR", common::lock_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = child.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while open_uploads(&moto) == 0 && Instant::now() < deadline {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the backup ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL: no cleanup runs
-    child.wait().unwrap();
-    assert_eq!(open_uploads(&moto), 1);
-    assert!(!keys(&moto, "kill/base/")
-        .iter()
-        .any(|k| k.ends_with("backup.json")));
-    let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
-    assert_eq!(listed["backups"].as_array().unwrap().len(), 0);
+    for (round, method) in ["files", "stream"].into_iter().enumerate() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pgdr"));
+        child
+            .args(["backup", &plan, "--method", method])
+            .envs(moto.env())
+            .env("PGDR_LOCK_DIR", common::lock_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = child.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while open_uploads(&moto) == 0 && Instant::now() < deadline {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the {method} backup ended before it could be killed"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap(); // SIGKILL: no cleanup runs
+        child.wait().unwrap();
+        assert!(open_uploads(&moto) >= 1, "{method}");
+        let complete = |moto: &Moto| {
+            keys(moto, "kill/base/")
+                .iter()
+                .filter(|k| k.ends_with("backup.json"))
+                .count()
+        };
+        assert_eq!(complete(&moto), round, "{method}");
+        let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
+        assert_eq!(listed["backups"].as_array().unwrap().len(), round);
 
-    let run = pgdr(Some(&moto), &["backup", &plan]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("Removed what interrupted backups left: upload of kill/base/"),
-        "{}",
-        run.stderr
+        // The server ended the killed run's backup with its session: the
+        // next one starts one of its own.
+        let run = pgdr(Some(&moto), &["backup", &plan, "--method", method]);
+        assert_eq!(run.code, 0, "{method}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("Removed what interrupted backups left: upload of kill/base/"),
+            "{method}: {}",
+            run.stderr
+        );
+        assert_eq!(open_uploads(&moto), 0, "{method}");
+        let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
+        assert_eq!(listed["backups"].as_array().unwrap().len(), round + 1);
+        assert_eq!(listed["incomplete"].as_array().unwrap().len(), 0);
+        assert_eq!(listed["backups"][round]["method"], method);
+    }
+}
+
+/// Closes the current segment and waits until PostgreSQL reports it archived.
+fn archive_now(pg: &Postgres) {
+    let segment = pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+    pg.psql("SELECT pg_switch_wal()");
+    let query = format!("SELECT last_archived_wal >= '{segment}' FROM pg_stat_archiver");
+    assert_eq!(pg.wait_for(&query, "t"), "t", "{}", pg.server_log());
+}
+
+/// What the test's tables hold, as one line: equal lines, equal contents.
+fn contents(pg: &Postgres) -> String {
+    pg.psql(
+        "SELECT (SELECT md5(string_agg(id::text || ':' || note, ',' ORDER BY id)) FROM orders)
+             || ' ' || (SELECT count(*) || '/' || sum(g) FROM remote)",
+    )
+}
+
+#[test]
+fn a_file_level_backup_reads_in_parallel_checks_pages_and_restores_tablespaces() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "files/", "--data-checksums");
+    // A tablespace outside the data folder, owned by the server's user.
+    let outside = common::server_dir("pgdr-test-tablespace");
+    let location = outside.path().join("far");
+    std::fs::create_dir(&location).unwrap();
+    let owner = std::fs::metadata(pg.data_dir()).unwrap();
+    std::os::unix::fs::chown(
+        &location,
+        Some(std::os::unix::fs::MetadataExt::uid(&owner)),
+        Some(std::os::unix::fs::MetadataExt::gid(&owner)),
+    )
+    .unwrap();
+    pg.psql(&format!(
+        "CREATE TABLESPACE far LOCATION '{}'",
+        location.display()
+    ));
+    pg.psql(
+        "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 200000) g;
+         CREATE TABLE remote TABLESPACE far AS SELECT g FROM generate_series(1, 5000) g;
+         CREATE UNLOGGED TABLE scratch AS SELECT g FROM generate_series(1, 1000) g",
     );
-    assert_eq!(open_uploads(&moto), 0);
-    let listed = pgdr(Some(&moto), &["backups", &plan, "--format", "json"]).json();
-    assert_eq!(listed["backups"].as_array().unwrap().len(), 1);
-    assert_eq!(listed["incomplete"].as_array().unwrap().len(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(dir.path(), &pg, "files/", 2);
+
+    // The default where the data folder is on this host: files.
+    let run = pgdr(
+        Some(&moto),
+        &["backup", &plan, "--jobs", "2", "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let backup = run.json();
+    assert_eq!(backup["method"], "files", "{backup}");
+    assert_eq!(
+        backup["bundles"],
+        serde_json::json!(["data-0.tar.zst", "data-1.tar.zst", "data-2.tar.zst"])
+    );
+    assert_eq!(backup["data_object"], "data-0.tar.zst");
+    let id = backup["id"].as_str().unwrap();
+    let folder = format!("files/base/{id}/");
+    let mut stored = keys(&moto, &folder);
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            "backup.json",
+            "backup_manifest",
+            "data-0.tar.zst",
+            "data-1.tar.zst",
+            "data-2.tar.zst"
+        ]
+        .map(|k| format!("{folder}{k}"))
+    );
+    // pg_verifybackup checks the files against the manifest pgdr wrote.
+    let verified = verify_with_pg_verifybackup(&moto, &folder);
+    assert!(verified.contains("successfully verified"), "{verified}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&moto.download(BUCKET, &format!("{folder}backup_manifest")))
+            .unwrap();
+    let listed: Vec<&str> = manifest["Files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["Path"].as_str().unwrap())
+        .collect();
+    let remote = pg.psql("SELECT pg_relation_filepath('remote')");
+    let scratch = pg.psql("SELECT pg_relation_filepath('scratch')");
+    assert!(
+        listed.contains(&remote.as_str()),
+        "the tablespace's file {remote}"
+    );
+    assert!(listed.contains(&"backup_label") && listed.contains(&"global/pg_control"));
+    assert!(
+        !listed.contains(&scratch.as_str()),
+        "an unlogged relation's data"
+    );
+    assert!(
+        listed.contains(&format!("{scratch}_init").as_str()),
+        "its init fork"
+    );
+    assert!(!listed
+        .iter()
+        .any(|p| p.starts_with("pg_wal/") || *p == "postmaster.pid"));
+    let human = pgdr(Some(&moto), &["backups", &plan]);
+    assert!(human.stdout.contains(id), "{}", human.stdout);
+
+    // Rows after the backup come from the archive.
+    pg.psql("INSERT INTO orders SELECT g, 'after' FROM generate_series(200001, 200100) g");
+    archive_now(&pg);
+    let expected = contents(&pg);
+
+    let restore = Postgres::restore_dir();
+    let data = restore.path().join("pg/data");
+    let run = pgdr(
+        Some(&moto),
+        &["restore", &plan, "--to", data.to_str().unwrap(), "--latest"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let out = common::run(
+        Command::new("/usr/lib/postgresql/15/bin/pg_verifybackup")
+            .arg("--no-parse-wal")
+            .arg(&data),
+        COMMAND_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "pg_verifybackup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The tablespace is a folder of the restore's own, not a link outside.
+    let tablespace = data.join(remote.split('/').take(2).collect::<Vec<_>>().join("/"));
+    assert!(
+        tablespace.is_dir() && !tablespace.is_symlink(),
+        "{}",
+        tablespace.display()
+    );
+    let restored = Postgres::start_restored(restore, &moto.endpoint());
+    assert_eq!(
+        restored.wait_for("SELECT pg_is_in_recovery()", "f"),
+        "f",
+        "{}",
+        restored.server_log()
+    );
+    assert_eq!(contents(&restored), expected);
+    assert_eq!(
+        restored.psql("SELECT count(*) FROM scratch"),
+        "0",
+        "an unlogged table is reset"
+    );
+    // Every index and table page checked by amcheck, independently.
+    let out = common::run(
+        Command::new("/usr/lib/postgresql/15/bin/pg_amcheck")
+            .args([
+                "--install-missing",
+                "--all",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-p", &restored.port.to_string()]),
+        COMMAND_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "pg_amcheck: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

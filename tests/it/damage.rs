@@ -145,12 +145,33 @@ fn a_rewritten_backup_stream_cannot_write_outside_the_restore_folder() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_for(dir.path(), &pg, "evil/");
     pg.psql("CREATE TABLE t (id int)");
-    let run = pgdr(Some(&moto), &["backup", &plan, "--format", "json"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let id = run.json()["id"].as_str().unwrap().to_string();
+    // Both kinds of backup: pg_basebackup's one stream, and a file-level one
+    // whose first object holds the folders and the second only files.
+    let mut objects = Vec::new();
+    for method in ["stream", "files"] {
+        let run = pgdr(
+            Some(&moto),
+            &[
+                "backup", &plan, "--format", "json", "--method", method, "--jobs", "1",
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let backup = run.json();
+        let id = backup["id"].as_str().unwrap().to_string();
+        let names: Vec<String> = match backup["bundles"].as_array() {
+            Some(bundles) => bundles
+                .iter()
+                .map(|b| b.as_str().unwrap().to_string())
+                .collect(),
+            None => vec![backup["data_object"].as_str().unwrap().to_string()],
+        };
+        for name in names {
+            objects.push((id.clone(), format!("evil/base/{id}/{name}")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(objects.len(), 3, "{objects:?}");
     archived_segment(&pg, "1");
-    let key = format!("evil/base/{id}/data.tar.zst");
-    let original = zstd::stream::decode_all(moto.download(BUCKET, &key).as_slice()).unwrap();
 
     let outside = tempfile::tempdir().unwrap();
     let outside_s = outside.path().to_str().unwrap().to_string();
@@ -176,54 +197,72 @@ fn a_rewritten_backup_stream_cannot_write_outside_the_restore_folder() {
         // A path climbing out by itself.
         ("a climbing path", vec![("../../owned", None)]),
     ];
-    for (what, entries) in cases {
-        let mut tampered = hostile_entries(&entries);
-        tampered.extend_from_slice(&original);
+    for (n, (id, key)) in objects.iter().enumerate() {
+        let original = zstd::stream::decode_all(moto.download(BUCKET, key).as_slice()).unwrap();
+        for (what, entries) in &cases {
+            let mut tampered = hostile_entries(entries);
+            tampered.extend_from_slice(&original);
+            moto.put(
+                BUCKET,
+                key,
+                &zstd::stream::encode_all(tampered.as_slice(), 3).unwrap(),
+            );
+            let to = dir
+                .path()
+                .join(format!("restored-{n}-{}", what.replace(' ', "-")));
+            let run = pgdr(
+                Some(&moto),
+                &[
+                    "restore",
+                    &plan,
+                    "--backup",
+                    id,
+                    "--to",
+                    to.to_str().unwrap(),
+                ],
+            );
+            assert_eq!(run.code, 1, "{key}, {what}: {}\n{}", run.stdout, run.stderr);
+            assert!(
+                run.stderr.contains("refused") && run.stderr.contains(entries[0].0),
+                "{key}, {what}: {}",
+                run.stderr
+            );
+            assert_eq!(
+                std::fs::read_dir(outside.path()).unwrap().count(),
+                0,
+                "{key}, {what}: something was written outside"
+            );
+            let written = walk(&to);
+            assert!(
+                !written.iter().any(|p| p.ends_with("owned")),
+                "{key}, {what}: {written:?}"
+            );
+            assert!(!to.join("recovery.signal").exists(), "{key}, {what}");
+        }
+        assert!(!dir.path().join("owned").exists());
+
+        // The real object back: the same restore works (nothing above was a
+        // false alarm).
         moto.put(
             BUCKET,
-            &key,
-            &zstd::stream::encode_all(tampered.as_slice(), 3).unwrap(),
+            key,
+            &zstd::stream::encode_all(original.as_slice(), 3).unwrap(),
         );
-        let to = dir
-            .path()
-            .join(format!("restored-{}", what.replace(' ', "-")));
+        let to = dir.path().join(format!("restored-clean-{n}"));
         let run = pgdr(
             Some(&moto),
-            &["restore", &plan, "--to", to.to_str().unwrap()],
+            &[
+                "restore",
+                &plan,
+                "--backup",
+                id,
+                "--to",
+                to.to_str().unwrap(),
+            ],
         );
-        assert_eq!(run.code, 1, "{what}: {}\n{}", run.stdout, run.stderr);
-        assert!(
-            run.stderr.contains("refused") && run.stderr.contains(entries[0].0),
-            "{what}: {}",
-            run.stderr
-        );
-        assert_eq!(
-            std::fs::read_dir(outside.path()).unwrap().count(),
-            0,
-            "{what}: something was written outside"
-        );
-        let written = walk(&to);
-        assert!(
-            !written.iter().any(|p| p.ends_with("owned")),
-            "{what}: {written:?}"
-        );
-        assert!(!to.join("recovery.signal").exists(), "{what}");
+        assert_eq!(run.code, 0, "{key}: {}", run.stderr);
+        assert!(to.join("recovery.signal").exists());
     }
-    assert!(!dir.path().join("owned").exists());
-
-    // The real stream back: the same restore works (nothing above was a false alarm).
-    moto.put(
-        BUCKET,
-        &key,
-        &zstd::stream::encode_all(original.as_slice(), 3).unwrap(),
-    );
-    let to = dir.path().join("restored-clean");
-    let run = pgdr(
-        Some(&moto),
-        &["restore", &plan, "--to", to.to_str().unwrap()],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(to.join("recovery.signal").exists());
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -226,13 +226,22 @@ fn targets_outside_the_window_folders_in_use_and_a_changed_byte_are_refused() {
 
     // One byte of PG_VERSION changed in the stored backup (same size): the
     // restore fails naming the file, and the folder does not look restored.
-    let key = format!("refuse/base/{id}/data.tar.zst");
-    let tar = zstd::stream::decode_all(moto.download(BUCKET, &key).as_slice()).unwrap();
+    // (In whichever of the backup's objects holds it.)
+    let header_in = |tar: &[u8]| {
+        (0..tar.len())
+            .step_by(512)
+            .find(|&at| tar[at..].starts_with(b"PG_VERSION\0"))
+    };
+    let (key, tar, header) = moto
+        .keys(BUCKET, &format!("refuse/base/{id}/"))
+        .into_iter()
+        .filter(|k| k.ends_with(".tar.zst"))
+        .find_map(|key| {
+            let tar = zstd::stream::decode_all(moto.download(BUCKET, &key).as_slice()).unwrap();
+            header_in(&tar).map(|at| (key, tar, at))
+        })
+        .expect("PG_VERSION in the backup");
     let mut tampered = tar.clone();
-    let header = (0..tampered.len())
-        .step_by(512)
-        .find(|&at| tampered[at..].starts_with(b"PG_VERSION\0"))
-        .expect("PG_VERSION in the stream");
     assert_eq!(&tampered[header + 512..header + 514], b"15");
     tampered[header + 513] = b'4';
     moto.put(

@@ -55,6 +55,22 @@ pub fn extract(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
     )
 }
 
+/// Writes a stream of files only into the folders `folders` under `dir`: a
+/// file-level backup's objects after the first ([`stream::extract_files`]).
+pub fn extract_files(
+    reader: impl Read,
+    dir: &Path,
+    folders: &std::collections::HashSet<PathBuf>,
+) -> Result<Scanned, FormatError> {
+    stream::extract_files(
+        reader,
+        &mut FolderSink {
+            root: dir.to_path_buf(),
+        },
+        folders,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +222,34 @@ mod tests {
         empty_size[512 + 124..512 + 136].fill(0);
         fix_checksum(&mut empty_size[512..1024]);
         assert!(scan(empty_size.as_slice()).is_err());
+    }
+
+    #[test]
+    fn the_other_objects_hold_files_only_and_only_in_folders_the_first_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = tar::Builder::new(Vec::new());
+        entry(&mut first, "base", EntryType::Directory, b"");
+        let made = extract(first.into_inner().unwrap().as_slice(), dir.path())
+            .unwrap()
+            .folders;
+        let mut files = tar::Builder::new(Vec::new());
+        entry(&mut files, "base/1234", EntryType::Regular, b"x");
+        entry(&mut files, "PG_VERSION", EntryType::Regular, b"15\n");
+        let scan =
+            extract_files(files.into_inner().unwrap().as_slice(), dir.path(), &made).unwrap();
+        assert_eq!(scan.files.len(), 2);
+        assert_eq!(std::fs::read(dir.path().join("base/1234")).unwrap(), b"x");
+        for bad in [
+            ("global/1262", EntryType::Regular),
+            ("base/sub", EntryType::Directory),
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            entry(&mut b, bad.0, bad.1, b"");
+            let err = extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made);
+            assert!(err.is_err(), "{bad:?}");
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        link(&mut b, "base/evil", "x");
+        assert!(extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made).is_err());
     }
 }

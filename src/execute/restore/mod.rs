@@ -126,6 +126,16 @@ pub async fn restore(
     for (name, value) in recovery_settings(request) {
         text.push_str(&format!("{name} = {}\n", quoted(&value)));
     }
+    // Tablespaces come back as folders inside pg_tblspc (the places their
+    // links pointed to may be another server's), which PostgreSQL accepts
+    // only with this setting (at the end of recovery it refuses them
+    // otherwise).
+    let tablespaces = std::fs::read_dir(request.dir.join("pg_tblspc"))
+        .map(|entries| entries.flatten().any(|e| e.path().is_dir()))
+        .unwrap_or(false);
+    if tablespaces {
+        text.push_str("# Tablespaces restored inside pg_tblspc/ (in place), not at their old locations.\nallow_in_place_tablespaces = 'on'\n");
+    }
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)

@@ -3,21 +3,24 @@
 //! order, every file hashed on the way and checked against the backup's
 //! manifest at the end.
 //!
-//! Memory is bounded by the ranges in flight and queued (about 100 MiB),
-//! whatever the backup's size; nothing is staged on disk.
+//! Memory is bounded by the ranges in flight and queued (about 100 MiB per
+//! object, four objects at once), whatever the backup's size; nothing is
+//! staged on disk.
 
 use super::extract;
-use crate::execute::meter::Meter;
+use crate::execute::meter::SharedMeter;
 use crate::execute::ArchiveError;
-use crate::format::manifest::check_manifest;
+use crate::format::manifest::{check_manifest, MANIFEST_ENTRY};
 use crate::format::tar::Scanned;
 use crate::format::ArchiveUrl;
 use crate::providers::storage::Store;
 use crate::providers::ProviderError;
-use crate::state::archive::BackupEntry;
+use crate::state::archive::{BackupEntry, BackupMethod};
 use futures_util::StreamExt;
+use std::collections::HashSet;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The size of one ranged read.
@@ -26,6 +29,8 @@ const RANGE: u64 = 16 << 20;
 const RANGES_IN_FLIGHT: usize = 4;
 /// Ranges downloaded but not yet decompressed.
 const QUEUED: usize = 2;
+/// A file-level backup's objects written at once.
+const OBJECTS_AT_ONCE: usize = 4;
 
 /// What was written.
 #[derive(Debug, Clone)]
@@ -39,7 +44,10 @@ pub struct Unpacked {
 }
 
 /// Writes `backup`'s data into `dir` (which exists and is empty) and checks
-/// every file against the manifest in the stream.
+/// every file against the manifest: a stream's own last file, or a
+/// file-level backup's manifest object (also written into `dir`, so
+/// `pg_verifybackup` can check the folder). A file-level backup's first
+/// object (its folders) is written first, then the others at once.
 pub async fn unpack(
     store: &Store,
     url: &ArchiveUrl,
@@ -48,32 +56,125 @@ pub async fn unpack(
     progress: bool,
 ) -> Result<Unpacked, ArchiveError> {
     let started = Instant::now();
-    let key = format!("{}{}", url.backup_prefix(&backup.id), backup.data_object);
-    let head = store.head(&key).await?.ok_or_else(|| {
+    let folder = url.backup_prefix(&backup.id);
+    let meter = Arc::new(SharedMeter::new(
+        "restore",
+        "written",
+        backup.size_bytes,
+        progress,
+    ));
+    let (manifest, files, stored_bytes) = match backup.method {
+        BackupMethod::Stream => {
+            let key = format!("{folder}{}", backup.data_object);
+            let (scan, stored) = unpack_object(store, backup, &key, dir, None, &meter).await?;
+            let manifest = scan.manifest.ok_or_else(|| {
+                ArchiveError::Corrupt(format!(
+                    "backup {}: the stream has no backup_manifest, so its files cannot be checked",
+                    backup.id
+                ))
+            })?;
+            (manifest, scan.files, stored)
+        }
+        BackupMethod::Files => {
+            let key = format!("{folder}{}", backup.manifest_object);
+            let manifest = store.get(&key).await?.map(|f| f.body).ok_or_else(|| {
+                ArchiveError::Corrupt(format!(
+                    "backup {} is listed but its manifest {key} is missing",
+                    backup.id
+                ))
+            })?;
+            let (first, rest) = backup.bundles.split_first().ok_or_else(|| {
+                ArchiveError::Corrupt(format!(
+                    "backup {}: a file-level backup with no objects",
+                    backup.id
+                ))
+            })?;
+            let key = format!("{folder}{first}");
+            let (scan, mut stored) = unpack_object(store, backup, &key, dir, None, &meter).await?;
+            let folders = Arc::new(scan.folders);
+            let mut files = scan.files;
+            // Owned keys: a closure over borrowed names is not `Send` for
+            // every lifetime the drill's async steps need.
+            let keys: Vec<String> = rest.iter().map(|name| format!("{folder}{name}")).collect();
+            let mut others =
+                futures_util::stream::iter(keys)
+                    .map(|key| {
+                        let folders = folders.clone();
+                        let meter = meter.clone();
+                        async move {
+                            unpack_object(store, backup, &key, dir, Some(folders), &meter).await
+                        }
+                    })
+                    .buffer_unordered(OBJECTS_AT_ONCE);
+            while let Some(done) = others.next().await {
+                let (scan, bytes) = done?;
+                stored += bytes;
+                for (path, file) in scan.files {
+                    if files.insert(path.clone(), file).is_some() {
+                        return Err(ArchiveError::Corrupt(format!(
+                            "backup {}: {path} is in two of its objects",
+                            backup.id
+                        )));
+                    }
+                }
+            }
+            let target = dir.join(MANIFEST_ENTRY);
+            std::fs::write(&target, &manifest).map_err(|e| ArchiveError::io(&target, e))?;
+            (manifest, files, stored)
+        }
+    };
+    let (_, _, end_lsn) = check_manifest(&manifest, &files)?;
+    if end_lsn != backup.stop_lsn {
+        return Err(ArchiveError::Corrupt(format!(
+            "backup {}: its manifest ends at {end_lsn}, its backup.json at {}; one of them is not this backup's",
+            backup.id, backup.stop_lsn
+        )));
+    }
+    meter.done();
+    Ok(Unpacked {
+        bytes: files.values().map(|(size, _)| size).sum(),
+        stored_bytes,
+        files: files.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Downloads one object in ranges, several at once, and writes it into
+/// `dir` as they arrive in order: everything it holds, or (with `folders`)
+/// only files, into those folders. Returns the scan and the object's size.
+async fn unpack_object(
+    store: &Store,
+    backup: &BackupEntry,
+    key: &str,
+    dir: &Path,
+    folders: Option<Arc<HashSet<PathBuf>>>,
+    meter: &Arc<SharedMeter>,
+) -> Result<(Scanned, u64), ArchiveError> {
+    let head = store.head(key).await?.ok_or_else(|| {
         ArchiveError::Corrupt(format!(
             "backup {} is listed but its data object {key} is missing",
             backup.id
         ))
     })?;
-    let compressed = backup.data_object.ends_with(".zst");
+    let compressed = key.ends_with(".zst");
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUED);
     let writer = {
         let dir = dir.to_path_buf();
-        let total = backup.size_bytes;
+        let meter = meter.clone();
         tokio::task::spawn_blocking(move || {
             let source = Chunks {
                 rx: &mut rx,
                 chunk: Vec::new(),
                 at: 0,
             };
-            write_stream(source, compressed, &dir, total, progress)
+            write_stream(source, compressed, &dir, folders.as_deref(), &meter)
         })
     };
     let ranges =
         (0..head.size.div_ceil(RANGE)).map(|i| i * RANGE..((i + 1) * RANGE).min(head.size));
     let etag = head.etag.as_deref();
     let mut reads = futures_util::stream::iter(ranges)
-        .map(|range| store.get_range(&key, range, etag))
+        .map(|range| store.get_range(key, range, etag))
         .buffered(RANGES_IN_FLIGHT);
     let mut download_error: Option<ProviderError> = None;
     while let Some(read) = reads.next().await {
@@ -98,26 +199,7 @@ pub async fn unpack(
     if let Some(e) = download_error {
         return Err(e.into());
     }
-    let scan = written?;
-    let manifest = scan.manifest.as_deref().ok_or_else(|| {
-        ArchiveError::Corrupt(format!(
-            "backup {}: the stream has no backup_manifest, so its files cannot be checked",
-            backup.id
-        ))
-    })?;
-    let (_, _, end_lsn) = check_manifest(manifest, &scan.files)?;
-    if end_lsn != backup.stop_lsn {
-        return Err(ArchiveError::Corrupt(format!(
-            "backup {}: its manifest ends at {end_lsn}, its backup.json at {}; one of them is not this backup's",
-            backup.id, backup.stop_lsn
-        )));
-    }
-    Ok(Unpacked {
-        bytes: scan.bytes(),
-        stored_bytes: head.size,
-        files: scan.files.len(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok((written?, head.size))
 }
 
 /// The downloaded ranges, in order, as one byte stream.
@@ -150,8 +232,8 @@ fn write_stream(
     source: Chunks<'_>,
     compressed: bool,
     dir: &Path,
-    total: u64,
-    progress: bool,
+    folders: Option<&HashSet<PathBuf>>,
+    meter: &SharedMeter,
 ) -> Result<Scanned, ArchiveError> {
     let failed = |e: std::io::Error| ArchiveError::Corrupt(format!("reading the backup: {e}"));
     let source: Box<dyn Read + '_> = if compressed {
@@ -161,26 +243,25 @@ fn write_stream(
     };
     let mut metered = Metered {
         inner: source,
-        read: 0,
-        meter: Meter::new("restore", "written", total, progress),
+        meter,
     };
-    let scanned = extract::extract(&mut metered, dir)?;
-    metered.meter.done(metered.read);
+    let scanned = match folders {
+        Some(folders) => extract::extract_files(&mut metered, dir, folders)?,
+        None => extract::extract(&mut metered, dir)?,
+    };
     Ok(scanned)
 }
 
-/// The decompressed stream, showing progress as it is read.
-struct Metered<R> {
+/// The decompressed stream, counted into the progress line as it is read.
+struct Metered<'a, R> {
     inner: R,
-    read: u64,
-    meter: Meter,
+    meter: &'a SharedMeter,
 }
 
-impl<R: Read> Read for Metered<R> {
+impl<R: Read> Read for Metered<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        self.meter.show(self.read);
+        self.meter.add(n as u64);
         Ok(n)
     }
 }

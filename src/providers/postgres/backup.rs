@@ -1,6 +1,7 @@
 //! What base backups, restores and drills ask of a server: its identity and
-//! size, its databases, a WAL segment switch, and (of a restored server)
-//! whether it left recovery and what it replayed.
+//! size, its databases, a WAL segment switch, the session a file-level
+//! backup holds open between `pg_backup_start` and `pg_backup_stop`, and (of
+//! a restored server) whether it left recovery and what it replayed.
 
 use super::{connect, query_error, system};
 use crate::providers::ProviderError;
@@ -20,6 +21,11 @@ pub struct BackupFacts {
     pub in_recovery: bool,
     /// The sum of every database's size: the progress bar's total.
     pub total_bytes: u64,
+    /// `data_directory`, as the server names it (on its own host).
+    pub data_directory: String,
+    /// Pages carry checksums (`initdb -k`) and are `page::PAGE` bytes: a
+    /// file-level backup checks every page it reads.
+    pub page_checksums: bool,
 }
 
 pub async fn backup_facts(
@@ -35,7 +41,9 @@ pub async fn backup_facts(
                     (SELECT system_identifier::text FROM pg_control_system()),
                     (SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size'),
                     pg_is_in_recovery(),
-                    (SELECT sum(pg_database_size(oid))::int8 FROM pg_database WHERE datallowconn)",
+                    (SELECT sum(pg_database_size(oid))::int8 FROM pg_database WHERE datallowconn),
+                    current_setting('data_directory'),
+                    current_setting('data_checksums') = 'on' AND current_setting('block_size') = '8192'",
             &[],
         )
         .await
@@ -51,6 +59,8 @@ pub async fn backup_facts(
                 .unwrap_or(DEFAULT_SEGMENT_SIZE),
             in_recovery: row.try_get(3)?,
             total_bytes: row.try_get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
+            data_directory: row.try_get(5)?,
+            page_checksums: row.try_get(6)?,
         })
     })();
     facts.map_err(|e| query_error(&sys, "reading the server's identity", &e))
@@ -76,6 +86,79 @@ pub async fn switch_wal(role: &str, info: &Conninfo, env: &PgEnv) -> Result<(), 
         .await
         .map(|_| ())
         .map_err(|e| query_error(&sys, "switching WAL segments", &e))
+}
+
+/// A non-exclusive base backup in progress: the session that started it
+/// must stay open until [`BackupSession::stop`] (PostgreSQL ends the backup
+/// when the session ends, so a killed pgdr leaves no backup mode behind).
+pub struct BackupSession {
+    sys: String,
+    client: Client,
+    /// PostgreSQL 15 renamed the functions.
+    v15: bool,
+}
+
+/// What `pg_backup_stop` returns: the end of the WAL the backup needs and
+/// the `backup_label` (and `tablespace_map`) files the copy must carry.
+pub struct BackupStopped {
+    pub lsn: Lsn,
+    pub label_file: String,
+    pub tablespace_map: String,
+}
+
+impl BackupSession {
+    /// `pg_backup_start(label, fast => true)`: an immediate checkpoint, then
+    /// the position the backup starts from.
+    pub async fn start(
+        role: &str,
+        info: &Conninfo,
+        env: &PgEnv,
+        version_num: u32,
+        label: &str,
+    ) -> Result<(BackupSession, Lsn), ProviderError> {
+        let sys = system(role, info);
+        let client = connect(role, info, env).await?;
+        let v15 = version_num >= 150000;
+        let sql = if v15 {
+            "SELECT pg_backup_start($1, true)"
+        } else {
+            "SELECT pg_start_backup($1, true, false)"
+        };
+        let row = client
+            .query_one(sql, &[&label])
+            .await
+            .map_err(|e| query_error(&sys, "starting the backup (pg_backup_start)", &e))?;
+        let lsn: PgLsn = row
+            .try_get(0)
+            .map_err(|e| query_error(&sys, "starting the backup (pg_backup_start)", &e))?;
+        Ok((BackupSession { sys, client, v15 }, Lsn(u64::from(lsn))))
+    }
+
+    /// `pg_backup_stop(wait_for_archive => true)`: on a primary it returns
+    /// once the backup's last WAL segment is archived.
+    pub async fn stop(self) -> Result<BackupStopped, ProviderError> {
+        let sql = if self.v15 {
+            "SELECT lsn, labelfile, spcmapfile FROM pg_backup_stop(true)"
+        } else {
+            "SELECT lsn, labelfile, spcmapfile FROM pg_stop_backup(false, true)"
+        };
+        let what = "ending the backup (pg_backup_stop)";
+        let row = self
+            .client
+            .query_one(sql, &[])
+            .await
+            .map_err(|e| query_error(&self.sys, what, &e))?;
+        let read = |e: tokio_postgres::Error| query_error(&self.sys, what, &e);
+        let lsn: PgLsn = row.try_get(0).map_err(read)?;
+        Ok(BackupStopped {
+            lsn: Lsn(u64::from(lsn)),
+            label_file: row.try_get(1).map_err(read)?,
+            tablespace_map: row
+                .try_get::<_, Option<String>>(2)
+                .map_err(read)?
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// Whether a server is still in recovery.

@@ -12,7 +12,7 @@ pub mod observe;
 pub mod role;
 pub mod session;
 
-pub use backup::{backup_facts, databases, switch_wal, BackupFacts};
+pub use backup::{backup_facts, databases, switch_wal, BackupFacts, BackupSession, BackupStopped};
 pub use connect::{connect, DEFAULT_CONNECT_TIMEOUT};
 pub use observe::observe;
 pub use session::Session;

@@ -1,0 +1,124 @@
+//! Bytes of a backup object on their way to the bucket: compressed and cut
+//! into parts as they are written ([`PartWriter`], on a blocking thread), and
+//! uploaded a few at once ([`upload_parts`]). Memory is bounded by the parts
+//! queued and in flight, whatever the object's size.
+
+use crate::format::codec::ZSTD_LEVEL;
+use crate::providers::storage::{Part, Upload};
+use crate::providers::ProviderError;
+use crate::spec::Compression;
+use futures_util::StreamExt;
+use std::io::Write;
+
+/// The first part size; parts grow as the object does, so that S3's limit of
+/// 10,000 parts allows objects of several terabytes.
+const FIRST_PART: usize = 16 << 20;
+/// Parts uploaded at once, per object.
+const UPLOADS_IN_FLIGHT: usize = 3;
+/// Parts cut but not yet uploading, per object.
+pub const QUEUED_PARTS: usize = 2;
+
+/// A `Write` that compresses (or not) and hands full parts to the uploader.
+pub struct PartWriter {
+    encoder: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
+    plain: Vec<u8>,
+    parts: tokio::sync::mpsc::Sender<Vec<u8>>,
+    sent_parts: usize,
+    /// The uploader went away (it failed; its error is the one reported).
+    pub stopped: bool,
+}
+
+impl PartWriter {
+    pub fn new(
+        compression: Compression,
+        parts: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> std::io::Result<Self> {
+        Ok(PartWriter {
+            encoder: match compression {
+                Compression::Zstd => {
+                    Some(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?)
+                }
+                Compression::None => None,
+            },
+            plain: Vec::new(),
+            parts,
+            sent_parts: 0,
+            stopped: false,
+        })
+    }
+
+    fn send(&mut self, part: Vec<u8>) -> std::io::Result<()> {
+        self.sent_parts += 1;
+        if self.parts.blocking_send(part).is_err() {
+            self.stopped = true;
+            return Err(std::io::Error::other("the upload stopped"));
+        }
+        Ok(())
+    }
+
+    /// Ends the compressed stream and sends what is left (an empty object
+    /// still gets its one part).
+    pub fn finish(mut self) -> std::io::Result<()> {
+        let rest = match self.encoder.take() {
+            Some(encoder) => encoder.finish()?,
+            None => std::mem::take(&mut self.plain),
+        };
+        if !rest.is_empty() || self.sent_parts == 0 {
+            self.send(rest)?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let out = match &mut self.encoder {
+            Some(encoder) => {
+                encoder.write_all(buf)?;
+                encoder.get_mut()
+            }
+            None => {
+                self.plain.extend_from_slice(buf);
+                &mut self.plain
+            }
+        };
+        let part_size = FIRST_PART << (self.sent_parts / 1000).min(8);
+        if out.len() >= part_size {
+            let part = std::mem::take(out);
+            self.send(part)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Uploads the parts `parts` delivers, a few at once, until it closes.
+/// Returns the parts and the bytes stored; on an error it stops taking parts
+/// (the writer then sees [`PartWriter::stopped`]).
+pub async fn upload_parts(
+    upload: &Upload,
+    mut parts: tokio::sync::mpsc::Receiver<Vec<u8>>,
+) -> Result<(Vec<Part>, u64), ProviderError> {
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    let mut done = Vec::new();
+    let mut number = 0;
+    let mut stored_bytes = 0u64;
+    loop {
+        tokio::select! {
+            part = parts.recv(), if in_flight.len() < UPLOADS_IN_FLIGHT => {
+                let Some(part) = part else { break };
+                number += 1;
+                stored_bytes += part.len() as u64;
+                in_flight.push(upload.send_part(number, part));
+            }
+            Some(sent) = in_flight.next(), if !in_flight.is_empty() => done.push(sent?),
+        }
+    }
+    while let Some(sent) = in_flight.next().await {
+        done.push(sent?);
+    }
+    Ok((done, stored_bytes))
+}
