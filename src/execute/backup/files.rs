@@ -73,7 +73,8 @@ struct Shared {
     compression: Compression,
 }
 
-/// Takes the backup: see the module's header.
+/// Takes the backup: see the module's header. On a failure what it stored
+/// is deleted (and the server ends the backup with the session).
 pub async fn take(
     store: &Store,
     request: &BackupRequest,
@@ -103,15 +104,81 @@ pub async fn take(
     });
     let (control, files): (Vec<FileEntry>, Vec<FileEntry>) =
         tree.files.into_iter().partition(|f| f.path == CONTROL_FILE);
+    let Some(control) = control.into_iter().next() else {
+        return Err(ArchiveError::Failed(format!(
+            "{} has no {CONTROL_FILE}: it is not a data folder",
+            data_dir.display()
+        )));
+    };
     let bundles = split(files, jobs.max(1));
     let keys: Vec<String> = (0..=bundles.len())
         .map(|i| format!("{folder}{}", bundle_object(i, request.compression)))
         .collect();
+    let copied = async {
+        let (mut listed, mut stored_bytes) =
+            copy_files(store, bundles, &keys[1..], &shared).await?;
+        // pg_control is read before the backup ends, as pg_basebackup reads it last.
+        let control_bytes =
+            std::fs::read(&control.source).map_err(|e| ArchiveError::io(&control.source, e))?;
+        let stopped = session.stop().await?;
+        let timeline = label_timeline(&stopped.label_file).ok_or_else(|| {
+            ArchiveError::Failed(format!(
+                "pg_backup_stop returned a backup_label without START TIMELINE: {:?}",
+                stopped.label_file
+            ))
+        })?;
+        let first = vec![
+            (
+                CONTROL_FILE.to_string(),
+                control_bytes,
+                modified(&control.source),
+            ),
+            (
+                "backup_label".to_string(),
+                stopped.label_file.into_bytes(),
+                crate::spec::time::now_unix(),
+            ),
+        ];
+        let (files, bytes) = store_first(store, &keys[0], &shared, tree.folders, first).await?;
+        listed.extend(files);
+        stored_bytes += bytes;
+        Ok::<_, ArchiveError>((listed, stored_bytes, timeline, stopped.lsn))
+    };
+    let (mut listed, stored_bytes, timeline, end) = match copied.await {
+        Ok(copied) => copied,
+        Err(e) => {
+            remove_stored(store, &keys).await;
+            return Err(e);
+        }
+    };
+    shared.meter.done();
+    listed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Stored {
+        objects: keys
+            .iter()
+            .map(|k| k.trim_start_matches(folder).to_string())
+            .collect(),
+        manifest: render_manifest(&listed, timeline, start, end),
+        raw_bytes: listed.iter().map(|f| f.size).sum(),
+        files: listed
+            .into_iter()
+            .map(|f| (f.path, (f.size, f.sha256)))
+            .collect(),
+        stored_bytes,
+    })
+}
 
+/// The data files, one group per job into its object (`keys`), at once.
+async fn copy_files(
+    store: &Store,
+    groups: Vec<Vec<FileEntry>>,
+    keys: &[String],
+    shared: &Arc<Shared>,
+) -> Result<(Vec<ManifestFile>, u64), ArchiveError> {
     let copied =
-        futures_util::future::join_all(bundles.into_iter().enumerate().map(|(i, files)| {
+        futures_util::future::join_all(groups.into_iter().zip(keys).map(|(files, key)| {
             let shared = shared.clone();
-            store_bundle(store, keys[i + 1].clone(), shared.clone(), move |tar| {
+            store_bundle(store, key.clone(), shared.clone(), move |tar| {
                 let mut listed = Vec::new();
                 for file in &files {
                     if shared.cancelled.load(Ordering::Relaxed) {
@@ -127,66 +194,36 @@ pub async fn take(
         .await;
     let mut listed = Vec::new();
     let mut stored_bytes = 0;
-    let mut first_error = None;
+    let mut cause = None;
     for result in copied {
         match result {
             Ok((files, bytes)) => {
                 listed.extend(files);
                 stored_bytes += bytes;
             }
-            // The first failure is the cause; the others stopped because of it.
+            // A corrupt page is the cause; the others stopped because of it.
             Err(e) => {
-                if first_error.is_none() || matches!(e, ArchiveError::Corrupt(_)) {
-                    first_error = Some(e);
+                if cause.is_none() || matches!(e, ArchiveError::Corrupt(_)) {
+                    cause = Some(e);
                 }
             }
         }
     }
-    if let Some(e) = first_error {
-        remove_stored(store, &keys).await;
-        return Err(e);
+    match cause {
+        Some(e) => Err(e),
+        None => Ok((listed, stored_bytes)),
     }
+}
 
-    // pg_control is read before the backup ends, as pg_basebackup reads it last.
-    let control_bytes = match control.first() {
-        Some(file) => std::fs::read(&file.source).map_err(|e| ArchiveError::io(&file.source, e))?,
-        None => {
-            remove_stored(store, &keys).await;
-            return Err(ArchiveError::Failed(format!(
-                "{} has no {CONTROL_FILE}: it is not a data folder",
-                data_dir.display()
-            )));
-        }
-    };
-    let stopped = match session.stop().await {
-        Ok(stopped) => stopped,
-        Err(e) => {
-            remove_stored(store, &keys).await;
-            return Err(e.into());
-        }
-    };
-    let Some(timeline) = label_timeline(&stopped.label_file) else {
-        remove_stored(store, &keys).await;
-        return Err(ArchiveError::Failed(format!(
-            "pg_backup_stop returned a backup_label without START TIMELINE: {:?}",
-            stopped.label_file
-        )));
-    };
-    let now = crate::spec::time::now_unix();
-    let first: Vec<(String, Vec<u8>, i64)> = vec![
-        (
-            CONTROL_FILE.to_string(),
-            control_bytes,
-            modified(&control[0].source),
-        ),
-        (
-            "backup_label".to_string(),
-            stopped.label_file.into_bytes(),
-            now,
-        ),
-    ];
-    let folders = tree.folders;
-    let first_copied = store_bundle(store, keys[0].clone(), shared.clone(), move |tar| {
+/// The first object: every folder, then `pg_control` and `backup_label`.
+async fn store_first(
+    store: &Store,
+    key: &str,
+    shared: &Arc<Shared>,
+    folders: Vec<FolderEntry>,
+    files: Vec<(String, Vec<u8>, i64)>,
+) -> Result<(Vec<ManifestFile>, u64), ArchiveError> {
+    store_bundle(store, key.to_string(), shared.clone(), move |tar| {
         for f in &folders {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Directory);
@@ -197,7 +234,7 @@ pub async fn take(
                 .map_err(|e| written(&f.path, e))?;
         }
         let mut listed = Vec::new();
-        for (path, bytes, at) in &first {
+        for (path, bytes, at) in &files {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Regular);
             header.set_mode(0o600);
@@ -214,34 +251,7 @@ pub async fn take(
         }
         Ok(listed)
     })
-    .await;
-    match first_copied {
-        Ok((files, bytes)) => {
-            listed.extend(files);
-            stored_bytes += bytes;
-        }
-        Err(e) => {
-            remove_stored(store, &keys).await;
-            return Err(e);
-        }
-    }
-    let raw_bytes = listed.iter().map(|f| f.size).sum();
-    shared.meter.done();
-    listed.sort_by(|a, b| a.path.cmp(&b.path));
-    let manifest = render_manifest(&listed, timeline, start, stopped.lsn);
-    Ok(Stored {
-        objects: keys
-            .iter()
-            .map(|k| k.trim_start_matches(folder).to_string())
-            .collect(),
-        manifest,
-        files: listed
-            .into_iter()
-            .map(|f| (f.path, (f.size, f.sha256)))
-            .collect(),
-        raw_bytes,
-        stored_bytes,
-    })
+    .await
 }
 
 /// The timeline a backup started on, from its `backup_label`.
