@@ -82,10 +82,16 @@ fn verify_with_pg_verifybackup(moto: &Moto, folder: &str) -> String {
         moto.download(BUCKET, &format!("{folder}backup_manifest")),
     )
     .unwrap();
+    pg_verifybackup(&target)
+}
+
+/// pg_verifybackup of a folder holding its `backup_manifest` (the WAL is
+/// the archive's, not in the folder): what it printed; it must pass.
+fn pg_verifybackup(folder: &std::path::Path) -> String {
     let out = common::run(
         Command::new("/usr/lib/postgresql/15/bin/pg_verifybackup")
             .arg("--no-parse-wal")
-            .arg(&target),
+            .arg(folder),
         COMMAND_TIMEOUT,
     );
     let text = format!(
@@ -348,6 +354,29 @@ fn archive_now(pg: &Postgres) {
     assert_eq!(pg.wait_for(&query, "t"), "t", "{}", pg.server_log());
 }
 
+/// `pgdr restore --latest` into a new folder, checked by pg_verifybackup
+/// against the manifest restore wrote there, then started and promoted.
+/// Returns the server and the data folder.
+fn restore_latest(moto: &Moto, plan: &str) -> (Postgres, std::path::PathBuf) {
+    let restore = Postgres::restore_dir();
+    let data = restore.path().join("pg/data");
+    let run = pgdr(
+        Some(moto),
+        &["restore", plan, "--to", data.to_str().unwrap(), "--latest"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    pg_verifybackup(&data);
+    let restored = Postgres::start_restored(restore, &moto.endpoint());
+    assert_eq!(
+        restored.wait_for("SELECT pg_is_in_recovery()", "f"),
+        "f",
+        "{}",
+        restored.server_log()
+    );
+    let data = restored.data_dir();
+    (restored, data)
+}
+
 /// What the test's tables hold, as one line: equal lines, equal contents.
 fn contents(pg: &Postgres) -> String {
     pg.psql(
@@ -450,37 +479,13 @@ fn a_file_level_backup_reads_in_parallel_checks_pages_and_restores_tablespaces()
     archive_now(&pg);
     let expected = contents(&pg);
 
-    let restore = Postgres::restore_dir();
-    let data = restore.path().join("pg/data");
-    let run = pgdr(
-        Some(&moto),
-        &["restore", &plan, "--to", data.to_str().unwrap(), "--latest"],
-    );
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let out = common::run(
-        Command::new("/usr/lib/postgresql/15/bin/pg_verifybackup")
-            .arg("--no-parse-wal")
-            .arg(&data),
-        COMMAND_TIMEOUT,
-    );
-    assert!(
-        out.status.success(),
-        "pg_verifybackup: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (restored, data) = restore_latest(&moto, &plan);
     // The tablespace is a folder of the restore's own, not a link outside.
     let tablespace = data.join(remote.split('/').take(2).collect::<Vec<_>>().join("/"));
     assert!(
         tablespace.is_dir() && !tablespace.is_symlink(),
         "{}",
         tablespace.display()
-    );
-    let restored = Postgres::start_restored(restore, &moto.endpoint());
-    assert_eq!(
-        restored.wait_for("SELECT pg_is_in_recovery()", "f"),
-        "f",
-        "{}",
-        restored.server_log()
     );
     assert_eq!(contents(&restored), expected);
     assert_eq!(
@@ -507,5 +512,65 @@ fn a_file_level_backup_reads_in_parallel_checks_pages_and_restores_tablespaces()
         "pg_amcheck: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_file_level_backup_of_a_standby_restores_the_primarys_rows() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "stby/", "--data-checksums");
+    pg.psql("CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 50000) g");
+    let standby = Postgres::standby_on(&pg, "stby_b", "127.0.0.2");
+    standby.wait_for("SELECT count(*) FROM orders", "50000");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\ncluster: stby\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\nstandbys:\n  - name: b\n    postgres: \"{}\"\n    slot: stby_b\narchive:\n  bucket: {BUCKET}\n  prefix: stby/\n  base_backups: {{ every: 1d, keep: 2 }}\n",
+        pg.conninfo(),
+        standby.conninfo()
+    );
+    let plan = write_plan(dir.path(), "stby.yaml", &text)
+        .display()
+        .to_string();
+
+    // The standby's own folder, read where it runs; the primary closes the
+    // segment the backup ends in (a standby archives nothing itself).
+    let run = pgdr(
+        Some(&moto),
+        &[
+            "backup",
+            &plan,
+            "--standby",
+            "b",
+            "--jobs",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let backup = run.json();
+    assert_eq!(backup["method"], "files", "{backup}");
+    assert_eq!(backup["source"], "standby b");
+    let folder = format!("stby/base/{}/", backup["id"].as_str().unwrap());
+    let verified = verify_with_pg_verifybackup(&moto, &folder);
+    assert!(verified.contains("successfully verified"), "{verified}");
+    let label = zstd::stream::decode_all(
+        moto.download(BUCKET, &format!("{folder}data-0.tar.zst"))
+            .as_slice(),
+    )
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&label).contains("BACKUP FROM: standby"),
+        "the backup_label is the standby's"
+    );
+
+    pg.psql("INSERT INTO orders SELECT g, 'after' FROM generate_series(50001, 50100) g");
+    archive_now(&pg);
+    let expected = pg.psql("SELECT md5(string_agg(id::text || note, ',' ORDER BY id)) FROM orders");
+    let (restored, _) = restore_latest(&moto, &plan);
+    assert_eq!(
+        restored.psql("SELECT md5(string_agg(id::text || note, ',' ORDER BY id)) FROM orders"),
+        expected
     );
 }
