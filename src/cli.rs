@@ -237,8 +237,8 @@ pub struct BackupArgs {
     /// the server's data folder is on this host and readable, else stream.
     #[arg(long, value_enum)]
     pub method: Option<BackupMethodArg>,
-    /// Files read at once, each into an object of its own (files method).
-    /// Default: the cores of this host.
+    /// Files read at once, each into an object of its own (files method;
+    /// about 100 MiB of memory each). Default: the cores of this host, at most 8.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
 }

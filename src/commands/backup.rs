@@ -123,6 +123,9 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
     Ok(Outcome::Clean)
 }
 
+/// The most jobs a backup starts without `--jobs`.
+const DEFAULT_JOBS_MAX: usize = 8;
+
 /// Files when the server's data folder is on this host and readable (its
 /// `pg_control` names the same system), else pg_basebackup's stream;
 /// `--method` insists on one.
@@ -130,7 +133,13 @@ fn choose_method(args: &BackupArgs, facts: &BackupFacts) -> anyhow::Result<Metho
     let data_dir = PathBuf::from(&facts.data_directory);
     let local = local_data_dir(&data_dir, &facts.system_identifier);
     let jobs = args.jobs.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // Each job holds about 100 MiB of parts: the cores, but not so many
+        // that a large host's backup takes gigabytes by default.
+        || {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(DEFAULT_JOBS_MAX)
+        },
         usize::from,
     );
     match (args.method, local) {
