@@ -13,7 +13,8 @@
 //!   PostgreSQL in between, then lets the run go on.
 //!
 //! Names: role-change steps (`promote`, …), `apply:ADDRESS` after each change
-//! apply makes, and `start` as a command begins.
+//! apply makes, `start` as a command begins, and `backup-files-stored` when a
+//! file-level backup has stored its data objects (before `pg_backup_stop`).
 
 /// Whether this build has failpoints (`pgdr --version` does not say; tests
 /// ask through this).

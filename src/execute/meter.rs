@@ -85,8 +85,13 @@ impl SharedMeter {
         }
     }
 
+    /// Bytes counted so far.
+    pub fn read(&self) -> u64 {
+        self.read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn done(&self) {
-        let read = self.read.load(std::sync::atomic::Ordering::Relaxed);
+        let read = self.read();
         if let Ok(meter) = self.meter.lock() {
             meter.done(read);
         }

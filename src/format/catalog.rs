@@ -5,7 +5,7 @@
 
 use super::layout::{wal_name_of, BACKUP_JSON};
 use super::FormatError;
-use crate::state::archive::{BackupEntry, WalDamage, WalDamageKind};
+use crate::state::archive::{BackupEntry, BackupProgress, WalDamage, WalDamageKind};
 use crate::state::drill::DrillReport;
 use crate::state::journal::Journal;
 use crate::state::watch::Leases;
@@ -33,6 +33,24 @@ pub fn backup_entry(key: &str, folder: &str, bytes: &[u8]) -> Result<BackupEntry
         ))
     })?;
     Ok(entry)
+}
+
+/// `<folder>/progress.json` at `key`: what a running backup last said of
+/// itself; refused when it names another backup.
+pub fn backup_progress(
+    key: &str,
+    folder: &str,
+    bytes: &[u8],
+) -> Result<BackupProgress, FormatError> {
+    let progress = serde_json::from_slice::<BackupProgress>(bytes)
+        .map_err(|e| FormatError::Corrupt(format!("{key} cannot be read: {e}")))?;
+    if progress.id != folder {
+        return Err(FormatError::Corrupt(format!(
+            "{key} names backup `{}`, not its folder's",
+            progress.id
+        )));
+    }
+    Ok(progress)
 }
 
 /// A drill report at `key`.

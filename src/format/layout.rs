@@ -28,6 +28,8 @@ pub fn bundle_object(index: usize, compression: Compression) -> String {
         Compression::None => format!("data-{index}.tar"),
     }
 }
+/// A running backup's progress (written while it runs, removed at its end).
+pub const PROGRESS_OBJECT: &str = "progress.json";
 /// The server's manifest, kept beside the data (also the stream's last file).
 pub const MANIFEST_OBJECT: &str = super::manifest::MANIFEST_ENTRY;
 

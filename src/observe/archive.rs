@@ -8,11 +8,11 @@
 //! is parsed and checked by [`crate::format::catalog`].
 
 use crate::format::catalog;
-use crate::format::layout::{wal_name_of, BACKUP_JSON};
+use crate::format::layout::{wal_name_of, BACKUP_JSON, PROGRESS_OBJECT};
 use crate::format::{ArchiveUrl, FormatError};
 use crate::providers::storage::{Listed, Store};
 use crate::providers::ProviderError;
-use crate::state::archive::{ArchiveLive, BackupEntry, FailoversLive, WalDamage};
+use crate::state::archive::{ArchiveLive, BackupEntry, BackupProgress, FailoversLive, WalDamage};
 use crate::state::drill::DrillsLive;
 use crate::state::watch::Leases;
 use std::collections::BTreeMap;
@@ -56,6 +56,8 @@ pub fn incomplete(folders: &BTreeMap<String, Vec<Listed>>) -> Vec<(&String, &Vec
 pub struct Catalogue {
     pub backups: Vec<BackupEntry>,
     pub incomplete: Vec<String>,
+    /// The progress of incomplete folders that say they are running.
+    pub running: Vec<BackupProgress>,
     pub folders: BTreeMap<String, Vec<Listed>>,
 }
 
@@ -78,11 +80,46 @@ pub async fn read(store: &Store, url: &ArchiveUrl) -> Result<Catalogue, CatalogE
     .await;
     let mut backups = entries.into_iter().collect::<Result<Vec<_>, _>>()?;
     backups.sort_by(|a, b| a.id.cmp(&b.id));
+    let running = running(store, url, &folders, &incomplete).await;
     Ok(Catalogue {
         backups,
         incomplete,
+        running,
         folders,
     })
+}
+
+/// What the incomplete folders with a `progress.json` say. Informational:
+/// one that cannot be read is logged and left out, never an error.
+async fn running(
+    store: &Store,
+    url: &ArchiveUrl,
+    folders: &BTreeMap<String, Vec<Listed>>,
+    incomplete: &[String],
+) -> Vec<BackupProgress> {
+    let with_progress = incomplete.iter().filter(|id| {
+        folders.get(*id).is_some_and(|objects| {
+            objects
+                .iter()
+                .any(|o| o.key.ends_with(&format!("/{PROGRESS_OBJECT}")))
+        })
+    });
+    let read = futures_util::future::join_all(with_progress.map(|id| async move {
+        let key = format!("{}{PROGRESS_OBJECT}", url.backup_prefix(id));
+        match store.get(&key).await {
+            Ok(Some(fetched)) => catalog::backup_progress(&key, id, &fetched.body)
+                .map_err(|e| tracing::warn!(target: "pgdr::archive", key, error = %e, "a backup's progress left out"))
+                .ok(),
+            // Gone: the backup ended between the listing and the read.
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(target: "pgdr::archive", key, error = %e, "a backup's progress could not be read");
+                None
+            }
+        }
+    }))
+    .await;
+    read.into_iter().flatten().collect()
 }
 
 /// WAL names archived from `first` (a segment name) on, on its timeline and later.
@@ -157,6 +194,7 @@ pub async fn observe(store: &Store, url: &ArchiveUrl) -> Result<ArchiveLive, Cat
     let Catalogue {
         backups,
         incomplete,
+        running,
         ..
     } = read(store, url).await?;
     let wal = match backups.last() {
@@ -166,6 +204,7 @@ pub async fn observe(store: &Store, url: &ArchiveUrl) -> Result<ArchiveLive, Cat
     Ok(ArchiveLive {
         backups,
         incomplete,
+        running,
         wal_since_newest: wal.names(url),
         wal_damaged: wal.damaged,
         // Needs a clock: the caller that has one sets it.

@@ -1,6 +1,7 @@
 //! Local operating-system users, looked up through NSS (getpwuid_r and
 //! getpwnam_r via `nix`), so users from LDAP or sssd are found as well as
-//! those in /etc/passwd. The one place pgdr asks who a user is.
+//! those in /etc/passwd. The one place pgdr asks who a user is (and what
+//! this machine is called).
 
 use nix::unistd::{Uid, User};
 
@@ -44,6 +45,14 @@ pub fn current_uid() -> u32 {
 /// go to another user).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// This machine's name, as `hostname` prints it: where a lock's holder or
+/// a running backup is.
+pub fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 #[cfg(test)]

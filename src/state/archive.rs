@@ -73,6 +73,25 @@ impl BackupMethod {
     }
 }
 
+/// A backup being taken, as the `progress.json` in its folder says: written
+/// by the backup every few seconds while it runs, removed when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupProgress {
+    pub id: String,
+    /// `primary` or `standby <name>`.
+    pub source: String,
+    pub method: BackupMethod,
+    pub host: String,
+    pub pid: u32,
+    pub started: Timestamp,
+    pub updated: Timestamp,
+    /// Bytes of the database read so far, of about `total_bytes`.
+    pub read_bytes: u64,
+    pub total_bytes: u64,
+    /// Compressed bytes uploaded so far.
+    pub stored_bytes: u64,
+}
+
 /// A WAL object that is not as pgdr archived it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalDamage {
@@ -171,6 +190,9 @@ pub struct ArchiveLive {
     pub backups: Vec<BackupEntry>,
     /// Backup folders without a `backup.json` (running, or left by a crash).
     pub incomplete: Vec<String>,
+    /// What the running ones (of `incomplete`) last said of themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub running: Vec<BackupProgress>,
     /// WAL file names archived from the newest backup's first segment on, sorted.
     pub wal_since_newest: Vec<String>,
     /// WAL objects from the newest backup's first segment on that changed

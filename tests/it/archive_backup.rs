@@ -574,3 +574,70 @@ fn a_file_level_backup_of_a_standby_restores_the_primarys_rows() {
         expected
     );
 }
+
+#[test]
+fn status_shows_a_running_backup_and_forgets_it_when_it_ends() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "run/", "");
+    pg.psql("CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 50000) g");
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_for(dir.path(), &pg, "run/", 2);
+    let status = |moto: &Moto| {
+        let run = pgdr(Some(moto), &["status", &plan, "--format", "json"]);
+        run.json()["clusters"][0].clone()
+    };
+    assert!(status(&moto)["running_backups"].is_null());
+
+    // A backup held after storing its data (the server still in backup mode).
+    let hold = tempfile::tempdir().unwrap();
+    let (key, value) = common::failpoint(&format!(
+        "pause:backup-files-stored:{}",
+        hold.path().display()
+    ));
+    let mut backup = common::pgdr_command(Some(&moto), &["backup", &plan], &[(key, &value)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        seen = status(&moto)["running_backups"].clone();
+        if seen.is_array() {
+            break;
+        }
+        assert!(backup.try_wait().unwrap().is_none(), "the backup ended");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(hold.path().join("paused").exists());
+    let running = &seen[0];
+    assert_eq!(running["method"], "files", "{seen}");
+    assert_eq!(running["source"], "primary");
+    assert_eq!(running["pid"], backup.id());
+    assert!(
+        running["read_bytes"].as_u64().unwrap() > 1_000_000,
+        "{seen}"
+    );
+    assert!(running["stored_bytes"].as_u64().unwrap() > 0, "{seen}");
+    assert!(
+        running["reported_seconds_ago"].as_i64().unwrap() < 30,
+        "{seen}"
+    );
+    let human = pgdr(Some(&moto), &["status", &plan]);
+    assert!(
+        human.stdout.contains("backup running")
+            && human.stdout.contains(running["id"].as_str().unwrap()),
+        "{}",
+        human.stdout
+    );
+
+    std::fs::write(hold.path().join("resume"), "").unwrap();
+    assert!(backup.wait().unwrap().success());
+    assert!(status(&moto)["running_backups"].is_null());
+    // Its report went with it: the folder holds the backup and nothing else.
+    let id = running["id"].as_str().unwrap();
+    assert!(!keys(&moto, &format!("run/base/{id}/"))
+        .iter()
+        .any(|k| k.ends_with("progress.json")));
+}

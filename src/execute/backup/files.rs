@@ -15,8 +15,7 @@
 //! `pg_tblspc/<oid>/`, where a restore keeps them in its own folder.
 
 use super::parts::{upload_parts, PartWriter, QUEUED_PARTS};
-use super::{BackupRequest, Stored};
-use crate::execute::meter::SharedMeter;
+use super::{BackupRequest, Progress, Stored};
 use crate::execute::ArchiveError;
 use crate::format::datadir::{self, Folder};
 use crate::format::layout::bundle_object;
@@ -67,7 +66,7 @@ struct Tree {
 struct Shared {
     /// Pages changed before this position are checked; `None`: no checksums.
     check_before: Option<Lsn>,
-    meter: SharedMeter,
+    progress: Arc<Progress>,
     /// Set by the first writer that fails: the others stop at their next file.
     cancelled: AtomicBool,
     compression: Compression,
@@ -80,8 +79,8 @@ pub async fn take(
     request: &BackupRequest,
     data_dir: &Path,
     jobs: usize,
-    folder: &str,
-    id: &str,
+    (folder, id): (&str, &str),
+    progress: &Arc<Progress>,
 ) -> Result<Stored, ArchiveError> {
     let (session, start) = BackupSession::start(
         &request.role,
@@ -95,10 +94,9 @@ pub async fn take(
     let tree = tokio::task::spawn_blocking(move || walk(&root))
         .await
         .map_err(|e| ArchiveError::Failed(format!("walking the data folder: {e}")))??;
-    let total: u64 = tree.files.iter().map(|f| f.size).sum();
     let shared = Arc::new(Shared {
         check_before: request.facts.page_checksums.then_some(start),
-        meter: SharedMeter::new("backup", "read", total, request.progress),
+        progress: progress.clone(),
         cancelled: AtomicBool::new(false),
         compression: request.compression,
     });
@@ -117,6 +115,7 @@ pub async fn take(
     let copied = async {
         let (mut listed, mut stored_bytes) =
             copy_files(store, bundles, &keys[1..], &shared).await?;
+        crate::execute::failpoint::reached("backup-files-stored").await;
         // pg_control is read before the backup ends, as pg_basebackup reads it last.
         let control_bytes =
             std::fs::read(&control.source).map_err(|e| ArchiveError::io(&control.source, e))?;
@@ -151,7 +150,6 @@ pub async fn take(
             return Err(e);
         }
     };
-    shared.meter.done();
     listed.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Stored {
         objects: keys
@@ -302,7 +300,7 @@ where
         out.finish().map_err(|e| written(&key, e))?;
         Ok::<_, ArchiveError>(listed)
     });
-    let uploaded = upload_parts(&upload, rx).await;
+    let uploaded = upload_parts(&upload, rx, &shared.progress.stored).await;
     let listed = writer
         .await
         .map_err(|e| ArchiveError::Failed(format!("a backup worker stopped: {e}")))
@@ -426,7 +424,7 @@ impl PageReader<'_> {
         self.hasher.update(&self.chunk);
         self.pos += want as u64;
         self.at = 0;
-        self.shared.meter.add(want as u64);
+        self.shared.progress.meter.add(want as u64);
         Ok(())
     }
 

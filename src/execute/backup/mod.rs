@@ -32,20 +32,23 @@ pub mod parts;
 pub mod stream;
 
 use super::ArchiveError;
-use crate::format::layout::{BACKUP_JSON, MANIFEST_OBJECT};
+use crate::execute::meter::SharedMeter;
+use crate::format::layout::{BACKUP_JSON, MANIFEST_OBJECT, PROGRESS_OBJECT};
 use crate::format::manifest::check_manifest;
 use crate::format::ArchiveUrl;
 use crate::observe::archive as catalog;
 use crate::providers::poll::{poll_until, Polled};
 use crate::providers::postgres::BackupFacts;
-use crate::providers::storage::Store;
+use crate::providers::storage::{PutOutcome, Store, When};
 use crate::settings::PgEnv;
 use crate::spec::time::Timestamp;
 use crate::spec::{Compression, Conninfo};
-use crate::state::archive::{BackupEntry, BackupMethod};
+use crate::state::archive::{BackupEntry, BackupMethod, BackupProgress};
 use crate::state::wal::{missing_segments, segment_name, Lsn};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How this backup is taken.
@@ -72,6 +75,61 @@ pub struct BackupRequest {
     pub wal_timeout: Duration,
     /// Draw a progress line on stderr.
     pub progress: bool,
+}
+
+/// What a running backup has done: drawn on a terminal, and reported into
+/// its folder (`progress.json`) for `status` every [`PROGRESS_EVERY`].
+pub struct Progress {
+    /// Bytes of the database read.
+    pub meter: SharedMeter,
+    /// Compressed bytes uploaded.
+    pub stored: AtomicU64,
+    /// A report was stored (and is removed at the end).
+    reported: AtomicBool,
+}
+
+/// How often a running backup reports; a backup shorter than this writes
+/// no report at all.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Stores the backup's progress every [`PROGRESS_EVERY`] until dropped:
+/// created with `If-None-Match`, then replaced with `If-Match` on its own
+/// ETag, so it never overwrites anything else. A report that cannot be
+/// stored is logged; the backup goes on.
+async fn report_progress(
+    store: &Store,
+    key: &str,
+    mut report: BackupProgress,
+    progress: &Progress,
+) -> std::convert::Infallible {
+    let mut etag: Option<String> = None;
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        report.updated = Timestamp(crate::spec::time::now_unix());
+        report.read_bytes = progress.meter.read();
+        report.stored_bytes = progress.stored.load(Ordering::Relaxed);
+        let body = serde_json::to_vec_pretty(&report).expect("progress serialises");
+        let when = match &etag {
+            None => When::Absent,
+            Some(tag) => When::Matches(tag),
+        };
+        match store.put_if(key, body, &HashMap::new(), when).await {
+            Ok(PutOutcome::Stored { etag: Some(tag) }) => {
+                etag = Some(tag);
+                progress.reported.store(true, Ordering::Relaxed);
+            }
+            // Without an ETag (or with the object changed by someone else)
+            // a next report could not be conditional: stop reporting.
+            Ok(PutOutcome::Stored { etag: None }) | Ok(PutOutcome::Exists) => {
+                progress.reported.store(true, Ordering::Relaxed);
+                tracing::warn!(target: "pgdr::archive", key, "progress reports stopped: the report cannot be replaced safely");
+                return std::future::pending().await;
+            }
+            Err(e) => {
+                tracing::warn!(target: "pgdr::archive", key, error = %e, "a progress report was not stored");
+            }
+        }
+    }
 }
 
 /// What a method stored: its objects in restore order, and the manifest
@@ -153,16 +211,56 @@ pub async fn take(
             "{folder} already exists; wait a second and run the backup again"
         )));
     }
-    let (method, stored) = match &request.method {
-        Method::Stream { pg_basebackup } => (
-            BackupMethod::Stream,
-            stream::take(store, request, pg_basebackup, &folder, &id).await?,
+    let progress = Arc::new(Progress {
+        meter: SharedMeter::new(
+            "backup",
+            "read",
+            request.facts.total_bytes,
+            request.progress,
         ),
-        Method::Files { data_dir, jobs } => (
-            BackupMethod::Files,
-            files::take(store, request, data_dir, *jobs, &folder, &id).await?,
-        ),
+        stored: AtomicU64::new(0),
+        reported: AtomicBool::new(false),
+    });
+    let method = match request.method {
+        Method::Stream { .. } => BackupMethod::Stream,
+        Method::Files { .. } => BackupMethod::Files,
     };
+    let taking = async {
+        match &request.method {
+            Method::Stream { pg_basebackup } => {
+                stream::take(store, request, pg_basebackup, (&folder, &id), &progress).await
+            }
+            Method::Files { data_dir, jobs } => {
+                files::take(store, request, data_dir, *jobs, (&folder, &id), &progress).await
+            }
+        }
+    };
+    let progress_key = format!("{folder}{PROGRESS_OBJECT}");
+    let report = BackupProgress {
+        id: id.clone(),
+        source: request.source.clone(),
+        method,
+        host: crate::providers::os_user::this_host(),
+        pid: std::process::id(),
+        started: Timestamp(unix(started)),
+        updated: Timestamp(unix(started)),
+        read_bytes: 0,
+        total_bytes: request.facts.total_bytes,
+        stored_bytes: 0,
+    };
+    let taken = tokio::select! {
+        taken = taking => taken,
+        never = report_progress(store, &progress_key, report, &progress) => match never {},
+    };
+    progress.meter.done();
+    // The report goes with the run, whatever its outcome: what is left of a
+    // failed one is an incomplete folder, which says so itself.
+    if progress.reported.load(Ordering::Relaxed) {
+        if let Err(e) = store.delete(std::slice::from_ref(&progress_key)).await {
+            tracing::warn!(target: "pgdr::archive", key = progress_key, error = %e, "could not remove the backup's progress report");
+        }
+    }
+    let stored = taken?;
     let (timeline, start_lsn, end_lsn) = check_manifest(&stored.manifest, &stored.files)?;
     store
         .put_new(

@@ -96,11 +96,13 @@ impl Write for PartWriter {
 }
 
 /// Uploads the parts `parts` delivers, a few at once, until it closes.
-/// Returns the parts and the bytes stored; on an error it stops taking parts
+/// Returns the parts and the bytes stored (also counted into `stored` as
+/// they go, for the backup's progress); on an error it stops taking parts
 /// (the writer then sees [`PartWriter::stopped`]).
 pub async fn upload_parts(
     upload: &Upload,
     mut parts: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    stored: &std::sync::atomic::AtomicU64,
 ) -> Result<(Vec<Part>, u64), ProviderError> {
     let mut in_flight = futures_util::stream::FuturesUnordered::new();
     let mut done = Vec::new();
@@ -112,13 +114,20 @@ pub async fn upload_parts(
                 let Some(part) = part else { break };
                 number += 1;
                 stored_bytes += part.len() as u64;
-                in_flight.push(upload.send_part(number, part));
+                let size = part.len() as u64;
+                in_flight.push(async move { upload.send_part(number, part).await.map(|p| (p, size)) });
             }
-            Some(sent) = in_flight.next(), if !in_flight.is_empty() => done.push(sent?),
+            Some(sent) = in_flight.next(), if !in_flight.is_empty() => done.push(counted(sent?, stored)),
         }
     }
     while let Some(sent) = in_flight.next().await {
-        done.push(sent?);
+        done.push(counted(sent?, stored));
     }
     Ok((done, stored_bytes))
+}
+
+/// A sent part, its size counted into `stored`.
+fn counted((part, size): (Part, u64), stored: &std::sync::atomic::AtomicU64) -> Part {
+    stored.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+    part
 }

@@ -5,8 +5,7 @@
 //! folder itself (see [`super::files`] for where it can).
 
 use super::parts::{upload_parts, PartWriter, QUEUED_PARTS};
-use super::{BackupRequest, Stored};
-use crate::execute::meter::Meter;
+use super::{BackupRequest, Progress, Stored};
 use crate::execute::ArchiveError;
 use crate::format::layout::{DATA_OBJECT, DATA_OBJECT_PLAIN};
 use crate::format::tar::{self, Scanned};
@@ -16,14 +15,15 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 /// Runs pg_basebackup and stores its stream as `data.tar.zst`.
 pub async fn take(
     store: &Store,
     request: &BackupRequest,
     pg_basebackup: &Path,
-    folder: &str,
-    id: &str,
+    (folder, id): (&str, &str),
+    progress: &Arc<Progress>,
 ) -> Result<Stored, ArchiveError> {
     let data_name = match request.compression {
         Compression::Zstd => DATA_OBJECT,
@@ -75,12 +75,11 @@ pub async fn take(
 
     let (parts_tx, parts_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUED_PARTS);
     let compression = request.compression;
-    let total = request.facts.total_bytes;
-    let progress = request.progress;
+    let counted = progress.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        read_and_compress(stdout, compression, parts_tx, total, progress)
+        read_and_compress(stdout, compression, parts_tx, &counted)
     });
-    let uploaded = upload_parts(&upload, parts_rx).await;
+    let uploaded = upload_parts(&upload, parts_rx, &progress.stored).await;
     let (parts, stored_bytes) = match uploaded {
         Ok(done) => done,
         Err(e) => {
@@ -137,8 +136,7 @@ fn read_and_compress(
     stdout: impl Read,
     compression: Compression,
     parts: tokio::sync::mpsc::Sender<Vec<u8>>,
-    total: u64,
-    progress: bool,
+    progress: &Progress,
 ) -> Result<(Scanned, u64), ArchiveError> {
     let failed =
         |e: std::io::Error| ArchiveError::Failed(format!("reading the backup stream: {e}"));
@@ -146,7 +144,7 @@ fn read_and_compress(
         stdout,
         out: PartWriter::new(compression, parts).map_err(failed)?,
         raw: 0,
-        meter: Meter::new("backup", "read", total, progress),
+        progress,
     };
     let scanned = tar::scan(&mut tee);
     // What follows the end-of-archive marker is part of the stream too.
@@ -156,26 +154,25 @@ fn read_and_compress(
     }
     let scanned = scanned?;
     drained.map_err(failed)?;
-    tee.meter.done(tee.raw);
     tee.out.finish().map_err(failed)?;
     Ok((scanned, tee.raw))
 }
 
 /// pg_basebackup's stdout as the tar reader reads it: every byte read is
 /// also written to the part writer.
-struct Tee<R> {
+struct Tee<'a, R> {
     stdout: R,
     out: PartWriter,
     raw: u64,
-    meter: Meter,
+    progress: &'a Progress,
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.stdout.read(buf)?;
         self.raw += n as u64;
         self.out.write_all(&buf[..n])?;
-        self.meter.show(self.raw);
+        self.progress.meter.add(n as u64);
         Ok(n)
     }
 }

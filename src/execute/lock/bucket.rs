@@ -43,7 +43,7 @@ impl LockInfo {
             kind: kind.to_string(),
             command: command.to_string(),
             who: this_user(),
-            host: this_host(),
+            host: crate::providers::os_user::this_host(),
             pid: std::process::id(),
             created: crate::spec::time::rfc3339(crate::spec::time::now_unix()),
             pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -58,7 +58,7 @@ impl LockInfo {
             "{} by {} on {} (pid {}) since {}, lock id {}",
             self.command, self.who, self.host, self.pid, self.created, self.lock_id
         );
-        if self.host == this_host()
+        if self.host == crate::providers::os_user::this_host()
             && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
         {
             text.push_str("; that process is no longer running on this machine, so the lock was most likely left by a crash");
@@ -106,7 +106,9 @@ impl BucketLock {
         let mut put = store.put_new(&key, body.clone(), &metadata).await;
         if matches!(put, Ok(PutOutcome::Exists)) {
             if let Ok(Some(stale)) = read(&store, &key).await {
-                if stale.host == this_host() && stale.lock_dir == info.lock_dir {
+                if stale.host == crate::providers::os_user::this_host()
+                    && stale.lock_dir == info.lock_dir
+                {
                     eprintln!(
                         "Removing the {kind} lock left by an ended run on this machine ({}).",
                         stale.describe()
@@ -251,13 +253,6 @@ fn this_user() -> String {
     }
     let uid = crate::providers::os_user::current_uid();
     crate::providers::os_user::by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name)
-}
-
-/// This machine's name, as `hostname` prints it.
-fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
 }
 
 /// 16 random hex digits from the kernel.

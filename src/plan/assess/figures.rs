@@ -26,6 +26,8 @@ pub struct Figures {
     pub window: Option<(String, String)>,
     /// The newest backup: id, end, size.
     pub last_backup: Option<(String, String, u64)>,
+    /// Backups being taken now, as they last reported.
+    pub running_backups: Vec<crate::state::archive::BackupProgress>,
     /// The newest drill: started, passed, RTO, RPO.
     pub last_drill: Option<(String, bool, Option<f64>, Option<f64>)>,
     /// When WAL retention starts removing what the proven restore needs (see
@@ -137,6 +139,7 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
                 newest.size_bytes,
             ));
         }
+        figures.running_backups = content.running.clone();
         let retention = desired.plan.archive.as_ref().and_then(|a| a.wal_retention);
         if let (Some((backup, _, age, _)), Some(now), Some(retention)) = (
             super::drills::wal_expiry_of(desired, content),
