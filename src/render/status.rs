@@ -5,6 +5,7 @@
 
 use super::human::bytes;
 use crate::plan::assess::assess;
+use crate::plan::assess::figures::FailoverFigure;
 use crate::spec::Desired;
 use crate::state::archive::BackupProgress;
 use crate::state::Live;
@@ -36,7 +37,7 @@ pub struct ClusterStatus {
     pub last_drill: Option<LastDrill>,
     pub next_expiry: Option<Expiry>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_failover: Option<LastFailover>,
+    pub last_failover: Option<FailoverFigure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover: Option<WatchStatus>,
     /// Figures beyond the plan's objectives, one line each.
@@ -80,18 +81,6 @@ pub struct RunningBackup {
 pub struct LastDrill {
     pub at: String,
     pub ok: bool,
-    pub rto_seconds: Option<f64>,
-    pub rpo_seconds: Option<f64>,
-}
-
-/// The newest role change (`failovers/`).
-#[derive(Debug, Clone, Serialize)]
-pub struct LastFailover {
-    pub at: String,
-    pub kind: String,
-    pub trigger: String,
-    pub outcome: String,
-    pub to: String,
     pub rto_seconds: Option<f64>,
     pub rpo_seconds: Option<f64>,
 }
@@ -163,15 +152,7 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
                 rpo_seconds,
             }),
         next_expiry: figures.next_expiry.map(|(at, what)| Expiry { at, what }),
-        last_failover: figures.last_failover.map(|f| LastFailover {
-            at: f.at,
-            kind: f.kind,
-            trigger: f.trigger,
-            outcome: f.outcome,
-            to: f.to,
-            rto_seconds: f.rto_seconds,
-            rpo_seconds: f.rpo_seconds,
-        }),
+        last_failover: figures.last_failover,
         failover: figures.watch.map(|w| WatchStatus {
             automatic: w.armed,
             watcher: w.watcher,

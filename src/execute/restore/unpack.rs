@@ -76,21 +76,26 @@ pub async fn unpack(
             (manifest, scan.files, stored)
         }
         BackupMethod::Files => {
-            let key = format!("{folder}{}", backup.manifest_object);
-            let manifest = store.get(&key).await?.map(|f| f.body).ok_or_else(|| {
-                ArchiveError::Corrupt(format!(
-                    "backup {} is listed but its manifest {key} is missing",
-                    backup.id
-                ))
-            })?;
             let (first, rest) = backup.bundles.split_first().ok_or_else(|| {
                 ArchiveError::Corrupt(format!(
                     "backup {}: a file-level backup with no objects",
                     backup.id
                 ))
             })?;
-            let key = format!("{folder}{first}");
-            let (scan, mut stored) = unpack_object(store, backup, &key, dir, None, &meter).await?;
+            // The manifest is read while the first object is written.
+            let manifest_key = format!("{folder}{}", backup.manifest_object);
+            let first_key = format!("{folder}{first}");
+            let (manifest, first) = tokio::join!(
+                store.get(&manifest_key),
+                unpack_object(store, backup, &first_key, dir, None, &meter)
+            );
+            let manifest = manifest?.map(|f| f.body).ok_or_else(|| {
+                ArchiveError::Corrupt(format!(
+                    "backup {} is listed but its manifest {manifest_key} is missing",
+                    backup.id
+                ))
+            })?;
+            let (scan, mut stored) = first?;
             let folders = Arc::new(scan.folders);
             let mut files = scan.files;
             // Owned keys: a closure over borrowed names is not `Send` for

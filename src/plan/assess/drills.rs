@@ -4,7 +4,7 @@
 //! said [`EXPIRY_WARNING_DAYS`] ahead). Apply cannot run a drill: in `plan`
 //! these are problems.
 
-use super::{approximate, Finding, Kind, Objective, EXPIRY_WARNING_DAYS};
+use super::{approximate, over_objectives, Finding, Kind, Objective, EXPIRY_WARNING_DAYS};
 use crate::spec::Desired;
 use crate::state::archive::ArchiveLive;
 
@@ -39,22 +39,17 @@ pub fn findings(desired: &Desired, content: &ArchiveLive) -> Vec<Finding> {
                         },
                     ));
                 }
-                // Judged against today's objectives: the plan may have tightened them.
-                let objectives = &desired.plan.objectives;
-                for (figure, measured, objective) in [
-                    (Objective::Rto, newest.rto_seconds, objectives.rto),
-                    (Objective::Rpo, newest.rpo_seconds, objectives.rpo),
-                ] {
-                    if let Some(value) = measured.filter(|v| *v > objective.as_secs() as f64) {
-                        found.push(Finding::new(
-                            "drill",
-                            Kind::DrillObjective {
-                                figure,
-                                value,
-                                objective,
-                            },
-                        ));
-                    }
+                for (figure, value, objective) in
+                    over_objectives(desired, newest.rto_seconds, newest.rpo_seconds)
+                {
+                    found.push(Finding::new(
+                        "drill",
+                        Kind::DrillObjective {
+                            figure,
+                            value,
+                            objective,
+                        },
+                    ));
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! guard renewing their leases, and no refusal waiting for a person
 //! (address `failover`).
 
-use super::{approximate, Finding, Kind, Objective};
+use super::{approximate, over_objectives, Finding, Kind};
 use crate::spec::Desired;
 use crate::state::Live;
 
@@ -41,23 +41,19 @@ pub fn findings(desired: &Desired, live: &Live) -> Vec<Finding> {
             },
         ));
     }
-    let objectives = &desired.plan.objectives;
-    for (figure, measured, objective) in [
-        (Objective::Rto, newest.rto_seconds, objectives.rto),
-        (Objective::Rpo, newest.rpo_seconds, objectives.rpo),
-    ] {
-        if let Some(value) = measured.filter(|v| *v > objective.as_secs() as f64) {
-            found.push(Finding::new(
-                "drill.failover",
-                Kind::FailoverOverObjective {
-                    figure,
-                    value,
-                    objective,
-                    kind: newest.kind.as_str().to_string(),
-                    started_at: newest.started_at,
-                },
-            ));
-        }
+    for (figure, value, objective) in
+        over_objectives(desired, newest.rto_seconds, newest.rpo_seconds)
+    {
+        found.push(Finding::new(
+            "drill.failover",
+            Kind::FailoverOverObjective {
+                figure,
+                value,
+                objective,
+                kind: newest.kind.as_str().to_string(),
+                started_at: newest.started_at,
+            },
+        ));
     }
     found
 }

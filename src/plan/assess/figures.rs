@@ -39,8 +39,8 @@ pub struct Figures {
     pub watch: Option<WatchFigure>,
 }
 
-/// The newest role change, as its journal says.
-#[derive(Debug, Clone, PartialEq)]
+/// The newest role change, as its journal says (as `status` prints it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FailoverFigure {
     pub at: String,
     /// `switchover` or `failover`; `manual` or `automatic`; `done`, `refused`, `failed`.

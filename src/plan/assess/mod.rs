@@ -166,6 +166,28 @@ pub enum Objective {
     Rpo,
 }
 
+/// The measured RTO and RPO (seconds) that exceed the plan's objectives —
+/// today's, since the plan may have tightened them since the measurement:
+/// (which, measured, objective). Drills and role changes are judged alike.
+pub fn over_objectives(
+    desired: &Desired,
+    rto: Option<f64>,
+    rpo: Option<f64>,
+) -> Vec<(Objective, f64, Duration)> {
+    let objectives = &desired.plan.objectives;
+    [
+        (Objective::Rto, rto, objectives.rto),
+        (Objective::Rpo, rpo, objectives.rpo),
+    ]
+    .into_iter()
+    .filter_map(|(figure, measured, objective)| {
+        measured
+            .filter(|v| *v > objective.as_secs() as f64)
+            .map(|value| (figure, value, objective))
+    })
+    .collect()
+}
+
 /// How a finding enters a plan.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanEntry {
