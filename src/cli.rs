@@ -220,6 +220,13 @@ pub enum BackupMethodArg {
     Stream,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupTypeArg {
+    Full,
+    Diff,
+    Incr,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// The cluster's plan file.
@@ -241,6 +248,12 @@ pub struct BackupArgs {
     /// about 100 MiB of memory each). Default: the cores of this host, at most 8.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
+    /// `full`: every file; `diff`: the blocks changed since the newest full;
+    /// `incr`: since the newest backup. Default: what the schedule says is
+    /// due (`base_backups.full_every`; without it, full). A diff or incr
+    /// with no file-level parent to compare with is taken as a full.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub backup_type: Option<BackupTypeArg>,
 }
 
 #[derive(Debug, Args)]

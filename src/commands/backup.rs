@@ -3,15 +3,18 @@
 //! under the cluster's backup lock.
 
 use super::{archive_of, load_cluster, out, Outcome};
-use crate::cli::{BackupArgs, BackupMethodArg, ListFormat};
+use crate::cli::{BackupArgs, BackupMethodArg, BackupTypeArg, ListFormat};
 use crate::execute::backup::{self, BackupRequest, Method};
 use crate::execute::lock::RunLock;
 use crate::format::datadir;
+use crate::observe::archive as catalog;
+use crate::plan::recovery::backup as decide;
 use crate::providers::postgres::BackupFacts;
 use crate::providers::storage::Store;
 use crate::providers::{postgres, Systems};
 use crate::settings::Settings;
 use crate::spec::Conninfo;
+use crate::state::archive::BackupType;
 use anyhow::{anyhow, Context};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -67,6 +70,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
     if let Some(message) = backup::leftovers_message(&removed) {
         eprintln!("{message}");
     }
+    let (method, backup_type) = with_parent(args, plan, method, &facts, &store, &url).await?;
     let request = BackupRequest {
         url,
         cluster: desired.cluster().to_string(),
@@ -76,6 +80,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
         pg: settings.pg.clone(),
         facts,
         method,
+        backup_type,
         compression,
         wal_timeout: std::time::Duration::from_secs(args.wal_timeout),
         progress: std::io::stderr().is_terminal(),
@@ -102,9 +107,15 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             serde_json::to_string_pretty(&entry).expect("entry serialises")
         ),
         ListFormat::Human => format!(
-            "Backup {} of {} ({}, {}): {} read in {:.1}s ({:.1} MB/s), {} stored ({:.1}x), every file matched the manifest; WAL {} to {} is archived.\n",
+            "Backup {} of {} ({}{}, {}, {}): {} read in {:.1}s ({:.1} MB/s), {} stored ({:.1}x), every file matched the manifest; WAL {} to {} is archived.\n",
             entry.id,
             entry.cluster,
+            entry.backup_type.as_str(),
+            entry
+                .parent
+                .as_ref()
+                .map(|p| format!(" of {p}"))
+                .unwrap_or_default(),
             entry.source,
             match entry.bundles.len() {
                 0 => "pg_basebackup stream".to_string(),
@@ -121,6 +132,84 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
     };
     out(&text)?;
     Ok(Outcome::Clean)
+}
+
+/// The type to take (`--type`, else what the schedule says is due) and, for
+/// a diff or incr, its parent. A diff or incr without a parent it can
+/// compare with is taken as a full, saying why; a stream has no parent.
+async fn with_parent(
+    args: &BackupArgs,
+    plan: &crate::spec::PlanFile,
+    method: Method,
+    facts: &BackupFacts,
+    store: &Store,
+    url: &crate::format::ArchiveUrl,
+) -> anyhow::Result<(Method, BackupType)> {
+    let backups = catalog::read(store, url)
+        .await
+        .context("reading the backups to choose a parent")?
+        .backups;
+    let schedule = plan
+        .archive
+        .as_ref()
+        .and_then(|a| a.base_backups.as_ref())
+        .and_then(|b| b.full_every)
+        .map(|d| d.as_secs());
+    let wanted = match args.backup_type {
+        Some(BackupTypeArg::Full) => BackupType::Full,
+        Some(BackupTypeArg::Diff) => BackupType::Diff,
+        Some(BackupTypeArg::Incr) => BackupType::Incr,
+        None => decide::due_type(&backups, schedule, crate::spec::time::now_unix()),
+    };
+    if wanted == BackupType::Full {
+        return Ok((method, BackupType::Full));
+    }
+    let Method::Files { data_dir, jobs, .. } = method else {
+        if args.backup_type.is_some() {
+            anyhow::bail!(
+                "--type {} needs a file-level backup (pgdr reads the data folder on the database host); pg_basebackup's stream is always a full here\nhint: run pgdr backup on the database host, or use --type full",
+                wanted.as_str()
+            );
+        }
+        eprintln!("The schedule makes this an incremental, but pg_basebackup's stream is always a full: taking a full.");
+        return Ok((method, BackupType::Full));
+    };
+    let major = facts.version_num / 10000;
+    match decide::choose_parent(&backups, wanted, &facts.system_identifier, major) {
+        Ok(Some(parent)) => Ok((
+            Method::Files {
+                data_dir,
+                jobs,
+                parent: Some(std::sync::Arc::new(backup::incremental::Parent::new(
+                    url,
+                    parent.clone(),
+                ))),
+            },
+            wanted,
+        )),
+        Ok(None) => Ok((
+            Method::Files {
+                data_dir,
+                jobs,
+                parent: None,
+            },
+            BackupType::Full,
+        )),
+        Err(why) => {
+            eprintln!(
+                "A {} backup was asked for, but there is {why}: taking a full.",
+                wanted.as_str()
+            );
+            Ok((
+                Method::Files {
+                    data_dir,
+                    jobs,
+                    parent: None,
+                },
+                BackupType::Full,
+            ))
+        }
+    }
 }
 
 /// The most jobs a backup starts without `--jobs`.
@@ -143,7 +232,11 @@ fn choose_method(args: &BackupArgs, facts: &BackupFacts) -> anyhow::Result<Metho
         usize::from,
     );
     match (args.method, local) {
-        (Some(BackupMethodArg::Files) | None, Ok(())) => Ok(Method::Files { data_dir, jobs }),
+        (Some(BackupMethodArg::Files) | None, Ok(())) => Ok(Method::Files {
+            data_dir,
+            jobs,
+            parent: None,
+        }),
         (Some(BackupMethodArg::Files), Err(why)) => Err(anyhow!(
             "--method files reads the server's data folder on this host, and {why}\nhint: run pgdr backup on the database host (where archive_command runs pgdr), or use --method stream"
         )),

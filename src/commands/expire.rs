@@ -80,6 +80,12 @@ pub async fn run(args: &ExpireArgs, settings: &Settings) -> anyhow::Result<Outco
             args.path.display()
         ));
     }
+    if !plan.parents.is_empty() {
+        text.push_str(&format!(
+            "Keeping beyond keep: {}, the parents a kept diff or incremental is restored through.\n",
+            plan.parents.join(", ")
+        ));
+    }
     for id in &plan.backups {
         text.push_str(&format!("  - backup {id}\n"));
     }

@@ -98,6 +98,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
         url: &url,
         region: (region != DEFAULT_S3_REGION).then_some(region.as_str()),
         backup: b,
+        chain: &chosen.chain,
         target: target.clone(),
         dir: &args.to,
         pgdr: &pgdr,

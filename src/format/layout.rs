@@ -28,6 +28,11 @@ pub fn bundle_object(index: usize, compression: Compression) -> String {
         Compression::None => format!("data-{index}.tar"),
     }
 }
+/// A file-level backup's map of object `index` (always zstd):
+/// [`super::blockmap`].
+pub fn map_object(index: usize) -> String {
+    format!("map-{index}.zst")
+}
 /// A running backup's progress (written while it runs, removed at its end).
 pub const PROGRESS_OBJECT: &str = "progress.json";
 /// The server's manifest, kept beside the data (also the stream's last file).

@@ -9,6 +9,7 @@
 //! rewrite it): every parser here checks before it returns, and a damaged
 //! object is a [`FormatError::Corrupt`], never a panic or a guess.
 
+pub mod blockmap;
 pub mod catalog;
 pub mod codec;
 pub mod datadir;

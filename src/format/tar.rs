@@ -26,6 +26,7 @@
 //! what it writes; the manifest check needs the hash of every byte written.
 //! The writes themselves are the sink's (`execute::restore::extract`).
 
+use super::blockmap::{delta_blocks, BLOCK, DELTA_BLOCKS, DELTA_KEY};
 use super::manifest::MANIFEST_ENTRY;
 use super::FormatError;
 use sha2::{Digest, Sha256};
@@ -43,7 +44,14 @@ pub trait Sink {
     fn file(&mut self, path: &Path, mode: u32) -> Result<Self::File, FormatError>;
     /// Makes a symbolic link to `target` (relative, pointing down).
     fn symlink(&mut self, path: &Path, target: &Path) -> Result<(), FormatError>;
+    /// Writes `bytes` at `at` into a regular file this restore made (never
+    /// created here, never through a link): a delta entry's block.
+    fn patch(&mut self, path: &Path, at: u64, bytes: &[u8]) -> Result<(), FormatError>;
 }
+
+/// Which entries of a chain's object to write: given the path and whether
+/// the entry is a delta, `true` to write it (the others are read past).
+pub type Keep = dyn Fn(&str, bool) -> bool + Send + Sync;
 
 /// What a scan found.
 #[derive(Debug, Default)]
@@ -56,6 +64,8 @@ pub struct Scanned {
     /// The folders this extraction made: where the files of a file-level
     /// backup's other objects may go ([`extract_files`]).
     pub folders: HashSet<PathBuf>,
+    /// Files written to by delta entries (their hashes are not in `files`).
+    pub patched: HashSet<String>,
 }
 
 impl Scanned {
@@ -80,27 +90,33 @@ impl Sink for NoSink {
     fn symlink(&mut self, _: &Path, _: &Path) -> Result<(), FormatError> {
         match *self {}
     }
+    fn patch(&mut self, _: &Path, _: u64, _: &[u8]) -> Result<(), FormatError> {
+        match *self {}
+    }
 }
 
 /// Reads the stream to its end-of-archive marker, hashing every file.
 pub fn scan(reader: impl Read) -> Result<Scanned, FormatError> {
-    walk::<NoSink>(reader, None, None)
+    walk::<NoSink>(reader, None, None, None)
 }
 
 /// [`scan`], handing every entry to `sink` under the rules above.
 pub fn extract<S: Sink>(reader: impl Read, sink: &mut S) -> Result<Scanned, FormatError> {
-    walk(reader, Some(sink), None)
+    walk(reader, Some(sink), None, None)
 }
 
 /// [`extract`] of a stream that holds regular files only, each into one of
 /// `folders` (what the extraction of the backup's first object made): the
 /// other objects of a file-level backup, written at once into one folder.
+/// With `keep` (a chain's objects), only the entries it keeps are written,
+/// and delta entries ([`super::blockmap::DELTA_KEY`]) patch files made earlier.
 pub fn extract_files<S: Sink>(
     reader: impl Read,
     sink: &mut S,
     folders: &HashSet<PathBuf>,
+    keep: Option<&Keep>,
 ) -> Result<Scanned, FormatError> {
-    walk(reader, Some(sink), Some(folders))
+    walk(reader, Some(sink), Some(folders), keep)
 }
 
 fn corrupt(what: impl std::fmt::Display) -> FormatError {
@@ -111,6 +127,7 @@ fn walk<S: Sink>(
     reader: impl Read,
     mut sink: Option<&mut S>,
     known: Option<&HashSet<PathBuf>>,
+    keep: Option<&Keep>,
 ) -> Result<Scanned, FormatError> {
     let mut archive = tar::Archive::new(reader);
     let mut scanned = Scanned::default();
@@ -125,6 +142,22 @@ fn walk<S: Sink>(
         let name = path.to_string_lossy().to_string();
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().map_err(corrupt)? & 0o7777;
+        let delta_at = delta_offset(&mut entry)?;
+        if let Some(keep) = keep {
+            if !keep(&name, delta_at.is_some()) {
+                continue;
+            }
+        }
+        if let Some(at) = delta_at {
+            let (Some(sink), Some(folders)) = (sink.as_deref_mut(), known) else {
+                return Err(corrupt(format!(
+                    "`{name}` is a delta entry outside a backup's data object"
+                )));
+            };
+            apply_delta(&mut entry, sink, folders, &path, at)?;
+            scanned.patched.insert(name);
+            continue;
+        }
         let mut file = None;
         if let Some(sink) = sink.as_deref_mut() {
             let parent = path.parent().unwrap_or(Path::new(""));
@@ -183,38 +216,113 @@ fn walk<S: Sink>(
             continue;
         }
         let capture = name == MANIFEST_ENTRY;
-        let mut hasher = Sha256::new();
-        let mut captured = Vec::new();
-        let mut size = 0u64;
-        loop {
-            let n = entry.read(&mut buf).map_err(corrupt)?;
-            if n == 0 {
-                break;
+        let (size, hashed) = copy_entry(&mut entry, file.as_mut(), &path, capture, &mut buf)?;
+        match hashed {
+            Hashed::Manifest(bytes) => scanned.manifest = Some(bytes),
+            Hashed::Sha256(sha) => {
+                scanned.files.insert(name, (size, sha));
             }
-            size += n as u64;
-            if capture {
-                captured.extend_from_slice(&buf[..n]);
-            } else {
-                hasher.update(&buf[..n]);
-            }
-            if let Some(file) = &mut file {
-                file.write_all(&buf[..n])
-                    .map_err(|e| FormatError::io(&path, e))?;
-            }
-        }
-        if capture {
-            scanned.manifest = Some(captured);
-        } else {
-            let sha: String = hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            scanned.files.insert(name, (size, sha));
         }
     }
     scanned.folders = made;
     Ok(scanned)
+}
+
+/// What reading a regular file's entry gave: the manifest's bytes, or the
+/// file's hex SHA-256.
+enum Hashed {
+    Manifest(Vec<u8>),
+    Sha256(String),
+}
+
+/// Reads a regular file's entry, writing it into `file` when extracting.
+fn copy_entry<R: Read, W: Write>(
+    entry: &mut tar::Entry<'_, R>,
+    mut file: Option<&mut W>,
+    path: &Path,
+    capture: bool,
+    buf: &mut [u8],
+) -> Result<(u64, Hashed), FormatError> {
+    let mut hasher = Sha256::new();
+    let mut captured = Vec::new();
+    let mut size = 0u64;
+    loop {
+        let n = entry.read(buf).map_err(corrupt)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        if capture {
+            captured.extend_from_slice(&buf[..n]);
+        } else {
+            hasher.update(&buf[..n]);
+        }
+        if let Some(file) = &mut file {
+            file.write_all(&buf[..n])
+                .map_err(|e| FormatError::io(path, e))?;
+        }
+    }
+    if capture {
+        return Ok((size, Hashed::Manifest(captured)));
+    }
+    let sha = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((size, Hashed::Sha256(sha)))
+}
+
+/// The chunk offset a delta entry carries, or `None` for any other entry.
+fn delta_offset<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<u64>, FormatError> {
+    let Some(extensions) = entry.pax_extensions().map_err(corrupt)? else {
+        return Ok(None);
+    };
+    for extension in extensions {
+        let extension = extension.map_err(corrupt)?;
+        if extension.key_bytes() == DELTA_KEY.as_bytes() {
+            let at = std::str::from_utf8(extension.value_bytes())
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| corrupt("a delta entry without its offset"))?;
+            return Ok(Some(at));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes a delta entry's blocks into the file it names, which must lie
+/// in one of `folders` (the restore's own).
+fn apply_delta<R: Read, S: Sink>(
+    entry: &mut tar::Entry<'_, R>,
+    sink: &mut S,
+    folders: &HashSet<PathBuf>,
+    path: &Path,
+    at: u64,
+) -> Result<(), FormatError> {
+    let parent = path.parent().unwrap_or(Path::new(""));
+    if !folders.contains(parent) {
+        return Err(corrupt(format!(
+            "delta entry `{}` lies outside this backup's folders",
+            path.display()
+        )));
+    }
+    let size = entry.header().size().map_err(corrupt)?;
+    let most = 24 + (BLOCK * DELTA_BLOCKS) as u64;
+    if size > most {
+        return Err(corrupt(format!(
+            "delta entry `{}` of {size} bytes",
+            path.display()
+        )));
+    }
+    let mut payload = Vec::with_capacity(size as usize);
+    entry.read_to_end(&mut payload).map_err(corrupt)?;
+    let (_, blocks) = delta_blocks(at, &payload)
+        .map_err(|why| corrupt(format!("`{}`: {why}", path.display())))?;
+    for (offset, bytes) in blocks {
+        sink.patch(path, offset, bytes)?;
+    }
+    Ok(())
 }
 
 /// An entry's path as a relative path of plain names; anything that could

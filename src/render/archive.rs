@@ -23,6 +23,8 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
         "ID".to_string(),
         "SOURCE".into(),
         "METHOD".into(),
+        "TYPE".into(),
+        "PARENT".into(),
         "STOP TIME".into(),
         "START LSN".into(),
         "STOP LSN".into(),
@@ -37,6 +39,8 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
             b.id.clone(),
             b.source.clone(),
             b.method.as_str().into(),
+            b.backup_type.as_str().into(),
+            b.parent.clone().unwrap_or_else(|| "-".into()),
             b.stop_time.to_string(),
             b.start_lsn.to_string(),
             b.stop_lsn.to_string(),
@@ -47,7 +51,7 @@ pub fn backups(url: &str, backups: &[BackupEntry], incomplete: &[String]) -> Str
             if b.verified { "yes" } else { "no" }.into(),
         ]);
     }
-    let widths: Vec<usize> = (0..11)
+    let widths: Vec<usize> = (0..13)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut text = format!("Base backups in {url} (oldest first):\n");

@@ -41,6 +41,11 @@ pub struct Encryption {
 #[serde(deny_unknown_fields)]
 pub struct BaseBackups {
     pub every: Duration,
+    /// A full backup at least this often; the backups between are
+    /// incrementals (`pgdr backup` without `--type`). Without it every
+    /// backup is a full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_every: Option<Duration>,
     pub keep: u32,
 }
 

@@ -50,6 +50,97 @@ pub struct BackupEntry {
     pub bundles: Vec<String>,
     /// Every file of the stream matched the server's manifest (SHA-256).
     pub verified: bool,
+    /// `full`, `diff` (blocks changed since the newest full) or `incr`
+    /// (blocks changed since the newest backup of any type). Entries written
+    /// before incrementals existed are full.
+    #[serde(rename = "type", default)]
+    pub backup_type: BackupType,
+    /// The backup this one stores changes against (diff and incr); restoring
+    /// it needs the whole chain down to a full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// A file-level backup's maps ([`crate::format::blockmap`]), one per
+    /// bundle and in the same order: what makes it a parent, and where a
+    /// restore finds each file's bytes. Empty for a stream and for
+    /// file-level backups taken before maps existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maps: Vec<String>,
+}
+
+/// What a base backup holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupType {
+    /// Every file.
+    #[default]
+    Full,
+    /// What changed since the newest full backup.
+    Diff,
+    /// What changed since the newest backup of any type.
+    Incr,
+}
+
+impl BackupType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupType::Full => "full",
+            BackupType::Diff => "diff",
+            BackupType::Incr => "incr",
+        }
+    }
+}
+
+/// `20261124T101500Z`: the form of a backup id (its folder's name).
+pub fn is_backup_id(id: &str) -> bool {
+    id.len() == 16
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'T',
+            15 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// A plain object name inside a backup's folder (no `/`, no leading dot).
+pub fn is_object_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && !name.starts_with('.')
+}
+
+/// The backups `backup` needs to be restored, its full first and itself
+/// last (its parents, followed through `backups`). An error names the
+/// first parent missing, or a loop. Pure.
+pub fn chain<'a>(
+    backups: &'a [BackupEntry],
+    backup: &'a BackupEntry,
+) -> Result<Vec<&'a BackupEntry>, String> {
+    let mut chain = vec![backup];
+    let mut at = backup;
+    while let Some(parent) = &at.parent {
+        let found = backups
+            .iter()
+            .find(|b| &b.id == parent && b.id < at.id)
+            .ok_or_else(|| {
+                format!(
+                    "backup {} needs its parent {parent}, which is not in the archive (expired or never complete)",
+                    at.id
+                )
+            })?;
+        chain.push(found);
+        at = found;
+    }
+    if at.backup_type != BackupType::Full {
+        return Err(format!(
+            "backup {}'s chain ends at {}, a {} backup without a parent",
+            backup.id,
+            at.id,
+            at.backup_type.as_str()
+        ));
+    }
+    chain.reverse();
+    Ok(chain)
 }
 
 /// How a base backup was taken.
@@ -136,13 +227,7 @@ impl BackupEntry {
     /// bad field.
     pub fn check(&self, folder: &str) -> Result<(), String> {
         use crate::state::wal::{WalKind, WalName};
-        let id_ok = self.id.len() == 16
-            && self.id.bytes().enumerate().all(|(i, b)| match i {
-                8 => b == b'T',
-                15 => b == b'Z',
-                _ => b.is_ascii_digit(),
-            });
-        if !id_ok {
+        if !is_backup_id(&self.id) {
             return Err(format!(
                 "id `{}` is not a backup id (UTC time as 20261124T101500Z)",
                 self.id
@@ -167,16 +252,30 @@ impl BackupEntry {
             ("manifest_object", &self.manifest_object),
         ];
         let bundles = self.bundles.iter().map(|b| ("bundles", b));
-        for (field, value) in names.into_iter().chain(bundles) {
-            let plain = !value.is_empty()
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-                && !value.starts_with('.');
-            if !plain {
+        let maps = self.maps.iter().map(|m| ("maps", m));
+        for (field, value) in names.into_iter().chain(bundles).chain(maps) {
+            if !is_object_name(value) {
                 return Err(format!(
                     "{field} `{value}` is not an object name inside the backup's folder"
                 ));
+            }
+        }
+        if !self.maps.is_empty() && self.maps.len() != self.bundles.len() {
+            return Err(format!(
+                "{} maps for {} bundles (one each)",
+                self.maps.len(),
+                self.bundles.len()
+            ));
+        }
+        match (&self.parent, self.backup_type) {
+            (None, BackupType::Full) => {}
+            (Some(parent), BackupType::Diff | BackupType::Incr)
+                if is_backup_id(parent) && *parent < self.id && self.method == BackupMethod::Files => {}
+            (parent, kind) => {
+                return Err(format!(
+                    "a {} backup with parent {parent:?} (a full has none; a file-level diff or incr names an older backup)",
+                    kind.as_str()
+                ))
             }
         }
         Ok(())
@@ -255,6 +354,9 @@ impl BackupEntry {
             method: BackupMethod::Stream,
             bundles: Vec::new(),
             verified: true,
+            backup_type: BackupType::Full,
+            parent: None,
+            maps: Vec::new(),
         }
     }
 }

@@ -10,9 +10,9 @@ use crate::common::{pgdr, write_plan, Moto, Postgres, COMMAND_TIMEOUT};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BUCKET: &str = "backup-test";
+pub(crate) const BUCKET: &str = "backup-test";
 
-fn archiving_server(moto: &Moto, prefix: &str, initdb_opts: &str) -> Postgres {
+pub(crate) fn archiving_server(moto: &Moto, prefix: &str, initdb_opts: &str) -> Postgres {
     Postgres::start_archiving(
         &moto.endpoint(),
         &format!("{{pgdr}} wal-push s3://{BUCKET}/{prefix} %p"),
@@ -87,7 +87,7 @@ fn verify_with_pg_verifybackup(moto: &Moto, folder: &str) -> String {
 
 /// pg_verifybackup of a folder holding its `backup_manifest` (the WAL is
 /// the archive's, not in the folder): what it printed; it must pass.
-fn pg_verifybackup(folder: &std::path::Path) -> String {
+pub(crate) fn pg_verifybackup(folder: &std::path::Path) -> String {
     let out = common::run(
         Command::new("/usr/lib/postgresql/15/bin/pg_verifybackup")
             .arg("--no-parse-wal")
@@ -347,7 +347,7 @@ fn a_killed_backup_leaves_nothing_complete_and_the_next_one_cleans_up() {
 }
 
 /// Closes the current segment and waits until PostgreSQL reports it archived.
-fn archive_now(pg: &Postgres) {
+pub(crate) fn archive_now(pg: &Postgres) {
     let segment = pg.psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
     pg.psql("SELECT pg_switch_wal()");
     let query = format!("SELECT last_archived_wal >= '{segment}' FROM pg_stat_archiver");
@@ -437,7 +437,10 @@ fn a_file_level_backup_reads_in_parallel_checks_pages_and_restores_tablespaces()
             "backup_manifest",
             "data-0.tar.zst",
             "data-1.tar.zst",
-            "data-2.tar.zst"
+            "data-2.tar.zst",
+            "map-0.zst",
+            "map-1.zst",
+            "map-2.zst"
         ]
         .map(|k| format!("{folder}{k}"))
     );

@@ -20,6 +20,7 @@ mod drill;
 mod examples;
 mod faults;
 mod fleet_reads;
+mod incremental;
 mod lint;
 mod rds;
 mod reconcile;

@@ -14,63 +14,30 @@
 //! rewrites it). Tablespaces are walked through their links and stored under
 //! `pg_tblspc/<oid>/`, where a restore keeps them in its own folder.
 
+use super::copy::{copy_file, written, Shared};
+use super::incremental::Parent;
 use super::parts::{upload_parts, PartWriter, QUEUED_PARTS};
+use super::walk::{split, walk, FileEntry, FolderEntry};
 use super::{BackupRequest, Progress, Stored};
 use crate::execute::ArchiveError;
-use crate::format::datadir::{self, Folder};
-use crate::format::layout::bundle_object;
+use crate::format::blockmap::{write_record, FileRecord, Source};
+use crate::format::layout::{bundle_object, map_object};
 use crate::format::manifest::{render_manifest, ManifestFile};
-use crate::format::page::{self, PAGE, PAGES_PER_SEGMENT};
 use crate::providers::postgres::BackupSession;
 use crate::providers::storage::Store;
 use crate::spec::Compression;
-use crate::state::wal::Lsn;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read};
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// How much of a file is read at once (a whole number of pages).
-const CHUNK: usize = 128 * PAGE;
 /// Written into the first object after `pg_backup_stop`: the last file a
 /// pg_basebackup stream carries, read last here too.
 const CONTROL_FILE: &str = "global/pg_control";
 
-/// A folder of the copy.
-#[derive(Debug, Clone)]
-struct FolderEntry {
-    path: String,
-    mode: u32,
-    modified: i64,
-}
-
-/// A file to copy: where it is stored and where it is read.
-#[derive(Debug, Clone)]
-struct FileEntry {
-    path: String,
-    source: PathBuf,
-    size: u64,
-}
-
-/// The data folder as walked.
-#[derive(Debug, Default)]
-struct Tree {
-    folders: Vec<FolderEntry>,
-    files: Vec<FileEntry>,
-}
-
-/// Everything a bundle's writer shares with the others.
-struct Shared {
-    /// Pages changed before this position are checked; `None`: no checksums.
-    check_before: Option<Lsn>,
-    progress: Arc<Progress>,
-    /// Set by the first writer that fails: the others stop at their next file.
-    cancelled: AtomicBool,
-    compression: Compression,
-}
+/// A job's output: the manifest lines and map records of its files.
+type Listed = Vec<ManifestFile>;
 
 /// Takes the backup: see the module's header. On a failure what it stored
 /// is deleted (and the server ends the backup with the session).
@@ -79,6 +46,7 @@ pub async fn take(
     request: &BackupRequest,
     data_dir: &Path,
     jobs: usize,
+    parent: Option<Arc<Parent>>,
     (folder, id): (&str, &str),
     progress: &Arc<Progress>,
 ) -> Result<Stored, ArchiveError> {
@@ -91,14 +59,24 @@ pub async fn take(
     )
     .await?;
     let root = data_dir.to_path_buf();
-    let tree = tokio::task::spawn_blocking(move || walk(&root))
-        .await
-        .map_err(|e| ArchiveError::Failed(format!("walking the data folder: {e}")))??;
+    let walked_parent = parent.clone();
+    let walked_store = store.clone();
+    let tree = tokio::task::spawn_blocking(move || {
+        let mut tree = walk(&root)?;
+        if let Some(parent) = &walked_parent {
+            let reused = parent.mark_unchanged(&walked_store, &mut tree.files)?;
+            tracing::info!(target: "pgdr::archive", parent = parent.entry.id, reused, files = tree.files.len(), "files not written since the parent are not read");
+        }
+        Ok::<_, ArchiveError>(tree)
+    })
+    .await
+    .map_err(|e| ArchiveError::Failed(format!("walking the data folder: {e}")))??;
     let shared = Arc::new(Shared {
-        check_before: request.facts.page_checksums.then_some(start),
+        check_before: request.facts.page_checksums.then_some(start.0),
         progress: progress.clone(),
         cancelled: AtomicBool::new(false),
         compression: request.compression,
+        id: id.to_string(),
     });
     let (control, files): (Vec<FileEntry>, Vec<FileEntry>) =
         tree.files.into_iter().partition(|f| f.path == CONTROL_FILE);
@@ -109,12 +87,16 @@ pub async fn take(
         )));
     };
     let bundles = split(files, jobs.max(1));
-    let keys: Vec<String> = (0..=bundles.len())
-        .map(|i| format!("{folder}{}", bundle_object(i, request.compression)))
+    let names: Vec<(String, String)> = (0..=bundles.len())
+        .map(|i| (bundle_object(i, request.compression), map_object(i)))
+        .collect();
+    let keys: Vec<String> = names
+        .iter()
+        .flat_map(|(data, map)| [format!("{folder}{data}"), format!("{folder}{map}")])
         .collect();
     let copied = async {
         let (mut listed, mut stored_bytes) =
-            copy_files(store, bundles, &keys[1..], &shared).await?;
+            copy_files(store, folder, bundles, &names[1..], parent, &shared).await?;
         crate::execute::failpoint::reached("backup-files-stored").await;
         // pg_control is read before the backup ends, as pg_basebackup reads it last.
         let control_bytes =
@@ -138,7 +120,8 @@ pub async fn take(
                 crate::spec::time::now_unix(),
             ),
         ];
-        let (files, bytes) = store_first(store, &keys[0], &shared, tree.folders, first).await?;
+        let (files, bytes) =
+            store_first(store, folder, &names[0], &shared, tree.folders, first).await?;
         listed.extend(files);
         stored_bytes += bytes;
         Ok::<_, ArchiveError>((listed, stored_bytes, timeline, stopped.lsn))
@@ -152,10 +135,8 @@ pub async fn take(
     };
     listed.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Stored {
-        objects: keys
-            .iter()
-            .map(|k| k.trim_start_matches(folder).to_string())
-            .collect(),
+        objects: names.iter().map(|(data, _)| data.clone()).collect(),
+        maps: names.into_iter().map(|(_, map)| map).collect(),
         manifest: render_manifest(&listed, timeline, start, end),
         raw_bytes: listed.iter().map(|f| f.size).sum(),
         files: listed
@@ -166,30 +147,68 @@ pub async fn take(
     })
 }
 
-/// The data files, one group per job into its object (`keys`), at once.
+/// The data files, one run of paths per job into its object and map
+/// (`names`), at once; each file reused from `parent` or copied.
 async fn copy_files(
     store: &Store,
+    folder: &str,
     groups: Vec<Vec<FileEntry>>,
-    keys: &[String],
+    names: &[(String, String)],
+    parent: Option<Arc<Parent>>,
     shared: &Arc<Shared>,
-) -> Result<(Vec<ManifestFile>, u64), ArchiveError> {
-    let copied =
-        futures_util::future::join_all(groups.into_iter().zip(keys).map(|(files, key)| {
+) -> Result<(Listed, u64), ArchiveError> {
+    let copied = futures_util::future::join_all(groups.into_iter().zip(names).map(
+        |(files, (object, map))| {
             let shared = shared.clone();
-            store_bundle(store, key.clone(), shared.clone(), move |tar| {
-                let mut listed = Vec::new();
-                for file in &files {
-                    if shared.cancelled.load(Ordering::Relaxed) {
-                        return Err(ArchiveError::Failed(
-                            "stopped: another part of the backup failed".into(),
-                        ));
+            let parent = parent.clone();
+            let object = object.clone();
+            let cursor_store = store.clone();
+            store_bundle(
+                store,
+                folder,
+                (object.clone(), map.clone()),
+                shared.clone(),
+                move |tar, map| {
+                    let mut cursor = parent.map(|p| p.cursor(&cursor_store)).transpose()?;
+                    let mut listed = Vec::new();
+                    for file in &files {
+                        if shared.cancelled.load(Ordering::Relaxed) {
+                            return Err(ArchiveError::Failed(
+                                "stopped: another part of the backup failed".into(),
+                            ));
+                        }
+                        let before = match &mut cursor {
+                            Some(cursor) => cursor.find(&file.path)?,
+                            None => None,
+                        };
+                        match before {
+                            Some((record, hashes)) if file.reuse => {
+                                listed.push(ManifestFile {
+                                    path: record.path.clone(),
+                                    size: record.size,
+                                    modified: record.mtime_ns.div_euclid(1_000_000_000),
+                                    sha256: record.sha256.clone(),
+                                });
+                                write_record(map, &record, &hashes)
+                                    .map_err(|e| written(&file.path, e))?;
+                            }
+                            before => {
+                                if let Some(copied) =
+                                    copy_file(tar, &object, file, before, &shared)?
+                                {
+                                    write_record(map, &copied.record, &copied.hashes)
+                                        .map_err(|e| written(&file.path, e))?;
+                                    listed.push(copied.manifest);
+                                }
+                            }
+                        }
                     }
-                    listed.extend(copy_file(tar, file, &shared)?);
-                }
-                Ok(listed)
-            })
-        }))
-        .await;
+                    Ok(listed)
+                },
+            )
+        },
+    ))
+    .await;
     let mut listed = Vec::new();
     let mut stored_bytes = 0;
     let mut cause = None;
@@ -216,39 +235,69 @@ async fn copy_files(
 /// The first object: every folder, then `pg_control` and `backup_label`.
 async fn store_first(
     store: &Store,
-    key: &str,
+    folder: &str,
+    (object, map): &(String, String),
     shared: &Arc<Shared>,
     folders: Vec<FolderEntry>,
     files: Vec<(String, Vec<u8>, i64)>,
-) -> Result<(Vec<ManifestFile>, u64), ArchiveError> {
-    store_bundle(store, key.to_string(), shared.clone(), move |tar| {
-        for f in &folders {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(f.mode);
-            header.set_mtime(f.modified.max(0) as u64);
-            header.set_size(0);
-            tar.append_data(&mut header, &f.path, std::io::empty())
-                .map_err(|e| written(&f.path, e))?;
-        }
-        let mut listed = Vec::new();
-        for (path, bytes, at) in &files {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(0o600);
-            header.set_mtime((*at).max(0) as u64);
-            header.set_size(bytes.len() as u64);
-            tar.append_data(&mut header, path, bytes.as_slice())
-                .map_err(|e| written(path, e))?;
-            listed.push(ManifestFile {
-                path: path.clone(),
-                size: bytes.len() as u64,
-                modified: *at,
-                sha256: crate::spec::sha256_hex(bytes),
-            });
-        }
-        Ok(listed)
-    })
+) -> Result<(Listed, u64), ArchiveError> {
+    let id = shared.id.clone();
+    let object = object.clone();
+    store_bundle(
+        store,
+        folder,
+        (object.clone(), map.clone()),
+        shared.clone(),
+        move |tar, map| {
+            for f in &folders {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(f.mode);
+                header.set_mtime(f.modified.max(0) as u64);
+                header.set_size(0);
+                tar.append_data(&mut header, &f.path, std::io::empty())
+                    .map_err(|e| written(&f.path, e))?;
+            }
+            tar.get_mut().end_frame().map_err(|e| written(&object, e))?;
+            let mut listed = Vec::new();
+            for (path, bytes, at) in &files {
+                let start = tar.get_ref().position();
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o600);
+                header.set_mtime((*at).max(0) as u64);
+                header.set_size(bytes.len() as u64);
+                tar.append_data(&mut header, path, bytes.as_slice())
+                    .map_err(|e| written(path, e))?;
+                tar.get_mut().end_frame().map_err(|e| written(path, e))?;
+                let sha256 = crate::spec::sha256_hex(bytes);
+                let record = FileRecord {
+                    path: path.clone(),
+                    size: bytes.len() as u64,
+                    ino: 0,
+                    mtime_ns: at * 1_000_000_000,
+                    ctime_ns: 0,
+                    sha256: sha256.clone(),
+                    sources: vec![Source {
+                        backup: id.clone(),
+                        object: object.clone(),
+                        offset: start,
+                        length: tar.get_ref().position() - start,
+                        delta: false,
+                    }],
+                    blocks: 0,
+                };
+                write_record(map, &record, &[]).map_err(|e| written(path, e))?;
+                listed.push(ManifestFile {
+                    path: path.clone(),
+                    size: bytes.len() as u64,
+                    modified: *at,
+                    sha256,
+                });
+            }
+            Ok(listed)
+        },
+    )
     .await
 }
 
@@ -268,17 +317,19 @@ async fn remove_stored(store: &Store, keys: &[String]) {
     }
 }
 
-/// Writes one tar object: `write` fills it on a blocking thread while its
-/// parts are uploaded here. Returns what `write` listed and the bytes stored;
-/// on any failure the upload is aborted and the others are told to stop.
+/// Writes one tar object and its map: `write` fills them on a blocking
+/// thread while their parts are uploaded here. Returns what `write` listed
+/// and the bytes stored; on any failure the uploads are aborted and the
+/// other jobs are told to stop.
 async fn store_bundle<W>(
     store: &Store,
-    key: String,
+    folder: &str,
+    (object, map): (String, String),
     shared: Arc<Shared>,
     write: W,
-) -> Result<(Vec<ManifestFile>, u64), ArchiveError>
+) -> Result<(Listed, u64), ArchiveError>
 where
-    W: FnOnce(&mut tar::Builder<PartWriter>) -> Result<Vec<ManifestFile>, ArchiveError>
+    W: FnOnce(&mut tar::Builder<PartWriter>, &mut PartWriter) -> Result<Listed, ArchiveError>
         + Send
         + 'static,
 {
@@ -286,188 +337,56 @@ where
         shared.cancelled.store(true, Ordering::Relaxed);
         e
     };
-    let upload = store
-        .start_upload(&key, &HashMap::new())
-        .await
-        .map_err(|e| fail(e.into()))?;
+    let key = format!("{folder}{object}");
+    let map_key = format!("{folder}{map}");
+    let no_metadata = HashMap::new();
+    let (upload, map_upload) = tokio::try_join!(
+        store.start_upload(&key, &no_metadata),
+        store.start_upload(&map_key, &no_metadata)
+    )
+    .map_err(|e| fail(e.into()))?;
     let (tx, rx) = tokio::sync::mpsc::channel(QUEUED_PARTS);
+    let (map_tx, map_rx) = tokio::sync::mpsc::channel(QUEUED_PARTS);
     let compression = shared.compression;
     let writer = tokio::task::spawn_blocking(move || {
         let out = PartWriter::new(compression, tx).map_err(|e| written(&key, e))?;
+        let mut map =
+            PartWriter::new(Compression::Zstd, map_tx).map_err(|e| written(&map_key, e))?;
         let mut tar = tar::Builder::new(out);
-        let listed = write(&mut tar)?;
+        let listed = write(&mut tar, &mut map)?;
         let out = tar.into_inner().map_err(|e| written(&key, e))?;
         out.finish().map_err(|e| written(&key, e))?;
+        map.finish().map_err(|e| written(&map_key, e))?;
         Ok::<_, ArchiveError>(listed)
     });
-    let uploaded = upload_parts(&upload, rx, &shared.progress.stored).await;
+    let map_stored = std::sync::atomic::AtomicU64::new(0);
+    let (uploaded, map_uploaded) = tokio::join!(
+        upload_parts(&upload, rx, &shared.progress.stored),
+        upload_parts(&map_upload, map_rx, &map_stored)
+    );
     let listed = writer
         .await
         .map_err(|e| ArchiveError::Failed(format!("a backup worker stopped: {e}")))
         .and_then(|r| r);
-    match (uploaded, listed) {
-        (Ok((parts, bytes)), Ok(listed)) => {
+    match (uploaded, map_uploaded, listed) {
+        (Ok((parts, bytes)), Ok((map_parts, map_bytes)), Ok(listed)) => {
             upload.complete(parts).await.map_err(|e| fail(e.into()))?;
-            Ok((listed, bytes))
+            map_upload
+                .complete(map_parts)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            Ok((listed, bytes + map_bytes))
         }
-        // The upload's error is the cause when the writer only saw it stop.
-        (Err(e), _) => {
+        // An upload's error is the cause when the writer only saw it stop.
+        (uploaded, map_uploaded, listed) => {
             upload.abort().await;
-            Err(fail(e.into()))
+            map_upload.abort().await;
+            let cause = match (uploaded, map_uploaded) {
+                (Err(e), _) | (_, Err(e)) => e.into(),
+                _ => listed.err().expect("one of them failed"),
+            };
+            Err(fail(cause))
         }
-        (Ok(_), Err(e)) => {
-            upload.abort().await;
-            Err(fail(e))
-        }
-    }
-}
-
-/// A write into the tar object failed: a corrupt page found while reading
-/// (the reader's `InvalidData`), or the upload stopping.
-fn written(what: &str, e: std::io::Error) -> ArchiveError {
-    if e.kind() == ErrorKind::InvalidData {
-        return ArchiveError::Corrupt(e.to_string());
-    }
-    ArchiveError::Failed(format!("copying {what}: {e}"))
-}
-
-/// Copies one file into the tar object; `None` when it is gone (dropped,
-/// or a relation's segment truncated away: replay does the same).
-fn copy_file(
-    tar: &mut tar::Builder<PartWriter>,
-    file: &FileEntry,
-    shared: &Shared,
-) -> Result<Option<ManifestFile>, ArchiveError> {
-    let opened = match std::fs::File::open(&file.source) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ArchiveError::io(&file.source, e)),
-    };
-    let meta = opened
-        .metadata()
-        .map_err(|e| ArchiveError::io(&file.source, e))?;
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(meta.mode() & 0o7777);
-    header.set_mtime(meta.mtime().max(0) as u64);
-    header.set_size(meta.len());
-    let mut reader = PageReader {
-        file: opened,
-        path: &file.path,
-        size: meta.len(),
-        pos: 0,
-        segment: shared
-            .check_before
-            .and_then(|_| page::checksummed_segment(&file.path)),
-        check_before: shared.check_before.map_or(0, |l| l.0),
-        chunk: Vec::with_capacity(CHUNK),
-        at: 0,
-        hasher: Sha256::new(),
-        shared,
-    };
-    tar.append_data(&mut header, &file.path, &mut reader)
-        .map_err(|e| written(&file.path, e))?;
-    Ok(Some(ManifestFile {
-        path: file.path.clone(),
-        size: meta.len(),
-        modified: meta.mtime(),
-        sha256: reader
-            .hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    }))
-}
-
-/// A file as the tar writer reads it: exactly `size` bytes (padded with
-/// zeros if it shrank), hashed, each whole page's checksum checked.
-struct PageReader<'a> {
-    file: std::fs::File,
-    path: &'a str,
-    size: u64,
-    pos: u64,
-    /// The relation segment number, when pages are checked.
-    segment: Option<u32>,
-    check_before: u64,
-    chunk: Vec<u8>,
-    at: usize,
-    hasher: Sha256,
-    shared: &'a Shared,
-}
-
-impl PageReader<'_> {
-    /// Reads the next chunk, checks its pages and hashes it.
-    fn refill(&mut self) -> std::io::Result<()> {
-        let want = (self.size - self.pos).min(CHUNK as u64) as usize;
-        self.chunk.clear();
-        self.chunk.resize(want, 0);
-        let mut got = 0;
-        while got < want {
-            match self.file.read(&mut self.chunk[got..]) {
-                Ok(0) => break, // shrank: the rest stays zeros
-                Ok(n) => got += n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(segment) = self.segment {
-            for (i, bytes) in self.chunk[..got].chunks_exact(PAGE).enumerate() {
-                let page: &[u8; PAGE] = bytes.try_into().expect("a whole page");
-                let offset = self.pos + (i * PAGE) as u64;
-                let block = (offset / PAGE as u64) as u32 + segment * PAGES_PER_SEGMENT;
-                if page::is_corrupt(page, block, self.check_before) {
-                    self.recheck(page, offset, block)?;
-                }
-            }
-        }
-        self.hasher.update(&self.chunk);
-        self.pos += want as u64;
-        self.at = 0;
-        self.shared.progress.meter.add(want as u64);
-        Ok(())
-    }
-
-    /// A page that failed its checksum may have been read while the server
-    /// wrote it: read it again once, as pg_basebackup does, and fail only if
-    /// it still does.
-    fn recheck(&self, first: &[u8; PAGE], offset: u64, block: u32) -> std::io::Result<()> {
-        let mut again = [0u8; PAGE];
-        let still = match self.file.read_exact_at(&mut again, offset) {
-            Ok(()) => page::is_corrupt(&again, block, self.check_before),
-            // Truncated meanwhile: replay takes care of it.
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => false,
-            Err(e) => return Err(e),
-        };
-        if !still {
-            return Ok(());
-        }
-        let header = page::header(first);
-        Err(std::io::Error::new(
-            ErrorKind::InvalidData,
-            format!(
-                "checksum verification failed in file \"{}\", block {}: calculated {:04X} but expected {:04X}; the backup was stopped and not recorded (a damaged page is copied into no backup: find it with pg_amcheck, restore the relation or the cluster from an earlier backup)",
-                self.path,
-                offset / PAGE as u64,
-                page::checksum(&again, block),
-                header.checksum
-            ),
-        ))
-    }
-}
-
-impl Read for PageReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.at == self.chunk.len() {
-            if self.pos == self.size {
-                return Ok(0);
-            }
-            self.refill()?;
-        }
-        let n = buf.len().min(self.chunk.len() - self.at);
-        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
     }
 }
 
@@ -476,211 +395,14 @@ fn modified(path: &Path) -> i64 {
     std::fs::metadata(path).map_or(0, |m| m.mtime())
 }
 
-/// Splits files into `jobs` groups of about equal bytes (largest first, each
-/// into the lightest group), each group in path order. Pure.
-fn split(mut files: Vec<FileEntry>, jobs: usize) -> Vec<Vec<FileEntry>> {
-    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.path.cmp(&b.path)));
-    let mut groups: Vec<(u64, Vec<FileEntry>)> = vec![(0, Vec::new()); jobs];
-    for file in files {
-        let lightest = groups
-            .iter_mut()
-            .min_by_key(|(bytes, _)| *bytes)
-            .expect("at least one group");
-        lightest.0 += file.size;
-        lightest.1.push(file);
-    }
-    groups
-        .into_iter()
-        .map(|(_, mut files)| {
-            files.sort_by(|a, b| a.path.cmp(&b.path));
-            files
-        })
-        .collect()
-}
-
-/// Walks the data folder under PostgreSQL's exclusion rules.
-fn walk(root: &Path) -> Result<Tree, ArchiveError> {
-    let mut tree = Tree::default();
-    walk_into(root, "", &mut tree)?;
-    Ok(tree)
-}
-
-fn walk_into(dir: &Path, rel: &str, tree: &mut Tree) -> Result<(), ArchiveError> {
-    let mut entries: Vec<(String, std::fs::Metadata)> = Vec::new();
-    let listing = match std::fs::read_dir(dir) {
-        Ok(listing) => listing,
-        // A folder dropped while the backup runs (a database, a temp folder).
-        Err(e) if e.kind() == ErrorKind::NotFound && !rel.is_empty() => return Ok(()),
-        Err(e) => return Err(ArchiveError::io(dir, e)),
-    };
-    for entry in listing {
-        let entry = entry.map_err(|e| ArchiveError::io(dir, e))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            tracing::warn!(target: "pgdr::archive", dir = %dir.display(), "a file name that is not UTF-8 is left out");
-            continue;
-        };
-        match entry.metadata() {
-            Ok(meta) => entries.push((name, meta)),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(ArchiveError::io(&entry.path(), e)),
-        }
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let unlogged = datadir::unlogged_relations(
-        entries
-            .iter()
-            .filter(|(_, m)| m.is_file())
-            .map(|(n, _)| n.as_str()),
-    );
-    for (name, meta) in entries {
-        let path = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        let source = dir.join(&name);
-        let kind = meta.file_type();
-        if kind.is_symlink() {
-            let tablespace = rel == "pg_tblspc";
-            if tablespace || path == "pg_wal" {
-                // A tablespace's files (or WAL kept elsewhere, initdb -X):
-                // copied as a folder of the data folder's own.
-                let target =
-                    std::fs::metadata(&source).map_err(|e| ArchiveError::io(&source, e))?;
-                folder_entry(tree, &path, &target);
-                if tablespace {
-                    walk_into(&source, &path, tree)?;
-                } else {
-                    empty_folder(tree, &path, &target);
-                }
-            } else {
-                tracing::warn!(target: "pgdr::archive", path, "a link in the data folder is left out (only tablespace links and pg_wal are followed)");
-            }
-        } else if kind.is_dir() {
-            match datadir::folder(&path) {
-                Folder::Walk => {
-                    folder_entry(tree, &path, &meta);
-                    walk_into(&source, &path, tree)?;
-                }
-                Folder::Empty => {
-                    folder_entry(tree, &path, &meta);
-                    empty_folder(tree, &path, &meta);
-                }
-                Folder::Skip => {}
-            }
-        } else if kind.is_file() && !datadir::file_skipped(&path, &unlogged) {
-            tree.files.push(FileEntry {
-                path,
-                source,
-                size: meta.len(),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn folder_entry(tree: &mut Tree, path: &str, meta: &std::fs::Metadata) {
-    tree.folders.push(FolderEntry {
-        path: path.to_string(),
-        mode: meta.mode() & 0o7777,
-        modified: meta.mtime(),
-    });
-}
-
-/// The folders an emptied folder keeps (`pg_wal/archive_status`).
-fn empty_folder(tree: &mut Tree, path: &str, meta: &std::fs::Metadata) {
-    for inside in datadir::kept_inside(path) {
-        folder_entry(tree, &format!("{path}/{inside}"), meta);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(path: &str, size: u64) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            source: PathBuf::from(path),
-            size,
-        }
-    }
-
-    #[test]
-    fn files_are_split_into_groups_of_about_equal_size() {
-        let files = vec![
-            file("a", 100),
-            file("b", 60),
-            file("c", 50),
-            file("d", 30),
-            file("e", 10),
-        ];
-        let groups = split(files, 2);
-        let sizes: Vec<u64> = groups
-            .iter()
-            .map(|g| g.iter().map(|f| f.size).sum())
-            .collect();
-        assert_eq!(sizes, vec![130, 120]);
-        assert!(groups
-            .iter()
-            .all(|g| g.windows(2).all(|w| w[0].path < w[1].path)));
-        assert_eq!(
-            split(vec![file("a", 1)], 3)
-                .iter()
-                .filter(|g| g.is_empty())
-                .count(),
-            2
-        );
-    }
 
     #[test]
     fn the_timeline_is_read_from_the_label() {
         let label = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nCHECKPOINT LOCATION: 0/2000060\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2026-12-07 03:00:00 UTC\nLABEL: pgdr x\nSTART TIMELINE: 3\n";
         assert_eq!(label_timeline(label), Some(3));
         assert_eq!(label_timeline("nothing"), None);
-    }
-
-    #[test]
-    fn the_walk_follows_the_exclusions() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for folder in ["base/5", "global", "pg_wal/archive_status", "pg_replslot/s"] {
-            std::fs::create_dir_all(root.join(folder)).unwrap();
-        }
-        for file in [
-            "PG_VERSION",
-            "postmaster.pid",
-            "global/pg_control",
-            "base/5/16384",
-            "base/5/16390",
-            "base/5/16390_init",
-            "pg_wal/000000010000000000000001",
-            "pg_replslot/s/state",
-        ] {
-            std::fs::write(root.join(file), b"x").unwrap();
-        }
-        let tree = walk(root).unwrap();
-        let files: Vec<&str> = tree.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(
-            files,
-            [
-                "PG_VERSION",
-                "base/5/16384",
-                "base/5/16390_init",
-                "global/pg_control"
-            ]
-        );
-        let folders: Vec<&str> = tree.folders.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(
-            folders,
-            [
-                "base",
-                "base/5",
-                "global",
-                "pg_replslot",
-                "pg_wal",
-                "pg_wal/archive_status"
-            ]
-        );
     }
 }

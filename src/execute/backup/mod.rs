@@ -27,9 +27,12 @@
 //!   killed at any point has no `backup.json`, so nothing lists or restores it,
 //!   and the next backup aborts its uploads and removes its objects.
 
+pub mod copy;
 pub mod files;
+pub mod incremental;
 pub mod parts;
 pub mod stream;
+pub mod walk;
 
 use super::ArchiveError;
 use crate::execute::meter::SharedMeter;
@@ -43,7 +46,7 @@ use crate::providers::storage::{PutOutcome, Store, When};
 use crate::settings::PgEnv;
 use crate::spec::time::Timestamp;
 use crate::spec::{Compression, Conninfo};
-use crate::state::archive::{BackupEntry, BackupMethod, BackupProgress};
+use crate::state::archive::{BackupEntry, BackupMethod, BackupProgress, BackupType};
 use crate::state::wal::{missing_segments, segment_name, Lsn};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -55,8 +58,13 @@ use std::time::{Duration, Instant, SystemTime};
 pub enum Method {
     /// pg_basebackup of the server's major version.
     Stream { pg_basebackup: PathBuf },
-    /// The data folder read here, by `jobs` workers into `jobs` objects.
-    Files { data_dir: PathBuf, jobs: usize },
+    /// The data folder read here, by `jobs` workers into `jobs` objects;
+    /// with a parent, only what changed since it.
+    Files {
+        data_dir: PathBuf,
+        jobs: usize,
+        parent: Option<Arc<incremental::Parent>>,
+    },
 }
 
 pub struct BackupRequest {
@@ -70,6 +78,8 @@ pub struct BackupRequest {
     pub pg: PgEnv,
     pub facts: BackupFacts,
     pub method: Method,
+    /// `full`, or the type of the changes a file-level method's parent takes.
+    pub backup_type: BackupType,
     pub compression: Compression,
     /// How long to wait for the backup's last WAL segment to be archived.
     pub wal_timeout: Duration,
@@ -137,6 +147,8 @@ async fn report_progress(
 /// other before anything is recorded).
 pub struct Stored {
     pub objects: Vec<String>,
+    /// A file-level backup's maps, one per object.
+    pub maps: Vec<String>,
     pub manifest: Vec<u8>,
     pub files: BTreeMap<String, (u64, String)>,
     pub raw_bytes: u64,
@@ -230,8 +242,22 @@ pub async fn take(
             Method::Stream { pg_basebackup } => {
                 stream::take(store, request, pg_basebackup, (&folder, &id), &progress).await
             }
-            Method::Files { data_dir, jobs } => {
-                files::take(store, request, data_dir, *jobs, (&folder, &id), &progress).await
+            Method::Files {
+                data_dir,
+                jobs,
+                parent,
+            } => {
+                let parent = parent.clone();
+                files::take(
+                    store,
+                    request,
+                    data_dir,
+                    *jobs,
+                    parent,
+                    (&folder, &id),
+                    &progress,
+                )
+                .await
             }
         }
     };
@@ -260,12 +286,12 @@ pub async fn take(
             tracing::warn!(target: "pgdr::archive", key = progress_key, error = %e, "could not remove the backup's progress report");
         }
     }
-    let stored = taken?;
+    let mut stored = taken?;
     let (timeline, start_lsn, end_lsn) = check_manifest(&stored.manifest, &stored.files)?;
     store
         .put_new(
             &format!("{folder}{MANIFEST_OBJECT}"),
-            stored.manifest,
+            std::mem::take(&mut stored.manifest),
             &HashMap::new(),
         )
         .await?;
@@ -280,9 +306,35 @@ pub async fn take(
     );
     wait_for_wal(store, request, &start_wal, &stop_wal, switch_wal).await?;
 
-    let entry = BackupEntry {
+    let entry = catalogue_entry(
+        request,
+        stored,
+        (&id, method),
+        (started, clock),
+        (timeline, start_lsn, end_lsn),
+        (start_wal, stop_wal),
+    );
+    let json = serde_json::to_vec_pretty(&entry).expect("entry serialises");
+    store
+        .put_new(&format!("{folder}{BACKUP_JSON}"), json, &HashMap::new())
+        .await?;
+    Ok(entry)
+}
+
+/// The catalogue entry of a backup that is complete: its data, manifest
+/// and WAL are in the archive.
+fn catalogue_entry(
+    request: &BackupRequest,
+    stored: Stored,
+    (id, method): (&str, BackupMethod),
+    (started, clock): (SystemTime, Instant),
+    (timeline, start_lsn, end_lsn): (u32, Lsn, Lsn),
+    (start_wal, stop_wal): (String, String),
+) -> BackupEntry {
+    let segment_size = request.facts.wal_segment_size;
+    BackupEntry {
         format_version: 1,
-        id: id.clone(),
+        id: id.to_string(),
         cluster: request.cluster.clone(),
         source: request.source.clone(),
         start_time: Timestamp(unix(started)),
@@ -307,12 +359,16 @@ pub async fn take(
         },
         method,
         verified: true,
-    };
-    let json = serde_json::to_vec_pretty(&entry).expect("entry serialises");
-    store
-        .put_new(&format!("{folder}{BACKUP_JSON}"), json, &HashMap::new())
-        .await?;
-    Ok(entry)
+        backup_type: request.backup_type,
+        parent: match &request.method {
+            Method::Files {
+                parent: Some(parent),
+                ..
+            } => Some(parent.entry.id.clone()),
+            _ => None,
+        },
+        maps: stored.maps,
+    }
 }
 
 /// Waits until every segment the backup needs is archived. A backup from a

@@ -9,6 +9,7 @@ use crate::providers::ProviderError;
 use crate::spec::Compression;
 use futures_util::StreamExt;
 use std::io::Write;
+use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 
 /// The first part size; parts grow as the object does, so that S3's limit of
 /// 10,000 parts allows objects of several terabytes.
@@ -19,9 +20,19 @@ const UPLOADS_IN_FLIGHT: usize = 3;
 pub const QUEUED_PARTS: usize = 2;
 
 /// A `Write` that compresses (or not) and hands full parts to the uploader.
+/// The compressed stream is a series of zstd frames, ended by
+/// [`PartWriter::end_frame`]: a backup ends one after each file, so a range
+/// of the object ([`PartWriter::position`] before and after) decompresses
+/// alone, and a delta restore fetches just the files it needs.
 pub struct PartWriter {
-    encoder: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
-    plain: Vec<u8>,
+    /// One context for every frame (`reinit` between them).
+    encoder: Option<zstd::stream::raw::Encoder<'static>>,
+    /// Output not yet sent.
+    out: Vec<u8>,
+    /// Bytes of the object sent in earlier parts.
+    sent_bytes: u64,
+    /// Uncompressed bytes written into the frame being written.
+    in_frame: u64,
     parts: tokio::sync::mpsc::Sender<Vec<u8>>,
     sent_parts: usize,
     /// The uploader went away (it failed; its error is the one reported).
@@ -35,20 +46,55 @@ impl PartWriter {
     ) -> std::io::Result<Self> {
         Ok(PartWriter {
             encoder: match compression {
-                Compression::Zstd => {
-                    Some(zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?)
-                }
+                Compression::Zstd => Some(zstd::stream::raw::Encoder::new(ZSTD_LEVEL)?),
                 Compression::None => None,
             },
-            plain: Vec::new(),
+            out: Vec::new(),
+            sent_bytes: 0,
+            in_frame: 0,
             parts,
             sent_parts: 0,
             stopped: false,
         })
     }
 
+    /// Where the next frame starts in the object (call after `end_frame`).
+    pub fn position(&self) -> u64 {
+        self.sent_bytes + self.out.len() as u64
+    }
+
+    /// Ends the frame being written (nothing when none is open).
+    pub fn end_frame(&mut self) -> std::io::Result<()> {
+        if self.in_frame == 0 {
+            return Ok(());
+        }
+        if let Some(encoder) = &mut self.encoder {
+            loop {
+                self.out.reserve(64 << 10);
+                let pos = self.out.len();
+                let mut output = OutBuffer::around_pos(&mut self.out, pos);
+                if encoder.finish(&mut output, false)? == 0 {
+                    break;
+                }
+            }
+            encoder.reinit()?;
+        }
+        self.in_frame = 0;
+        self.send_full()
+    }
+
+    fn send_full(&mut self) -> std::io::Result<()> {
+        let part_size = FIRST_PART << (self.sent_parts / 1000).min(8);
+        if self.out.len() >= part_size {
+            let part = std::mem::take(&mut self.out);
+            self.send(part)?;
+        }
+        Ok(())
+    }
+
     fn send(&mut self, part: Vec<u8>) -> std::io::Result<()> {
         self.sent_parts += 1;
+        self.sent_bytes += part.len() as u64;
         if self.parts.blocking_send(part).is_err() {
             self.stopped = true;
             return Err(std::io::Error::other("the upload stopped"));
@@ -59,10 +105,8 @@ impl PartWriter {
     /// Ends the compressed stream and sends what is left (an empty object
     /// still gets its one part).
     pub fn finish(mut self) -> std::io::Result<()> {
-        let rest = match self.encoder.take() {
-            Some(encoder) => encoder.finish()?,
-            None => std::mem::take(&mut self.plain),
-        };
+        self.end_frame()?;
+        let rest = std::mem::take(&mut self.out);
         if !rest.is_empty() || self.sent_parts == 0 {
             self.send(rest)?;
         }
@@ -72,21 +116,20 @@ impl PartWriter {
 
 impl Write for PartWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let out = match &mut self.encoder {
+        self.in_frame += buf.len() as u64;
+        match &mut self.encoder {
             Some(encoder) => {
-                encoder.write_all(buf)?;
-                encoder.get_mut()
+                let mut input = InBuffer::around(buf);
+                while input.pos() < buf.len() {
+                    self.out.reserve((buf.len() - input.pos()).max(64 << 10));
+                    let pos = self.out.len();
+                    let mut output = OutBuffer::around_pos(&mut self.out, pos);
+                    encoder.run(&mut input, &mut output)?;
+                }
             }
-            None => {
-                self.plain.extend_from_slice(buf);
-                &mut self.plain
-            }
-        };
-        let part_size = FIRST_PART << (self.sent_parts / 1000).min(8);
-        if out.len() >= part_size {
-            let part = std::mem::take(out);
-            self.send(part)?;
+            None => self.out.extend_from_slice(buf),
         }
+        self.send_full()?;
         Ok(buf.len())
     }
 

@@ -120,6 +120,7 @@ pub async fn take(
     upload.complete(parts).await?;
     let (scan, raw_bytes) = read;
     Ok(Stored {
+        maps: Vec::new(),
         objects: vec![data_name.to_string()],
         manifest: scan
             .manifest

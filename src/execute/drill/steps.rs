@@ -102,6 +102,7 @@ impl<'a> Step<Drill<'a>> for RestoreBackup {
             url: request.url,
             region: request.region,
             backup,
+            chain: &request.chosen.chain,
             target: request.target.clone(),
             dir: data,
             pgdr: &request.pgdr,

@@ -8,6 +8,7 @@ use crate::format::ArchiveUrl;
 use crate::observe::archive::{self as catalog, WalListing};
 use crate::plan::recovery::restore::{self, Chosen, RestoreRefusal, Target};
 use crate::providers::storage::Store;
+use crate::state::archive::chain;
 
 /// Picks the backup for `target`; refuses a target outside the recoverable
 /// window, or past a gap in the archive unless `accept_loss`.
@@ -19,7 +20,19 @@ pub async fn choose_in_archive(
     now: i64,
     accept_loss: bool,
 ) -> Result<Chosen, ArchiveError> {
-    let backups = catalog::read(store, url).await?.backups;
+    let all = catalog::read(store, url).await?.backups;
+    // A backup whose chain is broken (a parent missing) cannot be restored.
+    let backups: Vec<_> = all
+        .iter()
+        .filter(|b| {
+            let intact = chain(&all, b);
+            if let Err(why) = &intact {
+                tracing::warn!(target: "pgdr::archive", "{why}: not used");
+            }
+            intact.is_ok()
+        })
+        .cloned()
+        .collect();
     let newest = backups.last().ok_or_else(|| {
         ArchiveError::Usage(format!(
             "{url} has no complete base backup to restore; take one with `pgdr backup`"
@@ -39,8 +52,14 @@ pub async fn choose_in_archive(
         listing = catalog::wal_objects_from(store, url, &backup.start_wal).await?;
     }
     let WalListing { damaged, .. } = &listing;
+    let members = chain(&backups, backup)
+        .map_err(ArchiveError::Corrupt)?
+        .into_iter()
+        .cloned()
+        .collect();
     restore::plan_restore(
         backup,
+        members,
         newest_wal,
         &listing.archived(url),
         damaged,

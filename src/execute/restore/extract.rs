@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 /// Writes under `root` (an existing, empty folder).
 pub struct FolderSink {
     root: PathBuf,
+    /// The file delta entries last patched, kept open for the next block.
+    patching: Option<(PathBuf, std::fs::File)>,
 }
 
 impl Sink for FolderSink {
@@ -43,16 +45,37 @@ impl Sink for FolderSink {
         let at = self.root.join(path);
         std::os::unix::fs::symlink(target, &at).map_err(|e| FormatError::io(&at, e))
     }
+
+    fn patch(&mut self, path: &Path, at: u64, bytes: &[u8]) -> Result<(), FormatError> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let target = self.root.join(path);
+        if self.patching.as_ref().map(|(p, _)| p) != Some(&target) {
+            // Only an existing regular file, never through a link.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&target)
+                .map_err(|e| FormatError::io(&target, e))?;
+            self.patching = Some((target.clone(), file));
+        }
+        let (_, file) = self.patching.as_ref().expect("opened above");
+        file.write_all_at(bytes, at)
+            .map_err(|e| FormatError::io(&target, e))
+    }
+}
+
+impl FolderSink {
+    pub fn new(root: &Path) -> FolderSink {
+        FolderSink {
+            root: root.to_path_buf(),
+            patching: None,
+        }
+    }
 }
 
 /// Scans `reader` and writes every entry under `dir` (an existing, empty folder).
 pub fn extract(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
-    stream::extract(
-        reader,
-        &mut FolderSink {
-            root: dir.to_path_buf(),
-        },
-    )
+    stream::extract(reader, &mut FolderSink::new(dir))
 }
 
 /// Writes a stream of files only into the folders `folders` under `dir`: a
@@ -61,14 +84,9 @@ pub fn extract_files(
     reader: impl Read,
     dir: &Path,
     folders: &std::collections::HashSet<PathBuf>,
+    keep: Option<&stream::Keep>,
 ) -> Result<Scanned, FormatError> {
-    stream::extract_files(
-        reader,
-        &mut FolderSink {
-            root: dir.to_path_buf(),
-        },
-        folders,
-    )
+    stream::extract_files(reader, &mut FolderSink::new(dir), folders, keep)
 }
 
 #[cfg(test)]
@@ -235,8 +253,13 @@ mod tests {
         let mut files = tar::Builder::new(Vec::new());
         entry(&mut files, "base/1234", EntryType::Regular, b"x");
         entry(&mut files, "PG_VERSION", EntryType::Regular, b"15\n");
-        let scan =
-            extract_files(files.into_inner().unwrap().as_slice(), dir.path(), &made).unwrap();
+        let scan = extract_files(
+            files.into_inner().unwrap().as_slice(),
+            dir.path(),
+            &made,
+            None,
+        )
+        .unwrap();
         assert_eq!(scan.files.len(), 2);
         assert_eq!(std::fs::read(dir.path().join("base/1234")).unwrap(), b"x");
         for bad in [
@@ -245,11 +268,78 @@ mod tests {
         ] {
             let mut b = tar::Builder::new(Vec::new());
             entry(&mut b, bad.0, bad.1, b"");
-            let err = extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made);
+            let err = extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made, None);
             assert!(err.is_err(), "{bad:?}");
         }
         let mut b = tar::Builder::new(Vec::new());
         link(&mut b, "base/evil", "x");
-        assert!(extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made).is_err());
+        assert!(
+            extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made, None).is_err()
+        );
+    }
+
+    fn delta(
+        builder: &mut tar::Builder<Vec<u8>>,
+        name: &str,
+        at: u64,
+        size: u64,
+        blocks: &[(u32, u8)],
+    ) {
+        let mut payload = size.to_le_bytes().to_vec();
+        let bitmap: u128 = blocks.iter().map(|(i, _)| 1u128 << i).sum();
+        payload.extend_from_slice(&bitmap.to_le_bytes());
+        for (_, fill) in blocks {
+            payload.extend_from_slice(&[*fill; 8192]);
+        }
+        builder
+            .append_pax_extensions([(
+                crate::format::blockmap::DELTA_KEY,
+                at.to_string().as_bytes(),
+            )])
+            .unwrap();
+        entry(builder, name, EntryType::Regular, &payload);
+    }
+
+    #[test]
+    fn delta_entries_patch_only_files_made_earlier_and_only_what_keep_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = tar::Builder::new(Vec::new());
+        entry(&mut first, "base", EntryType::Directory, b"");
+        let made = extract(first.into_inner().unwrap().as_slice(), dir.path())
+            .unwrap()
+            .folders;
+        let mut whole = tar::Builder::new(Vec::new());
+        entry(&mut whole, "base/1", EntryType::Regular, &[0u8; 3 * 8192]);
+        entry(&mut whole, "base/2", EntryType::Regular, b"old");
+        let bytes = whole.into_inner().unwrap();
+        // `keep` leaves base/2 out.
+        let keep: &crate::format::tar::Keep = &|path, _| path == "base/1";
+        let scan = extract_files(bytes.as_slice(), dir.path(), &made, Some(keep)).unwrap();
+        assert_eq!(scan.files.keys().collect::<Vec<_>>(), ["base/1"]);
+        assert!(!dir.path().join("base/2").exists());
+
+        let mut patch = tar::Builder::new(Vec::new());
+        delta(&mut patch, "base/1", 0, 3 * 8192, &[(1, 7)]);
+        let scan = extract_files(
+            patch.into_inner().unwrap().as_slice(),
+            dir.path(),
+            &made,
+            None,
+        )
+        .unwrap();
+        assert!(scan.patched.contains("base/1") && scan.files.is_empty());
+        let patched = std::fs::read(dir.path().join("base/1")).unwrap();
+        assert_eq!((patched[8191], patched[8192], patched[16384]), (0, 7, 0));
+
+        // A delta for a file this restore did not make, or in no folder of its own.
+        for name in ["base/3", "global/1"] {
+            let mut b = tar::Builder::new(Vec::new());
+            delta(&mut b, name, 0, 8192, &[(0, 1)]);
+            assert!(
+                extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made, None).is_err(),
+                "{name}"
+            );
+        }
+        assert!(!dir.path().join("base/3").exists());
     }
 }

@@ -5,6 +5,7 @@
 //! checked against its manifest ([`unpack`]) into a folder that is only ever
 //! new or empty ([`folder`]), and the recovery settings are written.
 
+pub mod chain;
 pub mod choose;
 pub mod extract;
 pub mod folder;
@@ -35,6 +36,9 @@ pub struct RestoreRequest<'a> {
     /// `--region` for `wal-fetch`, when not the default.
     pub region: Option<&'a str>,
     pub backup: &'a BackupEntry,
+    /// What restoring it needs: its full first, `backup` last (itself alone
+    /// for a full).
+    pub chain: &'a [BackupEntry],
     pub target: Target,
     pub dir: &'a Path,
     /// How the restored server calls pgdr (`restore_command`).
@@ -108,14 +112,27 @@ pub async fn restore(
     let marker = request.dir.join(IN_PROGRESS);
     std::fs::write(&marker, format!("{}\n", request.backup.id))
         .map_err(|e| ArchiveError::io(&marker, e))?;
-    let unpacked = unpack::unpack(
-        store,
-        request.url,
-        request.backup,
-        request.dir,
-        request.progress,
-    )
-    .await?;
+    // A backup with maps is restored through them (alone or as a chain);
+    // a stream, or a file-level backup from before maps, object by object.
+    let unpacked = if request.backup.maps.is_empty() {
+        unpack::unpack(
+            store,
+            request.url,
+            request.backup,
+            request.dir,
+            request.progress,
+        )
+        .await?
+    } else {
+        chain::unpack_chain(
+            store,
+            request.url,
+            request.chain,
+            request.dir,
+            request.progress,
+        )
+        .await?
+    };
     let auto_conf = request.dir.join("postgresql.auto.conf");
     let mut text = format!(
         "\n# Recovery settings written by pgdr restore of backup {}, target {}.\n# If the archive ends early (a segment up to {} missing or failing its digest,\n# or missing while later WAL is archived, or the archive unreachable),\n# wal-fetch exits 126 and PostgreSQL stops recovery instead of promoting;\n# a time or LSN target not reached stops it too (PostgreSQL 13+).\n",

@@ -11,7 +11,7 @@ use super::extract;
 use crate::execute::meter::SharedMeter;
 use crate::execute::ArchiveError;
 use crate::format::manifest::{check_manifest, MANIFEST_ENTRY};
-use crate::format::tar::Scanned;
+use crate::format::tar::{Keep, Scanned};
 use crate::format::ArchiveUrl;
 use crate::providers::storage::Store;
 use crate::providers::ProviderError;
@@ -66,7 +66,8 @@ pub async fn unpack(
     let (manifest, files, stored_bytes) = match backup.method {
         BackupMethod::Stream => {
             let key = format!("{folder}{}", backup.data_object);
-            let (scan, stored) = unpack_object(store, backup, &key, dir, None, &meter).await?;
+            let (scan, stored) =
+                unpack_object(store, backup, &key, dir, None, None, &meter).await?;
             let manifest = scan.manifest.ok_or_else(|| {
                 ArchiveError::Corrupt(format!(
                     "backup {}: the stream has no backup_manifest, so its files cannot be checked",
@@ -87,7 +88,7 @@ pub async fn unpack(
             let first_key = format!("{folder}{first}");
             let (manifest, first) = tokio::join!(
                 store.get(&manifest_key),
-                unpack_object(store, backup, &first_key, dir, None, &meter)
+                unpack_object(store, backup, &first_key, dir, None, None, &meter)
             );
             let manifest = manifest?.map(|f| f.body).ok_or_else(|| {
                 ArchiveError::Corrupt(format!(
@@ -101,16 +102,15 @@ pub async fn unpack(
             // Owned keys: a closure over borrowed names is not `Send` for
             // every lifetime the drill's async steps need.
             let keys: Vec<String> = rest.iter().map(|name| format!("{folder}{name}")).collect();
-            let mut others =
-                futures_util::stream::iter(keys)
-                    .map(|key| {
-                        let folders = folders.clone();
-                        let meter = meter.clone();
-                        async move {
-                            unpack_object(store, backup, &key, dir, Some(folders), &meter).await
-                        }
-                    })
-                    .buffer_unordered(OBJECTS_AT_ONCE);
+            let mut others = futures_util::stream::iter(keys)
+                .map(|key| {
+                    let folders = folders.clone();
+                    let meter = meter.clone();
+                    async move {
+                        unpack_object(store, backup, &key, dir, Some(folders), None, &meter).await
+                    }
+                })
+                .buffer_unordered(OBJECTS_AT_ONCE);
             while let Some(done) = others.next().await {
                 let (scan, bytes) = done?;
                 stored += bytes;
@@ -146,13 +146,15 @@ pub async fn unpack(
 
 /// Downloads one object in ranges, several at once, and writes it into
 /// `dir` as they arrive in order: everything it holds, or (with `folders`)
-/// only files, into those folders. Returns the scan and the object's size.
-async fn unpack_object(
+/// only files, into those folders, and (with `keep`) only the entries it
+/// keeps. Returns the scan and the object's size.
+pub async fn unpack_object(
     store: &Store,
     backup: &BackupEntry,
     key: &str,
     dir: &Path,
     folders: Option<Arc<HashSet<PathBuf>>>,
+    keep: Option<Arc<Keep>>,
     meter: &Arc<SharedMeter>,
 ) -> Result<(Scanned, u64), ArchiveError> {
     let head = store.head(key).await?.ok_or_else(|| {
@@ -172,7 +174,14 @@ async fn unpack_object(
                 chunk: Vec::new(),
                 at: 0,
             };
-            write_stream(source, compressed, &dir, folders.as_deref(), &meter)
+            write_stream(
+                source,
+                compressed,
+                &dir,
+                folders.as_deref(),
+                keep.as_deref(),
+                &meter,
+            )
         })
     };
     let ranges =
@@ -238,6 +247,7 @@ fn write_stream(
     compressed: bool,
     dir: &Path,
     folders: Option<&HashSet<PathBuf>>,
+    keep: Option<&Keep>,
     meter: &SharedMeter,
 ) -> Result<Scanned, ArchiveError> {
     let failed = |e: std::io::Error| ArchiveError::Corrupt(format!("reading the backup: {e}"));
@@ -251,7 +261,7 @@ fn write_stream(
         meter,
     };
     let scanned = match folders {
-        Some(folders) => extract::extract_files(&mut metered, dir, folders)?,
+        Some(folders) => extract::extract_files(&mut metered, dir, folders, keep)?,
         None => extract::extract(&mut metered, dir)?,
     };
     Ok(scanned)

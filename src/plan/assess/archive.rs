@@ -6,7 +6,7 @@
 
 use super::{approximate, Finding, Kind};
 use crate::spec::{Archiver, Desired};
-use crate::state::archive::{ArchiveLive, WalDamageKind};
+use crate::state::archive::{chain, ArchiveLive, BackupType, WalDamageKind};
 use crate::state::postgres::PgLive;
 use crate::state::wal::{missing_segments, segment_name, WalKind, WalName};
 use crate::state::Live;
@@ -63,6 +63,7 @@ pub fn findings(desired: &Desired, live: &Live) -> Vec<Finding> {
             ));
         }
     }
+    found.extend(chain_findings(archive, content, &file));
     if !content.incomplete.is_empty() {
         found.push(Finding::new(
             "archive.backups",
@@ -111,6 +112,48 @@ pub fn findings(desired: &Desired, live: &Live) -> Vec<Finding> {
                 file,
             },
         ));
+    }
+    found
+}
+
+/// Chains: every diff and incr restorable through its parents, and a full
+/// within `base_backups.full_every` when the plan sets it.
+fn chain_findings(
+    archive: &crate::spec::Archive,
+    content: &ArchiveLive,
+    file: &str,
+) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let broken: Vec<String> = content
+        .backups
+        .iter()
+        .filter_map(|b| chain(&content.backups, b).err())
+        .collect();
+    if !broken.is_empty() {
+        found.push(Finding::new(
+            "archive.backups",
+            Kind::BrokenChains { broken },
+        ));
+    }
+    let full_every = archive.base_backups.as_ref().and_then(|b| b.full_every);
+    if let (Some(full_every), Some(now)) = (full_every, content.observed_at_unix) {
+        let newest_full = content
+            .backups
+            .iter()
+            .rev()
+            .find(|b| b.backup_type == BackupType::Full);
+        let age = newest_full.map_or(u64::MAX, |b| (now - b.stop_time.secs()).max(0) as u64);
+        if age > full_every.as_secs() {
+            found.push(Finding::new(
+                "archive.backups",
+                Kind::FullTooOld {
+                    id: newest_full.map(|b| b.id.clone()),
+                    age_seconds: age,
+                    full_every,
+                    file: file.to_string(),
+                },
+            ));
+        }
     }
     found
 }
@@ -175,6 +218,18 @@ pub(super) fn plan_entry(kind: &Kind) -> Option<(bool, String)> {
             "the newest base backup, {id}, finished {} ago, longer than base_backups.every ({every}); take one with `pgdr backup {file}`",
             approximate(*age_seconds)
         ),
+        Kind::FullTooOld { id: Some(id), age_seconds, full_every, file } => format!(
+            "the newest full base backup, {id}, finished {} ago, longer than base_backups.full_every ({full_every}): every incremental since adds to the chain a restore reads; take one with `pgdr backup {file} --type full` (or let `pgdr backup` without --type choose it)",
+            approximate(*age_seconds)
+        ),
+        Kind::FullTooOld { id: None, full_every, file, .. } => format!(
+            "no full base backup in the archive although base_backups.full_every is {full_every}; take one with `pgdr backup {file} --type full`"
+        ),
+        Kind::BrokenChains { broken } => format!(
+            "{} backup(s) cannot be restored, their chain is broken: {}. Take a new full backup; `pgdr expire` never deletes a parent a kept backup needs, so something else removed it",
+            broken.len(),
+            broken.join("; ")
+        ),
         Kind::IncompleteBackups { ids } => return Some((true, format!(
             "{} backup folder(s) without backup.json ({}): a backup running now, or one that was killed; never used for a restore, removed by the next `pgdr backup` or `pgdr expire`",
             ids.len(),
@@ -227,6 +282,10 @@ pub(super) fn beyond(kind: &Kind) -> Option<String> {
         Kind::BackupTooOld { every, .. } => {
             format!("the newest backup is older than base_backups.every ({every})")
         }
+        Kind::FullTooOld { full_every, .. } => {
+            format!("the newest full backup is older than base_backups.full_every ({full_every})")
+        }
+        Kind::BrokenChains { broken } => format!("{} backup(s) with a broken chain: {}", broken.len(), broken[0]),
         Kind::WalDamaged { damaged, .. } => format!(
             "{} WAL object(s) changed after they were archived ({}{}): a restore stops before {}",
             damaged.len(),

@@ -57,6 +57,18 @@ pub enum Kind {
         every: Duration,
         file: String,
     },
+    /// The newest full backup is older than `base_backups.full_every`.
+    FullTooOld {
+        id: Option<String>,
+        age_seconds: u64,
+        full_every: Duration,
+        file: String,
+    },
+    /// Diff or incr backups whose chain is broken (a parent missing): they
+    /// cannot be restored. Each: why.
+    BrokenChains {
+        broken: Vec<String>,
+    },
     /// Backup folders without `backup.json` (a note, not a problem).
     IncompleteBackups {
         ids: Vec<String>,

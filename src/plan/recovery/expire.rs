@@ -29,6 +29,9 @@ pub struct ExpirePlan {
     pub wal_needed_from: Option<String>,
     /// A backup beyond `keep` that is kept because the newest passed drill restored it.
     pub protected: Option<String>,
+    /// Backups beyond `keep` kept because a kept diff or incr needs them
+    /// (its parent, its parent's parent, down to the full).
+    pub parents: Vec<String>,
 }
 
 /// `backups` oldest first; `wal_objects` are object names under `wal/`;
@@ -51,10 +54,26 @@ pub fn decide(
         .chain(expired.iter().filter(|b| Some(b.id.as_str()) == protected))
         .collect();
     let mut kept = kept;
+    // A kept diff or incr is restored through its parents: they stay.
+    let mut parents: Vec<String> = Vec::new();
+    for b in kept.clone() {
+        let mut at = b;
+        while let Some(parent) = at.parent.as_deref() {
+            let Some(found) = backups.iter().find(|p| p.id == parent) else {
+                break;
+            };
+            if !kept.iter().any(|k| k.id == found.id) {
+                kept.push(found);
+                parents.push(found.id.clone());
+            }
+            at = found;
+        }
+    }
+    parents.sort();
     kept.sort_by(|a, b| a.id.cmp(&b.id));
     let expired: Vec<&BackupEntry> = expired
         .iter()
-        .filter(|b| Some(b.id.as_str()) != protected)
+        .filter(|b| Some(b.id.as_str()) != protected && !parents.contains(&b.id))
         .collect();
     let protected = protected.map(str::to_string);
     let oldest = kept[0];
@@ -67,6 +86,7 @@ pub fn decide(
             wal: Vec::new(),
             wal_needed_from: None,
             protected,
+            parents,
         };
     };
     let first_needed = first.segno(segment_size);
@@ -84,6 +104,7 @@ pub fn decide(
         wal,
         wal_needed_from: Some(oldest.start_wal.clone()),
         protected,
+        parents,
     }
 }
 
@@ -93,6 +114,37 @@ mod tests {
 
     fn entry(id: &str, start_wal: &str) -> BackupEntry {
         BackupEntry::sample(id, start_wal)
+    }
+
+    #[test]
+    fn a_kept_incremental_keeps_its_parents_down_to_the_full() {
+        use crate::state::archive::BackupType;
+        let mut backups = vec![
+            entry("20260101T000000Z", "000000010000000000000002"),
+            entry("20260102T000000Z", "000000010000000000000005"),
+            entry("20260103T000000Z", "000000010000000000000007"),
+            entry("20260104T000000Z", "000000010000000000000009"),
+        ];
+        // full, incr of it, diff of it, incr of the diff.
+        for (i, parent, kind) in [
+            (1, "20260101T000000Z", BackupType::Incr),
+            (2, "20260101T000000Z", BackupType::Diff),
+            (3, "20260103T000000Z", BackupType::Incr),
+        ] {
+            backups[i].parent = Some(parent.into());
+            backups[i].backup_type = kind;
+        }
+        let plan = decide(&backups, 1, &[], None);
+        assert_eq!(plan.backups, ["20260102T000000Z"]);
+        assert_eq!(
+            plan.kept,
+            ["20260101T000000Z", "20260103T000000Z", "20260104T000000Z"]
+        );
+        assert_eq!(plan.parents, ["20260101T000000Z", "20260103T000000Z"]);
+        assert_eq!(
+            plan.wal_needed_from.as_deref(),
+            Some("000000010000000000000002")
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! ([`drill`]). The executors (`execute::restore`, `execute::drill`,
 //! `execute::expire`) read the archive, call these, and act.
 
+pub mod backup;
 pub mod drill;
 pub mod expire;
 pub mod restore;

@@ -258,6 +258,8 @@ pub fn judge_reach(
 #[derive(Debug, Clone)]
 pub struct Chosen {
     pub backup: BackupEntry,
+    /// What restoring `backup` needs: its full first, `backup` last.
+    pub chain: Vec<BackupEntry>,
     /// The target recovery goes to: the one asked for, or (with
     /// `--accept-loss` and a gap in the way) the reachable end.
     pub target: Target,
@@ -331,6 +333,7 @@ pub fn choose_backup<'a>(
 /// the target it goes to. Pure.
 pub fn plan_restore(
     backup: &BackupEntry,
+    chain: Vec<BackupEntry>,
     newest: (String, i64),
     archived: &[(String, i64)],
     damaged: &[WalDamage],
@@ -349,6 +352,7 @@ pub fn plan_restore(
     };
     Ok(Chosen {
         backup: backup.clone(),
+        chain,
         target,
         newest_wal: newest.0,
         newest_wal_at: newest.1,

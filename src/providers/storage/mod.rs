@@ -11,6 +11,7 @@
 //! - a listing of versions shows a key that was written twice or deleted
 //!   ([`Store::list_versions`]), where the backend keeps versions.
 
+pub mod reader;
 pub mod s3;
 
 use super::ProviderError;
