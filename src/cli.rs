@@ -318,6 +318,12 @@ pub struct RestoreArgs {
     /// Without it such a restore is refused, naming the reachable point.
     #[arg(long)]
     pub accept_loss: bool,
+    /// Restore over the data folder already in --to (a failed old primary,
+    /// a standby far behind), keeping files and blocks that match and
+    /// fetching only the rest; needs a file-level backup. The server there
+    /// must be stopped.
+    #[arg(long)]
+    pub delta: bool,
 }
 
 #[derive(Debug, Args)]

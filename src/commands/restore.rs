@@ -62,7 +62,12 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     let now = crate::spec::time::now_unix();
     let target = target_of(args.target_time.as_deref(), args.target_lsn.as_deref(), now)?;
     // Refuse a folder in use before reading anything remote.
-    restore::check_dir(&args.to)?;
+    if args.delta {
+        restore::delta::check_not_running(&args.to)
+            .with_context(|| format!("restore --delta into {}", args.to.display()))?;
+    } else {
+        restore::check_dir(&args.to)?;
+    }
     let owner = restore::intended_owner(&args.to);
     let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
     let (chosen, drills) = tokio::join!(
@@ -104,6 +109,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
         pgdr: &pgdr,
         wal_until: Some(chosen.wal_until()),
         accept_loss: chosen.accepted_loss.is_some(),
+        delta: args.delta,
         extra_settings: &[],
         progress: std::io::stderr().is_terminal(),
     };

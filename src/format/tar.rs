@@ -143,6 +143,13 @@ fn walk<S: Sink>(
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().map_err(corrupt)? & 0o7777;
         let delta_at = delta_offset(&mut entry)?;
+        if known.is_some() && !matches!(kind, EntryType::Regular | EntryType::Continuous) {
+            return Err(FormatError::Corrupt(format!(
+                "tar entry `{name}` is a {kind:?} in an object that holds only files (pgdr writes folders and links into a backup's first object), so the backup is refused"
+            )));
+        }
+        // Entries a chain does not need (a file deleted or stored again
+        // later) are read past: nothing of them is written.
         if let Some(keep) = keep {
             if !keep(&name, delta_at.is_some()) {
                 continue;
@@ -165,11 +172,6 @@ fn walk<S: Sink>(
                 Some(folders) => folders.contains(parent),
                 None => made.contains(parent),
             };
-            if known.is_some() && !matches!(kind, EntryType::Regular | EntryType::Continuous) {
-                return Err(FormatError::Corrupt(format!(
-                    "tar entry `{name}` is a {kind:?} in an object that holds only files (pgdr writes folders and links into a backup's first object), so the backup is refused"
-                )));
-            }
             if !parent.as_os_str().is_empty() && !known_parent {
                 return Err(FormatError::Corrupt(format!(
                     "tar entry `{name}` lies in `{}`, which is not a folder of this backup (a link, or not yet made): nothing is written through a link, so the backup is refused",

@@ -121,6 +121,15 @@ pub fn restored(
         unpacked.bytes as f64 / 1e6 / unpacked.seconds.max(0.001),
         unpacked.files
     );
+    if let Some(delta) = &unpacked.delta {
+        text.push_str(&format!(
+            "Delta: {} files ({}) were already as backed up and kept, {} fetched, {} removed (not in the backup).\n",
+            delta.kept,
+            bytes(delta.kept_bytes),
+            delta.fetched,
+            delta.removed
+        ));
+    }
     text.push_str("Recovery settings (appended to postgresql.auto.conf, with recovery.signal):\n");
     for (name, value) in settings {
         text.push_str(&format!("  {name} = '{value}'\n"));

@@ -273,3 +273,87 @@ fn incremental_and_differential_backups_store_changes_and_restore_as_chains() {
         planned.stdout
     );
 }
+
+#[test]
+fn a_delta_restore_fetches_only_what_differs_and_removes_what_the_backup_lacks() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let pg = archiving_server(&moto, "delta/", "--data-checksums");
+    pg.psql(
+        "CREATE TABLE accounts AS SELECT g AS id, 0 AS balance, repeat('x', 80) AS filler FROM generate_series(1, 200000) g;
+         ALTER TABLE accounts ADD PRIMARY KEY (id);
+         CREATE TABLE events (id serial PRIMARY KEY, what text)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\ncluster: delta\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\narchive:\n  bucket: {BUCKET}\n  prefix: delta/\n  base_backups: {{ every: 1d, keep: 3 }}\n",
+        pg.conninfo()
+    );
+    let plan = write_plan(dir.path(), "delta.yaml", &text)
+        .display()
+        .to_string();
+    backup(&moto, &plan, &["--type", "full"]);
+    pg.psql("UPDATE accounts SET balance = 1 WHERE id <= 2000; INSERT INTO events (what) VALUES ('after the full')");
+    let incr = backup(&moto, &plan, &["--type", "incr"]);
+    assert_eq!(incr["type"], "incr");
+    let expected = pg.psql(&format!("SELECT {DIGEST}"));
+    let accounts = pg.psql("SELECT pg_relation_filepath('accounts')");
+    archive_now(&pg);
+
+    // A restored folder, then damaged: a changed block, a deleted file, a
+    // file the backup does not have, a stale postmaster.pid.
+    let folder = Postgres::restore_dir();
+    let data = folder.path().join("pg/data");
+    let to = data.to_str().unwrap();
+    let run = pgdr(Some(&moto), &["restore", &plan, "--to", to, "--latest"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let relation = data.join(&accounts);
+    let mut bytes = std::fs::read(&relation).unwrap();
+    bytes[8192 * 3 + 100] ^= 0xff;
+    std::fs::write(&relation, &bytes).unwrap();
+    std::fs::remove_file(data.join("PG_VERSION")).unwrap();
+    std::fs::write(data.join("base/stray"), b"not in the backup").unwrap();
+    std::fs::write(data.join("postmaster.pid"), "999999\n").unwrap();
+
+    // A running server's folder is refused.
+    std::fs::write(
+        data.join("postmaster.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    let refused = pgdr(
+        Some(&moto),
+        &["restore", &plan, "--to", to, "--latest", "--delta"],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("running server"),
+        "{}",
+        refused.stderr
+    );
+    std::fs::write(data.join("postmaster.pid"), "999999\n").unwrap();
+
+    let run = pgdr(
+        Some(&moto),
+        &["restore", &plan, "--to", to, "--latest", "--delta"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // The relation, PG_VERSION and postgresql.auto.conf (which the first
+    // restore appended to) are fetched; the stray file and the pid go.
+    assert!(
+        run.stdout.contains(" 3 fetched") && run.stdout.contains("removed"),
+        "{}",
+        run.stdout
+    );
+    assert!(!data.join("base/stray").exists());
+    let verified = pg_verifybackup(&data);
+    assert!(verified.contains("successfully verified"), "{verified}");
+    let restored = Postgres::start_restored(folder, &moto.endpoint());
+    assert_eq!(
+        restored.wait_for("SELECT pg_is_in_recovery()", "f"),
+        "f",
+        "{}",
+        restored.server_log()
+    );
+    assert_eq!(restored.psql(&format!("SELECT {DIGEST}")), expected);
+}

@@ -108,6 +108,7 @@ impl<'a> Step<Drill<'a>> for RestoreBackup {
             pgdr: &request.pgdr,
             wal_until: Some(request.chosen.wal_until()),
             accept_loss: request.chosen.accepted_loss.is_some(),
+            delta: false,
             extra_settings: &[],
             progress: request.progress,
         };

@@ -116,6 +116,7 @@ pub async fn unpack_chain(
         stored_bytes: stored,
         files: checked.len(),
         seconds: started.elapsed().as_secs_f64(),
+        delta: None,
     })
 }
 
@@ -195,7 +196,7 @@ async fn finish_files(
 
 /// Sets a patched file's length (it may have shrunk since its whole copy)
 /// and returns its SHA-256.
-fn cut_and_hash(path: &Path, size: u64) -> std::io::Result<String> {
+pub fn cut_and_hash(path: &Path, size: u64) -> std::io::Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .read(true)

@@ -14,6 +14,9 @@ pub struct FolderSink {
     root: PathBuf,
     /// The file delta entries last patched, kept open for the next block.
     patching: Option<(PathBuf, std::fs::File)>,
+    /// A delta restore's: a folder that exists is kept (a link or a file
+    /// where a folder belongs is removed first).
+    over_existing: bool,
 }
 
 impl Sink for FolderSink {
@@ -22,6 +25,13 @@ impl Sink for FolderSink {
     fn dir(&mut self, path: &Path, mode: u32) -> Result<(), FormatError> {
         use std::os::unix::fs::DirBuilderExt;
         let target = self.root.join(path);
+        if self.over_existing {
+            match std::fs::symlink_metadata(&target) {
+                Ok(meta) if meta.is_dir() => return Ok(()),
+                Ok(_) => std::fs::remove_file(&target).map_err(|e| FormatError::io(&target, e))?,
+                Err(_) => {}
+            }
+        }
         // Owner access always: the restore must be able to write into it.
         std::fs::DirBuilder::new()
             .mode(mode | 0o700)
@@ -69,6 +79,15 @@ impl FolderSink {
         FolderSink {
             root: root.to_path_buf(),
             patching: None,
+            over_existing: false,
+        }
+    }
+
+    /// A sink for a delta restore: folders that exist are kept.
+    pub fn over_existing(root: &Path) -> FolderSink {
+        FolderSink {
+            over_existing: true,
+            ..FolderSink::new(root)
         }
     }
 }
@@ -76,6 +95,12 @@ impl FolderSink {
 /// Scans `reader` and writes every entry under `dir` (an existing, empty folder).
 pub fn extract(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
     stream::extract(reader, &mut FolderSink::new(dir))
+}
+
+/// [`extract`] into a folder that already holds a data folder (a delta
+/// restore): folders that exist are kept; files are still created new.
+pub fn extract_over(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
+    stream::extract(reader, &mut FolderSink::over_existing(dir))
 }
 
 /// Writes a stream of files only into the folders `folders` under `dir`: a

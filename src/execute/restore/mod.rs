@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod choose;
+pub mod delta;
 pub mod extract;
 pub mod folder;
 pub mod server;
@@ -48,6 +49,9 @@ pub struct RestoreRequest<'a> {
     pub wal_until: Option<&'a str>,
     /// The loss past a gap was accepted: `wal-fetch --accept-loss`.
     pub accept_loss: bool,
+    /// Over the data folder already in `dir`, fetching only what differs
+    /// ([`delta`]); otherwise `dir` is new or empty.
+    pub delta: bool,
     /// Extra settings for the restored server (a drill turns archiving off).
     pub extra_settings: &'a [(&'a str, String)],
     pub progress: bool,
@@ -102,7 +106,15 @@ pub async fn restore(
     store: &Store,
     request: &RestoreRequest<'_>,
 ) -> Result<Unpacked, ArchiveError> {
-    if prepare_dir(request.dir)? {
+    if request.delta {
+        if !request.dir.is_dir() {
+            return Err(ArchiveError::Usage(format!(
+                "--delta restores over an existing data folder, and {} is not a folder",
+                request.dir.display()
+            )));
+        }
+        delta::check_not_running(request.dir)?;
+    } else if prepare_dir(request.dir)? {
         tracing::warn!(
             target: "pgdr::archive",
             dir = %request.dir.display(),
@@ -114,7 +126,9 @@ pub async fn restore(
         .map_err(|e| ArchiveError::io(&marker, e))?;
     // A backup with maps is restored through them (alone or as a chain);
     // a stream, or a file-level backup from before maps, object by object.
-    let unpacked = if request.backup.maps.is_empty() {
+    let unpacked = if request.delta {
+        delta::restore_over(store, request.url, request.chain, request.dir).await?
+    } else if request.backup.maps.is_empty() {
         unpack::unpack(
             store,
             request.url,

@@ -41,6 +41,20 @@ pub struct Unpacked {
     /// Files checked against the manifest.
     pub files: usize,
     pub seconds: f64,
+    /// A delta restore's: what was kept, fetched and removed.
+    pub delta: Option<Delta>,
+}
+
+/// What a delta restore did, beside what any restore reports.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    /// Files already as the backup has them.
+    pub kept: usize,
+    pub kept_bytes: u64,
+    /// Files fetched (missing or different).
+    pub fetched: usize,
+    /// Files and folders removed (not in the backup).
+    pub removed: usize,
 }
 
 /// Writes `backup`'s data into `dir` (which exists and is empty) and checks
@@ -141,6 +155,7 @@ pub async fn unpack(
         stored_bytes,
         files: files.len(),
         seconds: started.elapsed().as_secs_f64(),
+        delta: None,
     })
 }
 

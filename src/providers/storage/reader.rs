@@ -34,6 +34,19 @@ impl ObjectsReader {
         }
     }
 
+    /// Bytes `range` of one object (a file's frame in a data object).
+    pub fn range(
+        store: Store,
+        key: String,
+        range: std::ops::Range<u64>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        ObjectsReader {
+            current: Some((key, range.end, None, range.start)),
+            ..ObjectsReader::new(store, Vec::new(), runtime)
+        }
+    }
+
     /// The next range, or `false` at the end of the last object.
     fn refill(&mut self) -> Result<bool, ProviderError> {
         loop {
