@@ -114,10 +114,13 @@ pub const DELTA_KEY: &str = "PGDR.delta";
 /// The blocks one delta entry covers.
 pub const DELTA_BLOCKS: usize = 128;
 
+/// Blocks to write: (offset in the file, bytes).
+pub type Blocks<'a> = Vec<(u64, &'a [u8])>;
+
 /// The blocks a delta entry carries, as (offset in the file, bytes), and
 /// the file's size; an error says what is wrong with it. Pure.
-pub fn delta_blocks(at: u64, payload: &[u8]) -> Result<(u64, Vec<(u64, &[u8])>), String> {
-    if payload.len() < 24 || at % (BLOCK * DELTA_BLOCKS) as u64 != 0 {
+pub fn delta_blocks(at: u64, payload: &[u8]) -> Result<(u64, Blocks<'_>), String> {
+    if payload.len() < 24 || !at.is_multiple_of((BLOCK * DELTA_BLOCKS) as u64) {
         return Err(format!("a delta entry at {at} of {} bytes", payload.len()));
     }
     let size = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));

@@ -383,7 +383,7 @@ where
             map_upload.abort().await;
             let cause = match (uploaded, map_uploaded) {
                 (Err(e), _) | (_, Err(e)) => e.into(),
-                _ => listed.err().expect("one of them failed"),
+                _ => listed.expect_err("one of them failed"),
             };
             Err(fail(cause))
         }

@@ -130,8 +130,10 @@ pub async fn restore_over(
     let records = Arc::new(read_records(store, url, backup).await?);
     let differ = compare_all(store, url, backup, dir).await?;
     // 4. Remove what the backup does not have.
-    let mut delta = Delta::default();
-    delta.removed = remove_extra(dir, Path::new(""), &records, &folders)?;
+    let mut delta = Delta {
+        removed: remove_extra(dir, Path::new(""), &records, &folders)?,
+        ..Delta::default()
+    };
     // 5. Fetch what differs.
     let mut fetches = futures_util::stream::iter(differ.iter().cloned())
         .map(|path| {
