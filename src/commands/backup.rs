@@ -107,7 +107,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
             serde_json::to_string_pretty(&entry).expect("entry serialises")
         ),
         ListFormat::Human => format!(
-            "Backup {} of {} ({}{}, {}, {}): {} read in {:.1}s ({:.1} MB/s), {} stored ({:.1}x), every file matched the manifest; WAL {} to {} is archived.\n",
+            "Backup {} of {} ({}{}, {}, {}): {}, every file matched the manifest; WAL {} to {} is archived.\n",
             entry.id,
             entry.cluster,
             entry.backup_type.as_str(),
@@ -121,11 +121,7 @@ pub async fn run(args: &BackupArgs, settings: &Settings) -> anyhow::Result<Outco
                 0 => "pg_basebackup stream".to_string(),
                 n => format!("files, {} jobs", n - 1),
             },
-            crate::render::human::bytes(entry.size_bytes),
-            entry.duration_seconds,
-            entry.size_bytes as f64 / 1e6 / entry.duration_seconds.max(0.001),
-            crate::render::human::bytes(entry.stored_bytes),
-            entry.size_bytes as f64 / entry.stored_bytes.max(1) as f64,
+            sizes(&entry),
             entry.start_wal,
             entry.stop_wal,
         ),
@@ -209,6 +205,29 @@ async fn with_parent(
                 BackupType::Full,
             ))
         }
+    }
+}
+
+/// What a backup read and stored, for its one-line summary: a full reads
+/// the database; a diff or incr stores what changed since its parent.
+fn sizes(entry: &crate::state::archive::BackupEntry) -> String {
+    use crate::render::human::bytes;
+    let seconds = entry.duration_seconds.max(0.001);
+    match &entry.parent {
+        None => format!(
+            "{} read in {:.1}s ({:.1} MB/s), {} stored ({:.1}x)",
+            bytes(entry.size_bytes),
+            entry.duration_seconds,
+            entry.size_bytes as f64 / 1e6 / seconds,
+            bytes(entry.stored_bytes),
+            entry.size_bytes as f64 / entry.stored_bytes.max(1) as f64,
+        ),
+        Some(parent) => format!(
+            "a {} database in {:.1}s, {} stored (what changed since {parent})",
+            bytes(entry.size_bytes),
+            entry.duration_seconds,
+            bytes(entry.stored_bytes),
+        ),
     }
 }
 

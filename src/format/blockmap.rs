@@ -53,8 +53,8 @@ pub struct FileRecord {
     pub ino: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
-    /// Hex SHA-256 of the whole file (the manifest's).
-    pub sha256: String,
+    /// The whole file's checksum, as the manifest has it (CRC-32C, hex).
+    pub checksum: String,
     /// The copy to restore it from, oldest first: a whole copy, then deltas.
     pub sources: Vec<Source>,
     /// How many block hashes follow (relation files; 0 for others).
@@ -255,7 +255,7 @@ mod tests {
             ino: 7,
             mtime_ns: 1,
             ctime_ns: 2,
-            sha256: "00".into(),
+            checksum: "00".into(),
             sources: vec![Source {
                 backup: "20261207T060000Z".into(),
                 object: "data-1.tar.zst".into(),

@@ -27,9 +27,8 @@
 //! The writes themselves are the sink's (`execute::restore::extract`).
 
 use super::blockmap::{delta_blocks, BLOCK, DELTA_BLOCKS, DELTA_KEY};
-use super::manifest::MANIFEST_ENTRY;
+use super::manifest::{Checksum, MANIFEST_ENTRY};
 use super::FormatError;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -47,6 +46,10 @@ pub trait Sink {
     /// Writes `bytes` at `at` into a regular file this restore made (never
     /// created here, never through a link): a delta entry's block.
     fn patch(&mut self, path: &Path, at: u64, bytes: &[u8]) -> Result<(), FormatError>;
+    /// How the files written are checksummed (the backup manifest's algorithm).
+    fn checksum(&self) -> Checksum {
+        Checksum::Sha256
+    }
 }
 
 /// Which entries of a chain's object to write: given the path and whether
@@ -56,7 +59,8 @@ pub type Keep = dyn Fn(&str, bool) -> bool + Send + Sync;
 /// What a scan found.
 #[derive(Debug, Default)]
 pub struct Scanned {
-    /// Path → (size, hex SHA-256) of every regular file but the manifest.
+    /// Path → (size, hex checksum: the sink's, SHA-256 for a scan) of every
+    /// regular file but the manifest.
     pub files: BTreeMap<String, (u64, String)>,
     pub manifest: Option<Vec<u8>>,
     /// Regular files, folders and links written (when extracting).
@@ -135,6 +139,7 @@ fn walk<S: Sink>(
     let mut made: HashSet<PathBuf> = HashSet::new();
 
     let mut buf = vec![0u8; 1 << 20];
+    let algorithm = sink.as_ref().map_or(Checksum::Sha256, |s| s.checksum());
     for entry in archive.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         let raw_path = entry.path().map_err(corrupt)?.into_owned();
@@ -218,10 +223,17 @@ fn walk<S: Sink>(
             continue;
         }
         let capture = name == MANIFEST_ENTRY;
-        let (size, hashed) = copy_entry(&mut entry, file.as_mut(), &path, capture, &mut buf)?;
+        let (size, hashed) = copy_entry(
+            &mut entry,
+            file.as_mut(),
+            &path,
+            capture,
+            algorithm,
+            &mut buf,
+        )?;
         match hashed {
             Hashed::Manifest(bytes) => scanned.manifest = Some(bytes),
-            Hashed::Sha256(sha) => {
+            Hashed::Checksum(sha) => {
                 scanned.files.insert(name, (size, sha));
             }
         }
@@ -231,10 +243,10 @@ fn walk<S: Sink>(
 }
 
 /// What reading a regular file's entry gave: the manifest's bytes, or the
-/// file's hex SHA-256.
+/// file's hex checksum.
 enum Hashed {
     Manifest(Vec<u8>),
-    Sha256(String),
+    Checksum(String),
 }
 
 /// Reads a regular file's entry, writing it into `file` when extracting.
@@ -243,9 +255,10 @@ fn copy_entry<R: Read, W: Write>(
     mut file: Option<&mut W>,
     path: &Path,
     capture: bool,
+    algorithm: Checksum,
     buf: &mut [u8],
 ) -> Result<(u64, Hashed), FormatError> {
-    let mut hasher = Sha256::new();
+    let mut hasher = algorithm.hasher();
     let mut captured = Vec::new();
     let mut size = 0u64;
     loop {
@@ -267,12 +280,7 @@ fn copy_entry<R: Read, W: Write>(
     if capture {
         return Ok((size, Hashed::Manifest(captured)));
     }
-    let sha = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((size, Hashed::Sha256(sha)))
+    Ok((size, Hashed::Checksum(hasher.finish())))
 }
 
 /// The chunk offset a delta entry carries, or `None` for any other entry.

@@ -114,16 +114,22 @@ fn wal_retention_covers_backups(plan: &PlanFile, out: &mut Vec<Raw>) {
     let Some(retention) = archive.wal_retention else {
         return;
     };
+    let base = archive
+        .base_backups
+        .as_ref()
+        .expect("window implies base_backups");
+    // A kept incremental keeps its full, up to full_every older.
+    let window = Duration::from_secs(window.as_secs() + base.full_every.map_or(0, |f| f.as_secs()));
     if retention < window {
-        let base = archive
-            .base_backups
-            .as_ref()
-            .expect("window implies base_backups");
+        let fulls = base
+            .full_every
+            .map(|f| format!(", with a full every {f} that the incrementals kept need,"))
+            .unwrap_or_default();
         out.push(raw(
             "wal-retention-covers-backups",
             "archive.wal_retention",
             format!(
-                "WAL is kept {retention}, but the oldest of {} base backups taken every {} is {window} old: restoring it, or any point before it, needs WAL that has already expired. Premature WAL expiry is the leading cause of failed point-in-time recovery. Keep WAL at least {window}, or keep fewer base backups.",
+                "WAL is kept {retention}, but the oldest of {} base backups taken every {}{fulls} is {window} old: restoring it, or any point before it, needs WAL that has already expired. Premature WAL expiry is the leading cause of failed point-in-time recovery. Keep WAL at least {window}, or keep fewer base backups.",
                 base.keep, base.every
             ),
         ));

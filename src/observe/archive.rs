@@ -122,13 +122,26 @@ async fn running(
     read.into_iter().flatten().collect()
 }
 
-/// WAL names archived from `first` (a segment name) on, on its timeline and later.
+/// WAL names archived from `first` (a segment name) on, on its timeline and
+/// later: the current objects only (one plain listing from `first`, which a
+/// backup polls while it waits for its WAL; `plan` and `restore` read the
+/// versions too, through [`wal_objects_from`]).
 pub async fn wal_from(
     store: &Store,
     url: &ArchiveUrl,
     first: &str,
 ) -> Result<Vec<String>, CatalogError> {
-    Ok(wal_objects_from(store, url, first).await?.names(url))
+    let prefix = url.wal_prefix();
+    // Keys sort after this one from `first` on (`first` itself included).
+    let start_after = format!(
+        "{prefix}{}",
+        first.get(..first.len().saturating_sub(1)).unwrap_or(first)
+    );
+    let listing = WalListing {
+        objects: store.list(&prefix, Some(&start_after)).await?,
+        damaged: Vec::new(),
+    };
+    Ok(listing.names(url))
 }
 
 /// The WAL objects archived from `first` on, and those of them that changed

@@ -65,6 +65,23 @@ pub struct BackupEntry {
     /// file-level backups taken before maps existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maps: Vec<String>,
+    /// The manifest's file checksums: `crc32c` for file-level backups with
+    /// maps, `sha256` otherwise (and for entries written before the field).
+    #[serde(default)]
+    pub manifest_checksum: Checksum,
+}
+
+/// How a backup's manifest checksums its files (the hashing is
+/// `format::manifest`'s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Checksum {
+    /// pg_basebackup's stream (`--manifest-checksums=SHA256`), and
+    /// file-level backups taken before CRC-32C.
+    #[default]
+    Sha256,
+    /// File-level backups with maps.
+    Crc32c,
 }
 
 /// What a base backup holds.
@@ -357,6 +374,7 @@ impl BackupEntry {
             backup_type: BackupType::Full,
             parent: None,
             maps: Vec::new(),
+            manifest_checksum: Checksum::Sha256,
         }
     }
 }

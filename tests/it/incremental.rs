@@ -356,4 +356,40 @@ fn a_delta_restore_fetches_only_what_differs_and_removes_what_the_backup_lacks()
         restored.server_log()
     );
     assert_eq!(restored.psql(&format!("SELECT {DIGEST}")), expected);
+
+    drop(restored);
+
+    // A rewritten map (the bucket is untrusted): a record climbing out of
+    // the folder, then bytes that are not a map. Refused by name, nothing
+    // written outside, no panic.
+    let map_key = format!("delta/base/{}/map-1.zst", incr["id"].as_str().unwrap());
+    let original = moto.download(BUCKET, &map_key);
+    let header = serde_json::json!({
+        "path": "../../escaped", "size": 3, "ino": 1, "mtime_ns": 0, "ctime_ns": 0,
+        "sha256": "00", "blocks": 0,
+        "sources": [{ "backup": incr["id"], "object": "data-1.tar.zst", "offset": 0, "length": 10, "delta": false }]
+    })
+    .to_string();
+    let mut hostile = (header.len() as u32).to_le_bytes().to_vec();
+    hostile.extend_from_slice(header.as_bytes());
+    let outside = tempfile::tempdir().unwrap();
+    for (what, body) in [
+        (
+            "a record climbing out",
+            zstd::stream::encode_all(hostile.as_slice(), 3).unwrap(),
+        ),
+        ("not a map", b"garbage".to_vec()),
+    ] {
+        moto.put(BUCKET, &map_key, &body);
+        let to = outside.path().join("restored");
+        let run = pgdr(
+            Some(&moto),
+            &["restore", &plan, "--to", to.to_str().unwrap(), "--latest"],
+        );
+        assert_eq!(run.code, 1, "{what}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains("map"), "{what}: {}", run.stderr);
+        assert!(!outside.path().join("escaped").exists(), "{what}");
+        std::fs::remove_dir_all(&to).ok();
+    }
+    moto.put(BUCKET, &map_key, &original);
 }

@@ -1,6 +1,6 @@
 //! One file of a file-level backup into its job's tar object, and its map
 //! record: read in chunks of whole pages, every page's checksum checked,
-//! the file hashed (SHA-256, for the manifest) and each block of a relation
+//! the file checksummed (CRC-32C, for the manifest) and each block of a relation
 //! file hashed (for the next incremental). A file the parent had is stored
 //! as its changed blocks only (a delta entry per chunk that changed);
 //! otherwise whole. Each file is one zstd frame of the object, so a restore
@@ -12,13 +12,15 @@ use super::walk::FileEntry;
 use super::Progress;
 use crate::execute::ArchiveError;
 use crate::format::blockmap::{block_hash, FileRecord, Source, DELTA_BLOCKS, DELTA_KEY};
-use crate::format::manifest::ManifestFile;
+use crate::format::manifest::{Checksum, FileHasher, ManifestFile};
 use crate::format::page::{self, PAGE, PAGES_PER_SEGMENT};
-use sha2::{Digest, Sha256};
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+
+/// The manifest checksums of a file-level backup (see `format::manifest`).
+pub const MANIFEST_CHECKSUM: Checksum = Checksum::Crc32c;
 
 /// How much of a file is read at once: a whole number of pages, and the
 /// stretch one delta entry covers.
@@ -71,7 +73,7 @@ pub fn copy_file(
         check_before: shared.check_before.unwrap_or(0),
         chunk: Vec::with_capacity(CHUNK),
         at: 0,
-        hasher: Sha256::new(),
+        hasher: MANIFEST_CHECKSUM.hasher(),
         hashes: segment.map(|_| Vec::new()),
         shared,
     };
@@ -108,20 +110,14 @@ pub fn copy_file(
         Some((record, _)) => record.sources.into_iter().chain([this]).collect(),
         None => vec![this],
     };
-    let sha256: String = reader
-        .hasher
-        .clone()
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let checksum = reader.hasher.clone().finish();
     let hashes = reader.hashes.take().unwrap_or_default();
     Ok(Some(Copied {
         manifest: ManifestFile {
             path: file.path.clone(),
             size: meta.len(),
             modified: meta.mtime(),
-            sha256: sha256.clone(),
+            checksum: checksum.clone(),
         },
         record: FileRecord {
             path: file.path.clone(),
@@ -129,7 +125,7 @@ pub fn copy_file(
             ino: meta.ino(),
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            sha256,
+            checksum,
             sources,
             blocks: hashes.len() as u32,
         },
@@ -200,7 +196,7 @@ struct PageReader<'a> {
     check_before: u64,
     chunk: Vec<u8>,
     at: usize,
-    hasher: Sha256,
+    hasher: FileHasher,
     /// Each block's hash, for a relation file.
     hashes: Option<Vec<u128>>,
     shared: &'a Shared,

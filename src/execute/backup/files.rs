@@ -14,7 +14,7 @@
 //! rewrites it). Tablespaces are walked through their links and stored under
 //! `pg_tblspc/<oid>/`, where a restore keeps them in its own folder.
 
-use super::copy::{copy_file, written, Shared};
+use super::copy::{copy_file, written, Shared, MANIFEST_CHECKSUM};
 use super::incremental::Parent;
 use super::parts::{upload_parts, PartWriter, QUEUED_PARTS};
 use super::walk::{split, walk, FileEntry, FolderEntry};
@@ -137,11 +137,12 @@ pub async fn take(
     Ok(Stored {
         objects: names.iter().map(|(data, _)| data.clone()).collect(),
         maps: names.into_iter().map(|(_, map)| map).collect(),
-        manifest: render_manifest(&listed, timeline, start, end),
+        checksum: MANIFEST_CHECKSUM,
+        manifest: render_manifest(&listed, MANIFEST_CHECKSUM, timeline, start, end),
         raw_bytes: listed.iter().map(|f| f.size).sum(),
         files: listed
             .into_iter()
-            .map(|f| (f.path, (f.size, f.sha256)))
+            .map(|f| (f.path, (f.size, f.checksum)))
             .collect(),
         stored_bytes,
     })
@@ -187,7 +188,7 @@ async fn copy_files(
                                     path: record.path.clone(),
                                     size: record.size,
                                     modified: record.mtime_ns.div_euclid(1_000_000_000),
-                                    sha256: record.sha256.clone(),
+                                    checksum: record.checksum.clone(),
                                 });
                                 write_record(map, &record, &hashes)
                                     .map_err(|e| written(&file.path, e))?;
@@ -270,14 +271,14 @@ async fn store_first(
                 tar.append_data(&mut header, path, bytes.as_slice())
                     .map_err(|e| written(path, e))?;
                 tar.get_mut().end_frame().map_err(|e| written(path, e))?;
-                let sha256 = crate::spec::sha256_hex(bytes);
+                let checksum = MANIFEST_CHECKSUM.of(bytes);
                 let record = FileRecord {
                     path: path.clone(),
                     size: bytes.len() as u64,
                     ino: 0,
                     mtime_ns: at * 1_000_000_000,
                     ctime_ns: 0,
-                    sha256: sha256.clone(),
+                    checksum: checksum.clone(),
                     sources: vec![Source {
                         backup: id.clone(),
                         object: object.clone(),
@@ -292,7 +293,7 @@ async fn store_first(
                     path: path.clone(),
                     size: bytes.len() as u64,
                     modified: *at,
-                    sha256,
+                    checksum,
                 });
             }
             Ok(listed)

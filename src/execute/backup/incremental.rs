@@ -15,7 +15,7 @@
 //! Why comparing block hashes is right for every kind of file: it compares
 //! the bytes themselves, whatever changed them (WAL-logged changes, hint
 //! bits, a torn read that this backup's WAL repairs), so a restored chain is
-//! byte for byte what this backup read, and its manifest's SHA-256 checks
+//! byte for byte what this backup read, and its manifest's checksum checks
 //! it. (The page-LSN rule WAL-G uses skips pages whose LSN did not move,
 //! which a hint-bit-only change does not move: the restored bytes would then
 //! differ from what was read, and no whole-file checksum could verify them.)
@@ -169,7 +169,7 @@ mod tests {
             ino: 9,
             mtime_ns: 1_000,
             ctime_ns: 1_000,
-            sha256: String::new(),
+            checksum: String::new(),
             sources: vec![Source {
                 backup: "20261207T060000Z".into(),
                 object: "data-1.tar.zst".into(),

@@ -20,7 +20,7 @@
 //!   object are held at once, whatever the database's size.
 //! - **Verified end to end.** Page checksums are checked as pages are read
 //!   (a corrupt page fails the backup, naming file and block); every file's
-//!   SHA-256 is in the manifest and checked again at restore, and S3 verifies
+//!   checksum is in the manifest and checked again at restore, and S3 verifies
 //!   every part's SHA-256 before storing it.
 //! - **Usable alone, or not listed.** The WAL from the backup's start to its
 //!   end must be in the archive before `backup.json` is written; a backup
@@ -46,7 +46,7 @@ use crate::providers::storage::{PutOutcome, Store, When};
 use crate::settings::PgEnv;
 use crate::spec::time::Timestamp;
 use crate::spec::{Compression, Conninfo};
-use crate::state::archive::{BackupEntry, BackupMethod, BackupProgress, BackupType};
+use crate::state::archive::{BackupEntry, BackupMethod, BackupProgress, BackupType, Checksum};
 use crate::state::wal::{missing_segments, segment_name, Lsn};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -143,13 +143,15 @@ async fn report_progress(
 }
 
 /// What a method stored: its objects in restore order, and the manifest
-/// with the size and SHA-256 of every file stored (checked against each
+/// with the size and checksum of every file stored (checked against each
 /// other before anything is recorded).
 pub struct Stored {
     pub objects: Vec<String>,
     /// A file-level backup's maps, one per object.
     pub maps: Vec<String>,
     pub manifest: Vec<u8>,
+    /// How the manifest checksums files (`files`' second field).
+    pub checksum: Checksum,
     pub files: BTreeMap<String, (u64, String)>,
     pub raw_bytes: u64,
     pub stored_bytes: u64,
@@ -287,7 +289,8 @@ pub async fn take(
         }
     }
     let mut stored = taken?;
-    let (timeline, start_lsn, end_lsn) = check_manifest(&stored.manifest, &stored.files)?;
+    let (timeline, start_lsn, end_lsn) =
+        check_manifest(&stored.manifest, &stored.files, stored.checksum)?;
     store
         .put_new(
             &format!("{folder}{MANIFEST_OBJECT}"),
@@ -368,6 +371,7 @@ fn catalogue_entry(
             _ => None,
         },
         maps: stored.maps,
+        manifest_checksum: stored.checksum,
     }
 }
 

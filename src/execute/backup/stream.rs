@@ -121,6 +121,7 @@ pub async fn take(
     let (scan, raw_bytes) = read;
     Ok(Stored {
         maps: Vec::new(),
+        checksum: crate::state::archive::Checksum::Sha256,
         objects: vec![data_name.to_string()],
         manifest: scan
             .manifest

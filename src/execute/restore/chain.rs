@@ -10,7 +10,7 @@
 //! that last stored it whole, and patched by the deltas after it; copies an
 //! older backup holds of a file stored again later are read past, never
 //! written. At the end every file is cut to its size and checked against the
-//! newest backup's manifest (SHA-256): a file written in one piece is hashed
+//! newest backup's manifest (its checksums): a file written in one piece is hashed
 //! as it is written, one patched is read back once.
 //!
 //! Memory: the maps' records without their block hashes (a few hundred
@@ -20,14 +20,13 @@ use super::unpack::{unpack_object, Unpacked};
 use crate::execute::meter::SharedMeter;
 use crate::execute::ArchiveError;
 use crate::format::blockmap::{FileRecord, MapReader};
-use crate::format::manifest::{check_manifest, MANIFEST_ENTRY};
+use crate::format::manifest::{check_manifest, Checksum, MANIFEST_ENTRY};
 use crate::format::tar::Keep;
 use crate::format::ArchiveUrl;
 use crate::providers::storage::reader::ObjectsReader;
 use crate::providers::storage::Store;
 use crate::state::archive::BackupEntry;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
@@ -100,10 +99,10 @@ pub async fn unpack_chain(
             }
         }
     }
-    let checked = finish_files(dir, &records, files).await?;
+    let checked = finish_files(dir, &records, files, backup.manifest_checksum).await?;
     let target = dir.join(MANIFEST_ENTRY);
     std::fs::write(&target, &manifest).map_err(|e| ArchiveError::io(&target, e))?;
-    let (_, _, end_lsn) = check_manifest(&manifest, &checked)?;
+    let (_, _, end_lsn) = check_manifest(&manifest, &checked, backup.manifest_checksum)?;
     if end_lsn != backup.stop_lsn {
         return Err(ArchiveError::Corrupt(format!(
             "backup {}: its manifest ends at {end_lsn}, its backup.json at {}; one of them is not this backup's",
@@ -166,11 +165,12 @@ pub async fn read_records(
 }
 
 /// Cuts every patched file to its size and hashes it; returns path →
-/// (size, SHA-256) of every file the records name, for the manifest check.
+/// (size, checksum) of every file the records name, for the manifest check.
 async fn finish_files(
     dir: &Path,
     records: &Arc<HashMap<String, FileRecord>>,
     mut whole: BTreeMap<String, (u64, String)>,
+    checksum: Checksum,
 ) -> Result<BTreeMap<String, (u64, String)>, ArchiveError> {
     let patched: Vec<(String, u64)> = records
         .values()
@@ -181,7 +181,8 @@ async fn finish_files(
         .map(|(path, size)| {
             let target = dir.join(&path);
             tokio::task::spawn_blocking(move || {
-                let hashed = cut_and_hash(&target, size).map_err(|e| ArchiveError::io(&target, e));
+                let hashed =
+                    cut_and_hash(&target, size, checksum).map_err(|e| ArchiveError::io(&target, e));
                 (path, size, hashed)
             })
         })
@@ -195,8 +196,8 @@ async fn finish_files(
 }
 
 /// Sets a patched file's length (it may have shrunk since its whole copy)
-/// and returns its SHA-256.
-pub fn cut_and_hash(path: &Path, size: u64) -> std::io::Result<String> {
+/// and returns its checksum.
+pub fn cut_and_hash(path: &Path, size: u64, checksum: Checksum) -> std::io::Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -204,7 +205,7 @@ pub fn cut_and_hash(path: &Path, size: u64) -> std::io::Result<String> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     file.set_len(size)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = checksum.hasher();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
@@ -213,9 +214,5 @@ pub fn cut_and_hash(path: &Path, size: u64) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finish())
 }

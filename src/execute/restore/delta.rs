@@ -9,7 +9,7 @@
 //!    `pg_control` and `backup_label` written new.
 //! 3. Every file the backup's maps list is compared with the one in the
 //!    folder: a relation file block by block (each block's XXH3-128 against
-//!    the map's), any other by its SHA-256 against the manifest's. Several
+//!    the map's), any other by its checksum against the manifest's. Several
 //!    files at once; the maps are streamed, so memory is a few files' hashes.
 //! 4. Everything in the folder the backup does not have is removed (stale
 //!    WAL, `postmaster.opts`, a dropped relation, signal files).
@@ -25,13 +25,12 @@ use super::extract;
 use super::unpack::{Delta, Unpacked};
 use crate::execute::ArchiveError;
 use crate::format::blockmap::{block_hash, FileRecord, MapReader, BLOCK};
-use crate::format::manifest::{check_manifest, MANIFEST_ENTRY};
+use crate::format::manifest::{check_manifest, Checksum, MANIFEST_ENTRY};
 use crate::format::ArchiveUrl;
 use crate::providers::storage::reader::ObjectsReader;
 use crate::providers::storage::Store;
 use crate::state::archive::BackupEntry;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -108,6 +107,7 @@ pub async fn restore_over(
         let dir = dir.to_path_buf();
         let key = format!("{folder}{}", backup.data_object);
         let store = store.clone();
+        let checksum = backup.manifest_checksum;
         tokio::task::spawn_blocking(move || {
             let objects =
                 ObjectsReader::new(store, vec![key.clone()], tokio::runtime::Handle::current());
@@ -119,7 +119,7 @@ pub async fn restore_over(
             } else {
                 Box::new(objects)
             };
-            Ok::<_, ArchiveError>(extract::extract_over(body, &dir)?)
+            Ok::<_, ArchiveError>(extract::extract_over(body, &dir, checksum)?)
         })
         .await
         .map_err(|e| ArchiveError::Failed(format!("writing the first object: {e}")))??
@@ -134,6 +134,7 @@ pub async fn restore_over(
         removed: remove_extra(dir, Path::new(""), &records, &folders)?,
         ..Delta::default()
     };
+    let checksum = backup.manifest_checksum;
     // 5. Fetch what differs.
     let mut fetches = futures_util::stream::iter(differ.iter().cloned())
         .map(|path| {
@@ -146,7 +147,7 @@ pub async fn restore_over(
                 let record =
                     record.ok_or_else(|| ArchiveError::Failed(format!("{path} has no record")))?;
                 tokio::task::spawn_blocking(move || {
-                    fetch_file(&store, &url, &dir, &record, &folders)
+                    fetch_file(&store, &url, &dir, &record, &folders, checksum)
                 })
                 .await
                 .map_err(|e| ArchiveError::Failed(format!("fetching {path}: {e}")))?
@@ -165,11 +166,11 @@ pub async fn restore_over(
         }
         delta.kept += 1;
         delta.kept_bytes += record.size;
-        checked.insert(record.path.clone(), (record.size, record.sha256.clone()));
+        checked.insert(record.path.clone(), (record.size, record.checksum.clone()));
     }
     let target = dir.join(MANIFEST_ENTRY);
     std::fs::write(&target, &manifest).map_err(|e| ArchiveError::io(&target, e))?;
-    check_manifest(&manifest, &checked)?;
+    check_manifest(&manifest, &checked, backup.manifest_checksum)?;
     let bytes = checked.values().map(|(size, _)| size).sum();
     Ok(Unpacked {
         bytes,
@@ -193,6 +194,7 @@ async fn compare_all(
     let store = store.clone();
     let dir = dir.to_path_buf();
     let id = backup.id.clone();
+    let checksum = backup.manifest_checksum;
     tokio::task::spawn_blocking(move || {
         let objects = ObjectsReader::new(store, keys, tokio::runtime::Handle::current());
         let decoder = zstd::stream::read::Decoder::new(objects)
@@ -206,7 +208,7 @@ async fn compare_all(
                 scope.spawn(|| loop {
                     let next = rx.lock().unwrap().recv();
                     let Ok((record, hashes)) = next else { return };
-                    if !same(&dir.join(&record.path), &record, &hashes) {
+                    if !same(&dir.join(&record.path), &record, &hashes, checksum) {
                         differ.lock().unwrap().push(record.path);
                     }
                 });
@@ -233,7 +235,7 @@ async fn compare_all(
 
 /// Whether the regular file at `path` holds what `record` says (read
 /// errors count as different: the file is fetched).
-fn same(path: &Path, record: &FileRecord, hashes: &[u128]) -> bool {
+fn same(path: &Path, record: &FileRecord, hashes: &[u128], checksum: Checksum) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return false;
     };
@@ -244,7 +246,7 @@ fn same(path: &Path, record: &FileRecord, hashes: &[u128]) -> bool {
         return false;
     };
     let mut buf = vec![0u8; 128 * BLOCK];
-    let mut sha = Sha256::new();
+    let mut sha = checksum.hasher();
     let mut block = 0usize;
     loop {
         let n = match read_full(&mut file, &mut buf) {
@@ -264,8 +266,7 @@ fn same(path: &Path, record: &FileRecord, hashes: &[u128]) -> bool {
         }
     }
     if hashes.is_empty() {
-        let hex: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        hex == record.sha256
+        sha.finish() == record.checksum
     } else {
         block == hashes.len()
     }
@@ -329,7 +330,7 @@ fn remove_any(path: &Path) -> Result<(), ArchiveError> {
 }
 
 /// Fetches one file from its sources (the range of each holding its frame),
-/// whole then deltas, into `dir`; returns its path, size and SHA-256.
+/// whole then deltas, into `dir`; returns its path, size and checksum.
 /// Blocking.
 fn fetch_file(
     store: &Store,
@@ -337,6 +338,7 @@ fn fetch_file(
     dir: &Path,
     record: &FileRecord,
     folders: &HashSet<PathBuf>,
+    checksum: Checksum,
 ) -> Result<(String, u64, String), ArchiveError> {
     let target = dir.join(&record.path);
     remove_any(&target)?;
@@ -360,7 +362,7 @@ fn fetch_file(
         } else {
             Box::new(bytes)
         };
-        let scan = extract::extract_files(reader, dir, folders, Some(&keep))?;
+        let scan = extract::extract_files(reader, dir, folders, Some(&keep), checksum)?;
         if !source.delta {
             whole = scan.files.get(&record.path).cloned();
             if whole.is_none() {
@@ -374,8 +376,8 @@ fn fetch_file(
     let (size, sha) = match (whole, record.sources.len()) {
         (Some(found), 1) => found,
         _ => {
-            let sha =
-                cut_and_hash(&target, record.size).map_err(|e| ArchiveError::io(&target, e))?;
+            let sha = cut_and_hash(&target, record.size, checksum)
+                .map_err(|e| ArchiveError::io(&target, e))?;
             (record.size, sha)
         }
     };

@@ -4,6 +4,7 @@
 //! folders get owner access whatever the stream says, so the restore can
 //! write into them.
 
+use crate::format::manifest::Checksum;
 use crate::format::tar::{self as stream, Scanned, Sink};
 use crate::format::FormatError;
 use std::io::Read;
@@ -17,6 +18,8 @@ pub struct FolderSink {
     /// A delta restore's: a folder that exists is kept (a link or a file
     /// where a folder belongs is removed first).
     over_existing: bool,
+    /// The backup manifest's algorithm, for the files written.
+    checksum: Checksum,
 }
 
 impl Sink for FolderSink {
@@ -56,6 +59,10 @@ impl Sink for FolderSink {
         std::os::unix::fs::symlink(target, &at).map_err(|e| FormatError::io(&at, e))
     }
 
+    fn checksum(&self) -> Checksum {
+        self.checksum
+    }
+
     fn patch(&mut self, path: &Path, at: u64, bytes: &[u8]) -> Result<(), FormatError> {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         let target = self.root.join(path);
@@ -75,32 +82,37 @@ impl Sink for FolderSink {
 }
 
 impl FolderSink {
-    pub fn new(root: &Path) -> FolderSink {
+    pub fn new(root: &Path, checksum: Checksum) -> FolderSink {
         FolderSink {
             root: root.to_path_buf(),
             patching: None,
             over_existing: false,
+            checksum,
         }
     }
 
     /// A sink for a delta restore: folders that exist are kept.
-    pub fn over_existing(root: &Path) -> FolderSink {
+    pub fn over_existing(root: &Path, checksum: Checksum) -> FolderSink {
         FolderSink {
             over_existing: true,
-            ..FolderSink::new(root)
+            ..FolderSink::new(root, checksum)
         }
     }
 }
 
 /// Scans `reader` and writes every entry under `dir` (an existing, empty folder).
-pub fn extract(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
-    stream::extract(reader, &mut FolderSink::new(dir))
+pub fn extract(reader: impl Read, dir: &Path, checksum: Checksum) -> Result<Scanned, FormatError> {
+    stream::extract(reader, &mut FolderSink::new(dir, checksum))
 }
 
 /// [`extract`] into a folder that already holds a data folder (a delta
 /// restore): folders that exist are kept; files are still created new.
-pub fn extract_over(reader: impl Read, dir: &Path) -> Result<Scanned, FormatError> {
-    stream::extract(reader, &mut FolderSink::over_existing(dir))
+pub fn extract_over(
+    reader: impl Read,
+    dir: &Path,
+    checksum: Checksum,
+) -> Result<Scanned, FormatError> {
+    stream::extract(reader, &mut FolderSink::over_existing(dir, checksum))
 }
 
 /// Writes a stream of files only into the folders `folders` under `dir`: a
@@ -110,8 +122,9 @@ pub fn extract_files(
     dir: &Path,
     folders: &std::collections::HashSet<PathBuf>,
     keep: Option<&stream::Keep>,
+    checksum: Checksum,
 ) -> Result<Scanned, FormatError> {
-    stream::extract_files(reader, &mut FolderSink::new(dir), folders, keep)
+    stream::extract_files(reader, &mut FolderSink::new(dir, checksum), folders, keep)
 }
 
 #[cfg(test)]
@@ -164,7 +177,7 @@ mod tests {
     #[test]
     fn extraction_writes_every_entry() {
         let dir = tempfile::tempdir().unwrap();
-        let scan = extract(sample().as_slice(), dir.path()).unwrap();
+        let scan = extract(sample().as_slice(), dir.path(), Checksum::Sha256).unwrap();
         assert_eq!(
             std::fs::read(dir.path().join("base/1234")).unwrap(),
             [7u8; 1000]
@@ -185,7 +198,12 @@ mod tests {
         entry(&mut b, "base", EntryType::Directory, b"");
         link(&mut b, "base/evil", outside.path().to_str().unwrap());
         entry(&mut b, "base/evil/owned", EntryType::Regular, b"x");
-        let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        let err = extract(
+            b.into_inner().unwrap().as_slice(),
+            dir.path(),
+            Checksum::Sha256,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("outside the data folder"), "{err}");
         assert!(!outside.path().join("owned").exists());
 
@@ -195,7 +213,12 @@ mod tests {
         entry(&mut b, "base", EntryType::Directory, b"");
         link(&mut b, "alias", "base");
         entry(&mut b, "alias/owned", EntryType::Regular, b"x");
-        let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        let err = extract(
+            b.into_inner().unwrap().as_slice(),
+            dir.path(),
+            Checksum::Sha256,
+        )
+        .unwrap_err();
         assert!(
             err.to_string()
                 .contains("nothing is written through a link"),
@@ -208,7 +231,12 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut b = tar::Builder::new(Vec::new());
             link(&mut b, "up", target);
-            let err = extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+            let err = extract(
+                b.into_inner().unwrap().as_slice(),
+                dir.path(),
+                Checksum::Sha256,
+            )
+            .unwrap_err();
             assert!(err.to_string().contains("outside"), "{target}: {err}");
         }
         let mut raw = sample();
@@ -218,7 +246,7 @@ mod tests {
         raw[..10].copy_from_slice(b"../escaped");
         fix_checksum(&mut raw[..512]);
         let dir = tempfile::tempdir().unwrap();
-        let err = extract(raw.as_slice(), dir.path()).unwrap_err();
+        let err = extract(raw.as_slice(), dir.path(), Checksum::Sha256).unwrap_err();
         assert!(
             err.to_string().contains("outside the restore folder"),
             "{err}"
@@ -233,7 +261,12 @@ mod tests {
         entry(&mut b, "pg_tblspc", EntryType::Directory, b"");
         link(&mut b, "pg_tblspc/16390", outside.path().to_str().unwrap());
         entry(&mut b, "pg_tblspc/16390/PG_15_x", EntryType::Directory, b"");
-        extract(b.into_inner().unwrap().as_slice(), dir.path()).unwrap();
+        extract(
+            b.into_inner().unwrap().as_slice(),
+            dir.path(),
+            Checksum::Sha256,
+        )
+        .unwrap();
         let made = dir.path().join("pg_tblspc/16390");
         assert!(made.is_dir() && !made.is_symlink());
         assert!(made.join("PG_15_x").is_dir());
@@ -272,9 +305,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut first = tar::Builder::new(Vec::new());
         entry(&mut first, "base", EntryType::Directory, b"");
-        let made = extract(first.into_inner().unwrap().as_slice(), dir.path())
-            .unwrap()
-            .folders;
+        let made = extract(
+            first.into_inner().unwrap().as_slice(),
+            dir.path(),
+            Checksum::Sha256,
+        )
+        .unwrap()
+        .folders;
         let mut files = tar::Builder::new(Vec::new());
         entry(&mut files, "base/1234", EntryType::Regular, b"x");
         entry(&mut files, "PG_VERSION", EntryType::Regular, b"15\n");
@@ -283,6 +320,7 @@ mod tests {
             dir.path(),
             &made,
             None,
+            Checksum::Sha256,
         )
         .unwrap();
         assert_eq!(scan.files.len(), 2);
@@ -293,14 +331,25 @@ mod tests {
         ] {
             let mut b = tar::Builder::new(Vec::new());
             entry(&mut b, bad.0, bad.1, b"");
-            let err = extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made, None);
+            let err = extract_files(
+                b.into_inner().unwrap().as_slice(),
+                dir.path(),
+                &made,
+                None,
+                Checksum::Sha256,
+            );
             assert!(err.is_err(), "{bad:?}");
         }
         let mut b = tar::Builder::new(Vec::new());
         link(&mut b, "base/evil", "x");
-        assert!(
-            extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made, None).is_err()
-        );
+        assert!(extract_files(
+            b.into_inner().unwrap().as_slice(),
+            dir.path(),
+            &made,
+            None,
+            Checksum::Sha256
+        )
+        .is_err());
     }
 
     fn delta(
@@ -330,16 +379,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut first = tar::Builder::new(Vec::new());
         entry(&mut first, "base", EntryType::Directory, b"");
-        let made = extract(first.into_inner().unwrap().as_slice(), dir.path())
-            .unwrap()
-            .folders;
+        let made = extract(
+            first.into_inner().unwrap().as_slice(),
+            dir.path(),
+            Checksum::Sha256,
+        )
+        .unwrap()
+        .folders;
         let mut whole = tar::Builder::new(Vec::new());
         entry(&mut whole, "base/1", EntryType::Regular, &[0u8; 3 * 8192]);
         entry(&mut whole, "base/2", EntryType::Regular, b"old");
         let bytes = whole.into_inner().unwrap();
         // `keep` leaves base/2 out.
         let keep: &crate::format::tar::Keep = &|path, _| path == "base/1";
-        let scan = extract_files(bytes.as_slice(), dir.path(), &made, Some(keep)).unwrap();
+        let scan = extract_files(
+            bytes.as_slice(),
+            dir.path(),
+            &made,
+            Some(keep),
+            Checksum::Sha256,
+        )
+        .unwrap();
         assert_eq!(scan.files.keys().collect::<Vec<_>>(), ["base/1"]);
         assert!(!dir.path().join("base/2").exists());
 
@@ -350,6 +410,7 @@ mod tests {
             dir.path(),
             &made,
             None,
+            Checksum::Sha256,
         )
         .unwrap();
         assert!(scan.patched.contains("base/1") && scan.files.is_empty());
@@ -361,7 +422,14 @@ mod tests {
             let mut b = tar::Builder::new(Vec::new());
             delta(&mut b, name, 0, 8192, &[(0, 1)]);
             assert!(
-                extract_files(b.into_inner().unwrap().as_slice(), dir.path(), &made, None).is_err(),
+                extract_files(
+                    b.into_inner().unwrap().as_slice(),
+                    dir.path(),
+                    &made,
+                    None,
+                    Checksum::Sha256
+                )
+                .is_err(),
                 "{name}"
             );
         }

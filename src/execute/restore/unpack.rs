@@ -10,7 +10,7 @@
 use super::extract;
 use crate::execute::meter::SharedMeter;
 use crate::execute::ArchiveError;
-use crate::format::manifest::{check_manifest, MANIFEST_ENTRY};
+use crate::format::manifest::{check_manifest, Checksum, MANIFEST_ENTRY};
 use crate::format::tar::{Keep, Scanned};
 use crate::format::ArchiveUrl;
 use crate::providers::storage::Store;
@@ -142,7 +142,7 @@ pub async fn unpack(
             (manifest, files, stored)
         }
     };
-    let (_, _, end_lsn) = check_manifest(&manifest, &files)?;
+    let (_, _, end_lsn) = check_manifest(&manifest, &files, backup.manifest_checksum)?;
     if end_lsn != backup.stop_lsn {
         return Err(ArchiveError::Corrupt(format!(
             "backup {}: its manifest ends at {end_lsn}, its backup.json at {}; one of them is not this backup's",
@@ -179,6 +179,7 @@ pub async fn unpack_object(
         ))
     })?;
     let compressed = key.ends_with(".zst");
+    let checksum = backup.manifest_checksum;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUED);
     let writer = {
         let dir = dir.to_path_buf();
@@ -195,6 +196,7 @@ pub async fn unpack_object(
                 &dir,
                 folders.as_deref(),
                 keep.as_deref(),
+                checksum,
                 &meter,
             )
         })
@@ -263,6 +265,7 @@ fn write_stream(
     dir: &Path,
     folders: Option<&HashSet<PathBuf>>,
     keep: Option<&Keep>,
+    checksum: Checksum,
     meter: &SharedMeter,
 ) -> Result<Scanned, ArchiveError> {
     let failed = |e: std::io::Error| ArchiveError::Corrupt(format!("reading the backup: {e}"));
@@ -276,8 +279,8 @@ fn write_stream(
         meter,
     };
     let scanned = match folders {
-        Some(folders) => extract::extract_files(&mut metered, dir, folders, keep)?,
-        None => extract::extract(&mut metered, dir)?,
+        Some(folders) => extract::extract_files(&mut metered, dir, folders, keep, checksum)?,
+        None => extract::extract(&mut metered, dir, checksum)?,
     };
     Ok(scanned)
 }
