@@ -226,6 +226,12 @@ fn incremental_and_differential_backups_store_changes_and_restore_as_chains() {
     assert_eq!(restored.psql(&format!("SELECT {DIGEST}")), expected_latest);
     drop(restored);
 
+    // A drill restores the newest chain too.
+    let drill = pgdr(Some(&moto), &["drill", &plan, "--format", "json"]);
+    assert_eq!(drill.code, 0, "{}\n{}", drill.stdout, drill.stderr);
+    let report = drill.json();
+    assert_eq!(report["backup_id"], incr2["id"], "{report}");
+
     // keep: 1 keeps the newest incr and the diff and full it needs.
     let run = pgdr(Some(&moto), &["expire", &plan]);
     assert_eq!(run.code, 0, "{}", run.stderr);
