@@ -8,8 +8,16 @@
 //! later backups, each a range of one data object).
 //!
 //! Encoding: a zstd stream of records, each a little-endian `u32` length, a
-//! JSON header ([`FileRecord`]), then `blocks` hashes of 16 bytes (XXH3-128
-//! of each 8 KiB block of a relation file, the last one possibly short).
+//! JSON header ([`FileRecord`]), then `blocks` hashes of 8 bytes (XXH3-64 of
+//! each 8 KiB block of a relation file, the last one possibly short).
+//!
+//! Why 64 bits: a map is read by every next backup and stored by every
+//! backup (1 MiB per 1 GiB of relation files, which does not compress), so
+//! its size is part of every incremental's cost. Two different blocks with
+//! the same hash (odds 2^-64 per changed block) would keep the parent's copy
+//! of a changed block; the restored file would then fail its manifest
+//! checksum and the restore would stop saying so: never a silent wrong
+//! restore.
 //! Read back from the bucket it is untrusted: every length is bounded and
 //! every name checked before use ([`FileRecord::check`]).
 
@@ -151,15 +159,15 @@ pub fn delta_blocks(at: u64, payload: &[u8]) -> Result<(u64, Blocks<'_>), String
 }
 
 /// The hash of one block.
-pub fn block_hash(bytes: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(bytes)
+pub fn block_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// Writes one record and its block hashes (`record.blocks` must be their count).
 pub fn write_record(
     out: &mut impl Write,
     record: &FileRecord,
-    hashes: &[u128],
+    hashes: &[u64],
 ) -> std::io::Result<()> {
     debug_assert_eq!(record.blocks as usize, hashes.len());
     let header = serde_json::to_vec(record).expect("a record serialises");
@@ -195,7 +203,7 @@ impl<R: Read> MapReader<R> {
     pub fn next_record(
         &mut self,
         with_blocks: bool,
-    ) -> Result<Option<(FileRecord, Vec<u128>)>, FormatError> {
+    ) -> Result<Option<(FileRecord, Vec<u64>)>, FormatError> {
         let mut len = [0u8; 4];
         match read_full(&mut self.inner, &mut len) {
             Ok(0) => return Ok(None),
@@ -217,13 +225,13 @@ impl<R: Read> MapReader<R> {
         if with_blocks {
             hashes.reserve(record.blocks as usize);
         }
-        let mut bytes = [0u8; 16];
+        let mut bytes = [0u8; 8];
         for _ in 0..record.blocks {
             self.inner
                 .read_exact(&mut bytes)
                 .map_err(|e| self.corrupt(e))?;
             if with_blocks {
-                hashes.push(u128::from_le_bytes(bytes));
+                hashes.push(u64::from_le_bytes(bytes));
             }
         }
         Ok(Some((record, hashes)))

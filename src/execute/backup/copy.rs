@@ -42,7 +42,7 @@ pub struct Shared {
 pub struct Copied {
     pub manifest: ManifestFile,
     pub record: FileRecord,
-    pub hashes: Vec<u128>,
+    pub hashes: Vec<u64>,
 }
 
 /// Copies `file` into `tar` (object `object`): whole, or its blocks that
@@ -52,7 +52,7 @@ pub fn copy_file(
     tar: &mut tar::Builder<PartWriter>,
     object: &str,
     file: &FileEntry,
-    parent: Option<(FileRecord, Vec<u128>)>,
+    parent: Option<(FileRecord, Vec<u64>)>,
     shared: &Shared,
 ) -> Result<Option<Copied>, ArchiveError> {
     let opened = match std::fs::File::open(&file.source) {
@@ -138,7 +138,7 @@ pub fn copy_file(
 fn write_delta(
     tar: &mut tar::Builder<PartWriter>,
     reader: &mut PageReader<'_>,
-    before: &[u128],
+    before: &[u64],
 ) -> Result<(), ArchiveError> {
     while reader.pos < reader.size {
         let offset = reader.pos;
@@ -198,7 +198,7 @@ struct PageReader<'a> {
     at: usize,
     hasher: FileHasher,
     /// Each block's hash, for a relation file.
-    hashes: Option<Vec<u128>>,
+    hashes: Option<Vec<u64>>,
     shared: &'a Shared,
 }
 

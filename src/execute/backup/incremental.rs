@@ -114,16 +114,16 @@ pub fn unchanged(file: &FileEntry, record: &FileRecord, before_ns: i64) -> bool 
 /// The parent's records, read forward as a job asks for paths in order.
 pub struct Cursor {
     reader: Box<dyn NextRecord + Send>,
-    pending: Option<(FileRecord, Vec<u128>)>,
+    pending: Option<(FileRecord, Vec<u64>)>,
 }
 
 /// A map reader, boxed so the cursor's type does not carry its stream's.
 trait NextRecord {
-    fn next(&mut self) -> Result<Option<(FileRecord, Vec<u128>)>, ArchiveError>;
+    fn next(&mut self) -> Result<Option<(FileRecord, Vec<u64>)>, ArchiveError>;
 }
 
 impl<R: std::io::Read> NextRecord for MapReader<R> {
-    fn next(&mut self) -> Result<Option<(FileRecord, Vec<u128>)>, ArchiveError> {
+    fn next(&mut self) -> Result<Option<(FileRecord, Vec<u64>)>, ArchiveError> {
         Ok(self.next_record(true)?)
     }
 }
@@ -131,7 +131,7 @@ impl<R: std::io::Read> NextRecord for MapReader<R> {
 impl Cursor {
     /// The parent's record of `path` with its block hashes, if it had the
     /// file. Paths must be asked in increasing order.
-    pub fn find(&mut self, path: &str) -> Result<Option<(FileRecord, Vec<u128>)>, ArchiveError> {
+    pub fn find(&mut self, path: &str) -> Result<Option<(FileRecord, Vec<u64>)>, ArchiveError> {
         loop {
             if self.pending.is_none() {
                 self.pending = self.reader.next()?;

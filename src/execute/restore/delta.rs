@@ -8,7 +8,7 @@
 //!    are kept or made (a link or a file where a folder belongs is removed),
 //!    `pg_control` and `backup_label` written new.
 //! 3. Every file the backup's maps list is compared with the one in the
-//!    folder: a relation file block by block (each block's XXH3-128 against
+//!    folder: a relation file block by block (each block's XXH3-64 against
 //!    the map's), any other by its checksum against the manifest's. Several
 //!    files at once; the maps are streamed, so memory is a few files' hashes.
 //! 4. Everything in the folder the backup does not have is removed (stale
@@ -201,7 +201,7 @@ async fn compare_all(
             .map_err(|e| ArchiveError::Failed(format!("reading backup {id}'s maps: {e}")))?;
         let mut reader = MapReader::new(decoder, format!("of backup {id}"));
         let differ = Mutex::new(Vec::new());
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(FileRecord, Vec<u128>)>(AT_ONCE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(FileRecord, Vec<u64>)>(AT_ONCE);
         let rx = Mutex::new(rx);
         std::thread::scope(|scope| {
             for _ in 0..AT_ONCE {
@@ -235,7 +235,7 @@ async fn compare_all(
 
 /// Whether the regular file at `path` holds what `record` says (read
 /// errors count as different: the file is fetched).
-fn same(path: &Path, record: &FileRecord, hashes: &[u128], checksum: Checksum) -> bool {
+fn same(path: &Path, record: &FileRecord, hashes: &[u64], checksum: Checksum) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return false;
     };
