@@ -63,7 +63,7 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
     let target = target_of(args.target_time.as_deref(), args.target_lsn.as_deref(), now)?;
     // Refuse a folder in use before reading anything remote.
     if args.delta {
-        restore::delta::check_not_running(&args.to)
+        restore::delta::check_target(&args.to)
             .with_context(|| format!("restore --delta into {}", args.to.display()))?;
     } else {
         restore::check_dir(&args.to)?;

@@ -321,6 +321,32 @@ fn a_delta_restore_fetches_only_what_differs_and_removes_what_the_backup_lacks()
     std::fs::write(data.join("base/stray"), b"not in the backup").unwrap();
     std::fs::write(data.join("postmaster.pid"), "999999\n").unwrap();
 
+    // A folder that is not a data folder (here: the data folder's parent)
+    // is refused, and nothing in it is touched.
+    let parent = folder.path().join("pg");
+    let before = std::fs::read_dir(&parent).unwrap().count();
+    let refused = pgdr(
+        Some(&moto),
+        &[
+            "restore",
+            &plan,
+            "--to",
+            parent.to_str().unwrap(),
+            "--latest",
+            "--delta",
+        ],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("has no PG_VERSION nor global/pg_control"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read_dir(&parent).unwrap().count(), before);
+    assert!(data.join("base/stray").exists());
+
     // A running server's folder is refused.
     std::fs::write(
         data.join("postmaster.pid"),

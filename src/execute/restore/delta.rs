@@ -2,8 +2,9 @@
 //! data folder that is already there (a failed old primary `pg_rewind`
 //! cannot fix, a standby far behind), fetching only what differs.
 //!
-//! 1. The folder must not belong to a running server (a `postmaster.pid`
-//!    naming a live process is refused; a stale one is removed).
+//! 1. The folder must be a data folder (`PG_VERSION`) that no running server
+//!    holds (a `postmaster.pid` naming a live process is refused; a stale
+//!    one is removed with the rest the backup lacks).
 //! 2. The backup's first object is written over the folder: its folders
 //!    are kept or made (a link or a file where a folder belongs is removed),
 //!    `pg_control` and `backup_label` written new.
@@ -42,8 +43,25 @@ const AT_ONCE: usize = 4;
 /// Written by the backup's first object: never compared, always written.
 const FIRST_OBJECT_FILES: [&str; 2] = ["global/pg_control", "backup_label"];
 
-/// Refuses a folder a server is running in; removes a stale `postmaster.pid`.
-pub fn check_not_running(dir: &Path) -> Result<(), ArchiveError> {
+/// Whether `dir` may be restored over, changing nothing: a data folder
+/// (`PG_VERSION` or `global/pg_control`, or the marker of an interrupted
+/// restore) that no running
+/// server holds. A delta restore removes whatever the backup lacks, so a
+/// folder that is not a data folder (a typo, its parent) is refused.
+pub fn check_target(dir: &Path) -> Result<(), ArchiveError> {
+    if !dir.is_dir() {
+        return Err(ArchiveError::Usage(format!(
+            "--delta restores over an existing data folder, and {} is not a folder",
+            dir.display()
+        )));
+    }
+    let marks = ["PG_VERSION", "global/pg_control", super::IN_PROGRESS];
+    if !marks.iter().any(|m| dir.join(m).is_file()) {
+        return Err(ArchiveError::Usage(format!(
+            "{} has no PG_VERSION nor global/pg_control, so it is not a PostgreSQL data folder; a delta restore removes everything there the backup lacks, so it only restores over a data folder (for a new or empty folder, leave out --delta)",
+            dir.display()
+        )));
+    }
     let pid_file = dir.join("postmaster.pid");
     let Ok(text) = std::fs::read_to_string(&pid_file) else {
         return Ok(());
@@ -64,7 +82,8 @@ pub fn check_not_running(dir: &Path) -> Result<(), ArchiveError> {
             dir.display()
         )));
     }
-    std::fs::remove_file(&pid_file).map_err(|e| ArchiveError::io(&pid_file, e))
+    // A stale one is removed with everything else the backup lacks.
+    Ok(())
 }
 
 /// Restores `chain` (full first) over the data folder `dir`; see the

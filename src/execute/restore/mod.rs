@@ -107,13 +107,7 @@ pub async fn restore(
     request: &RestoreRequest<'_>,
 ) -> Result<Unpacked, ArchiveError> {
     if request.delta {
-        if !request.dir.is_dir() {
-            return Err(ArchiveError::Usage(format!(
-                "--delta restores over an existing data folder, and {} is not a folder",
-                request.dir.display()
-            )));
-        }
-        delta::check_not_running(request.dir)?;
+        delta::check_target(request.dir)?;
     } else if prepare_dir(request.dir)? {
         tracing::warn!(
             target: "pgdr::archive",
