@@ -66,6 +66,9 @@ pub struct LastBackup {
     pub id: String,
     pub stop_time: String,
     pub size_bytes: u64,
+    /// `full`, `diff` or `incr`.
+    #[serde(rename = "type")]
+    pub backup_type: &'static str,
 }
 
 /// A backup being taken, as it last reported.
@@ -130,10 +133,11 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
         recoverable_window: figures.window.map(|(from, to)| Window { from, to }),
         last_backup: figures
             .last_backup
-            .map(|(id, stop_time, size_bytes)| LastBackup {
+            .map(|(id, stop_time, size_bytes, backup_type)| LastBackup {
                 id,
                 stop_time,
                 size_bytes,
+                backup_type,
             }),
         running_backups: figures
             .running_backups
@@ -238,8 +242,9 @@ pub fn human(report: &StatusReport) -> String {
         }
         match &c.last_backup {
             Some(b) => text.push_str(&format!(
-                "  last backup      {} (ended {}, {})\n",
+                "  last backup      {} ({}, ended {}, {})\n",
                 b.id,
+                b.backup_type,
                 b.stop_time,
                 bytes(b.size_bytes)
             )),

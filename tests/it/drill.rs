@@ -120,6 +120,7 @@ fn a_drill_restores_checks_measures_and_stores_its_report() {
     assert_eq!(cluster["primary"], "primary");
     assert_eq!(cluster["last_drill"]["ok"], true);
     assert_eq!(cluster["last_backup"]["id"], report["backup_id"]);
+    assert_eq!(cluster["last_backup"]["type"], "full");
     assert!(cluster["recoverable_window"]["to"].is_string(), "{cluster}");
     assert!(cluster["rpo_exposure_seconds"].as_f64().unwrap() < 300.0);
 

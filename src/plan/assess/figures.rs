@@ -24,8 +24,8 @@ pub struct Figures {
     pub rpo_exposure_seconds: Option<f64>,
     /// From the end of the oldest backup to the newest archived WAL (RFC 3339).
     pub window: Option<(String, String)>,
-    /// The newest backup: id, end, size.
-    pub last_backup: Option<(String, String, u64)>,
+    /// The newest backup: id, end, size, type (`full`, `diff`, `incr`).
+    pub last_backup: Option<(String, String, u64, &'static str)>,
     /// Backups being taken now, as they last reported.
     pub running_backups: Vec<crate::state::archive::BackupProgress>,
     /// The newest drill: started, passed, RTO, RPO.
@@ -137,6 +137,7 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
                 newest.id.clone(),
                 newest.stop_time.to_string(),
                 newest.size_bytes,
+                newest.backup_type.as_str(),
             ));
         }
         figures.running_backups = content.running.clone();
