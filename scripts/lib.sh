@@ -45,6 +45,8 @@ ensure_deps() {
     command -v npm >/dev/null || apt_pkgs+=(npm)
     # The partition tests put a primary on a host of its own (ip netns).
     command -v ip >/dev/null || apt_pkgs+=(iproute2)
+    # promtool checks pgdr's metrics and its alert rules.
+    command -v promtool >/dev/null || apt_pkgs+=(prometheus)
   fi
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"

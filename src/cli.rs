@@ -408,6 +408,15 @@ pub struct WatchArgs {
 pub struct StatusArgs {
     /// A plan file, or a folder of plan files (a fleet).
     pub path: PathBuf,
-    #[arg(long, value_enum, default_value_t = ListFormat::Human)]
-    pub format: ListFormat,
+    /// `openmetrics`: Prometheus's text format (for node_exporter's textfile
+    /// collector or a scrape).
+    #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Human,
+    Json,
+    Openmetrics,
 }

@@ -1,11 +1,12 @@
-//! `pgdr status PATH [--format human|json]`: read every cluster concurrently
-//! (the same observation `plan` makes) and show where recovery stands. Read
-//! only. Exit 2 when any figure is beyond the plan's objectives.
+//! `pgdr status PATH [--format human|json|openmetrics]`: read every cluster
+//! concurrently (the same observation `plan` makes) and show where recovery
+//! stands. Read only. Exit 2 when any figure is beyond the plan's objectives.
 
 use super::{load_all, out, Outcome};
-use crate::cli::{ListFormat, StatusArgs};
+use crate::cli::{StatusArgs, StatusFormat};
 use crate::observe;
 use crate::providers::Systems;
+use crate::render::metrics;
 use crate::render::status::{self, ClusterStatus, StatusReport};
 use crate::settings::Settings;
 
@@ -14,6 +15,30 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
     let systems = Systems::new(settings);
     let now = crate::spec::time::now_unix();
     let lives = observe::observe_all(&desired, &systems).await;
+    if args.format == StatusFormat::Openmetrics {
+        let samples: Vec<_> = desired
+            .iter()
+            .zip(&lives)
+            .map(|(d, live)| {
+                (
+                    d.cluster().to_string(),
+                    metrics::cluster_samples(d, live.as_ref().ok(), now),
+                )
+            })
+            .collect();
+        out(&metrics::render(&samples))?;
+        // The exit code says what the metrics say: a problem or a cluster
+        // not read is 2, as for the other formats.
+        let found = samples.iter().any(|(_, s)| {
+            s.iter()
+                .any(|(name, _, v)| *name == "pgdr_problem" || (*name == "pgdr_up" && *v == 0.0))
+        });
+        return Ok(if found {
+            Outcome::Found
+        } else {
+            Outcome::Clean
+        });
+    }
     let clusters = desired
         .iter()
         .zip(lives)
@@ -33,11 +58,11 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
         clusters,
     };
     let text = match args.format {
-        ListFormat::Json => format!(
+        StatusFormat::Json | StatusFormat::Openmetrics => format!(
             "{}\n",
             serde_json::to_string_pretty(&report).expect("status serialises")
         ),
-        ListFormat::Human => status::human(&report),
+        StatusFormat::Human => status::human(&report),
     };
     out(&text)?;
     Ok(if report.clusters.iter().any(|c| !c.beyond.is_empty()) {

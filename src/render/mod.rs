@@ -9,6 +9,7 @@ pub mod human;
 pub mod json;
 pub mod lint;
 pub mod markdown;
+pub mod metrics;
 pub mod role_change;
 pub mod status;
 

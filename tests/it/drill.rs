@@ -124,6 +124,57 @@ fn a_drill_restores_checks_measures_and_stores_its_report() {
     assert!(cluster["recoverable_window"]["to"].is_string(), "{cluster}");
     assert!(cluster["rpo_exposure_seconds"].as_f64().unwrap() < 300.0);
 
+    // The same as Prometheus metrics: promtool accepts them, and the times
+    // are the report's and the catalogue's.
+    let metrics = pgdr(Some(&moto), &["status", &plan, "--format", "openmetrics"]);
+    assert_eq!(metrics.code, 0, "{}\n{}", metrics.stdout, metrics.stderr);
+    let checked = common::promtool_check_metrics(&metrics.stdout);
+    assert!(
+        checked.is_empty(),
+        "promtool: {checked}\n{}",
+        metrics.stdout
+    );
+    let value = |series: &str| -> f64 {
+        let line = metrics
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{}", metrics.stdout));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let cluster_label = format!("{{cluster=\"{}\"", cluster["cluster"].as_str().unwrap());
+    // The newest drill (the second above) is the one status shows.
+    let started =
+        pgdr::spec::time::parse_rfc3339(cluster["last_drill"]["at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        value(&format!(
+            "pgdr_last_passed_drill_timestamp_seconds{cluster_label}"
+        )),
+        started as f64
+    );
+    assert_eq!(
+        value(&format!(
+            "pgdr_last_passed_drill_rto_seconds{cluster_label}"
+        )),
+        cluster["last_drill"]["rto_seconds"].as_f64().unwrap()
+    );
+    assert_eq!(
+        value(&format!("pgdr_last_drill_success{cluster_label}")),
+        1.0
+    );
+    assert_eq!(value(&format!("pgdr_up{cluster_label}")), 1.0);
+    assert!(
+        value(&format!(
+            "pgdr_last_backup_timestamp_seconds{cluster_label},type=\"full\""
+        )) > 0.0
+    );
+    assert!(
+        !metrics.stdout.contains("pgdr_problem{"),
+        "{}",
+        metrics.stdout
+    );
+    assert!(metrics.stdout.ends_with("# EOF\n"));
+
     // Two newer backups, keep 2: the drilled one would go, but it is the proof.
     let drilled = report["backup_id"].as_str().unwrap().to_string();
     for _ in 0..2 {

@@ -57,3 +57,28 @@ fn check_jsonschema_accepts_every_example() {
         "{rejected:#?}"
     );
 }
+
+/// The alert rules shipped for pgdr's metrics: `promtool check rules`
+/// accepts them and `promtool test rules` shows each firing on series that
+/// should make it fire, and quiet on those that should not.
+#[test]
+fn the_prometheus_alert_rules_check_and_pass_their_tests() {
+    let dir = Path::new("examples/prometheus");
+    for args in [
+        vec!["check", "rules", "pgdr-alerts.yml"],
+        vec!["test", "rules", "pgdr-alerts.test.yml"],
+    ] {
+        let out = common::run(
+            std::process::Command::new("promtool")
+                .args(&args)
+                .current_dir(dir),
+            common::COMMAND_TIMEOUT,
+        );
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -278,6 +278,18 @@ fn incremental_and_differential_backups_store_changes_and_restore_as_chains() {
         "{}",
         planned.stdout
     );
+    // As a metric too: one series per problem, which promtool accepts.
+    let metrics = pgdr(Some(&moto), &["status", &plan, "--format", "openmetrics"]);
+    assert_eq!(metrics.code, 2, "{}", metrics.stderr);
+    assert!(
+        metrics.stdout.contains(
+            "pgdr_problem{cluster=\"inc\",address=\"archive.backups\",rule=\"broken_chains\"} 1"
+        ),
+        "{}",
+        metrics.stdout
+    );
+    let checked = common::promtool_check_metrics(&metrics.stdout);
+    assert!(checked.is_empty(), "promtool: {checked}");
 }
 
 #[test]
@@ -398,7 +410,7 @@ fn a_delta_restore_fetches_only_what_differs_and_removes_what_the_backup_lacks()
     let original = moto.download(BUCKET, &map_key);
     let header = serde_json::json!({
         "path": "../../escaped", "size": 3, "ino": 1, "mtime_ns": 0, "ctime_ns": 0,
-        "sha256": "00", "blocks": 0,
+        "checksum": "00", "blocks": 0,
         "sources": [{ "backup": incr["id"], "object": "data-1.tar.zst", "offset": 0, "length": 10, "delta": false }]
     })
     .to_string();
@@ -420,6 +432,13 @@ fn a_delta_restore_fetches_only_what_differs_and_removes_what_the_backup_lacks()
         );
         assert_eq!(run.code, 1, "{what}: {}\n{}", run.stdout, run.stderr);
         assert!(run.stderr.contains("map"), "{what}: {}", run.stderr);
+        if what == "a record climbing out" {
+            assert!(
+                run.stderr.contains("is not inside a data folder"),
+                "{}",
+                run.stderr
+            );
+        }
         assert!(!outside.path().join("escaped").exists(), "{what}");
         std::fs::remove_dir_all(&to).ok();
     }

@@ -282,6 +282,21 @@ impl Finding {
 
     /// The on-call view's one line, when the finding puts a figure beyond
     /// the plan (`status` exits 2 then).
+    /// The finding's kind as a name (`backup_too_old`): the rule label of
+    /// its metric. It is the kind's variant name, so it changes only with
+    /// the code.
+    pub fn rule(&self) -> String {
+        let debug = format!("{:?}", self.kind);
+        let mut name = String::new();
+        for c in debug.chars().take_while(|c| c.is_ascii_alphanumeric()) {
+            if c.is_ascii_uppercase() && !name.is_empty() {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+
     pub fn beyond(&self) -> Option<String> {
         archive::beyond(&self.kind)
             .or_else(|| drills::beyond(&self.kind))

@@ -1066,3 +1066,29 @@ fn http_ok(port: u16, path: &str) -> bool {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
+
+/// `promtool check metrics` (Debian's `prometheus` package, which
+/// scripts/test installs) on `text`: what it objected to, empty when it
+/// accepted the metrics.
+pub fn promtool_check_metrics(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.prom");
+    std::fs::write(&file, text).unwrap();
+    let out = run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("promtool check metrics < \"$1\"")
+            .arg("promtool")
+            .arg(&file),
+        COMMAND_TIMEOUT,
+    );
+    if out.status.success() {
+        return String::new();
+    }
+    format!(
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
