@@ -55,6 +55,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Prove recovery: restore into a scratch server, run the checks, measure RTO and RPO, store the report.
     Drill(DrillArgs),
+    /// Run what the plan file says is due, for every cluster of a plan file or fleet: a base backup, expire, a drill (for a timer or a CronJob).
+    RunDue(RunDueArgs),
     /// The on-call view: roles, lag, RPO exposure, recoverable window, last backup and drill; exit 2 when a figure is beyond the plan.
     Status(StatusArgs),
     /// Hand the primary role to a standby with no data lost: fence, wait for replay, promote, repoint, move the endpoint.
@@ -346,6 +348,21 @@ pub struct DrillArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunDueArgs {
+    /// A plan file, or a folder of plan files (a fleet: every cluster in turn).
+    pub path: PathBuf,
+    /// List what is due and why; run nothing, write nothing (exit 2 when
+    /// something is due).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After the run, write every cluster's metrics (as `status --format
+    /// openmetrics`) to FILE, replaced whole: for node_exporter's textfile
+    /// collector, name it `<dir>/pgdr.prom`.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct SwitchoverArgs {
     /// The cluster's plan file.
     pub path: PathBuf,
@@ -402,6 +419,11 @@ pub struct WatchArgs {
     /// (comments kept), as `pgdr failover --write-plan` does.
     #[arg(long)]
     pub write_plan: bool,
+    /// Serve every watched cluster's metrics (as `status --format
+    /// openmetrics`, refreshed every 30 s) at http://ADDR/metrics, e.g.
+    /// `127.0.0.1:9187`.
+    #[arg(long, value_name = "ADDR", conflicts_with = "once")]
+    pub metrics_address: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

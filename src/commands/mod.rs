@@ -14,6 +14,8 @@ pub mod lint;
 pub mod plan;
 pub mod restore;
 pub mod role_change;
+pub mod run_due;
+pub mod serve_metrics;
 pub mod status;
 pub mod wal;
 pub mod watch;

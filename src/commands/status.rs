@@ -9,6 +9,8 @@ use crate::providers::Systems;
 use crate::render::metrics;
 use crate::render::status::{self, ClusterStatus, StatusReport};
 use crate::settings::Settings;
+use crate::spec::Desired;
+use crate::state::Live;
 
 pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_all(&args.path)?;
@@ -16,23 +18,8 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
     let now = crate::spec::time::now_unix();
     let lives = observe::observe_all(&desired, &systems).await;
     if args.format == StatusFormat::Openmetrics {
-        let samples: Vec<_> = desired
-            .iter()
-            .zip(&lives)
-            .map(|(d, live)| {
-                (
-                    d.cluster().to_string(),
-                    metrics::cluster_samples(d, live.as_ref().ok(), now),
-                )
-            })
-            .collect();
-        out(&metrics::render(&samples))?;
-        // The exit code says what the metrics say: a problem or a cluster
-        // not read is 2, as for the other formats.
-        let found = samples.iter().any(|(_, s)| {
-            s.iter()
-                .any(|(name, _, v)| *name == "pgdr_problem" || (*name == "pgdr_up" && *v == 0.0))
-        });
+        let (text, found) = openmetrics(&desired, &lives, now);
+        out(&text)?;
         return Ok(if found {
             Outcome::Found
         } else {
@@ -70,4 +57,35 @@ pub async fn run(args: &StatusArgs, settings: &Settings) -> anyhow::Result<Outco
     } else {
         Outcome::Clean
     })
+}
+
+/// Every cluster's metrics in Prometheus's text format (`status --format
+/// openmetrics`, `run-due --metrics-file`, `watch --metrics-address`), and
+/// whether they show something wrong: a problem, or a cluster not read.
+pub fn openmetrics(
+    desired: &[Desired],
+    lives: &[Result<Live, crate::providers::ProviderError>],
+    now: i64,
+) -> (String, bool) {
+    let samples: Vec<_> = desired
+        .iter()
+        .zip(lives)
+        .map(|(d, live)| {
+            (
+                d.cluster().to_string(),
+                metrics::cluster_samples(d, live.as_ref().ok(), now),
+            )
+        })
+        .collect();
+    let found = samples.iter().any(|(_, s)| {
+        s.iter()
+            .any(|(name, _, v)| *name == "pgdr_problem" || (*name == "pgdr_up" && *v == 0.0))
+    });
+    (metrics::render(&samples), found)
+}
+
+/// Reads every cluster now and renders its metrics ([`openmetrics`]).
+pub async fn read_metrics(desired: &[Desired], systems: &Systems) -> (String, bool) {
+    let lives = observe::observe_all(desired, systems).await;
+    openmetrics(desired, &lives, crate::spec::time::now_unix())
 }

@@ -1,4 +1,4 @@
-//! `pgdr watch PATH [--once] [--guard] [--write-plan]`: watch every cluster of
+//! `pgdr watch PATH [--once] [--guard] [--write-plan] [--metrics-address ADDR]`: watch every cluster of
 //! a plan file or fleet folder (or, with `--guard`, guard its primary), one
 //! line on stderr per conclusion that changed. In the foreground until
 //! SIGTERM or Ctrl-C (a systemd service, a Kubernetes Deployment), which ends
@@ -20,6 +20,10 @@ use anyhow::Context;
 pub async fn run(args: &WatchArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let clusters = load_all(&args.path)?;
     let systems = Systems::new(settings);
+    let listener = match args.metrics_address {
+        Some(address) if !args.once => Some(super::serve_metrics::bind(address).await?),
+        _ => None,
+    };
     // SIGTERM or Ctrl-C: every loop ends at its next wait (a look in progress
     // finishes first: a failover is never cut half way by the signal).
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -40,9 +44,16 @@ pub async fn run(args: &WatchArgs, settings: &Settings) -> anyhow::Result<Outcom
         let _ = stop_tx.send(true);
         std::future::pending::<()>().await;
     };
+    let metrics = async {
+        match listener {
+            Some(listener) => super::serve_metrics::serve(listener, &clusters, &systems).await,
+            None => std::future::pending().await,
+        }
+    };
     let ended = tokio::select! {
         ended = futures_util::future::join_all(runs) => ended,
         _ = signal => unreachable!("the signal task never ends"),
+        _ = metrics => unreachable!("the metrics server never ends"),
     };
     let mut found = false;
     for (desired, result) in clusters.iter().zip(ended) {

@@ -221,7 +221,7 @@ async fn observe_roles(
 /// The backups and the WAL since the newest (see [`archive::observe`] for the
 /// requests), with the newest backup's age. A failure is kept as a message:
 /// the bucket's settings can still be planned without it.
-async fn observe_content(store: &Store, url: &str) -> Result<ArchiveLive, String> {
+pub async fn observe_content(store: &Store, url: &str) -> Result<ArchiveLive, String> {
     let url = ArchiveUrl::parse(url)?;
     let (content, drills) =
         tokio::join!(archive::observe(store, &url), archive::drills(store, &url));

@@ -26,6 +26,7 @@ mod rds;
 mod reconcile;
 mod restore;
 mod role_change;
+mod run_due;
 mod secrets;
 mod standbys;
 mod tls;

@@ -484,10 +484,12 @@ fn a_standby_beyond_max_lag_is_not_promoted_and_a_person_is_told() {
     standby.psql("SELECT pg_wal_replay_pause()");
     primary.psql("CREATE TABLE t AS SELECT 1 AS id");
     std::thread::sleep(Duration::from_secs(4));
+    let port = common::free_port();
+    let address = format!("127.0.0.1:{port}");
     let watcher = Background::start(
         &moto,
         None,
-        &["watch", &file],
+        &["watch", &file, "--metrics-address", &address],
         &plan_dir.path().join("watch.log"),
     );
     assert!(
@@ -498,6 +500,31 @@ fn a_standby_beyond_max_lag_is_not_promoted_and_a_person_is_told() {
         "{}",
         watcher.log()
     );
+    // The watcher serves the cluster's metrics, which show the lag it sees.
+    let mut scraped = (0, String::new());
+    wait_until(Duration::from_secs(20), || {
+        scraped = common::http_get(port, "/metrics").unwrap_or_default();
+        scraped.0 == 200
+    });
+    let (status, metrics) = scraped;
+    assert_eq!(status, 200, "{metrics}\n{}", watcher.log());
+    assert_eq!(common::promtool_check_metrics(&metrics), "", "{metrics}");
+    assert!(
+        metrics.contains("pgdr_up{cluster=\"lagging\"} 1\n"),
+        "{metrics}"
+    );
+    let lag: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "pgdr_standby_replay_lag_seconds{cluster=\"lagging\",standby=\"lagging-b\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no replay lag of lagging-b: {metrics}"));
+    assert!(lag >= 2.0, "replay is paused for 4s and more: {lag}");
+    assert_eq!(common::http_get(port, "/").unwrap().0, 404);
     kill_postmaster(&primary);
     assert!(
         wait_until(Duration::from_secs(30), || notified.exists()).is_some(),

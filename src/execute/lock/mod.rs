@@ -7,7 +7,8 @@
 //!   exclude each other too, as Terraform's S3 backend does.
 //!
 //! Kinds: `apply` (apply, switchover, failover), `backup` (backup, expire),
-//! `drill`. [`RunLock`] holds both halves; dropping it releases them.
+//! `drill`, `run-due` (one cluster's whole run-due). [`RunLock`] holds both
+//! halves; dropping it releases them.
 
 pub mod bucket;
 pub mod local;

@@ -6,5 +6,6 @@
 
 pub mod backup;
 pub mod drill;
+pub mod due;
 pub mod expire;
 pub mod restore;
