@@ -47,6 +47,12 @@ ensure_deps() {
     command -v ip >/dev/null || apt_pkgs+=(iproute2)
     # promtool checks pgdr's metrics and its alert rules.
     command -v promtool >/dev/null || apt_pkgs+=(prometheus)
+    # The package test: lintian judges the .deb, systemd-analyze its units,
+    # man reads its pages, dpkg-shlibdeps (dpkg-dev) finds its dependencies.
+    command -v lintian >/dev/null || apt_pkgs+=(lintian)
+    command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)
+    command -v man >/dev/null || apt_pkgs+=(man-db)
+    command -v dpkg-shlibdeps >/dev/null || apt_pkgs+=(dpkg-dev)
   fi
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
@@ -56,6 +62,7 @@ ensure_deps() {
   ensure_tools_venv
   if [ "$for_tests" = test ]; then
     ensure_npm_tools
+    ensure_cargo_deb
   fi
   pg_bindir >/dev/null || { echo "PostgreSQL server binaries are still missing after install" >&2; return 1; }
 }
@@ -75,6 +82,21 @@ ensure_tools_venv() {
   export PATH="$PGDR_VENV/bin:$PATH"
   hash -r
   command -v moto_server >/dev/null || { echo "moto_server is missing from $PGDR_VENV after install" >&2; return 1; }
+}
+
+# cargo-deb (crates.io), pinned, built into $PGDR_TOOLS_DIR/cargo: the Debian
+# package's builder (scripts/package). Its bin/ goes on PATH.
+CARGO_DEB_VERSION=3.8.0
+ensure_cargo_deb() {
+  local root=$PGDR_TOOLS_DIR/cargo
+  if [ "$("$root/bin/cargo-deb" --version 2>/dev/null | awk '{print $2}')" != "$CARGO_DEB_VERSION" ]; then
+    pgdr_log "installing cargo-deb $CARGO_DEB_VERSION into $root (cargo install)"
+    # Its own target folder: never the project's, whose artifacts it would evict.
+    CARGO_TARGET_DIR="$PGDR_TOOLS_DIR/cargo-build" cargo install --quiet --locked \
+      --version "$CARGO_DEB_VERSION" --root "$root" cargo-deb
+    rm -rf "$PGDR_TOOLS_DIR/cargo-build"
+  fi
+  export PATH="$root/bin:$PATH"
 }
 
 # The validators from the npm registry (Microsoft's SARIF multitool), pinned by

@@ -76,6 +76,9 @@ pub enum Command {
     WalPrefetch(WalPrefetchArgs),
     /// Print the JSON Schema of the plan file (point your editor at it).
     Schema,
+    /// Write the generated documentation: the reference pages, man pages, completions.
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -424,6 +427,19 @@ pub struct WatchArgs {
     /// `127.0.0.1:9187`.
     #[arg(long, value_name = "ADDR", conflicts_with = "once")]
     pub metrics_address: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Write the pages of docs/reference here.
+    #[arg(long, value_name = "DIR")]
+    pub reference: Option<PathBuf>,
+    /// Write a man page per command here.
+    #[arg(long, value_name = "DIR")]
+    pub man: Option<PathBuf>,
+    /// Write bash, zsh and fish completions here.
+    #[arg(long, value_name = "DIR")]
+    pub completions: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -67,6 +67,7 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
             commands::out(&format!("{text}\n"))?;
             Ok(Outcome::Clean)
         }
+        Command::GenerateDocs(args) => commands::generate_docs::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut text = Vec::new();

@@ -1,7 +1,7 @@
-//! The module layers of the README's "Architecture" section, enforced: every
+//! The module layers of docs/architecture.md's "Architecture" section, enforced: every
 //! top-level module of `src/` may use only the modules listed before it, so the
 //! module graph has no cycle and, for example, the planner never reaches for a
-//! provider; and every import edge is exactly what the README's table lists.
+//! provider; and every import edge is exactly what that page's table lists.
 //! Reads the source text; runs no server.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,7 +113,7 @@ fn every_module_imports_only_the_layers_below_it() {
     for (module, uses) in &graph {
         let Some(mine) = rank(module) else {
             wrong.push(format!(
-                "src/{module} is not in LAYERS: give it a place in tests/architecture.rs and the README"
+                "src/{module} is not in LAYERS: give it a place in tests/architecture.rs and docs/architecture.md"
             ));
             continue;
         };
@@ -159,35 +159,39 @@ fn the_check_sees_the_imports_it_polices() {
 
 #[test]
 fn the_readme_draws_the_same_layers() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = architecture_doc();
     let section = readme
         .split("## Architecture")
         .nth(1)
-        .expect("README has an Architecture section");
-    // The README draws the stack top-down, so it lists LAYERS in reverse.
+        .expect("docs/architecture.md has an Architecture section");
+    // docs/architecture.md draws the stack top-down, so it lists LAYERS in reverse.
     let mut last = 0;
     for layer in LAYERS.iter().rev() {
-        let at = section
-            .find(&format!("`{layer}`"))
-            .unwrap_or_else(|| panic!("README's Architecture section does not name `{layer}`"));
+        let at = section.find(&format!("`{layer}`")).unwrap_or_else(|| {
+            panic!("docs/architecture.md's Architecture section does not name `{layer}`")
+        });
         assert!(
             at >= last,
-            "README lists `{layer}` out of order (top-down: the reverse of LAYERS)"
+            "docs/architecture.md lists `{layer}` out of order (top-down: the reverse of LAYERS)"
         );
         last = at;
     }
 }
 
-/// The README's layer table: each layer's "may import" column, `None` for
+/// The page that draws the layers (the README links to it).
+fn architecture_doc() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md"))
+        .unwrap()
+}
+
+/// docs/architecture.md's layer table: each layer's "may import" column, `None` for
 /// "everything below".
 fn readme_table() -> BTreeMap<String, Option<BTreeSet<String>>> {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = architecture_doc();
     let section = readme
         .split("## Architecture")
         .nth(1)
-        .expect("README has an Architecture section");
+        .expect("docs/architecture.md has an Architecture section");
     let mut table = BTreeMap::new();
     for line in section.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
@@ -211,17 +215,19 @@ fn every_import_edge_is_the_one_the_readme_table_lists() {
     for layer in LAYERS {
         let uses = graph.get(*layer).cloned().unwrap_or_default();
         match table.get(*layer) {
-            None => wrong.push(format!("the README's table has no row for `{layer}`")),
+            None => wrong.push(format!(
+                "docs/architecture.md's table has no row for `{layer}`"
+            )),
             Some(None) => {}
             Some(Some(allowed)) => {
                 for used in uses.difference(allowed) {
                     wrong.push(format!(
-                        "{layer} imports {used}, which the README's table does not list for it"
+                        "{layer} imports {used}, which docs/architecture.md's table does not list for it"
                     ));
                 }
                 for listed in allowed.difference(&uses) {
                     wrong.push(format!(
-                        "the README's table lets {layer} import {listed}, which it does not"
+                        "docs/architecture.md's table lets {layer} import {listed}, which it does not"
                     ));
                 }
             }

@@ -10,6 +10,7 @@ pub mod check;
 pub mod drill;
 pub mod expire;
 pub mod force_unlock;
+pub mod generate_docs;
 pub mod lint;
 pub mod plan;
 pub mod restore;

@@ -108,8 +108,11 @@ pub fn json(findings: &[Finding]) -> String {
     text
 }
 
-/// Where the README explains every rule; each rule's `helpUri` points here.
-const RULES_HELP_URI: &str = "https://github.com/pgdr/pgdr#lint-the-plan-against-its-promises";
+/// Each rule's page (generated from [`RULES`] by `pgdr generate-docs`):
+/// its SARIF `helpUri`.
+pub fn rule_help_uri(id: &str) -> String {
+    format!("https://github.com/pgdr/pgdr/blob/main/docs/reference/rules/{id}.md")
+}
 
 /// The `uriBaseId` that relative artifact URIs are resolved against: the
 /// directory pgdr ran in, declared in `run.originalUriBaseIds`.
@@ -124,25 +127,26 @@ pub fn sarif(findings: &[Finding], srcroot: &Path) -> String {
     let rules: Vec<sarif::ReportingDescriptor> = RULES
         .iter()
         .map(|r| {
+            let uri = rule_help_uri(r.id);
             sarif::ReportingDescriptor::builder()
                 .id(r.id)
                 // SARIF wants `name` to be a readable identifier distinct from the opaque id.
                 .name(pascal_case(r.id))
                 .short_description(&r.summary.to_string())
-                .full_description(&format!("{}.", r.summary))
+                .full_description(&r.explain.to_string())
                 .help(
                     sarif::MultiformatMessageString::builder()
                         .text(format!(
-                            "{}. The rule, why it matters and what satisfies it: {RULES_HELP_URI}",
+                            "{}. The rule, why it matters and what satisfies it: {uri}",
                             r.summary
                         ))
                         .markdown(format!(
-                            "{}. See [the lint rules]({RULES_HELP_URI}) for why it matters and what satisfies it; a plan file can silence it under `lint.ignore` with a reason.",
+                            "{}. See [the rule's page]({uri}) for why it matters and what satisfies it; a plan file can silence it under `lint.ignore` with a reason.",
                             r.summary
                         ))
                         .build(),
                 )
-                .help_uri(RULES_HELP_URI)
+                .help_uri(&uri)
                 .default_configuration(
                     sarif::ReportingConfiguration::builder()
                         .level(serde_json::json!(level(r.severity)))

@@ -10,6 +10,7 @@ pub mod json;
 pub mod lint;
 pub mod markdown;
 pub mod metrics;
+pub mod reference;
 pub mod role_change;
 pub mod status;
 

@@ -22,6 +22,7 @@ mod faults;
 mod fleet_reads;
 mod incremental;
 mod lint;
+mod package;
 mod rds;
 mod reconcile;
 mod restore;
