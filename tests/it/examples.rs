@@ -82,3 +82,68 @@ fn the_prometheus_alert_rules_check_and_pass_their_tests() {
         );
     }
 }
+
+/// The operating examples pass the validators their platforms use:
+/// `kubernetes-validate` for the Kubernetes manifests (a CronJob, a
+/// Deployment, a StatefulSet) and check-jsonschema's GitHub workflow schema
+/// for both workflows; each validator rejects a broken copy.
+#[test]
+fn the_kubernetes_and_github_examples_pass_their_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = |files: &[&Path]| {
+        common::run(
+            std::process::Command::new(common::tools_bin().join("kubernetes-validate"))
+                .arg("--strict")
+                .args(files),
+            common::COMMAND_TIMEOUT,
+        )
+    };
+    let manifests = [
+        Path::new("examples/kubernetes/pgdr-watch.yaml"),
+        Path::new("examples/kubernetes/pgdr-run-due.yaml"),
+    ];
+    let out = k8s(&manifests);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert_eq!(said.matches(" passed for resource ").count(), 4, "{said}");
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(manifests[1]).unwrap().replace(
+            "concurrencyPolicy: Forbid",
+            "concurrencyPolicy: Forbid\n  concurency: 1",
+        ),
+    )
+    .unwrap();
+    assert!(!k8s(&[&broken]).status.success());
+
+    let workflows = |files: &[&Path]| {
+        common::run(
+            std::process::Command::new(common::tools_bin().join("check-jsonschema"))
+                .args(["--builtin-schema", "vendor.github-workflows"])
+                .args(files),
+            common::COMMAND_TIMEOUT,
+        )
+    };
+    let files = [
+        Path::new("examples/github-workflow.yml"),
+        Path::new("examples/github-run-due.yml"),
+    ];
+    let out = workflows(&files);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(files[1])
+            .unwrap()
+            .replace("runs-on:", "run-on:"),
+    )
+    .unwrap();
+    assert!(!workflows(&[&broken]).status.success());
+}

@@ -16,6 +16,7 @@ mod aws_estate;
 mod bad_input;
 mod cli;
 mod damage;
+mod docs;
 mod drill;
 mod examples;
 mod faults;
