@@ -53,6 +53,8 @@ ensure_deps() {
     command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)
     command -v man >/dev/null || apt_pkgs+=(man-db)
     command -v dpkg-shlibdeps >/dev/null || apt_pkgs+=(dpkg-dev)
+    # cron's own parser judges the crontab example (examples/cron).
+    command -v crontab >/dev/null || apt_pkgs+=(cron)
   fi
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"

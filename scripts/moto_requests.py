@@ -44,16 +44,30 @@ def classify(r):
     return "s3", f"{r['method']} ?{query}" if query else r["method"], write
 
 
+def records(lines):
+    """Each recorded request. moto's recorder writes a record and its newline
+    as two writes from the server's threads, so under concurrent requests two
+    records can share a line (and an empty line follows): read every JSON
+    object on a line, one after the other."""
+    decoder = json.JSONDecoder()
+    for line in lines:
+        at = 0
+        while True:
+            while at < len(line) and line[at].isspace():
+                at += 1
+            if at == len(line):
+                break
+            record, at = decoder.raw_decode(line, at)
+            yield record
+
+
 def main():
     path = sys.argv[1]
     first = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     lines = open(path).read().splitlines()  # a missing recording is an error, not zero
     operations = []
     writes = lock_writes = 0
-    for line in lines[first:]:
-        if not line.strip():
-            continue
-        r = json.loads(line)
+    for r in records(lines[first:]):
         if "/moto-api/" in r["url"]:
             continue
         service, operation, write = classify(r)

@@ -458,3 +458,26 @@ pub enum StatusFormat {
     Json,
     Openmetrics,
 }
+
+/// What every exit code means (`main` maps outcomes to them in one place);
+/// the reference page `docs/reference/exit-codes.md` is generated from this.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (0, "ran and found nothing to do (`plan` without `--detailed-exitcode` also exits 0 with changes, as Terraform does); `--help` and `--version`"),
+    (1, "could not do its job: a bad plan file, an unreachable system, a refused or failed change, a usage error (`pgdr plan --bogus`), an internal failure (one line `error: pgdr hit an internal error …`, never Rust's 101)"),
+    (2, "ran and found something: changes or problems (under `--detailed-exitcode` for plan), a failed drill, a figure beyond the plan"),
+    (126, "`wal-fetch` only: stop recovery without promoting (a gap in the archive before `--until`)"),
+];
+
+/// What each command means by its exit codes, where it says more than [`EXIT_CODES`].
+pub const COMMAND_EXIT_CODES: &[(&str, &str)] = &[
+    ("plan", "0 read (with or without changes); 2 changes or problems, with `--detailed-exitcode`; 1 a plan file or a cluster could not be read"),
+    ("apply", "0 applied (or nothing to do); 1 a change failed, or a cluster of the fleet could not be applied (its primary unreachable or not as the plan says), even when the others were"),
+    ("lint", "0 no error (warnings alone exit 0); 2 an error not silenced by `lint.ignore`"),
+    ("check", "0 nothing needs attention; 2 a lint error, a change or a problem"),
+    ("status", "0 every figure within the plan; 2 any figure beyond it (`BEYOND PLAN`), also with `--format openmetrics` (a `pgdr_problem` series or `pgdr_up 0`)"),
+    ("drill", "0 passed; 2 ran and failed (a check, or RTO/RPO beyond the objectives); 1 could not run"),
+    ("run-due", "0 everything due ran (or nothing was due); 2 something failed, the newest drill failed, or something overdue was not run; with `--dry-run`, 2 when something is due"),
+    ("watch --once", "0 healthy; 2 acted or found something; 1 could not look"),
+    ("wal-push", "0 stored and verified (or already there, byte for byte); 1 not stored: PostgreSQL keeps the segment and retries"),
+    ("wal-fetch", "0 delivered; 1 not in the archive (the normal end of recovery; silent unless `-v`); 126 stop recovery without promoting"),
+];

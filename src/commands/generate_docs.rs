@@ -48,6 +48,14 @@ fn write_reference(dir: &Path) -> anyhow::Result<usize> {
         .expect("schema serialises");
     write(&dir.join("cli.md"), &reference::cli(&Cli::command()))?;
     write(&dir.join("plan-file.md"), &reference::plan_file(&schema))?;
+    write(
+        &dir.join("exit-codes.md"),
+        &reference::exit_codes(crate::cli::EXIT_CODES, crate::cli::COMMAND_EXIT_CODES),
+    )?;
+    write(
+        &dir.join("json.md"),
+        &reference::json_formats(&json_formats()),
+    )?;
     let rules = dir.join("rules");
     write(
         &rules.join("README.md"),
@@ -59,7 +67,39 @@ fn write_reference(dir: &Path) -> anyhow::Result<usize> {
             &reference::rule_page(rule),
         )?;
     }
-    Ok(3 + crate::lint::RULES.len())
+    Ok(5 + crate::lint::RULES.len())
+}
+
+/// Each `--format json` output and the type behind it.
+fn json_formats() -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    let value = |schema: schemars::Schema| serde_json::to_value(schema).expect("schema serialises");
+    vec![
+        (
+            "plan",
+            "`pgdr plan PATH --format json`, and the changes `pgdr apply` reports",
+            value(crate::render::json::plan_schema()),
+        ),
+        (
+            "lint",
+            "`pgdr lint PATH --format json`",
+            value(crate::render::lint::json_schema()),
+        ),
+        (
+            "status",
+            "`pgdr status PATH --format json`",
+            value(reference::output_schema::<crate::render::status::StatusReport>()),
+        ),
+        (
+            "backups",
+            "`pgdr backups PLAN_FILE --format json` (`{ format_version, backups: [...] }`, each as below), `pgdr backup PLAN_FILE --format json` (one), and `base/<id>/backup.json` in the bucket",
+            value(reference::output_schema::<crate::state::archive::BackupEntry>()),
+        ),
+        (
+            "drill report",
+            "`pgdr drill PLAN_FILE --format json`, and `drills/<time>.json` in the bucket",
+            value(reference::output_schema::<crate::state::drill::DrillReport>()),
+        ),
+    ]
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -68,7 +68,7 @@ pub fn summary(findings: &[Finding]) -> String {
     format!("Lint: {errors} error(s), {warnings} warning(s), {ignored} ignored.")
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct FindingView<'a> {
     cluster: &'a str,
     rule: &'a str,
@@ -81,12 +81,19 @@ struct FindingView<'a> {
     ignored: Option<&'a str>,
 }
 
+/// `lint --format json`.
+#[derive(Serialize, schemars::JsonSchema)]
+struct View<'a> {
+    format_version: u32,
+    findings: Vec<FindingView<'a>>,
+}
+
+/// The JSON Schema of `lint --format json` (for the generated reference).
+pub fn json_schema() -> schemars::Schema {
+    super::reference::output_schema::<View<'static>>()
+}
+
 pub fn json(findings: &[Finding]) -> String {
-    #[derive(Serialize)]
-    struct View<'a> {
-        format_version: u32,
-        findings: Vec<FindingView<'a>>,
-    }
     let view = View {
         format_version: 1,
         findings: findings

@@ -11,13 +11,13 @@ use crate::state::archive::BackupProgress;
 use crate::state::Live;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StatusReport {
     pub format_version: u32,
     pub clusters: Vec<ClusterStatus>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ClusterStatus {
     pub cluster: String,
     pub file: String,
@@ -46,7 +46,7 @@ pub struct ClusterStatus {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StandbyStatus {
     pub name: String,
     /// `streaming`, `catchup`, ... as the primary reports it; `writable`,
@@ -55,13 +55,13 @@ pub struct StandbyStatus {
     pub replay_lag_seconds: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Window {
     pub from: String,
     pub to: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LastBackup {
     pub id: String,
     pub stop_time: String,
@@ -72,7 +72,7 @@ pub struct LastBackup {
 }
 
 /// A backup being taken, as it last reported.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RunningBackup {
     #[serde(flatten)]
     pub progress: BackupProgress,
@@ -80,7 +80,7 @@ pub struct RunningBackup {
     pub reported_seconds_ago: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LastDrill {
     pub at: String,
     pub ok: bool,
@@ -89,7 +89,7 @@ pub struct LastDrill {
 }
 
 /// Automatic failover: armed or not, the leases' holders, the last verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WatchStatus {
     pub automatic: bool,
     pub watcher: Option<String>,
@@ -97,14 +97,14 @@ pub struct WatchStatus {
     pub last_evaluation: Option<Evaluation>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Evaluation {
     pub at: String,
     pub verdict: String,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Expiry {
     pub at: String,
     pub what: String,

@@ -24,15 +24,19 @@ impl LockMode {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectLock {
+    /// S3 Object Lock retention mode: `governance` (privileged users may remove it) or `compliance` (nobody can).
     pub mode: LockMode,
+    /// Days each object is locked against deletion and overwrite.
     pub days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Encryption {
+    /// Encrypt with this KMS key (SSE-KMS): an id, ARN or `alias/...`.
     #[serde(default)]
     pub kms_key: Option<String>,
+    /// Server-side encryption without KMS: `AES256`.
     #[serde(default)]
     pub sse: Option<String>,
 }
@@ -40,12 +44,14 @@ pub struct Encryption {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BaseBackups {
+    /// A base backup at least this often (`pgdr run-due` takes one when due; `plan` reports an older newest).
     pub every: Duration,
     /// A full backup at least this often; the backups between are
     /// incrementals (`pgdr backup` without `--type`). Without it every
     /// backup is a full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_every: Option<Duration>,
+    /// How many base backups `pgdr expire` keeps (and the parents a kept diff or incr needs).
     pub keep: u32,
 }
 
@@ -87,24 +93,33 @@ impl Compression {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Archive {
+    /// The S3 bucket's name.
     pub bucket: BucketName,
+    /// The key prefix under which this cluster's WAL, backups, drills and locks are stored (`orders/`).
     #[serde(default)]
     pub prefix: String,
+    /// Bucket versioning: a deleted or rewritten object stays recoverable.
     #[serde(default)]
     pub versioning: Option<bool>,
+    /// S3 Object Lock: objects cannot be deleted or rewritten for a time, even by an attacker with the keys.
     #[serde(default)]
     pub object_lock: Option<ObjectLock>,
+    /// Default encryption of the bucket's objects.
     #[serde(default)]
     pub encryption: Option<Encryption>,
+    /// Block every form of public access to the bucket.
     #[serde(default)]
     pub block_public_access: Option<bool>,
+    /// How long WAL is kept: the lifecycle rule apply writes expires it after this.
     #[serde(default)]
     pub wal_retention: Option<Duration>,
+    /// Base backups: how often, how often a full, how many kept.
     #[serde(default)]
     pub base_backups: Option<BaseBackups>,
     /// `pgdr` (the default when `settings.archive_command` is absent) or `external`.
     #[serde(default)]
     pub archiver: Option<Archiver>,
+    /// How WAL and base backups are stored: `zstd` (the default) or `none`.
     #[serde(default)]
     pub compression: Compression,
     /// How the database host calls pgdr; `pgdr` on its PATH by default.

@@ -21,23 +21,34 @@ pub enum Tier {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanFile {
+    /// The plan-file format version: `1`.
     #[schemars(range(min = 1, max = 1))]
     pub version: u32,
+    /// The cluster's name, unique in a fleet: `[a-z0-9-]`, 1 to 40 characters. Names its locks, leases and scratch folders.
     pub cluster: Name,
+    /// The policy tier the plan claims (`mvp`, `saas`, `financial`, `multi-region`): `pgdr lint` holds it to that tier's requirements (policies/tiers.yaml).
     pub tier: Tier,
+    /// What recovery promises: the data that may be lost (RPO) and the time to be back (RTO).
     pub objectives: Objectives,
+    /// Where the plan's AWS resources live; needed with an archive, RDS, an endpoint or a replication network.
     #[serde(default)]
     pub aws: Option<Aws>,
+    /// The server that takes writes: a self-managed PostgreSQL (`postgres`) or an RDS instance (`rds`).
     pub primary: Primary,
+    /// PostgreSQL settings, by name, that apply writes with ALTER SYSTEM on the primary and every self-managed standby.
     #[serde(default, deserialize_with = "super::yaml::unique_map")]
     #[schemars(extend("propertyNames" = { "pattern": "^[a-z_][a-z0-9_]*(\\.[a-z_][a-z0-9_]*)?$" }))]
     pub settings: BTreeMap<String, SettingValue>,
+    /// The S3 bucket that keeps the WAL archive and the base backups, and how.
     #[serde(default)]
     pub archive: Option<Archive>,
+    /// The standbys: self-managed servers streaming from the primary, or RDS read replicas.
     #[serde(default)]
     pub standbys: Vec<Standby>,
+    /// The DNS record clients use for the primary (Route53); switchover and failover move it.
     #[serde(default)]
     pub endpoint: Option<Endpoint>,
+    /// The EC2 security group rule that lets standbys reach the primary.
     #[serde(default)]
     pub replication_network: Option<ReplicationNetwork>,
     /// Restore drills: how often, to which point, and the checks.
@@ -54,6 +65,7 @@ pub struct PlanFile {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LintSection {
+    /// Rules silenced for this file, each with the reason shown wherever the finding is.
     #[serde(default)]
     pub ignore: Vec<LintIgnore>,
 }
@@ -61,19 +73,24 @@ pub struct LintSection {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LintIgnore {
+    /// A lint rule's id (`pgdr lint` lists them).
     pub rule: String,
+    /// Why the rule does not apply here.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Objectives {
+    /// Recovery point objective: the most data (as time) a loss may cost.
     pub rpo: Duration,
+    /// Recovery time objective: the longest recovery may take.
     pub rto: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Aws {
+    /// The AWS region of the bucket, the RDS primary and the endpoint (`us-east-1`).
     pub region: Region,
 }

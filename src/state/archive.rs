@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// One base backup's catalogue entry, `<prefix>base/<id>/backup.json`. Written
 /// last, only once the data, the manifest and the WAL the backup needs are in
 /// the archive: a backup without it is incomplete and never used.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BackupEntry {
     pub format_version: u32,
     /// UTC start time, `20261124T101500Z`; sorts by age.
@@ -73,7 +73,9 @@ pub struct BackupEntry {
 
 /// How a backup's manifest checksums its files (the hashing is
 /// `format::manifest`'s).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Checksum {
     /// pg_basebackup's stream (`--manifest-checksums=SHA256`), and
@@ -85,7 +87,9 @@ pub enum Checksum {
 }
 
 /// What a base backup holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupType {
     /// Every file.
@@ -161,7 +165,9 @@ pub fn chain<'a>(
 }
 
 /// How a base backup was taken.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackupMethod {
     /// `pg_basebackup`'s tar stream: one server process reading, one object.
@@ -183,7 +189,7 @@ impl BackupMethod {
 
 /// A backup being taken, as the `progress.json` in its folder says: written
 /// by the backup every few seconds while it runs, removed when it ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BackupProgress {
     pub id: String,
     /// `primary` or `standby <name>`.

@@ -7,7 +7,7 @@
 use crate::spec::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DrillReport {
     pub format_version: u32,
     pub cluster: String,
@@ -56,13 +56,13 @@ pub struct DrillReport {
     pub steps: Vec<crate::state::journal::StepRecord>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Objectives {
     pub rpo_seconds: u64,
     pub rto_seconds: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckResult {
     pub name: String,
     pub ok: bool,

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How one step ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
 pub enum StepOutcome {
     /// Found done; nothing was done (a resumed run).
@@ -36,7 +36,7 @@ impl StepOutcome {
 }
 
 /// One line of a journal: a step, when it started, how long it took, how it ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StepRecord {
     pub step: String,
     /// Milliseconds since the Unix epoch (UTC).

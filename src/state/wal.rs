@@ -180,6 +180,26 @@ impl Lsn {
 }
 
 /// Stored and compared as PostgreSQL prints it (`0/3000028`).
+/// In JSON: PostgreSQL's notation (`0/9000138`).
+impl schemars::JsonSchema for Lsn {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Lsn".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "description": "a WAL position as PostgreSQL writes it (`0/9000138`)" })
+    }
+}
+
+/// In JSON: bytes, a power of two from 1 MiB to 1 GiB.
+impl schemars::JsonSchema for SegmentSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SegmentSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "integer", "description": "the WAL segment size in bytes" })
+    }
+}
+
 impl serde::Serialize for Lsn {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)

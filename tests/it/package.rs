@@ -4,7 +4,7 @@
 //! into a throw-away copy of this machine (an overlay over `/` in a private
 //! mount namespace, chrooted: the host is untouched). There: the installed
 //! `pgdr --version` and `man pgdr`, the `pgdr` user, `systemd-analyze
-//! verify` of every unit, and the command `pgdr-due@.service` runs (its
+//! verify` of every unit, cron's parser on the crontab example, and the command `pgdr-due@.service` runs (its
 //! `ExecStart`, as its `User`, with its `Environment`) takes a backup and a
 //! drill of a real cluster. systemd itself does not run on these machines,
 //! so the timer's firing is the one step not exercised.
@@ -145,6 +145,13 @@ for unit in pgdr-due@pkg.service pgdr-due@pkg.timer pgdr-watch@pkg.service pgdr-
   in_root systemd-analyze verify --man=no /lib/systemd/system/${{unit/@pkg/@}} 2>&1 | sed "s/^/verify $unit: /"
   echo "verified: $unit"
 done
+# cron's parser on the crontab example, and on a broken copy.
+cp {repo}/examples/cron/pgdr.crontab {root}/merged/tmp/pgdr.crontab.$$
+in_root crontab -u postgres /tmp/pgdr.crontab.$$
+echo "crontab: $(in_root crontab -u postgres -l | grep -c '^7 .*pgdr run-due') run-due line"
+sed -i 's/^7 \* \* \* \*/7 * * */' {root}/merged/tmp/pgdr.crontab.$$
+in_root crontab -u postgres /tmp/pgdr.crontab.$$ 2>/dev/null && echo "crontab: broken copy accepted"
+rm {root}/merged/tmp/pgdr.crontab.$$
 cp {plan} {root}/merged/etc/pgdr/pkg.yaml
 chmod 644 {root}/merged/etc/pgdr/pkg.yaml
 # What systemd does for pgdr-due@pkg.service: its StateDirectory, then its
@@ -167,6 +174,7 @@ echo "metrics end"
         deb = deb.display(),
         plan = plan.display(),
         aws = aws.join(" "),
+        repo = common::repo().display(),
     );
     let (code, out) = sh(&format!("unshare -m bash -c {}", shell_quote(&script)), &[]);
     assert_eq!(code, 0, "{out}");
@@ -175,6 +183,8 @@ echo "metrics end"
         "{out}"
     );
     assert!(out.contains("version: pgdr 0.1.0"), "{out}");
+    assert!(out.contains("crontab: 1 run-due line"), "{out}");
+    assert!(!out.contains("broken copy accepted"), "{out}");
     assert!(out.contains("user: pgdr dir: 755"), "{out}");
     assert!(
         out.contains("man: ") && out.contains("man see-also: pgdr-run-due(1)"),

@@ -40,7 +40,7 @@ pub struct Figures {
 }
 
 /// The newest role change, as its journal says (as `status` prints it).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct FailoverFigure {
     pub at: String,
     /// `switchover` or `failover`; `manual` or `automatic`; `done`, `refused`, `failed`.
