@@ -7,7 +7,7 @@
 //! formats (layout, codec, tar, manifest, catalogue), pure.
 //! [`lint`] judges plan files offline. [`commands`] wires them for the CLI,
 //! with [`settings`] resolved once. The layers, and what each may import, are
-//! in the README's "Architecture" section and enforced by `tests/architecture.rs`.
+//! in docs/architecture.md's "Architecture" section and enforced by `tests/architecture.rs`.
 
 pub mod cli;
 pub mod commands;

@@ -1,5 +1,5 @@
 //! The lint rules. Each is a function of the plan file (and the tier policy)
-//! returning findings; the numbers behind each are explained in the README.
+//! returning findings; the numbers behind each are explained by `lint::RULES` (each rule's page in docs/reference/rules/).
 
 use super::policy::{PolicyFile, TierPolicy};
 use super::{Raw, Severity};

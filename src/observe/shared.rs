@@ -3,7 +3,7 @@
 //! every cluster that names it, before any cluster is observed.
 //!
 //! A fleet's AWS requests then grow with its zones, regions and buckets, not
-//! with its clusters (README "Large fleets"). Each cluster's view is cut out
+//! with its clusters (docs/guides/fleets.md). Each cluster's view is cut out
 //! of this picture ([`Shared::endpoint`] …), so planning stays per cluster and
 //! pure. A read that fails fails only the clusters that need it.
 

@@ -1,5 +1,6 @@
-//! `--format json`, format_version 1, as the README's "Addresses and JSON" section specifies. Fields may
-//! be added; the ones the contract names are never renamed or dropped.
+//! `--format json`, format_version 1, as docs/reference/json.md (generated
+//! from these types) lists. Fields may be added; the ones the contract names
+//! are never renamed or dropped.
 
 use crate::plan::{summarize, Change, ClusterPlan, Note, Problem, Summary};
 use serde::Serialize;

@@ -3,7 +3,7 @@
 //! textfile collector or a scrape. Times are Unix-time gauges so rules
 //! compute ages with `time() - x`, as pgbackrest_exporter's and
 //! CloudNativePG's do; every series carries the `cluster` label. What each
-//! metric means is [`FAMILIES`] (and the README's table).
+//! metric means is [`FAMILIES`] (and the table in docs/guides/status-and-metrics.md).
 
 use super::status::cluster_status;
 use crate::plan::assess::assess;

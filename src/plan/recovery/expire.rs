@@ -10,8 +10,8 @@
 //!
 //! Expiry never outruns the proof: the backup the newest passed drill restored
 //! is kept whatever `keep` says, with the WAL from its start, so the archive
-//! can always do again what a drill showed it can do (see the README's
-//! "Expiry and drills").
+//! can always do again what a drill showed it can do (see docs/guides/drills.md,
+//! "Expiry never outruns the proof").
 
 use crate::format::layout::wal_name_of;
 use crate::state::archive::BackupEntry;
