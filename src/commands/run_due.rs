@@ -111,10 +111,15 @@ impl ExpireOwed {
     }
 
     fn line(&self) -> String {
-        if self.due() {
+        if self.backups > 0 {
             format!(
-                "  expire: due: {} backup(s) beyond base_backups.keep and {} WAL file(s) only they need\n",
+                "  expire: due: {} backup(s) beyond base_backups.keep, and {} WAL file(s) no kept backup needs\n",
                 self.backups, self.wal
+            )
+        } else if self.wal > 0 {
+            format!(
+                "  expire: due: {} WAL file(s) from before the oldest kept backup, which no restore can use\n",
+                self.wal
             )
         } else {
             "  expire: not due: nothing beyond base_backups.keep\n".to_string()

@@ -200,7 +200,7 @@ fn run_due_does_what_the_plan_file_owes_once_and_nothing_more() {
     assert!(run.stdout.contains("backup: due (incr)"), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("expire: due: 1 backup(s) beyond base_backups.keep"),
+            .contains("expire: due: 1 backup(s) beyond base_backups.keep, and"),
         "{}",
         run.stdout
     );
