@@ -13,31 +13,42 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StatusReport {
+    /// `1`.
     pub format_version: u32,
+    /// One per cluster of the plan file or fleet.
     pub clusters: Vec<ClusterStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct ClusterStatus {
+    /// The plan file's `cluster`.
     pub cluster: String,
+    /// The plan file.
     pub file: String,
     /// Who accepts writes: `primary`, `standby NAME`, or `null` when nothing does.
     pub primary: Option<String>,
+    /// Each standby of the plan file.
     pub standbys: Vec<StandbyStatus>,
     /// Seconds since the newest WAL file reached the archive.
     pub archive_exposure_seconds: Option<f64>,
     /// What losing the primary now could cost: the smaller of the archive's
     /// exposure and the best streaming standby's replay lag.
     pub rpo_exposure_seconds: Option<f64>,
+    /// The first and last point a restore can reach.
     pub recoverable_window: Option<Window>,
+    /// The newest complete base backup.
     pub last_backup: Option<LastBackup>,
     /// Backups being taken now, as each last reported (every few seconds).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub running_backups: Vec<RunningBackup>,
+    /// The newest drill.
     pub last_drill: Option<LastDrill>,
+    /// When WAL retention starts removing what restoring the proven backup needs.
     pub next_expiry: Option<Expiry>,
+    /// The newest switchover or failover, with its measured RTO and RPO.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<FailoverFigure>,
+    /// Automatic failover, with a `failover` section.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover: Option<WatchStatus>,
     /// Figures beyond the plan's objectives, one line each.
@@ -48,23 +59,30 @@ pub struct ClusterStatus {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StandbyStatus {
+    /// Its name in the plan file.
     pub name: String,
     /// `streaming`, `catchup`, ... as the primary reports it; `writable`,
     /// `not connected` or `unreachable` otherwise.
     pub state: String,
+    /// Its replay lag as the primary reports it.
     pub replay_lag_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Window {
+    /// The end of the oldest complete backup (RFC 3339).
     pub from: String,
+    /// When the newest WAL file was archived (RFC 3339).
     pub to: String,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LastBackup {
+    /// Its id (`pgdr backups`).
     pub id: String,
+    /// When it ended (RFC 3339).
     pub stop_time: String,
+    /// The database's size.
     pub size_bytes: u64,
     /// `full`, `diff` or `incr`.
     #[serde(rename = "type")]
@@ -82,31 +100,44 @@ pub struct RunningBackup {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LastDrill {
+    /// When it started (RFC 3339).
     pub at: String,
+    /// Whether it passed its checks and the objectives.
     pub ok: bool,
+    /// The RTO it measured.
     pub rto_seconds: Option<f64>,
+    /// The RPO it achieved.
     pub rpo_seconds: Option<f64>,
 }
 
 /// Automatic failover: armed or not, the leases' holders, the last verdict.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WatchStatus {
+    /// Armed: `failover.automatic` and a watcher holding its lease.
     pub automatic: bool,
+    /// Who holds the watcher lease (`host:pid`).
     pub watcher: Option<String>,
+    /// Who holds the guard lease (`host:pid`).
     pub guard: Option<String>,
+    /// The watcher's last verdict.
     pub last_evaluation: Option<Evaluation>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Evaluation {
+    /// When (RFC 3339).
     pub at: String,
+    /// `healthy`, `watching`, `refused` or `failing over`.
     pub verdict: String,
+    /// What it saw.
     pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Expiry {
+    /// When (RFC 3339).
     pub at: String,
+    /// What it starts removing.
     pub what: String,
 }
 
