@@ -155,18 +155,21 @@ fn decision_line(decision: &Decision) -> String {
     )
 }
 
-/// Reads the cluster's archive and decides what it owes.
+/// Reads the cluster's archive and decides what it owes; the archive's
+/// content and expire's decision are read at once.
 async fn owed(desired: &Desired, store: &Store) -> anyhow::Result<Owed> {
-    let (url, _, _) = archive_of(desired)?;
     let text_url = desired
         .plan
         .archive
         .as_ref()
         .map(|a| a.url())
         .unwrap_or_default();
-    let content = observe_content(store, &text_url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read the archive {text_url}: {e}"))?;
+    let (content, expire) = tokio::join!(
+        observe_content(store, &text_url),
+        owed_expire(desired, store)
+    );
+    let content =
+        content.map_err(|e| anyhow::anyhow!("cannot read the archive {text_url}: {e}"))?;
     let now = content
         .observed_at_unix
         .unwrap_or_else(crate::spec::time::now_unix);
@@ -174,21 +177,11 @@ async fn owed(desired: &Desired, store: &Store) -> anyhow::Result<Owed> {
         Some((d, failed)) => (Some(d), failed),
         None => (None, None),
     };
-    let expire = match keep_of(desired) {
-        Some(keep) => {
-            let expiry = expire::decide(store, &url, keep).await?;
-            Some(ExpireOwed {
-                backups: expiry.plan.backups.len(),
-                wal: expiry.plan.wal.len(),
-            })
-        }
-        None => None,
-    };
     Ok(Owed {
         backup: due::backup(desired, &content, now),
         drill,
         drill_failed,
-        expire,
+        expire: expire?,
     })
 }
 
@@ -258,7 +251,8 @@ async fn cluster(
         // After the backup: it may have pushed one beyond keep.
         let after = owed_expire(desired, &store).await;
         match after {
-            Ok(expire_owed) => {
+            Ok(None) => {}
+            Ok(Some(expire_owed)) => {
                 out(&expire_owed.line())?;
                 if expire_owed.due() {
                     let args = ExpireArgs {
@@ -286,14 +280,17 @@ async fn cluster(
     Ok(())
 }
 
-async fn owed_expire(desired: &Desired, store: &Store) -> anyhow::Result<ExpireOwed> {
+/// What expire would delete now, when the plan file sets `base_backups.keep`.
+async fn owed_expire(desired: &Desired, store: &Store) -> anyhow::Result<Option<ExpireOwed>> {
+    let Some(keep) = keep_of(desired) else {
+        return Ok(None);
+    };
     let (url, _, _) = archive_of(desired)?;
-    let keep = keep_of(desired).unwrap_or(1);
     let expiry = expire::decide(store, &url, keep).await?;
-    Ok(ExpireOwed {
+    Ok(Some(ExpireOwed {
         backups: expiry.plan.backups.len(),
         wal: expiry.plan.wal.len(),
-    })
+    }))
 }
 
 /// The lines of a run that does nothing (a dry run, or nothing due).

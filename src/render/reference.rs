@@ -177,8 +177,9 @@ pub fn json_formats(formats: &[(&str, &str, Value)]) -> String {
     text
 }
 
-/// GitHub's anchor for a heading.
-fn anchor_of(heading: &str) -> String {
+/// GitHub's anchor for a heading's text: lower case, punctuation dropped,
+/// spaces to hyphens (the links test resolves anchors with it too).
+pub fn anchor_of(heading: &str) -> String {
     heading
         .trim()
         .to_lowercase()

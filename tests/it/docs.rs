@@ -58,15 +58,9 @@ fn the_generated_reference_pages_are_current() {
     );
 }
 
-/// GitHub's anchor for a heading's text.
+/// GitHub's anchor for a heading's text (the one the generated pages use).
 fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
-        .map(|c| if c == ' ' { '-' } else { c })
-        .collect()
+    pgdr::render::reference::anchor_of(heading)
 }
 
 /// The anchors of a markdown file's headings (outside code fences).
