@@ -218,19 +218,26 @@ async fn cluster(
         return Ok(());
     }
     // Decided again under the lock: another runner may have just done it.
-    let _lock =
-        match RunLock::acquire(desired, systems, &settings.lock_dir, "due", "pgdr run-due").await {
-            Ok(lock) => lock,
-            Err(e) => {
-                out(&format!("  skipped: {e}\n"))?;
-                for decision in first.overdue() {
-                    tally
-                        .overdue
-                        .push(format!("{} of {name}", decision.task.name()));
-                }
-                return Ok(());
+    let _lock = match RunLock::acquire(
+        desired,
+        systems,
+        &settings.lock_dir,
+        "run-due",
+        "pgdr run-due",
+    )
+    .await
+    {
+        Ok(lock) => lock,
+        Err(e) => {
+            out(&format!("  skipped: {e}\n"))?;
+            for decision in first.overdue() {
+                tally
+                    .overdue
+                    .push(format!("{} of {name}", decision.task.name()));
             }
-        };
+            return Ok(());
+        }
+    };
     let owed = match owed(desired, &store).await {
         Ok(owed) => owed,
         Err(e) => {
