@@ -55,6 +55,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Prove recovery: restore into a scratch server, run the checks, measure RTO and RPO, store the report.
     Drill(DrillArgs),
+    /// Fill each copy of the archive (archive.copies) with the WAL and backups home has and it lacks.
+    Copy(CopyArgs),
     /// Run what the plan file says is due, for every cluster of a plan file or fleet: a base backup, expire, a drill (for a timer or a CronJob).
     RunDue(RunDueArgs),
     /// The on-call view: roles, lag, RPO exposure, recoverable window, last backup and drill; exit 2 when a figure is beyond the plan.
@@ -170,6 +172,12 @@ pub struct WalPushArgs {
     /// Files uploaded at once when PostgreSQL has a backlog of .ready files.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallel: u16,
+    /// A further archive to store each file in once home has it:
+    /// REGION=s3://BUCKET/PREFIX/ (the plan's archive.copies; repeatable). A
+    /// copy that fails is warned about and left to `pgdr copy`; the push
+    /// still succeeds.
+    #[arg(long, value_name = "REGION=s3://BUCKET/PREFIX/")]
+    pub copy: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -270,6 +278,19 @@ pub struct BackupsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The cluster's plan file.
+    pub path: PathBuf,
+    /// Print what each copy lacks; copy nothing, write nothing (exit 2 when
+    /// a copy lacks something).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Objects copied at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+}
+
+#[derive(Debug, Args)]
 pub struct ExpireArgs {
     /// The cluster's plan file.
     pub path: PathBuf,
@@ -329,6 +350,11 @@ pub struct RestoreArgs {
     /// must be stopped.
     #[arg(long)]
     pub delta: bool,
+    /// Restore from this copy of the archive (its name in archive.copies),
+    /// its WAL included: when the home region is lost. The home bucket is
+    /// not read.
+    #[arg(long, value_name = "NAME")]
+    pub from_copy: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -346,6 +372,12 @@ pub struct DrillArgs {
     /// --accept-loss`); the report records what was given up.
     #[arg(long)]
     pub accept_loss: bool,
+    /// A region-loss drill: restore from this copy of the archive (its name
+    /// in archive.copies) without reading the home bucket or the primary;
+    /// the report is stored in the copy and `plan` judges it by
+    /// drill.region_every.
+    #[arg(long, value_name = "NAME")]
+    pub from_copy: Option<String>,
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
 }
@@ -476,6 +508,7 @@ pub const COMMAND_EXIT_CODES: &[(&str, &str)] = &[
     ("check", "0 nothing needs attention; 2 a lint error, a change or a problem"),
     ("status", "0 every figure within the plan; 2 any figure beyond it (`BEYOND PLAN`), also with `--format openmetrics` (a `pgdr_problem` series or `pgdr_up 0`)"),
     ("drill", "0 passed; 2 ran and failed (a check, or RTO/RPO beyond the objectives); 1 could not run"),
+    ("copy", "0 every copy holds what home holds; 2 something was refused (a rewritten object at home, other contents under a key in the copy), or with `--dry-run` a copy lacks something; 1 home or a copy could not be read or written"),
     ("run-due", "0 everything due ran (or nothing was due); 2 something failed, the newest drill failed, or something overdue was not run; with `--dry-run`, 2 when something is due"),
     ("watch --once", "0 healthy; 2 acted or found something; 1 could not look"),
     ("wal-push", "0 stored and verified (or already there, byte for byte); 1 not stored: PostgreSQL keeps the segment and retries"),

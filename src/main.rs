@@ -52,6 +52,7 @@ async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<Outcome> {
         Command::Expire(args) => commands::expire::run(args, settings).await,
         Command::Drill(args) => commands::drill::run(args, settings).await,
         Command::RunDue(args) => commands::run_due::run(args, settings).await,
+        Command::Copy(args) => commands::copy::run(args, settings).await,
         Command::Status(args) => commands::status::run(args, settings).await,
         Command::Switchover(args) => commands::role_change::switchover(args, settings).await,
         Command::Failover(args) => commands::role_change::failover(args, settings).await,

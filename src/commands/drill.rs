@@ -4,12 +4,13 @@
 //! passed, 2 ran but failed, 1 could not run. Ctrl-C stops the scratch server
 //! and removes its folder; a drill killed outright is cleaned up by the next.
 
-use super::{archive_of, load_cluster, out, Outcome};
+use super::{archive_at, load_cluster, out, ArchiveAt, Outcome};
 use crate::cli::{DrillArgs, ListFormat};
 use crate::execute::drill::rds::{self as drill_rds, RdsDrillRequest};
 use crate::execute::drill::{self, scratch, DrillRequest};
 use crate::execute::lock::RunLock;
 use crate::execute::{backup, restore};
+use crate::plan::recovery::drill::Timing;
 use crate::plan::recovery::restore::Target;
 use crate::providers::postgres;
 use crate::providers::storage::Store;
@@ -46,15 +47,48 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         rto_seconds: plan.objectives.rto.as_secs(),
     };
     let systems = Systems::new(settings);
-    let _lock = RunLock::acquire(
+    if args.from_copy.is_some() && plan.primary.rds.is_some() {
+        anyhow::bail!(
+            "--from-copy: {} has an RDS primary, whose drill restores RDS's own backups; a copy of the archive holds none of its WAL",
+            desired.source.display()
+        );
+    }
+    // Where the drill reads backups and stores its report: home, or for a
+    // region-loss drill the copy (the home bucket is never touched).
+    let at = plan
+        .archive
+        .as_ref()
+        .map(|_| archive_at(&desired, args.from_copy.as_deref()))
+        .transpose()?;
+    let _lock = RunLock::acquire_in(
         &desired,
         &systems,
         &settings.lock_dir,
-        "drill",
-        "pgdr drill",
+        ("drill", "pgdr drill"),
+        at.as_ref().map(|a| (a.url.clone(), a.region.clone())),
     )
     .await?;
-    let primary = plan.primary.postgres.as_ref();
+    let previous = match &at {
+        Some(at) => {
+            let store = Store::s3(systems.aws.s3(&at.region).await, &at.url.bucket);
+            crate::observe::archive::drills(&store, &at.url)
+                .await
+                .map_err(|e| eprintln!("warning: the last passed drill could not be read, so no check is compared with it: {e}"))
+                .ok()
+                .and_then(|d| d.newest_ok)
+        }
+        None => None,
+    };
+    let timing = Timing::after(
+        previous.as_ref(),
+        plan.drill.as_ref().and_then(|d| d.max_slowdown),
+    );
+    // A region-loss drill assumes the primary's region is gone: it is not read.
+    let primary = plan
+        .primary
+        .postgres
+        .as_ref()
+        .filter(|_| args.from_copy.is_none());
     // Read while the backup is chosen: only a `latest` drill compares them.
     let latest = target == Target::Latest;
     let source_databases = async move {
@@ -70,10 +104,12 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         systems: &systems,
         target,
         checks,
+        timing,
         objectives,
         ts: backup::backup_id(std::time::SystemTime::now()),
         started,
         now,
+        at,
     };
     match &plan.primary.rds {
         Some(rds_primary) => drill.on_rds(&rds_primary.instance, source_databases).await,
@@ -89,10 +125,14 @@ struct Drill<'a> {
     systems: &'a Systems,
     target: Target,
     checks: &'a [crate::spec::DrillCheck],
+    timing: Timing,
     objectives: Objectives,
     ts: String,
     started: std::time::Instant,
     now: i64,
+    /// The archive the drill restores from and reports to (none: RDS
+    /// without an archive).
+    at: Option<ArchiveAt>,
 }
 
 impl Drill<'_> {
@@ -109,10 +149,12 @@ impl Drill<'_> {
             systems,
             target,
             checks,
+            timing,
             objectives,
             ts,
             started,
             now,
+            at,
         } = self;
         let primary = desired.plan.primary.postgres.as_ref();
         let client = systems.aws.rds(desired.region()).await;
@@ -125,6 +167,7 @@ impl Drill<'_> {
             instance,
             target,
             checks,
+            timing,
             objectives,
             source_databases,
             conninfo: primary.cloned(),
@@ -149,7 +192,7 @@ impl Drill<'_> {
             }
         };
         let kept = kept.map(|id| format!("the scratch instance {id}"));
-        finish(args, settings, desired, &ts, &report, kept).await
+        finish(args, settings, at.as_ref(), &ts, &report, kept).await
     }
 
     /// A restore from the archive into a scratch server on this machine.
@@ -164,13 +207,21 @@ impl Drill<'_> {
             systems,
             target,
             checks,
+            timing,
             objectives,
             ts,
             started,
             now,
+            at,
         } = self;
-        let primary = desired.plan.primary.postgres.as_ref();
-        let (url, region, _) = archive_of(desired)?;
+        let primary = desired
+            .plan
+            .primary
+            .postgres
+            .as_ref()
+            .filter(|_| args.from_copy.is_none());
+        let at = at.expect("a drill of a self-managed primary has an archive (validated)");
+        let (url, region) = (at.url.clone(), at.region.clone());
         let root = settings.scratch_dir.clone();
         for left in scratch::clean_leftovers(&root, desired.cluster())? {
             eprintln!(
@@ -192,6 +243,7 @@ impl Drill<'_> {
             target: chosen.target.clone(),
             chosen,
             checks,
+            timing,
             objectives,
             source_databases,
             user: primary
@@ -209,13 +261,17 @@ impl Drill<'_> {
             progress: std::io::stderr().is_terminal(),
             started,
             started_unix: now,
+            from_copy: at.copy.clone(),
         };
         eprintln!(
-            "Drilling {}: backup {} to {} in {}",
+            "Drilling {}: backup {} to {} in {}{}",
             desired.cluster(),
             request.chosen.backup.id,
             request.target.describe(),
-            root.display()
+            root.display(),
+            at.copy.as_ref().map_or(String::new(), |c| format!(
+                " (a region-loss drill from the copy {c}, {url}; the home bucket and the primary are not read)"
+            ))
         );
         let (report, kept) = tokio::select! {
             ran = drill::run(&store, &request) => ran.with_context(|| format!("drill of {}", desired.cluster()))?,
@@ -231,7 +287,7 @@ impl Drill<'_> {
             dir.display()
         )
     });
-        finish(args, settings, desired, &ts, &report, kept).await
+        finish(args, settings, Some(&at), &ts, &report, kept).await
     }
 }
 
@@ -256,13 +312,13 @@ async fn source_databases(
 async fn finish(
     args: &DrillArgs,
     settings: &Settings,
-    desired: &crate::spec::Desired,
+    at: Option<&ArchiveAt>,
     ts: &str,
     report: &DrillReport,
     kept: Option<String>,
 ) -> anyhow::Result<Outcome> {
-    let stored_at = match archive_of(desired) {
-        Ok((url, region, _)) => {
+    let stored_at = match at {
+        Some(ArchiveAt { url, region, .. }) => {
             let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
             let key = format!("{}{ts}.json", url.drills_prefix());
             let json = serde_json::to_vec_pretty(report).expect("report serialises");
@@ -274,7 +330,7 @@ async fn finish(
                 })?;
             format!("s3://{}/{key}", url.bucket)
         }
-        Err(_) => "not stored: the plan file has no archive bucket".to_string(),
+        None => "not stored: the plan file has no archive bucket".to_string(),
     };
     let text = match args.format {
         ListFormat::Json => format!(
@@ -299,11 +355,14 @@ fn seconds(v: Option<f64>) -> String {
 /// The report as people read it.
 pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&str>) -> String {
     let mut text = format!(
-        "Drill of {} {}: backup {} restored to {}.\n",
+        "Drill of {} {}: backup {} restored to {}{}.\n",
         report.cluster,
         if report.ok { "PASSED" } else { "FAILED" },
         report.backup_id,
-        report.target
+        report.target,
+        report.from_copy.as_ref().map_or(String::new(), |c| format!(
+            " from the copy {c} (a region-loss drill)"
+        ))
     );
     text.push_str(&format!(
         "  RTO  {} (objective {}s): restore {:.1}s ({:.0} MB/s), recovery {:.1}s, then the checks\n",
@@ -338,6 +397,9 @@ pub fn human(report: &DrillReport, stored_at: &str, kept: Option<&str>) -> Strin
         if !failure.starts_with("check `") {
             text.push_str(&format!("  FAIL {failure}\n"));
         }
+    }
+    for isolated in &report.isolation {
+        text.push_str(&format!("  isolated: {isolated}\n"));
     }
     text.push_str(&format!("Report: {stored_at}\n"));
     if let Some(what) = kept {

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod backup;
 pub mod backups;
 pub mod check;
+pub mod copy;
 pub mod drill;
 pub mod expire;
 pub mod force_unlock;
@@ -135,14 +136,53 @@ pub fn load_cluster(path: &Path, command: &str) -> anyhow::Result<Desired> {
 pub fn archive_of(
     desired: &Desired,
 ) -> anyhow::Result<(crate::format::ArchiveUrl, String, spec::Compression)> {
+    let at = archive_at(desired, None)?;
+    Ok((at.url, at.region, at.compression))
+}
+
+/// Where a recovery command reads the archive: home, or the copy named by
+/// `--from-copy`.
+pub struct ArchiveAt {
+    pub url: crate::format::ArchiveUrl,
+    pub region: String,
+    pub compression: spec::Compression,
+    /// The copy's name; `None` at home.
+    pub copy: Option<String>,
+}
+
+/// The home archive, or (`from_copy`) the copy of that name in
+/// `archive.copies`; an unknown name is an error listing the names there are.
+pub fn archive_at(desired: &Desired, from_copy: Option<&str>) -> anyhow::Result<ArchiveAt> {
     let archive = desired.plan.archive.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
             "{}: the plan file has no `archive` section, so there is no bucket to keep backups in",
             desired.source.display()
         )
     })?;
-    let url = crate::format::ArchiveUrl::parse(&archive.url()).map_err(anyhow::Error::msg)?;
-    Ok((url, desired.region().to_string(), archive.compression))
+    let (text, region) = match from_copy {
+        None => (archive.url(), desired.region().to_string()),
+        Some(name) => {
+            let copy = archive.copy(name).ok_or_else(|| {
+                let names: Vec<&str> = archive.copies.iter().map(|c| c.name()).collect();
+                anyhow::anyhow!(
+                    "--from-copy {name}: {} has no such copy in archive.copies; {}",
+                    desired.source.display(),
+                    if names.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        format!("expected one of: {}", names.join(", "))
+                    }
+                )
+            })?;
+            (archive.copy_url(copy), copy.region.clone())
+        }
+    };
+    Ok(ArchiveAt {
+        url: crate::format::ArchiveUrl::parse(&text).map_err(anyhow::Error::msg)?,
+        region,
+        compression: archive.compression,
+        copy: from_copy.map(str::to_string),
+    })
 }
 
 /// How a server this machine restores calls pgdr in its `restore_command`:

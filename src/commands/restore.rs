@@ -2,7 +2,7 @@
 //! --latest] [--backup ID]`: the chosen backup and the recovery configuration
 //! written into an empty folder, ready for a plain `pg_ctl start`.
 
-use super::{archive_of, load_cluster, out, Outcome};
+use super::{archive_at, load_cluster, out, Outcome};
 use crate::cli::RestoreArgs;
 use crate::execute::restore::{self, RestoreRequest};
 use crate::observe::archive as catalog;
@@ -58,7 +58,7 @@ pub fn estimate(
 
 pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outcome> {
     let desired = load_cluster(&args.path, "restore")?;
-    let (url, region, _) = archive_of(&desired)?;
+    let super::ArchiveAt { url, region, .. } = archive_at(&desired, args.from_copy.as_deref())?;
     let now = crate::spec::time::now_unix();
     let target = target_of(args.target_time.as_deref(), args.target_lsn.as_deref(), now)?;
     // Refuse a folder in use before reading anything remote.

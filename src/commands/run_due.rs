@@ -1,7 +1,9 @@
 //! `pgdr run-due PATH [--dry-run] [--metrics-file FILE]`: for every cluster
 //! of a plan file or fleet folder, in turn, what its plan file says is due:
 //! a base backup (`base_backups.every`, its type by `full_every`), `expire`
-//! (backups beyond `keep`), a drill (`drill.every`). The decisions are
+//! (backups beyond `keep`), `copy` (a copy of the archive lacking what home
+//! holds), a drill (`drill.every`) and a region-loss drill from a copy
+//! (`drill.region_every`). The decisions are
 //! `plan::recovery::due` and `plan::recovery::expire`; the work is the
 //! `backup`, `expire` and `drill` commands, each under its own lock.
 //!
@@ -14,7 +16,9 @@
 //! done (`--dry-run`: something is due), 1 the plan files could not be read.
 
 use super::{archive_of, load_all, out, Outcome};
-use crate::cli::{BackupArgs, BackupTypeArg, DrillArgs, ExpireArgs, ListFormat, RunDueArgs};
+use crate::cli::{
+    BackupArgs, BackupTypeArg, CopyArgs, DrillArgs, ExpireArgs, ListFormat, RunDueArgs,
+};
 use crate::execute::expire;
 use crate::execute::lock::RunLock;
 use crate::observe::observe_content;
@@ -94,7 +98,11 @@ impl Tally {
 /// would delete (`None`: the task is not the plan file's).
 struct Owed {
     backup: Option<Decision>,
+    /// The copies' catch-up (`archive.copies`).
+    copy: Option<Decision>,
     drill: Option<Decision>,
+    /// The region-loss drill (`drill.region_every`).
+    region_drill: Option<Decision>,
     /// A failed newest drill that is not yet due again.
     drill_failed: Option<String>,
     expire: Option<ExpireOwed>,
@@ -128,17 +136,20 @@ impl ExpireOwed {
 }
 
 impl Owed {
+    fn decisions(&self) -> impl Iterator<Item = &Decision> {
+        self.backup
+            .iter()
+            .chain(self.copy.iter())
+            .chain(self.drill.iter())
+            .chain(self.region_drill.iter())
+    }
+
     fn anything_due(&self) -> bool {
-        self.backup.as_ref().is_some_and(|d| d.due)
-            || self.drill.as_ref().is_some_and(|d| d.due)
-            || self.expire.as_ref().is_some_and(ExpireOwed::due)
+        self.decisions().any(|d| d.due) || self.expire.as_ref().is_some_and(ExpireOwed::due)
     }
 
     fn overdue(&self) -> impl Iterator<Item = &Decision> {
-        self.backup
-            .iter()
-            .chain(self.drill.iter())
-            .filter(|d| d.overdue)
+        self.decisions().filter(|d| d.overdue)
     }
 }
 
@@ -157,7 +168,7 @@ fn decision_line(decision: &Decision) -> String {
 
 /// Reads the cluster's archive and decides what it owes; the archive's
 /// content and expire's decision are read at once.
-async fn owed(desired: &Desired, store: &Store) -> anyhow::Result<Owed> {
+async fn owed(desired: &Desired, systems: &Systems, store: &Store) -> anyhow::Result<Owed> {
     let text_url = desired
         .plan
         .archive
@@ -168,8 +179,12 @@ async fn owed(desired: &Desired, store: &Store) -> anyhow::Result<Owed> {
         observe_content(store, &text_url),
         owed_expire(desired, store)
     );
-    let content =
+    let mut content =
         content.map_err(|e| anyhow::anyhow!("cannot read the archive {text_url}: {e}"))?;
+    if let Some(archive) = &desired.plan.archive {
+        content.copies =
+            crate::observe::observe_copies(archive, systems, store, &content.backups).await;
+    }
     let now = content
         .observed_at_unix
         .unwrap_or_else(crate::spec::time::now_unix);
@@ -179,7 +194,9 @@ async fn owed(desired: &Desired, store: &Store) -> anyhow::Result<Owed> {
     };
     Ok(Owed {
         backup: due::backup(desired, &content, now),
+        copy: due::copy(desired, &content, now),
         drill,
+        region_drill: due::region_drill(desired, &content, now),
         drill_failed,
         expire: expire?,
     })
@@ -205,7 +222,7 @@ async fn cluster(
     }
     let (url, region, _) = archive_of(desired)?;
     let store = Store::s3(systems.aws.s3(&region).await, &url.bucket);
-    let first = match owed(desired, &store).await {
+    let first = match owed(desired, systems, &store).await {
         Ok(owed) => owed,
         Err(e) => {
             out(&format!("  could not decide what is due: {e:#}\n"))?;
@@ -238,7 +255,7 @@ async fn cluster(
             return Ok(());
         }
     };
-    let owed = match owed(desired, &store).await {
+    let owed = match owed(desired, systems, &store).await {
         Ok(owed) => owed,
         Err(e) => {
             out(&format!("  could not decide what is due: {e:#}\n"))?;
@@ -273,16 +290,55 @@ async fn cluster(
             Err(e) => record(tally, name, "expire", Err(e))?,
         }
     }
-    if let Some(decision) = &owed.drill {
-        out(&decision_line(decision))?;
-        if decision.due {
-            let result = super::drill::run(&drill_args(path), settings).await;
-            record(tally, name, "drill", result)?;
-        }
-    }
+    copy_and_drill(desired, &owed, settings, tally).await?;
     if let Some(failed) = &owed.drill_failed {
         out(&format!("  attention: {failed}\n"))?;
         tally.failed.push(format!("the newest drill of {name}"));
+    }
+    Ok(())
+}
+
+/// The copies' catch-up (after the backup and expire: the new backup goes
+/// along, the expired ones do not), the drill, and the region-loss drill
+/// from the first copy, each when due.
+async fn copy_and_drill(
+    desired: &Desired,
+    owed: &Owed,
+    settings: &Settings,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let (name, path) = (desired.cluster(), desired.source.as_path());
+    if let Some(decision) = &owed.copy {
+        out(&decision_line(decision))?;
+        if decision.due {
+            let args = CopyArgs {
+                path: path.to_path_buf(),
+                dry_run: false,
+                parallel: 8,
+            };
+            let result = super::copy::run(&args, settings).await;
+            record(tally, name, "copy", result)?;
+        }
+    }
+    if let Some(decision) = &owed.drill {
+        out(&decision_line(decision))?;
+        if decision.due {
+            let result = super::drill::run(&drill_args(path, None), settings).await;
+            record(tally, name, "drill", result)?;
+        }
+    }
+    if let Some(decision) = &owed.region_drill {
+        out(&decision_line(decision))?;
+        let copy = desired
+            .plan
+            .archive
+            .as_ref()
+            .and_then(|a| a.copies.first())
+            .map(|c| c.name().to_string());
+        if decision.due {
+            let result = super::drill::run(&drill_args(path, copy), settings).await;
+            record(tally, name, "region drill", result)?;
+        }
     }
     Ok(())
 }
@@ -315,10 +371,17 @@ fn say(owed: &Owed, name: &str, tally: &mut Tally, dry_run: bool) -> anyhow::Res
             tally.due.push(format!("expire of {name}"));
         }
     }
-    for decision in owed.drill.iter() {
+    for decision in owed
+        .copy
+        .iter()
+        .chain(owed.drill.iter())
+        .chain(owed.region_drill.iter())
+    {
         text.push_str(&decision_line(decision));
         if decision.due {
-            tally.due.push(format!("drill of {name}"));
+            tally
+                .due
+                .push(format!("{} of {name}", decision.task.name()));
         }
     }
     if let Some(failed) = &owed.drill_failed {
@@ -372,12 +435,13 @@ fn backup_args(path: &Path, kind: BackupType) -> BackupArgs {
     }
 }
 
-fn drill_args(path: &Path) -> DrillArgs {
+fn drill_args(path: &Path, from_copy: Option<String>) -> DrillArgs {
     DrillArgs {
         path: path.to_path_buf(),
         target_time: None,
         keep: false,
         accept_loss: false,
+        from_copy,
         format: ListFormat::Human,
     }
 }

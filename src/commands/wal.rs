@@ -6,7 +6,7 @@
 use super::{Outcome, QuietFailure};
 use crate::cli::{CompressionArg, WalFetchArgs, WalPrefetchArgs, WalPushArgs};
 use crate::execute::wal::fetch::{self as wal_fetch, Delivered};
-use crate::execute::wal::push::{self as wal_push, PushOptions, Pushed};
+use crate::execute::wal::push::{self as wal_push, CopyTarget, PushOptions, Pushed};
 use crate::format::ArchiveUrl;
 use crate::providers::aws::AwsClients;
 use crate::providers::storage::Store;
@@ -28,8 +28,22 @@ pub async fn push(args: &WalPushArgs, settings: &Settings) -> anyhow::Result<Out
         },
         parallel: usize::from(args.parallel),
     };
+    let copies = args
+        .copy
+        .iter()
+        .map(|text| parse_copy(text))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let started = std::time::Instant::now();
-    let store = || async { Store::s3(aws.s3(region).await, &bucket) };
+    let store = || async {
+        let mut targets = Vec::new();
+        for (region, url) in copies {
+            targets.push(CopyTarget {
+                store: Store::s3(aws.s3(&region).await, &url.bucket),
+                url,
+            });
+        }
+        (Store::s3(aws.s3(region).await, &bucket), targets)
+    };
     let (pushed, ahead) = wal_push::push(store, &options, &args.wal_path)
         .await
         .with_context(|| format!("wal-push {}", args.wal_path.display()))?;
@@ -46,6 +60,20 @@ pub async fn push(args: &WalPushArgs, settings: &Settings) -> anyhow::Result<Out
         "wal-push"
     );
     Ok(Outcome::Clean)
+}
+
+/// `REGION=s3://BUCKET/PREFIX/`, as `--copy` takes it.
+pub fn parse_copy(text: &str) -> anyhow::Result<(String, ArchiveUrl)> {
+    let (region, url) = text.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!("--copy {text}: expected REGION=s3://BUCKET/PREFIX/ (e.g. us-west-2=s3://orders-wal-west/orders/)")
+    })?;
+    if region.is_empty() {
+        anyhow::bail!(
+            "--copy {text}: the region before `=` is empty; expected REGION=s3://BUCKET/PREFIX/"
+        );
+    }
+    let url = ArchiveUrl::parse(url).map_err(|e| anyhow::anyhow!("--copy {text}: {e}"))?;
+    Ok((region.to_string(), url))
 }
 
 /// The exit code that makes PostgreSQL stop recovery (it reads any exit

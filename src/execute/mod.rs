@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod backup;
+pub mod copy;
 pub mod drill;
 mod error;
 pub mod expire;

@@ -26,6 +26,7 @@ pub fn content_digest(bytes: &[u8]) -> String {
 
 /// A file made ready for archiving: the digest and size of its original
 /// bytes, and the bytes to store.
+#[derive(Clone)]
 pub struct Encoded {
     pub digest: String,
     pub size: usize,

@@ -40,6 +40,9 @@ pub struct TierPolicy {
     pub min_synchronous_standbys: u32,
     #[serde(default)]
     pub min_standbys_other_region: u32,
+    /// archive.copies in a region other than aws.region.
+    #[serde(default)]
+    pub min_archive_copies_other_region: u32,
     #[serde(default)]
     pub max_rpo: Option<Duration>,
     /// drill.every must be at most this.

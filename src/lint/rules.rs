@@ -459,6 +459,20 @@ fn tier_requirements(plan: &PlanFile, tier: &TierPolicy, out: &mut Vec<Raw>) {
             ),
         );
     }
+    if tier.min_archive_copies_other_region > 0 {
+        let home = plan.aws.as_ref().map(|a| a.region.as_str());
+        let copies = plan.archive.iter().flat_map(|a| &a.copies);
+        let other = copies.filter(|c| Some(c.region.as_str()) != home).count() as u32;
+        if other < tier.min_archive_copies_other_region && plan.archive.is_some() {
+            need(
+                "archive.copies",
+                format!(
+                    "{} copy(ies) of the archive in another region than aws.region, so a restore survives the loss of the home region: add archive.copies: [{{ bucket: ..., region: ... }}]",
+                    tier.min_archive_copies_other_region
+                ),
+            );
+        }
+    }
     if let Some(max) = tier.max_rpo {
         if plan.objectives.rpo > max {
             need(

@@ -12,7 +12,9 @@ use crate::format::layout::{wal_name_of, BACKUP_JSON, PROGRESS_OBJECT};
 use crate::format::{ArchiveUrl, FormatError};
 use crate::providers::storage::{Listed, Store};
 use crate::providers::ProviderError;
-use crate::state::archive::{ArchiveLive, BackupEntry, BackupProgress, FailoversLive, WalDamage};
+use crate::state::archive::{
+    ArchiveLive, BackupEntry, BackupProgress, CopyListing, FailoversLive, WalDamage,
+};
 use crate::state::drill::DrillsLive;
 use crate::state::watch::Leases;
 use std::collections::BTreeMap;
@@ -224,6 +226,7 @@ pub async fn observe(store: &Store, url: &ArchiveUrl) -> Result<ArchiveLive, Cat
         newest_age_seconds: None,
         drills: DrillsLive::default(),
         observed_at_unix: None,
+        copies: Vec::new(),
     })
 }
 
@@ -296,4 +299,49 @@ pub async fn leases(
         return Ok(None);
     };
     Ok(Some(catalog::leases(&key, &fetched.body)?))
+}
+
+/// Every current WAL object from `first`'s timeline and log on: (name, stored at).
+async fn wal_listed(
+    (store, url): (&Store, &ArchiveUrl),
+    first: Option<&str>,
+) -> Result<Vec<(String, i64)>, CatalogError> {
+    let prefix = url.wal_prefix();
+    let start_after = first.map(|f| format!("{prefix}{}", f.get(..16).unwrap_or(f)));
+    let listing = WalListing {
+        objects: store.list(&prefix, start_after.as_deref()).await?,
+        damaged: Vec::new(),
+    };
+    Ok(listing.archived(url))
+}
+
+/// A copy's listings beside home's WAL: home's WAL from `first` (a segment
+/// name: `plan` gives the newest backup's first segment, `copy` the
+/// oldest's) on, the copy's from the same segment, the copy's complete
+/// backups and its (region-loss) drill reports. Two WAL listings, one
+/// listing of the copy's `base/`, and its drills.
+pub async fn copy_listing(
+    home: (&Store, &ArchiveUrl),
+    first: Option<&str>,
+    copy: (&Store, &ArchiveUrl),
+) -> Result<CopyListing, CatalogError> {
+    let (home_wal, copy_wal, copy_folders, drills) = tokio::join!(
+        wal_listed(home, first),
+        wal_listed(copy, first),
+        backup_folders(copy.0, copy.1),
+        drills(copy.0, copy.1)
+    );
+    let folders = copy_folders?;
+    let incomplete: Vec<&String> = incomplete(&folders).into_iter().map(|(id, _)| id).collect();
+    let backups = folders
+        .keys()
+        .filter(|id| !incomplete.contains(id))
+        .cloned()
+        .collect();
+    Ok(CopyListing {
+        home_wal: home_wal?,
+        wal: copy_wal?,
+        backups,
+        drills: drills?,
+    })
 }

@@ -119,7 +119,15 @@ async fn observe_with(
                 let store = Store::s3(systems.aws.s3(region).await, archive.bucket.as_str());
                 let content = async {
                     match bucket.exists && desired.archiver() == Some(Archiver::Pgdr) {
-                        true => Some(observe_content(&store, &archive.url()).await),
+                        true => {
+                            let mut content = observe_content(&store, &archive.url()).await;
+                            if let Ok(content) = &mut content {
+                                content.copies =
+                                    observe_copies(archive, systems, &store, &content.backups)
+                                        .await;
+                            }
+                            Some(content)
+                        }
                         false => None,
                     }
                 };
@@ -150,6 +158,7 @@ async fn observe_with(
         _ => None,
     };
     let rds_state = rds_from(desired, shared)?;
+    let archive_copies = copy_buckets(desired, shared);
     let (primary, standbys, archive) = tokio::join!(primary, standbys, archive);
     let (archive, archive_content, (failovers, leases)) = archive?;
     let (primary, primary_error) = primary?;
@@ -158,6 +167,7 @@ async fn observe_with(
         primary_error,
         standbys: standbys.into_iter().collect(),
         archive,
+        archive_copies,
         archive_content,
         failovers,
         leases,
@@ -216,6 +226,64 @@ async fn observe_roles(
             .flatten()
     };
     tokio::join!(failovers, leases)
+}
+
+/// The buckets of the archive's copies. One that cannot be read (its region
+/// down) is not planned; its content says why, and that is the problem
+/// reported.
+fn copy_buckets(desired: &Desired, shared: &Shared) -> Vec<crate::state::s3::S3Live> {
+    let archive = desired.plan.archive.iter();
+    archive
+        .flat_map(|a| &a.copies)
+        .filter_map(|c| {
+            shared
+                .bucket(&c.region, c.bucket.as_str(), desired.cluster())
+                .ok()
+        })
+        .collect()
+}
+
+/// Each copy of the archive against home ([`archive::copy_listing`]), all
+/// at once; one that cannot be read says why.
+pub async fn observe_copies(
+    archive: &crate::spec::Archive,
+    systems: &Systems,
+    home: &Store,
+    home_backups: &[crate::state::archive::BackupEntry],
+) -> Vec<crate::state::archive::CopyLive> {
+    let Ok(home_url) = ArchiveUrl::parse(&archive.url()) else {
+        return Vec::new();
+    };
+    let home_url = &home_url;
+    futures_util::future::join_all(archive.copies.iter().map(|copy| async move {
+        let url = archive.copy_url(copy);
+        let content = match ArchiveUrl::parse(&url) {
+            Err(e) => Err(e),
+            Ok(copy_url) => {
+                let store = Store::s3(systems.aws.s3(&copy.region).await, &copy_url.bucket);
+                let first = home_backups.last().map(|b| b.start_wal.as_str());
+                archive::copy_listing((home, home_url), first, (&store, &copy_url))
+                    .await
+                    .map(|mut listing| {
+                        let now = crate::spec::time::now_unix();
+                        listing.drills.newest_age_seconds = listing
+                            .drills
+                            .newest
+                            .as_ref()
+                            .map(|d| (now - d.started_at.secs()).max(0) as u64);
+                        listing
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        };
+        crate::state::archive::CopyLive {
+            name: copy.name().to_string(),
+            url,
+            region: copy.region.clone(),
+            content,
+        }
+    }))
+    .await
 }
 
 /// The backups and the WAL since the newest (see [`archive::observe`] for the

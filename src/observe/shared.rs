@@ -91,6 +91,10 @@ fn wanted<'a>(desired: impl IntoIterator<Item = &'a Desired>) -> Wanted {
         if let Some(archive) = &plan.archive {
             w.buckets
                 .insert((region.clone(), archive.bucket.as_str().to_string()));
+            for copy in &archive.copies {
+                w.buckets
+                    .insert((copy.region.clone(), copy.bucket.as_str().to_string()));
+            }
         }
     }
     w

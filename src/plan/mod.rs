@@ -242,6 +242,17 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     if let (Some(archive), Some(s3)) = (&desired.plan.archive, &live.archive) {
         s3::plan_archive(&cluster, region, archive, s3, &mut plan);
     }
+    // Each copy's bucket keeps the home bucket's protections and retention.
+    for copy in desired.plan.archive.iter().flat_map(|a| &a.copies) {
+        let copied = desired.plan.archive.as_ref().map(|a| a.as_copy(copy));
+        let bucket = live
+            .archive_copies
+            .iter()
+            .find(|b| b.bucket == copy.bucket.as_str());
+        if let (Some(copied), Some(s3)) = (copied, bucket) {
+            s3::plan_archive(&cluster, &copy.region, &copied, s3, &mut plan);
+        }
+    }
     // The objective checks (backups, WAL, drills, expiry): judged once, in
     // `assess`, which `status` reads too. Ages come from the observation.
     for finding in assess::assess(desired, live, None).findings {

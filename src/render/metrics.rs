@@ -41,6 +41,10 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("pgdr_last_passed_drill_timestamp_seconds", "gauge", "When the newest drill that passed started."),
     ("pgdr_last_passed_drill_rto_seconds", "gauge", "The RTO the newest passed drill measured."),
     ("pgdr_last_passed_drill_rpo_seconds", "gauge", "The RPO the newest passed drill achieved."),
+    ("pgdr_copy_up", "gauge", "1 when the copy of the archive (archive.copies) could be read."),
+    ("pgdr_copy_wal_behind_segments", "gauge", "WAL files home holds (from its newest backup on) that the copy lacks."),
+    ("pgdr_copy_behind_seconds", "gauge", "How long home has held the oldest WAL file the copy lacks (0 when it lacks none)."),
+    ("pgdr_copy_backups_behind", "gauge", "Complete backups home holds that the copy lacks."),
     ("pgdr_failover_automatic", "gauge", "1 when automatic failover is armed (failover.automatic and a watcher holding its lease)."),
     ("pgdr_problem", "gauge", "One series per finding beyond the plan (as status and plan report it): its address and rule."),
 ];
@@ -118,6 +122,7 @@ pub fn cluster_samples(desired: &Desired, live: Option<&Live>, now: i64) -> Vec<
         );
     }
     archiver_samples(&mut out, live);
+    copy_samples(&mut out, &status.copies);
     if let Some(window) = &status.recoverable_window {
         let time = |text: &str| parse_rfc3339(text).map(|t| t as f64);
         gauge(
@@ -205,6 +210,34 @@ fn archiver_samples(out: &mut Vec<Sample>, live: &Live) {
     };
     let ready = ready_segments(archiver, size.unwrap_or(DEFAULT_SEGMENT_SIZE));
     gauge(out, "pgdr_wal_ready_segments", vec![], ready);
+}
+
+/// Each copy of the archive: readable, and how far behind home.
+fn copy_samples(out: &mut Vec<Sample>, copies: &[crate::plan::assess::copies::CopyFigure]) {
+    for copy in copies {
+        let label = vec![("copy", copy.name.clone())];
+        let up = copy.error.is_none();
+        gauge(out, "pgdr_copy_up", label.clone(), Some(flag(up)));
+        let value = |v: Option<f64>| v.filter(|_| up);
+        gauge(
+            out,
+            "pgdr_copy_wal_behind_segments",
+            label.clone(),
+            value(copy.wal_behind.map(|n| n as f64)),
+        );
+        gauge(
+            out,
+            "pgdr_copy_behind_seconds",
+            label.clone(),
+            value(copy.seconds_behind.map(|n| n as f64)),
+        );
+        gauge(
+            out,
+            "pgdr_copy_backups_behind",
+            label,
+            value(copy.backups_behind.map(|n| n as f64)),
+        );
+    }
 }
 
 /// The newest backup of each type, and the newest drill and passed drill.

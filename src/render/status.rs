@@ -51,6 +51,9 @@ pub struct ClusterStatus {
     /// Automatic failover, with a `failover` section.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failover: Option<WatchStatus>,
+    /// Each copy of the archive (`archive.copies`): how far it is behind home.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<crate::plan::assess::copies::CopyFigure>,
     /// Figures beyond the plan's objectives, one line each.
     pub beyond: Vec<String>,
     /// Why the cluster could not be read.
@@ -188,6 +191,7 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
             }),
         next_expiry: figures.next_expiry.map(|(at, what)| Expiry { at, what }),
         last_failover: figures.last_failover,
+        copies: figures.copies,
         failover: figures.watch.map(|w| WatchStatus {
             automatic: w.armed,
             watcher: w.watcher,
@@ -324,6 +328,9 @@ pub fn human(report: &StatusReport) -> String {
                 ));
             }
         }
+        for copy in &c.copies {
+            text.push_str(&copy_line(copy));
+        }
         if let Some(e) = &c.next_expiry {
             text.push_str(&format!("  next expiry      {}: {}\n", e.at, e.what));
         }
@@ -333,4 +340,23 @@ pub fn human(report: &StatusReport) -> String {
         text.push('\n');
     }
     text
+}
+
+/// `  copy us-west-2    s3://… (us-west-2): 2 WAL behind (40s), newest backup …`
+fn copy_line(copy: &crate::plan::assess::copies::CopyFigure) -> String {
+    let what = match &copy.error {
+        Some(why) => format!("UNREADABLE: {why}"),
+        None => format!(
+            "{} WAL file(s) behind home ({}), {} backup(s) behind; newest WAL {}, newest backup {}",
+            copy.wal_behind.unwrap_or(0),
+            seconds(copy.seconds_behind.map(|s| s as f64)),
+            copy.backups_behind.unwrap_or(0),
+            copy.newest_wal.as_deref().unwrap_or("none"),
+            copy.newest_backup.as_deref().unwrap_or("none")
+        ),
+    };
+    format!(
+        "  copy {:<11} {} ({}): {what}\n",
+        copy.name, copy.url, copy.region
+    )
 }

@@ -125,6 +125,31 @@ pub struct Archive {
     /// How the database host calls pgdr; `pgdr` on its PATH by default.
     #[serde(default)]
     pub pgdr_path: Option<String>,
+    /// Further archives, each a bucket in another region: `wal-push` stores
+    /// every WAL file at home first, then in each copy, and `pgdr copy` (run by
+    /// `run-due` and `watch`) fills in what a copy lacks, backups included.
+    /// `restore` and `drill` take `--from-copy NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<ArchiveCopy>,
+}
+
+/// One further archive: a bucket in another region holding the same WAL and
+/// base backups as the home bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveCopy {
+    /// How `--from-copy`, addresses (`archive.copies.<name>`) and reports name
+    /// it; the region by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,40}$"))]
+    pub name: Option<String>,
+    /// The copy's S3 bucket.
+    pub bucket: BucketName,
+    /// The bucket's region.
+    pub region: String,
+    /// The key prefix in the copy's bucket; the home archive's by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 impl Archive {
@@ -135,5 +160,36 @@ impl Archive {
     /// `s3://<bucket>/<prefix>`: how the archive commands name this archive.
     pub fn url(&self) -> String {
         format!("s3://{}/{}", self.bucket.as_str(), self.prefix)
+    }
+
+    /// The archive a copy is: home's settings (protections, retention,
+    /// compression) in the copy's bucket and prefix, with no copies of its own.
+    pub fn as_copy(&self, copy: &ArchiveCopy) -> Archive {
+        Archive {
+            bucket: copy.bucket.clone(),
+            prefix: copy.prefix.clone().unwrap_or_else(|| self.prefix.clone()),
+            copies: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The copy named `name`.
+    pub fn copy(&self, name: &str) -> Option<&ArchiveCopy> {
+        self.copies.iter().find(|c| c.name() == name)
+    }
+
+    /// `s3://<bucket>/<prefix>` of a copy: its own prefix, else home's.
+    pub fn copy_url(&self, copy: &ArchiveCopy) -> String {
+        format!(
+            "s3://{}/{}",
+            copy.bucket.as_str(),
+            copy.prefix.as_deref().unwrap_or(&self.prefix)
+        )
+    }
+}
+
+impl ArchiveCopy {
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.region)
     }
 }

@@ -21,13 +21,30 @@ pub struct Drill {
     /// judged against the objectives).
     #[serde(default)]
     pub failover_every: Option<Duration>,
+    /// A region-loss drill (`pgdr drill --from-copy NAME`: restored from a
+    /// copy of the archive, the home bucket and the primary left alone) at
+    /// least this often; `plan` reads the reports stored in the copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_every: Option<Duration>,
+    /// A check slower than it was in the newest passed drill by more than
+    /// this factor fails (`2` = twice as slow). Differences under 100 ms are
+    /// never judged: they are noise, not a slower plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0))]
+    pub max_slowdown: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrillCheck {
+    /// The check's name in the drill report.
     pub name: String,
+    /// SQL run on the restored server; its first column of its first row must be true.
     pub sql: String,
+    /// The check fails when it takes longer than this (`2s`, `1m`): the
+    /// playbook's "query performance before promoting".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<Duration>,
 }
 
 /// Where a drill restores to, as the plan file says it.

@@ -25,7 +25,9 @@ mod validate;
 mod values;
 pub mod yaml;
 
-pub use archive::{Archive, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock};
+pub use archive::{
+    Archive, ArchiveCopy, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock,
+};
 pub use drill::{Drill, DrillCheck, DrillTarget};
 pub use endpoint::Endpoint;
 pub use error::{SpecError, SpecErrors};
@@ -115,6 +117,13 @@ impl Desired {
         }
         if archive.compression != Compression::default() {
             command.push_str(&format!(" --compression {}", archive.compression.as_str()));
+        }
+        for copy in &archive.copies {
+            command.push_str(&format!(
+                " --copy {}={}",
+                copy.region,
+                archive.copy_url(copy)
+            ));
         }
         Some(command)
     }

@@ -105,6 +105,22 @@ fn check_drill(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
                 "a drill restores from the archive (or RDS point-in-time recovery); add an `archive` section".into(),
             );
         }
+        if let Some(factor) = drill.max_slowdown {
+            if !(factor >= 1.0 && factor.is_finite()) {
+                err(
+                    "drill.max_slowdown",
+                    format!("{factor} is not a slowdown factor; expected a number of at least 1 (2 = a check may take twice as long as in the last passed drill)"),
+                );
+            }
+        }
+        if drill.region_every.is_some() && plan.archive.as_ref().is_none_or(|a| a.copies.is_empty())
+        {
+            err(
+                "drill.region_every",
+                "a region-loss drill restores from a copy of the archive; add `archive.copies`"
+                    .into(),
+            );
+        }
         let mut names = BTreeSet::new();
         for (i, check) in drill.checks.iter().enumerate() {
             if check.name.trim().is_empty() || check.sql.trim().is_empty() {
@@ -211,6 +227,7 @@ fn check_archive(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
                 _ => {}
             }
         }
+        check_copies(archive, err);
         if let Some(base) = &archive.base_backups {
             if base.keep == 0 {
                 err("archive.base_backups.keep", "must be at least 1".into());
@@ -354,6 +371,67 @@ fn check_failover(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
             err(
                 key,
                 "must not be empty: give the command, or leave the key out".into(),
+            );
+        }
+    }
+}
+
+/// `archive.copies`: each a name of its own, a region, a prefix like home's,
+/// and somewhere other than home (a copy in the home bucket and prefix would
+/// be the archive itself).
+fn check_copies(archive: &super::Archive, err: &mut impl FnMut(&str, String)) {
+    let mut names = BTreeSet::new();
+    for (i, copy) in archive.copies.iter().enumerate() {
+        let at = format!("archive.copies[{i}]");
+        let name = copy.name();
+        let name_ok = !name.is_empty()
+            && name.len() <= 40
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            err(
+                &format!("{at}.name"),
+                format!("`{name}` is not a copy name; expected 1-40 of a-z, 0-9 and `-` (it defaults to the region)"),
+            );
+        }
+        if !names.insert(name) {
+            err(
+                &format!("{at}.name"),
+                format!("`{name}` names two copies; give each its own `name` (`--from-copy` and the addresses use it)"),
+            );
+        }
+        let region_ok = !copy.region.is_empty()
+            && copy
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            err(
+                &format!("{at}.region"),
+                format!("`{}` is not an AWS region name; expected lower-case letters, digits and `-` (e.g. us-west-2)", copy.region),
+            );
+        }
+        if let Some(prefix) = &copy.prefix {
+            let safe = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+            if !prefix.chars().all(safe) {
+                err(
+                    &format!("{at}.prefix"),
+                    format!("`{prefix}` goes into archive_command; expected letters, digits and / . _ - (e.g. `orders/`)"),
+                );
+            } else if !prefix.is_empty() && (!prefix.ends_with('/') || prefix.starts_with('/')) {
+                err(
+                    &format!("{at}.prefix"),
+                    format!(
+                        "`{prefix}` must end with `/` and must not start with one (e.g. `orders/`)"
+                    ),
+                );
+            }
+        }
+        if archive.copy_url(copy) == archive.url() {
+            err(
+                &format!("{at}.bucket"),
+                "the copy is the home archive itself (same bucket and prefix); name a bucket in another region".into(),
             );
         }
     }

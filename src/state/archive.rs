@@ -333,6 +333,55 @@ pub struct ArchiveLive {
     /// When this was read (seconds since the epoch): ages are measured from it.
     #[serde(default)]
     pub observed_at_unix: Option<i64>,
+    /// Each copy of the archive (`archive.copies`), in the plan's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyLive>,
+}
+
+/// One copy of the archive as observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopyLive {
+    /// Its name in `archive.copies`.
+    pub name: String,
+    /// `s3://<bucket>/<prefix>`.
+    pub url: String,
+    pub region: String,
+    /// What it holds, beside home's listing read at the same time; `Err`
+    /// says why it could not be read.
+    pub content: Result<CopyListing, String>,
+}
+
+/// A copy's listings (and home's WAL listed with them), as `plan::recovery::copy::lag` compares them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyListing {
+    /// Home's WAL from its newest backup's first segment on: (name, stored at).
+    pub home_wal: Vec<(String, i64)>,
+    /// The copy's WAL from the same segment on.
+    pub wal: Vec<(String, i64)>,
+    /// The copy's complete backups.
+    pub backups: Vec<String>,
+    /// The region-loss drills stored in the copy.
+    pub drills: crate::state::drill::DrillsLive,
+}
+
+/// How far a copy is behind home: what home has that it lacks. Plain data,
+/// computed by `plan::recovery::copy::lag`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyLag {
+    /// WAL files home holds from its newest backup's first segment on that
+    /// the copy lacks, sorted.
+    pub wal_missing: Vec<String>,
+    /// When home stored the oldest of them (seconds since the epoch): the
+    /// copy is missing what home has had since then.
+    pub missing_since_unix: Option<i64>,
+    /// The newest WAL file in the copy and at home (from home's newest
+    /// backup on).
+    pub newest_wal: Option<String>,
+    pub home_newest_wal: Option<String>,
+    /// Complete backups at home the copy has no complete copy of, oldest first.
+    pub backups_missing: Vec<String>,
+    /// The newest complete backup in the copy.
+    pub newest_backup: Option<String>,
 }
 
 /// The role changes a bucket records (`failovers/<ts>.json`), as `plan` and

@@ -54,6 +54,16 @@ pub struct DrillReport {
     /// journal, like a role change's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<crate::state::journal::StepRecord>,
+    /// What the drill turned off so the scratch server cannot talk to
+    /// production: archiving, logical replication workers, each subscription
+    /// of the restored copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolation: Vec<String>,
+    /// A region-loss drill: the copy of the archive it restored from (its
+    /// name in `archive.copies`); the report is stored in that copy. `None`:
+    /// restored from the home archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_copy: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -67,6 +77,21 @@ pub struct CheckResult {
     pub name: String,
     pub ok: bool,
     pub detail: String,
+    /// How long the check took (the plan's SQL checks; `max_duration` and
+    /// `drill.max_slowdown` judge it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+
+impl CheckResult {
+    pub fn new(name: &str, ok: bool, detail: impl Into<String>) -> Self {
+        CheckResult {
+            name: name.to_string(),
+            ok,
+            detail: detail.into(),
+            duration_seconds: None,
+        }
+    }
 }
 
 /// The drills a bucket holds, as `plan`, `status` and `expire` need them.
@@ -112,6 +137,8 @@ impl DrillReport {
             pg_version,
             accepted_loss: None,
             steps: Vec::new(),
+            isolation: Vec::new(),
+            from_copy: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Live {
     /// Self-managed standbys by name.
     pub standbys: BTreeMap<String, StandbyLive>,
     pub archive: Option<S3Live>,
+    /// The buckets of the archive's copies (`archive.copies`) that could be
+    /// read, each with its settings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archive_copies: Vec<S3Live>,
     /// What the archive holds (backups, WAL since the newest), read when pgdr
     /// archives (`archiver: pgdr`) and the bucket exists; `Err` says why it
     /// could not be read. Not digested: it grows on its own with every segment.

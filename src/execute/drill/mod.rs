@@ -13,6 +13,7 @@
 //!   nothing was written: an upper bound, never an underestimate.
 
 pub mod checks;
+pub mod pages;
 pub mod rds;
 pub mod scratch;
 pub mod steps;
@@ -20,7 +21,7 @@ pub mod steps;
 use super::steps::{run_steps, DynStep};
 use super::ArchiveError;
 use crate::format::ArchiveUrl;
-use crate::plan::recovery::drill::judge;
+use crate::plan::recovery::drill::{judge, Timing};
 use crate::plan::recovery::restore::{Chosen, Target};
 use crate::providers::storage::Store;
 use crate::spec::DrillCheck;
@@ -37,6 +38,8 @@ pub struct DrillRequest<'a> {
     pub target: Target,
     pub chosen: Chosen,
     pub checks: &'a [DrillCheck],
+    /// What the checks' durations are judged against.
+    pub timing: Timing,
     pub objectives: Objectives,
     /// The databases the source lists (compared with the restored server's),
     /// when the source could be read and the target is `latest`.
@@ -54,6 +57,8 @@ pub struct DrillRequest<'a> {
     /// Drill start, for RTO; and as seconds since the epoch (for `latest`, the target time).
     pub started: Instant,
     pub started_unix: i64,
+    /// `--from-copy NAME`: restored from that copy of the archive.
+    pub from_copy: Option<String>,
 }
 
 /// Runs the drill. `Err` only when it could not run at all (no scratch
@@ -79,6 +84,7 @@ pub async fn run(
         backup.pg_version,
     );
     report.accepted_loss = request.chosen.accepted_loss.clone();
+    report.from_copy = request.from_copy.clone();
     let drill = steps::Drill::new(store, request, &scratch, report);
     let sequence = steps::sequence();
     let refs: Vec<&dyn DynStep<steps::Drill>> = sequence.iter().map(|s| s.as_ref()).collect();

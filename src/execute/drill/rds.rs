@@ -30,6 +30,7 @@ pub struct RdsDrillRequest<'a> {
     pub instance: &'a str,
     pub target: Target,
     pub checks: &'a [DrillCheck],
+    pub timing: crate::plan::recovery::drill::Timing,
     pub objectives: Objectives,
     pub source_databases: Option<Vec<String>>,
     /// The primary's conninfo (user, database, TLS); its host is replaced by the scratch instance's.
@@ -151,14 +152,14 @@ async fn checks(
         }
     };
     report.recovery_seconds = waiting.elapsed().as_secs_f64();
-    report.checks.push(CheckResult {
-        name: "available".into(),
-        ok: true,
-        detail: format!(
+    report.checks.push(CheckResult::new(
+        "available",
+        true,
+        format!(
             "{id} ({} {}) available after {:.1}s",
             live.engine, live.engine_version, report.recovery_seconds
         ),
-    });
+    ));
     let reachable = match (&request.conninfo, &live.endpoint) {
         (None, _) => Err("no primary.postgres conninfo to connect with".to_string()),
         (_, None) => Err("the instance reports no endpoint".to_string()),
@@ -171,23 +172,21 @@ async fn checks(
     };
     match reachable {
         Err(why) => {
-            report.checks.push(CheckResult {
-                name: "connects".into(),
-                ok: false,
-                detail: format!("{why}; the SQL checks were not run"),
-            });
+            report.checks.push(CheckResult::new(
+                "connects",
+                false,
+                format!("{why}; the SQL checks were not run"),
+            ));
         }
         Ok(pg) => {
-            report.checks.push(CheckResult {
-                name: "connects".into(),
-                ok: true,
-                detail: String::new(),
-            });
+            report.checks.push(CheckResult::new("connects", true, ""));
             if let Some(source) = &request.source_databases {
                 report.checks.push(databases_check(&pg, source).await);
             }
             for check in request.checks {
-                report.checks.push(sql_check(&pg, check).await);
+                report
+                    .checks
+                    .push(sql_check(&pg, check, &request.timing).await);
             }
         }
     }

@@ -14,6 +14,12 @@ use crate::providers::os_user;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+/// What [`Scratch::start`] turns off, as the drill report lists it.
+pub const ISOLATION: [&str; 2] = [
+    "archive_mode = off: the restored server archives nothing",
+    "max_logical_replication_workers = 0: no subscription of the restored copy can start",
+];
+
 /// Marks a scratch folder kept by `--keep`: the next drill does not remove it.
 pub const KEPT: &str = "pgdr-drill-kept";
 /// The server's own authentication rules: the Unix socket in the private
@@ -103,12 +109,13 @@ impl Scratch {
     }
 
     /// Starts the restored server: archiving off (a drill never writes into
-    /// the archive), no synchronous standbys to wait for, reachable on the
-    /// private socket only.
+    /// the archive), no logical replication workers (a restored subscriber
+    /// would connect to the production publisher and consume its slot), no
+    /// synchronous standbys to wait for, reachable on the private socket only.
     pub fn start(&self) -> Result<(), ArchiveError> {
         self.server.adopt(&self.dir)?;
         self.server.start(&format!(
-            "-c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c synchronous_standby_names= -c hot_standby=on",
+            "-c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c max_logical_replication_workers=0 -c synchronous_standby_names= -c hot_standby=on",
             self.dir.join(HBA).display()
         ))
     }

@@ -1,12 +1,14 @@
 //! A drill's steps, run by [`crate::execute::steps`] like a role change's,
 //! each observing before it acts and checked again after:
 //!
-//! restore-backup → start-server → recover → check.
+//! restore-backup → verify-pages → start-server → recover → check (the
+//! scratch server detached from production first).
 //!
 //! A failed step stops the drill, and its message is the drill's first
 //! failure; the records are the report's journal (`steps`).
 
-use super::checks::{amcheck, databases_check, sql_check};
+use super::checks::{amcheck, databases_check, detach_subscriptions, extensions_check, sql_check};
+use super::pages;
 use super::scratch::Scratch;
 use super::DrillRequest;
 use crate::execute::restore::{self, RestoreRequest};
@@ -131,6 +133,79 @@ impl<'a> Step<Drill<'a>> for RestoreBackup {
             )
             .map_err(|e| ArchiveError::io(&conf, e))?;
         }
+        crate::execute::failpoint::reached("drill-restored").await;
+        Ok(())
+    }
+}
+
+/// The restored folder's page checksums, before the server starts.
+pub struct VerifyPages;
+
+/// The check `verify-pages` records.
+const PAGE_CHECK: &str = "page-checksums";
+
+impl<'a> Step<Drill<'a>> for VerifyPages {
+    type Seen = bool;
+    type Act = ();
+    type Error = ArchiveError;
+    fn name(&self) -> &str {
+        "verify-pages"
+    }
+    async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, ArchiveError> {
+        Ok(ctx
+            .report
+            .lock()
+            .unwrap()
+            .checks
+            .iter()
+            .any(|c| c.name == PAGE_CHECK))
+    }
+    fn decide(&self, verified: &bool) -> Decision {
+        if *verified {
+            Decision::Done("the pages are verified".into())
+        } else {
+            Decision::Act(
+                "verify the page checksums of the restored folder".into(),
+                (),
+            )
+        }
+    }
+    async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), ArchiveError> {
+        let data = ctx.scratch.server.data().to_path_buf();
+        let controldata = ctx.scratch.server.local.bin("pg_controldata");
+        let start_lsn = ctx.request.chosen.backup.start_lsn.0;
+        let result = tokio::task::spawn_blocking(move || {
+            if !pages::checksums_on(&controldata, &data)? {
+                return Ok(CheckResult::new(
+                    PAGE_CHECK,
+                    true,
+                    "the cluster has no data checksums (initdb --data-checksums turns them on): nothing to verify",
+                ));
+            }
+            let scan = pages::scan(&data, start_lsn)?;
+            Ok::<_, ArchiveError>(match scan.bad.split_first() {
+                None => CheckResult::new(
+                    PAGE_CHECK,
+                    true,
+                    format!("{} pages in {} files verified", scan.pages, scan.files),
+                ),
+                Some(((file, block), more)) => CheckResult::new(
+                    PAGE_CHECK,
+                    false,
+                    format!(
+                        "checksum verification failed in file \"{file}\", block {block}{}",
+                        if more.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and {} more page(s)", more.len())
+                        }
+                    ),
+                ),
+            })
+        })
+        .await
+        .map_err(|e| ArchiveError::Failed(format!("verifying the pages: {e}")))??;
+        ctx.report.lock().unwrap().checks.push(result);
         Ok(())
     }
 }
@@ -204,11 +279,9 @@ impl<'a> Step<Drill<'a>> for Recover {
             "accepts connections and promoted after {:.1}s of recovery",
             report.recovery_seconds
         );
-        report.checks.push(CheckResult {
-            name: "recovered".into(),
-            ok: true,
-            detail,
-        });
+        report
+            .checks
+            .push(CheckResult::new("recovered", true, detail));
         Ok(())
     }
 }
@@ -225,8 +298,8 @@ impl<'a> Step<Drill<'a>> for Check {
         "check"
     }
     async fn observe(&self, ctx: &Drill<'a>) -> Result<bool, ArchiveError> {
-        // `recovered` is the first check; the others come from this step.
-        Ok(ctx.report.lock().unwrap().checks.len() > 1)
+        let report = ctx.report.lock().unwrap();
+        Ok(report.checks.iter().any(|c| c.name == "pg_amcheck"))
     }
     fn decide(&self, checked: &bool) -> Decision {
         if *checked {
@@ -241,15 +314,32 @@ impl<'a> Step<Drill<'a>> for Check {
         let pg = postgres::connect("restored", &ctx.info()?, &PgEnv::default()).await?;
         let replayed = postgres::backup::replayed(&pg).await?;
         let (last_commit, replay_lsn) = (replayed.commit_epoch, replayed.lsn);
+        // Detached before anything else runs on it; the server started with
+        // no replication workers and no archiving (`Scratch::start`).
+        let detached = detach_subscriptions(&pg, ctx.scratch, &request.user)
+            .await
+            .map_err(|e| {
+                ArchiveError::Failed(format!("detaching the restored copy's subscriptions: {e}"))
+            })?;
         let mut checks = Vec::new();
         if let Some(source) = &request.source_databases {
             checks.push(databases_check(&pg, source).await);
         }
+        checks.push(extensions_check(&pg, ctx.scratch, &request.user).await);
         checks.push(amcheck(ctx.scratch, &request.user).await);
         for check in request.checks {
-            checks.push(sql_check(&pg, check).await);
+            checks.push(sql_check(&pg, check, &request.timing).await);
         }
         let mut report = ctx.report.lock().unwrap();
+        report
+            .isolation
+            .extend(super::scratch::ISOLATION.iter().map(|s| s.to_string()));
+        if detached.is_empty() {
+            report
+                .isolation
+                .push("the restored copy has no logical replication subscriptions".into());
+        }
+        report.isolation.extend(detached);
         if let (Some(end), start) = (replay_lsn, backup.start_lsn) {
             report.replayed_wal_bytes = end.0.saturating_sub(start.0);
         }
@@ -273,6 +363,7 @@ impl<'a> Step<Drill<'a>> for Check {
 pub fn sequence<'a>() -> Vec<Box<dyn DynStep<Drill<'a>> + 'a>> {
     vec![
         Box::new(RestoreBackup),
+        Box::new(VerifyPages),
         Box::new(StartServer),
         Box::new(Recover),
         Box::new(Check),

@@ -50,12 +50,29 @@ impl RunLock {
         kind: &str,
         command: &str,
     ) -> Result<RunLock, LockError> {
+        let home = match &desired.plan.archive {
+            Some(archive) => Some((
+                crate::format::ArchiveUrl::parse(&archive.url()).map_err(LockError::Bucket)?,
+                desired.region().to_string(),
+            )),
+            None => None,
+        };
+        Self::acquire_in(desired, systems, lock_dir, (kind, command), home).await
+    }
+
+    /// As [`RunLock::acquire`], with the bucket lock in `archive` (a copy's
+    /// URL and region: a region-loss drill never writes to the home bucket).
+    pub async fn acquire_in(
+        desired: &Desired,
+        systems: &Systems,
+        lock_dir: &std::path::Path,
+        (kind, command): (&str, &str),
+        archive: Option<(crate::format::ArchiveUrl, String)>,
+    ) -> Result<RunLock, LockError> {
         let local = ClusterLock::acquire_holding(lock_dir, desired.cluster(), kind, command)?;
-        let bucket = match &desired.plan.archive {
-            Some(archive) => {
-                let url =
-                    crate::format::ArchiveUrl::parse(&archive.url()).map_err(LockError::Bucket)?;
-                let client = systems.aws.s3(desired.region()).await;
+        let bucket = match archive {
+            Some((url, region)) => {
+                let client = systems.aws.s3(&region).await;
                 BucketLock::acquire(
                     crate::providers::storage::Store::s3(client, &url.bucket),
                     &url,

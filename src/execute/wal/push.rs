@@ -15,6 +15,15 @@
 //!   own digest and the same URL before it counts, so a note can never make an
 //!   unstored file look archived. Notes live in `pg_wal`, which base backups
 //!   leave out, so a copy of the data directory never inherits them.
+//! - copies (`archive.copies`, `--copy`): once a file is stored at home, it
+//!   is stored in each copy too, within [`COPY_BUDGET`]. A copy that fails
+//!   never fails the push (home has the file, PostgreSQL may recycle it):
+//!   it is warned about and noted in `pg_wal/pgdr/copy-down/`, and for
+//!   [`COPY_PAUSE`] after that pushes leave that copy alone, so an
+//!   unreachable region costs archiving one wait a minute, not one a file
+//!   (`pg_wal` filling up behind a slow archive is the failure users of
+//!   multi-repository archivers report most). `pgdr copy` fills in what a
+//!   copy missed.
 
 use super::file;
 use crate::execute::ArchiveError;
@@ -45,12 +54,24 @@ pub struct PushOptions {
     pub parallel: usize,
 }
 
+/// A further archive each pushed file is stored in after home.
+#[derive(Clone)]
+pub struct CopyTarget {
+    pub url: ArchiveUrl,
+    pub store: Store,
+}
+
+/// How long one push waits for a copy before leaving the file to `pgdr copy`.
+pub const COPY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long pushes leave a copy alone after it failed.
+pub const COPY_PAUSE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The most files one invocation pushes ahead, so a huge backlog is worked
 /// through in bounded rounds (PostgreSQL calls again for the next file).
 const AHEAD_PER_PARALLEL: usize = 4;
 
-/// Pushes `wal_path`; `store` builds the archive's store (no request is
-/// sent unless the file must be stored).
+/// Pushes `wal_path`; `store` builds the archive's store and the copies'
+/// (no request is sent unless the file must be stored).
 pub async fn push<F, Fut>(
     store: F,
     options: &PushOptions,
@@ -58,7 +79,7 @@ pub async fn push<F, Fut>(
 ) -> Result<(Pushed, usize), ArchiveError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Store>,
+    Fut: std::future::Future<Output = (Store, Vec<CopyTarget>)>,
 {
     let name = file_name(wal_path)?;
     let wal_dir = wal_path.parent().unwrap_or(Path::new("."));
@@ -83,8 +104,14 @@ where
     // first, because setting up the client keeps this thread busy for
     // milliseconds before it first yields.
     let reading = on_blocking_thread(wal_path, move |p| file::read_encoded(p, compression));
-    let store = store().await;
+    let (store, copies) = store().await;
     let encoded = reading.await?;
+    // Copies that failed within the last COPY_PAUSE are left to `pgdr copy`.
+    let copies: Vec<CopyTarget> = copies
+        .into_iter()
+        .filter(|c| !down_recently(wal_dir, &c.url))
+        .collect();
+    let copies = &copies;
 
     let notes = notes.as_ref();
     let ahead = match notes {
@@ -92,7 +119,7 @@ where
         None => Vec::new(),
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
-    let this_one = push_one(&store, options, &name, encoded);
+    let this_one = push_everywhere(&store, copies, options, &name, encoded, wal_dir);
     let others = futures_util::future::join_all(ahead.into_iter().map(|other| {
         let permits = permits.clone();
         let store = store.clone();
@@ -105,7 +132,7 @@ where
             .await
             .ok()?;
             let digest = encoded.digest.clone();
-            match push_one(&store, options, &other, encoded).await {
+            match push_everywhere(&store, copies, options, &other, encoded, wal_dir).await {
                 // Noted at once, not at the end of the round: a call killed
                 // half way keeps the notes of what S3 already confirmed.
                 Ok(_) => Some(notes?.note(&other, &digest, &options.url)),
@@ -156,15 +183,85 @@ fn file_name(path: &Path) -> Result<String, ArchiveError> {
     Ok(name)
 }
 
-/// Stores one file; settles an existing object by comparing digests.
-pub async fn push_one(
+/// Stores one file at home, then in each copy (at once, each within
+/// [`COPY_BUDGET`]); only home's outcome is the push's.
+async fn push_everywhere(
     store: &Store,
+    copies: &[CopyTarget],
     options: &PushOptions,
     name: &str,
     encoded: codec::Encoded,
+    wal_dir: &Path,
 ) -> Result<Pushed, ArchiveError> {
-    let compression = options.compression;
-    let key = options.url.wal_key(name, compression);
+    let for_copies = (!copies.is_empty()).then(|| encoded.clone());
+    let pushed = push_one(store, &options.url, options.compression, name, encoded).await?;
+    if let Some(encoded) = for_copies {
+        futures_util::future::join_all(copies.iter().map(|copy| {
+            let encoded = encoded.clone();
+            async move {
+                let stored = tokio::time::timeout(
+                    COPY_BUDGET,
+                    push_one(&copy.store, &copy.url, options.compression, name, encoded),
+                )
+                .await;
+                let why = match stored {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {}s", COPY_BUDGET.as_secs()),
+                };
+                eprintln!(
+                    "warning: {name} is stored at home but not in the copy {}: {why}; pushes leave that copy alone for {}s and `pgdr copy` fills it in",
+                    copy.url,
+                    COPY_PAUSE.as_secs()
+                );
+                note_down(wal_dir, &copy.url);
+            }
+        }))
+        .await;
+    }
+    Ok(pushed)
+}
+
+/// `pg_wal/pgdr/copy-down/<copy>`: when pushes last failed to reach a copy.
+fn down_note(wal_dir: &Path, url: &ArchiveUrl) -> PathBuf {
+    let name: String = url
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    wal_dir.join("pgdr").join("copy-down").join(name)
+}
+
+fn note_down(wal_dir: &Path, url: &ArchiveUrl) {
+    // Only a real pg_wal keeps notes (as for pushed-ahead files).
+    if !wal_dir.join("archive_status").is_dir() {
+        return;
+    }
+    let note = down_note(wal_dir, url);
+    if let Some(dir) = note.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&note, crate::spec::time::now_unix().to_string());
+}
+
+fn down_recently(wal_dir: &Path, url: &ArchiveUrl) -> bool {
+    let Ok(text) = std::fs::read_to_string(down_note(wal_dir, url)) else {
+        return false;
+    };
+    let since = text.trim().parse::<i64>().unwrap_or(0);
+    let age = crate::spec::time::now_unix() - since;
+    (0..COPY_PAUSE.as_secs() as i64).contains(&age)
+}
+
+/// Stores one file under `url`; settles an existing object by comparing digests.
+pub async fn push_one(
+    store: &Store,
+    url: &ArchiveUrl,
+    compression: Compression,
+    name: &str,
+    encoded: codec::Encoded,
+) -> Result<Pushed, ArchiveError> {
+    let key = url.wal_key(name, compression);
     let metadata = codec::content_metadata(&encoded.digest, encoded.size);
     let digest = encoded.digest;
     match store.put_new(&key, encoded.body, &metadata).await? {

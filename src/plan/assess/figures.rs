@@ -37,6 +37,8 @@ pub struct Figures {
     pub last_failover: Option<FailoverFigure>,
     /// Automatic failover, when the plan has a `failover` section.
     pub watch: Option<WatchFigure>,
+    /// Each copy of the archive against home.
+    pub copies: Vec<super::copies::CopyFigure>,
 }
 
 /// The newest role change, as its journal says (as `status` prints it).
@@ -123,6 +125,7 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
         (a, l) => a.or(l),
     };
     if let Some(Ok(content)) = &live.archive_content {
+        figures.copies = super::copies::figures(content);
         if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
             figures.window = Some((
                 oldest.stop_time.to_string(),

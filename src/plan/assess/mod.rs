@@ -10,10 +10,13 @@
 //!   whether the primary's `archive_command` feeds the archive;
 //! - [`drills`]: the newest drill (age, verdict, RTO and RPO) and when WAL
 //!   retention cuts into what the proven restore needs;
+//! - [`copies`]: each copy of the archive within the RPO of home, and the
+//!   region-loss drills;
 //! - [`figures`]: who accepts writes, standbys' lag, RPO exposure, the
 //!   recoverable window, the last backup and drill.
 
 pub mod archive;
+pub mod copies;
 pub mod drills;
 pub mod failovers;
 pub mod figures;
@@ -147,6 +150,36 @@ pub enum Kind {
         every: Duration,
         file: String,
     },
+    /// A copy of the archive could not be read.
+    CopyUnreadable {
+        name: String,
+        url: String,
+        why: String,
+    },
+    /// A copy lacks WAL home has held longer than the RPO, or holds no backup.
+    CopyBehind {
+        name: String,
+        url: String,
+        segments: usize,
+        seconds: u64,
+        rpo: Duration,
+        no_backup: bool,
+        file: String,
+    },
+    /// `drill.region_every` is set and no copy holds a region-loss drill.
+    NoRegionDrill {
+        every: Duration,
+        command: String,
+    },
+    /// The newest region-loss drill is older than `drill.region_every`, or failed.
+    RegionDrillStale {
+        started_at: Timestamp,
+        age_seconds: u64,
+        every: Duration,
+        ok: bool,
+        failures: Vec<String>,
+        command: String,
+    },
     /// The last finished role change measured an RTO or RPO above today's objective.
     FailoverOverObjective {
         figure: Objective,
@@ -230,6 +263,7 @@ pub fn assess(desired: &Desired, live: &Live, now: Option<i64>) -> Assessment {
     findings.extend(archive::findings(desired, live));
     if let Some(Ok(content)) = &live.archive_content {
         findings.extend(drills::findings(desired, content));
+        findings.extend(copies::findings(desired, content));
     }
     findings.extend(failovers::findings(desired, live));
     let now = now.or_else(|| {
@@ -270,6 +304,7 @@ impl Finding {
     pub fn plan_entry(&self) -> Option<PlanEntry> {
         archive::plan_entry(&self.kind)
             .or_else(|| drills::plan_entry(&self.kind))
+            .or_else(|| copies::plan_entry(&self.kind))
             .or_else(|| failovers::plan_entry(&self.kind))
             .map(|(note, text)| {
                 if note {
@@ -300,6 +335,7 @@ impl Finding {
     pub fn beyond(&self) -> Option<String> {
         archive::beyond(&self.kind)
             .or_else(|| drills::beyond(&self.kind))
+            .or_else(|| copies::beyond(&self.kind))
             .or_else(|| failovers::beyond(&self.kind))
             .or_else(|| figures::beyond(&self.kind))
     }

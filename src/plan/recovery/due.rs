@@ -16,14 +16,20 @@ use crate::state::archive::{ArchiveLive, BackupType};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
     Backup(BackupType),
+    /// `pgdr copy`: a copy of the archive lacks what home holds.
+    Copy,
     Drill,
+    /// A region-loss drill from a copy (`drill.region_every`).
+    RegionDrill,
 }
 
 impl Task {
     pub fn name(&self) -> &'static str {
         match self {
             Task::Backup(_) => "backup",
+            Task::Copy => "copy",
             Task::Drill => "drill",
+            Task::RegionDrill => "region drill",
         }
     }
 }
@@ -147,6 +153,83 @@ pub fn drill(
         },
         failed,
     ))
+}
+
+/// The catch-up of the archive's copies, when the plan has copies and the
+/// archive's content was read with them: due when a copy lacks anything
+/// home holds, overdue when one lacks WAL home has held longer than the RPO
+/// (or cannot be read).
+pub fn copy(desired: &Desired, content: &ArchiveLive, now: i64) -> Option<Decision> {
+    let archive = desired.plan.archive.as_ref()?;
+    if archive.copies.is_empty() {
+        return None;
+    }
+    let home: Vec<String> = content.backups.iter().map(|b| b.id.clone()).collect();
+    let rpo = desired.plan.objectives.rpo;
+    let (mut due, mut overdue, mut said) = (false, false, Vec::new());
+    for copy in &content.copies {
+        match &copy.content {
+            Err(why) => {
+                overdue = true;
+                said.push(format!("{} cannot be read ({why})", copy.name));
+            }
+            Ok(listing) => {
+                let lag = super::copy::lag_of(listing, &home);
+                let seconds = super::copy::lag_seconds(&lag, now);
+                if !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty() {
+                    due = true;
+                    overdue |= seconds > rpo.as_secs();
+                    said.push(format!(
+                        "{} lacks {} WAL file(s) ({} behind home) and {} backup(s)",
+                        copy.name,
+                        lag.wal_missing.len(),
+                        approximate(seconds),
+                        lag.backups_missing.len()
+                    ));
+                } else {
+                    said.push(format!("{} holds everything home holds", copy.name));
+                }
+            }
+        }
+    }
+    Some(Decision {
+        task: Task::Copy,
+        due: due || overdue,
+        overdue,
+        why: said.join("; "),
+    })
+}
+
+/// The region-loss drill (`drill.region_every`), judged by the newest one
+/// any copy holds.
+pub fn region_drill(desired: &Desired, content: &ArchiveLive, now: i64) -> Option<Decision> {
+    let every = desired.plan.drill.as_ref()?.region_every?;
+    let newest = content
+        .copies
+        .iter()
+        .filter_map(|c| c.content.as_ref().ok()?.drills.newest.as_ref())
+        .max_by_key(|d| d.started_at);
+    let Some(newest) = newest else {
+        return Some(Decision {
+            task: Task::RegionDrill,
+            due: true,
+            overdue: true,
+            why: "no region-loss drill yet: nothing shows the archive survives its region".into(),
+        });
+    };
+    let age = (now - newest.started_at.secs()).max(0) as u64;
+    let (due, overdue) = timing(age, every.as_secs());
+    let verdict = if newest.ok { "passed" } else { "failed" };
+    Some(Decision {
+        task: Task::RegionDrill,
+        due,
+        overdue,
+        why: format!(
+            "the newest region-loss drill ({verdict}, from {}) ran {} ago; drill.region_every is {every}",
+            newest.from_copy.as_deref().unwrap_or("a copy"),
+            approximate(age)
+        ),
+    })
 }
 
 #[cfg(test)]

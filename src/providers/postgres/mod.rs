@@ -2,13 +2,15 @@
 //! [`observe`] (the live model of a server), [`session`] (the single writes
 //! of apply), [`role`] (a server's role and position, and the writes of a
 //! role change: fence, promote, follow), [`backup`] (what backups and drills
-//! ask). Errors carry the server's SQLSTATE ([`ProviderError::code`]).
+//! ask), [`restored`] (a drill's extensions and subscriptions). Errors carry
+//! the server's SQLSTATE ([`ProviderError::code`]).
 //!
 //! Never drops a slot and never runs anything but the statements named here.
 
 pub mod backup;
 pub mod connect;
 pub mod observe;
+pub mod restored;
 pub mod role;
 pub mod session;
 

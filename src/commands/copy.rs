@@ -1,0 +1,207 @@
+//! `pgdr copy PLAN_FILE [--dry-run]`: fill each copy of the archive
+//! (`archive.copies`) with what home holds and it lacks
+//! ([`crate::execute::copy`]), then expire in each copy what
+//! `base_backups.keep` lets go, under the cluster's `copy` lock. `run-due`
+//! runs it when a copy lacks something; `wal-push` keeps copies current
+//! between runs.
+
+use super::{archive_at, load_cluster, out, Outcome};
+use crate::cli::CopyArgs;
+use crate::execute::copy::{catch_up, Copied};
+use crate::execute::expire;
+use crate::execute::lock::RunLock;
+use crate::observe::archive as catalog;
+use crate::plan::recovery::copy::lag_of;
+use crate::providers::storage::Store;
+use crate::providers::Systems;
+use crate::settings::Settings;
+use crate::spec::Desired;
+use anyhow::{anyhow, Context};
+
+pub async fn run(args: &CopyArgs, settings: &Settings) -> anyhow::Result<Outcome> {
+    let desired = load_cluster(&args.path, "copy")?;
+    let systems = Systems::new(settings);
+    let copies = copy_all(
+        &desired,
+        &systems,
+        settings,
+        args.dry_run,
+        args.parallel.into(),
+    )
+    .await?;
+    let mut text = String::new();
+    let (mut outcome, mut failed) = (Outcome::Clean, Vec::new());
+    for (name, result) in &copies {
+        match result {
+            Ok(line) => {
+                text.push_str(&line.text);
+                if line.found {
+                    outcome = Outcome::Found;
+                }
+            }
+            Err(e) => {
+                text.push_str(&format!("copy {name}: FAILED: {e:#}\n"));
+                failed.push(name.as_str());
+            }
+        }
+    }
+    out(&text)?;
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{}: could not catch up the copies {}",
+            args.path.display(),
+            failed.join(", ")
+        );
+    }
+    Ok(outcome)
+}
+
+/// What one copy's catch-up said: its lines, and whether it found
+/// something (refused objects, or with a dry run anything lacking).
+pub struct CopyReport {
+    pub text: String,
+    pub found: bool,
+    /// What was copied (nothing for a dry run).
+    pub copied: Copied,
+}
+
+/// Catches up every copy of `desired`'s archive, one after the other, under
+/// the `copy` lock (a dry run writes none): `(name, report or why not)`.
+/// `Err` when home could not be read (or the lock not taken).
+pub async fn copy_all(
+    desired: &Desired,
+    systems: &Systems,
+    settings: &Settings,
+    dry_run: bool,
+    parallel: usize,
+) -> anyhow::Result<Vec<(String, anyhow::Result<CopyReport>)>> {
+    let archive = desired
+        .plan
+        .archive
+        .as_ref()
+        .filter(|a| !a.copies.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: archive.copies names no copy of the archive; add one (a bucket in another region) to copy to",
+                desired.source.display()
+            )
+        })?;
+    let _lock = if dry_run {
+        RunLock::local(
+            &settings.lock_dir,
+            desired.cluster(),
+            "copy",
+            "pgdr copy --dry-run",
+        )?
+    } else {
+        RunLock::acquire(desired, systems, &settings.lock_dir, "copy", "pgdr copy").await?
+    };
+    let home = archive_at(desired, None)?;
+    let home_store = Store::s3(systems.aws.s3(&home.region).await, &home.url.bucket);
+    let catalogue = catalog::read(&home_store, &home.url)
+        .await
+        .with_context(|| format!("reading the home archive {}", home.url))?;
+    let mut reports = Vec::new();
+    for copy in &archive.copies {
+        let name = copy.name().to_string();
+        let report = async {
+            let at = archive_at(desired, Some(&name))?;
+            let store = Store::s3(systems.aws.s3(&at.region).await, &at.url.bucket);
+            if dry_run {
+                let first = catalogue.backups.first().map(|b| b.start_wal.as_str());
+                let listing =
+                    catalog::copy_listing((&home_store, &home.url), first, (&store, &at.url))
+                        .await
+                        .with_context(|| format!("reading the copy {name} ({})", at.url))?;
+                let ids: Vec<String> = catalogue.backups.iter().map(|b| b.id.clone()).collect();
+                let lag = lag_of(&listing, &ids);
+                let found = !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty();
+                return Ok(CopyReport {
+                    text: format!(
+                        "copy {name} ({}, {}): lacks {} WAL file(s) and {} backup(s){}\n",
+                        at.url,
+                        at.region,
+                        lag.wal_missing.len(),
+                        lag.backups_missing.len(),
+                        if lag.backups_missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", lag.backups_missing.join(", "))
+                        }
+                    ),
+                    found,
+                    copied: Copied::default(),
+                });
+            }
+            let copied = catch_up(
+                (&home_store, &home.url),
+                &catalogue.backups,
+                (&store, &at.url),
+                parallel,
+            )
+            .await
+            .with_context(|| format!("copying into {name} ({})", at.url))?;
+            let mut text = format!(
+                "copy {name} ({}, {}): stored {} WAL file(s) and {} backup(s){} ({:.1} MB){}\n",
+                at.url,
+                at.region,
+                copied.wal,
+                copied.backups.len(),
+                if copied.backups.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", copied.backups.join(", "))
+                },
+                copied.bytes as f64 / 1e6,
+                if copied.refused.is_empty() {
+                    "; it holds everything home holds"
+                } else {
+                    ""
+                }
+            );
+            for refused in &copied.refused {
+                text.push_str(&format!("  refused: {refused}\n"));
+            }
+            // The copy keeps what home keeps: expire's rule on the copy's
+            // own catalogue (its region-loss drills protect what they
+            // restored), under this run's lock so no catch-up races it.
+            let mut found = !copied.refused.is_empty();
+            if let Some(keep) = archive.base_backups.as_ref().map(|b| b.keep as usize) {
+                found |= expire_copy(&store, &at.url, keep, &mut text).await?;
+            }
+            Ok(CopyReport {
+                text,
+                found,
+                copied,
+            })
+        }
+        .await;
+        reports.push((name, report));
+    }
+    Ok(reports)
+}
+
+/// Expires in a copy what `keep` lets go, saying so in `text`; `true` when
+/// the copy refused a delete.
+async fn expire_copy(
+    store: &Store,
+    url: &crate::format::ArchiveUrl,
+    keep: usize,
+    text: &mut String,
+) -> anyhow::Result<bool> {
+    let expiry = expire::decide(store, url, keep).await?;
+    if expiry.plan.backups.is_empty() && expiry.plan.wal.is_empty() {
+        return Ok(false);
+    }
+    let expired = expire::carry_out(store, url, &expiry).await?;
+    text.push_str(&format!(
+        "  expired in the copy: {} backup(s) beyond base_backups.keep and {} WAL file(s) ({} objects)\n",
+        expiry.plan.backups.len(),
+        expiry.plan.wal.len(),
+        expired.deleted
+    ));
+    for (key, why) in &expired.refused {
+        text.push_str(&format!("  not deleted: {key}: {why}\n"));
+    }
+    Ok(!expired.refused.is_empty())
+}

@@ -1,0 +1,259 @@
+//! `pgdr copy`: fills a copy of the archive (`archive.copies`) with what home
+//! holds and the copy lacks: the WAL from the oldest backup's first segment
+//! on, then each complete backup. `wal-push` already stores each WAL file in
+//! the copies as it archives; this catches up after a copy was unreachable,
+//! and is the only way backups reach a copy.
+//!
+//! The archive's rules hold in the copy:
+//! - nothing is overwritten: every write is `If-None-Match: *`, and a key
+//!   the copy already holds with other contents is reported, never replaced;
+//! - nothing untrusted is copied: each WAL file is decompressed and checked
+//!   against the digest pgdr stored with it at home before it is written
+//!   (a rewritten home object stays at home, named in the report);
+//! - nothing looks complete before it is: a backup's `backup.json` is
+//!   written only after every other object of its folder is in the copy, so
+//!   a catch-up cut short leaves an incomplete folder, which the next run
+//!   finishes (objects already there with the same size are kept);
+//! - large objects are copied in ranges, never whole in memory.
+
+use super::ArchiveError;
+use crate::format::layout::{wal_name_of, BACKUP_JSON, META_DIGEST, PROGRESS_OBJECT};
+use crate::format::{codec, ArchiveUrl};
+use crate::observe::archive as catalog;
+use crate::plan::recovery::copy::lag_of;
+use crate::providers::storage::{PutOutcome, Store};
+use crate::spec::Compression;
+use crate::state::archive::BackupEntry;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+
+/// Objects up to this size are copied in one request; larger ones in parts
+/// of this size.
+const PART: u64 = 64 << 20;
+
+/// What one catch-up did.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Copied {
+    /// WAL files stored in the copy.
+    pub wal: usize,
+    /// Backups made complete in the copy.
+    pub backups: Vec<String>,
+    pub bytes: u64,
+    /// Objects not copied, and why (home's rewritten, or the copy holding
+    /// other contents under the key).
+    pub refused: Vec<String>,
+}
+
+/// One side of the copy: the store and the archive's URL in it.
+pub type Side<'a> = (&'a Store, &'a ArchiveUrl);
+
+/// Copies into `copy` what `home` holds and it lacks; `home_backups` is
+/// home's catalogue (oldest first). `parallel` objects at once.
+pub async fn catch_up(
+    home: Side<'_>,
+    home_backups: &[BackupEntry],
+    copy: Side<'_>,
+    parallel: usize,
+) -> Result<Copied, ArchiveError> {
+    let first = home_backups.first().map(|b| b.start_wal.as_str());
+    let listing = catalog::copy_listing(home, first, copy)
+        .await
+        .map_err(|e| ArchiveError::Failed(e.to_string()))?;
+    let ids: Vec<String> = home_backups.iter().map(|b| b.id.clone()).collect();
+    let lag = lag_of(&listing, &ids);
+    let mut copied = Copied::default();
+
+    // The keys of the missing WAL files as home stores them (`.zst` or not).
+    let home_wal_prefix = home.1.wal_prefix();
+    let start_after = first.map(|f| format!("{home_wal_prefix}{}", f.get(..16).unwrap_or(f)));
+    let keys: HashMap<String, String> = home
+        .0
+        .list(&home_wal_prefix, start_after.as_deref())
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            let relative = o.key.strip_prefix(&home_wal_prefix)?.to_string();
+            Some((wal_name_of(&relative).to_string(), relative))
+        })
+        .collect();
+    let wal: Vec<&String> = lag
+        .wal_missing
+        .iter()
+        .filter_map(|name| keys.get(name))
+        .collect();
+    let results: Vec<Result<u64, String>> = futures_util::stream::iter(wal)
+        .map(|relative| copy_wal(home, copy, relative))
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    for result in results {
+        match result {
+            Ok(bytes) => {
+                copied.wal += 1;
+                copied.bytes += bytes;
+            }
+            Err(why) => copied.refused.push(why),
+        }
+    }
+
+    let folders = catalog::backup_folders(home.0, home.1)
+        .await
+        .map_err(|e| ArchiveError::Failed(e.to_string()))?;
+    for id in &lag.backups_missing {
+        let Some(objects) = folders.get(id) else {
+            continue;
+        };
+        let home_folder = home.1.backup_prefix(id);
+        let names: Vec<(String, u64)> = objects
+            .iter()
+            .filter_map(|o| Some((o.key.strip_prefix(&home_folder)?.to_string(), o.size)))
+            .filter(|(name, _)| {
+                name != BACKUP_JSON
+                    && name != PROGRESS_OBJECT
+                    && crate::state::archive::is_object_name(name)
+            })
+            .collect();
+        let copy_folder = copy.1.backup_prefix(id);
+        let pairs: Vec<(String, String, u64)> = names
+            .iter()
+            .map(|(name, size)| {
+                (
+                    format!("{home_folder}{name}"),
+                    format!("{copy_folder}{name}"),
+                    *size,
+                )
+            })
+            .collect();
+        let results: Vec<Result<u64, ArchiveError>> = futures_util::stream::iter(&pairs)
+            .map(|(from, to, size)| copy_object(home.0, copy.0, (from, to), *size))
+            .buffer_unordered(parallel.max(1))
+            .collect()
+            .await;
+        let mut failed = Vec::new();
+        for result in results {
+            match result {
+                Ok(bytes) => copied.bytes += bytes,
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        if !failed.is_empty() {
+            copied.refused.push(format!(
+                "backup {id}: left incomplete in the copy: {}",
+                failed.join("; ")
+            ));
+            continue;
+        }
+        // Last: only now does the copy's folder say it is complete.
+        let json = format!("{home_folder}{BACKUP_JSON}");
+        let size = objects.iter().find(|o| o.key == json).map_or(0, |o| o.size);
+        copied.bytes += copy_object(
+            home.0,
+            copy.0,
+            (&json, &format!("{}{BACKUP_JSON}", copy.1.backup_prefix(id))),
+            size,
+        )
+        .await?;
+        copied.backups.push(id.clone());
+    }
+    Ok(copied)
+}
+
+/// One WAL file: read at home, checked against its stored digest, written
+/// once into the copy. `Err` names what was refused.
+async fn copy_wal(home: Side<'_>, copy: Side<'_>, relative: &str) -> Result<u64, String> {
+    let from = format!("{}{relative}", home.1.wal_prefix());
+    let to = format!("{}{relative}", copy.1.wal_prefix());
+    let fail = |why: String| format!("{from}: {why}");
+    let fetched = home
+        .0
+        .get(&from)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("vanished at home (expired meanwhile)".into()))?;
+    let compression = if relative.ends_with(".zst") {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let body = fetched.body;
+    let raw = codec::decode(body.clone(), compression).map_err(|e| fail(e.to_string()))?;
+    codec::verify(&from, &raw, &fetched.metadata).map_err(|e| format!("{e}; not copied"))?;
+    let bytes = body.len() as u64;
+    match copy
+        .0
+        .put_new(&to, body, &fetched.metadata)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+    {
+        PutOutcome::Stored { .. } => Ok(bytes),
+        PutOutcome::Exists => {
+            let there = copy.0.head(&to).await.map_err(|e| fail(e.to_string()))?;
+            let digest = there.and_then(|h| h.metadata.get(META_DIGEST).cloned());
+            if digest.as_ref() == fetched.metadata.get(META_DIGEST) {
+                Ok(0)
+            } else {
+                Err(format!(
+                    "{to}: the copy holds other contents under this key; left as it is (compare the two, list-object-versions)"
+                ))
+            }
+        }
+    }
+}
+
+/// One object of a backup folder, `(from, to)`: kept when the copy already
+/// holds it at the same size (a catch-up cut short), else written once, in
+/// parts when large. Returns the bytes written.
+async fn copy_object(
+    home: &Store,
+    copy: &Store,
+    (from, to): (&str, &str),
+    size: u64,
+) -> Result<u64, ArchiveError> {
+    if let Some(there) = copy.head(to).await? {
+        if there.size == size {
+            return Ok(0);
+        }
+        return Err(ArchiveError::Failed(format!(
+            "{to}: the copy holds {} bytes under this key, home {size}; left as it is",
+            there.size
+        )));
+    }
+    let head = home
+        .head(from)
+        .await?
+        .ok_or_else(|| ArchiveError::Failed(format!("{from} vanished at home")))?;
+    if head.size <= PART {
+        let fetched = home
+            .get(from)
+            .await?
+            .ok_or_else(|| ArchiveError::Failed(format!("{from} vanished at home")))?;
+        let bytes = fetched.body.len() as u64;
+        return match copy.put_new(to, fetched.body, &fetched.metadata).await? {
+            PutOutcome::Stored { .. } => Ok(bytes),
+            PutOutcome::Exists => Err(ArchiveError::Failed(format!(
+                "{to} appeared in the copy while it was written; left as it is"
+            ))),
+        };
+    }
+    let upload = copy.start_upload(to, &head.metadata).await?;
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while at < head.size {
+        let end = (at + PART).min(head.size);
+        let sent = async {
+            let body = home.get_range(from, at..end, head.etag.as_deref()).await?;
+            upload.send_part(parts.len() as i32 + 1, body).await
+        }
+        .await;
+        match sent {
+            Ok(part) => parts.push(part),
+            Err(e) => {
+                upload.abort().await;
+                return Err(e.into());
+            }
+        }
+        at = end;
+    }
+    upload.complete(parts).await?;
+    Ok(head.size)
+}
