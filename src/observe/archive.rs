@@ -312,7 +312,13 @@ async fn wal_listed(
         objects: store.list(&prefix, start_after.as_deref()).await?,
         damaged: Vec::new(),
     };
-    Ok(listing.archived(url))
+    // The listing starts at `first`'s log; what sorts before `first` itself
+    // (but timeline history files, which every restore reads) is left out.
+    let mut archived = listing.archived(url);
+    if let Some(first) = first {
+        archived.retain(|(name, _)| name.as_str() >= first || name.ends_with(".history"));
+    }
+    Ok(archived)
 }
 
 /// A copy's listings beside home's WAL: home's WAL from `first` (a segment

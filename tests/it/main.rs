@@ -15,6 +15,7 @@ mod archive_wiring;
 mod aws_estate;
 mod bad_input;
 mod cli;
+mod copies;
 mod damage;
 mod docs;
 mod drill;

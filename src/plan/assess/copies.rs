@@ -5,6 +5,15 @@
 //! problems; `pgdr copy` (or `run-due`) and `pgdr drill --from-copy` fix them.
 
 use super::{approximate, Finding, Kind};
+
+/// `40s` under a minute, else as [`approximate`] says it.
+fn behind(seconds: u64) -> String {
+    if seconds < 60 {
+        format!("{seconds}s")
+    } else {
+        approximate(seconds)
+    }
+}
 use crate::plan::recovery::copy::{lag_of, lag_seconds};
 use crate::spec::Desired;
 use crate::state::archive::{ArchiveLive, CopyLag};
@@ -159,11 +168,11 @@ pub(super) fn plan_entry(kind: &Kind) -> Option<(bool, String)> {
             } else {
                 format!(
                     "the copy {name} ({url}) lacks {segments} WAL file(s) home has held for {}, more than objectives.rpo ({rpo})",
-                    approximate(*seconds)
+                    behind(*seconds)
                 )
             };
             text.push_str(&format!(
-                "; run `pgdr copy {file}` (run-due and the watcher do it), and check why wal-push could not store in it"
+                "; run `pgdr copy {file}` (run-due does it when due), and check why wal-push could not store in it"
             ));
             text
         }
@@ -211,7 +220,7 @@ pub(super) fn beyond(kind: &Kind) -> Option<String> {
             } else {
                 format!(
                     "the copy {name} is {} behind home, more than objectives.rpo ({rpo})",
-                    approximate(*seconds)
+                    behind(*seconds)
                 )
             }
         }

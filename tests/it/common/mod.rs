@@ -413,7 +413,13 @@ impl Postgres {
 
     /// Polls `sql` through psql until it returns `want` (up to 15 s); returns the last answer.
     pub fn wait_for(&self, sql: &str, want: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.wait_for_up_to(sql, want, Duration::from_secs(15))
+    }
+
+    /// [`Postgres::wait_for`] with its own limit, for what waits on a
+    /// restart or a timeline switch (slow on a loaded machine).
+    pub fn wait_for_up_to(&self, sql: &str, want: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let got = self.psql(sql);
             if got == want || Instant::now() > deadline {

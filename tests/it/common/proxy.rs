@@ -10,6 +10,11 @@
 //!   EC2, told apart by the service in the request's SigV4 credential scope),
 //!   or a connection closed without an answer ([`Fault::Reset`]).
 //!
+//! - cuts a region ([`Proxy::cut_region`]): every request signed for that
+//!   region (its SigV4 credential scope) has its connection closed
+//!   unanswered, while requests for other regions pass — one emulator
+//!   serving two regions, one of them lost.
+//!
 //! Faults are served on fresh connections: arming them cuts the open ones, so
 //! the client's next request (or its retry) opens a connection and meets the
 //! fault; a fault answer closes its connection.
@@ -46,6 +51,9 @@ struct State {
     faults: VecDeque<Fault>,
     /// Every fault served: (service, fault).
     served: Vec<(String, Fault)>,
+    /// Regions whose requests are cut, and how many were.
+    cut: Vec<String>,
+    cut_requests: usize,
 }
 
 impl Proxy {
@@ -117,6 +125,26 @@ impl Proxy {
         });
     }
 
+    /// From now on closes, unanswered, every request signed for `region`
+    /// (open connections are cut, so none slips through on one).
+    pub fn cut_region(&self, region: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.cut.push(region.to_string());
+        state.connections += 1;
+    }
+
+    /// Lets every region through again.
+    pub fn restore_regions(&self) {
+        let mut state = self.state.lock().unwrap();
+        state.cut.clear();
+        state.connections += 1;
+    }
+
+    /// How many requests a region cut has closed.
+    pub fn cut_requests(&self) -> usize {
+        self.state.lock().unwrap().cut_requests
+    }
+
     /// Refuses new connections and cuts open ones.
     pub fn down(&self) {
         let mut state = self.state.lock().unwrap();
@@ -168,7 +196,103 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
+    if !state.lock().unwrap().cut.is_empty() {
+        requests(client, server, state, generation);
+        return;
+    }
     pump(client, server, state, generation);
+}
+
+/// With a region cut: the answers flow back unchanged, and the requests are
+/// read one at a time (head, then `Content-Length` bytes of body), each
+/// passed on only when its region is not cut.
+fn requests(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    state: &Arc<Mutex<State>>,
+    generation: u64,
+) {
+    let answers = (server.try_clone().unwrap(), client.try_clone().unwrap());
+    let back = state.clone();
+    std::thread::spawn(move || {
+        let (mut from, mut to) = answers;
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        drop(back);
+    });
+    let cut = |client: &TcpStream, server: &TcpStream| {
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        let _ = server.shutdown(std::net::Shutdown::Both);
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        // The head of the next request.
+        let end = loop {
+            if let Some(at) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return cut(&client, &server),
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..end]).to_string();
+        let region = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+            .and_then(|l| l.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(2))
+            .unwrap_or("")
+            .to_string();
+        {
+            let mut s = state.lock().unwrap();
+            if s.connections != generation || s.cut.contains(&region) {
+                if s.cut.contains(&region) {
+                    s.cut_requests += 1;
+                }
+                drop(s);
+                return cut(&client, &server);
+            }
+        }
+        let length: Option<usize> = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        });
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        if server.write_all(&pending[..end]).is_err() {
+            return cut(&client, &server);
+        }
+        pending.drain(..end);
+        if chunked {
+            // Not framed by a length: passed on as it comes, unparsed.
+            let _ = server.write_all(&pending);
+            pump(client, server, state, generation);
+            return;
+        }
+        let mut body = length.unwrap_or(0);
+        let now = body.min(pending.len());
+        if server.write_all(&pending[..now]).is_err() {
+            return cut(&client, &server);
+        }
+        pending.drain(..now);
+        body -= now;
+        while body > 0 {
+            let want = body.min(buf.len());
+            match client.read(&mut buf[..want]) {
+                Ok(0) | Err(_) => return cut(&client, &server),
+                Ok(n) => {
+                    if server.write_all(&buf[..n]).is_err() {
+                        return cut(&client, &server);
+                    }
+                    body -= n;
+                }
+            }
+        }
+    }
 }
 
 fn pump(client: TcpStream, server: TcpStream, state: &Arc<Mutex<State>>, generation: u64) {
