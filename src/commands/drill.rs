@@ -319,7 +319,7 @@ async fn finish(
 ) -> anyhow::Result<Outcome> {
     let stored_at = match at {
         Some(ArchiveAt { url, region, .. }) => {
-            let store = Store::s3(Systems::new(settings).aws.s3(&region).await, &url.bucket);
+            let store = Store::s3(Systems::new(settings).aws.s3(region).await, &url.bucket);
             let key = format!("{}{ts}.json", url.drills_prefix());
             let json = serde_json::to_vec_pretty(report).expect("report serialises");
             store

@@ -44,6 +44,21 @@ pub async fn run(args: &WatchArgs, settings: &Settings) -> anyhow::Result<Outcom
         let _ = stop_tx.send(true);
         std::future::pending::<()>().await;
     };
+    let copiers = clusters
+        .iter()
+        .filter(|d| {
+            !args.guard
+                && !args.once
+                && d.plan
+                    .archive
+                    .as_ref()
+                    .is_some_and(|a| !a.copies.is_empty())
+        })
+        .map(|desired| copier(desired, &systems, settings, stop.clone()));
+    let copiers = async {
+        futures_util::future::join_all(copiers).await;
+        std::future::pending::<()>().await;
+    };
     let metrics = async {
         match listener {
             Some(listener) => super::serve_metrics::serve(listener, &clusters, &systems).await,
@@ -54,6 +69,7 @@ pub async fn run(args: &WatchArgs, settings: &Settings) -> anyhow::Result<Outcom
         ended = futures_util::future::join_all(runs) => ended,
         _ = signal => unreachable!("the signal task never ends"),
         _ = metrics => unreachable!("the metrics server never ends"),
+        _ = copiers => unreachable!("the copiers never end"),
     };
     let mut found = false;
     for (desired, result) in clusters.iter().zip(ended) {
@@ -155,6 +171,56 @@ async fn watch(
                 );
             }
             return Ok(true);
+        }
+    }
+}
+
+/// How often the watcher looks at the archive's copies.
+const COPY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Keeps the archive's copies current beside the watch: every
+/// [`COPY_EVERY`] a look at what each copy lacks (no lock, nothing written),
+/// and `pgdr copy`'s catch-up when one lacks something (what wal-push could
+/// not store while the copy's region was unreachable, and new backups).
+async fn copier(
+    desired: &Desired,
+    systems: &Systems,
+    settings: &Settings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let cluster = desired.cluster();
+    loop {
+        let lacking = super::copy::copy_all(desired, systems, settings, true, 8).await;
+        let lacking = match lacking {
+            Ok(reports) => reports
+                .iter()
+                .any(|(_, r)| r.as_ref().map_or(true, |r| r.found)),
+            Err(e) => {
+                eprintln!(
+                    "{} pgdr watch {cluster}: copies not read: {e:#}",
+                    log_stamp()
+                );
+                false
+            }
+        };
+        if lacking {
+            match super::copy::copy_all(desired, systems, settings, false, 8).await {
+                Ok(reports) => {
+                    for (name, report) in reports {
+                        match report {
+                            Ok(r) => eprint!("{} pgdr watch {cluster}: {}", log_stamp(), r.text),
+                            Err(e) => eprintln!(
+                                "{} pgdr watch {cluster}: copy {name} not caught up: {e:#}",
+                                log_stamp()
+                            ),
+                        }
+                    }
+                }
+                Err(e) => eprintln!("{} pgdr watch {cluster}: copy: {e:#}", log_stamp()),
+            }
+        }
+        if stopped(&mut stop, COPY_EVERY).await {
+            return;
         }
     }
 }

@@ -87,7 +87,14 @@ fn a_drill_restores_checks_measures_and_stores_its_report() {
         .collect();
     assert_eq!(
         names,
-        ["recovered", "databases", "pg_amcheck", "orders-present"]
+        [
+            "page-checksums",
+            "recovered",
+            "databases",
+            "extensions",
+            "pg_amcheck",
+            "orders-present"
+        ]
     );
     let rto = report["rto_seconds"].as_f64().unwrap();
     assert!(rto > 0.0 && rto < wall, "RTO {rto} vs wall {wall}");

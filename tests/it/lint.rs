@@ -261,6 +261,22 @@ fn cases() -> Vec<(
             "standbys",
             Severity::Error,
         ),
+        (
+            // The copy of the archive must survive the home region: a copy
+            // in us-east-1 does not count, one in any other region does.
+            "tier-requirements",
+            "multi-region",
+            (
+                "bucket: catalog-pg-wal-archive-west, region: us-west-2",
+                "bucket: catalog-pg-wal-archive-west, region: us-east-1",
+            ),
+            &[(
+                "bucket: catalog-pg-wal-archive-west, region: us-west-2",
+                "bucket: catalog-pg-wal-archive-west, region: eu-west-1",
+            )],
+            "archive.copies",
+            Severity::Error,
+        ),
     ]
 }
 

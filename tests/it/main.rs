@@ -19,6 +19,7 @@ mod copies;
 mod damage;
 mod docs;
 mod drill;
+mod drill_checks;
 mod examples;
 mod faults;
 mod fleet_reads;

@@ -172,7 +172,7 @@ pub(super) fn plan_entry(kind: &Kind) -> Option<(bool, String)> {
                 )
             };
             text.push_str(&format!(
-                "; run `pgdr copy {file}` (run-due does it when due), and check why wal-push could not store in it"
+                "; run `pgdr copy {file}` (run-due and the watcher do it), and check why wal-push could not store in it"
             ));
             text
         }
