@@ -341,3 +341,67 @@ fn a_region_loss_drill_restores_from_the_copy_with_home_cut_off_and_stores_its_r
         unknown.stderr
     );
 }
+
+#[test]
+fn apply_makes_the_copy_bucket_like_home_and_points_wal_push_at_both() {
+    let moto = Moto::start();
+    let pg = Postgres::start_archiving(&moto.endpoint(), "/bin/false", "", "");
+    let pgdr_path = crate::common::pgdr_for_postgres(pg.dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\ncluster: applied\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\narchive:\n  bucket: applied-home\n  prefix: applied/\n  versioning: true\n  block_public_access: true\n  wal_retention: 7d\n  pgdr_path: {}\n  copies:\n    - {{ bucket: applied-west, region: us-west-2 }}\n",
+        pg.conninfo(),
+        pgdr_path.display()
+    );
+    let file = write_plan(dir.path(), "applied.yaml", &text);
+    let file = file.to_str().unwrap();
+    let plan = crate::common::plan_json(Some(&moto), file);
+    let addresses = crate::common::addresses(&plan);
+    for address in [
+        "s3.applied-west",
+        "s3.applied-west.versioning",
+        "s3.applied-west.public_access_block",
+        "s3.applied-west.lifecycle.pgdr-applied-wal",
+    ] {
+        assert!(
+            addresses.contains(&address.to_string()),
+            "{address}: {addresses:?}"
+        );
+    }
+    let run = crate::common::pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The copy's bucket, by the aws CLI: in its region, versioned, its WAL expiring.
+    let location = moto
+        .aws(&["s3api", "get-bucket-location", "--bucket", "applied-west"])
+        .unwrap();
+    assert_eq!(location["LocationConstraint"], "us-west-2");
+    let versioning = moto
+        .aws(&["s3api", "get-bucket-versioning", "--bucket", "applied-west"])
+        .unwrap();
+    assert_eq!(versioning["Status"], "Enabled");
+    let lifecycle = moto
+        .aws(&[
+            "s3api",
+            "get-bucket-lifecycle-configuration",
+            "--bucket",
+            "applied-west",
+        ])
+        .unwrap();
+    assert_eq!(
+        lifecycle["Rules"][0]["Filter"]["Prefix"], "applied/wal/",
+        "{lifecycle}"
+    );
+    assert_eq!(
+        lifecycle["Rules"][0]["Expiration"]["Days"], 7,
+        "{lifecycle}"
+    );
+    // PostgreSQL's archive_command, by psql: home, then the copy.
+    assert_eq!(
+        pg.psql("SHOW archive_command"),
+        format!(
+            "{} wal-push s3://applied-home/applied/ %p --copy us-west-2=s3://applied-west/applied/",
+            pgdr_path.display()
+        )
+    );
+    crate::common::assert_second_apply_writes_nothing(&moto, file);
+}
