@@ -7,7 +7,7 @@
 use super::{approximate, Finding, Kind};
 
 /// `40s` under a minute, else as [`approximate`] says it.
-fn behind(seconds: u64) -> String {
+pub(crate) fn behind(seconds: u64) -> String {
     if seconds < 60 {
         format!("{seconds}s")
     } else {
@@ -172,7 +172,12 @@ pub(super) fn plan_entry(kind: &Kind) -> Option<(bool, String)> {
                 )
             };
             text.push_str(&format!(
-                "; run `pgdr copy {file}` (run-due and the watcher do it), and check why wal-push could not store in it"
+                "; run `pgdr copy {file}` (run-due and the watcher do it){}",
+                if *no_backup {
+                    ""
+                } else {
+                    ", and check why wal-push could not store in it"
+                }
             ));
             text
         }

@@ -35,11 +35,22 @@ pub fn lag(home: &Contents<'_>, copy: &Contents<'_>) -> CopyLag {
     CopyLag {
         missing_since_unix: missing.iter().map(|(_, at)| *at).min(),
         wal_missing: missing.iter().map(|(n, _)| n.clone()).collect(),
-        newest_wal: copy.wal.iter().map(|(n, _)| n.clone()).max(),
-        home_newest_wal: home.wal.iter().map(|(n, _)| n.clone()).max(),
+        newest_wal: newest_segment(copy.wal),
+        home_newest_wal: newest_segment(home.wal),
         backups_missing,
         newest_backup: copy.backups.iter().max().cloned(),
     }
+}
+
+/// The newest WAL segment of a listing (history and backup-label files left
+/// aside: a new timeline's history file sorts after the old timeline's
+/// segments but is not WAL).
+fn newest_segment(wal: &[(String, i64)]) -> Option<String> {
+    wal.iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.len() == 24 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        .max()
+        .cloned()
 }
 
 /// What a copy lacks, from its observed listing and home's complete backups.

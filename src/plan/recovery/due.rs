@@ -179,13 +179,18 @@ pub fn copy(desired: &Desired, content: &ArchiveLive, now: i64) -> Option<Decisi
                 if !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty() {
                     due = true;
                     overdue |= seconds > rpo.as_secs();
-                    said.push(format!(
-                        "{} lacks {} WAL file(s) ({} behind home) and {} backup(s)",
-                        copy.name,
-                        lag.wal_missing.len(),
-                        approximate(seconds),
-                        lag.backups_missing.len()
-                    ));
+                    let mut lacks = Vec::new();
+                    if !lag.wal_missing.is_empty() {
+                        lacks.push(format!(
+                            "{} WAL file(s) ({} behind home)",
+                            lag.wal_missing.len(),
+                            crate::plan::assess::copies::behind(seconds)
+                        ));
+                    }
+                    if !lag.backups_missing.is_empty() {
+                        lacks.push(format!("{} backup(s)", lag.backups_missing.len()));
+                    }
+                    said.push(format!("{} lacks {}", copy.name, lacks.join(" and ")));
                 } else {
                     said.push(format!("{} holds everything home holds", copy.name));
                 }
@@ -354,5 +359,62 @@ mod tests {
 
         let (old, failed) = drill(&d, &with_drill(false, now - 8 * DAY), now).unwrap();
         assert!(old.due && old.overdue && failed.is_none(), "{old:?}");
+    }
+
+    #[test]
+    fn a_copy_is_due_when_it_lacks_anything_and_overdue_past_the_rpo() {
+        use crate::state::archive::{CopyListing, CopyLive};
+        let d = desired(
+            "  copies: [{ name: west, bucket: orders-wal-west, region: us-west-2 }]\ndrill: { every: 7d, region_every: 30d }\n",
+        );
+        let now = 100 * DAY;
+        let seg = |n: u32, at: i64| (format!("0000000100000000000000{n:02X}"), at);
+        let copy = |wal: Vec<(String, i64)>, backups: &[&str]| CopyLive {
+            name: "west".into(),
+            url: "s3://orders-wal-west/".into(),
+            region: "us-west-2".into(),
+            content: Ok(CopyListing {
+                home_wal: vec![seg(2, now - 600), seg(3, now - 400), seg(4, now - 10)],
+                wal,
+                backups: backups.iter().map(|b| b.to_string()).collect(),
+                drills: Default::default(),
+            }),
+        };
+        let mut c = content(&[(BackupType::Full, now - DAY)]);
+        c.copies = vec![copy(vec![seg(2, now - 600)], &["b0"])];
+        let behind = super::copy(&d, &c, now).unwrap();
+        // Segment 3 has been home's for 400s, beyond the 5m RPO.
+        assert!(behind.due && behind.overdue, "{behind:?}");
+        assert!(
+            behind
+                .why
+                .contains("west lacks 2 WAL file(s) (6m behind home)"),
+            "{}",
+            behind.why
+        );
+
+        c.copies = vec![copy(vec![seg(2, 0), seg(3, 0)], &[])];
+        let fresh = super::copy(&d, &c, now).unwrap();
+        assert!(fresh.due && !fresh.overdue, "{fresh:?}");
+        assert!(
+            fresh
+                .why
+                .contains("1 WAL file(s) (10s behind home) and 1 backup(s)"),
+            "{}",
+            fresh.why
+        );
+
+        c.copies = vec![copy(vec![seg(2, 0), seg(3, 0), seg(4, 0)], &["b0"])];
+        let caught_up = super::copy(&d, &c, now).unwrap();
+        assert!(!caught_up.due, "{caught_up:?}");
+
+        c.copies[0].content = Err("connection refused".into());
+        let unreadable = super::copy(&d, &c, now).unwrap();
+        assert!(unreadable.due && unreadable.overdue, "{unreadable:?}");
+
+        // No region-loss drill in any copy yet: due; the plan without copies owes none.
+        let region = region_drill(&d, &c, now).unwrap();
+        assert!(region.due && region.overdue);
+        assert!(super::copy(&desired(""), &c, now).is_none());
     }
 }
