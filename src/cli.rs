@@ -332,7 +332,9 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "ID")]
     pub backup: Option<String>,
     /// Then start it, wait until recovery reached the target and the server
-    /// promoted, and print the last transaction it replayed. It keeps running.
+    /// promoted, and print the last transaction it replayed and whether every
+    /// installed extension is available at its version on these binaries
+    /// (exit 2 when not). It keeps running.
     #[arg(long)]
     pub start: bool,
     /// The port the started server listens on (default: a free one).
@@ -507,6 +509,7 @@ pub const COMMAND_EXIT_CODES: &[(&str, &str)] = &[
     ("lint", "0 no error (warnings alone exit 0); 2 an error not silenced by `lint.ignore`"),
     ("check", "0 nothing needs attention; 2 a lint error, a change or a problem"),
     ("status", "0 every figure within the plan; 2 any figure beyond it (`BEYOND PLAN`), also with `--format openmetrics` (a `pgdr_problem` series or `pgdr_up 0`)"),
+    ("restore", "0 restored (with `--start`: and started, every extension available at its version); 2 with `--start`, started but an installed extension is missing or at another version on these binaries; 1 not restored"),
     ("drill", "0 passed; 2 ran and failed (a check, or RTO/RPO beyond the objectives); 1 could not run"),
     ("copy", "0 every copy holds what home holds; 2 something was refused (a rewritten object at home, other contents under a key in the copy), or with `--dry-run` a copy lacks something; 1 home or a copy could not be read or written"),
     ("run-due", "0 everything due ran (or nothing was due); 2 something failed, the newest drill failed, or something overdue was not run; with `--dry-run`, 2 when something is due"),

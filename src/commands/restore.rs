@@ -155,6 +155,16 @@ pub async fn run(args: &RestoreArgs, settings: &Settings) -> anyhow::Result<Outc
             started.log.display(),
             args.to.display()
         ))?;
+        let ext = &started.extensions;
+        out(&format!(
+            "Extensions: {}{}\n",
+            if ext.ok { "" } else { "PROBLEM: " },
+            ext.detail
+        ))?;
+        if !ext.ok {
+            // It runs, but a failover to these binaries would need work first.
+            return Ok(Outcome::Found);
+        }
     }
     Ok(Outcome::Clean)
 }

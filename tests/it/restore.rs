@@ -150,6 +150,11 @@ fn point_in_time_recovery_brings_back_exactly_the_rows_before_the_target() {
         said.contains("Recovered and promoted in") && said.contains("last replayed transaction 20"),
         "{said}"
     );
+    // The drill's extension check, on what the restore started.
+    assert!(
+        said.contains("Extensions: every extension of") && said.contains("plpgsql 1.0"),
+        "{said}"
+    );
     let pitr = Postgres::running_in(dir, port.parse().unwrap());
     let pg_form = target_text.replace('T', " ").replace('Z', "+00");
     assert!(

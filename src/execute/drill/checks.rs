@@ -7,6 +7,7 @@
 //! (its subscriptions detached).
 
 use super::scratch::Scratch;
+use crate::execute::restore::server::Restored;
 use crate::plan::recovery::drill::Timing;
 use crate::providers::postgres::{self, restored};
 use crate::settings::PgEnv;
@@ -40,13 +41,13 @@ pub async fn databases_check(pg: &tokio_postgres::Client, source: &[String]) -> 
     }
 }
 
-/// A connection to database `db` of the scratch server.
+/// A connection to database `db` of a restored server.
 async fn connect_to(
-    scratch: &Scratch,
+    server: &Restored,
     user: &str,
     db: &str,
 ) -> Result<tokio_postgres::Client, String> {
-    let info = Conninfo::parse(&scratch.server.conninfo(user, db)).map_err(|e| e.to_string())?;
+    let info = Conninfo::parse(&server.conninfo(user, db)).map_err(|e| e.to_string())?;
     postgres::connect("restored", &info, &PgEnv::default())
         .await
         .map_err(|e| e.to_string())
@@ -56,9 +57,10 @@ async fn connect_to(
 /// source's catalogue as of the target) is available at its installed
 /// version on the binaries the drill runs, and is their default version, so
 /// no `ALTER EXTENSION … UPDATE` would be needed after a failover to them.
+/// A drill's check, and what `restore --start` reports.
 pub async fn extensions_check(
     pg: &tokio_postgres::Client,
-    scratch: &Scratch,
+    server: &Restored,
     user: &str,
 ) -> CheckResult {
     let name = "extensions";
@@ -66,11 +68,11 @@ pub async fn extensions_check(
         Ok(d) => d,
         Err(e) => return CheckResult::new(name, false, postgres::error_text(&e)),
     };
-    let bin = scratch.server.local.bin("postgres");
+    let bin = server.local.bin("postgres");
     let binaries = bin.parent().unwrap_or(&bin).display().to_string();
     let (mut problems, mut seen) = (Vec::new(), std::collections::BTreeSet::new());
     for db in &databases {
-        let listed = match connect_to(scratch, user, db).await {
+        let listed = match connect_to(server, user, db).await {
             Ok(client) => restored::extensions(&client)
                 .await
                 .map_err(|e| postgres::error_text(&e)),
@@ -129,7 +131,7 @@ pub async fn detach_subscriptions(
         .await
         .map_err(|e| postgres::error_text(&e))?;
     for db in &databases {
-        let client = connect_to(scratch, user, db).await?;
+        let client = connect_to(&scratch.server, user, db).await?;
         let subscriptions = restored::subscriptions(&client).await.map_err(|e| {
             format!(
                 "listing the subscriptions of database {db}: {}",

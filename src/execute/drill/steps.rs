@@ -325,7 +325,7 @@ impl<'a> Step<Drill<'a>> for Check {
         if let Some(source) = &request.source_databases {
             checks.push(databases_check(&pg, source).await);
         }
-        checks.push(extensions_check(&pg, ctx.scratch, &request.user).await);
+        checks.push(extensions_check(&pg, &ctx.scratch.server, &request.user).await);
         checks.push(amcheck(ctx.scratch, &request.user).await);
         for check in request.checks {
             checks.push(sql_check(&pg, check, &request.timing).await);

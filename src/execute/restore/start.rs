@@ -1,5 +1,6 @@
 //! `restore --start`: starts the restored folder, waits until it promoted,
-//! and reads what it recovered. The server's socket is in the folder (only
+//! reads what it recovered, and checks its extensions against the binaries
+//! it runs. The server's socket is in the folder (only
 //! its user may enter it) and trusted first, before the folder's own
 //! pg_hba.conf rules.
 
@@ -19,6 +20,9 @@ pub struct Started {
     /// The last transaction recovery replayed, or why there is none.
     pub last_transaction: String,
     pub replay_lsn: String,
+    /// Every installed extension available at its version on these
+    /// binaries (the drill's `extensions` check).
+    pub extensions: crate::state::drill::CheckResult,
 }
 
 /// Starts the folder `dir` (PostgreSQL `major`) on `port` (or a free one),
@@ -55,6 +59,7 @@ pub async fn start(
         .await
         .map_err(ArchiveError::Failed)?;
     let replayed = crate::providers::postgres::backup::replayed(&pg).await?;
+    let extensions = crate::execute::drill::checks::extensions_check(&pg, &server, user).await;
     Ok(Started {
         port,
         log,
@@ -63,5 +68,6 @@ pub async fn start(
             .commit_text
             .unwrap_or_else(|| "none (the data is as of the backup's end)".to_string()),
         replay_lsn: replayed.lsn.map(|l| l.to_string()).unwrap_or_default(),
+        extensions,
     })
 }
