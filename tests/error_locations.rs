@@ -252,3 +252,38 @@ fn an_unreadable_file_names_the_file_and_has_no_line() {
         .to_string()
         .starts_with("/nonexistent/plan.yaml: cannot read the plan file"));
 }
+
+#[test]
+fn a_copy_of_the_archive_is_checked_where_it_is_written() {
+    let archive = "aws:\n  region: us-east-1\narchive:\n  bucket: orders-wal\n  prefix: orders/\n  encryption: { kms_key: arn:aws:kms:us-east-1:111122223333:key/abc }\n  copies:\n";
+    let with = |copies: &str| format!("{BASE}{archive}{copies}");
+    // Line 22: the first copy; a region-bound home key needs the copy's own.
+    assert_at(
+        &with("    - { bucket: orders-wal-west, region: us-west-2 }\n"),
+        22,
+        5,
+        "archive.copies[0].kms_key",
+        "a key of one region",
+    );
+    assert_at(
+        &with("    - { bucket: orders-wal-west, region: us-west-2, kms_key: alias/x }\n    - { bucket: orders-wal-west2, region: us-west-2, kms_key: alias/y }\n"),
+        23,
+        5,
+        "archive.copies[1].name",
+        "`us-west-2` names two copies",
+    );
+    assert_at(
+        &with("    - { bucket: orders-wal, region: us-east-1, kms_key: alias/x }\n"),
+        22,
+        9,
+        "archive.copies[0].bucket",
+        "the copy is the home archive itself",
+    );
+    assert_at(
+        &with("    - { name: west, bucket: orders-wal-west, region: \"us west\", kms_key: alias/x }\n"),
+        22,
+        46,
+        "archive.copies[0].region",
+        "not an AWS region name",
+    );
+}

@@ -1,7 +1,8 @@
 //! `pgdr copy PLAN_FILE [--dry-run]`: fill each copy of the archive
 //! (`archive.copies`) with what home holds and it lacks
-//! ([`crate::execute::copy`]), then expire in each copy what
-//! `base_backups.keep` lets go, under the cluster's `copy` lock. `run-due`
+//! ([`crate::execute::copy`]): the backups home keeps (expire's rule) and
+//! their WAL; then expire in each copy what home no longer keeps, under the
+//! cluster's `copy` lock. `run-due`
 //! runs it when a copy lacks something; `wal-push` keeps copies current
 //! between runs.
 
@@ -11,11 +12,12 @@ use crate::execute::copy::{catch_up, Copied};
 use crate::execute::expire;
 use crate::execute::lock::RunLock;
 use crate::observe::archive as catalog;
-use crate::plan::recovery::copy::lag_of;
+use crate::plan::recovery::copy::{lag_of, wanted};
 use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::settings::Settings;
 use crate::spec::Desired;
+use crate::state::archive::BackupEntry;
 use anyhow::{anyhow, Context};
 
 pub async fn run(args: &CopyArgs, settings: &Settings) -> anyhow::Result<Outcome> {
@@ -86,21 +88,32 @@ pub async fn copy_all(
                 desired.source.display()
             )
         })?;
+    // A dry run reads only: no lock (the watcher looks every minute, and
+    // must not turn away a run-due's catch-up on the same host).
     let _lock = if dry_run {
-        RunLock::local(
-            &settings.lock_dir,
-            desired.cluster(),
-            "copy",
-            "pgdr copy --dry-run",
-        )?
+        None
     } else {
-        RunLock::acquire(desired, systems, &settings.lock_dir, "copy", "pgdr copy").await?
+        Some(RunLock::acquire(desired, systems, &settings.lock_dir, "copy", "pgdr copy").await?)
     };
     let home = archive_at(desired, None)?;
     let home_store = Store::s3(systems.aws.s3(&home.region).await, &home.url.bucket);
-    let catalogue = catalog::read(&home_store, &home.url)
-        .await
-        .with_context(|| format!("reading the home archive {}", home.url))?;
+    let (catalogue, drills) = tokio::join!(
+        catalog::read(&home_store, &home.url),
+        catalog::drills(&home_store, &home.url)
+    );
+    let catalogue = catalogue.with_context(|| format!("reading the home archive {}", home.url))?;
+    let drills =
+        drills.with_context(|| format!("reading the home archive's drills {}", home.url))?;
+    // What home keeps is what the copies hold: a backup home is about to
+    // expire is not copied (expire's rule, the proven backup included).
+    let drilled = drills.newest_ok.as_ref().map(|d| d.backup_id.as_str());
+    let ids = wanted(desired, &catalogue.backups, drilled);
+    let backups: Vec<BackupEntry> = catalogue
+        .backups
+        .iter()
+        .filter(|b| ids.contains(&b.id))
+        .cloned()
+        .collect();
     let mut reports = Vec::new();
     for copy in &archive.copies {
         let name = copy.name().to_string();
@@ -108,12 +121,11 @@ pub async fn copy_all(
             let at = archive_at(desired, Some(&name))?;
             let store = Store::s3(systems.aws.s3(&at.region).await, &at.url.bucket);
             if dry_run {
-                let first = catalogue.backups.first().map(|b| b.start_wal.as_str());
+                let first = backups.first().map(|b| b.start_wal.as_str());
                 let listing =
                     catalog::copy_listing((&home_store, &home.url), first, (&store, &at.url))
                         .await
                         .with_context(|| format!("reading the copy {name} ({})", at.url))?;
-                let ids: Vec<String> = catalogue.backups.iter().map(|b| b.id.clone()).collect();
                 let lag = lag_of(&listing, &ids);
                 let found = !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty();
                 return Ok(CopyReport {
@@ -135,7 +147,7 @@ pub async fn copy_all(
             }
             let copied = catch_up(
                 (&home_store, &home.url),
-                &catalogue.backups,
+                &backups,
                 (&store, &at.url),
                 parallel,
             )
@@ -166,8 +178,8 @@ pub async fn copy_all(
             // own catalogue (its region-loss drills protect what they
             // restored), under this run's lock so no catch-up races it.
             let mut found = !copied.refused.is_empty();
-            if let Some(keep) = archive.base_backups.as_ref().map(|b| b.keep as usize) {
-                found |= expire_copy(&store, &at.url, keep, &mut text).await?;
+            if archive.base_backups.is_some() {
+                found |= expire_copy(&store, &at.url, &ids, &mut text).await?;
             }
             Ok(CopyReport {
                 text,
@@ -181,27 +193,27 @@ pub async fn copy_all(
     Ok(reports)
 }
 
-/// Expires in a copy what `keep` lets go, saying so in `text`; `true` when
-/// the copy refused a delete.
+/// Expires in a copy what home no longer keeps (`wanted`), saying so in
+/// `text`; the copy's own region-loss drill keeps the backup it restored.
+/// `true` when the copy refused a delete.
 async fn expire_copy(
     store: &Store,
     url: &crate::format::ArchiveUrl,
-    keep: usize,
+    wanted: &[String],
     text: &mut String,
 ) -> anyhow::Result<bool> {
-    let expiry = expire::decide(store, url, keep).await?;
+    let expiry = expire::decide_for_copy(store, url, wanted).await?;
     if expiry.plan.backups.is_empty() && expiry.plan.wal.is_empty() {
         return Ok(false);
     }
-    let expired = expire::carry_out(store, url, &expiry).await?;
+    let (deleted, refused) = expire::delete_decided(store, url, &expiry).await?;
     text.push_str(&format!(
-        "  expired in the copy: {} backup(s) beyond base_backups.keep and {} WAL file(s) ({} objects)\n",
+        "  expired in the copy: {} backup(s) home no longer keeps and {} WAL file(s) from before the oldest kept ({deleted} objects)\n",
         expiry.plan.backups.len(),
         expiry.plan.wal.len(),
-        expired.deleted
     ));
-    for (key, why) in &expired.refused {
+    for (key, why) in &refused {
         text.push_str(&format!("  not deleted: {key}: {why}\n"));
     }
-    Ok(!expired.refused.is_empty())
+    Ok(!refused.is_empty())
 }

@@ -214,12 +214,10 @@ impl Drill<'_> {
             now,
             at,
         } = self;
-        let primary = desired
-            .plan
-            .primary
-            .postgres
-            .as_ref()
-            .filter(|_| args.from_copy.is_none());
+        // The conninfo's user and database (for the restored server): the
+        // plan file's, even for a region-loss drill, which never connects
+        // to the primary itself.
+        let primary = desired.plan.primary.postgres.as_ref();
         let at = at.expect("a drill of a self-managed primary has an archive (validated)");
         let (url, region) = (at.url.clone(), at.region.clone());
         let root = settings.scratch_dir.clone();

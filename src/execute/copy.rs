@@ -65,34 +65,43 @@ pub async fn catch_up(
 
     // The keys of the missing WAL files as home stores them (`.zst` or not).
     let home_wal_prefix = home.1.wal_prefix();
-    let start_after = first.map(|f| format!("{home_wal_prefix}{}", f.get(..16).unwrap_or(f)));
-    let keys: HashMap<String, String> = home
-        .0
-        .list(&home_wal_prefix, start_after.as_deref())
-        .await?
+    let keys: HashMap<String, String> = catalog::wal_objects_with_history(home, first)
+        .await
+        .map_err(|e| ArchiveError::Failed(e.to_string()))?
         .into_iter()
         .filter_map(|o| {
             let relative = o.key.strip_prefix(&home_wal_prefix)?.to_string();
             Some((wal_name_of(&relative).to_string(), relative))
         })
         .collect();
-    let wal: Vec<&String> = lag
-        .wal_missing
-        .iter()
-        .filter_map(|name| keys.get(name))
-        .collect();
-    let results: Vec<Result<u64, String>> = futures_util::stream::iter(wal)
-        .map(|relative| copy_wal(home, copy, relative))
+    let mut failed: Vec<&str> = Vec::new();
+    let mut wal = Vec::new();
+    for name in &lag.wal_missing {
+        match keys.get(name) {
+            Some(relative) => wal.push((name.as_str(), relative)),
+            None => {
+                failed.push(name);
+                copied.refused.push(format!(
+                    "{name}: gone from home while being copied (expired meanwhile?)"
+                ));
+            }
+        }
+    }
+    let results: Vec<(&str, Result<u64, String>)> = futures_util::stream::iter(wal)
+        .map(|(name, relative)| async move { (name, copy_wal(home, copy, relative).await) })
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
-    for result in results {
+    for (name, result) in results {
         match result {
             Ok(bytes) => {
                 copied.wal += 1;
                 copied.bytes += bytes;
             }
-            Err(why) => copied.refused.push(why),
+            Err(why) => {
+                failed.push(name);
+                copied.refused.push(why);
+            }
         }
     }
 
@@ -101,8 +110,22 @@ pub async fn catch_up(
         .map_err(|e| ArchiveError::Failed(e.to_string()))?;
     for id in &lag.backups_missing {
         let Some(objects) = folders.get(id) else {
+            copied
+                .refused
+                .push(format!("backup {id}: gone from home while being copied"));
             continue;
         };
+        // Its WAL must be in the copy before it may look complete there.
+        let entry = home_backups.iter().find(|b| &b.id == id);
+        let needs = |name: &str| {
+            entry.is_some_and(|b| name >= b.start_wal.as_str() && name <= b.stop_wal.as_str())
+        };
+        if let Some(missing) = failed.iter().find(|name| needs(name)) {
+            copied.refused.push(format!(
+                "backup {id}: not made complete in the copy: its WAL {missing} could not be copied"
+            ));
+            continue;
+        }
         let home_folder = home.1.backup_prefix(id);
         let names: Vec<(String, u64)> = objects
             .iter()

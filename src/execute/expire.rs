@@ -24,6 +24,32 @@ pub struct Expiry {
 /// reports pgdr cannot tell what must stay, so an unreadable report is an
 /// error (nothing is deleted).
 pub async fn decide(store: &Store, url: &ArchiveUrl, keep: usize) -> Result<Expiry, ArchiveError> {
+    decide_by(store, url, |backups, wal, drilled| {
+        expire::decide(backups, keep, wal, drilled)
+    })
+    .await
+}
+
+/// What a copy of the archive lets go: every backup but `wanted` (what home
+/// keeps), the one the copy's newest passed (region-loss) drill restored and
+/// the parents they need, and the WAL before the oldest kept.
+pub async fn decide_for_copy(
+    store: &Store,
+    url: &ArchiveUrl,
+    wanted: &[String],
+) -> Result<Expiry, ArchiveError> {
+    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    decide_by(store, url, |backups, wal, drilled| {
+        expire::decide_keeping(backups, &wanted, wal, drilled)
+    })
+    .await
+}
+
+async fn decide_by(
+    store: &Store,
+    url: &ArchiveUrl,
+    rule: impl FnOnce(&[crate::state::archive::BackupEntry], &[String], Option<&str>) -> ExpirePlan,
+) -> Result<Expiry, ArchiveError> {
     // The catalogue and the WAL listing are independent: read them together.
     let wal_prefix = url.wal_prefix();
     let (catalogue, wal, drills) = tokio::join!(
@@ -43,7 +69,7 @@ pub async fn decide(store: &Store, url: &ArchiveUrl, keep: usize) -> Result<Expi
         .into_iter()
         .map(|o| o.key.get(wal_prefix.len()..).unwrap_or(&o.key).to_string())
         .collect();
-    let plan = expire::decide(&catalogue.backups, keep, &wal, drilled);
+    let plan = rule(&catalogue.backups, &wal, drilled);
     Ok(Expiry {
         plan,
         backups: catalogue.backups.len(),
@@ -69,6 +95,22 @@ pub async fn carry_out(
     expiry: &Expiry,
 ) -> Result<Expired, ArchiveError> {
     let leftovers = backup::clean_leftovers(store, url).await?;
+    let (deleted, refused) = delete_decided(store, url, expiry).await?;
+    Ok(Expired {
+        leftovers,
+        deleted,
+        refused,
+    })
+}
+
+/// Deletes what `expiry` decided, and nothing else: what a copy's expiry
+/// does (its incomplete folders are a catch-up cut short, which the next
+/// one finishes). Returns how many went, and what the store refused.
+pub async fn delete_decided(
+    store: &Store,
+    url: &ArchiveUrl,
+    expiry: &Expiry,
+) -> Result<(usize, Vec<(String, String)>), ArchiveError> {
     let wal_prefix = url.wal_prefix();
     let mut keys: Vec<String> = expiry
         .plan
@@ -86,9 +128,5 @@ pub async fn carry_out(
         .collect();
     keys.extend(expiry.plan.wal.iter().map(|w| format!("{wal_prefix}{w}")));
     let refused = store.delete(&keys).await?;
-    Ok(Expired {
-        leftovers,
-        deleted: keys.len() - refused.len(),
-        refused,
-    })
+    Ok((keys.len() - refused.len(), refused))
 }

@@ -301,24 +301,50 @@ pub async fn leases(
     Ok(Some(catalog::leases(&key, &fetched.body)?))
 }
 
-/// Every current WAL object from `first`'s timeline and log on: (name, stored at).
+/// Every current WAL object from `first` on, with the timeline history
+/// files of `first`'s timeline and those before it: (name, stored at).
 async fn wal_listed(
-    (store, url): (&Store, &ArchiveUrl),
+    side: (&Store, &ArchiveUrl),
     first: Option<&str>,
 ) -> Result<Vec<(String, i64)>, CatalogError> {
-    let prefix = url.wal_prefix();
-    let start_after = first.map(|f| format!("{prefix}{}", f.get(..16).unwrap_or(f)));
+    let objects = wal_objects_with_history(side, first).await?;
     let listing = WalListing {
-        objects: store.list(&prefix, start_after.as_deref()).await?,
+        objects,
         damaged: Vec::new(),
     };
-    // The listing starts at `first`'s log; what sorts before `first` itself
-    // (but timeline history files, which every restore reads) is left out.
-    let mut archived = listing.archived(url);
+    let mut archived = listing.archived(side.1);
     if let Some(first) = first {
         archived.retain(|(name, _)| name.as_str() >= first || name.ends_with(".history"));
     }
     Ok(archived)
+}
+
+/// The WAL objects from `first`'s log on (one listing), and the history
+/// files of timelines 2 up to `first`'s, which sort before it (`.` before
+/// `0`) and which every restore onto those timelines reads: one listing each.
+pub async fn wal_objects_with_history(
+    (store, url): (&Store, &ArchiveUrl),
+    first: Option<&str>,
+) -> Result<Vec<Listed>, CatalogError> {
+    let prefix = url.wal_prefix();
+    let start_after = first.map(|f| format!("{prefix}{}", f.get(..16).unwrap_or(f)));
+    let timeline = first
+        .and_then(|f| f.get(..8))
+        .and_then(|t| u32::from_str_radix(t, 16).ok())
+        .unwrap_or(1);
+    let histories = (2..=timeline.min(4096)).map(|t| {
+        let prefix = format!("{prefix}{t:08X}.history");
+        async move { store.list(&prefix, None).await }
+    });
+    let (objects, histories) = tokio::join!(
+        store.list(&prefix, start_after.as_deref()),
+        futures_util::future::join_all(histories)
+    );
+    let mut objects = objects?;
+    for listed in histories {
+        objects.extend(listed?);
+    }
+    Ok(objects)
 }
 
 /// A copy's listings beside home's WAL: home's WAL from `first` (a segment

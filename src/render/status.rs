@@ -347,12 +347,14 @@ fn copy_line(copy: &crate::plan::assess::copies::CopyFigure) -> String {
     let what = match &copy.error {
         Some(why) => format!("UNREADABLE: {why}"),
         None => format!(
-            "{} WAL file(s) behind home ({}), {} backup(s) behind; newest WAL {}, newest backup {}",
+            "{} WAL file(s) behind home ({}), {} backup(s) behind; newest WAL {} (home {}), newest backup {} (home {})",
             copy.wal_behind.unwrap_or(0),
             seconds(copy.seconds_behind.map(|s| s as f64)),
             copy.backups_behind.unwrap_or(0),
             copy.newest_wal.as_deref().unwrap_or("none"),
-            copy.newest_backup.as_deref().unwrap_or("none")
+            copy.home_newest_wal.as_deref().unwrap_or("none"),
+            copy.newest_backup.as_deref().unwrap_or("none"),
+            copy.home_newest_backup.as_deref().unwrap_or("none")
         ),
     };
     format!(

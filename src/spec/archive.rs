@@ -150,6 +150,11 @@ pub struct ArchiveCopy {
     /// The key prefix in the copy's bucket; the home archive's by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// The KMS key of the copy's bucket, when home's `encryption.kms_key` is
+    /// set: a KMS key belongs to one region. Defaults to home's when that is
+    /// an alias (`alias/pg-wal`, created in both regions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
 }
 
 impl Archive {
@@ -165,10 +170,15 @@ impl Archive {
     /// The archive a copy is: home's settings (protections, retention,
     /// compression) in the copy's bucket and prefix, with no copies of its own.
     pub fn as_copy(&self, copy: &ArchiveCopy) -> Archive {
+        let encryption = self.encryption.clone().map(|e| Encryption {
+            kms_key: e.kms_key.map(|home| copy.kms_key.clone().unwrap_or(home)),
+            ..e
+        });
         Archive {
             bucket: copy.bucket.clone(),
             prefix: copy.prefix.clone().unwrap_or_else(|| self.prefix.clone()),
             copies: Vec::new(),
+            encryption,
             ..self.clone()
         }
     }

@@ -428,6 +428,23 @@ fn check_copies(archive: &super::Archive, err: &mut impl FnMut(&str, String)) {
                 );
             }
         }
+        let home_key = archive
+            .encryption
+            .as_ref()
+            .and_then(|e| e.kms_key.as_deref());
+        if let Some(home_key) = home_key {
+            if copy.kms_key.is_none() && !home_key.starts_with("alias/") {
+                err(
+                    &format!("{at}.kms_key"),
+                    format!("home's encryption.kms_key `{home_key}` is a key of one region; give the copy's bucket a key of its region (kms_key: an id, ARN or alias there)"),
+                );
+            }
+        } else if copy.kms_key.is_some() {
+            err(
+                &format!("{at}.kms_key"),
+                "home's bucket has no encryption.kms_key; the copy's is set only with it (the copy keeps home's encryption)".into(),
+            );
+        }
         if archive.copy_url(copy) == archive.url() {
             err(
                 &format!("{at}.bucket"),

@@ -150,9 +150,8 @@ fn wal_push_fills_the_copy_an_outage_never_blocks_archiving_and_copy_catches_up(
     // backup's first, which no restore can use, goes (home's own `expire`
     // would do the same at home).
     assert!(
-        run.stdout.contains(
-            "expired in the copy: 0 backup(s) beyond base_backups.keep and 1 WAL file(s)"
-        ),
+        run.stdout
+            .contains("expired in the copy: 0 backup(s) home no longer keeps and 1 WAL file(s)"),
         "{}",
         run.stdout
     );

@@ -206,6 +206,15 @@ async fn push_everywhere(
                 .await;
                 let why = match stored {
                     Ok(Ok(_)) => return,
+                    // The copy answered: another file under the name. Not
+                    // an outage; `pgdr copy` reports it too.
+                    Ok(Err(e @ ArchiveError::Conflict { .. })) => {
+                        eprintln!(
+                            "warning: {name} is stored at home but the copy {} holds another file under its name: {e}",
+                            copy.url
+                        );
+                        return;
+                    }
                     Ok(Err(e)) => e.to_string(),
                     Err(_) => format!("no answer within {}s", COPY_BUDGET.as_secs()),
                 };

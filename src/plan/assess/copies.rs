@@ -14,7 +14,7 @@ pub(crate) fn behind(seconds: u64) -> String {
         approximate(seconds)
     }
 }
-use crate::plan::recovery::copy::{lag_of, lag_seconds};
+use crate::plan::recovery::copy::{lag_of, lag_seconds, wanted};
 use crate::spec::Desired;
 use crate::state::archive::{ArchiveLive, CopyLag};
 
@@ -32,18 +32,31 @@ pub struct CopyFigure {
     pub wal_behind: Option<usize>,
     /// How long home has held the oldest WAL file the copy lacks (0: none lacking).
     pub seconds_behind: Option<u64>,
-    /// The newest WAL file in the copy.
+    /// The newest WAL segment in the copy, and at home (from home's newest
+    /// backup on).
     pub newest_wal: Option<String>,
-    /// The newest complete backup in the copy.
+    pub home_newest_wal: Option<String>,
+    /// The newest complete backup in the copy, and at home.
     pub newest_backup: Option<String>,
+    pub home_newest_backup: Option<String>,
     /// Complete backups at home the copy lacks.
     pub backups_behind: Option<usize>,
 }
 
+/// The home backups a copy should hold ([`wanted`]).
+fn home_wanted(desired: &Desired, content: &ArchiveLive) -> Vec<String> {
+    let drilled = content
+        .drills
+        .newest_ok
+        .as_ref()
+        .map(|d| d.backup_id.as_str());
+    wanted(desired, &content.backups, drilled)
+}
+
 /// The copies as `status` shows them.
-pub fn figures(content: &ArchiveLive) -> Vec<CopyFigure> {
+pub fn figures(desired: &Desired, content: &ArchiveLive) -> Vec<CopyFigure> {
     let now = content.observed_at_unix.unwrap_or(0);
-    let home: Vec<String> = content.backups.iter().map(|b| b.id.clone()).collect();
+    let home = home_wanted(desired, content);
     content
         .copies
         .iter()
@@ -57,7 +70,9 @@ pub fn figures(content: &ArchiveLive) -> Vec<CopyFigure> {
                 wal_behind: lag.as_ref().ok().map(|l| l.wal_missing.len()),
                 seconds_behind: lag.as_ref().ok().map(|l| lag_seconds(l, now)),
                 newest_wal: lag.as_ref().ok().and_then(|l| l.newest_wal.clone()),
+                home_newest_wal: lag.as_ref().ok().and_then(|l| l.home_newest_wal.clone()),
                 newest_backup: lag.as_ref().ok().and_then(|l| l.newest_backup.clone()),
+                home_newest_backup: home.last().cloned(),
                 backups_behind: lag.as_ref().ok().map(|l| l.backups_missing.len()),
             }
         })
@@ -69,7 +84,7 @@ pub fn findings(desired: &Desired, content: &ArchiveLive) -> Vec<Finding> {
     let file = desired.source.display().to_string();
     let rpo = desired.plan.objectives.rpo;
     let now = content.observed_at_unix.unwrap_or(0);
-    let home: Vec<String> = content.backups.iter().map(|b| b.id.clone()).collect();
+    let home = home_wanted(desired, content);
     for copy in &content.copies {
         let address = format!("archive.copies.{}", copy.name);
         let lag: CopyLag = match &copy.content {

@@ -125,7 +125,7 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
         (a, l) => a.or(l),
     };
     if let Some(Ok(content)) = &live.archive_content {
-        figures.copies = super::copies::figures(content);
+        figures.copies = super::copies::figures(desired, content);
         if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {
             figures.window = Some((
                 oldest.stop_time.to_string(),

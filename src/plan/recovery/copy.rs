@@ -2,7 +2,8 @@
 //! stores in it and how far `plan` and `status` call it behind. Pure: the
 //! listings come in, the difference goes out.
 
-use crate::state::archive::{CopyLag, CopyListing};
+use crate::spec::Desired;
+use crate::state::archive::{BackupEntry, CopyLag, CopyListing};
 use std::collections::BTreeSet;
 
 /// One side's contents, as the listings show them.
@@ -65,6 +66,24 @@ pub fn lag_of(listing: &CopyListing, home_backups: &[String]) -> CopyLag {
             backups: &listing.backups,
         },
     )
+}
+
+/// The home backups a copy should hold: what home keeps (`expire`'s rule:
+/// the newest `base_backups.keep`, the one the newest passed drill restored,
+/// the parents they need), else every complete one. A backup home is about
+/// to expire is not copied, so the copy's own expiry never fights the
+/// catch-up.
+pub fn wanted(desired: &Desired, backups: &[BackupEntry], drilled: Option<&str>) -> Vec<String> {
+    let keep = desired
+        .plan
+        .archive
+        .as_ref()
+        .and_then(|a| a.base_backups.as_ref())
+        .map(|b| b.keep as usize);
+    match keep {
+        Some(keep) => super::expire::decide(backups, keep, &[], drilled).kept,
+        None => backups.iter().map(|b| b.id.clone()).collect(),
+    }
 }
 
 /// Seconds the copy is behind home at `now`: how long home has held a WAL

@@ -164,7 +164,12 @@ pub fn copy(desired: &Desired, content: &ArchiveLive, now: i64) -> Option<Decisi
     if archive.copies.is_empty() {
         return None;
     }
-    let home: Vec<String> = content.backups.iter().map(|b| b.id.clone()).collect();
+    let drilled = content
+        .drills
+        .newest_ok
+        .as_ref()
+        .map(|d| d.backup_id.as_str());
+    let home = super::copy::wanted(desired, &content.backups, drilled);
     let rpo = desired.plan.objectives.rpo;
     let (mut due, mut overdue, mut said) = (false, false, Vec::new());
     for copy in &content.copies {

@@ -42,16 +42,30 @@ pub fn decide(
     wal_objects: &[String],
     drilled: Option<&str>,
 ) -> ExpirePlan {
-    let keep = keep.max(1);
-    if backups.is_empty() {
+    let split = backups.len().saturating_sub(keep.max(1));
+    let newest: Vec<&str> = backups[split..].iter().map(|b| b.id.as_str()).collect();
+    decide_keeping(backups, &newest, wal_objects, drilled)
+}
+
+/// As [`decide`], keeping the backups `wanted` names (and what the newest
+/// passed drill restored, and every parent a kept one needs) instead of the
+/// newest `keep`: a copy of the archive keeps what home keeps. With none of
+/// `wanted` present, nothing is deleted.
+pub fn decide_keeping(
+    backups: &[BackupEntry],
+    wanted: &[&str],
+    wal_objects: &[String],
+    drilled: Option<&str>,
+) -> ExpirePlan {
+    let is_wanted = |b: &&BackupEntry| wanted.contains(&b.id.as_str());
+    if !backups.iter().any(|b| is_wanted(&b)) {
         return ExpirePlan::default();
     }
-    let split = backups.len().saturating_sub(keep);
-    let expired = &backups[..split];
+    let expired: Vec<&BackupEntry> = backups.iter().filter(|b| !is_wanted(b)).collect();
     let protected = drilled.filter(|id| expired.iter().any(|b| b.id == *id));
-    let kept: Vec<&BackupEntry> = backups[split..]
+    let kept: Vec<&BackupEntry> = backups
         .iter()
-        .chain(expired.iter().filter(|b| Some(b.id.as_str()) == protected))
+        .filter(|b| is_wanted(b) || Some(b.id.as_str()) == protected)
         .collect();
     let mut kept = kept;
     // A kept diff or incr is restored through its parents: they stay.
@@ -72,7 +86,7 @@ pub fn decide(
     parents.sort();
     kept.sort_by(|a, b| a.id.cmp(&b.id));
     let expired: Vec<&BackupEntry> = expired
-        .iter()
+        .into_iter()
         .filter(|b| Some(b.id.as_str()) != protected && !parents.contains(&b.id))
         .collect();
     let protected = protected.map(str::to_string);
