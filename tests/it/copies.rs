@@ -161,18 +161,31 @@ fn wal_push_fills_the_copy_an_outage_never_blocks_archiving_and_copy_catches_up(
         s.keys(HOME, "mirrored", "base/")
     );
 
-    // The copy's region is lost: archiving at home goes on, unblocked.
-    s.proxy.cut_region("us-west-2");
+    // The copy's region hangs (connections accepted, never answered):
+    // archiving at home goes on, unblocked. A push waits its 5 s budget for
+    // the copy (the files it pushes ahead at once wait together) and notes
+    // the copy down; pushes in the next minute leave it alone.
+    s.proxy.stall_region("us-west-2");
     let took = s.archive_segments(4);
+    let tried = s.proxy.cut_requests();
+    assert!(tried >= 1, "wal-push never tried the copy");
+    eprintln!("4 segments archived at home with the copy hanging, in {took:?}");
+    s.archive_segments(2);
+    assert_eq!(
+        s.proxy.cut_requests(),
+        tried,
+        "pushes within a minute of the copy's failure left it alone"
+    );
     let failed = s.pg.psql("SELECT failed_count FROM pg_stat_archiver");
     assert_eq!(failed, "0", "a lost copy never fails archiving");
-    assert!(s.proxy.cut_requests() > 0, "wal-push tried the copy");
-    eprintln!("4 segments archived at home with the copy cut off in {took:?}");
+    // Then the region refuses outright.
+    s.proxy.restore_regions();
+    s.proxy.cut_region("us-west-2");
     let mut home_now = s.keys(HOME, "mirrored", "wal/");
     home_now.remove(&before_backup);
     let west_now = s.keys(WEST, "mirrored", "wal/");
     let missing: Vec<&String> = home_now.difference(&west_now).collect();
-    assert!(missing.len() >= 4, "{missing:?}");
+    assert!(missing.len() >= 6, "{missing:?}");
     assert!(
         s.pg.server_log()
             .contains("is stored at home but not in the copy"),
@@ -258,6 +271,28 @@ fn wal_push_fills_the_copy_an_outage_never_blocks_archiving_and_copy_catches_up(
 #[test]
 fn a_region_loss_drill_restores_from_the_copy_with_home_cut_off_and_stores_its_report_there() {
     let s = setup("regional", "");
+    // The plan's database is not `postgres`: a region-loss drill, which never
+    // connects to the primary, still runs its checks where the plan says.
+    s.pg.psql("CREATE DATABASE shop");
+    let shop = s.pg.conninfo().replace("dbname=postgres", "dbname=shop");
+    crate::common::run(
+        std::process::Command::new("psql")
+            .args([
+                &shop,
+                "-XAtc",
+                "CREATE TABLE items AS SELECT g AS id FROM generate_series(1, 3) g",
+            ])
+            .stdin(std::process::Stdio::null()),
+        crate::common::COMMAND_TIMEOUT,
+    );
+    let text = std::fs::read_to_string(&s.plan)
+        .unwrap()
+        .replace("dbname=postgres", "dbname=shop")
+        .replace(
+            "select count(*) >= 5000 from orders",
+            "select count(*) = 3 from items",
+        );
+    std::fs::write(&s.plan, text).unwrap();
     s.archive_segments(2);
     let run = s.pgdr(&["copy", &s.plan]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -278,6 +313,14 @@ fn a_region_loss_drill_restores_from_the_copy_with_home_cut_off_and_stores_its_r
     let report = run.json();
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["from_copy"], "west");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "orders-present" && c["ok"] == true),
+        "{report}"
+    );
     assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
     assert!(report["rpo_seconds"].as_f64().is_some());
     assert_eq!(

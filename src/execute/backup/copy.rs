@@ -218,13 +218,21 @@ impl PageReader<'_> {
             }
         }
         if let Some(segment) = self.segment {
+            let mut reread = Vec::new();
             for (i, bytes) in self.chunk[..got].chunks_exact(PAGE).enumerate() {
                 let page: &[u8; PAGE] = bytes.try_into().expect("a whole page");
                 let offset = self.pos + (i * PAGE) as u64;
                 let block = (offset / PAGE as u64) as u32 + segment * PAGES_PER_SEGMENT;
                 if page::is_corrupt(page, block, self.check_before) {
-                    self.recheck(page, offset, block)?;
+                    reread.push((i, self.recheck(page, offset, block)?));
                 }
+            }
+            // The backup keeps the good second read, not the torn first one:
+            // a torn page with an old header would fail a check of the
+            // restored folder before replay rewrites it (the drill's
+            // page-checksums).
+            for (i, page) in reread {
+                self.chunk[i * PAGE..(i + 1) * PAGE].copy_from_slice(&page);
             }
         }
         if let Some(hashes) = &mut self.hashes {
@@ -239,17 +247,20 @@ impl PageReader<'_> {
 
     /// A page that failed its checksum may have been read while the server
     /// wrote it: read it again once, as pg_basebackup does, and fail only if
-    /// it still does.
-    fn recheck(&self, first: &[u8; PAGE], offset: u64, block: u32) -> std::io::Result<()> {
+    /// it still does. Returns the page to keep: the second read, or (the file
+    /// truncated meanwhile, which replay repeats) a new, all-zero page.
+    fn recheck(&self, first: &[u8; PAGE], offset: u64, block: u32) -> std::io::Result<[u8; PAGE]> {
         let mut again = [0u8; PAGE];
         let still = match self.file.read_exact_at(&mut again, offset) {
             Ok(()) => page::is_corrupt(&again, block, self.check_before),
-            // Truncated meanwhile: replay takes care of it.
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => false,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                again = [0u8; PAGE];
+                false
+            }
             Err(e) => return Err(e),
         };
         if !still {
-            return Ok(());
+            return Ok(again);
         }
         let header = page::header(first);
         Err(std::io::Error::new(

@@ -22,12 +22,31 @@ pub struct Scan {
     pub bad: Vec<(String, u32)>,
 }
 
-/// Whether the server in `data` keeps page checksums, as `pg_controldata`
-/// (of the binaries in `bin`) reports it.
-pub fn checksums_on(pg_controldata: &Path, data: &Path) -> Result<bool, ArchiveError> {
+/// What `pg_controldata` says of the folder, as far as the scan needs it.
+pub struct Control {
+    /// Data page checksums are on.
+    pub checksums: bool,
+    /// Database block size, and blocks per segment of a large relation.
+    pub block_size: u32,
+    pub blocks_per_segment: u32,
+}
+
+impl Control {
+    /// The page layout the scan reads (8 KiB pages, 1 GiB segments), as the
+    /// backup's page check also requires.
+    pub fn scannable(&self) -> bool {
+        self.block_size as usize == PAGE && self.blocks_per_segment == PAGES_PER_SEGMENT
+    }
+}
+
+/// `pg_controldata` (of the binaries in `bin`) on `data`, in the C locale so
+/// its labels are the ones read here; a label missing is an error.
+pub fn control(pg_controldata: &Path, data: &Path) -> Result<Control, ArchiveError> {
     let out = std::process::Command::new(pg_controldata)
         .arg("-D")
         .arg(data)
+        .env("LC_ALL", "C")
+        .env_remove("LANGUAGE")
         .output()
         .map_err(|e| ArchiveError::io(pg_controldata, e))?;
     if !out.status.success() {
@@ -39,10 +58,23 @@ pub fn checksums_on(pg_controldata: &Path, data: &Path) -> Result<bool, ArchiveE
         )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().any(|l| {
-        l.strip_prefix("Data page checksum version:")
-            .is_some_and(|v| v.trim() != "0")
-    }))
+    let field = |label: &str| -> Result<u32, ArchiveError> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                ArchiveError::Failed(format!(
+                    "{} -D {} printed no `{label}`",
+                    pg_controldata.display(),
+                    data.display()
+                ))
+            })
+    };
+    Ok(Control {
+        checksums: field("Data page checksum version:")? != 0,
+        block_size: field("Database block size:")?,
+        blocks_per_segment: field("Blocks per segment of large relation:")?,
+    })
 }
 
 /// Reads every relation file under `data` (`global/`, `base/`, `pg_tblspc/`)

@@ -175,11 +175,22 @@ impl<'a> Step<Drill<'a>> for VerifyPages {
         let controldata = ctx.scratch.server.local.bin("pg_controldata");
         let start_lsn = ctx.request.chosen.backup.start_lsn.0;
         let result = tokio::task::spawn_blocking(move || {
-            if !pages::checksums_on(&controldata, &data)? {
+            let control = pages::control(&controldata, &data)?;
+            if !control.checksums {
                 return Ok(CheckResult::new(
                     PAGE_CHECK,
                     true,
                     "the cluster has no data checksums (initdb --data-checksums turns them on): nothing to verify",
+                ));
+            }
+            if !control.scannable() {
+                return Ok(CheckResult::new(
+                    PAGE_CHECK,
+                    true,
+                    format!(
+                        "pages of {} bytes, {} to a segment: not verified (pgdr reads 8 KiB pages in 1 GiB segments, as its backups check them)",
+                        control.block_size, control.blocks_per_segment
+                    ),
                 ));
             }
             let scan = pages::scan(&data, start_lsn)?;

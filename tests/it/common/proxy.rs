@@ -54,6 +54,9 @@ struct State {
     /// Regions whose requests are cut, and how many were.
     cut: Vec<String>,
     cut_requests: usize,
+    /// Regions whose requests are read and never answered (a region that
+    /// accepts connections and hangs): counted with the cut ones.
+    stalled: Vec<String>,
 }
 
 impl Proxy {
@@ -133,14 +136,23 @@ impl Proxy {
         state.connections += 1;
     }
 
+    /// From now on reads every request signed for `region` and never
+    /// answers it, holding the connection open.
+    pub fn stall_region(&self, region: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.stalled.push(region.to_string());
+        state.connections += 1;
+    }
+
     /// Lets every region through again.
     pub fn restore_regions(&self) {
         let mut state = self.state.lock().unwrap();
         state.cut.clear();
+        state.stalled.clear();
         state.connections += 1;
     }
 
-    /// How many requests a region cut has closed.
+    /// How many requests a region cut has closed or a stall has held.
     pub fn cut_requests(&self) -> usize {
         self.state.lock().unwrap().cut_requests
     }
@@ -196,7 +208,11 @@ fn serve(mut client: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
-    if !state.lock().unwrap().cut.is_empty() {
+    let regional = {
+        let s = state.lock().unwrap();
+        !s.cut.is_empty() || !s.stalled.is_empty()
+    };
+    if regional {
         requests(client, server, state, generation);
         return;
     }
@@ -247,6 +263,15 @@ fn requests(
             .to_string();
         {
             let mut s = state.lock().unwrap();
+            if s.stalled.contains(&region) {
+                s.cut_requests += 1;
+                drop(s);
+                // Never answered: held until the proxy's state changes.
+                while state.lock().unwrap().connections == generation {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return cut(&client, &server);
+            }
             if s.connections != generation || s.cut.contains(&region) {
                 if s.cut.contains(&region) {
                     s.cut_requests += 1;
