@@ -122,28 +122,7 @@ pub async fn copy_all(
             let store = Store::s3(systems.aws.s3(&at.region).await, &at.url.bucket);
             if dry_run {
                 let first = backups.first().map(|b| b.start_wal.as_str());
-                let listing =
-                    catalog::copy_listing((&home_store, &home.url), first, (&store, &at.url))
-                        .await
-                        .with_context(|| format!("reading the copy {name} ({})", at.url))?;
-                let lag = lag_of(&listing, &ids);
-                let found = !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty();
-                return Ok(CopyReport {
-                    text: format!(
-                        "copy {name} ({}, {}): lacks {} WAL file(s) and {} backup(s){}\n",
-                        at.url,
-                        at.region,
-                        lag.wal_missing.len(),
-                        lag.backups_missing.len(),
-                        if lag.backups_missing.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", lag.backups_missing.join(", "))
-                        }
-                    ),
-                    found,
-                    copied: Copied::default(),
-                });
+                return lacking((&home_store, &home.url), first, &ids, (&store, &at), &name).await;
             }
             let copied = catch_up(
                 (&home_store, &home.url),
@@ -216,4 +195,36 @@ async fn expire_copy(
         text.push_str(&format!("  not deleted: {key}: {why}\n"));
     }
     Ok(!refused.is_empty())
+}
+
+/// What a copy lacks, said without writing anything (`--dry-run`, the
+/// watcher's look): `found` when it lacks anything.
+async fn lacking(
+    home: (&Store, &crate::format::ArchiveUrl),
+    first: Option<&str>,
+    wanted: &[String],
+    (store, at): (&Store, &super::ArchiveAt),
+    name: &str,
+) -> anyhow::Result<CopyReport> {
+    let listing = catalog::copy_listing(home, first, (store, &at.url))
+        .await
+        .with_context(|| format!("reading the copy {name} ({})", at.url))?;
+    let lag = lag_of(&listing, wanted);
+    let found = !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty();
+    Ok(CopyReport {
+        text: format!(
+            "copy {name} ({}, {}): lacks {} WAL file(s) and {} backup(s){}\n",
+            at.url,
+            at.region,
+            lag.wal_missing.len(),
+            lag.backups_missing.len(),
+            if lag.backups_missing.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", lag.backups_missing.join(", "))
+            }
+        ),
+        found,
+        copied: Copied::default(),
+    })
 }

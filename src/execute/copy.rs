@@ -126,59 +126,77 @@ pub async fn catch_up(
             ));
             continue;
         }
-        let home_folder = home.1.backup_prefix(id);
-        let names: Vec<(String, u64)> = objects
-            .iter()
-            .filter_map(|o| Some((o.key.strip_prefix(&home_folder)?.to_string(), o.size)))
-            .filter(|(name, _)| {
-                name != BACKUP_JSON
-                    && name != PROGRESS_OBJECT
-                    && crate::state::archive::is_object_name(name)
-            })
-            .collect();
-        let copy_folder = copy.1.backup_prefix(id);
-        let pairs: Vec<(String, String, u64)> = names
-            .iter()
-            .map(|(name, size)| {
-                (
-                    format!("{home_folder}{name}"),
-                    format!("{copy_folder}{name}"),
-                    *size,
-                )
-            })
-            .collect();
-        let results: Vec<Result<u64, ArchiveError>> = futures_util::stream::iter(&pairs)
-            .map(|(from, to, size)| copy_object(home.0, copy.0, (from, to), *size))
-            .buffer_unordered(parallel.max(1))
-            .collect()
-            .await;
-        let mut failed = Vec::new();
-        for result in results {
-            match result {
-                Ok(bytes) => copied.bytes += bytes,
-                Err(e) => failed.push(e.to_string()),
+        match copy_backup(home, copy, id, objects, parallel).await? {
+            Ok(bytes) => {
+                copied.bytes += bytes;
+                copied.backups.push(id.clone());
             }
+            Err(why) => copied.refused.push(why),
         }
-        if !failed.is_empty() {
-            copied.refused.push(format!(
-                "backup {id}: left incomplete in the copy: {}",
-                failed.join("; ")
-            ));
-            continue;
-        }
-        // Last: only now does the copy's folder say it is complete.
-        let json = format!("{home_folder}{BACKUP_JSON}");
-        let size = objects.iter().find(|o| o.key == json).map_or(0, |o| o.size);
-        copied.bytes += copy_object(
-            home.0,
-            copy.0,
-            (&json, &format!("{}{BACKUP_JSON}", copy.1.backup_prefix(id))),
-            size,
-        )
-        .await?;
-        copied.backups.push(id.clone());
     }
     Ok(copied)
+}
+
+/// One backup folder: its objects (`parallel` at once), then its
+/// `backup.json`. `Ok(Err(why))`: left incomplete in the copy, and why.
+async fn copy_backup(
+    home: Side<'_>,
+    copy: Side<'_>,
+    id: &str,
+    objects: &[crate::providers::storage::Listed],
+    parallel: usize,
+) -> Result<Result<u64, String>, ArchiveError> {
+    let mut bytes = 0;
+    let home_folder = home.1.backup_prefix(id);
+    let names: Vec<(String, u64)> = objects
+        .iter()
+        .filter_map(|o| Some((o.key.strip_prefix(&home_folder)?.to_string(), o.size)))
+        .filter(|(name, _)| {
+            name != BACKUP_JSON
+                && name != PROGRESS_OBJECT
+                && crate::state::archive::is_object_name(name)
+        })
+        .collect();
+    let copy_folder = copy.1.backup_prefix(id);
+    let pairs: Vec<(String, String, u64)> = names
+        .iter()
+        .map(|(name, size)| {
+            (
+                format!("{home_folder}{name}"),
+                format!("{copy_folder}{name}"),
+                *size,
+            )
+        })
+        .collect();
+    let results: Vec<Result<u64, ArchiveError>> = futures_util::stream::iter(&pairs)
+        .map(|(from, to, size)| copy_object(home.0, copy.0, (from, to), *size))
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    let mut failed = Vec::new();
+    for result in results {
+        match result {
+            Ok(copied) => bytes += copied,
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    if !failed.is_empty() {
+        return Ok(Err(format!(
+            "backup {id}: left incomplete in the copy: {}",
+            failed.join("; ")
+        )));
+    }
+    // Last: only now does the copy's folder say it is complete.
+    let json = format!("{home_folder}{BACKUP_JSON}");
+    let size = objects.iter().find(|o| o.key == json).map_or(0, |o| o.size);
+    bytes += copy_object(
+        home.0,
+        copy.0,
+        (&json, &format!("{}{BACKUP_JSON}", copy.1.backup_prefix(id))),
+        size,
+    )
+    .await?;
+    Ok(Ok(bytes))
 }
 
 /// One WAL file: read at home, checked against its stored digest, written
