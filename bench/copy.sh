@@ -54,19 +54,7 @@ pgbench_() { pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres "$@"; }
 wal_count() { aws s3api list-objects-v2 --bucket "$1" --prefix "$2/wal/" --query 'length(Contents || `[]`)' --output text; }
 
 # ---------------------------------------------------------------- 1. archive cost
-pgdr_log "generating at least $N WAL segments with pgbench"
-while [ "$(ready_count)" -lt "$N" ]; do
-  pgbench_ -i -s 5 -q postgres >/dev/null 2>&1
-  psql_pg "SELECT pg_switch_wal()" >/dev/null
-done
-mkdir -p "$WORK/segs"
-for ready in $(pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | sort | head -n "$N"); do
-  name=$(basename "$ready" .ready)
-  pg_run cat "$PGDATA/pg_wal/$name" >"$WORK/segs/$name"
-done
-chmod -R a+rX "$WORK/segs"
-SEGS=$(ls "$WORK/segs")
-BYTES=$(du -cb "$WORK/segs"/* | tail -1 | cut -f1)
+collect_segments "$N" "$N"
 
 # pgBackRest with one repo, and with two: the same repo1 (a path of its own)
 # plus repo2, a bucket in us-west-2 behind the same terminator.

@@ -222,3 +222,24 @@ drill:
       sql: "select count(*) = $((scale * 100000)) from pgbench_accounts"
 YAML
 }
+
+# collect_segments MAKE TAKE: pgbench until the server (archive_command empty,
+# so every finished segment waits as .ready) has MAKE segments waiting, then
+# copies the TAKE oldest out of pg_wal into $WORK/segs. Sets SEGS (their
+# names) and BYTES. Needs PGDATA and PGPORT.
+collect_segments() {
+  local make=$1 take=$2 ready name
+  pgdr_log "generating at least $make WAL segments with pgbench"
+  while [ "$(pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | wc -l)" -lt "$make" ]; do
+    pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 5 -q postgres >/dev/null 2>&1
+    psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc "SELECT pg_switch_wal()" >/dev/null
+  done
+  mkdir -p "$WORK/segs"
+  for ready in $(pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | sort | head -n "$take"); do
+    name=$(basename "$ready" .ready)
+    pg_run cat "$PGDATA/pg_wal/$name" >"$WORK/segs/$name"
+  done
+  chmod -R a+rX "$WORK/segs"
+  SEGS=$(ls "$WORK/segs")
+  BYTES=$(du -cb "$WORK/segs"/* | tail -1 | cut -f1)
+}

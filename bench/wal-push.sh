@@ -35,19 +35,7 @@ PGDATA="$WORK/pg/data"
 psql_pg() { psql -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres -Atc "$1"; }
 ready_count() { pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | wc -l; }
 
-pgdr_log "generating at least $((N * 2)) WAL segments with pgbench"
-while [ "$(ready_count)" -lt $((N * 2)) ]; do
-  pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -s 5 -q postgres >/dev/null 2>&1
-  psql_pg "SELECT pg_switch_wal()" >/dev/null
-done
-mkdir -p "$WORK/segs"
-for ready in $(pg_run find "$PGDATA/pg_wal/archive_status" -name '????????????????????????.ready' | sort | head -n "$N"); do
-  name=$(basename "$ready" .ready)
-  pg_run cat "$PGDATA/pg_wal/$name" >"$WORK/segs/$name"
-done
-chmod -R a+rX "$WORK/segs"
-SEGS=$(ls "$WORK/segs")
-BYTES=$(du -cb "$WORK/segs"/* | tail -1 | cut -f1)
+collect_segments $((N * 2)) "$N"
 
 write_pgbackrest_conf "$WORK/pgbackrest" bench-wal "$TLSPORT" "$PGDATA" "$PGPORT" "$WORK/pg" zst
 pgbr() { pg_run pgbackrest --config="$WORK/pgbackrest/pgbackrest.conf" --stanza=demo "$@"; }

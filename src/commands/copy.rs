@@ -8,7 +8,7 @@
 
 use super::{archive_at, load_cluster, out, Outcome};
 use crate::cli::CopyArgs;
-use crate::execute::copy::{catch_up, Copied};
+use crate::execute::copy::{catch_up, Copied, Home};
 use crate::execute::expire;
 use crate::execute::lock::RunLock;
 use crate::observe::archive as catalog;
@@ -67,7 +67,7 @@ pub struct CopyReport {
     pub copied: Copied,
 }
 
-/// Catches up every copy of `desired`'s archive, one after the other, under
+/// Catches up every copy of `desired`'s archive, all at once, under
 /// the `copy` lock (a dry run writes none): `(name, report or why not)`.
 /// `Err` when home could not be read (or the lock not taken).
 pub async fn copy_all(
@@ -114,62 +114,77 @@ pub async fn copy_all(
         .filter(|b| ids.contains(&b.id))
         .cloned()
         .collect();
-    let mut reports = Vec::new();
-    for copy in &archive.copies {
+    // Home is listed once for every copy; the copies are caught up at once.
+    let home_read = Home::read((&home_store, &home.url), backups, catalogue.folders)
+        .await
+        .with_context(|| format!("listing the home archive's WAL {}", home.url))?;
+    let home_read = &home_read;
+    let reports = archive.copies.iter().map(|copy| async move {
         let name = copy.name().to_string();
         let report = async {
             let at = archive_at(desired, Some(&name))?;
             let store = Store::s3(systems.aws.s3(&at.region).await, &at.url.bucket);
             if dry_run {
-                let first = backups.first().map(|b| b.start_wal.as_str());
-                return lacking((&home_store, &home.url), first, &ids, (&store, &at), &name).await;
+                return lacking(home_read, (&store, &at), &name).await;
             }
-            let copied = catch_up(
-                (&home_store, &home.url),
-                &backups,
-                (&store, &at.url),
+            caught_up(
+                home_read,
+                (&store, &at),
+                &name,
                 parallel,
+                archive.base_backups.is_some(),
             )
             .await
-            .with_context(|| format!("copying into {name} ({})", at.url))?;
-            let mut text = format!(
-                "copy {name} ({}, {}): stored {} WAL file(s) and {} backup(s){} ({:.1} MB){}\n",
-                at.url,
-                at.region,
-                copied.wal,
-                copied.backups.len(),
-                if copied.backups.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", copied.backups.join(", "))
-                },
-                copied.bytes as f64 / 1e6,
-                if copied.refused.is_empty() {
-                    "; it holds everything home holds"
-                } else {
-                    ""
-                }
-            );
-            for refused in &copied.refused {
-                text.push_str(&format!("  refused: {refused}\n"));
-            }
-            // The copy keeps what home keeps: expire's rule on the copy's
-            // own catalogue (its region-loss drills protect what they
-            // restored), under this run's lock so no catch-up races it.
-            let mut found = !copied.refused.is_empty();
-            if archive.base_backups.is_some() {
-                found |= expire_copy(&store, &at.url, &ids, &mut text).await?;
-            }
-            Ok(CopyReport {
-                text,
-                found,
-                copied,
-            })
         }
         .await;
-        reports.push((name, report));
+        (name, report)
+    });
+    Ok(futures_util::future::join_all(reports).await)
+}
+
+/// One copy caught up (and, with `expire`, expired to what home keeps).
+async fn caught_up(
+    home: &Home<'_>,
+    (store, at): (&Store, &super::ArchiveAt),
+    name: &str,
+    parallel: usize,
+    expire: bool,
+) -> anyhow::Result<CopyReport> {
+    let copied = catch_up(home, (store, &at.url), parallel)
+        .await
+        .with_context(|| format!("copying into {name} ({})", at.url))?;
+    let mut text = format!(
+        "copy {name} ({}, {}): stored {} WAL file(s) and {} backup(s){} ({:.1} MB){}\n",
+        at.url,
+        at.region,
+        copied.wal,
+        copied.backups.len(),
+        if copied.backups.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", copied.backups.join(", "))
+        },
+        copied.bytes as f64 / 1e6,
+        if copied.refused.is_empty() {
+            "; it holds everything home holds"
+        } else {
+            ""
+        }
+    );
+    for refused in &copied.refused {
+        text.push_str(&format!("  refused: {refused}\n"));
     }
-    Ok(reports)
+    // The copy keeps what home keeps (its region-loss drills protect what
+    // they restored), under this run's lock so no catch-up races it.
+    let mut found = !copied.refused.is_empty();
+    if expire {
+        found |= expire_copy(store, &at.url, &home.backup_ids(), &mut text).await?;
+    }
+    Ok(CopyReport {
+        text,
+        found,
+        copied,
+    })
 }
 
 /// Expires in a copy what home no longer keeps (`wanted`), saying so in
@@ -200,16 +215,14 @@ async fn expire_copy(
 /// What a copy lacks, said without writing anything (`--dry-run`, the
 /// watcher's look): `found` when it lacks anything.
 async fn lacking(
-    home: (&Store, &crate::format::ArchiveUrl),
-    first: Option<&str>,
-    wanted: &[String],
+    home: &Home<'_>,
     (store, at): (&Store, &super::ArchiveAt),
     name: &str,
 ) -> anyhow::Result<CopyReport> {
-    let listing = catalog::copy_listing(home, first, (store, &at.url))
+    let listing = catalog::copy_listing(&home.wal_archived(), home.first(), (store, &at.url))
         .await
         .with_context(|| format!("reading the copy {name} ({})", at.url))?;
-    let lag = lag_of(&listing, wanted);
+    let lag = lag_of(&listing, &home.backup_ids());
     let found = !lag.wal_missing.is_empty() || !lag.backups_missing.is_empty();
     Ok(CopyReport {
         text: format!(

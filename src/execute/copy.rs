@@ -21,11 +21,11 @@ use crate::format::layout::{wal_name_of, BACKUP_JSON, META_DIGEST, PROGRESS_OBJE
 use crate::format::{codec, ArchiveUrl};
 use crate::observe::archive as catalog;
 use crate::plan::recovery::copy::lag_of;
-use crate::providers::storage::{PutOutcome, Store};
+use crate::providers::storage::{Listed, PutOutcome, Store};
 use crate::spec::Compression;
 use crate::state::archive::BackupEntry;
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Objects up to this size are copied in one request; larger ones in parts
 /// of this size.
@@ -47,28 +47,71 @@ pub struct Copied {
 /// One side of the copy: the store and the archive's URL in it.
 pub type Side<'a> = (&'a Store, &'a ArchiveUrl);
 
-/// Copies into `copy` what `home` holds and it lacks; `home_backups` is
-/// home's catalogue (oldest first). `parallel` objects at once.
+/// Home as read once for every copy: the backups the copies hold (oldest
+/// first), every backup folder's objects, and the WAL objects from the
+/// oldest of those backups on (with the timeline history files).
+pub struct Home<'a> {
+    pub store: &'a Store,
+    pub url: &'a ArchiveUrl,
+    pub backups: Vec<BackupEntry>,
+    pub folders: BTreeMap<String, Vec<Listed>>,
+    pub wal: Vec<Listed>,
+}
+
+impl<'a> Home<'a> {
+    /// Lists home's WAL from the oldest of `backups` on; `folders` come
+    /// with the catalogue already read.
+    pub async fn read(
+        (store, url): Side<'a>,
+        backups: Vec<BackupEntry>,
+        folders: BTreeMap<String, Vec<Listed>>,
+    ) -> Result<Home<'a>, ArchiveError> {
+        let first = backups.first().map(|b| b.start_wal.clone());
+        let wal = catalog::wal_objects_with_history((store, url), first.as_deref())
+            .await
+            .map_err(|e| ArchiveError::Failed(e.to_string()))?;
+        Ok(Home {
+            store,
+            url,
+            backups,
+            folders,
+            wal,
+        })
+    }
+
+    /// The first WAL segment the copies need.
+    pub fn first(&self) -> Option<&str> {
+        self.backups.first().map(|b| b.start_wal.as_str())
+    }
+
+    /// Home's WAL files from [`Home::first`] on, as the lag compares them.
+    pub fn wal_archived(&self) -> Vec<(String, i64)> {
+        catalog::wal_archived(self.url, &self.wal, self.first())
+    }
+
+    pub fn backup_ids(&self) -> Vec<String> {
+        self.backups.iter().map(|b| b.id.clone()).collect()
+    }
+}
+
+/// Copies into `copy` what `home` holds and it lacks. `parallel` objects at
+/// once.
 pub async fn catch_up(
-    home: Side<'_>,
-    home_backups: &[BackupEntry],
+    home: &Home<'_>,
     copy: Side<'_>,
     parallel: usize,
 ) -> Result<Copied, ArchiveError> {
-    let first = home_backups.first().map(|b| b.start_wal.as_str());
-    let listing = catalog::copy_listing(home, first, copy)
+    let listing = catalog::copy_listing(&home.wal_archived(), home.first(), copy)
         .await
         .map_err(|e| ArchiveError::Failed(e.to_string()))?;
-    let ids: Vec<String> = home_backups.iter().map(|b| b.id.clone()).collect();
-    let lag = lag_of(&listing, &ids);
+    let lag = lag_of(&listing, &home.backup_ids());
     let mut copied = Copied::default();
 
     // The keys of the missing WAL files as home stores them (`.zst` or not).
-    let home_wal_prefix = home.1.wal_prefix();
-    let keys: HashMap<String, String> = catalog::wal_objects_with_history(home, first)
-        .await
-        .map_err(|e| ArchiveError::Failed(e.to_string()))?
-        .into_iter()
+    let home_wal_prefix = home.url.wal_prefix();
+    let keys: HashMap<String, String> = home
+        .wal
+        .iter()
         .filter_map(|o| {
             let relative = o.key.strip_prefix(&home_wal_prefix)?.to_string();
             Some((wal_name_of(&relative).to_string(), relative))
@@ -88,7 +131,9 @@ pub async fn catch_up(
         }
     }
     let results: Vec<(&str, Result<u64, String>)> = futures_util::stream::iter(wal)
-        .map(|(name, relative)| async move { (name, copy_wal(home, copy, relative).await) })
+        .map(|(name, relative)| async move {
+            (name, copy_wal((home.store, home.url), copy, relative).await)
+        })
         .buffer_unordered(parallel.max(1))
         .collect()
         .await;
@@ -105,18 +150,15 @@ pub async fn catch_up(
         }
     }
 
-    let folders = catalog::backup_folders(home.0, home.1)
-        .await
-        .map_err(|e| ArchiveError::Failed(e.to_string()))?;
     for id in &lag.backups_missing {
-        let Some(objects) = folders.get(id) else {
+        let Some(objects) = home.folders.get(id) else {
             copied
                 .refused
                 .push(format!("backup {id}: gone from home while being copied"));
             continue;
         };
         // Its WAL must be in the copy before it may look complete there.
-        let entry = home_backups.iter().find(|b| &b.id == id);
+        let entry = home.backups.iter().find(|b| &b.id == id);
         let needs = |name: &str| {
             entry.is_some_and(|b| name >= b.start_wal.as_str() && name <= b.stop_wal.as_str())
         };
@@ -126,7 +168,7 @@ pub async fn catch_up(
             ));
             continue;
         }
-        match copy_backup(home, copy, id, objects, parallel).await? {
+        match copy_backup((home.store, home.url), copy, id, objects, parallel).await? {
             Ok(bytes) => {
                 copied.bytes += bytes;
                 copied.backups.push(id.clone());
@@ -143,7 +185,7 @@ async fn copy_backup(
     home: Side<'_>,
     copy: Side<'_>,
     id: &str,
-    objects: &[crate::providers::storage::Listed],
+    objects: &[Listed],
     parallel: usize,
 ) -> Result<Result<u64, String>, ArchiveError> {
     let mut bytes = 0;

@@ -301,22 +301,21 @@ pub async fn leases(
     Ok(Some(catalog::leases(&key, &fetched.body)?))
 }
 
-/// Every current WAL object from `first` on, with the timeline history
-/// files of `first`'s timeline and those before it: (name, stored at).
-async fn wal_listed(
-    side: (&Store, &ArchiveUrl),
+/// The WAL files among `objects` (a listing under `url`'s `wal/`) from
+/// `first` on, and every timeline history file: (name, stored at). Pure.
+pub fn wal_archived(
+    url: &ArchiveUrl,
+    objects: &[Listed],
     first: Option<&str>,
-) -> Result<Vec<(String, i64)>, CatalogError> {
-    let objects = wal_objects_with_history(side, first).await?;
-    let listing = WalListing {
-        objects,
-        damaged: Vec::new(),
-    };
-    let mut archived = listing.archived(side.1);
+) -> Vec<(String, i64)> {
+    let mut archived: Vec<(String, i64)> = objects
+        .iter()
+        .map(|o| (WalListing::name_of(url, o).to_string(), o.modified_unix))
+        .collect();
     if let Some(first) = first {
         archived.retain(|(name, _)| name.as_str() >= first || name.ends_with(".history"));
     }
-    Ok(archived)
+    archived
 }
 
 /// The WAL objects from `first`'s log on (one listing), and the history
@@ -347,19 +346,18 @@ pub async fn wal_objects_with_history(
     Ok(objects)
 }
 
-/// A copy's listings beside home's WAL: home's WAL from `first` (a segment
-/// name: `plan` gives the newest backup's first segment, `copy` the
-/// oldest's) on, the copy's from the same segment, the copy's complete
-/// backups and its (region-loss) drill reports. Two WAL listings, one
-/// listing of the copy's `base/`, and its drills.
+/// A copy's listings beside home's WAL (`home_wal`: [`wal_archived`] of
+/// home's [`wal_objects_with_history`] from `first`, listed once for every
+/// copy): the copy's WAL from the same segment, its complete backups and
+/// its (region-loss) drill reports. One WAL listing (with the history
+/// files'), one of `base/`, and the drills.
 pub async fn copy_listing(
-    home: (&Store, &ArchiveUrl),
+    home_wal: &[(String, i64)],
     first: Option<&str>,
     copy: (&Store, &ArchiveUrl),
 ) -> Result<CopyListing, CatalogError> {
-    let (home_wal, copy_wal, copy_folders, drills) = tokio::join!(
-        wal_listed(home, first),
-        wal_listed(copy, first),
+    let (copy_wal, copy_folders, drills) = tokio::join!(
+        wal_objects_with_history(copy, first),
         backup_folders(copy.0, copy.1),
         drills(copy.0, copy.1)
     );
@@ -371,8 +369,8 @@ pub async fn copy_listing(
         .cloned()
         .collect();
     Ok(CopyListing {
-        home_wal: home_wal?,
-        wal: copy_wal?,
+        home_wal: home_wal.to_vec(),
+        wal: wal_archived(copy.1, &copy_wal?, first),
         backups,
         drills: drills?,
     })

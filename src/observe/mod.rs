@@ -254,15 +254,24 @@ pub async fn observe_copies(
     let Ok(home_url) = ArchiveUrl::parse(&archive.url()) else {
         return Vec::new();
     };
-    let home_url = &home_url;
+    if archive.copies.is_empty() {
+        return Vec::new();
+    }
+    // Home's WAL is listed once, for every copy.
+    let first = home_backups.last().map(|b| b.start_wal.as_str());
+    let home_wal = archive::wal_objects_with_history((home, &home_url), first)
+        .await
+        .map(|objects| archive::wal_archived(&home_url, &objects, first))
+        .map_err(|e| format!("home's WAL could not be listed: {e}"));
+    let home_wal = &home_wal;
     futures_util::future::join_all(archive.copies.iter().map(|copy| async move {
         let url = archive.copy_url(copy);
-        let content = match ArchiveUrl::parse(&url) {
-            Err(e) => Err(e),
-            Ok(copy_url) => {
+        let content = match (ArchiveUrl::parse(&url), home_wal) {
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(e.clone()),
+            (Ok(copy_url), Ok(home_wal)) => {
                 let store = Store::s3(systems.aws.s3(&copy.region).await, &copy_url.bucket);
-                let first = home_backups.last().map(|b| b.start_wal.as_str());
-                archive::copy_listing((home, home_url), first, (&store, &copy_url))
+                archive::copy_listing(home_wal, first, (&store, &copy_url))
                     .await
                     .map(|mut listing| {
                         let now = crate::spec::time::now_unix();
