@@ -55,6 +55,12 @@ ensure_deps() {
     command -v dpkg-shlibdeps >/dev/null || apt_pkgs+=(dpkg-dev)
     # cron's own parser judges the crontab example (examples/cron).
     command -v crontab >/dev/null || apt_pkgs+=(cron)
+    # Active-active nodes replicate through pglogical (issue 31).
+    local bindir
+    bindir=$(pg_bindir 2>/dev/null || true)
+    if [ -n "$bindir" ] && [ ! -f "$(dirname "$bindir")/lib/pglogical.so" ]; then
+      apt_pkgs+=("postgresql-$(basename "$(dirname "$bindir")")-pglogical")
+    fi
   fi
   if [ ${#apt_pkgs[@]} -gt 0 ]; then
     pgdr_log "installing ${apt_pkgs[*]} (apt-get)"
