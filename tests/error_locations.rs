@@ -287,3 +287,30 @@ fn a_copy_of_the_archive_is_checked_where_it_is_written() {
         "not an AWS region name",
     );
 }
+
+#[test]
+fn an_active_active_section_is_checked_where_it_is_written() {
+    let section = |body: &str| format!("{BASE}active_active:\n{body}");
+    // Line 18: the second peer, named like the primary's node (the cluster).
+    assert_at(
+        &section("  peers:\n    - { name: west, postgres: \"host=w\" }\n    - { name: orders, postgres: \"host=o\" }\n"),
+        18,
+        9,
+        "active_active.peers[1].name",
+        "`orders` names two nodes",
+    );
+    assert_at(
+        &section("  provider: native\n  conflict_resolution: last_update_wins\n  peers:\n    - { name: west, postgres: \"host=w\" }\n"),
+        17,
+        3,
+        "active_active.conflict_resolution",
+        "needs pglogical",
+    );
+    assert_at(
+        &section("  tables:\n    - orders\n  peers:\n    - { name: west, postgres: \"host=w\" }\n"),
+        17,
+        5,
+        "active_active.tables[0]",
+        "expected schema.table",
+    );
+}

@@ -4,6 +4,7 @@
 //! with their line and column; checks that span several keys run afterwards and
 //! are placed with [`locate`]. Either way a file with any error is refused whole.
 
+mod active_active;
 mod archive;
 pub mod conninfo;
 mod drill;
@@ -25,6 +26,7 @@ mod validate;
 mod values;
 pub mod yaml;
 
+pub use active_active::{ActiveActive, ConflictResolution, Peer, Provider, Sequences};
 pub use archive::{
     Archive, ArchiveCopy, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock,
 };

@@ -57,6 +57,10 @@ pub struct PlanFile {
     /// Automatic failover: `pgdr watch` acts, fenced, when the primary is lost.
     #[serde(default)]
     pub failover: Option<Failover>,
+    /// Further writable nodes in other regions, replicating both ways with
+    /// the primary (active-active; in progress, issue 31).
+    #[serde(default)]
+    pub active_active: Option<super::ActiveActive>,
     /// Lint settings for this file: rules silenced, each with its reason.
     #[serde(default)]
     pub lint: Option<LintSection>,

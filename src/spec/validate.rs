@@ -27,7 +27,66 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
     check_standbys(plan, &mut err);
     check_endpoint_and_network(plan, &mut err);
     check_failover(plan, &mut err);
+    check_active_active(plan, &mut err);
     out
+}
+
+/// `active_active`: a self-managed primary, peers with names of their own,
+/// a conflict rule the provider has, tables named with their schema.
+fn check_active_active(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
+    use super::{ConflictResolution, Provider};
+    let Some(aa) = &plan.active_active else {
+        return;
+    };
+    if plan.primary.postgres.is_none() || plan.primary.rds.is_some() {
+        err(
+            "active_active",
+            "active-active replication needs a self-managed primary (`primary.postgres`, no `primary.rds`): pgdr sets up its replication itself".into(),
+        );
+    }
+    if aa.peers.is_empty() {
+        err(
+            "active_active.peers",
+            "name at least one other writable node (name, postgres, region)".into(),
+        );
+    }
+    let own = aa
+        .node_name
+        .as_ref()
+        .map_or(plan.cluster.as_str(), |n| n.as_str());
+    let mut names = BTreeSet::from([own]);
+    for (i, peer) in aa.peers.iter().enumerate() {
+        if !names.insert(peer.name.as_str()) {
+            err(
+                &format!("active_active.peers[{i}].name"),
+                format!(
+                    "`{}` names two nodes (the primary's node is `{own}`); give each its own name",
+                    peer.name.as_str()
+                ),
+            );
+        }
+    }
+    if aa.provider == Provider::Native && aa.conflict_resolution != ConflictResolution::ApplyRemote
+    {
+        err(
+            "active_active.conflict_resolution",
+            format!(
+                "`{}` needs pglogical: PostgreSQL's own logical replication (provider: native) resolves no conflicts, the incoming change wins (apply_remote) or replication stops; write `conflict_resolution: apply_remote` or `provider: pglogical`",
+                aa.conflict_resolution.as_pglogical()
+            ),
+        );
+    }
+    for (i, table) in aa.tables.iter().enumerate() {
+        let qualified = table
+            .split_once('.')
+            .is_some_and(|(s, t)| !s.is_empty() && !t.is_empty() && !t.contains('.'));
+        if !qualified {
+            err(
+                &format!("active_active.tables[{i}]"),
+                format!("`{table}` is not a table with its schema; expected schema.table (e.g. public.orders)"),
+            );
+        }
+    }
 }
 
 /// `` `section` manages AWS resources and needs an `aws:` section ``.
