@@ -8,6 +8,7 @@
 pub mod assess;
 pub mod ec2;
 pub mod guc;
+pub mod logical;
 pub mod op;
 pub mod postgres;
 pub mod rds;

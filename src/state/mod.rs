@@ -8,6 +8,7 @@ pub mod archive;
 pub mod drill;
 pub mod ec2;
 pub mod journal;
+pub mod logical;
 pub mod postgres;
 pub mod rds;
 pub mod route53;

@@ -1,0 +1,49 @@
+//! What a writable node of an active-active plan holds, as far as its
+//! replication with the others goes (issue 31, in progress): its tables'
+//! shapes (DDL does not replicate, so the nodes are compared), keys and
+//! sequences. Plain data; the provider fills it in.
+
+use serde::{Deserialize, Serialize};
+
+/// One node, one database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLive {
+    /// The node's name in the plan.
+    pub name: String,
+    pub tables: Vec<TableLive>,
+    pub sequences: Vec<SequenceLive>,
+}
+
+/// A table's shape: what must be the same on every node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableLive {
+    /// `schema.table`.
+    pub name: String,
+    /// By name: logical replication matches columns by name, not position.
+    pub columns: Vec<ColumnLive>,
+    /// A primary key, or a replica identity index: updates and deletes can
+    /// replicate.
+    pub has_key: bool,
+    /// Index definitions with the table's own name left out (`USING btree (id)`).
+    pub indexes: Vec<String>,
+    /// Constraint definitions (`pg_get_constraintdef`), by constraint name.
+    pub constraints: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnLive {
+    pub name: String,
+    /// `format_type`: `integer`, `character varying(20)`.
+    pub data_type: String,
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceLive {
+    /// `schema.sequence`.
+    pub name: String,
+    pub increment: i64,
+    pub start: i64,
+    /// The last value handed out, if any.
+    pub last_value: Option<i64>,
+}
