@@ -9,6 +9,7 @@
 
 mod common;
 
+mod active_active;
 mod archive_backup;
 mod archive_wal;
 mod archive_wiring;

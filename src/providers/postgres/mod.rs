@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod connect;
+pub mod logical;
 pub mod observe;
 pub mod restored;
 pub mod role;
