@@ -66,3 +66,118 @@ fn drift_between_two_nodes_is_named_by_table_and_column() {
         b.sequences
     );
 }
+
+const PGLOGICAL: &str = "wal_level = logical\nshared_preload_libraries = 'pglogical'\ntrack_commit_timestamp = on\npglogical.conflict_resolution = 'last_update_wins'\nmax_worker_processes = 16\n";
+
+/// Runs `f` with a connection to `pg` as node `name`.
+fn with_node<T>(pg: &Postgres, name: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let info = pgdr::spec::Conninfo::parse(&pg.conninfo()).unwrap();
+        let client =
+            pgdr::providers::postgres::connect(name, &info, &pgdr::settings::PgEnv::default())
+                .await
+                .unwrap();
+        f(&client).await
+    })
+}
+
+#[test]
+fn two_nodes_set_up_with_pglogical_replicate_both_ways_and_converge_on_a_conflict() {
+    use pgdr::providers::postgres::pglogical;
+    let east = Postgres::start_with(PGLOGICAL);
+    let west = Postgres::start_with(PGLOGICAL);
+    let dsn = |pg: &Postgres| {
+        format!(
+            "host=127.0.0.1 port={} dbname=postgres user=postgres",
+            pg.port
+        )
+    };
+    for (pg, name) in [(&east, "east"), (&west, "west")] {
+        pg.psql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+        let own = dsn(pg);
+        with_node(pg, name, async |c| {
+            pglogical::create_extension(c).await.unwrap();
+            pglogical::create_node(c, name, &own).await.unwrap();
+            pglogical::add_all_tables(c, &["public".to_string()])
+                .await
+                .unwrap();
+        });
+    }
+    east.psql("INSERT INTO t VALUES (0, 'seed')");
+    // The node that joins copies the seed's rows; the seed copies nothing back.
+    let (east_dsn, west_dsn) = (dsn(&east), dsn(&west));
+    with_node(&west, "west", async |c| {
+        pglogical::create_subscription(c, "west_from_east", &east_dsn, true)
+            .await
+            .unwrap();
+        pglogical::wait_synchronized(c, "west_from_east")
+            .await
+            .unwrap();
+    });
+    with_node(&east, "east", async |c| {
+        pglogical::create_subscription(c, "east_from_west", &west_dsn, false)
+            .await
+            .unwrap();
+        pglogical::wait_synchronized(c, "east_from_west")
+            .await
+            .unwrap();
+    });
+    let live = with_node(&east, "east", async |c| pglogical::read(c).await.unwrap());
+    assert_eq!(live.node.as_deref(), Some("east"));
+    assert_eq!(live.tables, ["public.t"]);
+    assert_eq!(live.subscriptions.len(), 1, "{live:?}");
+    assert_eq!(live.subscriptions[0].provider_node, "west");
+    assert!(live.subscriptions[0].forward_origins.is_empty(), "{live:?}");
+
+    // A row written on each node is on both (psql, on each).
+    east.psql("INSERT INTO t VALUES (1, 'from east')");
+    west.psql("INSERT INTO t VALUES (2, 'from west')");
+    let rows = "SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t";
+    let want = "0:seed,1:from east,2:from west";
+    assert_eq!(east.wait_for(rows, want), want);
+    assert_eq!(west.wait_for(rows, want), want);
+
+    // One row updated on both nodes at once: last update wins, on both.
+    let (e, w) = (east.conninfo(), west.conninfo());
+    let update = |info: String, v: &'static str| {
+        std::thread::spawn(move || {
+            crate::common::run(
+                std::process::Command::new("psql")
+                    .args([
+                        &info,
+                        "-XAtc",
+                        &format!("UPDATE t SET v = '{v}' WHERE id = 1"),
+                    ])
+                    .stdin(std::process::Stdio::null()),
+                crate::common::COMMAND_TIMEOUT,
+            )
+        })
+    };
+    let (a, b) = (update(e, "by east"), update(w, "by west"));
+    for out in [a.join().unwrap(), b.join().unwrap()] {
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("UPDATE 1"),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let one = "SELECT v FROM t WHERE id = 1";
+    loop {
+        let (x, y) = (east.psql(one), west.psql(one));
+        if x == y && x != "from east" {
+            assert!(x == "by east" || x == "by west", "{x}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not converged: east {x}, west {y}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod connect;
 pub mod logical;
 pub mod observe;
+pub mod pglogical;
 pub mod restored;
 pub mod role;
 pub mod session;
