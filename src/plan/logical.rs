@@ -4,8 +4,122 @@
 //! out the same value on two nodes — with the increments and offsets that
 //! make them disjoint.
 
-use crate::state::logical::{NodeLive, SequenceLive, TableLive};
+use crate::state::logical::{NodeLive, PglogicalLive, SequenceLive, TableLive};
 use std::collections::BTreeMap;
+
+/// A subscription the full mesh needs: `subscriber` receives what
+/// `provider` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedSubscription {
+    /// `<subscriber>_from_<provider>` (`-` as `_`).
+    pub name: String,
+    pub subscriber: String,
+    pub provider: String,
+    /// Copy the provider's rows first: only a peer joining from the seed.
+    pub copy_data: bool,
+}
+
+/// Every node subscribes to every other: with `forward_origins = '{}'` a
+/// change is sent only by the node it was made on, so a node passes nothing
+/// on and each pair needs its own subscription. A peer copies the seed's
+/// (the primary's) rows when it joins; nothing else is copied.
+pub fn wanted_subscriptions(nodes: &[&str], seed: &str) -> Vec<WantedSubscription> {
+    let mut wanted = Vec::new();
+    for subscriber in nodes {
+        for provider in nodes.iter().filter(|p| *p != subscriber) {
+            wanted.push(WantedSubscription {
+                name: format!("{subscriber}_from_{provider}").replace('-', "_"),
+                subscriber: subscriber.to_string(),
+                provider: provider.to_string(),
+                copy_data: *provider == seed,
+            });
+        }
+    }
+    wanted
+}
+
+/// A node as read: its tables and sequences, and pglogical's state; or why
+/// it could not be read.
+pub type NodeRead = Result<(NodeLive, PglogicalLive), String>;
+
+/// What `plan` reports of an active-active topology, as (address, message):
+/// a node not read, a subscription missing, not replicating or forwarding
+/// other nodes' changes, tables differing between nodes, tables without a
+/// key, sequences that collide. `nodes` in the plan's order, the seed first.
+pub fn problems(nodes: &[(String, NodeRead)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
+    let seed = names.first().copied().unwrap_or_default();
+    let read: Vec<(&str, &NodeLive, &PglogicalLive)> = nodes
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().ok().map(|(l, p)| (n.as_str(), l, p)))
+        .collect();
+    for (name, result) in nodes {
+        if let Err(why) = result {
+            out.push((
+                format!("replication.node.{name}"),
+                format!("node {name} could not be read: {why}; the others keep taking writes, and it catches up once back (its peers keep the WAL it lacks)"),
+            ));
+        }
+    }
+    for want in wanted_subscriptions(&names, seed) {
+        let Some((_, _, pgl)) = read.iter().find(|(n, _, _)| *n == want.subscriber) else {
+            continue;
+        };
+        let address = format!("replication.subscription.{}", want.name);
+        match pgl.subscriptions.iter().find(|s| s.provider_node == want.provider) {
+            None => out.push((
+                address,
+                format!("{} does not receive {}'s changes (no subscription)", want.subscriber, want.provider),
+            )),
+            Some(sub) if sub.status != "replicating" => out.push((
+                address,
+                format!(
+                    "{} receives {}'s changes through {}, which is {}: writes on {} do not reach {} (the server log says why)",
+                    want.subscriber, want.provider, sub.name, sub.status, want.provider, want.subscriber
+                ),
+            )),
+            Some(sub) if !sub.forward_origins.is_empty() => out.push((
+                address,
+                format!(
+                    "{} forwards changes of origins {:?}: in a mesh each change would arrive twice or loop; it must forward none",
+                    sub.name, sub.forward_origins
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some((_, first_live, _)) = read.first() {
+        for (_, live, _) in read.iter().skip(1) {
+            for d in schema_drift(first_live, live) {
+                out.push((
+                    format!(
+                        "replication.table.{}",
+                        d.object.split('.').take(2).collect::<Vec<_>>().join(".")
+                    ),
+                    format!(
+                        "{} {} (DDL does not replicate: run it on every node)",
+                        d.object, d.what
+                    ),
+                ));
+            }
+        }
+        for table in without_key(first_live) {
+            out.push((
+                format!("replication.table.{table}"),
+                format!("{table} has no primary key or replica identity: its updates and deletes cannot replicate"),
+            ));
+        }
+    }
+    let lives: Vec<&NodeLive> = read.iter().map(|(_, l, _)| *l).collect();
+    for seq in colliding(&lives) {
+        out.push((
+            format!("replication.sequence.{seq}"),
+            format!("{seq} can hand out the same value on two nodes; apply makes it disjoint (sequences: disjoint): increment by the node count, each node its own remainder"),
+        ));
+    }
+    out
+}
 
 /// One difference between two nodes' tables, said with both names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +342,83 @@ mod tests {
         );
         assert_eq!(without_key(&west), ["public.log"]);
         assert!(schema_drift(&east, &east).is_empty());
+    }
+
+    #[test]
+    fn the_mesh_has_a_subscription_each_way_and_only_the_seed_is_copied() {
+        let wanted = wanted_subscriptions(&["east", "west", "eu-1"], "east");
+        let said: Vec<String> = wanted
+            .iter()
+            .map(|w| format!("{} {}", w.name, w.copy_data))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "east_from_west false",
+                "east_from_eu_1 false",
+                "west_from_east true",
+                "west_from_eu_1 false",
+                "eu_1_from_east true",
+                "eu_1_from_west false",
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_names_a_missing_or_stopped_subscription_drift_and_an_unread_node() {
+        use crate::state::logical::Subscription;
+        let sub = |from: &str, status: &str| Subscription {
+            name: format!("x_from_{from}"),
+            status: status.into(),
+            provider_node: from.into(),
+            forward_origins: vec![],
+            replication_sets: vec!["default".into()],
+        };
+        let t = table("public.orders", &[("id", "integer", true)], true);
+        let east = node("east", vec![t.clone()], vec![]);
+        let mut west_t = t.clone();
+        west_t.columns.push(crate::state::logical::ColumnLive {
+            name: "note".into(),
+            data_type: "text".into(),
+            not_null: false,
+        });
+        let west = node("west", vec![west_t], vec![]);
+        let pgl = |subs: Vec<Subscription>| PglogicalLive {
+            version: Some("2.4.2".into()),
+            node: None,
+            tables: vec![],
+            subscriptions: subs,
+        };
+        let nodes = vec![
+            (
+                "east".to_string(),
+                Ok((east, pgl(vec![sub("west", "down")]))),
+            ),
+            ("west".to_string(), Ok((west, pgl(vec![])))),
+            ("eu".to_string(), Err("connection refused".to_string())),
+        ];
+        let got = problems(&nodes);
+        let addresses: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "replication.node.eu",
+                "replication.subscription.east_from_west",
+                "replication.subscription.east_from_eu",
+                "replication.subscription.west_from_east",
+                "replication.subscription.west_from_eu",
+                "replication.table.public.orders",
+            ],
+            "{got:#?}"
+        );
+        assert!(got[1].1.contains("which is down"), "{}", got[1].1);
+        assert!(
+            got[5]
+                .1
+                .contains("public.orders.note column on west (text) but not on east"),
+            "{}",
+            got[5].1
+        );
     }
 
     #[test]

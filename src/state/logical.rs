@@ -47,3 +47,27 @@ pub struct SequenceLive {
     /// The last value handed out, if any.
     pub last_value: Option<i64>,
 }
+
+/// One subscription of the connected node, as `show_subscription_status()`
+/// says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub name: String,
+    /// `replicating`, `initializing`, `down`, `disabled`, `unknown`.
+    pub status: String,
+    pub provider_node: String,
+    pub forward_origins: Vec<String>,
+    pub replication_sets: Vec<String>,
+}
+
+/// pglogical on the connected database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PglogicalLive {
+    /// The extension's version; `None` when not installed.
+    pub version: Option<String>,
+    /// The local node's name.
+    pub node: Option<String>,
+    /// `schema.table` in the `default` replication set.
+    pub tables: Vec<String>,
+    pub subscriptions: Vec<Subscription>,
+}

@@ -4,31 +4,8 @@
 //! Every statement is pglogical's own SQL API (`pglogical--2.4.2.sql`).
 
 use super::quote_literal;
+use crate::state::logical::{PglogicalLive, Subscription};
 use tokio_postgres::Client;
-
-/// One subscription of the connected node, as `show_subscription_status()`
-/// says it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub name: String,
-    /// `replicating`, `initializing`, `down`, `disabled`, `unknown`.
-    pub status: String,
-    pub provider_node: String,
-    pub forward_origins: Vec<String>,
-    pub replication_sets: Vec<String>,
-}
-
-/// pglogical on the connected database.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PglogicalLive {
-    /// The extension's version; `None` when not installed.
-    pub version: Option<String>,
-    /// The local node's name.
-    pub node: Option<String>,
-    /// `schema.table` in the `default` replication set.
-    pub tables: Vec<String>,
-    pub subscriptions: Vec<Subscription>,
-}
 
 pub async fn read(client: &Client) -> Result<PglogicalLive, tokio_postgres::Error> {
     let version: Option<String> = client
