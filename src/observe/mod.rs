@@ -159,7 +159,8 @@ async fn observe_with(
     };
     let rds_state = rds_from(desired, shared)?;
     let archive_copies = copy_buckets(desired, shared);
-    let (primary, standbys, archive) = tokio::join!(primary, standbys, archive);
+    let (primary, standbys, archive, active_active) =
+        tokio::join!(primary, standbys, archive, observe_nodes(desired, env));
     let (archive, archive_content, (failovers, leases)) = archive?;
     let (primary, primary_error) = primary?;
     Ok(Live {
@@ -168,6 +169,7 @@ async fn observe_with(
         standbys: standbys.into_iter().collect(),
         archive,
         archive_copies,
+        active_active,
         archive_content,
         failovers,
         leases,
@@ -226,6 +228,41 @@ async fn observe_roles(
             .flatten()
     };
     tokio::join!(failovers, leases)
+}
+
+/// The writable nodes of an active-active plan (the primary first), each
+/// with its tables and pglogical's state, or why it could not be read.
+async fn observe_nodes(
+    desired: &Desired,
+    env: &crate::settings::PgEnv,
+) -> Option<Vec<(String, crate::plan::logical::NodeRead)>> {
+    let aa = desired.plan.active_active.as_ref()?;
+    let primary = desired.plan.primary.postgres.as_ref()?;
+    let own = aa
+        .node_name
+        .as_ref()
+        .map_or(desired.cluster(), |n| n.as_str())
+        .to_string();
+    let nodes = std::iter::once((own, primary)).chain(
+        aa.peers
+            .iter()
+            .map(|p| (p.name.as_str().to_string(), &p.postgres)),
+    );
+    let reads = nodes.map(|(name, info)| async move {
+        let read = async {
+            let client = postgres::connect(&format!("node.{name}"), info, env)
+                .await
+                .map_err(|e| e.to_string())?;
+            let text = |e: tokio_postgres::Error| postgres::error_text(&e);
+            let (tables, pglogical) = tokio::join!(
+                postgres::logical::read_node(&client, &name),
+                postgres::pglogical::read(&client)
+            );
+            Ok((tables.map_err(text)?, pglogical.map_err(text)?))
+        };
+        (name.clone(), read.await)
+    });
+    Some(futures_util::future::join_all(reads).await)
 }
 
 /// The buckets of the archive's copies. One that cannot be read (its region

@@ -38,9 +38,8 @@ pub fn wanted_subscriptions(nodes: &[&str], seed: &str) -> Vec<WantedSubscriptio
     wanted
 }
 
-/// A node as read: its tables and sequences, and pglogical's state; or why
-/// it could not be read.
-pub type NodeRead = Result<(NodeLive, PglogicalLive), String>;
+/// A node as read (see [`crate::state::ActiveActiveNode`]).
+pub type NodeRead = crate::state::ActiveActiveNode;
 
 /// What `plan` reports of an active-active topology, as (address, message):
 /// a node not read, a subscription missing, not replicating or forwarding

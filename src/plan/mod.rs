@@ -254,6 +254,11 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
             s3::plan_archive(&cluster, &copy.region, &copied, s3, &mut plan);
         }
     }
+    if let Some(nodes) = &live.active_active {
+        for (address, message) in logical::problems(nodes) {
+            plan.problem(address, message);
+        }
+    }
     // The objective checks (backups, WAL, drills, expiry): judged once, in
     // `assess`, which `status` reads too. Ages come from the observation.
     for finding in assess::assess(desired, live, None).findings {

@@ -17,6 +17,10 @@ pub mod wal;
 pub mod watch;
 
 use crate::spec::sha256_hex;
+
+/// One active-active node as read: its tables and sequences, and
+/// pglogical's state; or why it could not be read.
+pub type ActiveActiveNode = Result<(logical::NodeLive, logical::PglogicalLive), String>;
 use archive::ArchiveLive;
 use ec2::GroupLive;
 use postgres::PgLive;
@@ -40,6 +44,11 @@ pub struct Live {
     /// read, each with its settings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archive_copies: Vec<S3Live>,
+    /// An active-active plan's writable nodes (the primary first): tables,
+    /// sequences, pglogical's state, or why a node could not be read. Not
+    /// digested.
+    #[serde(skip)]
+    pub active_active: Option<Vec<(String, ActiveActiveNode)>>,
     /// What the archive holds (backups, WAL since the newest), read when pgdr
     /// archives (`archiver: pgdr`) and the bucket exists; `Err` says why it
     /// could not be read. Not digested: it grows on its own with every segment.

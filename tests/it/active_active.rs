@@ -86,7 +86,8 @@ fn with_node<T>(pg: &Postgres, name: &str, f: impl AsyncFnOnce(&tokio_postgres::
 }
 
 #[test]
-fn two_nodes_set_up_with_pglogical_replicate_both_ways_and_converge_on_a_conflict() {
+fn two_nodes_set_up_with_pglogical_replicate_both_ways_converge_on_a_conflict_and_plan_sees_drift()
+{
     use pgdr::providers::postgres::pglogical;
     let east = Postgres::start_with(PGLOGICAL);
     let west = Postgres::start_with(PGLOGICAL);
@@ -180,4 +181,38 @@ fn two_nodes_set_up_with_pglogical_replicate_both_ways_and_converge_on_a_conflic
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    // `pgdr plan` reads both nodes: the mesh is whole, nothing differs...
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\ncluster: east\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\nprimary:\n  postgres: \"{}\"\nactive_active:\n  peers:\n    - {{ name: west, postgres: \"{}\" }}\n",
+        east.conninfo(),
+        west.conninfo()
+    );
+    let file = crate::common::write_plan(dir.path(), "east.yaml", &text);
+    let file = file.to_str().unwrap();
+    let replication = |plan: &serde_json::Value| -> Vec<String> {
+        plan["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["address"].as_str().unwrap().starts_with("replication."))
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p["address"].as_str().unwrap(),
+                    p["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let clean = crate::common::plan_json(None, file);
+    assert!(replication(&clean).is_empty(), "{:#?}", replication(&clean));
+    // ...until a column is added on one node only: named by table and column.
+    west.psql("ALTER TABLE t ADD COLUMN note text");
+    let drifted = replication(&crate::common::plan_json(None, file));
+    assert_eq!(
+        drifted,
+        ["replication.table.public.t: public.t.note column on west (text) but not on east (DDL does not replicate: run it on every node)"],
+    );
 }
