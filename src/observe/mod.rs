@@ -160,7 +160,7 @@ async fn observe_with(
     let rds_state = rds_from(desired, shared)?;
     let archive_copies = copy_buckets(desired, shared);
     let (primary, standbys, archive, active_active) =
-        tokio::join!(primary, standbys, archive, observe_nodes(desired, env));
+        tokio::join!(primary, standbys, archive, observe_nodes(desired, systems));
     let (archive, archive_content, (failovers, leases)) = archive?;
     let (primary, primary_error) = primary?;
     Ok(Live {
@@ -234,8 +234,9 @@ async fn observe_roles(
 /// with its tables and pglogical's state, or why it could not be read.
 async fn observe_nodes(
     desired: &Desired,
-    env: &crate::settings::PgEnv,
-) -> Option<Vec<(String, crate::plan::logical::NodeRead)>> {
+    systems: &Systems,
+) -> Option<Vec<(String, crate::state::ActiveActiveNode)>> {
+    let env = &systems.pg;
     let aa = desired.plan.active_active.as_ref()?;
     let primary = desired.plan.primary.postgres.as_ref()?;
     let own = aa
