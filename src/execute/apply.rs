@@ -33,8 +33,13 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Syst
     let mut by_server: BTreeMap<&Server, Vec<(&str, &PgWrite)>> = BTreeMap::new();
     // AWS ops in plan order: a bucket is created before it is configured.
     let mut aws_ops: Vec<(&str, &Op)> = Vec::new();
+    // Writes that need writes on other servers first, in plan order, after the rest.
+    let mut ordered: Vec<(&str, &Server, &PgWrite)> = Vec::new();
     for change in &plan.changes {
         match &change.op {
+            Some(Op::Pg(PgOp { server, write })) if write.in_order() => {
+                ordered.push((change.address.as_str(), server, write))
+            }
             Some(Op::Pg(PgOp { server, write })) => by_server
                 .entry(server)
                 .or_default()
@@ -94,6 +99,9 @@ pub async fn apply_cluster(desired: &Desired, plan: &ClusterPlan, systems: &Syst
         }
     }
     applied.outcomes.extend(aws_outcomes);
+    applied
+        .outcomes
+        .extend(apply_in_order(desired, ordered, systems).await);
     // Settings already pending a restart still need one.
     for pending in plan
         .changes
@@ -233,6 +241,13 @@ fn conninfo<'a>(desired: &'a Desired, server: &Server) -> Option<&'a Conninfo> {
             .iter()
             .find(|s| s.name.as_str() == name)
             .and_then(|s| s.postgres.as_ref()),
+        Server::Node(name) => desired
+            .plan
+            .active_active
+            .iter()
+            .flat_map(|aa| &aa.peers)
+            .find(|p| p.name.as_str() == name)
+            .map(|p| &p.postgres),
     }
 }
 
@@ -242,6 +257,109 @@ fn server_label(desired: &Desired, server: &Server) -> String {
         Some(info) => format!("{} ({info})", server.address()),
         None => server.address(),
     }
+}
+
+/// Writes that depend on other servers' (pglogical: a node before the
+/// subscriptions to it), one by one in plan order, a session per server.
+async fn apply_in_order(
+    desired: &Desired,
+    ordered: Vec<(&str, &Server, &PgWrite)>,
+    systems: &Systems,
+) -> Vec<ChangeOutcome> {
+    use crate::providers::postgres::pglogical;
+    let mut sessions: BTreeMap<&Server, Result<Session, ProviderError>> = BTreeMap::new();
+    let mut outcomes = Vec::new();
+    for (address, server, write) in ordered {
+        if !sessions.contains_key(server) {
+            let session = match conninfo(desired, server) {
+                Some(info) => Session::open(&server.role(), info, &systems.pg).await,
+                None => Err(ProviderError::new(
+                    server.address(),
+                    "no conninfo in the plan file",
+                )),
+            };
+            sessions.insert(server, session);
+        }
+        tracing::info!(target: "pgdr::apply", cluster = desired.cluster(), address, "applying");
+        let result = match &sessions[server] {
+            Err(e) => Err(e.clone()),
+            Ok(session) => match write {
+                PgWrite::CreatePglogical => pglogical::create_extension(session).await,
+                PgWrite::CreateNode { node, dsn } => {
+                    pglogical::create_node(session, node, dsn).await
+                }
+                PgWrite::ReplicateTables { tables } => pglogical::add_tables(session, tables).await,
+                PgWrite::DisjointSequence {
+                    sequence,
+                    increment,
+                    residue,
+                    floor,
+                } => {
+                    pglogical::disjoint_sequence(session, sequence, (*increment, *residue, *floor))
+                        .await
+                }
+                PgWrite::RestartApply {
+                    conflict_resolution,
+                } => restart_apply(desired, server, session, conflict_resolution, systems).await,
+                PgWrite::CreateSubscription {
+                    subscription,
+                    provider_dsn,
+                    copy_data,
+                } => {
+                    pglogical::create_subscription(session, subscription, provider_dsn, *copy_data)
+                        .await
+                }
+                PgWrite::SetSetting { .. }
+                | PgWrite::CreateSlot { .. }
+                | PgWrite::SetApplicationName { .. } => {
+                    unreachable!("applied per server, not in order")
+                }
+            },
+        };
+        if result.is_ok() {
+            failpoint::reached(&format!("apply:{address}")).await;
+        }
+        outcomes.push(ChangeOutcome {
+            address: address.to_string(),
+            result,
+        });
+    }
+    outcomes
+}
+
+/// Restarts a node's apply workers once a new session reads the conflict
+/// rule written before (the reload is asynchronous: a worker started before
+/// the server re-read its files would keep the old rule).
+async fn restart_apply(
+    desired: &Desired,
+    server: &Server,
+    session: &Session,
+    rule: &str,
+    systems: &Systems,
+) -> Result<(), ProviderError> {
+    use crate::providers::postgres::pglogical;
+    let name = "pglogical.conflict_resolution";
+    let Some(info) = conninfo(desired, server) else {
+        return Err(ProviderError::new(
+            server.address(),
+            "no conninfo in the plan file",
+        ));
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let fresh = Session::open(&server.role(), info, &systems.pg).await?;
+        if pglogical::setting_is(&fresh, name, rule).await? {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ProviderError::new(
+                server.address(),
+                format!("{name} is not {rule} in new sessions 10 s after the reload; the apply workers were left as they are"),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    pglogical::restart_apply(session).await
 }
 
 /// One server's ops in one session; a reload at the end if a reloadable setting changed.
@@ -294,6 +412,7 @@ async fn apply_server(
                 r
             }
             PgWrite::CreateSlot { slot } => session.create_slot(slot).await,
+            _ => unreachable!("applied in order, after the servers' own writes"),
         };
         if result.is_ok() {
             failpoint::reached(&format!("apply:{address}")).await;

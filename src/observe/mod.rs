@@ -231,37 +231,38 @@ async fn observe_roles(
 }
 
 /// The writable nodes of an active-active plan (the primary first), each
-/// with its tables and pglogical's state, or why it could not be read.
+/// with the settings logical replication needs, its tables and pglogical's
+/// state, or why it could not be read.
 async fn observe_nodes(
     desired: &Desired,
     systems: &Systems,
 ) -> Option<Vec<(String, crate::state::ActiveActiveNode)>> {
     let env = &systems.pg;
     let aa = desired.plan.active_active.as_ref()?;
-    let primary = desired.plan.primary.postgres.as_ref()?;
-    let own = aa
-        .node_name
-        .as_ref()
-        .map_or(desired.cluster(), |n| n.as_str())
-        .to_string();
-    let nodes = std::iter::once((own, primary)).chain(
-        aa.peers
-            .iter()
-            .map(|p| (p.name.as_str().to_string(), &p.postgres)),
-    );
-    let reads = nodes.map(|(name, info)| async move {
+    let mut names: Vec<String> = aa.node_settings().into_iter().map(|(n, _)| n).collect();
+    names.push("shared_preload_libraries".into());
+    let names = &names;
+    let reads = desired.active_nodes().into_iter().map(|node| async move {
+        let role = format!("node.{}", node.name);
         let read = async {
-            let client = postgres::connect(&format!("node.{name}"), info, env)
+            let pg = postgres::observe(&role, node.postgres, env, names)
+                .await
+                .map_err(|e| e.to_string())?;
+            let client = postgres::connect(&role, node.postgres, env)
                 .await
                 .map_err(|e| e.to_string())?;
             let text = |e: tokio_postgres::Error| postgres::error_text(&e);
-            let (tables, pglogical) = tokio::join!(
-                postgres::logical::read_node(&client, &name),
+            let (schema, pglogical) = tokio::join!(
+                postgres::logical::read_node(&client, node.name),
                 postgres::pglogical::read(&client)
             );
-            Ok((tables.map_err(text)?, pglogical.map_err(text)?))
+            Ok(crate::state::logical::NodeState {
+                pg,
+                schema: schema.map_err(text)?,
+                pglogical: pglogical.map_err(text)?,
+            })
         };
-        (name.clone(), read.await)
+        (node.name.to_string(), read.await)
     });
     Some(futures_util::future::join_all(reads).await)
 }

@@ -1,10 +1,10 @@
-//! Active-active drift, pure (issue 31, in progress): what differs between
-//! two nodes' tables (DDL does not replicate: pgdr diffs the schemas), which
-//! tables cannot replicate updates (no key), and which sequences can hand
-//! out the same value on two nodes — with the increments and offsets that
-//! make them disjoint.
+//! Active-active drift, pure: what differs between two nodes' tables (DDL
+//! does not replicate: pgdr diffs the schemas), which tables cannot
+//! replicate updates (no key), which sequences can hand out the same value
+//! on two nodes (with the increments and offsets that make them disjoint),
+//! and which subscriptions of the mesh are not replicating or lag.
 
-use crate::state::logical::{NodeLive, PglogicalLive, SequenceLive, TableLive};
+use crate::state::logical::{NodeLive, NodeState, SequenceLive, TableLive};
 use std::collections::BTreeMap;
 
 /// A subscription the full mesh needs: `subscriber` receives what
@@ -42,16 +42,23 @@ pub fn wanted_subscriptions(nodes: &[&str], seed: &str) -> Vec<WantedSubscriptio
 pub type NodeRead = crate::state::ActiveActiveNode;
 
 /// What `plan` reports of an active-active topology, as (address, message):
-/// a node not read, a subscription missing, not replicating or forwarding
-/// other nodes' changes, tables differing between nodes, tables without a
-/// key, sequences that collide. `nodes` in the plan's order, the seed first.
-pub fn problems(nodes: &[(String, NodeRead)]) -> Vec<(String, String)> {
+/// a node not read, a subscription not replicating, forwarding other nodes'
+/// changes or further behind than `max_lag` seconds, tables differing
+/// between nodes, tables without a key, and (when apply does not make them
+/// disjoint) sequences that collide. `nodes` in the plan's order, the seed
+/// first. A missing subscription is apply's to make (or its reason is
+/// reported where it is planned).
+pub fn problems(
+    nodes: &[(String, NodeRead)],
+    max_lag: f64,
+    report_collisions: bool,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
     let seed = names.first().copied().unwrap_or_default();
-    let read: Vec<(&str, &NodeLive, &PglogicalLive)> = nodes
+    let read: Vec<(&str, &NodeState)> = nodes
         .iter()
-        .filter_map(|(n, r)| r.as_ref().ok().map(|(l, p)| (n.as_str(), l, p)))
+        .filter_map(|(n, r)| r.as_ref().ok().map(|s| (n.as_str(), s)))
         .collect();
     for (name, result) in nodes {
         if let Err(why) = result {
@@ -61,36 +68,48 @@ pub fn problems(nodes: &[(String, NodeRead)]) -> Vec<(String, String)> {
             ));
         }
     }
+    let state = |name: &str| read.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
     for want in wanted_subscriptions(&names, seed) {
-        let Some((_, _, pgl)) = read.iter().find(|(n, _, _)| *n == want.subscriber) else {
+        let Some(subscriber) = state(&want.subscriber) else {
             continue;
         };
         let address = format!("replication.subscription.{}", want.name);
-        match pgl.subscriptions.iter().find(|s| s.provider_node == want.provider) {
-            None => out.push((
-                address,
-                format!("{} does not receive {}'s changes (no subscription)", want.subscriber, want.provider),
-            )),
-            Some(sub) if sub.status != "replicating" => out.push((
+        let subs = &subscriber.pglogical.subscriptions;
+        let Some(sub) = subs.iter().find(|s| s.provider_node == want.provider) else {
+            continue;
+        };
+        if sub.status != "replicating" {
+            out.push((
                 address,
                 format!(
-                    "{} receives {}'s changes through {}, which is {}: writes on {} do not reach {} (the server log says why)",
-                    want.subscriber, want.provider, sub.name, sub.status, want.provider, want.subscriber
+                    "{} receives {}'s changes through {}, which is {}: writes on {} do not reach {} (the server log of {} says why)",
+                    want.subscriber, want.provider, sub.name, sub.status, want.provider, want.subscriber, want.subscriber
                 ),
-            )),
-            Some(sub) if !sub.forward_origins.is_empty() => out.push((
+            ));
+        } else if !sub.forward_origins.is_empty() {
+            out.push((
                 address,
                 format!(
-                    "{} forwards changes of origins {:?}: in a mesh each change would arrive twice or loop; it must forward none",
+                    "{} forwards changes of origins {:?}: in a mesh each change would arrive twice or loop; it must forward none (drop it and apply again)",
                     sub.name, sub.forward_origins
                 ),
-            )),
-            Some(_) => {}
+            ));
+        } else if let Some(lag) = state(&want.provider).and_then(|p| lag_of(p, &sub.name)) {
+            if lag > max_lag {
+                out.push((
+                    address,
+                    format!(
+                        "{} is {lag:.1}s behind {}, more than {max_lag:.0}s (active_active.max_lag, or objectives.rpo): a loss of {} now would lose that much of what was written there",
+                        want.subscriber, want.provider, want.provider
+                    ),
+                ));
+            }
         }
     }
-    if let Some((_, first_live, _)) = read.first() {
-        for (_, live, _) in read.iter().skip(1) {
-            for d in schema_drift(first_live, live) {
+    if let Some((_, first)) = read.first() {
+        let first_live = &first.schema;
+        for (_, state) in read.iter().skip(1) {
+            for d in schema_drift(first_live, &state.schema) {
                 out.push((
                     format!(
                         "replication.table.{}",
@@ -110,14 +129,25 @@ pub fn problems(nodes: &[(String, NodeRead)]) -> Vec<(String, String)> {
             ));
         }
     }
-    let lives: Vec<&NodeLive> = read.iter().map(|(_, l, _)| *l).collect();
-    for seq in colliding(&lives) {
+    let lives: Vec<&NodeLive> = read.iter().map(|(_, s)| &s.schema).collect();
+    for seq in colliding(&lives).into_iter().filter(|_| report_collisions) {
         out.push((
             format!("replication.sequence.{seq}"),
-            format!("{seq} can hand out the same value on two nodes; apply makes it disjoint (sequences: disjoint): increment by the node count, each node its own remainder"),
+            format!("{seq} can hand out the same value on two nodes (sequences: unmanaged); with `sequences: disjoint` apply gives each node its own remainder of the node count"),
         ));
     }
     out
+}
+
+/// How far the subscription `name` is behind its provider, in seconds, by
+/// the provider's sender to it (pglogical names the connection after the
+/// subscription); 0 when caught up, `None` when nothing is sent to it.
+pub fn lag_of(provider: &NodeState, name: &str) -> Option<f64> {
+    let senders = &provider.pg.health.replication;
+    senders
+        .iter()
+        .find(|r| r.application_name == name)
+        .map(|r| r.replay_lag_seconds)
 }
 
 /// One difference between two nodes' tables, said with both names.

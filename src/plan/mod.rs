@@ -5,6 +5,7 @@
 //! planning tests need no server. Each change carries the [`Op`] that apply
 //! executes, so a saved plan can be applied without planning again.
 
+pub mod active_active;
 pub mod assess;
 pub mod ec2;
 pub mod guc;
@@ -254,8 +255,11 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
             s3::plan_archive(&cluster, &copy.region, &copied, s3, &mut plan);
         }
     }
-    if let Some(nodes) = &live.active_active {
-        for (address, message) in logical::problems(nodes) {
+    if let (Some(nodes), Some(aa)) = (&live.active_active, &desired.plan.active_active) {
+        active_active::plan_active_active(desired, nodes, &mut plan);
+        let max_lag = aa.max_lag.unwrap_or(desired.plan.objectives.rpo);
+        let collisions = aa.sequences == crate::spec::Sequences::Unmanaged;
+        for (address, message) in logical::problems(nodes, max_lag.as_secs_f64(), collisions) {
             plan.problem(address, message);
         }
     }

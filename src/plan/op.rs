@@ -18,6 +18,9 @@ pub enum Server {
     Primary,
     /// A standby, by its name in the plan file.
     Standby(String),
+    /// An active-active peer (a writable node other than the primary), by
+    /// its name in `active_active.peers`.
+    Node(String),
 }
 
 impl Server {
@@ -26,6 +29,7 @@ impl Server {
         match self {
             Server::Primary => "postgres.primary".into(),
             Server::Standby(name) => format!("postgres.standby.{name}"),
+            Server::Node(name) => format!("postgres.node.{name}"),
         }
     }
 
@@ -34,6 +38,7 @@ impl Server {
         match self {
             Server::Primary => "primary".into(),
             Server::Standby(name) => format!("standby.{name}"),
+            Server::Node(name) => format!("node.{name}"),
         }
     }
 }
@@ -71,6 +76,51 @@ pub enum PgWrite {
     SetApplicationName {
         application_name: String,
     },
+    /// `CREATE EXTENSION IF NOT EXISTS pglogical`.
+    CreatePglogical,
+    /// The server's pglogical node, reached by the other nodes at `dsn`.
+    CreateNode {
+        node: String,
+        dsn: String,
+    },
+    /// These tables into the `default` replication set.
+    ReplicateTables {
+        tables: Vec<String>,
+    },
+    /// Makes a sequence hand out only values `≡ residue (mod increment)`,
+    /// none below `floor` nor below what it handed out (read when applied,
+    /// so a repeat never goes back).
+    DisjointSequence {
+        sequence: String,
+        increment: i64,
+        residue: i64,
+        floor: i64,
+    },
+    /// Restarts the node's apply workers once new sessions read
+    /// `pglogical.conflict_resolution` as given (they read it only when they start).
+    RestartApply {
+        conflict_resolution: String,
+    },
+    /// A subscription to `provider_dsn` forwarding no other node's changes.
+    CreateSubscription {
+        subscription: String,
+        provider_dsn: String,
+        copy_data: bool,
+    },
+}
+
+impl PgWrite {
+    /// Writes that depend on writes to other servers (a subscription needs
+    /// its provider's node): apply runs them one by one in plan order,
+    /// after the settings.
+    pub fn in_order(&self) -> bool {
+        !matches!(
+            self,
+            PgWrite::SetSetting { .. }
+                | PgWrite::CreateSlot { .. }
+                | PgWrite::SetApplicationName { .. }
+        )
+    }
 }
 
 /// A write to one bucket.

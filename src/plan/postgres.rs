@@ -215,7 +215,7 @@ pub fn plan_postgres(desired: &Desired, live: &Live, plan: &mut ClusterPlan) {
 }
 
 /// One server's named settings.
-fn plan_settings(
+pub(super) fn plan_settings(
     plan: &mut ClusterPlan,
     server: &Server,
     settings: &[(String, String)],

@@ -1,10 +1,10 @@
-//! The `active_active` section (issue 31, in progress): further writable
-//! nodes beside the primary, each in its own region, replicating both ways
-//! by logical replication, with a conflict-resolution rule and what
-//! replicates. The primary is the first node (and the seed: its data is
-//! copied to the others when they join).
+//! The `active_active` section: further writable nodes beside the primary,
+//! each in its own region, replicating both ways by logical replication,
+//! with a conflict-resolution rule and what replicates. The primary is the
+//! first node (and the seed: its rows are copied to the others when they
+//! join).
 
-use super::{Conninfo, Duration, Name, Region};
+use super::{Conninfo, Desired, Duration, Name, Region};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -102,4 +102,94 @@ pub struct Peer {
     /// The AWS region it runs in.
     #[serde(default)]
     pub region: Option<Region>,
+}
+
+/// One writable node of an active-active plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    pub name: &'a str,
+    pub postgres: &'a Conninfo,
+    pub region: Option<&'a str>,
+}
+
+/// The library pglogical must be loaded as (`shared_preload_libraries`).
+pub const PGLOGICAL_LIBRARY: &str = "pglogical";
+
+impl ActiveActive {
+    /// The settings every node needs, whatever else it runs:
+    /// `shared_preload_libraries` is not among them (each node's own list
+    /// gets `pglogical` added, see [`with_pglogical`]).
+    pub fn node_settings(&self) -> Vec<(String, String)> {
+        let mut settings = vec![("wal_level".to_string(), "logical".to_string())];
+        // pglogical refuses the timestamp rules without commit timestamps, and
+        // without them it detects no update conflict at all.
+        if !matches!(
+            self.conflict_resolution,
+            ConflictResolution::ApplyRemote | ConflictResolution::Error
+        ) {
+            settings.push(("track_commit_timestamp".into(), "on".into()));
+        }
+        if self.provider == Provider::Pglogical {
+            settings.push((
+                "pglogical.conflict_resolution".into(),
+                self.conflict_resolution.as_pglogical().into(),
+            ));
+        }
+        settings
+    }
+}
+
+/// `list` (a `shared_preload_libraries` value) with pglogical added when
+/// it is not there; `None` when it is.
+pub fn with_pglogical(list: &str) -> Option<String> {
+    let libraries: Vec<&str> = list
+        .split(',')
+        .map(|l| l.trim().trim_matches('"'))
+        .filter(|l| !l.is_empty())
+        .collect();
+    if libraries.contains(&PGLOGICAL_LIBRARY) {
+        return None;
+    }
+    let mut all = libraries;
+    all.push(PGLOGICAL_LIBRARY);
+    Some(all.join(", "))
+}
+
+impl Desired {
+    /// The writable nodes, the primary (the seed) first; empty without
+    /// `active_active`.
+    pub fn active_nodes(&self) -> Vec<Node<'_>> {
+        let plan = &self.plan;
+        let (Some(aa), Some(primary)) = (&plan.active_active, &plan.primary.postgres) else {
+            return Vec::new();
+        };
+        let own = Node {
+            name: aa.node_name.as_ref().map_or(self.cluster(), |n| n.as_str()),
+            postgres: primary,
+            region: plan.aws.as_ref().map(|a| a.region.as_str()),
+        };
+        std::iter::once(own)
+            .chain(aa.peers.iter().map(|p| Node {
+                name: p.name.as_str(),
+                postgres: &p.postgres,
+                region: p.region.as_ref().map(|r| r.as_str()),
+            }))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pglogical_is_added_to_a_preload_list_once() {
+        assert_eq!(with_pglogical("").as_deref(), Some("pglogical"));
+        assert_eq!(
+            with_pglogical("pg_stat_statements").as_deref(),
+            Some("pg_stat_statements, pglogical")
+        );
+        assert_eq!(with_pglogical("pg_stat_statements, pglogical"), None);
+        assert_eq!(with_pglogical("\"pglogical\""), None);
+    }
 }

@@ -26,7 +26,10 @@ mod validate;
 mod values;
 pub mod yaml;
 
-pub use active_active::{ActiveActive, ConflictResolution, Peer, Provider, Sequences};
+pub use active_active::{
+    with_pglogical, ActiveActive, ConflictResolution, Node, Peer, Provider, Sequences,
+    PGLOGICAL_LIBRARY,
+};
 pub use archive::{
     Archive, ArchiveCopy, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock,
 };

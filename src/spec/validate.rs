@@ -76,6 +76,26 @@ fn check_active_active(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
             ),
         );
     }
+    // The nodes' replication settings are pgdr's; `settings` may repeat
+    // them, not contradict them.
+    for (name, value) in aa.node_settings() {
+        if let Some(given) = plan.settings.get(&name) {
+            if !given.0.eq_ignore_ascii_case(&value) {
+                err(
+                    &format!("settings.{name}"),
+                    format!("active-active replication needs `{name}: {value}` on every node; remove the key (pgdr sets it) or write `{value}`"),
+                );
+            }
+        }
+    }
+    if let Some(given) = plan.settings.get("shared_preload_libraries") {
+        if super::with_pglogical(&given.0).is_some() {
+            err(
+                "settings.shared_preload_libraries",
+                format!("`{}` lacks pglogical, which active-active replication loads on every node; add it, or remove the key (pgdr adds pglogical to each node's own list)", given.0),
+            );
+        }
+    }
     for (i, table) in aa.tables.iter().enumerate() {
         let qualified = table
             .split_once('.')

@@ -1,9 +1,20 @@
 //! What a writable node of an active-active plan holds, as far as its
-//! replication with the others goes (issue 31, in progress): its tables'
-//! shapes (DDL does not replicate, so the nodes are compared), keys and
-//! sequences. Plain data; the provider fills it in.
+//! replication with the others goes: its settings, its tables' shapes (DDL
+//! does not replicate, so the nodes are compared), keys and sequences, and
+//! pglogical's node and subscriptions. Plain data; the provider fills it in.
 
+use super::postgres::PgLive;
 use serde::{Deserialize, Serialize};
+
+/// One node as read.
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    /// The settings logical replication needs, and the senders to the
+    /// other nodes' subscriptions (`health.replication`, by subscription name).
+    pub pg: PgLive,
+    pub schema: NodeLive,
+    pub pglogical: PglogicalLive,
+}
 
 /// One node, one database.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -18,9 +18,9 @@ pub mod watch;
 
 use crate::spec::sha256_hex;
 
-/// One active-active node as read: its tables and sequences, and
-/// pglogical's state; or why it could not be read.
-pub type ActiveActiveNode = Result<(logical::NodeLive, logical::PglogicalLive), String>;
+/// One active-active node as read (its settings, tables, sequences and
+/// pglogical's state), or why it could not be read.
+pub type ActiveActiveNode = Result<logical::NodeState, String>;
 use archive::ArchiveLive;
 use ec2::GroupLive;
 use postgres::PgLive;

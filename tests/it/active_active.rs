@@ -67,83 +67,53 @@ fn drift_between_two_nodes_is_named_by_table_and_column() {
     );
 }
 
-const PGLOGICAL: &str = "wal_level = logical\nshared_preload_libraries = 'pglogical'\ntrack_commit_timestamp = on\npglogical.conflict_resolution = 'last_update_wins'\nmax_worker_processes = 16\n";
-
-/// Runs `f` with a connection to `pg` as node `name`.
-fn with_node<T>(pg: &Postgres, name: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let info = pgdr::spec::Conninfo::parse(&pg.conninfo()).unwrap();
-        let client =
-            pgdr::providers::postgres::connect(name, &info, &pgdr::settings::PgEnv::default())
-                .await
-                .unwrap();
-        f(&client).await
-    })
+/// The plan file of a two-node mesh: east (the primary, the seed) and west.
+fn mesh_plan(dir: &std::path::Path, east: &Postgres, west: &Postgres) -> String {
+    let text = format!(
+        "version: 1\ncluster: shop\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\nprimary:\n  postgres: \"{}\"\nactive_active:\n  node_name: east\n  peers:\n    - {{ name: west, postgres: \"{}\", region: us-west-2 }}\n",
+        east.conninfo(),
+        west.conninfo()
+    );
+    let file = crate::common::write_plan(dir, "shop.yaml", &text);
+    file.to_str().unwrap().to_string()
 }
 
-#[test]
-fn two_nodes_set_up_with_pglogical_replicate_both_ways_converge_on_a_conflict_and_plan_sees_drift()
-{
-    use pgdr::providers::postgres::pglogical;
-    let east = Postgres::start_with(PGLOGICAL);
-    let west = Postgres::start_with(PGLOGICAL);
-    let dsn = |pg: &Postgres| {
-        format!(
-            "host=127.0.0.1 port={} dbname=postgres user=postgres",
-            pg.port
-        )
-    };
-    for (pg, name) in [(&east, "east"), (&west, "west")] {
-        pg.psql("CREATE TABLE t (id int PRIMARY KEY, v text)");
-        let own = dsn(pg);
-        with_node(pg, name, async |c| {
-            pglogical::create_extension(c).await.unwrap();
-            pglogical::create_node(c, name, &own).await.unwrap();
-            pglogical::add_all_tables(c, &["public".to_string()])
-                .await
-                .unwrap();
-        });
-    }
-    east.psql("INSERT INTO t VALUES (0, 'seed')");
-    // The node that joins copies the seed's rows; the seed copies nothing back.
-    let (east_dsn, west_dsn) = (dsn(&east), dsn(&west));
-    with_node(&west, "west", async |c| {
-        pglogical::create_subscription(c, "west_from_east", &east_dsn, true)
-            .await
-            .unwrap();
-        pglogical::wait_synchronized(c, "west_from_east")
-            .await
-            .unwrap();
-    });
-    with_node(&east, "east", async |c| {
-        pglogical::create_subscription(c, "east_from_west", &west_dsn, false)
-            .await
-            .unwrap();
-        pglogical::wait_synchronized(c, "east_from_west")
-            .await
-            .unwrap();
-    });
-    let live = with_node(&east, "east", async |c| pglogical::read(c).await.unwrap());
-    assert_eq!(live.node.as_deref(), Some("east"));
-    assert_eq!(live.tables, ["public.t"]);
-    assert_eq!(live.subscriptions.len(), 1, "{live:?}");
-    assert_eq!(live.subscriptions[0].provider_node, "west");
-    assert!(live.subscriptions[0].forward_origins.is_empty(), "{live:?}");
+/// `address: message` of the plan's problems under `replication.`.
+fn replication_problems(plan: &serde_json::Value) -> Vec<String> {
+    plan["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["address"].as_str().unwrap().starts_with("replication."))
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p["address"].as_str().unwrap(),
+                p["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
 
-    // A row written on each node is on both (psql, on each).
-    east.psql("INSERT INTO t VALUES (1, 'from east')");
-    west.psql("INSERT INTO t VALUES (2, 'from west')");
-    let rows = "SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t";
-    let want = "0:seed,1:from east,2:from west";
-    assert_eq!(east.wait_for(rows, want), want);
-    assert_eq!(west.wait_for(rows, want), want);
+fn addresses(plan: &serde_json::Value, key: &str) -> Vec<String> {
+    plan[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap().to_string())
+        .collect()
+}
 
-    // One row updated on both nodes at once: last update wins, on both.
-    let (e, w) = (east.conninfo(), west.conninfo());
+/// Waits until every pglogical subscription of `pg` is replicating.
+fn wait_replicating(pg: &Postgres) {
+    let sql = "SELECT count(*) FILTER (WHERE status <> 'replicating') || '/' || count(*) \
+               FROM pglogical.show_subscription_status()";
+    let got = pg.wait_for_up_to(sql, "0/1", std::time::Duration::from_secs(60));
+    assert_eq!(got, "0/1", "{}", pg.server_log());
+}
+
+/// Two updates of one row at once, one on each node.
+fn concurrent_updates(east: &Postgres, west: &Postgres, id: i64) {
     let update = |info: String, v: &'static str| {
         std::thread::spawn(move || {
             crate::common::run(
@@ -151,14 +121,17 @@ fn two_nodes_set_up_with_pglogical_replicate_both_ways_converge_on_a_conflict_an
                     .args([
                         &info,
                         "-XAtc",
-                        &format!("UPDATE t SET v = '{v}' WHERE id = 1"),
+                        &format!("UPDATE orders SET note = '{v}' WHERE id = {id}"),
                     ])
                     .stdin(std::process::Stdio::null()),
                 crate::common::COMMAND_TIMEOUT,
             )
         })
     };
-    let (a, b) = (update(e, "by east"), update(w, "by west"));
+    let (a, b) = (
+        update(east.conninfo(), "by east"),
+        update(west.conninfo(), "by west"),
+    );
     for out in [a.join().unwrap(), b.join().unwrap()] {
         assert!(
             out.status.success() && String::from_utf8_lossy(&out.stdout).contains("UPDATE 1"),
@@ -167,52 +140,184 @@ fn two_nodes_set_up_with_pglogical_replicate_both_ways_converge_on_a_conflict_an
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn apply_from_nothing_makes_two_nodes_replicate_both_ways_and_a_stopped_node_catches_up() {
+    use crate::common::pgdr;
+    // Two hosts with PostgreSQL as installed: no replication setting of pgdr's.
+    let east = Postgres::start_on("127.0.0.1", "");
+    let west = Postgres::start_on("127.0.0.2", "");
+    for pg in [&east, &west] {
+        pg.psql("CREATE TABLE orders (id bigserial PRIMARY KEY, note text)");
+        pg.psql("CREATE TABLE audit (at timestamptz, what text)");
+    }
+    east.psql("INSERT INTO orders (note) SELECT 'seed ' || g FROM generate_series(1, 3) g");
+    let dir = tempfile::tempdir().unwrap();
+    let file = mesh_plan(dir.path(), &east, &west);
+    let file = file.as_str();
+
+    // First apply: the settings, which need a restart of each node.
+    let first = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    for pg in [&east, &west] {
+        let auto = std::fs::read_to_string(pg.data_dir().join("postgresql.auto.conf")).unwrap();
+        for line in [
+            "wal_level = 'logical'",
+            "track_commit_timestamp = 'on'",
+            "shared_preload_libraries = 'pglogical'",
+        ] {
+            assert!(auto.contains(line), "{line} not in\n{auto}");
+        }
+    }
+    assert!(
+        first.stdout.contains("restart") && first.stdout.contains("postgres.node.west"),
+        "{}",
+        first.stdout
+    );
+    // Sequences need no restart: each node already hands out its own remainder.
+    for (pg, remainder) in [(&east, "1"), (&west, "0")] {
+        assert_eq!(
+            pg.psql("SELECT increment_by || ' ' || start_value % 2 FROM pg_sequences"),
+            format!("2 {remainder}")
+        );
+    }
+    let waiting = crate::common::plan_json(None, file);
+    assert!(
+        addresses(&waiting, "notes").contains(&"replication.node.west".to_string()),
+        "{waiting:#}"
+    );
+    east.restart();
+    west.restart();
+
+    // Second apply: pglogical on both, the conflict rule, tables, sequences, both subscriptions.
+    let plan = crate::common::plan_json(None, file);
+    let mut planned = addresses(&plan, "changes");
+    planned.sort();
+    assert_eq!(
+        planned,
+        [
+            "postgres.node.west.setting.pglogical.conflict_resolution",
+            "postgres.primary.setting.pglogical.conflict_resolution",
+            "replication.node.east",
+            "replication.node.east.apply_workers",
+            "replication.node.east.extension",
+            "replication.node.east.tables",
+            "replication.node.west",
+            "replication.node.west.apply_workers",
+            "replication.node.west.extension",
+            "replication.node.west.tables",
+            "replication.subscription.east_from_west",
+            "replication.subscription.west_from_east",
+        ],
+        "{plan:#}"
+    );
+    let second = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    wait_replicating(&east);
+    wait_replicating(&west);
+    for pg in [&east, &west] {
+        assert_eq!(
+            pg.psql("SHOW pglogical.conflict_resolution"),
+            "last_update_wins"
+        );
+        // pglogical stores forward_origins '{}' as NULL (`{all}` otherwise).
+        assert_eq!(
+            pg.psql(
+                "SELECT coalesce(sub_forward_origins::text, 'none') FROM pglogical.subscription"
+            ),
+            "none"
+        );
+    }
+
+    // pglogical's sender names the subscription it serves: plan reads lag by it.
+    assert_eq!(
+        east.psql("SELECT string_agg(application_name, ',') FROM pg_stat_replication"),
+        "west_from_east"
+    );
+    // The seed's rows were copied; a row written on each node is on both.
+    east.psql("INSERT INTO orders (note) VALUES ('from east')");
+    west.psql("INSERT INTO orders (note) VALUES ('from west')");
+    let rows = "SELECT string_agg(note, ',' ORDER BY note) FROM orders";
+    let want = "from east,from west,seed 1,seed 2,seed 3";
+    assert_eq!(east.wait_for(rows, want), want);
+    assert_eq!(west.wait_for(rows, want), want);
+    // Disjoint sequences: east hands out odd ids, west even ones, above the seed's.
+    let id_of = |pg: &Postgres, note: &str| -> i64 {
+        pg.psql(&format!("SELECT id FROM orders WHERE note = '{note}'"))
+            .parse()
+            .unwrap()
+    };
+    let (e, w) = (id_of(&east, "from east"), id_of(&west, "from west"));
+    assert!(
+        e > 3 && w > 3 && e % 2 == 1 && w % 2 == 0,
+        "east {e}, west {w}"
+    );
+
+    // Concurrent conflicting updates of one row converge under last_update_wins.
+    concurrent_updates(&east, &west, 1);
+    let one = "SELECT note FROM orders WHERE id = 1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let one = "SELECT v FROM t WHERE id = 1";
     loop {
         let (x, y) = (east.psql(one), west.psql(one));
-        if x == y && x != "from east" {
+        if x == y && x != "seed 1" {
             assert!(x == "by east" || x == "by west", "{x}");
             break;
         }
+        let conflicts = |pg: &Postgres| -> String {
+            let log = pg.server_log();
+            let lines = log
+                .lines()
+                .filter(|l| l.contains("CONFLICT") || l.contains("conflict"));
+            lines.collect::<Vec<_>>().join("\n")
+        };
         assert!(
             std::time::Instant::now() < deadline,
-            "not converged: east {x}, west {y}"
+            "not converged: east {x}, west {y}\neast:\n{}\nwest:\n{}",
+            conflicts(&east),
+            conflicts(&west)
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
-    // `pgdr plan` reads both nodes: the mesh is whole, nothing differs...
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        "version: 1\ncluster: east\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\nprimary:\n  postgres: \"{}\"\nactive_active:\n  peers:\n    - {{ name: west, postgres: \"{}\" }}\n",
-        east.conninfo(),
-        west.conninfo()
-    );
-    let file = crate::common::write_plan(dir.path(), "east.yaml", &text);
-    let file = file.to_str().unwrap();
-    let replication = |plan: &serde_json::Value| -> Vec<String> {
-        plan["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["address"].as_str().unwrap().starts_with("replication."))
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    p["address"].as_str().unwrap(),
-                    p["message"].as_str().unwrap()
-                )
-            })
-            .collect()
-    };
+    // The mesh is whole: plan has no change, and only the keyless table to report.
     let clean = crate::common::plan_json(None, file);
-    assert!(replication(&clean).is_empty(), "{:#?}", replication(&clean));
-    // ...until a column is added on one node only: named by table and column.
-    west.psql("ALTER TABLE t ADD COLUMN note text");
-    let drifted = replication(&crate::common::plan_json(None, file));
+    assert!(addresses(&clean, "changes").is_empty(), "{clean:#}");
     assert_eq!(
-        drifted,
-        ["replication.table.public.t: public.t.note column on west (text) but not on east (DDL does not replicate: run it on every node)"],
+        replication_problems(&clean),
+        ["replication.table.public.audit: public.audit has no primary key or replica identity: its updates and deletes cannot replicate"]
+    );
+    // A third apply writes nothing on either node.
+    let before = (east.fingerprint(), west.fingerprint());
+    let third = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(third.code, 0, "{}\n{}", third.stdout, third.stderr);
+    assert_eq!((east.fingerprint(), west.fingerprint()), before);
+
+    // West stopped: east keeps taking writes, plan says which node is lost.
+    west.pg_ctl("-m fast stop");
+    east.psql("INSERT INTO orders (note) SELECT 'while west was down ' || g FROM generate_series(1, 50) g");
+    let lost = crate::common::plan_json(None, file);
+    let problems = replication_problems(&lost);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("replication.node.west: node west could not be read")),
+        "{problems:#?}"
+    );
+    // Started again, it catches up.
+    west.pg_ctl("start");
+    let count = "SELECT count(*) FROM orders";
+    assert_eq!(
+        west.wait_for_up_to(count, "55", std::time::Duration::from_secs(60)),
+        "55"
+    );
+    wait_replicating(&west);
+
+    // DDL on one node only: plan names the table and column.
+    west.psql("ALTER TABLE orders ADD COLUMN region text");
+    let drifted = replication_problems(&crate::common::plan_json(None, file));
+    assert!(
+        drifted.contains(&"replication.table.public.orders: public.orders.region column on west (text) but not on east (DDL does not replicate: run it on every node)".to_string()),
+        "{drifted:#?}"
     );
 }

@@ -1,9 +1,10 @@
-//! pglogical 2.4 on one node (issue 31, in progress): what it has set up —
-//! the extension, the local node, the replication set's tables, the
-//! subscriptions and their status — and the single writes that set it up.
-//! Every statement is pglogical's own SQL API (`pglogical--2.4.2.sql`).
+//! pglogical 2.4 on one node: what it has set up (the extension, the local
+//! node, the replication set's tables, the subscriptions and their status)
+//! and the single writes that set it up, each safe to repeat. Every
+//! statement is pglogical's own SQL API (`pglogical--2.4.2.sql`).
 
-use super::quote_literal;
+use super::{quote_ident, quote_literal, Session};
+use crate::providers::ProviderError;
 use crate::state::logical::{PglogicalLive, Subscription};
 use tokio_postgres::Client;
 
@@ -65,70 +66,140 @@ pub async fn read(client: &Client) -> Result<PglogicalLive, tokio_postgres::Erro
     })
 }
 
-/// `CREATE EXTENSION IF NOT EXISTS pglogical` (needs it in
-/// `shared_preload_libraries` and a restart first).
-pub async fn create_extension(client: &Client) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute("CREATE EXTENSION IF NOT EXISTS pglogical")
+/// `CREATE EXTENSION IF NOT EXISTS pglogical` (it needs pglogical in
+/// `shared_preload_libraries`, active: a restart first).
+pub async fn create_extension(session: &Session) -> Result<(), ProviderError> {
+    session
+        .run(
+            "CREATE EXTENSION pglogical",
+            "CREATE EXTENSION IF NOT EXISTS pglogical",
+        )
         .await
 }
 
 /// The local node, reachable by the others at `dsn` (no password in it:
-/// the peers' own `.pgpass` or certificates authenticate).
-pub async fn create_node(
-    client: &Client,
-    name: &str,
-    dsn: &str,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "SELECT pglogical.create_node(node_name := {}, dsn := {})",
-            quote_literal(name),
-            quote_literal(dsn)
-        ))
+/// the peers' own `.pgpass` or certificates authenticate). A node already
+/// there is left as it is (plan reports one of another name).
+pub async fn create_node(session: &Session, name: &str, dsn: &str) -> Result<(), ProviderError> {
+    session
+        .run(
+            &format!("pglogical.create_node({name})"),
+            &format!(
+                "SELECT pglogical.create_node(node_name := {}, dsn := {}) \
+                 WHERE NOT EXISTS (SELECT 1 FROM pglogical.local_node)",
+                quote_literal(name),
+                quote_literal(dsn)
+            ),
+        )
         .await
 }
 
-/// Every table of `schemas` into the `default` set.
-pub async fn add_all_tables(
-    client: &Client,
-    schemas: &[String],
-) -> Result<(), tokio_postgres::Error> {
-    let list: Vec<String> = schemas.iter().map(|s| quote_literal(s)).collect();
-    client
-        .batch_execute(&format!(
-            "SELECT pglogical.replication_set_add_all_tables('default', ARRAY[{}]::text[])",
-            list.join(", ")
-        ))
+/// These tables (`schema.table`) into the `default` set; one already there
+/// is skipped.
+pub async fn add_tables(session: &Session, tables: &[String]) -> Result<(), ProviderError> {
+    for table in tables {
+        session
+            .run(
+                &format!("pglogical.replication_set_add_table(default, {table})"),
+                &format!(
+                    "SELECT pglogical.replication_set_add_table('default', {0}::regclass) \
+                     WHERE NOT EXISTS (SELECT 1 FROM pglogical.tables \
+                       WHERE set_name = 'default' AND relid = {0}::regclass)",
+                    quote_literal(&quote_qualified(table))
+                ),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// `schema.table` as a quoted identifier pair, for `::regclass`.
+fn quote_qualified(name: &str) -> String {
+    match name.split_once('.') {
+        Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => quote_ident(name),
+    }
+}
+
+/// Makes `sequence` hand out only values `≡ residue (mod increment)`, from
+/// the first such value at or above both `floor` and what it handed out
+/// last (read here, so repeating this never goes back).
+pub async fn disjoint_sequence(
+    session: &Session,
+    sequence: &str,
+    (increment, residue, floor): (i64, i64, i64),
+) -> Result<(), ProviderError> {
+    let seq = quote_literal(&quote_qualified(sequence));
+    let (schema, name) = sequence.split_once('.').unwrap_or(("public", sequence));
+    let (schema, name) = (quote_literal(schema), quote_literal(name));
+    // Everything in one statement: the sequence's last value and the ALTER
+    // cannot drift apart between two round trips.
+    let sql = format!(
+        "DO $pgdr$ DECLARE last bigint; v bigint; BEGIN \
+           SELECT coalesce(last_value, start_value - 1) INTO last FROM pg_sequences \
+            WHERE schemaname = {schema} AND sequencename = {name}; \
+           v := greatest({floor}, last + 1); \
+           v := v + (({residue} - v) % {increment} + {increment}) % {increment}; \
+           EXECUTE format('ALTER SEQUENCE %s INCREMENT BY {increment} START WITH %s RESTART WITH %s', \
+                          {seq}::regclass, v, v); \
+         END $pgdr$"
+    );
+    session
+        .run(
+            &format!("ALTER SEQUENCE {sequence} INCREMENT BY {increment}"),
+            &sql,
+        )
         .await
 }
 
-/// A subscription to `provider_dsn` that forwards no other node's changes
-/// (`forward_origins = '{}'`: a change made on a node goes to each other
-/// node once, never back). `copy_data`: only the node that joins empty.
+/// A subscription to `provider_dsn` of the `default` set that forwards no
+/// other node's changes (`forward_origins = '{}'`: a change made on a node
+/// goes to each other node once, never back). `copy_data`: only a node
+/// joining the seed. One of that name already there is left as it is.
 pub async fn create_subscription(
-    client: &Client,
+    session: &Session,
     name: &str,
     provider_dsn: &str,
     copy_data: bool,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "SELECT pglogical.create_subscription(subscription_name := {}, provider_dsn := {}, \
-             replication_sets := ARRAY['default'], synchronize_data := {copy_data}, \
-             forward_origins := '{{}}')",
-            quote_literal(name),
-            quote_literal(provider_dsn)
-        ))
+) -> Result<(), ProviderError> {
+    session
+        .run(
+            &format!("pglogical.create_subscription({name})"),
+            &format!(
+                "SELECT pglogical.create_subscription(subscription_name := {0}, provider_dsn := {1}, \
+                 replication_sets := ARRAY['default'], synchronize_data := {copy_data}, \
+                 forward_origins := '{{}}') \
+                 WHERE NOT EXISTS (SELECT 1 FROM pglogical.subscription WHERE sub_name = {0})",
+                quote_literal(name),
+                quote_literal(provider_dsn)
+            ),
+        )
         .await
 }
 
-/// Waits until the subscription's initial copy is done.
-pub async fn wait_synchronized(client: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
-    client
-        .batch_execute(&format!(
-            "SELECT pglogical.wait_for_subscription_sync_complete({})",
-            quote_literal(name)
-        ))
+/// Disables and enables again every subscription of the node, at once
+/// (`immediate`): their apply workers start anew and read the settings.
+pub async fn restart_apply(session: &Session) -> Result<(), ProviderError> {
+    session
+        .run(
+            "pglogical.alter_subscription_disable/enable(every subscription)",
+            "SELECT pglogical.alter_subscription_disable(sub_name, true), \
+                    pglogical.alter_subscription_enable(sub_name, true) \
+             FROM pglogical.subscription WHERE sub_enabled",
+        )
         .await
+}
+
+/// Whether a session started now reads `name` as `value`: the server has
+/// loaded its configuration, and workers it starts from now on read it too.
+pub async fn setting_is(session: &Session, name: &str, value: &str) -> Result<bool, ProviderError> {
+    let row = session
+        .client()
+        .query_one("SELECT current_setting($1)", &[&name])
+        .await
+        .map_err(|e| super::query_error(session.system(), &format!("reading {name}"), &e))?;
+    let current: String = row
+        .try_get(0)
+        .map_err(|e| super::query_error(session.system(), &format!("reading {name}"), &e))?;
+    Ok(current == value)
 }

@@ -225,6 +225,23 @@ impl Postgres {
         }
     }
 
+    /// A server listening on `host` (127.0.0.2 …: another host as far as
+    /// pgdr and the other servers can tell), trusting every loopback client.
+    pub fn start_on(host: &str, conf: &str) -> Self {
+        let dir = server_dir("pgdr-test-pg");
+        let pg = dir.path().join("pg");
+        std::fs::create_dir_all(&pg).unwrap();
+        std::fs::write(pg.join("listen"), host).unwrap();
+        std::fs::write(
+            pg.join("hba"),
+            "host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n",
+        )
+        .unwrap();
+        let mut server = Self::start_in(dir, conf, &[]);
+        server.host = host.to_string();
+        server
+    }
+
     /// A server on another host: inside `ns`, listening on its address,
     /// trusting clients from the host's side of the link (the standbys, pgdr).
     pub fn start_in_netns(ns: &Netns, conf: &str) -> Self {
