@@ -277,11 +277,12 @@ fn plan_sequences(
         if on.len() < 2 {
             continue;
         }
-        let highest = on
-            .iter()
-            .map(|s| s.last_value.unwrap_or(s.start))
-            .max()
-            .unwrap_or(0);
+        // Above everything handed out, with a margin for what is handed out
+        // between plan and apply; from the start when nothing was.
+        let floor = match on.iter().filter_map(|s| s.last_value).max() {
+            Some(highest) => highest.saturating_add(SEQUENCE_MARGIN),
+            None => on.iter().map(|s| s.start).min().unwrap_or(1),
+        };
         for (i, (node, state)) in spec_nodes.iter().zip(&read).enumerate() {
             let Some(live) = state.schema.sequences.iter().find(|s| s.name == seq) else {
                 continue;
@@ -315,7 +316,7 @@ fn plan_sequences(
                     sequence: seq.to_string(),
                     increment,
                     residue,
-                    floor: highest + SEQUENCE_MARGIN,
+                    floor,
                 },
             ));
             plan.changes.push(change);

@@ -320,4 +320,63 @@ fn apply_from_nothing_makes_two_nodes_replicate_both_ways_and_a_stopped_node_cat
         drifted.contains(&"replication.table.public.orders: public.orders.region column on west (text) but not on east (DDL does not replicate: run it on every node)".to_string()),
         "{drifted:#?}"
     );
+
+    east.psql("ALTER TABLE orders ADD COLUMN region text");
+
+    // A new table on both nodes: its sequence would collide and its rows
+    // would not replicate; plan says both, apply fixes both.
+    for pg in [&east, &west] {
+        pg.psql("CREATE TABLE refunds (id serial PRIMARY KEY, amount int)");
+    }
+    let grown = crate::common::plan_json(None, file);
+    let mut planned = addresses(&grown, "changes");
+    planned.sort();
+    assert_eq!(
+        planned,
+        [
+            "replication.node.east.sequence.public.refunds_id_seq",
+            "replication.node.east.tables",
+            "replication.node.west.sequence.public.refunds_id_seq",
+            "replication.node.west.tables",
+        ],
+        "{grown:#}"
+    );
+
+    // Another conflict rule on the running mesh: the apply workers restart to read it.
+    let sender =
+        "SELECT backend_start FROM pg_stat_replication WHERE application_name = 'west_from_east'";
+    let started = east.psql(sender);
+    let text = std::fs::read_to_string(file).unwrap();
+    let text = text.replace(
+        "  node_name: east\n",
+        "  node_name: east\n  conflict_resolution: first_update_wins\n",
+    );
+    std::fs::write(file, text).unwrap();
+    let changed = pgdr(None, &["apply", file, "--auto-approve"]);
+    assert_eq!(changed.code, 0, "{}\n{}", changed.stdout, changed.stderr);
+    assert!(
+        changed
+            .stdout
+            .contains("replication.node.west.apply_workers"),
+        "{}",
+        changed.stdout
+    );
+    for pg in [&east, &west] {
+        assert_eq!(
+            pg.psql("SHOW pglogical.conflict_resolution"),
+            "first_update_wins"
+        );
+        wait_replicating(pg);
+    }
+    assert_ne!(
+        east.psql(sender),
+        started,
+        "west's apply worker did not reconnect"
+    );
+    east.psql("INSERT INTO refunds (amount) VALUES (1)");
+    west.psql("INSERT INTO refunds (amount) VALUES (2)");
+    let ids = "SELECT string_agg(id || ':' || amount, ',' ORDER BY amount) FROM refunds";
+    let both = east.wait_for(ids, "1:1,2:2");
+    assert_eq!(both, "1:1,2:2");
+    assert_eq!(west.wait_for(ids, &both), both);
 }
