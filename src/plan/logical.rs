@@ -41,66 +41,27 @@ pub fn wanted_subscriptions(nodes: &[&str], seed: &str) -> Vec<WantedSubscriptio
 /// A node as read (see [`crate::state::ActiveActiveNode`]).
 pub type NodeRead = crate::state::ActiveActiveNode;
 
-/// What `plan` reports of an active-active topology, as (address, message):
-/// a node not read, a subscription not replicating, forwarding other nodes'
-/// changes or further behind than `max_lag` seconds, tables differing
-/// between nodes, tables without a key, and (when apply does not make them
-/// disjoint) sequences that collide. `nodes` in the plan's order, the seed
-/// first. A missing subscription is apply's to make (or its reason is
-/// reported where it is planned).
-pub fn problems(
-    nodes: &[(String, NodeRead)],
-    max_lag: f64,
-    report_collisions: bool,
-) -> Vec<(String, String)> {
+/// What `plan` reports of an active-active topology's shape, as (address,
+/// message): a subscription forwarding other nodes' changes, tables
+/// differing between nodes, tables without a key, and (when apply does not
+/// make them disjoint) sequences that collide. `nodes` in the plan's order,
+/// the seed first. Whether each direction replicates, and how late, is
+/// judged in [`crate::plan::assess::nodes`] (`status` shows it too); a
+/// missing subscription is apply's to make.
+pub fn problems(nodes: &[(String, NodeRead)], report_collisions: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let names: Vec<&str> = nodes.iter().map(|(n, _)| n.as_str()).collect();
-    let seed = names.first().copied().unwrap_or_default();
     let read: Vec<(&str, &NodeState)> = nodes
         .iter()
         .filter_map(|(n, r)| r.as_ref().ok().map(|s| (n.as_str(), s)))
         .collect();
-    for (name, result) in nodes {
-        if let Err(why) = result {
-            out.push((
-                format!("replication.node.{name}"),
-                format!("node {name} could not be read: {why}; the others keep taking writes, and it catches up once back (its peers keep the WAL it lacks)"),
-            ));
-        }
-    }
-    let state = |name: &str| read.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-    for want in wanted_subscriptions(&names, seed) {
-        let Some(subscriber) = state(&want.subscriber) else {
-            continue;
-        };
-        let address = format!("replication.subscription.{}", want.name);
-        let subs = &subscriber.pglogical.subscriptions;
-        let Some(sub) = subs.iter().find(|s| s.provider_node == want.provider) else {
-            continue;
-        };
-        if sub.status != "replicating" {
-            out.push((
-                address,
-                format!(
-                    "{} receives {}'s changes through {}, which is {}: writes on {} do not reach {} (the server log of {} says why)",
-                    want.subscriber, want.provider, sub.name, sub.status, want.provider, want.subscriber, want.subscriber
-                ),
-            ));
-        } else if !sub.forward_origins.is_empty() {
-            out.push((
-                address,
-                format!(
-                    "{} forwards changes of origins {:?}: in a mesh each change would arrive twice or loop; it must forward none (drop it and apply again)",
-                    sub.name, sub.forward_origins
-                ),
-            ));
-        } else if let Some(lag) = state(&want.provider).and_then(|p| lag_of(p, &sub.name)) {
-            if lag > max_lag {
+    for (name, state) in &read {
+        for sub in state.pglogical.subscriptions.iter() {
+            if !sub.forward_origins.is_empty() {
                 out.push((
-                    address,
+                    format!("replication.subscription.{}", sub.name),
                     format!(
-                        "{} is {lag:.1}s behind {}, more than {max_lag:.0}s (active_active.max_lag, or objectives.rpo): a loss of {} now would lose that much of what was written there",
-                        want.subscriber, want.provider, want.provider
+                        "{} (on {name}) forwards changes of origins {:?}: in a mesh each change would arrive twice or loop; it must forward none (drop it and apply again)",
+                        sub.name, sub.forward_origins
                     ),
                 ));
             }
@@ -308,7 +269,7 @@ pub fn colliding(nodes: &[&NodeLive]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::state::logical::ColumnLive;
 
@@ -393,61 +354,75 @@ mod tests {
         );
     }
 
+    /// A node as read, with these subscriptions.
+    pub(crate) fn state(
+        live: NodeLive,
+        subs: Vec<crate::state::logical::Subscription>,
+    ) -> NodeState {
+        NodeState {
+            pg: crate::state::postgres::PgLive::default(),
+            schema: live,
+            pglogical: crate::state::logical::PglogicalLive {
+                version: Some("2.4.2".into()),
+                node: None,
+                tables: vec![],
+                subscriptions: subs,
+            },
+        }
+    }
+
     #[test]
-    fn plan_names_a_missing_or_stopped_subscription_drift_and_an_unread_node() {
+    fn plan_names_a_forwarding_subscription_drift_a_keyless_table_and_collisions() {
         use crate::state::logical::Subscription;
-        let sub = |from: &str, status: &str| Subscription {
-            name: format!("x_from_{from}"),
-            status: status.into(),
-            provider_node: from.into(),
-            forward_origins: vec![],
+        let forwarding = Subscription {
+            name: "east_from_west".into(),
+            status: "replicating".into(),
+            provider_node: "west".into(),
+            forward_origins: vec!["all".into()],
             replication_sets: vec!["default".into()],
         };
         let t = table("public.orders", &[("id", "integer", true)], true);
-        let east = node("east", vec![t.clone()], vec![]);
+        let seq = SequenceLive {
+            name: "public.orders_id_seq".into(),
+            increment: 1,
+            start: 1,
+            last_value: None,
+        };
+        let east = node("east", vec![t.clone()], vec![seq.clone()]);
         let mut west_t = t.clone();
         west_t.columns.push(crate::state::logical::ColumnLive {
             name: "note".into(),
             data_type: "text".into(),
             not_null: false,
         });
-        let west = node("west", vec![west_t], vec![]);
-        let pgl = |subs: Vec<Subscription>| PglogicalLive {
-            version: Some("2.4.2".into()),
-            node: None,
-            tables: vec![],
-            subscriptions: subs,
-        };
+        let west = node(
+            "west",
+            vec![west_t, table("public.log", &[], false)],
+            vec![seq],
+        );
         let nodes = vec![
-            (
-                "east".to_string(),
-                Ok((east, pgl(vec![sub("west", "down")]))),
-            ),
-            ("west".to_string(), Ok((west, pgl(vec![])))),
+            ("east".to_string(), Ok(state(east, vec![forwarding]))),
+            ("west".to_string(), Ok(state(west, vec![]))),
             ("eu".to_string(), Err("connection refused".to_string())),
         ];
-        let got = problems(&nodes);
-        let addresses: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
-        assert_eq!(
-            addresses,
-            [
-                "replication.node.eu",
-                "replication.subscription.east_from_west",
-                "replication.subscription.east_from_eu",
-                "replication.subscription.west_from_east",
-                "replication.subscription.west_from_eu",
-                "replication.table.public.orders",
-            ],
-            "{got:#?}"
-        );
-        assert!(got[1].1.contains("which is down"), "{}", got[1].1);
+        let got = problems(&nodes, true);
+        let said: Vec<String> = got.iter().map(|(a, m)| format!("{a}: {m}")).collect();
+        assert_eq!(said.len(), 4, "{said:#?}");
+        assert!(said[0].starts_with("replication.subscription.east_from_west: east_from_west (on east) forwards changes of origins [\"all\"]"), "{}", said[0]);
         assert!(
-            got[5]
-                .1
-                .contains("public.orders.note column on west (text) but not on east"),
+            said[2]
+                .starts_with("replication.table.public.log: public.log is on west but not on east"),
             "{}",
-            got[5].1
+            said[2]
         );
+        assert!(said[1].starts_with("replication.table.public.orders: public.orders.note column on west (text) but not on east"), "{}", said[1]);
+        assert!(
+            said[3].starts_with("replication.sequence.public.orders_id_seq: "),
+            "{}",
+            said[3]
+        );
+        // With `sequences: disjoint` apply fixes collisions: not a problem.
+        assert_eq!(problems(&nodes, false).len(), 3);
     }
 
     #[test]

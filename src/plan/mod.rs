@@ -257,9 +257,8 @@ pub fn plan_cluster(desired: &Desired, live: &Live) -> ClusterPlan {
     }
     if let (Some(nodes), Some(aa)) = (&live.active_active, &desired.plan.active_active) {
         active_active::plan_active_active(desired, nodes, &mut plan);
-        let max_lag = aa.max_lag.unwrap_or(desired.plan.objectives.rpo);
         let collisions = aa.sequences == crate::spec::Sequences::Unmanaged;
-        for (address, message) in logical::problems(nodes, max_lag.as_secs_f64(), collisions) {
+        for (address, message) in logical::problems(nodes, collisions) {
             plan.problem(address, message);
         }
     }

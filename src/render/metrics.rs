@@ -41,6 +41,9 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("pgdr_last_passed_drill_timestamp_seconds", "gauge", "When the newest drill that passed started."),
     ("pgdr_last_passed_drill_rto_seconds", "gauge", "The RTO the newest passed drill measured."),
     ("pgdr_last_passed_drill_rpo_seconds", "gauge", "The RPO the newest passed drill achieved."),
+    ("pgdr_node_up", "gauge", "1 when the active-active node answered and takes writes."),
+    ("pgdr_node_replicating", "gauge", "1 when the node receives the other node's (from) writes: its subscription is replicating."),
+    ("pgdr_node_replication_lag_seconds", "gauge", "How far the node is behind the other node's (from) writes, by the sender there."),
     ("pgdr_copy_up", "gauge", "1 when the copy of the archive (archive.copies) could be read."),
     ("pgdr_copy_wal_behind_segments", "gauge", "WAL files home holds (from its newest backup on) that the copy lacks."),
     ("pgdr_copy_behind_seconds", "gauge", "How long home has held the oldest WAL file the copy lacks (0 when it lacks none)."),
@@ -123,6 +126,7 @@ pub fn cluster_samples(desired: &Desired, live: Option<&Live>, now: i64) -> Vec<
     }
     archiver_samples(&mut out, live);
     copy_samples(&mut out, &status.copies);
+    node_samples(&mut out, &status.nodes);
     if let Some(window) = &status.recoverable_window {
         let time = |text: &str| parse_rfc3339(text).map(|t| t as f64);
         gauge(
@@ -210,6 +214,30 @@ fn archiver_samples(out: &mut Vec<Sample>, live: &Live) {
     };
     let ready = ready_segments(archiver, size.unwrap_or(DEFAULT_SEGMENT_SIZE));
     gauge(out, "pgdr_wal_ready_segments", vec![], ready);
+}
+
+/// Each active-active node: serving, and each direction it receives.
+fn node_samples(out: &mut Vec<Sample>, nodes: &[crate::plan::assess::nodes::NodeFigure]) {
+    for node in nodes {
+        let label = vec![("node", node.name.clone())];
+        gauge(out, "pgdr_node_up", label, Some(flag(node.serving)));
+        for r in node.receives.iter().filter(|_| node.error.is_none()) {
+            let label = vec![("node", node.name.clone()), ("from", r.from.clone())];
+            let replicating = r.status == "replicating";
+            gauge(
+                out,
+                "pgdr_node_replicating",
+                label.clone(),
+                Some(flag(replicating)),
+            );
+            gauge(
+                out,
+                "pgdr_node_replication_lag_seconds",
+                label,
+                r.lag_seconds,
+            );
+        }
+    }
 }
 
 /// Each copy of the archive: readable, and how far behind home.

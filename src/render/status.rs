@@ -54,6 +54,10 @@ pub struct ClusterStatus {
     /// Each copy of the archive (`archive.copies`): how far it is behind home.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<crate::plan::assess::copies::CopyFigure>,
+    /// An active-active plan's nodes: which serve, and what each receives
+    /// from the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::plan::assess::nodes::NodeFigure>,
     /// Figures beyond the plan's objectives, one line each.
     pub beyond: Vec<String>,
     /// Why the cluster could not be read.
@@ -192,6 +196,7 @@ pub fn cluster_status(desired: &Desired, live: &Live, now: i64) -> ClusterStatus
         next_expiry: figures.next_expiry.map(|(at, what)| Expiry { at, what }),
         last_failover: figures.last_failover,
         copies: figures.copies,
+        nodes: figures.nodes,
         failover: figures.watch.map(|w| WatchStatus {
             automatic: w.armed,
             watcher: w.watcher,
@@ -331,6 +336,9 @@ pub fn human(report: &StatusReport) -> String {
         for copy in &c.copies {
             text.push_str(&copy_line(copy));
         }
+        for node in &c.nodes {
+            text.push_str(&node_line(node));
+        }
         if let Some(e) = &c.next_expiry {
             text.push_str(&format!("  next expiry      {}: {}\n", e.at, e.what));
         }
@@ -340,6 +348,33 @@ pub fn human(report: &StatusReport) -> String {
         text.push('\n');
     }
     text
+}
+
+/// `  node west        us-west-2: serving; from east replicating, 0.2s behind`
+fn node_line(node: &crate::plan::assess::nodes::NodeFigure) -> String {
+    let state = match (&node.error, node.serving) {
+        (Some(why), _) => format!("LOST ({})", why.replace('\n', "; ")),
+        (None, true) => "serving".to_string(),
+        (None, false) => "not taking writes (in recovery)".to_string(),
+    };
+    let receives: Vec<String> = node
+        .receives
+        .iter()
+        .map(|r| match r.lag_seconds {
+            Some(lag) => format!("from {} {}, {lag:.1}s behind", r.from, r.status),
+            None => format!("from {} {}", r.from, r.status),
+        })
+        .collect();
+    let mut line = format!(
+        "  node {:<11} {}: {state}",
+        node.name,
+        node.region.as_deref().unwrap_or("-")
+    );
+    if node.error.is_none() && !receives.is_empty() {
+        line.push_str(&format!("; {}", receives.join("; ")));
+    }
+    line.push('\n');
+    line
 }
 
 /// `  copy us-west-2    s3://… (us-west-2): 2 WAL behind (40s), newest backup …`

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// What the planner compares against. Everything here is stable between two
 /// reads of an unchanged server, so it can be digested for saved plans.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PgLive {
     /// `host:port`, for messages.
     pub server: String,

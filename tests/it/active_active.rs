@@ -287,6 +287,18 @@ fn apply_from_nothing_makes_two_nodes_replicate_both_ways_and_a_stopped_node_cat
         replication_problems(&clean),
         ["replication.table.public.audit: public.audit has no primary key or replica identity: its updates and deletes cannot replicate"]
     );
+    // status shows both nodes serving and each receiving the other's writes.
+    let status = pgdr(None, &["status", file]);
+    for line in [
+        "node east        -: serving; from west replicating",
+        "node west        us-west-2: serving; from east replicating",
+    ] {
+        assert!(
+            status.stdout.contains(line),
+            "{line} not in\n{}",
+            status.stdout
+        );
+    }
     // A third apply writes nothing on either node.
     let before = (east.fingerprint(), west.fingerprint());
     let third = pgdr(None, &["apply", file, "--auto-approve"]);
@@ -304,6 +316,30 @@ fn apply_from_nothing_makes_two_nodes_replicate_both_ways_and_a_stopped_node_cat
             .any(|p| p.starts_with("replication.node.west: node west could not be read")),
         "{problems:#?}"
     );
+    // status says which node serves and which is lost (exit 2), as do the metrics.
+    let status = pgdr(None, &["status", file]);
+    assert_eq!(status.code, 2, "{}\n{}", status.stdout, status.stderr);
+    assert!(
+        status
+            .stdout
+            .contains("BEYOND PLAN      node west is lost; east keeps taking writes"),
+        "{}",
+        status.stdout
+    );
+    let json = pgdr(None, &["status", file, "--format", "json"]).json();
+    let nodes = &json["clusters"][0]["nodes"];
+    assert_eq!(nodes[0]["name"], "east");
+    assert_eq!(nodes[0]["serving"], true);
+    assert_eq!(nodes[1]["name"], "west");
+    assert_eq!(nodes[1]["serving"], false);
+    assert!(nodes[1]["error"].is_string(), "{nodes:#}");
+    let metrics = pgdr(None, &["status", file, "--format", "openmetrics"]).stdout;
+    for sample in [
+        "pgdr_node_up{cluster=\"shop\",node=\"east\"} 1",
+        "pgdr_node_up{cluster=\"shop\",node=\"west\"} 0",
+    ] {
+        assert!(metrics.contains(sample), "{sample} not in\n{metrics}");
+    }
     // Started again, it catches up.
     west.pg_ctl("start");
     let count = "SELECT count(*) FROM orders";

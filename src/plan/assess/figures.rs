@@ -39,6 +39,8 @@ pub struct Figures {
     pub watch: Option<WatchFigure>,
     /// Each copy of the archive against home.
     pub copies: Vec<super::copies::CopyFigure>,
+    /// An active-active plan's nodes.
+    pub nodes: Vec<super::nodes::NodeFigure>,
 }
 
 /// The newest role change, as its journal says (as `status` prints it).
@@ -124,6 +126,7 @@ pub fn figures(desired: &Desired, live: &Live, now: Option<i64>) -> Figures {
         (Some(a), Some(l)) => Some(a.min(l)),
         (a, l) => a.or(l),
     };
+    figures.nodes = super::nodes::figures(desired, live);
     if let Some(Ok(content)) = &live.archive_content {
         figures.copies = super::copies::figures(desired, content);
         if let (Some(oldest), Some(newest)) = (content.backups.first(), content.backups.last()) {

@@ -13,13 +13,16 @@
 //! - [`copies`]: each copy of the archive within the RPO of home, and the
 //!   region-loss drills;
 //! - [`figures`]: who accepts writes, standbys' lag, RPO exposure, the
-//!   recoverable window, the last backup and drill.
+//!   recoverable window, the last backup and drill;
+//! - [`nodes`]: an active-active plan's nodes, each direction of the mesh
+//!   replicating within the allowed lag.
 
 pub mod archive;
 pub mod copies;
 pub mod drills;
 pub mod failovers;
 pub mod figures;
+pub mod nodes;
 
 use crate::spec::time::Timestamp;
 use crate::spec::{Desired, Duration};
@@ -180,6 +183,28 @@ pub enum Kind {
         failures: Vec<String>,
         command: String,
     },
+    /// An active-active node could not be read; `serving`: the nodes
+    /// that still take writes.
+    NodeLost {
+        name: String,
+        why: String,
+        serving: Vec<String>,
+    },
+    /// A node does not receive another's writes: its subscription is not
+    /// replicating.
+    ReplicationStopped {
+        node: String,
+        from: String,
+        subscription: String,
+        status: String,
+    },
+    /// A node receives another's writes later than `active_active.max_lag`.
+    ReplicationLag {
+        node: String,
+        from: String,
+        seconds: f64,
+        max: Duration,
+    },
     /// The last finished role change measured an RTO or RPO above today's objective.
     FailoverOverObjective {
         figure: Objective,
@@ -266,6 +291,7 @@ pub fn assess(desired: &Desired, live: &Live, now: Option<i64>) -> Assessment {
         findings.extend(copies::findings(desired, content));
     }
     findings.extend(failovers::findings(desired, live));
+    findings.extend(nodes::findings(desired, &figures.nodes));
     let now = now.or_else(|| {
         live.archive_content
             .as_ref()
@@ -306,6 +332,7 @@ impl Finding {
             .or_else(|| drills::plan_entry(&self.kind))
             .or_else(|| copies::plan_entry(&self.kind))
             .or_else(|| failovers::plan_entry(&self.kind))
+            .or_else(|| nodes::plan_entry(&self.kind))
             .map(|(note, text)| {
                 if note {
                     PlanEntry::Note(text)
@@ -337,6 +364,7 @@ impl Finding {
             .or_else(|| drills::beyond(&self.kind))
             .or_else(|| copies::beyond(&self.kind))
             .or_else(|| failovers::beyond(&self.kind))
+            .or_else(|| nodes::beyond(&self.kind))
             .or_else(|| figures::beyond(&self.kind))
     }
 }
