@@ -219,6 +219,11 @@ async fn apply_aws_op(desired: &Desired, systems: &Systems, op: &Op) -> Result<(
                 }
             }
         }
+        Op::Route53(op) if op.delete => {
+            route53::delete(&aws.route53().await, &op.zone_id, &op.record, &op.want)
+                .await
+                .map(|_| ())
+        }
         Op::Route53(op) => route53::write(
             &aws.route53().await,
             &op.zone_id,
@@ -397,9 +402,12 @@ async fn apply_server(
             } => {
                 let r = session.set_setting(name, value).await;
                 if r.is_ok() {
-                    if *reloadable {
-                        reload = true;
-                    } else {
+                    // A reload also for a setting only a restart makes
+                    // active: the server then reports it pending
+                    // (pg_settings.pending_restart), and the next plan
+                    // knows it is written, not to write again.
+                    reload = true;
+                    if !*reloadable {
                         restart.push(name.clone());
                     }
                 }

@@ -197,7 +197,9 @@ pub enum Ec2Write {
     },
 }
 
-/// Make the endpoint record `want` (deleting `old` first when the type changes).
+/// Make the endpoint record `want` (deleting `old` first when the type
+/// changes), or with `delete`, delete `want` (a latency record of a node
+/// lost, or the simple record when routing turns to latency).
 /// Route53 is global: there is no region to carry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route53Op {
@@ -205,6 +207,8 @@ pub struct Route53Op {
     pub record: String,
     pub old: Option<Record>,
     pub want: Record,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete: bool,
 }
 
 impl Op {

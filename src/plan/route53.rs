@@ -3,8 +3,8 @@
 //! the plan file's primary is the one writable server.
 
 use super::{Action, Change, ClusterPlan, Op, Route53Op};
-use crate::spec::Desired;
-use crate::state::route53::{normalize, EndpointLive, Record};
+use crate::spec::{Desired, Routing};
+use crate::state::route53::{normalize, EndpointLive, Latency, Record};
 use crate::state::{roles, Live, Roles};
 use serde_json::json;
 
@@ -28,18 +28,25 @@ pub fn wanted_record(desired: &Desired, live: &Live) -> Result<Record, String> {
             rtype: "CNAME".into(),
             ttl,
             values: vec![normalize(&address)],
+            latency: None,
         });
     }
     let info = desired.plan.primary.postgres.as_ref().ok_or(
         "the primary has no conninfo, so pgdr cannot tell where the endpoint should point",
     )?;
+    record_for(info, ttl, "the primary")
+}
+
+/// The record that points at the server `info` reaches (A for an address,
+/// CNAME for a name); `who` names the server in the reason there is none.
+fn record_for(info: &crate::spec::Conninfo, ttl: i64, who: &str) -> Result<Record, String> {
     let host = info
         .get("host")
         .or(info.get("hostaddr"))
-        .ok_or("the primary's conninfo names no host")?;
+        .ok_or(format!("{who}'s conninfo names no host"))?;
     if host.starts_with('/') {
         return Err(format!(
-            "the primary's host is a Unix socket ({host}); a DNS record cannot point at it"
+            "{who}'s host is a Unix socket ({host}); a DNS record cannot point at it"
         ));
     }
     Ok(match host.parse::<std::net::IpAddr>() {
@@ -47,16 +54,18 @@ pub fn wanted_record(desired: &Desired, live: &Live) -> Result<Record, String> {
             rtype: "A".into(),
             ttl,
             values: vec![ip.to_string()],
+            latency: None,
         },
         Ok(std::net::IpAddr::V6(_)) => {
             return Err(format!(
-                "the primary's host is an IPv6 address ({host}); pgdr manages A and CNAME records"
+                "{who}'s host is an IPv6 address ({host}); pgdr manages A and CNAME records"
             ))
         }
         Err(_) => Record {
             rtype: "CNAME".into(),
             ttl,
             values: vec![normalize(host)],
+            latency: None,
         },
     })
 }
@@ -79,11 +88,16 @@ pub fn same(a: &Record, b: &Record) -> bool {
         v.sort();
         v
     };
-    a.rtype == b.rtype && a.ttl == b.ttl && norm(a) == norm(b)
+    a.rtype == b.rtype && a.ttl == b.ttl && norm(a) == norm(b) && a.latency == b.latency
 }
 
 fn record_json(r: &Record) -> serde_json::Value {
-    json!({ "type": r.rtype, "ttl": r.ttl, "value": r.values.join(", ") })
+    match &r.latency {
+        Some(l) => {
+            json!({ "type": r.rtype, "ttl": r.ttl, "value": r.values.join(", "), "set_identifier": l.set_identifier, "region": l.region })
+        }
+        None => json!({ "type": r.rtype, "ttl": r.ttl, "value": r.values.join(", ") }),
+    }
 }
 
 pub fn plan_endpoint(
@@ -108,6 +122,17 @@ pub fn plan_endpoint(
     let address = format!("route53.{}", endpoint.record);
     if let Some(why) = &live.unmanageable {
         plan.problem(&address, why.clone());
+        return;
+    }
+    if endpoint.routing == Routing::Latency {
+        plan_latency(desired, observed, live, plan);
+        return;
+    }
+    if !live.latency.is_empty() {
+        plan.problem(
+            &address,
+            format!("{} holds latency records; pgdr manages them with `endpoint.routing: latency` (active-active), and leaves them alone otherwise", endpoint.record),
+        );
         return;
     }
     if !as_planned {
@@ -144,6 +169,113 @@ pub fn plan_endpoint(
         record: endpoint.record.clone(),
         old: live.record.clone(),
         want,
+        delete: false,
     })));
     plan.changes.push(change);
+}
+
+/// `routing: latency`: one latency record per active-active node that
+/// answers (all of them when none does: an empty name helps nobody), and
+/// none for a node lost, so its clients resolve the nearest node serving.
+/// Latency records of other set identifiers are not pgdr's: reported, left.
+fn plan_latency(desired: &Desired, observed: &Live, live: &EndpointLive, plan: &mut ClusterPlan) {
+    let Some(endpoint) = &desired.plan.endpoint else {
+        return;
+    };
+    let nodes = desired.active_nodes();
+    let serving = crate::plan::assess::nodes::figures(desired, observed);
+    let up = |name: &str| serving.iter().any(|n| n.name == name && n.serving);
+    let any_up = nodes.iter().any(|n| up(n.name));
+    let ttl = endpoint.ttl.as_secs() as i64;
+    let op = |want: Record, old: Option<Record>, delete: bool| {
+        Some(Op::Route53(Route53Op {
+            zone_id: live.zone_id.clone(),
+            record: endpoint.record.clone(),
+            old,
+            want,
+            delete,
+        }))
+    };
+    if let Some(simple) = &live.record {
+        // Route53 keeps a name either simple or routed: the simple record goes first.
+        let change = Change::new(
+            &plan.cluster,
+            format!("route53.{}", endpoint.record),
+            Action::Delete,
+            (record_json(simple), json!(null)),
+            "routing: latency replaces the simple record with one latency record per node (clients cannot resolve the name between the two writes)",
+        )
+        .destructive(true)
+        .op(op(simple.clone(), None, true));
+        plan.changes.push(change);
+    }
+    for node in &nodes {
+        let address = format!("route53.{}.{}", endpoint.record, node.name);
+        let have = live.latency.iter().find(|r| {
+            r.latency
+                .as_ref()
+                .is_some_and(|l| l.set_identifier == node.name)
+        });
+        if any_up && !up(node.name) {
+            if let Some(have) = have {
+                let change = Change::new(
+                    &plan.cluster,
+                    address,
+                    Action::Delete,
+                    (record_json(have), json!(null)),
+                    format!("node {} cannot be read: its clients resolve the nearest node that serves until it answers again", node.name),
+                )
+                .op(op(have.clone(), None, true));
+                plan.changes.push(change);
+            }
+            continue;
+        }
+        let region = node
+            .region
+            .or(desired.plan.aws.as_ref().map(|a| a.region.as_str()));
+        let mut want = match record_for(node.postgres, ttl, &format!("node {}", node.name)) {
+            Ok(want) => want,
+            Err(why) => {
+                plan.problem(address, why);
+                continue;
+            }
+        };
+        want.latency = Some(Latency {
+            set_identifier: node.name.to_string(),
+            region: region.unwrap_or_default().to_string(),
+        });
+        if have.is_some_and(|h| same(h, &want)) {
+            continue;
+        }
+        let action = match have {
+            None => Action::Create,
+            Some(h) if h.rtype != want.rtype => Action::Replace,
+            Some(_) => Action::Update,
+        };
+        let change = Change::new(
+            &plan.cluster,
+            address,
+            action,
+            (have.map_or(json!(null), record_json), record_json(&want)),
+            format!(
+                "clients nearest {} resolve the endpoint to node {}",
+                want.latency.as_ref().map_or("", |l| l.region.as_str()),
+                node.name
+            ),
+        )
+        .op(op(want, have.cloned(), false));
+        plan.changes.push(change);
+    }
+    for other in &live.latency {
+        let id = other
+            .latency
+            .as_ref()
+            .map_or("", |l| l.set_identifier.as_str());
+        if !nodes.iter().any(|n| n.name == id) {
+            plan.problem(
+                format!("route53.{}.{id}", endpoint.record),
+                format!("{} has a latency record `{id}` that is no node of this plan: clients near its region resolve {}; pgdr leaves it alone (delete it, or name the node)", endpoint.record, other.values.join(", ")),
+            );
+        }
+    }
 }

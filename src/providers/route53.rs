@@ -9,7 +9,7 @@
 
 use super::aws::Route53;
 use super::ProviderError;
-use crate::state::route53::{normalize, EndpointLive, Record};
+use crate::state::route53::{normalize, EndpointLive, Latency, Record};
 use aws_sdk_route53::types::{self as r53t};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -153,6 +153,7 @@ pub fn endpoint(zone: &ZoneLive, record: &str) -> EndpointLive {
     let mut live = EndpointLive {
         zone_id: zone.zone_id.clone(),
         record: None,
+        latency: Vec::new(),
         unmanageable: None,
     };
     for set in zone.sets.get(&name).into_iter().flatten() {
@@ -160,13 +161,26 @@ pub fn endpoint(zone: &ZoneLive, record: &str) -> EndpointLive {
         if rtype != "A" && rtype != "CNAME" {
             continue;
         }
-        if set.alias_target().is_some() || set.set_identifier().is_some() {
+        let latency = match (set.set_identifier(), set.region()) {
+            (Some(id), Some(region)) => Some(Latency {
+                set_identifier: id.to_string(),
+                region: region.as_str().to_string(),
+            }),
+            (None, _) => None,
+            (Some(_), None) => {
+                live.unmanageable = Some(format!(
+                    "{name} is a weighted, failover or geolocation {rtype} record; pgdr manages simple and latency records only"
+                ));
+                continue;
+            }
+        };
+        if set.alias_target().is_some() {
             live.unmanageable = Some(format!(
-                "{name} is an alias or routing-policy {rtype} record; pgdr manages simple records only"
+                "{name} is an alias {rtype} record; pgdr manages simple and latency records only"
             ));
             continue;
         }
-        live.record = Some(Record {
+        let record = Record {
             rtype,
             ttl: set.ttl().unwrap_or(0),
             values: set
@@ -174,7 +188,12 @@ pub fn endpoint(zone: &ZoneLive, record: &str) -> EndpointLive {
                 .iter()
                 .map(|r| r.value().to_string())
                 .collect(),
-        });
+            latency,
+        };
+        match record.latency {
+            Some(_) => live.latency.push(record),
+            None => live.record = Some(record),
+        }
     }
     live
 }
@@ -194,6 +213,11 @@ fn record_set(name: &str, record: &Record) -> Result<r53t::ResourceRecordSet, St
         .name(name)
         .r#type(r53t::RrType::from(record.rtype.as_str()))
         .ttl(record.ttl);
+    if let Some(latency) = &record.latency {
+        builder = builder
+            .set_identifier(&latency.set_identifier)
+            .region(r53t::ResourceRecordSetRegion::from(latency.region.as_str()));
+    }
     for value in &record.values {
         builder = builder.resource_records(
             r53t::ResourceRecord::builder()
@@ -203,6 +227,24 @@ fn record_set(name: &str, record: &Record) -> Result<r53t::ResourceRecordSet, St
         );
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// Deletes the record `have` (exactly as read: Route53 deletes a set only
+/// when every field matches).
+pub async fn delete(
+    r53: &Route53,
+    zone_id: &str,
+    record: &str,
+    have: &Record,
+) -> Result<String, ProviderError> {
+    let system = format!("route53.{record}");
+    let bad = |e: String| ProviderError::new(&system, e);
+    let change = r53t::Change::builder()
+        .action(r53t::ChangeAction::Delete)
+        .resource_record_set(record_set(&normalize(record), have).map_err(bad)?)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    submit(r53, zone_id, &system, vec![change]).await
 }
 
 /// Makes the record `want`; `old` is the set to delete first when the type
@@ -238,11 +280,21 @@ pub async fn write(
             .build()
             .map_err(|e| bad(e.to_string()))?,
     );
+    submit(r53, zone_id, &system, changes).await
+}
+
+/// One batch of changes to the zone; Route53's change id.
+async fn submit(
+    r53: &Route53,
+    zone_id: &str,
+    system: &str,
+    changes: Vec<r53t::Change>,
+) -> Result<String, ProviderError> {
     let batch = r53t::ChangeBatch::builder()
-        .comment("pgdr: endpoint of the current primary")
+        .comment("pgdr: endpoint")
         .set_changes(Some(changes))
         .build()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| ProviderError::new(system, e.to_string()))?;
     r53.turn()
         .await
         .change_resource_record_sets()
@@ -255,7 +307,7 @@ pub async fn write(
                 .map(|c| c.id().trim_start_matches("/change/").to_string())
                 .unwrap_or_default()
         })
-        .map_err(|e| super::aws_error("changing the record", &system, &e))
+        .map_err(|e| super::aws_error("changing the record", system, &e))
 }
 
 /// Waits until Route53 reports the change `INSYNC` (every authoritative name

@@ -34,7 +34,7 @@ pub use archive::{
     Archive, ArchiveCopy, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock,
 };
 pub use drill::{Drill, DrillCheck, DrillTarget};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Routing};
 pub use error::{SpecError, SpecErrors};
 pub use failover::Failover;
 pub use load::{load_file, load_file_with, load_str, load_str_with, plan_files, ExtraCheck};

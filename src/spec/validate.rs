@@ -388,6 +388,24 @@ fn check_endpoint_and_network(plan: &PlanFile, err: &mut impl FnMut(&str, String
                 ),
             );
         }
+        if endpoint.routing == super::endpoint::Routing::Latency {
+            match &plan.active_active {
+                None => err(
+                    "endpoint.routing",
+                    "`latency` sends each client to the nearest writable node and needs `active_active`; with one primary write `simple` (or leave the key out)".into(),
+                ),
+                Some(aa) => {
+                    for (i, peer) in aa.peers.iter().enumerate() {
+                        if peer.region.is_none() {
+                            err(
+                                &format!("active_active.peers[{i}].region"),
+                                format!("node `{}` needs its AWS region: its latency record is answered to clients nearest that region", peer.name.as_str()),
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
     if let Some(network) = &plan.replication_network {
         if network.allow_cidrs.is_empty() {

@@ -416,3 +416,106 @@ fn apply_from_nothing_makes_two_nodes_replicate_both_ways_and_a_stopped_node_cat
     assert_eq!(both, "1:1,2:2");
     assert_eq!(west.wait_for(ids, &both), both);
 }
+
+/// The latency records at `name`, as the aws CLI lists them: `id region value`.
+fn latency_records(moto: &crate::common::Moto, name: &str) -> Vec<String> {
+    let sets = moto
+        .aws(&[
+            "route53",
+            "list-resource-record-sets",
+            "--hosted-zone-id",
+            &moto.zone_id("shop.internal."),
+        ])
+        .unwrap();
+    let mut out: Vec<String> = sets["ResourceRecordSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Name"] == name)
+        .map(|s| {
+            format!(
+                "{} {} {} {}",
+                s["SetIdentifier"].as_str().unwrap_or("-"),
+                s["Region"].as_str().unwrap_or("-"),
+                s["Type"].as_str().unwrap(),
+                s["ResourceRecords"][0]["Value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_endpoint_sends_clients_to_the_nearest_node_and_drops_a_lost_one_until_it_answers() {
+    use crate::common::{assert_second_apply_writes_nothing, pgdr, Moto};
+    let east = Postgres::start_on("127.0.0.1", "");
+    let west = Postgres::start_on("127.0.0.2", "");
+    let moto = Moto::start();
+    moto.create_zone("shop.internal.");
+    // The name held a simple record before: routing it by latency replaces it.
+    let simple = r#"{"Changes":[{"Action":"CREATE","ResourceRecordSet":{"Name":"db.shop.internal.","Type":"A","TTL":60,"ResourceRecords":[{"Value":"127.0.0.1"}]}}]}"#;
+    moto.aws(&[
+        "route53",
+        "change-resource-record-sets",
+        "--hosted-zone-id",
+        &moto.zone_id("shop.internal."),
+        "--change-batch",
+        simple,
+    ])
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "version: 1\ncluster: shop\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\nendpoint: {{ hosted_zone: shop.internal., record: db.shop.internal., ttl: 10s, routing: latency }}\nactive_active:\n  node_name: east\n  peers:\n    - {{ name: west, postgres: \"{}\", region: us-west-2 }}\n",
+        east.conninfo(),
+        west.conninfo()
+    );
+    let file = crate::common::write_plan(dir.path(), "shop.yaml", &text);
+    let file = file.to_str().unwrap();
+    // Deleting the simple record is destructive: refused without the flag.
+    let refused = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert_eq!(
+        latency_records(&moto, "db.shop.internal."),
+        ["- - A 127.0.0.1"]
+    );
+    let apply = pgdr(
+        Some(&moto),
+        &["apply", file, "--auto-approve", "--allow-destructive"],
+    );
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let both = ["east us-east-1 A 127.0.0.1", "west us-west-2 A 127.0.0.2"];
+    assert_eq!(latency_records(&moto, "db.shop.internal."), both);
+    assert_second_apply_writes_nothing(&moto, file);
+
+    // West lost: its record goes, east keeps serving its clients and west's.
+    west.pg_ctl("-m fast stop");
+    let lost = crate::common::plan_json(Some(&moto), file);
+    let changes: Vec<String> = lost["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["action"].as_str().unwrap(),
+                c["address"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&"delete route53.db.shop.internal..west".to_string()),
+        "{lost:#}"
+    );
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(
+        latency_records(&moto, "db.shop.internal."),
+        ["east us-east-1 A 127.0.0.1"]
+    );
+    // Back: its record again.
+    west.pg_ctl("start");
+    let apply = pgdr(Some(&moto), &["apply", file, "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(latency_records(&moto, "db.shop.internal."), both);
+}
