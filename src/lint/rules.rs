@@ -450,11 +450,17 @@ fn tier_requirements(plan: &PlanFile, tier: &TierPolicy, out: &mut Vec<Raw>) {
         .iter()
         .filter(|s| s.region.as_ref().is_some_and(|r| Some(r.as_str()) != home))
         .count() as u32;
-    if other_region < tier.min_standbys_other_region {
+    // An active-active node in another region takes the region's place as
+    // well as a standby there would, and takes writes while it does.
+    let peers = plan.active_active.iter().flat_map(|aa| &aa.peers);
+    let other_peers = peers
+        .filter(|p| p.region.as_ref().is_some_and(|r| Some(r.as_str()) != home))
+        .count() as u32;
+    if other_region + other_peers < tier.min_standbys_other_region {
         need(
             "standbys",
             format!(
-                "{} standby(s) in another region than aws.region",
+                "{} standby(s) in another region than aws.region, or writable nodes there (active_active.peers with a region)",
                 tier.min_standbys_other_region
             ),
         );
