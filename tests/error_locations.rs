@@ -300,11 +300,11 @@ fn an_active_active_section_is_checked_where_it_is_written() {
         "`orders` names two nodes",
     );
     assert_at(
-        &section("  provider: native\n  conflict_resolution: last_update_wins\n  peers:\n    - { name: west, postgres: \"host=w\" }\n"),
-        17,
+        &section("  provider: native\n  peers:\n    - { name: west, postgres: \"host=w\" }\n"),
+        16,
         3,
-        "active_active.conflict_resolution",
-        "needs pglogical",
+        "active_active.provider",
+        "designed but not built",
     );
     assert_at(
         &section("  tables:\n    - orders\n  peers:\n    - { name: west, postgres: \"host=w\" }\n"),

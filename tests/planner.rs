@@ -563,6 +563,7 @@ fn a_split_brain_changes_nothing() {
     live.endpoint = Some(EndpointLive {
         zone_id: "Z1".into(),
         record: None,
+        latency: vec![],
         unmanageable: None,
     });
     // The control: the same drift with the standby in recovery plans changes of every kind.

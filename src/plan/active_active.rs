@@ -49,7 +49,8 @@ pub fn plan_active_active(
             c.address.ends_with(rule) && c.op.is_some() && state.pg.settings.contains_key(rule)
         });
         if new_rule {
-            restarts.push((node.name, server.clone()));
+            let old = state.pg.settings.get(rule).map(|s| s.setting.clone());
+            restarts.push((node.name, server.clone(), old));
         }
         match not_ready(desired, &state.pg) {
             Some(why) => plan.notes.push(Note {
@@ -67,12 +68,15 @@ pub fn plan_active_active(
         plan_sequences(&spec_nodes, nodes, plan);
     }
     let rule = aa.conflict_resolution.as_pglogical();
-    for (name, server) in restarts {
+    for (name, server, old) in restarts {
         let change = Change::new(
             &plan.cluster,
             format!("replication.node.{name}.apply_workers"),
-            Action::Replace,
-            (json!(null), json!({ "conflict_resolution": rule })),
+            Action::Update,
+            (
+                json!({ "conflict_resolution": old }),
+                json!({ "conflict_resolution": rule }),
+            ),
             "pglogical's workers read the conflict rule only when they start (it handles no reload): once new sessions read the new rule, each subscription of the node is disabled and enabled again, and subscriptions are made only after",
         )
         .op(pg_op(

@@ -25,7 +25,14 @@ pub fn plan_failover_readiness(desired: &Desired, live: &Live, plan: &mut Cluste
         return;
     }
     let health = &primary.health;
-    for slot in health.slots.iter().filter(|s| s.slot_type == "logical") {
+    // Without a standby there is no failover to lose a slot in (an
+    // active-active node's peers hold the slots its own subscriptions use).
+    let standbys = !desired.plan.standbys.is_empty();
+    for slot in health
+        .slots
+        .iter()
+        .filter(|s| s.slot_type == "logical" && standbys)
+    {
         if primary.version_num >= 170000 && slot.failover {
             continue;
         }

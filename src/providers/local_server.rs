@@ -185,6 +185,25 @@ impl LocalServer {
         }
     }
 
+    /// The value its configuration files give `name` (`postgres -C`, which
+    /// reads them without starting anything).
+    pub fn configured(&self, name: &str) -> Result<String, LocalServerError> {
+        let what = format!("postgres -C {name}");
+        let mut command = self.command("postgres");
+        command.arg("-C").arg(name).arg("-D").arg(&self.data);
+        let out = command.output().map_err(|source| LocalServerError::Spawn {
+            what: what.clone(),
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(LocalServerError::Failed {
+                what,
+                output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// Starts it without waiting (`pg_ctl -W`; recovery runs first), logging
     /// to `log`, with `options` for `postgres` (`-c name=value ...`).
     pub fn start(&self, log: &Path, options: &str) -> Result<(), LocalServerError> {

@@ -15,7 +15,9 @@ pub enum Provider {
     /// The pglogical extension (PostgreSQL 15 and older): `forward_origins = '{}'`.
     #[default]
     Pglogical,
-    /// PostgreSQL 16+'s own publications and subscriptions with `origin = none`.
+    /// PostgreSQL 16+'s own publications and subscriptions with `origin =
+    /// none`: designed (docs/guides/active-active.md), not built yet; a plan
+    /// naming it is refused.
     Native,
 }
 
@@ -73,11 +75,9 @@ pub struct ActiveActive {
     /// What happens when two nodes changed the same row.
     #[serde(default)]
     pub conflict_resolution: ConflictResolution,
-    /// The databases that replicate (default: the primary conninfo's `dbname`).
-    #[serde(default)]
-    pub databases: Vec<String>,
     /// The tables that replicate, schema-qualified (`public.orders`); empty:
-    /// every table of every schema but the system's.
+    /// every table with a key of every schema but the system's. One database
+    /// replicates: the one each node's conninfo names (`dbname`).
     #[serde(default)]
     pub tables: Vec<String>,
     /// `disjoint` (default): apply gives each node its own share of every

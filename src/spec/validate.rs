@@ -34,7 +34,7 @@ pub(super) fn validate(plan: &PlanFile) -> Vec<(String, String)> {
 /// `active_active`: a self-managed primary, peers with names of their own,
 /// a conflict rule the provider has, tables named with their schema.
 fn check_active_active(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
-    use super::{ConflictResolution, Provider};
+    use super::Provider;
     let Some(aa) = &plan.active_active else {
         return;
     };
@@ -66,14 +66,10 @@ fn check_active_active(plan: &PlanFile, err: &mut impl FnMut(&str, String)) {
             );
         }
     }
-    if aa.provider == Provider::Native && aa.conflict_resolution != ConflictResolution::ApplyRemote
-    {
+    if aa.provider == Provider::Native {
         err(
-            "active_active.conflict_resolution",
-            format!(
-                "`{}` needs pglogical: PostgreSQL's own logical replication (provider: native) resolves no conflicts, the incoming change wins (apply_remote) or replication stops; write `conflict_resolution: apply_remote` or `provider: pglogical`",
-                aa.conflict_resolution.as_pglogical()
-            ),
+            "active_active.provider",
+            "`native` (PostgreSQL 16+'s own subscriptions with origin = none) is designed but not built in this version: pgdr sets up and tests active-active with pglogical 2.4 on PostgreSQL 15; write `provider: pglogical` (native would also resolve no conflict: the incoming change wins or replication stops)".into(),
         );
     }
     // The nodes' replication settings are pgdr's; `settings` may repeat

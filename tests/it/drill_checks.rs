@@ -404,3 +404,81 @@ fn a_restored_subscription_is_detached_and_never_connects() {
     assert_eq!(replicated("2"), "2");
     remove_kept(&folder);
 }
+
+/// The settings of a pglogical node, as the harness starts it (the apply
+/// path that writes them is tested in active_active.rs).
+const PGLOGICAL: &str =
+    "wal_level = logical\nshared_preload_libraries = 'pglogical'\ntrack_commit_timestamp = on\n";
+
+#[test]
+fn a_restored_pglogical_node_starts_without_pglogical_and_leaves_its_peers_slot_alone() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let (east, dir) = setup(&moto, "mesh", PGLOGICAL);
+    let west = Postgres::start_with(PGLOGICAL);
+    let dsn = |pg: &Postgres| {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            pg.port
+        )
+    };
+    for (pg, name) in [(&east, "east"), (&west, "west")] {
+        pg.psql("CREATE TABLE t (id int PRIMARY KEY, v text)");
+        pg.psql("CREATE EXTENSION pglogical");
+        pg.psql(&format!(
+            "SELECT pglogical.create_node('{name}', '{}')",
+            dsn(pg)
+        ));
+        pg.psql("SELECT pglogical.replication_set_add_table('default', 't')");
+    }
+    for (pg, sub, provider) in [
+        (&west, "west_from_east", &east),
+        (&east, "east_from_west", &west),
+    ] {
+        pg.psql(&format!(
+            "SELECT pglogical.create_subscription('{sub}', '{}', synchronize_data := false, forward_origins := '{{}}')",
+            dsn(provider)
+        ));
+        let status = "SELECT status FROM pglogical.show_subscription_status()";
+        assert_eq!(
+            pg.wait_for_up_to(status, "replicating", Duration::from_secs(60)),
+            "replicating"
+        );
+    }
+    west.psql("INSERT INTO t VALUES (1, 'before the backup')");
+    assert_eq!(east.wait_for("SELECT count(*) FROM t", "1"), "1");
+    let file = plan(dir.path(), &east, "mesh", "");
+    let run = pgdr(Some(&moto), &["backup", &file]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    archive_now(&east);
+
+    // East lost: what west writes now waits in west's slot for east.
+    east.pg_ctl("-m fast stop");
+    west.psql("INSERT INTO t VALUES (2, 'while east was down')");
+    let run = pgdr(Some(&moto), &["drill", &file, "--keep", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let isolation = run.json()["isolation"].to_string();
+    assert!(
+        isolation.contains("shared_preload_libraries without pglogical"),
+        "{isolation}"
+    );
+    let folder = kept("mesh");
+    let log = std::fs::read_to_string(folder.join("server.log")).unwrap_or_default();
+    assert!(
+        !log.contains("pglogical"),
+        "pglogical ran in the scratch server: {log}"
+    );
+    remove_kept(&folder);
+
+    // East back: the row written while it was down arrives; no restored
+    // copy consumed it from west's slot.
+    east.pg_ctl("start");
+    assert_eq!(
+        east.wait_for_up_to(
+            "SELECT string_agg(v, ',' ORDER BY id) FROM t",
+            "before the backup,while east was down",
+            Duration::from_secs(60)
+        ),
+        "before the backup,while east was down"
+    );
+}

@@ -20,6 +20,27 @@ pub const ISOLATION: [&str; 2] = [
     "max_logical_replication_workers = 0: no subscription of the restored copy can start",
 ];
 
+/// Libraries that run logical replication workers of their own, which
+/// `max_logical_replication_workers` does not stop: a restored copy loading
+/// one would connect its subscriptions to the production nodes and consume
+/// their slots (pglogical's apply workers), so the scratch server loads
+/// none of them.
+const REPLICATING_LIBRARIES: [&str; 4] = ["pglogical", "spock", "pgactive", "bdr"];
+
+/// `shared_preload_libraries` without the replicating libraries, and the
+/// ones taken out.
+fn without_replicating(list: &str) -> (String, Vec<String>) {
+    let (dropped, kept): (Vec<&str>, Vec<&str>) = list
+        .split(',')
+        .map(|l| l.trim().trim_matches('"'))
+        .filter(|l| !l.is_empty())
+        .partition(|l| REPLICATING_LIBRARIES.contains(l));
+    (
+        kept.join(","),
+        dropped.into_iter().map(str::to_string).collect(),
+    )
+}
+
 /// Marks a scratch folder kept by `--keep`: the next drill does not remove it.
 pub const KEPT: &str = "pgdr-drill-kept";
 /// The server's own authentication rules: the Unix socket in the private
@@ -111,13 +132,33 @@ impl Scratch {
     /// Starts the restored server: archiving off (a drill never writes into
     /// the archive), no logical replication workers (a restored subscriber
     /// would connect to the production publisher and consume its slot), no
-    /// synchronous standbys to wait for, reachable on the private socket only.
-    pub fn start(&self) -> Result<(), ArchiveError> {
+    /// library that runs its own (pglogical), no synchronous standbys to wait
+    /// for, reachable on the private socket only. Returns what was turned off
+    /// beyond [`ISOLATION`], for the report.
+    pub fn start(&self) -> Result<Vec<String>, ArchiveError> {
         self.server.adopt(&self.dir)?;
-        self.server.start(&format!(
+        let preload = self
+            .server
+            .local
+            .configured("shared_preload_libraries")
+            .map_err(|e| {
+                ArchiveError::Failed(format!("reading the restored configuration: {e}"))
+            })?;
+        let (kept, dropped) = without_replicating(&preload);
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c max_logical_replication_workers=0 -c synchronous_standby_names= -c hot_standby=on",
             self.dir.join(HBA).display()
-        ))
+        );
+        let mut isolation = Vec::new();
+        if !dropped.is_empty() {
+            options.push_str(&format!(" -c shared_preload_libraries={kept}"));
+            isolation.push(format!(
+                "shared_preload_libraries without {}: their workers never start, so none of their subscriptions in the restored copy connects to a production node",
+                dropped.join(", ")
+            ));
+        }
+        self.server.start(&options)?;
+        Ok(isolation)
     }
 
     /// Leaves the folder (and the running server) for inspection.
@@ -129,5 +170,26 @@ impl Scratch {
     /// Stops the server and removes the folder.
     pub fn remove(&self) -> Result<(), ArchiveError> {
         remove(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libraries_with_their_own_replication_workers_are_left_out() {
+        assert_eq!(
+            without_replicating("pg_stat_statements, pglogical"),
+            (
+                "pg_stat_statements".to_string(),
+                vec!["pglogical".to_string()]
+            )
+        );
+        assert_eq!(without_replicating(""), (String::new(), vec![]));
+        assert_eq!(
+            without_replicating("auto_explain,pg_stat_statements"),
+            ("auto_explain,pg_stat_statements".to_string(), vec![])
+        );
     }
 }

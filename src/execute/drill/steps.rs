@@ -243,8 +243,9 @@ impl<'a> Step<Drill<'a>> for StartServer {
     }
     async fn act(&self, ctx: &Drill<'a>, _: ()) -> Result<(), ArchiveError> {
         let now = Instant::now();
-        ctx.scratch.start()?;
+        let isolation = ctx.scratch.start()?;
         *ctx.started.lock().unwrap() = Some(now);
+        ctx.report.lock().unwrap().isolation.extend(isolation);
         Ok(())
     }
 }
