@@ -92,11 +92,14 @@ JOIN_S=$(since "$t")
 ROWS=$(west "SELECT count(*) FROM pgbench_accounts")
 
 # ---------------------------------------------------------------- 2. lag under load
-# sample HOST PORT: the sender's replay lag (s) and the slot's unconfirmed bytes.
+# sample HOST PORT SLOT_TYPE: the sender's replay lag in seconds (pglogical's
+# senders report none: "-") and the bytes its receiver has not confirmed (a
+# logical slot's confirmed_flush_lsn; a standby's replay_lsn).
 sample() {
-  q "$1" "$2" "SELECT coalesce(extract(epoch FROM r.replay_lag), 0)::numeric(10,3) || ' ' ||
-                      pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint
-                 FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+  q "$1" "$2" "SELECT coalesce(extract(epoch FROM r.replay_lag)::numeric(10,3)::text, '-') || ' ' ||
+                      pg_wal_lsn_diff(pg_current_wal_lsn(),
+                                      coalesce(s.confirmed_flush_lsn, r.replay_lsn))::bigint
+                 FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
                 WHERE s.slot_type = '$3' LIMIT 1"
 }
 # load_and_sample NAME SECONDS SLOT_TYPE HOST:PORT...: pgbench on each
@@ -117,8 +120,16 @@ load_and_sample() {
   wait "${LOADS[@]}" || true
   LOADS=()
 }
-# stats FILE: max and mean seconds, max bytes of the samples.
-stats() { awk '{ s += $1; if ($1 > m) m = $1; if ($2 > b) b = $2; n++ } END { printf "max %.2fs mean %.2fs (max %.1f MB unconfirmed, %d samples)", m, (n ? s / n : 0), b / 1048576, n }' "$1"; }
+# stats FILE: the samples' unconfirmed bytes (max, mean) and, where the
+# sender reports it, the replay lag in seconds (max, mean).
+stats() {
+  awk '$2 != "" { n++; b += $2; if ($2 > mb) mb = $2
+                  if ($1 != "-") { t++; s += $1; if ($1 > ms) ms = $1 } }
+       END { printf "unconfirmed max %.2f MB, mean %.2f MB", mb / 1048576, (n ? b / n / 1048576 : 0)
+             if (t) printf "; replay lag max %.3fs, mean %.3fs", ms, s / t
+             else printf "; no replay lag reported"
+             printf " (%d samples)", n }' "$1"
+}
 tps() { sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$1" | head -1; }
 
 pgdr_log "pgbench -c $CLIENTS on both nodes for ${LOAD}s"
@@ -133,7 +144,7 @@ STATUS=$("$PGDR_BIN" status "$WORK/mesh.yaml" --format json | python3 -c '
 import json, sys
 for n in json.load(sys.stdin)["clusters"][0]["nodes"]:
     for r in n["receives"]:
-        print("{} from {}: {}, {}s".format(n["name"], r["from"], r["status"], r["lag_seconds"]))')
+        print("{} from {}: {}, {} bytes unconfirmed".format(n["name"], r["from"], r["status"], r["lag_bytes"]))')
 
 # ---------------------------------------------------------------- 3. outage
 # outage DIR PORT SLOT_TYPE: stops the server in DIR, pgbench
@@ -163,6 +174,7 @@ MESH_OUT_S=$OUT_S MESH_OUT_MB=$OUT_MB
 pgdr_log "a physical standby of east on 127.0.0.3: the same load on east alone, the same outage"
 # West stopped, so east decodes nothing for it meanwhile: east serves the standby alone.
 pg_ctl_in "$WORK/west" "$WEST_PORT" -m fast stop
+east "CHECKPOINT" >/dev/null # pg_basebackup's own checkpoint is spread: minutes after a load
 start_standby "$EAST_PORT" "$WORK/standby" "$STANDBY_PORT" bench_standby 127.0.0.3 127.0.0.1
 load_and_sample standby "$LOAD" physical "127.0.0.1:$EAST_PORT"
 outage "$WORK/standby" "$STANDBY_PORT" physical

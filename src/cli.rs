@@ -380,6 +380,14 @@ pub struct DrillArgs {
     /// drill.region_every.
     #[arg(long, value_name = "NAME")]
     pub from_copy: Option<String>,
+    /// Active-active: after the checks, the restored node re-joins the mesh
+    /// as a node of its own (its replicated tables copied from the first
+    /// peer, then streaming from every peer until caught up), and is taken
+    /// out again with its subscriptions and their slots on the peers. The
+    /// RTO includes it. It holds a slot on each peer and reads the first
+    /// peer's replicated tables in full meanwhile.
+    #[arg(long, conflicts_with = "from_copy")]
+    pub rejoin: bool,
     #[arg(long, value_enum, default_value_t = ListFormat::Human)]
     pub format: ListFormat,
 }

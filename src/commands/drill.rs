@@ -16,7 +16,7 @@ use crate::providers::postgres;
 use crate::providers::storage::Store;
 use crate::providers::Systems;
 use crate::settings::Settings;
-use crate::spec::{DrillTarget, DEFAULT_S3_REGION};
+use crate::spec::{Desired, DrillTarget, DEFAULT_S3_REGION};
 use crate::state::drill::{DrillReport, Objectives};
 use anyhow::{anyhow, Context};
 use std::collections::HashMap;
@@ -47,6 +47,8 @@ pub async fn run(args: &DrillArgs, settings: &Settings) -> anyhow::Result<Outcom
         rto_seconds: plan.objectives.rto.as_secs(),
     };
     let systems = Systems::new(settings);
+    // Refused before anything is locked or read.
+    rejoin_of(args, &desired)?;
     if args.from_copy.is_some() && plan.primary.rds.is_some() {
         anyhow::bail!(
             "--from-copy: {} has an RDS primary, whose drill restores RDS's own backups; a copy of the archive holds none of its WAL",
@@ -260,6 +262,7 @@ impl Drill<'_> {
             started,
             started_unix: now,
             from_copy: at.copy.clone(),
+            rejoin: rejoin_of(self.args, self.desired)?,
         };
         eprintln!(
             "Drilling {}: backup {} to {} in {}{}",
@@ -290,6 +293,27 @@ impl Drill<'_> {
 }
 
 /// The databases the source lists, compared with the restored server's.
+/// `--rejoin`: the drill node's name and the peers, from the plan's
+/// `active_active`; refused without one.
+fn rejoin_of(args: &DrillArgs, desired: &Desired) -> anyhow::Result<Option<drill::rejoin::Rejoin>> {
+    let plan = &desired.plan;
+    match (args.rejoin, &plan.active_active) {
+        (false, _) => Ok(None),
+        (true, None) => anyhow::bail!(
+            "--rejoin: {} has no active_active section; a re-join drill needs writable peers to join",
+            desired.source.display()
+        ),
+        (true, Some(aa)) => Ok(Some(drill::rejoin::Rejoin {
+            node: format!("{}_drill", desired.active_nodes()[0].name.replace('-', "_")),
+            peers: aa
+                .peers
+                .iter()
+                .map(|p| (p.name.as_str().to_string(), p.postgres.clone()))
+                .collect(),
+        })),
+    }
+}
+
 async fn source_databases(
     info: &crate::spec::Conninfo,
     settings: &Settings,

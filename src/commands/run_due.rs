@@ -442,6 +442,7 @@ fn drill_args(path: &Path, from_copy: Option<String>) -> DrillArgs {
         keep: false,
         accept_loss: false,
         from_copy,
+        rejoin: false,
         format: ListFormat::Human,
     }
 }

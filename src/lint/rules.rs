@@ -335,6 +335,21 @@ fn rds_backups(plan: &PlanFile, out: &mut Vec<Raw>) {
     }
 }
 
+/// Standbys, and active-active peers, in another region than `aws.region`:
+/// a peer there takes the region's place as well as a standby would, and
+/// takes writes while it does.
+fn in_other_regions(plan: &PlanFile) -> u32 {
+    let home = plan.aws.as_ref().map(|a| a.region.as_str());
+    let other = |region: Option<&str>| region.is_some_and(|r| Some(r) != home);
+    let standbys = plan
+        .standbys
+        .iter()
+        .filter(|s| other(s.region.as_ref().map(|r| r.as_str())));
+    let peers = plan.active_active.iter().flat_map(|aa| &aa.peers);
+    let peers = peers.filter(|p| other(p.region.as_ref().map(|r| r.as_str())));
+    (standbys.count() + peers.count()) as u32
+}
+
 /// A backup is only proven by a drill, and the proof must outlive the WAL it
 /// needs until the next drill: drill.every within the tier's maximum and
 /// within archive.wal_retention.
@@ -444,19 +459,7 @@ fn tier_requirements(plan: &PlanFile, tier: &TierPolicy, out: &mut Vec<Raw>) {
             ),
         );
     }
-    let home = plan.aws.as_ref().map(|a| a.region.as_str());
-    let other_region = plan
-        .standbys
-        .iter()
-        .filter(|s| s.region.as_ref().is_some_and(|r| Some(r.as_str()) != home))
-        .count() as u32;
-    // An active-active node in another region takes the region's place as
-    // well as a standby there would, and takes writes while it does.
-    let peers = plan.active_active.iter().flat_map(|aa| &aa.peers);
-    let other_peers = peers
-        .filter(|p| p.region.as_ref().is_some_and(|r| Some(r.as_str()) != home))
-        .count() as u32;
-    if other_region + other_peers < tier.min_standbys_other_region {
+    if in_other_regions(plan) < tier.min_standbys_other_region {
         need(
             "standbys",
             format!(

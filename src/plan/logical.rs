@@ -100,15 +100,27 @@ pub fn problems(nodes: &[(String, NodeRead)], report_collisions: bool) -> Vec<(S
     out
 }
 
-/// How far the subscription `name` is behind its provider, in seconds, by
-/// the provider's sender to it (pglogical names the connection after the
-/// subscription); 0 when caught up, `None` when nothing is sent to it.
-pub fn lag_of(provider: &NodeState, name: &str) -> Option<f64> {
+/// How far a subscription is behind its provider: the WAL the provider
+/// holds that the subscriber has not confirmed (bytes, by its slot), and
+/// the provider's sender's `replay_lag` in seconds where the sender reports
+/// one (pglogical 2.4's output plugin reports no progress, so its senders
+/// have none: its lag is judged in bytes).
+pub fn lag_of(
+    provider: &NodeState,
+    sub: &crate::state::logical::Subscription,
+) -> (Option<f64>, Option<i64>) {
     let senders = &provider.pg.health.replication;
-    senders
+    let seconds = senders
         .iter()
-        .find(|r| r.application_name == name)
-        .map(|r| r.replay_lag_seconds)
+        .find(|r| r.application_name == sub.name)
+        .and_then(|r| (r.replay_lag_seconds > 0.0).then_some(r.replay_lag_seconds));
+    let bytes = provider
+        .pglogical
+        .slots_behind
+        .iter()
+        .find(|(slot, _)| *slot == sub.slot)
+        .map(|(_, b)| (*b).max(0));
+    (seconds, bytes)
 }
 
 /// One difference between two nodes' tables, said with both names.
@@ -367,6 +379,7 @@ pub(crate) mod tests {
                 node: None,
                 tables: vec![],
                 subscriptions: subs,
+                slots_behind: vec![],
             },
         }
     }
@@ -380,6 +393,7 @@ pub(crate) mod tests {
             provider_node: "west".into(),
             forward_origins: vec!["all".into()],
             replication_sets: vec!["default".into()],
+            slot: "pgl_postgres_west_east_from_west".into(),
         };
         let t = table("public.orders", &[("id", "integer", true)], true);
         let seq = SequenceLive {

@@ -43,7 +43,8 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("pgdr_last_passed_drill_rpo_seconds", "gauge", "The RPO the newest passed drill achieved."),
     ("pgdr_node_up", "gauge", "1 when the active-active node answered and takes writes."),
     ("pgdr_node_replicating", "gauge", "1 when the node receives the other node's (from) writes: its subscription is replicating."),
-    ("pgdr_node_replication_lag_seconds", "gauge", "How far the node is behind the other node's (from) writes, by the sender there."),
+    ("pgdr_node_replication_lag_seconds", "gauge", "How far the node is behind the other node's (from) writes, where the sender there reports it (pglogical 2.4's do not)."),
+    ("pgdr_node_replication_lag_bytes", "gauge", "The other node's (from) WAL this node has not confirmed, by its slot there."),
     ("pgdr_copy_up", "gauge", "1 when the copy of the archive (archive.copies) could be read."),
     ("pgdr_copy_wal_behind_segments", "gauge", "WAL files home holds (from its newest backup on) that the copy lacks."),
     ("pgdr_copy_behind_seconds", "gauge", "How long home has held the oldest WAL file the copy lacks (0 when it lacks none)."),
@@ -233,9 +234,11 @@ fn node_samples(out: &mut Vec<Sample>, nodes: &[crate::plan::assess::nodes::Node
             gauge(
                 out,
                 "pgdr_node_replication_lag_seconds",
-                label,
+                label.clone(),
                 r.lag_seconds,
             );
+            let bytes = r.lag_bytes.map(|b| b as f64);
+            gauge(out, "pgdr_node_replication_lag_bytes", label, bytes);
         }
     }
 }

@@ -360,9 +360,15 @@ fn node_line(node: &crate::plan::assess::nodes::NodeFigure) -> String {
     let receives: Vec<String> = node
         .receives
         .iter()
-        .map(|r| match r.lag_seconds {
-            Some(lag) => format!("from {} {}, {lag:.1}s behind", r.from, r.status),
-            None => format!("from {} {}", r.from, r.status),
+        .map(|r| {
+            let mut text = format!("from {} {}", r.from, r.status);
+            if let Some(lag) = r.lag_seconds {
+                text.push_str(&format!(", {lag:.1}s behind"));
+            }
+            if let Some(bytes) = r.lag_bytes {
+                text.push_str(&format!(", {bytes} bytes unconfirmed"));
+            }
+            text
         })
         .collect();
     let mut line = format!(

@@ -66,7 +66,8 @@ pub enum Sequences {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveActive {
-    /// `pglogical` (default) or `native` (PostgreSQL 16+).
+    /// `pglogical` (default; PostgreSQL 15 with pglogical 2.4). `native`
+    /// (PostgreSQL 16+'s `origin = none`) is designed but refused for now.
     #[serde(default)]
     pub provider: Provider,
     /// The primary's name as a node (default: the cluster's name).
@@ -84,9 +85,16 @@ pub struct ActiveActive {
     /// sequence; `unmanaged`.
     #[serde(default)]
     pub sequences: Sequences,
-    /// A subscription further behind than this is a problem (default: objectives.rpo).
+    /// A subscription further behind than this is a problem (default:
+    /// objectives.rpo), where the provider reports a time lag (pglogical
+    /// 2.4 reports none: see `max_lag_bytes`).
     #[serde(default)]
     pub max_lag: Option<Duration>,
+    /// A subscription whose provider holds more WAL it has not confirmed
+    /// than this many bytes is a problem (default 16777216: one WAL
+    /// segment), like Patroni's `maximum_lag_on_failover`.
+    #[serde(default)]
+    pub max_lag_bytes: Option<u64>,
     /// The other writable nodes.
     pub peers: Vec<Peer>,
 }
@@ -111,6 +119,9 @@ pub struct Node<'a> {
     pub postgres: &'a Conninfo,
     pub region: Option<&'a str>,
 }
+
+/// `max_lag_bytes` when the plan gives none: one WAL segment.
+pub const DEFAULT_MAX_LAG_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The library pglogical must be loaded as (`shared_preload_libraries`).
 pub const PGLOGICAL_LIBRARY: &str = "pglogical";

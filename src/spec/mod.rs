@@ -28,7 +28,7 @@ pub mod yaml;
 
 pub use active_active::{
     with_pglogical, ActiveActive, ConflictResolution, Node, Peer, Provider, Sequences,
-    PGLOGICAL_LIBRARY,
+    DEFAULT_MAX_LAG_BYTES, PGLOGICAL_LIBRARY,
 };
 pub use archive::{
     Archive, ArchiveCopy, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock,

@@ -58,7 +58,7 @@ pub struct PlanFile {
     #[serde(default)]
     pub failover: Option<Failover>,
     /// Further writable nodes in other regions, replicating both ways with
-    /// the primary (active-active; in progress, issue 31).
+    /// the primary (active-active, through pglogical; docs/guides/active-active.md).
     #[serde(default)]
     pub active_active: Option<super::ActiveActive>,
     /// Lint settings for this file: rules silenced, each with its reason.

@@ -69,6 +69,8 @@ pub struct Subscription {
     pub provider_node: String,
     pub forward_origins: Vec<String>,
     pub replication_sets: Vec<String>,
+    /// Its slot on the provider.
+    pub slot: String,
 }
 
 /// pglogical on the connected database.
@@ -81,4 +83,7 @@ pub struct PglogicalLive {
     /// `schema.table` in the `default` replication set.
     pub tables: Vec<String>,
     pub subscriptions: Vec<Subscription>,
+    /// As a provider: each logical slot on this server and the WAL its
+    /// subscriber has not confirmed yet, in bytes.
+    pub slots_behind: Vec<(String, i64)>,
 }

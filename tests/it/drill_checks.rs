@@ -410,11 +410,10 @@ fn a_restored_subscription_is_detached_and_never_connects() {
 const PGLOGICAL: &str =
     "wal_level = logical\nshared_preload_libraries = 'pglogical'\ntrack_commit_timestamp = on\n";
 
-#[test]
-fn a_restored_pglogical_node_starts_without_pglogical_and_leaves_its_peers_slot_alone() {
-    let moto = Moto::start();
-    moto.create_bucket(BUCKET);
-    let (east, dir) = setup(&moto, "mesh", PGLOGICAL);
+/// Two pglogical nodes replicating both ways, set up by SQL: east
+/// (archiving into the emulator, `cluster`) and west; table `t` on both.
+fn mesh(moto: &Moto, cluster: &str) -> (Postgres, Postgres, tempfile::TempDir) {
+    let (east, dir) = setup(moto, cluster, PGLOGICAL);
     let west = Postgres::start_with(PGLOGICAL);
     let dsn = |pg: &Postgres| {
         format!(
@@ -445,6 +444,14 @@ fn a_restored_pglogical_node_starts_without_pglogical_and_leaves_its_peers_slot_
             "replicating"
         );
     }
+    (east, west, dir)
+}
+
+#[test]
+fn a_restored_pglogical_node_starts_without_pglogical_and_leaves_its_peers_slot_alone() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let (east, west, dir) = mesh(&moto, "mesh");
     west.psql("INSERT INTO t VALUES (1, 'before the backup')");
     assert_eq!(east.wait_for("SELECT count(*) FROM t", "1"), "1");
     let file = plan(dir.path(), &east, "mesh", "");
@@ -481,4 +488,55 @@ fn a_restored_pglogical_node_starts_without_pglogical_and_leaves_its_peers_slot_
         ),
         "before the backup,while east was down"
     );
+}
+
+#[test]
+fn a_rejoin_drill_copies_from_the_peer_catches_up_and_leaves_no_slot_behind() {
+    let moto = Moto::start();
+    moto.create_bucket(BUCKET);
+    let (east, west, dir) = mesh(&moto, "rejoin");
+    west.psql("INSERT INTO t SELECT g, 'before the backup' FROM generate_series(1, 100) g");
+    assert_eq!(east.wait_for("SELECT count(*) FROM t", "100"), "100");
+    let file = plan(dir.path(), &east, "rejoin", "");
+    // The plan names the mesh: the drill re-joins to the peers it lists.
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "drill:\n",
+        &format!(
+            "active_active:\n  node_name: east\n  peers:\n    - {{ name: west, postgres: \"{}\" }}\ndrill:\n",
+            west.conninfo()
+        ),
+    );
+    std::fs::write(&file, text).unwrap();
+    let run = pgdr(Some(&moto), &["backup", &file]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    archive_now(&east);
+    // Written after the backup: the re-joined node gets them from west.
+    west.psql("INSERT INTO t SELECT g, 'after the backup' FROM generate_series(101, 150) g");
+    let production =
+        "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots";
+    let slots_before = west.psql(production);
+
+    let run = pgdr(
+        Some(&moto),
+        &["drill", &file, "--rejoin", "--format", "json"],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    let rejoin = check(&report, "rejoin");
+    assert_eq!(rejoin["ok"], true, "{report:#}");
+    let detail = rejoin["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "re-joined as east_drill from west: 150 row(s) copied, then caught up with every peer"
+        ) && detail.ends_with("the drill's subscriptions and its slots on the peers removed"),
+        "{detail}"
+    );
+    assert_eq!(
+        report["steps"].as_array().unwrap().last().unwrap()["step"],
+        "rejoin"
+    );
+    // West holds the production slots only, and still streams to east.
+    assert_eq!(west.psql(production), slots_before);
+    west.psql("INSERT INTO t VALUES (151, 'after the drill')");
+    assert_eq!(east.wait_for("SELECT count(*) FROM t", "151"), "151");
 }

@@ -15,6 +15,7 @@
 pub mod checks;
 pub mod pages;
 pub mod rds;
+pub mod rejoin;
 pub mod scratch;
 pub mod steps;
 
@@ -59,6 +60,9 @@ pub struct DrillRequest<'a> {
     pub started_unix: i64,
     /// `--from-copy NAME`: restored from that copy of the archive.
     pub from_copy: Option<String>,
+    /// `--rejoin` (active-active): the restored node re-joins the mesh
+    /// after the checks; the RTO then includes it.
+    pub rejoin: Option<rejoin::Rejoin>,
 }
 
 /// Runs the drill. `Err` only when it could not run at all (no scratch
@@ -86,7 +90,7 @@ pub async fn run(
     report.accepted_loss = request.chosen.accepted_loss.clone();
     report.from_copy = request.from_copy.clone();
     let drill = steps::Drill::new(store, request, &scratch, report);
-    let sequence = steps::sequence();
+    let sequence = sequence(request.rejoin.is_some());
     let refs: Vec<&dyn DynStep<steps::Drill>> = sequence.iter().map(|s| s.as_ref()).collect();
     let records = run_steps(&drill, &refs, |_| {}).await;
     let mut report = drill.report.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -108,6 +112,22 @@ pub async fn run(
         None
     };
     Ok((report, kept))
+}
+
+/// The steps, in order; `rejoin` (`--rejoin`) adds the re-join of an
+/// active-active node.
+fn sequence<'a>(rejoin: bool) -> Vec<Box<dyn DynStep<steps::Drill<'a>> + 'a>> {
+    let mut sequence: Vec<Box<dyn DynStep<steps::Drill<'a>> + 'a>> = vec![
+        Box::new(steps::RestoreBackup),
+        Box::new(steps::VerifyPages),
+        Box::new(steps::StartServer),
+        Box::new(steps::Recover),
+        Box::new(steps::Check),
+    ];
+    if rejoin {
+        sequence.push(Box::new(rejoin::RejoinMesh));
+    }
+    sequence
 }
 
 /// Once every check passed: the RTO (drill start until now) and when it was

@@ -145,10 +145,7 @@ impl Scratch {
                 ArchiveError::Failed(format!("reading the restored configuration: {e}"))
             })?;
         let (kept, dropped) = without_replicating(&preload);
-        let mut options = format!(
-            "-c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c max_logical_replication_workers=0 -c synchronous_standby_names= -c hot_standby=on",
-            self.dir.join(HBA).display()
-        );
+        let mut options = self.options();
         let mut isolation = Vec::new();
         if !dropped.is_empty() {
             options.push_str(&format!(" -c shared_preload_libraries={kept}"));
@@ -159,6 +156,25 @@ impl Scratch {
         }
         self.server.start(&options)?;
         Ok(isolation)
+    }
+
+    fn options(&self) -> String {
+        format!(
+            "-c listen_addresses=127.0.0.1 -c hba_file={} -c archive_mode=off -c max_logical_replication_workers=0 -c synchronous_standby_names= -c hot_standby=on",
+            self.dir.join(HBA).display()
+        )
+    }
+
+    /// Restarts the server with its own `shared_preload_libraries` (pglogical
+    /// loaded), for a drill's re-join: only once the restored node's
+    /// pglogical identity is gone (`pglogical::forget`), so nothing of the
+    /// production node's can start.
+    pub fn restart_with_replication(&self) -> Result<(), ArchiveError> {
+        self.server
+            .local
+            .stop("fast")
+            .map_err(|e| ArchiveError::Failed(format!("stopping the restored server: {e}")))?;
+        self.server.start(&self.options())
     }
 
     /// Leaves the folder (and the running server) for inspection.

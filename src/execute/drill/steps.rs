@@ -2,7 +2,8 @@
 //! each observing before it acts and checked again after:
 //!
 //! restore-backup → verify-pages → start-server → recover → check (the
-//! scratch server detached from production first).
+//! scratch server detached from production first); `--rejoin` adds
+//! [`super::rejoin`] (the list is in [`super::sequence`]).
 //!
 //! A failed step stops the drill, and its message is the drill's first
 //! failure; the records are the report's journal (`steps`).
@@ -12,7 +13,7 @@ use super::pages;
 use super::scratch::Scratch;
 use super::DrillRequest;
 use crate::execute::restore::{self, RestoreRequest};
-use crate::execute::steps::{Decision, DynStep, Step};
+use crate::execute::steps::{Decision, Step};
 use crate::execute::ArchiveError;
 use crate::plan::recovery::drill::recovery_limit;
 use crate::plan::recovery::restore::Target;
@@ -51,7 +52,7 @@ impl<'a> Drill<'a> {
         }
     }
 
-    fn info(&self) -> Result<Conninfo, ArchiveError> {
+    pub(super) fn info(&self) -> Result<Conninfo, ArchiveError> {
         Conninfo::parse(
             &self
                 .scratch
@@ -369,15 +370,4 @@ impl<'a> Step<Drill<'a>> for Check {
         report.checks.extend(checks);
         Ok(())
     }
-}
-
-/// The steps, in order.
-pub fn sequence<'a>() -> Vec<Box<dyn DynStep<Drill<'a>> + 'a>> {
-    vec![
-        Box::new(RestoreBackup),
-        Box::new(VerifyPages),
-        Box::new(StartServer),
-        Box::new(Recover),
-        Box::new(Check),
-    ]
 }

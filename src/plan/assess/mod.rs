@@ -198,12 +198,13 @@ pub enum Kind {
         subscription: String,
         status: String,
     },
-    /// A node receives another's writes later than `active_active.max_lag`.
+    /// A node receives another's writes later than `active_active.max_lag`
+    /// (time) or `max_lag_bytes`: `behind` and `allowed` as people read them.
     ReplicationLag {
         node: String,
         from: String,
-        seconds: f64,
-        max: Duration,
+        behind: String,
+        allowed: String,
     },
     /// The last finished role change measured an RTO or RPO above today's objective.
     FailoverOverObjective {

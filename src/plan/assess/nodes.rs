@@ -15,6 +15,7 @@ use crate::state::Live;
 pub struct NodeFigure {
     /// Its name (`active_active.node_name` for the primary, or a peer's).
     pub name: String,
+    /// Its AWS region (`aws.region` for the primary, a peer's `region`).
     pub region: Option<String>,
     /// It answered and takes writes (not in recovery).
     pub serving: bool,
@@ -34,14 +35,22 @@ pub struct ReceiveFigure {
     /// pglogical's status (`replicating`, `down`, `initializing`,
     /// `disabled`), or `missing`.
     pub status: String,
-    /// Seconds behind, by the sender on `from` (0 when caught up; absent
-    /// when nothing is sent, or `from` was not read).
+    /// Seconds behind, where the sender on `from` reports them (pglogical
+    /// 2.4's do not).
     pub lag_seconds: Option<f64>,
+    /// The WAL on `from` this node has not confirmed, in bytes (its slot
+    /// there; 0 when caught up; absent when `from` was not read).
+    pub lag_bytes: Option<i64>,
 }
 
-fn max_lag(desired: &Desired) -> Option<Duration> {
+/// The allowed lag: in time, and in bytes.
+fn max_lag(desired: &Desired) -> Option<(Duration, u64)> {
     let aa = desired.plan.active_active.as_ref()?;
-    Some(aa.max_lag.unwrap_or(desired.plan.objectives.rpo))
+    Some((
+        aa.max_lag.unwrap_or(desired.plan.objectives.rpo),
+        aa.max_lag_bytes
+            .unwrap_or(crate::spec::DEFAULT_MAX_LAG_BYTES),
+    ))
 }
 
 /// The nodes as `status` shows them, in the plan's order.
@@ -65,11 +74,15 @@ pub fn figures(desired: &Desired, live: &Live) -> Vec<NodeFigure> {
                         subs.iter().find(|x| x.provider_node == w.provider)
                     });
                     let provider = state(&w.provider).and_then(|r| r.as_ref().ok());
+                    let (lag_seconds, lag_bytes) = sub
+                        .zip(provider)
+                        .map_or((None, None), |(s, p)| lag_of(p, s));
                     ReceiveFigure {
                         from: w.provider.clone(),
                         subscription: sub.map(|s| s.name.clone()),
                         status: sub.map_or("missing".into(), |s| s.status.clone()),
-                        lag_seconds: sub.zip(provider).and_then(|(s, p)| lag_of(p, &s.name)),
+                        lag_seconds,
+                        lag_bytes,
                     }
                 })
                 .collect();
@@ -90,7 +103,7 @@ pub fn figures(desired: &Desired, live: &Live) -> Vec<NodeFigure> {
 /// A node lost, a direction not replicating, or one behind by more than
 /// the allowed lag.
 pub fn findings(desired: &Desired, figures: &[NodeFigure]) -> Vec<Finding> {
-    let Some(max) = max_lag(desired) else {
+    let Some((max, max_bytes)) = max_lag(desired) else {
         return Vec::new();
     };
     let serving: Vec<String> = figures
@@ -133,14 +146,16 @@ pub fn findings(desired: &Desired, figures: &[NodeFigure]) -> Vec<Finding> {
                         status: r.status.clone(),
                     },
                 ));
-            } else if let Some(seconds) = r.lag_seconds.filter(|s| *s > max.as_secs_f64()) {
+            } else if r.lag_seconds.is_some_and(|s| s > max.as_secs_f64())
+                || r.lag_bytes.is_some_and(|b| b as u64 > max_bytes)
+            {
                 found.push(Finding::new(
                     address,
                     Kind::ReplicationLag {
                         node: node.name.clone(),
                         from: r.from.clone(),
-                        seconds,
-                        max,
+                        behind: behind(r.lag_seconds, r.lag_bytes),
+                        allowed: format!("{max} or {}", mib(max_bytes as i64)),
                     },
                 ));
             }
@@ -166,14 +181,27 @@ pub(super) fn plan_entry(kind: &Kind) -> Option<(bool, String)> {
         Kind::ReplicationLag {
             node,
             from,
-            seconds,
-            max,
+            behind,
+            allowed,
         } => format!(
-            "{node} is {seconds:.1}s behind {from}, more than {max} (active_active.max_lag, or objectives.rpo): a loss of {from} now would lose that much of what was written there"
+            "{node} is {behind} behind {from}, more than {allowed} (active_active.max_lag, or objectives.rpo; max_lag_bytes): a loss of {from} now would lose what {node} lacks"
         ),
         _ => return None,
     };
     Some((false, text))
+}
+
+/// `12.0s` and/or `20.0 MiB`.
+fn behind(seconds: Option<f64>, bytes: Option<i64>) -> String {
+    let parts: Vec<String> = [seconds.map(|s| format!("{s:.1}s")), bytes.map(mib)]
+        .into_iter()
+        .flatten()
+        .collect();
+    parts.join(" and ")
+}
+
+fn mib(bytes: i64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
 }
 
 fn serving_text(serving: &[String]) -> String {
@@ -195,9 +223,9 @@ pub(super) fn beyond(kind: &Kind) -> Option<String> {
         Kind::ReplicationLag {
             node,
             from,
-            seconds,
-            max,
-        } => format!("{node} is {seconds:.1}s behind {from}, more than {max}"),
+            behind,
+            allowed,
+        } => format!("{node} is {behind} behind {from}, more than {allowed}"),
         _ => return None,
     })
 }
@@ -226,6 +254,7 @@ mod tests {
             provider_node: from.into(),
             forward_origins: vec![],
             replication_sets: vec!["default".into()],
+            slot: format!("pgl_{name}"),
         }
     }
 
@@ -236,7 +265,8 @@ mod tests {
             ..NodeLive::default()
         };
         let mut east = state(node("east"), vec![sub("east_from_west", "west", "down")]);
-        // East's sender to west's subscription is 12 s behind.
+        // East's sender to west's subscription is 12 s behind, and its slot
+        // holds 20 MiB west has not confirmed.
         east.pg.health.replication.push(Replication {
             application_name: "west_from_east".into(),
             state: "streaming".into(),
@@ -244,6 +274,7 @@ mod tests {
             replay_lag_seconds: 12.0,
             replay_lag_bytes: None,
         });
+        east.pglogical.slots_behind = vec![("pgl_west_from_east".into(), 20 * 1_048_576)];
         let west = state(
             node("west"),
             vec![sub("west_from_east", "east", "replicating")],
@@ -276,7 +307,7 @@ mod tests {
             said,
             [
                 "replication.subscription.east_from_west: east does not receive west's writes (down)",
-                "replication.subscription.west_from_east: west is 12.0s behind east, more than 5s",
+                "replication.subscription.west_from_east: west is 12.0s and 20.0 MiB behind east, more than 5s or 16.0 MiB",
                 "replication.node.eu: node eu is lost; east, west keep taking writes",
             ]
         );

@@ -17,8 +17,22 @@ pub async fn read(client: &Client) -> Result<PglogicalLive, tokio_postgres::Erro
         .await?
         .map(|r| r.try_get(0))
         .transpose()?;
+    let slots_behind = client
+        .query(
+            "SELECT slot_name::text, \
+                    coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint \
+             FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     if version.is_none() {
-        return Ok(PglogicalLive::default());
+        return Ok(PglogicalLive {
+            slots_behind,
+            ..PglogicalLive::default()
+        });
     }
     let node = client
         .query_opt(
@@ -42,7 +56,7 @@ pub async fn read(client: &Client) -> Result<PglogicalLive, tokio_postgres::Erro
     let subscriptions = client
         .query(
             "SELECT subscription_name, status, provider_node, \
-                    coalesce(forward_origins, '{}'), coalesce(replication_sets, '{}') \
+                    coalesce(forward_origins, '{}'), coalesce(replication_sets, '{}'), slot_name \
              FROM pglogical.show_subscription_status() ORDER BY 1",
             &[],
         )
@@ -55,6 +69,7 @@ pub async fn read(client: &Client) -> Result<PglogicalLive, tokio_postgres::Erro
                 provider_node: r.try_get(2)?,
                 forward_origins: r.try_get(3)?,
                 replication_sets: r.try_get(4)?,
+                slot: r.try_get(5)?,
             })
         })
         .collect::<Result<_, tokio_postgres::Error>>()?;
@@ -63,6 +78,7 @@ pub async fn read(client: &Client) -> Result<PglogicalLive, tokio_postgres::Erro
         node,
         tables,
         subscriptions,
+        slots_behind,
     })
 }
 
@@ -202,4 +218,187 @@ pub async fn setting_is(session: &Session, name: &str, value: &str) -> Result<bo
         .try_get(0)
         .map_err(|e| super::query_error(session.system(), &format!("reading {name}"), &e))?;
     Ok(current == value)
+}
+
+// What a drill's re-join does on the restored server and on the peers
+// (`execute::drill::rejoin`).
+
+/// The tables of a restored node's `default` set, read from pglogical's
+/// catalog tables (plain tables: readable without the library loaded).
+pub async fn restored_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pglogical')",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    client
+        .query(
+            "SELECT n.nspname || '.' || c.relname \
+             FROM pglogical.replication_set_table t \
+             JOIN pglogical.replication_set s ON s.set_id = t.set_id \
+             JOIN pg_class c ON c.oid = t.set_reloid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE s.set_name = 'default' ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
+/// Removes a restored node's pglogical identity: the extension (its node,
+/// sets and subscriptions) and the replication origins of its
+/// subscriptions. Only on a restored copy, never on a production node.
+pub async fn forget(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(
+            "DROP EXTENSION IF EXISTS pglogical CASCADE; \
+             SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin \
+             WHERE roname LIKE 'pgl\\_%'",
+        )
+        .await
+}
+
+/// Makes the connected server a new, empty pglogical node `node`: the
+/// replicated `tables` emptied (a copy from a peer fills them).
+pub async fn join_empty(
+    client: &Client,
+    node: &str,
+    dsn: &str,
+    tables: &[String],
+) -> Result<(), tokio_postgres::Error> {
+    let list: Vec<String> = tables.iter().map(|t| quote_qualified(t)).collect();
+    client
+        .batch_execute(&format!(
+            "TRUNCATE {} CASCADE; CREATE EXTENSION pglogical; \
+             SELECT pglogical.create_node(node_name := {}, dsn := {})",
+            list.join(", "),
+            quote_literal(node),
+            quote_literal(dsn)
+        ))
+        .await
+}
+
+/// [`create_subscription`] on a plain connection.
+pub async fn subscribe_client(
+    client: &Client,
+    name: &str,
+    provider_dsn: &str,
+    copy_data: bool,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SELECT pglogical.create_subscription(subscription_name := {}, provider_dsn := {}, \
+             replication_sets := ARRAY['default'], synchronize_data := {copy_data}, \
+             forward_origins := '{{}}')",
+            quote_literal(name),
+            quote_literal(provider_dsn)
+        ))
+        .await
+}
+
+/// Waits until the subscription's initial copy is done.
+pub async fn wait_synchronized(client: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SELECT pglogical.wait_for_subscription_sync_complete({})",
+            quote_literal(name)
+        ))
+        .await
+}
+
+/// The slot on the provider a subscription streams from.
+pub async fn subscription_slot(
+    client: &Client,
+    name: &str,
+) -> Result<String, tokio_postgres::Error> {
+    client
+        .query_one(
+            "SELECT sub_slot_name::text FROM pglogical.subscription WHERE sub_name = $1",
+            &[&name],
+        )
+        .await?
+        .try_get(0)
+}
+
+/// The provider's current WAL position, as text.
+pub async fn current_lsn(client: &Client) -> Result<String, tokio_postgres::Error> {
+    client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .try_get(0)
+}
+
+/// Whether the subscriber of `slot` has confirmed everything up to `lsn`.
+pub async fn slot_confirmed(
+    client: &Client,
+    slot: &str,
+    lsn: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    client
+        .query_one(
+            "SELECT coalesce(bool_and(confirmed_flush_lsn >= $2::text::pg_lsn), false) \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot, &lsn],
+        )
+        .await?
+        .try_get(0)
+}
+
+/// The rows of `tables`, together.
+pub async fn count_rows(client: &Client, tables: &[String]) -> Result<i64, tokio_postgres::Error> {
+    let mut total = 0;
+    for table in tables {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {}", quote_qualified(table)),
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        total += n;
+    }
+    Ok(total)
+}
+
+/// Drops a subscription (and its slot on the provider, when it answers).
+pub async fn drop_subscription(client: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "SELECT pglogical.drop_subscription({}, ifexists := true)",
+            quote_literal(name)
+        ))
+        .await
+}
+
+/// The slot a subscription `sub` of database `dbname` uses on the provider
+/// node `provider`, named by the provider's own pglogical.
+pub async fn slot_name_on(
+    provider: &Client,
+    (dbname, provider_node, sub): (&str, &str, &str),
+) -> Result<String, tokio_postgres::Error> {
+    provider
+        .query_one(
+            "SELECT pglogical.pglogical_gen_slot_name($1, $2, $3)::text",
+            &[&dbname, &provider_node, &sub],
+        )
+        .await?
+        .try_get(0)
+}
+
+/// Drops `slot` when it is there (and no longer in use).
+pub async fn drop_slot(client: &Client, slot: &str) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map(|_| ())
 }
