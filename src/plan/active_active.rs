@@ -238,11 +238,14 @@ fn plan_node(
         .map(str::to_string)
         .collect();
     if !lacking.is_empty() {
+        let mut after = pgl.tables.clone();
+        after.extend(lacking.iter().cloned());
+        after.sort();
         let change = Change::new(
             &plan.cluster,
             format!("{address}.tables"),
             Action::Update,
-            (json!(pgl.tables), json!(lacking)),
+            (json!(pgl.tables), json!(after)),
             format!(
                 "{} table(s) written on {} would not reach the other nodes",
                 lacking.len(),

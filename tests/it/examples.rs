@@ -14,7 +14,11 @@ fn one_example_per_tier_and_all_parse() {
         tiers.push(format!("{:?}", desired.plan.tier));
     }
     tiers.sort();
-    assert_eq!(tiers, ["Financial", "MultiRegion", "Mvp", "Saas"]);
+    // multi-region twice: with a cross-region standby, and active-active.
+    assert_eq!(
+        tiers,
+        ["Financial", "MultiRegion", "MultiRegion", "Mvp", "Saas"]
+    );
 }
 
 fn sandbox_plan() -> String {
@@ -37,7 +41,7 @@ fn check_jsonschema_accepts_every_example() {
     let sandbox = common::write_plan(dir.path(), "sandbox.yaml", &sandbox_plan());
     let mut files: Vec<PathBuf> = pgdr::spec::plan_files(Path::new("plans")).unwrap();
     files.push(sandbox);
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     let rejected = common::validators::check_jsonschema(&files);
     assert!(
         rejected.is_empty(),

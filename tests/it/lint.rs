@@ -282,7 +282,7 @@ fn cases() -> Vec<(
 
 #[test]
 fn the_four_tier_examples_lint_clean() {
-    for tier in ["mvp", "saas", "financial", "multi-region"] {
+    for tier in ["mvp", "saas", "financial", "multi-region", "active-active"] {
         let got = findings(&example(tier));
         assert!(got.is_empty(), "{tier}: {got:#?}");
     }
