@@ -114,7 +114,7 @@ pub const RULES: &[Rule] = &[
         severity: Severity::Error,
         summary: "Everything the tier's policy demands",
         severity_text: "error",
-        explain: "everything the tier's policy demands: mvp — archiving, daily base backups, ≥ 1 day of WAL; saas — also versioning, ≥ 7 days of WAL, a standby in another zone, RPO ≤ 15m; financial — also a synchronous standby, compliance-mode object lock, KMS encryption, deletion protection, ≥ 30 days of WAL, RPO ≤ 1m; multi-region — a standby in another region, RPO ≤ 15m.",
+        explain: "everything the tier's policy demands: mvp — archiving, daily base backups, ≥ 1 day of WAL; saas — also versioning, ≥ 7 days of WAL, a standby in another zone, RPO ≤ 15m; financial — also a synchronous standby, compliance-mode object lock, KMS encryption, deletion protection, ≥ 30 days of WAL, RPO ≤ 1m; multi-region — a standby or an active-active node (active_active.peers) in another region, a copy of the archive (archive.copies) in another region, RPO ≤ 15m.",
     },
     Rule {
         id: "failover-fencing",

@@ -29,7 +29,8 @@ pub struct EndpointLive {
     /// The latency records at the name (A and CNAME), by set identifier.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency: Vec<Record>,
-    /// Why the record cannot be managed (an alias or a routing-policy set), if so.
+    /// Why the record cannot be managed (an alias, or a weighted, failover or
+    /// geolocation set), if so.
     pub unmanageable: Option<String>,
 }
 

@@ -340,7 +340,7 @@ fn a_routing_policy_record_is_reported_and_a_group_is_found_by_its_id() {
         problem["message"]
             .as_str()
             .unwrap()
-            .contains("alias or routing-policy"),
+            .contains("is a weighted, failover or geolocation A record; pgdr manages simple and latency records only"),
         "{problem}"
     );
 
