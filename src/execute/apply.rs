@@ -299,10 +299,19 @@ async fn apply_in_order(
                     increment,
                     residue,
                     floor,
-                } => {
-                    pglogical::disjoint_sequence(session, sequence, (*increment, *residue, *floor))
+                } => match highest_now(desired, sequence, systems).await {
+                    Ok(highest) => {
+                        let floor = highest
+                            .map_or(*floor, |h| (*floor).max(h.saturating_add(SEQUENCE_MARGIN)));
+                        pglogical::disjoint_sequence(
+                            session,
+                            sequence,
+                            (*increment, *residue, floor),
+                        )
                         .await
-                }
+                    }
+                    Err(e) => Err(e),
+                },
                 PgWrite::RestartApply {
                     conflict_resolution,
                 } => restart_apply(desired, server, session, conflict_resolution, systems).await,
@@ -330,6 +339,31 @@ async fn apply_in_order(
         });
     }
     outcomes
+}
+
+/// What writes between plan and apply may add to the highest value of a
+/// sequence: a node made disjoint starts above it.
+const SEQUENCE_MARGIN: i64 = 1000;
+
+/// The highest value `sequence` handed out on any active-active node, read
+/// now (the plan's figure may be old: a saved plan, a busy node). Every
+/// node must answer: a sequence is not made disjoint past a node unseen.
+async fn highest_now(
+    desired: &Desired,
+    sequence: &str,
+    systems: &Systems,
+) -> Result<Option<i64>, ProviderError> {
+    use crate::providers::postgres::{self, pglogical};
+    let mut highest = None;
+    for node in desired.active_nodes() {
+        let role = format!("node.{}", node.name);
+        let client = postgres::connect(&role, node.postgres, &systems.pg).await?;
+        let last = pglogical::sequence_last_value(&client, sequence)
+            .await
+            .map_err(|e| postgres::query_error(&role, &format!("reading {sequence}"), &e))?;
+        highest = highest.max(last);
+    }
+    Ok(highest)
 }
 
 /// Restarts a node's apply workers once a new session reads the conflict

@@ -17,9 +17,10 @@ use crate::state::logical::NodeState;
 use crate::state::postgres::PgLive;
 use crate::state::ActiveActiveNode;
 use serde_json::json;
+use std::collections::BTreeSet;
 
 /// Values below what any node handed out, plus this margin, are never given
-/// to a node made disjoint: writes between plan and apply stay below it.
+/// to a node made disjoint (apply reads every node's again when it writes).
 const SEQUENCE_MARGIN: i64 = 1000;
 
 pub fn plan_active_active(
@@ -31,6 +32,7 @@ pub fn plan_active_active(
         return;
     };
     let spec_nodes = desired.active_nodes();
+    let replicable = replicable(&spec_nodes, nodes);
     let mut ready = Vec::new();
     // Nodes whose apply workers must restart to read a new conflict rule.
     let mut restarts = Vec::new();
@@ -59,7 +61,7 @@ pub fn plan_active_active(
                 message: format!("pglogical is set up on {} once it runs with {why}: restart it, then run apply again", node.name),
             }),
             None => {
-                plan_node(desired, node, &server, state, plan);
+                plan_node(desired, (node, &server, state), replicable.as_ref(), plan);
                 ready.push(node.name);
             }
         }
@@ -88,6 +90,34 @@ pub fn plan_active_active(
         plan.changes.push(change);
     }
     plan_subscriptions(&spec_nodes, nodes, &ready, plan);
+}
+
+/// The tables every node has with the same shape (no drift between the
+/// first node and any other), once every node was read; `None` before.
+fn replicable(
+    spec_nodes: &[Node],
+    nodes: &[(String, ActiveActiveNode)],
+) -> Option<BTreeSet<String>> {
+    let read: Vec<&NodeState> = nodes.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    if read.len() != spec_nodes.len() || read.is_empty() {
+        return None;
+    }
+    let first = &read[0].schema;
+    let mut tables: BTreeSet<String> = first.tables.iter().map(|t| t.name.clone()).collect();
+    for other in &read[1..] {
+        let theirs: BTreeSet<String> = other.schema.tables.iter().map(|t| t.name.clone()).collect();
+        tables.retain(|t| theirs.contains(t));
+        for drift in logical::schema_drift(first, &other.schema) {
+            let table: String = drift
+                .object
+                .split('.')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(".");
+            tables.remove(&table);
+        }
+    }
+    Some(tables)
 }
 
 fn pg_op(server: &Server, write: PgWrite) -> Option<Op> {
@@ -155,9 +185,8 @@ fn not_ready(desired: &Desired, pg: &PgLive) -> Option<String> {
 /// pglogical needs.
 fn plan_node(
     desired: &Desired,
-    node: &Node,
-    server: &Server,
-    state: &NodeState,
+    (node, server, state): (&Node, &Server, &NodeState),
+    replicable: Option<&BTreeSet<String>>,
     plan: &mut ClusterPlan,
 ) {
     let address = format!("replication.node.{}", node.name);
@@ -232,8 +261,11 @@ fn plan_node(
             })
             .collect()
     };
+    // Only a table every node has, in the same shape: rows of a table
+    // another node lacks stop that node's replication from this one.
     let lacking: Vec<String> = wanted
         .into_iter()
+        .filter(|t| replicable.is_some_and(|r| r.contains(*t)))
         .filter(|t| !pgl.tables.iter().any(|x| x == t))
         .map(str::to_string)
         .collect();

@@ -91,7 +91,10 @@ pub fn problems(nodes: &[(String, NodeRead)], report_collisions: bool) -> Vec<(S
         }
     }
     let lives: Vec<&NodeLive> = read.iter().map(|(_, s)| &s.schema).collect();
-    for seq in colliding(&lives).into_iter().filter(|_| report_collisions) {
+    for seq in colliding(&lives, nodes.len())
+        .into_iter()
+        .filter(|_| report_collisions)
+    {
         out.push((
             format!("replication.sequence.{seq}"),
             format!("{seq} can hand out the same value on two nodes (sequences: unmanaged); with `sequences: disjoint` apply gives each node its own remainder of the node count"),
@@ -259,15 +262,16 @@ pub fn disjoint(nodes: usize, index: usize) -> (i64, i64) {
 
 /// Sequences that can hand out the same value on two nodes: for each name,
 /// unless every node's increment is the node count and their values fall in
-/// distinct remainders. `nodes`: each node's sequences, in the plan's order.
-pub fn colliding(nodes: &[&NodeLive]) -> Vec<String> {
+/// distinct remainders. `nodes`: each node read, in the plan's order;
+/// `count`: how many nodes the plan has (a node not read still counts).
+pub fn colliding(nodes: &[&NodeLive], count: usize) -> Vec<String> {
     let mut by_name: BTreeMap<&str, Vec<&SequenceLive>> = BTreeMap::new();
     for node in nodes {
         for s in &node.sequences {
             by_name.entry(&s.name).or_default().push(s);
         }
     }
-    let n = nodes.len() as i64;
+    let n = count as i64;
     by_name
         .into_iter()
         .filter(|(_, seqs)| {
@@ -451,13 +455,13 @@ pub(crate) mod tests {
             node("a", vec![], vec![seq(1, 1)]),
             node("b", vec![], vec![seq(1, 1)]),
         );
-        assert_eq!(colliding(&[&a, &b]), ["public.orders_id_seq"]);
+        assert_eq!(colliding(&[&a, &b], 2), ["public.orders_id_seq"]);
         let ((inc_a, start_a), (inc_b, start_b)) = (disjoint(2, 0), disjoint(2, 1));
         let a = node("a", vec![], vec![seq(inc_a, start_a)]);
         let b = node("b", vec![], vec![seq(inc_b, start_b)]);
-        assert!(colliding(&[&a, &b]).is_empty());
+        assert!(colliding(&[&a, &b], 2).is_empty());
         // Same increment, same remainder: still colliding.
         let b = node("b", vec![], vec![seq(2, 3)]);
-        assert_eq!(colliding(&[&a, &b]), ["public.orders_id_seq"]);
+        assert_eq!(colliding(&[&a, &b], 2), ["public.orders_id_seq"]);
     }
 }

@@ -209,6 +209,20 @@ fn plan_latency(desired: &Desired, observed: &Live, live: &EndpointLive, plan: &
         .op(op(simple.clone(), None, true));
         plan.changes.push(change);
     }
+    // Route53 keeps one type at a name: a node reached by address (A) and
+    // one by host name (CNAME) cannot share it.
+    let types: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .filter_map(|n| record_for(n.postgres, ttl, n.name).ok())
+        .map(|r| r.rtype)
+        .collect();
+    if types.len() > 1 {
+        plan.problem(
+            format!("route53.{}", endpoint.record),
+            "the nodes' conninfo hosts mix addresses and host names, so their latency records would be A and CNAME at one name, which Route53 refuses; give every node's `host` the same kind",
+        );
+        return;
+    }
     for node in &nodes {
         let address = format!("route53.{}.{}", endpoint.record, node.name);
         let have = live.latency.iter().find(|r| {

@@ -150,6 +150,13 @@ impl ActiveActive {
     }
 }
 
+/// A `shared_preload_libraries` entry's library name: `$libdir/pglogical.so`
+/// and `pglogical` both name `pglogical`.
+pub fn library_name(entry: &str) -> &str {
+    let file = entry.rsplit('/').next().unwrap_or(entry);
+    file.strip_suffix(".so").unwrap_or(file)
+}
+
 /// `list` (a `shared_preload_libraries` value) with pglogical added when
 /// it is not there; `None` when it is.
 pub fn with_pglogical(list: &str) -> Option<String> {
@@ -158,7 +165,10 @@ pub fn with_pglogical(list: &str) -> Option<String> {
         .map(|l| l.trim().trim_matches('"'))
         .filter(|l| !l.is_empty())
         .collect();
-    if libraries.contains(&PGLOGICAL_LIBRARY) {
+    if libraries
+        .iter()
+        .any(|l| library_name(l) == PGLOGICAL_LIBRARY)
+    {
         return None;
     }
     let mut all = libraries;
@@ -202,5 +212,6 @@ mod tests {
         );
         assert_eq!(with_pglogical("pg_stat_statements, pglogical"), None);
         assert_eq!(with_pglogical("\"pglogical\""), None);
+        assert_eq!(with_pglogical("$libdir/pglogical.so"), None);
     }
 }

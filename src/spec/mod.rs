@@ -27,8 +27,8 @@ mod values;
 pub mod yaml;
 
 pub use active_active::{
-    with_pglogical, ActiveActive, ConflictResolution, Node, Peer, Provider, Sequences,
-    DEFAULT_MAX_LAG_BYTES, PGLOGICAL_LIBRARY,
+    library_name, with_pglogical, ActiveActive, ConflictResolution, Node, Peer, Provider,
+    Sequences, DEFAULT_MAX_LAG_BYTES, PGLOGICAL_LIBRARY,
 };
 pub use archive::{
     Archive, ArchiveCopy, Archiver, BaseBackups, Compression, Encryption, LockMode, ObjectLock,

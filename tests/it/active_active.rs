@@ -54,13 +54,13 @@ fn drift_between_two_nodes_is_named_by_table_and_column() {
     );
     assert_eq!(without_key(&a), ["public.events"]);
     // Both nodes' orders_id_seq start at 1 and step by 1: the same ids on both.
-    assert_eq!(colliding(&[&a, &b]), ["public.orders_id_seq"]);
+    assert_eq!(colliding(&[&a, &b], 2), ["public.orders_id_seq"]);
     // Made disjoint by hand as apply will: odd on east, even on west.
     east.psql("ALTER SEQUENCE orders_id_seq INCREMENT BY 2 START WITH 1 RESTART WITH 1");
     west.psql("ALTER SEQUENCE orders_id_seq INCREMENT BY 2 START WITH 2 RESTART WITH 2");
     let (a, b) = (read(&east, "east"), read(&west, "west"));
     assert!(
-        colliding(&[&a, &b]).is_empty(),
+        colliding(&[&a, &b], 2).is_empty(),
         "{:?} {:?}",
         a.sequences,
         b.sequences
@@ -361,9 +361,16 @@ fn apply_from_nothing_makes_two_nodes_replicate_both_ways_and_a_stopped_node_cat
 
     // A new table on both nodes: its sequence would collide and its rows
     // would not replicate; plan says both, apply fixes both.
-    for pg in [&east, &west] {
-        pg.psql("CREATE TABLE refunds (id serial PRIMARY KEY, amount int)");
-    }
+    // On east only: not replicated yet (its rows would stop west's
+    // replication from east), named as drift.
+    east.psql("CREATE TABLE refunds (id serial PRIMARY KEY, amount int)");
+    let half = crate::common::plan_json(None, file);
+    assert!(addresses(&half, "changes").is_empty(), "{half:#}");
+    assert!(
+        replication_problems(&half).contains(&"replication.table.public.refunds: public.refunds is on east but not on west (DDL does not replicate: run it on every node)".to_string()),
+        "{half:#}"
+    );
+    west.psql("CREATE TABLE refunds (id serial PRIMARY KEY, amount int)");
     let grown = crate::common::plan_json(None, file);
     let mut planned = addresses(&grown, "changes");
     planned.sort();
@@ -466,7 +473,7 @@ fn the_endpoint_sends_clients_to_the_nearest_node_and_drops_a_lost_one_until_it_
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "version: 1\ncluster: shop\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\nendpoint: {{ hosted_zone: shop.internal., record: db.shop.internal., ttl: 10s, routing: latency }}\nactive_active:\n  node_name: east\n  peers:\n    - {{ name: west, postgres: \"{}\", region: us-west-2 }}\n",
+        "version: 1\ncluster: shop-dns\ntier: saas\nobjectives: {{ rpo: 5m, rto: 30m }}\naws: {{ region: us-east-1 }}\nprimary:\n  postgres: \"{}\"\nendpoint: {{ hosted_zone: shop.internal., record: db.shop.internal., ttl: 10s, routing: latency }}\nactive_active:\n  node_name: east\n  peers:\n    - {{ name: west, postgres: \"{}\", region: us-west-2 }}\n",
         east.conninfo(),
         west.conninfo()
     );

@@ -61,9 +61,12 @@ impl<'a> Step<Drill<'a>> for RejoinMesh {
             return Ok(());
         };
         let started = Instant::now();
-        let result = rejoin_mesh(ctx, rejoin).await;
+        // The slots the drill's subscriptions made, by peer: the only ones it removes.
+        let made = std::sync::Mutex::new(Vec::new());
+        let result = rejoin_mesh(ctx, rejoin, &made).await;
         // Whatever happened, the drill's subscriptions and slots go.
-        let cleaned = remove(ctx, rejoin).await;
+        let made = made.into_inner().unwrap_or_else(|e| e.into_inner());
+        let cleaned = remove(ctx, rejoin, &made).await;
         let (ok, detail) = match (result, cleaned) {
             (Ok(copied), Ok(removed)) => (
                 true,
@@ -87,8 +90,13 @@ impl<'a> Step<Drill<'a>> for RejoinMesh {
     }
 }
 
-/// Re-joins; the rows copied from the first peer.
-async fn rejoin_mesh(ctx: &Drill<'_>, rejoin: &Rejoin) -> Result<i64, String> {
+/// Re-joins; the rows copied from the first peer. Each slot a subscription
+/// of the drill makes is added to `made` before it is made.
+async fn rejoin_mesh(
+    ctx: &Drill<'_>,
+    rejoin: &Rejoin,
+    made: &std::sync::Mutex<Vec<(String, String)>>,
+) -> Result<i64, String> {
     let env = PgEnv::default();
     let info = ctx.info().map_err(|e| e.to_string())?;
     let text =
@@ -120,8 +128,26 @@ async fn rejoin_mesh(ctx: &Drill<'_>, rejoin: &Rejoin) -> Result<i64, String> {
     pglogical::join_empty(&pg, &rejoin.node, &own, &tables)
         .await
         .map_err(|e| text("setting up the drill node", e))?;
+    let dbname = ctx.request.dbname.as_str();
     for (i, (peer, peer_info)) in rejoin.peers.iter().enumerate() {
-        pglogical::subscribe_client(&pg, &subscription(peer), &peer_info.to_libpq(), i == 0)
+        let sub = subscription(peer);
+        // pglogical takes over a slot of the same name that is not in use:
+        // one already there is someone else's (a node named like the
+        // drill's, a drill killed before it cleaned up), never the drill's.
+        let provider = postgres::connect(&format!("node.{peer}"), peer_info, &env)
+            .await
+            .map_err(|e| e.to_string())?;
+        let slot = pglogical::slot_name_on(&provider, (dbname, peer, &sub))
+            .await
+            .map_err(|e| text(&format!("naming the drill's slot on {peer}"), e))?;
+        if pglogical::slot_exists(&provider, &slot)
+            .await
+            .map_err(|e| text(&format!("reading {peer}'s slots"), e))?
+        {
+            return Err(format!("{peer} already has a slot {slot}, which the drill's subscription {sub} would take over: refusing (a node named like the drill's, or a drill killed before it removed its own: drop it there if it is one)"));
+        }
+        made.lock().unwrap().push((peer.clone(), slot));
+        pglogical::subscribe_client(&pg, &sub, &peer_info.to_libpq(), i == 0)
             .await
             .map_err(|e| text(&format!("subscribing to {peer}"), e))?;
     }
@@ -168,9 +194,14 @@ async fn rejoin_mesh(ctx: &Drill<'_>, rejoin: &Rejoin) -> Result<i64, String> {
 }
 
 /// Drops the drill's subscriptions on the restored server (which drops
-/// their slots on the peers) and then any of those slots still on a peer.
-/// Says what was removed, or what is left and must be removed by hand.
-async fn remove(ctx: &Drill<'_>, rejoin: &Rejoin) -> Result<String, String> {
+/// their slots on the peers), then any slot in `made` still on its peer,
+/// and checks each is gone. Says what was removed, or what is left and must
+/// be removed by hand.
+async fn remove(
+    ctx: &Drill<'_>,
+    rejoin: &Rejoin,
+    made: &[(String, String)],
+) -> Result<String, String> {
     let env = PgEnv::default();
     if let Ok(info) = ctx.info() {
         if let Ok(pg) = postgres::connect("restored", &info, &env).await {
@@ -180,23 +211,28 @@ async fn remove(ctx: &Drill<'_>, rejoin: &Rejoin) -> Result<String, String> {
         }
     }
     let mut left = Vec::new();
-    let dbname = ctx.request.dbname.as_str();
-    for (peer, peer_info) in &rejoin.peers {
-        let sub = subscription(peer);
+    for (peer, slot) in made {
+        let Some((_, peer_info)) = rejoin.peers.iter().find(|(n, _)| n == peer) else {
+            continue;
+        };
         let dropped = async {
             let provider = postgres::connect(&format!("node.{peer}"), peer_info, &env)
                 .await
                 .map_err(|e| e.to_string())?;
             let text = |e: tokio_postgres::Error| postgres::error_text(&e);
-            let slot = pglogical::slot_name_on(&provider, (dbname, peer, &sub))
+            pglogical::drop_slot(&provider, slot).await.map_err(text)?;
+            match pglogical::slot_exists(&provider, slot)
                 .await
-                .map_err(text)?;
-            pglogical::drop_slot(&provider, &slot)
-                .await
-                .map_err(|e| format!("slot {slot}: {}", text(e)))
+                .map_err(text)?
+            {
+                true => Err("still there".to_string()),
+                false => Ok(()),
+            }
         };
         if let Err(why) = dropped.await {
-            left.push(format!("the slot of subscription {sub} on {peer} ({why}): drop it there with pg_drop_replication_slot"));
+            left.push(format!(
+                "slot {slot} on {peer} ({why}): drop it there with pg_drop_replication_slot('{slot}')"
+            ));
         }
     }
     if left.is_empty() {

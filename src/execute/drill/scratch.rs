@@ -34,7 +34,7 @@ fn without_replicating(list: &str) -> (String, Vec<String>) {
         .split(',')
         .map(|l| l.trim().trim_matches('"'))
         .filter(|l| !l.is_empty())
-        .partition(|l| REPLICATING_LIBRARIES.contains(l));
+        .partition(|l| REPLICATING_LIBRARIES.contains(&crate::spec::library_name(l)));
     (
         kept.join(","),
         dropped.into_iter().map(str::to_string).collect(),
@@ -203,6 +203,11 @@ mod tests {
             )
         );
         assert_eq!(without_replicating(""), (String::new(), vec![]));
+        // However the file is named: a path, the suffix.
+        assert_eq!(
+            without_replicating("$libdir/pglogical.so,auto_explain").1,
+            vec!["$libdir/pglogical.so".to_string()]
+        );
         assert_eq!(
             without_replicating("auto_explain,pg_stat_statements"),
             ("auto_explain,pg_stat_statements".to_string(), vec![])

@@ -132,8 +132,9 @@ pub fn findings(desired: &Desired, figures: &[NodeFigure]) -> Vec<Finding> {
             let lost = figures
                 .iter()
                 .any(|n| n.name == r.from && n.error.is_some());
-            if r.status == "missing" || lost {
-                // apply makes a missing one; a lost provider is reported once, above.
+            if r.status == "missing" || r.status == "initializing" || lost {
+                // apply makes a missing one; an initializing one is copying
+                // (status shows it); a lost provider is reported once, above.
                 continue;
             }
             if r.status != "replicating" {

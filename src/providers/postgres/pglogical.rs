@@ -168,6 +168,24 @@ pub async fn disjoint_sequence(
         .await
 }
 
+/// The last value `sequence` (`schema.name`) handed out, if any.
+pub async fn sequence_last_value(
+    client: &Client,
+    sequence: &str,
+) -> Result<Option<i64>, tokio_postgres::Error> {
+    let (schema, name) = sequence.split_once('.').unwrap_or(("public", sequence));
+    let row = client
+        .query_opt(
+            "SELECT last_value FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2",
+            &[&schema, &name],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get(0)?,
+        None => None,
+    })
+}
+
 /// A subscription to `provider_dsn` of the `default` set that forwards no
 /// other node's changes (`forward_origins = '{}'`: a change made on a node
 /// goes to each other node once, never back). `copy_data`: only a node
@@ -387,6 +405,17 @@ pub async fn slot_name_on(
         .query_one(
             "SELECT pglogical.pglogical_gen_slot_name($1, $2, $3)::text",
             &[&dbname, &provider_node, &sub],
+        )
+        .await?
+        .try_get(0)
+}
+
+/// Whether `slot` exists on the connected server.
+pub async fn slot_exists(client: &Client, slot: &str) -> Result<bool, tokio_postgres::Error> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)",
+            &[&slot],
         )
         .await?
         .try_get(0)
