@@ -301,8 +301,10 @@ async fn apply_in_order(
                     floor,
                 } => match highest_now(desired, sequence, systems).await {
                     Ok(highest) => {
-                        let floor = highest
-                            .map_or(*floor, |h| (*floor).max(h.saturating_add(SEQUENCE_MARGIN)));
+                        let floor = highest.map_or(*floor, |h| {
+                            (*floor)
+                                .max(h.saturating_add(crate::plan::active_active::SEQUENCE_MARGIN))
+                        });
                         pglogical::disjoint_sequence(
                             session,
                             sequence,
@@ -341,10 +343,6 @@ async fn apply_in_order(
     outcomes
 }
 
-/// What writes between plan and apply may add to the highest value of a
-/// sequence: a node made disjoint starts above it.
-const SEQUENCE_MARGIN: i64 = 1000;
-
 /// The highest value `sequence` handed out on any active-active node, read
 /// now (the plan's figure may be old: a saved plan, a busy node). Every
 /// node must answer: a sequence is not made disjoint past a node unseen.
@@ -354,14 +352,17 @@ async fn highest_now(
     systems: &Systems,
 ) -> Result<Option<i64>, ProviderError> {
     use crate::providers::postgres::{self, pglogical};
-    let mut highest = None;
-    for node in desired.active_nodes() {
+    // Every node at once.
+    let reads = desired.active_nodes().into_iter().map(|node| async move {
         let role = format!("node.{}", node.name);
         let client = postgres::connect(&role, node.postgres, &systems.pg).await?;
-        let last = pglogical::sequence_last_value(&client, sequence)
+        pglogical::sequence_last_value(&client, sequence)
             .await
-            .map_err(|e| postgres::query_error(&role, &format!("reading {sequence}"), &e))?;
-        highest = highest.max(last);
+            .map_err(|e| postgres::query_error(&role, &format!("reading {sequence}"), &e))
+    });
+    let mut highest = None;
+    for last in futures_util::future::join_all(reads).await {
+        highest = highest.max(last?);
     }
     Ok(highest)
 }

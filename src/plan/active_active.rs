@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 
 /// Values below what any node handed out, plus this margin, are never given
 /// to a node made disjoint (apply reads every node's again when it writes).
-const SEQUENCE_MARGIN: i64 = 1000;
+pub const SEQUENCE_MARGIN: i64 = 1000;
 
 pub fn plan_active_active(
     desired: &Desired,
